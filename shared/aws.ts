@@ -1,0 +1,73 @@
+import { ACMClient } from '@aws-sdk/client-acm';
+import { AutoScalingClient } from '@aws-sdk/client-auto-scaling';
+import { CloudWatchClient } from '@aws-sdk/client-cloudwatch';
+import { EC2Client } from '@aws-sdk/client-ec2';
+import { ElasticLoadBalancingV2Client } from '@aws-sdk/client-elastic-load-balancing-v2';
+import { Route53Client } from '@aws-sdk/client-route-53';
+import { S3Client } from '@aws-sdk/client-s3';
+import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import { SSMClient } from '@aws-sdk/client-ssm';
+
+/**
+ * The only file that constructs SDK clients (STYLE §4). Each client is a lazy singleton, reused across warm
+ * invocations. Each getter is its own function so a bundle only contains the clients its job calls.
+ *
+ * Region and endpoints come from the SDK's own environment handling: AWS_REGION, AWS_ENDPOINT_URL and
+ * AWS_ENDPOINT_URL_<SERVICE> (e.g. AWS_ENDPOINT_URL_S3) point the clients at local emulators. Retries use the
+ * SDK's standard mode (exponential backoff with jitter, throttling and 5xx included) with MAX_ATTEMPTS tries.
+ */
+export const MAX_ATTEMPTS = 5;
+
+const settings = { s3ForcePathStyle: false };
+
+/** Called once at cold start with the validated config, before any client is made. */
+export function configureClients(options: { s3ForcePathStyle: boolean }): void {
+  settings.s3ForcePathStyle = options.s3ForcePathStyle;
+}
+
+const base = { maxAttempts: MAX_ATTEMPTS, retryMode: 'standard' } as const;
+
+let s3: S3Client | undefined;
+export function s3Client(): S3Client {
+  return (s3 ??= new S3Client({ ...base, forcePathStyle: settings.s3ForcePathStyle }));
+}
+
+let ec2: EC2Client | undefined;
+export function ec2Client(): EC2Client {
+  return (ec2 ??= new EC2Client(base));
+}
+
+let autoScaling: AutoScalingClient | undefined;
+export function autoScalingClient(): AutoScalingClient {
+  return (autoScaling ??= new AutoScalingClient(base));
+}
+
+let elbv2: ElasticLoadBalancingV2Client | undefined;
+export function elbv2Client(): ElasticLoadBalancingV2Client {
+  return (elbv2 ??= new ElasticLoadBalancingV2Client(base));
+}
+
+let acm: ACMClient | undefined;
+export function acmClient(): ACMClient {
+  return (acm ??= new ACMClient(base));
+}
+
+let route53: Route53Client | undefined;
+export function route53Client(): Route53Client {
+  return (route53 ??= new Route53Client(base));
+}
+
+let ssm: SSMClient | undefined;
+export function ssmClient(): SSMClient {
+  return (ssm ??= new SSMClient(base));
+}
+
+let cloudWatch: CloudWatchClient | undefined;
+export function cloudWatchClient(): CloudWatchClient {
+  return (cloudWatch ??= new CloudWatchClient(base));
+}
+
+let secretsManager: SecretsManagerClient | undefined;
+export function secretsManagerClient(): SecretsManagerClient {
+  return (secretsManager ??= new SecretsManagerClient(base));
+}

@@ -1,0 +1,284 @@
+import type { Context } from 'aws-lambda';
+import middy from '@middy/core';
+import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
+import { MetricUnit } from '@aws-lambda-powertools/metrics';
+import type { z } from 'zod';
+import { configureClients } from './aws.ts';
+import type { CommonConfig } from './config.ts';
+import { describeError, JobFailedError, UnsupportedEventError } from './errors.ts';
+import { logger, metrics } from './observability.ts';
+import { toTrigger, type ManualOptionsShape, type Trigger, type TriggerKind } from './triggers.ts';
+
+/**
+ * The runner every job uses (ARCHITECTURE §4–§5): trigger → observe → plan (pure) → apply unless dry-run →
+ * one report, logged once and returned; JobFailedError after the report when any action failed.
+ */
+
+export const JOB_NAMES = [
+  'replace-unhealthy-instances',
+  'purge-stale-uploads',
+  'purge-disk-volumes',
+  'rotate-certificates',
+  'sync-htpasswd',
+] as const;
+export type JobName = (typeof JOB_NAMES)[number];
+
+/** The report lists at most this many actions; `summary` always counts all of them. */
+export const REPORT_ACTION_CAP = 500;
+/** Stop taking new actions when less than this much Lambda time is left (per job overridable). */
+export const DEFAULT_TIME_MARGIN_MS = 15_000;
+
+/** One thing a plan wants done (or decided not to do, in `Plan.skipped`). Jobs extend it with their own fields. */
+export interface Action {
+  readonly type: string;
+  readonly target: string;
+  readonly reason: string;
+}
+
+export interface Plan<A extends Action> {
+  readonly actions: readonly A[];
+  /** Candidates the plan chose not to act on, each with its reason (guards, grace periods, limits). */
+  readonly skipped: readonly A[];
+}
+
+export type Outcome =
+  | { readonly status: 'applied'; readonly detail?: Record<string, unknown> }
+  | { readonly status: 'skipped'; readonly reason: string }
+  | { readonly status: 'failed'; readonly error: string; readonly detail?: Record<string, unknown> };
+
+export type ActionStatus = 'planned' | 'applied' | 'skipped' | 'failed';
+
+export interface ReportAction {
+  type: string;
+  target: string;
+  reason: string;
+  status: ActionStatus;
+  error?: string;
+  detail?: Record<string, unknown>;
+}
+
+export interface Report {
+  job: string;
+  trigger: Trigger<unknown>;
+  dryRun: boolean;
+  startedAt: string;
+  finishedAt: string;
+  observed: Record<string, unknown>;
+  actions: ReportAction[];
+  summary: { planned: number; applied: number; skipped: number; failed: number };
+  truncated: boolean;
+  stoppedEarly?: 'time';
+  /** Job-specific results (bytes freed, certificates seen, guards that fired …). */
+  details?: Record<string, unknown>;
+}
+
+/** What observe and plan see of the run. `now` is fixed for the run; plan receives it instead of a clock. */
+export interface RunContext<C, O> {
+  readonly config: C;
+  readonly trigger: Trigger<O>;
+  readonly dryRun: boolean;
+  readonly now: Date;
+  readonly signal: AbortSignal;
+}
+
+export interface ApplyContext<C> {
+  readonly config: C;
+  readonly signal: AbortSignal;
+  /** False once the Lambda's remaining time is under the job's margin: take no new action then. */
+  hasTime(): boolean;
+}
+
+export interface Summary {
+  observed: Record<string, unknown>;
+  details?: Record<string, unknown>;
+  /** Extra metrics (Count) for this run, e.g. `CircuitOpen: 1`. Low-cardinality names only. */
+  metrics?: Record<string, number>;
+}
+
+export interface JobDefinition<C, Shape extends ManualOptionsShape, S, A extends Action> {
+  /** The job's name: one of JOB_NAMES for a deployed job (the Lambda name suffix and the report's `job`). */
+  readonly name: string;
+  /** Trigger kinds this job acts on; any other kind is an UnsupportedEventError. */
+  readonly accepts: readonly TriggerKind[];
+  /** The job's manual payload keys (strict: any other key is rejected). */
+  readonly options: Shape;
+  readonly timeMarginMs?: number;
+  observe(run: RunContext<C, z.output<z.ZodObject<Shape>>>): Promise<S>;
+  /** Must be pure: everything it needs is in `state` and `run` (config, trigger, now). */
+  plan(state: S, run: RunContext<C, z.output<z.ZodObject<Shape>>>): Plan<A>;
+  /**
+   * Apply the actions; one outcome per action, in order. `undefined` = not started (time budget or a stop
+   * after a failure). Use `applyEach` unless the job batches (S3 DeleteObjects).
+   */
+  apply(actions: readonly A[], ctx: ApplyContext<C>): Promise<readonly (Outcome | undefined)[]>;
+  summarize(state: S, plan: Plan<A>, outcomes: readonly (Outcome | undefined)[]): Summary;
+}
+
+export interface RunOptions {
+  signal?: AbortSignal;
+  /** The clock, for tests; defaults to the real one. */
+  clock?: () => Date;
+}
+
+/**
+ * Apply actions one by one (or `concurrency` at a time). A thrown error is that action's failed outcome; the
+ * others still run unless `stopOnFailure`. No new action starts once `ctx.hasTime()` is false.
+ */
+export async function applyEach<A, C>(
+  actions: readonly A[],
+  ctx: ApplyContext<C>,
+  fn: (action: A) => Promise<Outcome | void>,
+  { concurrency = 1, stopOnFailure = false }: { concurrency?: number; stopOnFailure?: boolean } = {},
+): Promise<(Outcome | undefined)[]> {
+  const outcomes = new Array<Outcome | undefined>(actions.length).fill(undefined);
+  let next = 0;
+  let stopped = false;
+  const worker = async (): Promise<void> => {
+    while (next < actions.length && !stopped && !ctx.signal.aborted && ctx.hasTime()) {
+      const index = next++;
+      let outcome: Outcome;
+      try {
+        outcome = (await fn(actions[index] as A)) ?? { status: 'applied' };
+      } catch (error) {
+        outcome = { status: 'failed', error: describeError(error) };
+      }
+      outcomes[index] = outcome;
+      if (outcome.status === 'failed' && stopOnFailure) stopped = true;
+    }
+  };
+  await Promise.all(Array.from({ length: Math.max(1, Math.min(concurrency, actions.length)) }, worker));
+  return outcomes;
+}
+
+export async function runJob<C extends CommonConfig, Shape extends ManualOptionsShape, S, A extends Action>(
+  job: JobDefinition<C, Shape, S, A>,
+  config: C,
+  event: unknown,
+  context: Partial<Pick<Context, 'getRemainingTimeInMillis'>>,
+  { signal = new AbortController().signal, clock = () => new Date() }: RunOptions = {},
+): Promise<Report> {
+  const startedAt = clock();
+  const trigger = toTrigger(event, job.options);
+  if (trigger.kind !== 'ignored' && !job.accepts.includes(trigger.kind)) {
+    throw new UnsupportedEventError(`${job.name} does not act on ${trigger.kind} triggers (it acts on ${job.accepts.join(', ')})`);
+  }
+  // A payload can make a run safer, never less safe: DRY_RUN=true wins over anything the event says.
+  const dryRun = config.dryRun || (trigger.kind === 'manual' && trigger.dryRun);
+  logger.appendKeys({ job: job.name, trigger: trigger.kind, dryRun });
+
+  const base = { job: job.name, trigger, dryRun, startedAt: startedAt.toISOString() };
+  if (trigger.kind === 'ignored' || (trigger.kind === 'alarm' && trigger.state !== 'ALARM')) {
+    const reason = trigger.kind === 'ignored' ? trigger.reason : `alarm ${trigger.alarmName} is ${trigger.state}`;
+    return finish(job.name, { ...base, observed: {}, details: { nothingToDo: reason } }, [], [], clock, {});
+  }
+
+  const run: RunContext<C, z.output<z.ZodObject<Shape>>> = { config, trigger, dryRun, now: startedAt, signal };
+  const state = await job.observe(run);
+  const plan = job.plan(state, run);
+
+  let stoppedEarly: 'time' | undefined;
+  const margin = job.timeMarginMs ?? DEFAULT_TIME_MARGIN_MS;
+  const hasTime = (): boolean => {
+    if (stoppedEarly) return false;
+    const left = context.getRemainingTimeInMillis?.();
+    if (left !== undefined && left < margin) stoppedEarly = 'time';
+    return !stoppedEarly;
+  };
+  const outcomes = dryRun ? [] : await job.apply(plan.actions, { config, signal, hasTime });
+
+  const summary = job.summarize(state, plan, outcomes);
+  const notStarted = stoppedEarly ? 'not started: the Lambda time budget ran low (the next run continues)' : 'not started: stopped after a failure';
+  const actions: ReportAction[] = [
+    ...plan.actions.map((action, i) => toReportAction(action, dryRun ? undefined : (outcomes[i] ?? { status: 'skipped', reason: notStarted }))),
+    ...plan.skipped.map((action) => toReportAction(action, { status: 'skipped', reason: action.reason })),
+  ];
+  const report = {
+    ...base,
+    observed: summary.observed,
+    ...(summary.details ? { details: summary.details } : {}),
+    ...(stoppedEarly ? { stoppedEarly } : {}),
+  };
+  return finish(job.name, report, actions, plan.actions, clock, summary.metrics ?? {});
+}
+
+function toReportAction(action: Action, outcome: Outcome | undefined): ReportAction {
+  const { type, target, reason, ...rest } = action;
+  const extra = Object.keys(rest).length > 0 ? { detail: rest as Record<string, unknown> } : {};
+  if (!outcome) return { type, target, reason, status: 'planned', ...extra };
+  switch (outcome.status) {
+    case 'applied':
+      return { type, target, reason, status: 'applied', ...mergeDetail(extra, outcome.detail) };
+    case 'skipped':
+      return { type, target, reason: outcome.reason, status: 'skipped', ...extra };
+    case 'failed':
+      return { type, target, reason, status: 'failed', error: outcome.error, ...mergeDetail(extra, outcome.detail) };
+  }
+}
+
+function mergeDetail(extra: { detail?: Record<string, unknown> }, detail: Record<string, unknown> | undefined) {
+  return detail || extra.detail ? { detail: { ...extra.detail, ...detail } } : {};
+}
+
+const STATUS_ORDER: Record<ActionStatus, number> = { failed: 0, applied: 1, planned: 2, skipped: 3 };
+
+function finish(
+  name: string,
+  partial: Omit<Report, 'finishedAt' | 'actions' | 'summary' | 'truncated'>,
+  actions: ReportAction[],
+  planned: readonly Action[],
+  clock: () => Date,
+  extraMetrics: Record<string, number>,
+): Report {
+  const summary = { planned: 0, applied: 0, skipped: 0, failed: 0 };
+  for (const a of actions) summary[a.status] += 1;
+  const truncated = actions.length > REPORT_ACTION_CAP;
+  // When the list must be cut, keep failures first: they are what an operator reads the report for.
+  const listed = truncated
+    ? actions
+        .map((a, i) => [a, i] as const)
+        .sort(([a, i], [b, j]) => STATUS_ORDER[a.status] - STATUS_ORDER[b.status] || i - j)
+        .slice(0, REPORT_ACTION_CAP)
+        .map(([a]) => a)
+    : actions;
+  const report: Report = { ...partial, finishedAt: clock().toISOString(), actions: listed, summary, truncated };
+
+  metrics.addDimension('dryRun', String(report.dryRun));
+  metrics.addMetric('PlannedActions', MetricUnit.Count, planned.length);
+  metrics.addMetric('AppliedActions', MetricUnit.Count, summary.applied);
+  metrics.addMetric('SkippedActions', MetricUnit.Count, summary.skipped);
+  metrics.addMetric('FailedActions', MetricUnit.Count, summary.failed);
+  for (const [metric, value] of Object.entries(extraMetrics)) metrics.addMetric(metric, MetricUnit.Count, value);
+  metrics.publishStoredMetrics(); // one EMF line per run, whether run through the handler or called directly
+
+  logger.info('job report', { report });
+  if (summary.failed > 0) {
+    const first = actions.find((a) => a.status === 'failed');
+    throw new JobFailedError(
+      `${name}: ${summary.failed} of ${planned.length} actions failed (first: ${first?.type} ${first?.target}: ${first?.error})`,
+    );
+  }
+  return report;
+}
+
+export type JobHandler = (event: unknown, context: Context) => Promise<Report>;
+
+/**
+ * Wire a job for Lambda: `run` is the plain function (tests and local invoke call it), `handler` the
+ * middy-wrapped entry (Powertools context injection, cold-start metric, middy's abort signal). The runner
+ * publishes its metrics itself at the end of each run.
+ */
+export function createJob<C extends CommonConfig, Shape extends ManualOptionsShape, S, A extends Action>(
+  job: JobDefinition<C, Shape, S, A>,
+  config: C,
+  options: Pick<RunOptions, 'clock'> = {},
+) {
+  configureClients(config);
+  const run = (event: unknown, context: Partial<Context> = {}, middyOptions?: { signal?: AbortSignal }): Promise<Report> =>
+    runJob(job, config, event, context, { ...options, ...(middyOptions?.signal ? { signal: middyOptions.signal } : {}) });
+  const handler = middy(run)
+    .use(injectLambdaContext(logger, { resetKeys: true }))
+    .before(() => {
+      metrics.captureColdStartMetric(); // emits once per execution environment
+    });
+  return { run, handler };
+}
