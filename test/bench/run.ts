@@ -1,0 +1,54 @@
+/**
+ * `npm run bench [-- NAME …]`: runs every test/bench/<name>.bench.ts (or the named ones) in turn and writes
+ * their sections to test/bench/results.md. Each bench module default-exports an async function returning a
+ * Markdown section; ratios are measured within one run, so the file compares like with like.
+ */
+import { readdirSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
+import { arch, cpus, totalmem } from 'node:os';
+import { join } from 'node:path';
+
+const dir = import.meta.dirname;
+const wanted = process.argv.slice(2);
+const names = readdirSync(dir)
+  .filter((f) => f.endsWith('.bench.ts'))
+  .map((f) => f.slice(0, -'.bench.ts'.length))
+  .filter((name) => wanted.length === 0 || wanted.includes(name))
+  .sort();
+if (names.length === 0) {
+  console.error(wanted.length ? `no benchmark named ${wanted.join(', ')}` : 'no benchmarks in test/bench');
+  process.exit(2);
+}
+
+const resultsFile = join(dir, 'results.md');
+// Keep the sections of benches not run this time, so `npm run bench -- one` updates only its own section.
+const sections = new Map<string, string>();
+if (existsSync(resultsFile)) {
+  for (const part of readFileSync(resultsFile, 'utf8').split(/^<!-- bench: /m).slice(1)) {
+    const end = part.indexOf(' -->');
+    sections.set(part.slice(0, end), part.slice(end + 4).trim());
+  }
+}
+
+let failed = false;
+for (const name of names) {
+  console.log(`bench ${name} …`);
+  const started = Date.now();
+  try {
+    const mod = (await import(join(dir, `${name}.bench.ts`))) as { default: () => Promise<string> };
+    const markdown = await mod.default();
+    const header = `_Run ${new Date().toISOString()} on ${cpus().length} × ${cpus()[0]?.model ?? arch()}, ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}; took ${((Date.now() - started) / 1000).toFixed(1)} s._`;
+    sections.set(name, `${header}\n\n${markdown.trim()}`);
+    console.log(markdown);
+  } catch (error) {
+    failed = true;
+    console.error(`bench ${name} failed:`, error);
+  }
+}
+
+const body = [...sections.keys()]
+  .sort()
+  .map((name) => `<!-- bench: ${name} -->\n${sections.get(name)}`)
+  .join('\n\n');
+writeFileSync(resultsFile, `# Benchmark results\n\nWritten by \`npm run bench\` (test/bench/run.ts). Re-run to refresh.\n\n${body}\n`);
+console.log(`wrote ${resultsFile}`);
+process.exit(failed ? 1 : 0);
