@@ -173,7 +173,10 @@ describe('purge-disk-volumes on a schedule', () => {
   it('a dry run observes and plans the same, writes nothing', async () => {
     fleet([FRESH, RIPE, YOUNG, BACK, KEPT, ROOT]);
     const report = await run(loadEvent('purge-disk-volumes/manual-dry-run.json'));
-    for (const command of [CreateTagsCommand, DeleteTagsCommand, DeleteVolumeCommand, CreateSnapshotCommand]) expect(ec2).not.toHaveReceivedCommand(command);
+    expect(ec2).not.toHaveReceivedCommand(CreateTagsCommand);
+    expect(ec2).not.toHaveReceivedCommand(DeleteTagsCommand);
+    expect(ec2).not.toHaveReceivedCommand(DeleteVolumeCommand);
+    expect(ec2).not.toHaveReceivedCommand(CreateSnapshotCommand);
     expect(ssm).not.toHaveReceivedCommand(SendCommandCommand);
     expect(ssm).not.toHaveReceivedCommand(GetCommandInvocationCommand);
     expect(report.dryRun).toBe(true);
