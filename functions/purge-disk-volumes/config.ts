@@ -1,0 +1,54 @@
+import { env, loadConfig } from '../../shared/config.ts';
+
+/**
+ * Environment of the purge-disk-volumes Lambda (ARCHITECTURE §6), validated at cold start. Variables beyond §6
+ * (all with defaults) are documented in the README runbook.
+ */
+const shape = {
+  FLEET_TAG_KEY: env.text('a tag key such as registry-fleet').default('registry-fleet'),
+  FLEET_TAG_VALUE: env.text('the fleet tag value (the stack name)'),
+  VOLUME_GRACE: env.duration({ default: '24h', min: '1s', max: '365d' }),
+  SNAPSHOT_BEFORE_DELETE: env.bool(false),
+  MAX_VOLUME_DELETES_PER_RUN: env.int({ min: 1, max: 100, default: 10 }),
+  ASG_NAME: env.text('an Auto Scaling group name'),
+  DISK_USED_PERCENT_THRESHOLD: env.int({ min: 1, max: 99, default: 85 }),
+  PRUNE_DOCUMENT_NAME: env.text('an SSM document name', /^[a-zA-Z0-9_.:/-]{3,128}$/),
+  PRUNE_MAX_LOG_MB: env.int({ min: 1, max: 100_000, default: 100 }),
+  // SendCommand takes at most 50 InstanceIds per call; one call per run keeps the blast radius small.
+  MAX_PRUNE_INSTANCES_PER_RUN: env.int({ min: 1, max: 50, default: 10 }),
+  PRUNE_WAIT: env.duration({ default: '5m', min: '0', max: '14m' }),
+  PRUNE_POLL_INTERVAL: env.duration({ default: '5s', min: '100ms', max: '1m' }),
+};
+
+export interface PurgeDiskVolumesConfig {
+  readonly fleetTag: { readonly key: string; readonly value: string };
+  readonly volumeGraceMs: number;
+  readonly snapshotBeforeDelete: boolean;
+  readonly maxVolumeDeletesPerRun: number;
+  readonly asgName: string;
+  readonly diskUsedPercentThreshold: number;
+  readonly pruneDocumentName: string;
+  readonly pruneMaxLogMb: number;
+  readonly maxPruneInstancesPerRun: number;
+  /** How long a run waits for the prune commands' results (bounded further by the Lambda's remaining time). */
+  readonly pruneWaitMs: number;
+  readonly prunePollIntervalMs: number;
+}
+
+export function loadPurgeDiskVolumesConfig(source: Readonly<Record<string, string | undefined>>) {
+  return loadConfig(shape, source, (v): PurgeDiskVolumesConfig => ({
+    fleetTag: { key: v.FLEET_TAG_KEY, value: v.FLEET_TAG_VALUE },
+    volumeGraceMs: v.VOLUME_GRACE,
+    snapshotBeforeDelete: v.SNAPSHOT_BEFORE_DELETE,
+    maxVolumeDeletesPerRun: v.MAX_VOLUME_DELETES_PER_RUN,
+    asgName: v.ASG_NAME,
+    diskUsedPercentThreshold: v.DISK_USED_PERCENT_THRESHOLD,
+    pruneDocumentName: v.PRUNE_DOCUMENT_NAME,
+    pruneMaxLogMb: v.PRUNE_MAX_LOG_MB,
+    maxPruneInstancesPerRun: v.MAX_PRUNE_INSTANCES_PER_RUN,
+    pruneWaitMs: v.PRUNE_WAIT,
+    prunePollIntervalMs: v.PRUNE_POLL_INTERVAL,
+  }));
+}
+
+export type LoadedConfig = ReturnType<typeof loadPurgeDiskVolumesConfig>;

@@ -1,0 +1,141 @@
+import { z } from 'zod';
+import { autoScalingClient, cloudWatchClient, ec2Client, ssmClient } from '../../shared/aws.ts';
+import type { JobDefinition, Outcome, Summary } from '../../shared/job.ts';
+import { applyActions } from './apply.ts';
+import type { LoadedConfig } from './config.ts';
+import { observeState } from './observe.ts';
+import { estimateMonthlyUsd, MARK_TAG, planPurge, scopeOf, type Policy, type PurgeAction, type PurgePlan, type State } from './plan.ts';
+
+/**
+ * purge-disk-volumes: orphaned EBS volumes of the fleet (mark → re-check → delete, optional snapshot) and full
+ * instance disks (prune SSM document on instances over DISK_USED_PERCENT_THRESHOLD).
+ */
+
+const volumeId = z.string({ error: 'expected a volume id like vol-0123456789abcdef0' }).regex(/^vol-[0-9a-f]{8}([0-9a-f]{9})?$/, {
+  error: 'expected a volume id like vol-0123456789abcdef0',
+});
+const instanceId = z.string({ error: 'expected an instance id like i-0123456789abcdef0' }).regex(/^i-[0-9a-f]{8}([0-9a-f]{9})?$/, {
+  error: 'expected an instance id like i-0123456789abcdef0',
+});
+
+export const options = {
+  volumeIds: z
+    .array(volumeId, { error: 'expected a list of volume ids' })
+    .min(1, { error: 'expected at least one volume id' })
+    .max(200, { error: 'expected at most 200 volume ids' })
+    .optional(),
+  instanceIds: z
+    .array(instanceId, { error: 'expected a list of instance ids' })
+    .min(1, { error: 'expected at least one instance id' })
+    .max(50, { error: 'expected at most 50 instance ids' })
+    .optional(),
+  skipVolumes: z.boolean({ error: 'expected true or false' }).optional(),
+  skipPrune: z.boolean({ error: 'expected true or false' }).optional(),
+};
+
+export const policyOf = (c: LoadedConfig): Policy => ({
+  fleetTag: c.fleetTag,
+  volumeGraceMs: c.volumeGraceMs,
+  snapshotBeforeDelete: c.snapshotBeforeDelete,
+  maxVolumeDeletesPerRun: c.maxVolumeDeletesPerRun,
+  asgName: c.asgName,
+  diskUsedPercentThreshold: c.diskUsedPercentThreshold,
+  pruneMaxLogMb: c.pruneMaxLogMb,
+  maxPruneInstancesPerRun: c.maxPruneInstancesPerRun,
+});
+
+export const job: JobDefinition<LoadedConfig, typeof options, State, PurgeAction> = {
+  name: 'purge-disk-volumes',
+  accepts: ['schedule', 'alarm', 'manual'],
+  options,
+  observe: (run) =>
+    observeState(
+      { ec2: ec2Client(), autoScaling: autoScalingClient(), cloudWatch: cloudWatchClient() },
+      { scope: scopeOf(run.trigger), fleetTag: run.config.fleetTag, asgName: run.config.asgName, thresholdPercent: run.config.diskUsedPercentThreshold, now: run.now, signal: run.signal },
+    ),
+  plan: (state, run) => planPurge(state, policyOf(run.config), run.now),
+  apply: (actions, ctx) => applyActions(actions, ctx, { ec2: ec2Client(), ssm: ssmClient() }),
+  summarize,
+};
+
+const sum = (ns: readonly number[]): number => ns.reduce((a, b) => a + b, 0);
+const money = (n: number): number => Math.round(n * 100) / 100;
+
+export function summarize(state: State, plan: PurgePlan, outcomes: readonly (Outcome | undefined)[]): Summary {
+  const dry = outcomes.length === 0;
+  const outcomeOf = (a: PurgeAction): Outcome | undefined => outcomes[plan.actions.indexOf(a)];
+  const applied = (a: PurgeAction): boolean => outcomeOf(a)?.status === 'applied';
+  const detailOf = (a: PurgeAction): Record<string, unknown> => {
+    const o = outcomeOf(a);
+    return o && o.status !== 'skipped' ? (o.detail ?? {}) : {};
+  };
+
+  const vols = state.volumes ?? [];
+  const marks = plan.actions.filter((a) => a.type === 'mark-volume');
+  const unmarks = plan.actions.filter((a) => a.type === 'unmark-volume');
+  const deletes = plan.actions.filter((a) => a.type === 'delete-volume');
+  const prunes = plan.actions.filter((a) => a.type === 'prune-instance');
+  const doneDeletes = deletes.filter(applied);
+  const gib = (as: readonly { sizeGiB: number }[]): number => sum(as.map((a) => a.sizeGiB));
+  const usd = (as: readonly { sizeGiB: number; volumeType: string }[]): number => money(sum(as.map((a) => estimateMonthlyUsd(a.sizeGiB, a.volumeType))));
+
+  const instances = state.instances ?? [];
+  const inService = instances.filter((i) => i.lifecycleState === 'InService');
+  const commands = prunes.map((a) => {
+    const o = outcomeOf(a);
+    return { instanceId: a.target, status: o?.status ?? (dry ? 'planned' : 'not started'), ...detailOf(a), ...(o?.status === 'failed' ? { error: o.error } : {}) };
+  });
+  const freedBytes = sum(
+    prunes.map((a) => {
+      const n = detailOf(a).freedBytes;
+      return typeof n === 'number' ? n : 0;
+    }),
+  );
+
+  const observed: Record<string, unknown> = {};
+  if (state.volumes) {
+    Object.assign(observed, {
+      volumes: vols.length,
+      volumesAvailable: vols.filter((v) => v.state === 'available').length,
+      volumesInUse: vols.filter((v) => v.state === 'in-use').length,
+      volumesAlreadyMarked: vols.filter((v) => MARK_TAG in v.tags).length,
+    });
+  }
+  if (state.instances) Object.assign(observed, { instances: instances.length, instancesInService: inService.length, diskReadings: Object.keys(state.readings).length });
+
+  const details: Record<string, unknown> = {};
+  if (state.volumes) {
+    details.volumes = {
+      marked: { count: (dry ? marks : marks.filter(applied)).length, sizeGiB: gib(dry ? marks : marks.filter(applied)) },
+      unmarked: (dry ? unmarks : unmarks.filter(applied)).length,
+      waiting: plan.skipped.filter((a) => a.type === 'delete-volume' && a.reason.startsWith('marked orphaned')).length,
+      ...(dry
+        ? { deletePlanned: { count: deletes.length, sizeGiB: gib(deletes), estMonthlySavingsUsd: usd(deletes) } }
+        : { deleted: { count: doneDeletes.length, sizeGiB: gib(doneDeletes), estMonthlySavingsUsd: usd(doneDeletes) } }),
+      snapshots: deletes.flatMap((a) => {
+        const snapshotId = detailOf(a).snapshotId;
+        return typeof snapshotId === 'string' ? [{ volumeId: a.target, snapshotId }] : [];
+      }),
+      costNote: 'estimated from list storage prices per GB-month (gp3 $0.08, gp2 $0.10, io1/io2 $0.125, st1 $0.045, sc1 $0.015); IOPS/throughput not included',
+    };
+  }
+  if (state.instances) {
+    details.disks = {
+      thresholdPercent: state.thresholdPercent,
+      overThreshold: Object.entries(state.readings).filter(([, r]) => state.thresholdPercent !== undefined && r.usedPercent >= state.thresholdPercent).map(([id]) => id),
+      readings: Object.fromEntries(Object.entries(state.readings).map(([id, r]) => [id, Math.round(r.usedPercent * 10) / 10])),
+      pruneTargets: prunes.map((a) => a.target),
+      commands,
+      freedBytes,
+    };
+  }
+  return {
+    observed,
+    ...(Object.keys(details).length > 0 ? { details } : {}),
+    metrics: {
+      VolumesMarked: dry ? 0 : marks.filter(applied).length,
+      VolumesDeleted: dry ? 0 : doneDeletes.length,
+      InstancesPruned: dry ? 0 : prunes.filter(applied).length,
+    },
+  };
+}

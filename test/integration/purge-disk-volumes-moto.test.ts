@@ -1,0 +1,220 @@
+// purge-disk-volumes against moto_server: real EC2 volume, tag, snapshot and delete semantics (as moto emulates
+// them). Runs are driven through createJob with an injected clock, so "25 hours later" needs no waiting.
+// moto runs no SSM commands: the prune path's results are covered in test/aws with aws-sdk-client-mock.
+import { AutoScalingClient, CreateAutoScalingGroupCommand, DescribeAutoScalingGroupsCommand } from '@aws-sdk/client-auto-scaling';
+import { CloudWatchClient, PutMetricDataCommand } from '@aws-sdk/client-cloudwatch';
+import {
+  AttachVolumeCommand,
+  CreateLaunchTemplateCommand,
+  CreateTagsCommand,
+  CreateVolumeCommand,
+  DescribeImagesCommand,
+  DescribeSnapshotsCommand,
+  DescribeVolumesCommand,
+  EC2Client,
+  RunInstancesCommand,
+  type Tag,
+} from '@aws-sdk/client-ec2';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { loadPurgeDiskVolumesConfig } from '../../functions/purge-disk-volumes/config.ts';
+import { job } from '../../functions/purge-disk-volumes/job.ts';
+import { MARK_TAG } from '../../functions/purge-disk-volumes/plan.ts';
+import { createJob, type RunContext } from '../../shared/job.ts';
+import { toTrigger } from '../../shared/triggers.ts';
+import { startMoto, type Moto } from '../support/moto.ts';
+
+const T0 = new Date('2026-11-23T03:00:00.000Z');
+const H = 3_600_000;
+const FLEET: Tag = { Key: 'registry-fleet', Value: 'it-stack' };
+const ENV = { AWS_REGION: 'us-east-1', FLEET_TAG_VALUE: 'it-stack', ASG_NAME: 'it-asg', PRUNE_DOCUMENT_NAME: 'it-prune', PRUNE_WAIT: '1s', PRUNE_POLL_INTERVAL: '100ms' };
+
+let moto: Moto;
+let ec2: EC2Client;
+let imageId: string;
+
+const at = (date: Date, env: Record<string, string> = {}) => createJob(job, loadPurgeDiskVolumesConfig({ ...ENV, ...env }), { clock: () => date }).run;
+
+beforeAll(async () => {
+  moto = await startMoto();
+  // The job's clients are created lazily on first use, from the SDK's own environment variables.
+  Object.assign(process.env, moto.env);
+  ec2 = new EC2Client({ endpoint: moto.endpoint, region: 'us-east-1' });
+  // moto's built-in AMIs are the same after every reset: look one up once.
+  const images = await ec2.send(new DescribeImagesCommand({ Owners: ['amazon'], MaxResults: 5 }));
+  imageId = images.Images?.[0]?.ImageId ?? 'ami-12c6146b';
+});
+afterAll(async () => {
+  ec2?.destroy();
+  await moto?.stop();
+});
+beforeEach(async () => {
+  await moto.reset();
+});
+
+async function instance(): Promise<string> {
+  const res = await ec2.send(new RunInstancesCommand({ ImageId: imageId, MinCount: 1, MaxCount: 1, InstanceType: 't3.small', Placement: { AvailabilityZone: 'us-east-1a' } }));
+  return res.Instances![0]!.InstanceId!;
+}
+
+async function volume(sizeGiB: number, tags: Tag[]): Promise<string> {
+  const res = await ec2.send(
+    new CreateVolumeCommand({
+      AvailabilityZone: 'us-east-1a',
+      Size: sizeGiB,
+      VolumeType: 'gp3',
+      ...(tags.length > 0 ? { TagSpecifications: [{ ResourceType: 'volume', Tags: tags }] } : {}),
+    }),
+  );
+  return res.VolumeId!;
+}
+
+async function attach(volumeId: string, instanceId: string, device: string): Promise<void> {
+  await ec2.send(new AttachVolumeCommand({ VolumeId: volumeId, InstanceId: instanceId, Device: device }));
+}
+
+/** Every volume in moto: id → { state, tags }. */
+async function world(): Promise<Record<string, { state: string; tags: Record<string, string> }>> {
+  const res = await ec2.send(new DescribeVolumesCommand({}));
+  return Object.fromEntries(
+    (res.Volumes ?? []).map((v) => [v.VolumeId!, { state: v.State!, tags: Object.fromEntries((v.Tags ?? []).map((t) => [t.Key!, t.Value!])) }]),
+  );
+}
+
+describe('purge-disk-volumes on moto_server', () => {
+  it('two runs a grace apart delete exactly the orphaned fleet volumes; a dry run changes nothing', async () => {
+    const host = await instance();
+    const orphanA = await volume(10, [FLEET]);
+    const orphanC = await volume(30, [FLEET]);
+    const comesBack = await volume(20, [FLEET]);
+    const foreign = await volume(40, []);
+    const otherFleet = await volume(40, [{ Key: 'registry-fleet', Value: 'another-stack' }]);
+    const kept = await volume(50, [FLEET, { Key: 'registry-fleet:keep', Value: 'true' }]);
+    const inUse = await volume(60, [FLEET]);
+    await attach(inUse, host, '/dev/sdf');
+    const before = await world();
+    expect(before[inUse]!.state).toBe('in-use');
+
+    // Dry run: observes and plans the marks, changes no tag.
+    const dry = await at(T0)({ dryRun: true, skipPrune: true });
+    expect(dry.actions.filter((a) => a.status === 'planned').map((a) => [a.type, a.target]).sort()).toEqual(
+      [['mark-volume', orphanA], ['mark-volume', orphanC], ['mark-volume', comesBack]].sort(),
+    );
+    expect(await world()).toEqual(before);
+
+    // Run 1: marks the three available fleet volumes, nothing else.
+    const first = await at(T0)({ skipPrune: true });
+    expect(first.summary).toMatchObject({ applied: 3, failed: 0 });
+    const afterFirst = await world();
+    for (const id of [orphanA, orphanC, comesBack]) expect(afterFirst[id]!.tags[MARK_TAG]).toBe(T0.toISOString());
+    for (const id of [foreign, otherFleet, kept, inUse]) expect(afterFirst[id]).toEqual(before[id]);
+
+    // An hour later: still within the grace, nothing changes.
+    const early = await at(new Date(T0.getTime() + H))({ skipPrune: true });
+    expect(early.summary).toMatchObject({ applied: 0, failed: 0 });
+    expect(await world()).toEqual(afterFirst);
+
+    // Between the runs one of them is attached again.
+    await attach(comesBack, host, '/dev/sdg');
+
+    // A dry run past the grace deletes nothing.
+    await at(new Date(T0.getTime() + 25 * H))({ dryRun: true, skipPrune: true });
+    expect(Object.keys(await world()).sort()).toEqual(Object.keys(afterFirst).sort());
+
+    // Run 2, past the grace: deletes the two still-orphaned ones, unmarks the re-attached one.
+    const second = await at(new Date(T0.getTime() + 25 * H))({ skipPrune: true });
+    expect(second.summary).toMatchObject({ applied: 3, failed: 0 });
+    const after = await world();
+    expect(after[orphanA]).toBeUndefined();
+    expect(after[orphanC]).toBeUndefined();
+    expect(after[comesBack]).toEqual({ state: 'in-use', tags: { 'registry-fleet': 'it-stack' } });
+    for (const id of [foreign, otherFleet, kept, inUse]) expect(after[id]).toEqual(before[id]);
+    expect(second.details).toMatchObject({ volumes: { deleted: { count: 2, sizeGiB: 40, estMonthlySavingsUsd: 3.2 }, unmarked: 1 } });
+
+    // Idempotent: a third run has nothing left to do.
+    const third = await at(new Date(T0.getTime() + 26 * H))({ skipPrune: true });
+    expect(third.summary).toMatchObject({ planned: 0, applied: 0, failed: 0 });
+  });
+
+  it('manual volumeIds limit the run to those volumes and never touch a non-fleet one', async () => {
+    const mine = await volume(10, [FLEET]);
+    const other = await volume(10, [FLEET]);
+    const foreign = await volume(10, []);
+    const report = await at(T0)({ volumeIds: [mine, foreign, 'vol-0123456789abcdef0'], skipPrune: true });
+    const w = await world();
+    expect(w[mine]!.tags[MARK_TAG]).toBe(T0.toISOString());
+    expect(w[other]!.tags[MARK_TAG]).toBeUndefined();
+    expect(w[foreign]!.tags).toEqual({});
+    expect(report.actions.filter((a) => a.status === 'skipped').map((a) => [a.target, a.reason])).toEqual([
+      [foreign, 'no fleet tag registry-fleet=it-stack: never touched'],
+      ['vol-0123456789abcdef0', 'named in the payload but not found'],
+    ]);
+  });
+
+  it('snapshot before delete: a snapshot tagged with the volume id and the fleet tag, then the delete', async () => {
+    const orphan = await volume(12, [FLEET]);
+    const withSnapshots = (date: Date) => at(date, { SNAPSHOT_BEFORE_DELETE: 'true' });
+    await withSnapshots(T0)({ skipPrune: true });
+    const report = await withSnapshots(new Date(T0.getTime() + 25 * H))({ skipPrune: true });
+    expect((await world())[orphan]).toBeUndefined();
+    const snaps = await ec2.send(new DescribeSnapshotsCommand({ OwnerIds: ['self'], Filters: [{ Name: 'tag:registry-fleet:source-volume', Values: [orphan] }] }));
+    expect(snaps.Snapshots).toHaveLength(1);
+    const snap = snaps.Snapshots![0]!;
+    expect(snap.VolumeId).toBe(orphan);
+    expect(Object.fromEntries((snap.Tags ?? []).map((t) => [t.Key, t.Value]))).toMatchObject({ 'registry-fleet': 'it-stack', 'registry-fleet:source-volume': orphan });
+    expect(report.details).toMatchObject({ volumes: { snapshots: [{ volumeId: orphan, snapshotId: snap.SnapshotId }] } });
+  });
+
+  it('a volume attached between plan and apply is re-checked and not deleted', async () => {
+    const host = await instance();
+    const vol = await volume(10, [FLEET]);
+    await ec2.send(new CreateTagsCommand({ Resources: [vol], Tags: [{ Key: MARK_TAG, Value: new Date(T0.getTime() - 48 * H).toISOString() }] }));
+    const config = loadPurgeDiskVolumesConfig(ENV);
+    const run: RunContext<typeof config, never> = { config, trigger: toTrigger({ skipPrune: true }, job.options) as never, dryRun: false, now: T0, signal: new AbortController().signal };
+    const state = await job.observe(run);
+    const plan = job.plan(state, run);
+    expect(plan.actions.map((a) => [a.type, a.target])).toEqual([['delete-volume', vol]]);
+
+    await attach(vol, host, '/dev/sdh'); // the race: an attach lands after the plan
+
+    const outcomes = await job.apply(plan.actions, { config, signal: run.signal, hasTime: () => true });
+    expect(outcomes[0]).toMatchObject({ status: 'skipped', reason: expect.stringContaining('re-checked before delete: state is in-use') });
+    expect((await world())[vol]!.state).toBe('in-use');
+  });
+
+  it('disk readings come from one GetMetricData over the group InService instances (moto CloudWatch and ASG)', async () => {
+    await ec2.send(new CreateLaunchTemplateCommand({ LaunchTemplateName: 'it-lt', LaunchTemplateData: { ImageId: imageId, InstanceType: 't3.small' } }));
+    const autoScaling = new AutoScalingClient({ endpoint: moto.endpoint, region: 'us-east-1' });
+    await autoScaling.send(
+      new CreateAutoScalingGroupCommand({ AutoScalingGroupName: 'it-asg', MinSize: 2, MaxSize: 2, DesiredCapacity: 2, AvailabilityZones: ['us-east-1a'], LaunchTemplate: { LaunchTemplateName: 'it-lt' } }),
+    );
+    const group = await autoScaling.send(new DescribeAutoScalingGroupsCommand({ AutoScalingGroupNames: ['it-asg'] }));
+    const ids = group.AutoScalingGroups![0]!.Instances!.map((i) => i.InstanceId!);
+    expect(ids).toHaveLength(2);
+    autoScaling.destroy();
+
+    const now = new Date();
+    const cw = new CloudWatchClient({ endpoint: moto.endpoint, region: 'us-east-1' });
+    await cw.send(
+      new PutMetricDataCommand({
+        Namespace: 'CWAgent',
+        MetricData: ids.map((id, k) => ({
+          MetricName: 'disk_used_percent',
+          Dimensions: [
+            { Name: 'InstanceId', Value: id },
+            { Name: 'path', Value: '/' },
+            { Name: 'fstype', Value: 'xfs' },
+          ],
+          Timestamp: new Date(now.getTime() - 60_000),
+          Value: k === 0 ? 93.5 : 20,
+          Unit: 'Percent',
+        })),
+      }),
+    );
+    cw.destroy();
+
+    const report = await at(now)({ dryRun: true, skipVolumes: true });
+    expect(report.observed).toMatchObject({ instances: 2, instancesInService: 2, diskReadings: 2 });
+    expect(report.details).toMatchObject({ disks: { readings: { [ids[0]!]: 93.5, [ids[1]!]: 20 }, overThreshold: [ids[0]], pruneTargets: [ids[0]] } });
+    expect(report.actions).toEqual([expect.objectContaining({ type: 'prune-instance', target: ids[0], status: 'planned', reason: 'disk 93.5% used ≥ threshold 85%' })]);
+  });
+});
