@@ -10,7 +10,7 @@ import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import type { Context } from 'aws-lambda';
-import { JOB_NAMES, type JobName } from '../shared/job.ts';
+import { JOB_NAMES, type JobName } from '../shared/job-names.ts';
 
 const usage = `usage: npm run invoke -- <job> <event.json> [--dry-run] [--timeout SECONDS]\njobs: ${JOB_NAMES.join(', ')}`;
 
@@ -44,7 +44,8 @@ try {
 if (values['dry-run']) process.env.DRY_RUN = 'true';
 process.env.POWERTOOLS_SERVICE_NAME ??= job;
 process.env.POWERTOOLS_LOG_LEVEL ??= 'WARN'; // the report is printed below; the logger's copy would repeat it
-process.env.POWERTOOLS_METRICS_DISABLED ??= 'true';
+process.env.POWERTOOLS_METRICS_DISABLED ??= 'true'; // no CloudWatch to read EMF lines locally
+process.env.POWERTOOLS_METRICS_NAMESPACE ??= 'RegistryControlPlane';
 
 const deadline = Date.now() + timeoutMs;
 const context = {

@@ -14,14 +14,7 @@ import { toTrigger, type ManualOptionsShape, type Trigger, type TriggerKind } fr
  * one report, logged once and returned; JobFailedError after the report when any action failed.
  */
 
-export const JOB_NAMES = [
-  'replace-unhealthy-instances',
-  'purge-stale-uploads',
-  'purge-disk-volumes',
-  'rotate-certificates',
-  'sync-htpasswd',
-] as const;
-export type JobName = (typeof JOB_NAMES)[number];
+export { JOB_NAMES, type JobName } from './job-names.ts';
 
 /** The report lists at most this many actions; `summary` always counts all of them. */
 export const REPORT_ACTION_CAP = 500;
