@@ -248,6 +248,7 @@ describe('sync-htpasswd handler', () => {
     world.state.object = undefined;
     const report = await run(loadEvent('parameter-change.json'));
     expect(report.actions[0]).toMatchObject({ type: 'publish-htpasswd', reason: 'no published file yet', status: 'applied' });
-    expect(parseHtpasswd(world.state.object?.body ?? '').size).toBe(2);
+    const published = world.state.object as { body: string } | undefined; // assigned by the run
+    expect(parseHtpasswd(published?.body ?? '').size).toBe(2);
   });
 });
