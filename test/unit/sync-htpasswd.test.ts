@@ -5,6 +5,8 @@ import { describe, expect, it } from 'vitest';
 import { ConfigError } from '../../shared/errors.ts';
 import { parseHtpasswd, renderHtpasswd, sha256Hex } from '../../shared/htpasswd.ts';
 import { toTrigger } from '../../shared/triggers.ts';
+import { installOutcome } from '../../functions/sync-htpasswd/apply.ts';
+import { parseScriptOutput } from '../../functions/sync-htpasswd/commands.ts';
 import { loadSyncHtpasswdConfig } from '../../functions/sync-htpasswd/config.ts';
 import { job } from '../../functions/sync-htpasswd/job.ts';
 import type { FleetInstance, SyncState } from '../../functions/sync-htpasswd/observe.ts';
@@ -284,5 +286,28 @@ describe('events/sync-htpasswd', () => {
   it('rejects a bad manual payload by name', () => {
     expect(() => toTrigger({ forceDistribute: 'yes' }, job.options)).toThrow('forceDistribute: expected true or false');
     expect(() => toTrigger({ users: [] }, job.options)).toThrow('unknown key "users"');
+  });
+});
+
+describe('parseScriptOutput / installOutcome (what an instance printed)', () => {
+  const A = 'a'.repeat(64);
+  const B = 'b'.repeat(64);
+
+  it('reads the contract lines, the last of each winning, none as null, and ignores anything else', () => {
+    expect(parseScriptOutput(`noise\nprevious sha256=none\ninstalled sha256=${A}\n`)).toEqual({ previous: null, installed: A });
+    expect(parseScriptOutput(`current sha256=${A}\ncurrent sha256=${B}\n`)).toEqual({ current: B });
+    expect(parseScriptOutput('current sha256=ABC\ninstalled sha256=\n')).toEqual({});
+  });
+
+  it.each([
+    [{ state: 'success', output: `previous sha256=${B}\ninstalled sha256=${A}\n` }, { status: 'applied', detail: { changed: true, previousSha256: B, installedSha256: A } }],
+    [{ state: 'success', output: `previous sha256=${A}\ninstalled sha256=${A}\n` }, { status: 'applied', detail: { changed: false, previousSha256: A, installedSha256: A } }],
+    [{ state: 'success', output: '' }, { status: 'failed', error: 'the command succeeded but printed no "installed sha256=" line' }],
+    [{ state: 'success', output: `installed sha256=${B}\n` }, { status: 'failed', error: 'installed sha256 bbbbbbbbbbbb, expected aaaaaaaaaaaa' }],
+    [{ state: 'failed', error: 'Failed: boom' }, { status: 'failed', error: 'Failed: boom' }],
+    [{ state: 'cancelled', error: 'Cancelled: not run' }, { status: 'skipped', reason: 'Cancelled: not run' }],
+    [{ state: 'not-registered', error: 'not registered with SSM yet (InvalidInstanceId)' }, { status: 'skipped', reason: expect.stringMatching(/^not registered with SSM yet/) }],
+  ] as const)('%j → %j', (result, outcome) => {
+    expect(installOutcome(result, A)).toEqual(outcome);
   });
 });
