@@ -1,0 +1,87 @@
+import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { s3Client, ssmClient } from '../../shared/aws.ts';
+import { describeError } from '../../shared/errors.ts';
+import { shortSha } from '../../shared/htpasswd.ts';
+import type { ApplyContext, Outcome } from '../../shared/job.ts';
+import { parseScriptOutput, runDocument, type CommandResult } from './commands.ts';
+import type { SyncHtpasswdConfig } from './config.ts';
+import type { InstallAction, PublishAction, SyncAction } from './plan.ts';
+
+/**
+ * Writes: publish first (PutObject with SSE and the sha256 in metadata; the object stays private — no ACL);
+ * if publishing fails nothing is distributed. Then one SendCommand per batch of ≤ 50 instances (SSM's
+ * MaxConcurrency/MaxErrors bound the fan-out and stop on errors), and one outcome per instance from its
+ * GetCommandInvocation. Idempotent: installing the same file again only bumps its mtime.
+ */
+export async function applySync(actions: readonly SyncAction[], ctx: ApplyContext<SyncHtpasswdConfig>): Promise<(Outcome | undefined)[]> {
+  const outcomes = new Array<Outcome | undefined>(actions.length).fill(undefined);
+  const { config, signal } = ctx;
+
+  const publishAt = actions.findIndex((a) => a.type === 'publish-htpasswd');
+  if (publishAt >= 0) {
+    if (!ctx.hasTime()) return outcomes;
+    const publish = actions[publishAt] as PublishAction;
+    try {
+      await publishFile(s3Client(), config, publish, signal);
+      outcomes[publishAt] = { status: 'applied', detail: { sha256: publish.sha256 } };
+    } catch (error) {
+      outcomes[publishAt] = { status: 'failed', error: describeError(error) };
+      return outcomes; // the instances would fetch a file that is not there: stop
+    }
+  }
+
+  const installs = actions.flatMap((a, i) => (a.type === 'install-htpasswd' ? [[a, i] as const] : []));
+  if (installs.length === 0) return outcomes;
+  const sha256 = (installs[0]?.[0] as InstallAction).sha256;
+  const results = await runDocument(
+    ssmClient(),
+    {
+      documentName: config.documentName,
+      parameters: { Source: [`s3://${config.bucket}/${config.objectKey}`], Sha256: [sha256], Mode: ['install'] },
+      instanceIds: installs.map(([a]) => a.target),
+      maxConcurrency: String(config.maxConcurrency),
+      maxErrors: String(config.maxErrors),
+      comment: `sync-htpasswd install sha256=${shortSha(sha256)}`,
+    },
+    { signal, waitMs: config.commandWaitMs, pollIntervalMs: config.pollIntervalMs, hasTime: ctx.hasTime, stopOnFailure: true },
+  );
+  for (const [action, i] of installs) {
+    const result = results.get(action.target);
+    if (result) outcomes[i] = installOutcome(result, action.sha256);
+  }
+  return outcomes;
+}
+
+async function publishFile(s3: S3Client, config: SyncHtpasswdConfig, action: PublishAction, signal: AbortSignal): Promise<void> {
+  await s3.send(
+    new PutObjectCommand({
+      Bucket: config.bucket,
+      Key: config.objectKey,
+      Body: action.content,
+      ContentType: 'text/plain; charset=utf-8',
+      CacheControl: 'no-store',
+      ServerSideEncryption: config.objectSse,
+      Metadata: { sha256: action.sha256 },
+    }),
+    { abortSignal: signal },
+  );
+}
+
+export function installOutcome(result: CommandResult, sha256: string): Outcome {
+  switch (result.state) {
+    case 'not-registered':
+      return { status: 'skipped', reason: `${result.error}: its boot script installs the published file; the hourly drift check catches up` };
+    case 'cancelled':
+      return { status: 'skipped', reason: result.error };
+    case 'failed':
+      return { status: 'failed', error: result.error };
+    case 'success': {
+      const { installed, previous } = parseScriptOutput(result.output);
+      if (installed !== sha256) {
+        return { status: 'failed', error: installed ? `installed sha256 ${shortSha(installed)}, expected ${shortSha(sha256)}` : 'the command succeeded but printed no "installed sha256=" line' };
+      }
+      const changed = previous !== sha256;
+      return { status: 'applied', detail: { changed, previousSha256: previous ?? null, installedSha256: installed } };
+    }
+  }
+}

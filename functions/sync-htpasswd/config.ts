@@ -1,0 +1,47 @@
+import { env, loadConfig } from '../../shared/config.ts';
+
+/**
+ * sync-htpasswd's environment (ARCHITECTURE §6). Beyond the contract's variables:
+ * BCRYPT_COST (hashing SecureString passwords), ALLOW_EMPTY_USER_SET, HTPASSWD_OBJECT_SSE, the SSM fan-out
+ * bounds (DISTRIBUTE_MAX_CONCURRENCY, DISTRIBUTE_MAX_ERRORS) and the command wait (COMMAND_WAIT, COMMAND_POLL_INTERVAL).
+ */
+const shape = {
+  HTPASSWD_PARAMETER_PATH: env.text(
+    'an SSM parameter path that starts and ends with / and is not / itself (e.g. /registry/users/)',
+    /^(\/[A-Za-z0-9_.-]+)+\/$/,
+  ),
+  REGISTRY_BUCKET: env.bucket(),
+  HTPASSWD_OBJECT_KEY: env.text('an S3 object key without a leading / or whitespace (e.g. auth/htpasswd)', /^[^/\s]\S{0,1023}$/),
+  ASG_NAME: env.text('an Auto Scaling group name'),
+  SYNC_DOCUMENT_NAME: env.text('an SSM document name or ARN (3–128 of A-Za-z0-9_-.:/)', /^[A-Za-z0-9_.:/-]{3,128}$/),
+  /** Cost for hashing SecureString passwords: the registry pays it on every authenticated request. */
+  BCRYPT_COST: env.int({ min: 4, max: 12, default: 8 }),
+  ALLOW_EMPTY_USER_SET: env.bool(false),
+  HTPASSWD_OBJECT_SSE: env.oneOf(['AES256', 'aws:kms'] as const, 'AES256'),
+  /** SendCommand MaxConcurrency: instances installing at the same time. */
+  DISTRIBUTE_MAX_CONCURRENCY: env.int({ min: 1, max: 50, default: 10 }),
+  /** SendCommand MaxErrors: failed installs tolerated before SSM stops sending (0 = stop at the first). */
+  DISTRIBUTE_MAX_ERRORS: env.int({ min: 0, max: 50, default: 0 }),
+  /** How long to wait for the instances' results of one command (report or install). */
+  COMMAND_WAIT: env.duration({ default: '60s', min: '5s', max: '10m' }),
+  COMMAND_POLL_INTERVAL: env.duration({ default: '2s', min: '10ms', max: '30s' }),
+};
+
+export function loadSyncHtpasswdConfig(source: Readonly<Record<string, string | undefined>>) {
+  return loadConfig(shape, source, (v) => ({
+    parameterPath: v.HTPASSWD_PARAMETER_PATH,
+    bucket: v.REGISTRY_BUCKET,
+    objectKey: v.HTPASSWD_OBJECT_KEY,
+    asgName: v.ASG_NAME,
+    documentName: v.SYNC_DOCUMENT_NAME,
+    bcryptCost: v.BCRYPT_COST,
+    allowEmptyUserSet: v.ALLOW_EMPTY_USER_SET,
+    objectSse: v.HTPASSWD_OBJECT_SSE,
+    maxConcurrency: v.DISTRIBUTE_MAX_CONCURRENCY,
+    maxErrors: v.DISTRIBUTE_MAX_ERRORS,
+    commandWaitMs: v.COMMAND_WAIT,
+    pollIntervalMs: v.COMMAND_POLL_INTERVAL,
+  }));
+}
+
+export type SyncHtpasswdConfig = ReturnType<typeof loadSyncHtpasswdConfig>;

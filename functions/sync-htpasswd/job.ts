@@ -1,0 +1,71 @@
+import { z } from 'zod';
+import type { JobDefinition, Outcome, Plan } from '../../shared/job.ts';
+import { applySync } from './apply.ts';
+import type { SyncHtpasswdConfig } from './config.ts';
+import { isForced, observeSync, type SyncState } from './observe.ts';
+import { costWarnings, planSync, type SyncAction } from './plan.ts';
+
+/**
+ * sync-htpasswd: registry users from SSM Parameter Store (one parameter per user under
+ * HTPASSWD_PARAMETER_PATH) → the rendered htpasswd in S3 → every InService instance, through the SSM
+ * document that runs infra/assets/install-htpasswd.sh. No restart: the registry re-reads the file when its
+ * mtime changes. Triggers: Parameter Store Change under the path, the hourly drift check, manual.
+ */
+const options = {
+  forceDistribute: z.boolean({ error: 'expected true or false' }).optional(),
+};
+
+export const job: JobDefinition<SyncHtpasswdConfig, typeof options, SyncState, SyncAction> = {
+  name: 'sync-htpasswd',
+  accepts: ['parameter-change', 'schedule', 'manual'],
+  options,
+  observe: observeSync,
+  plan: (state, run) => planSync(state, { config: run.config, forceDistribute: isForced(run) }),
+  apply: applySync,
+  summarize,
+};
+
+function summarize(state: SyncState, plan: Plan<SyncAction>, outcomes: readonly (Outcome | undefined)[]) {
+  if (state.kind === 'out-of-scope') {
+    return { observed: {}, details: { nothingToDo: `parameter ${state.parameter} is not under the user path` } };
+  }
+  const users = state.resolution.users;
+  const instances = { inSync: [] as string[], changed: [] as string[], failed: [] as string[], notRegistered: [] as string[], notRun: [] as string[], drifted: [] as string[] };
+  const dryRun = outcomes.length === 0;
+  plan.actions.forEach((action, i) => {
+    if (action.type !== 'install-htpasswd') return;
+    const outcome = outcomes[i];
+    if (dryRun) instances.drifted.push(action.target);
+    else if (!outcome) instances.notRun.push(action.target);
+    else if (outcome.status === 'failed') instances.failed.push(action.target);
+    else if (outcome.status === 'skipped') (/not registered/.test(outcome.reason) ? instances.notRegistered : instances.notRun).push(action.target);
+    else (outcome.detail?.changed === false ? instances.inSync : instances.changed).push(action.target);
+  });
+  for (const s of plan.skipped) (/^in sync/.test(s.reason) ? instances.inSync : instances.notRegistered).push(s.target);
+  const publish = plan.actions.find((a) => a.type === 'publish-htpasswd');
+  const warnings = costWarnings(users);
+  return {
+    observed: {
+      parameters: state.parameters,
+      users: users.length,
+      publishedSha256: state.published?.sha256 ?? null,
+      instancesInService: state.instances.length,
+      instancesNotInService: state.instancesNotInService,
+      driftChecked: state.driftChecked,
+    },
+    details: {
+      sha256: publish?.sha256 ?? state.published?.sha256 ?? null,
+      publish: publish ? 'changed' : 'unchanged',
+      users: users.map((u) => ({ user: u.user, parameter: u.parameter, cost: u.cost, source: u.source })),
+      ...(warnings.length > 0 ? { warnings } : {}),
+      instances: Object.fromEntries(Object.entries(instances).filter(([k, v]) => v.length > 0 || ['inSync', 'changed', 'failed'].includes(k))),
+    },
+    metrics: {
+      Users: users.length,
+      InstancesChanged: instances.changed.length,
+      InstancesFailed: instances.failed.length,
+      InstancesNotRegistered: instances.notRegistered.length,
+      InstancesDrifted: instances.drifted.length,
+    },
+  };
+}

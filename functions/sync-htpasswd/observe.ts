@@ -1,0 +1,161 @@
+import { DescribeAutoScalingGroupsCommand, type AutoScalingClient } from '@aws-sdk/client-auto-scaling';
+import { GetObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { paginateGetParametersByPath, type SSMClient } from '@aws-sdk/client-ssm';
+import { autoScalingClient, s3Client, ssmClient } from '../../shared/aws.ts';
+import { errorName } from '../../shared/errors.ts';
+import { parseHtpasswd, sha256Hex } from '../../shared/htpasswd.ts';
+import type { RunContext } from '../../shared/job.ts';
+import { parseScriptOutput, runDocument } from './commands.ts';
+import type { SyncHtpasswdConfig } from './config.ts';
+import { resolveUsers, type Resolution, type UserParameter } from './users.ts';
+
+/**
+ * Reads, mapped to plain types (no SDK type leaves this file): the users under the path (decrypted, resolved
+ * to hashes at once: no password leaves observe), the published object, the ASG's InService instances and,
+ * unless the run forces a full distribution, the sha256 each instance serves (the SSM document in `report`
+ * mode: read-only on the instance, so a dry run does it too). Nothing here is logged.
+ */
+
+export interface PublishedFile {
+  /** sha256 of the object's body. */
+  readonly sha256: string;
+  /** The object's `sha256` metadata (what the boot script verifies against), if any. */
+  readonly metadataSha256: string | undefined;
+  readonly users: number;
+}
+
+export type InstanceDrift =
+  | { readonly state: 'reported'; readonly sha256: string | null }
+  | { readonly state: 'not-registered'; readonly reason: string }
+  | { readonly state: 'unknown'; readonly reason: string };
+
+export interface FleetInstance {
+  readonly instanceId: string;
+  /** Undefined when the run did not check (forceDistribute, or the user set is invalid). */
+  readonly drift?: InstanceDrift;
+}
+
+export type SyncState =
+  | { readonly kind: 'out-of-scope'; readonly parameter: string }
+  | {
+      readonly kind: 'in-scope';
+      readonly parameters: number;
+      readonly resolution: Resolution;
+      readonly published: PublishedFile | undefined;
+      readonly instances: readonly FleetInstance[];
+      readonly instancesNotInService: number;
+      readonly driftChecked: boolean;
+    };
+
+export type SyncRun = RunContext<SyncHtpasswdConfig, { forceDistribute?: boolean | undefined }>;
+
+export function isForced(run: Pick<SyncRun, 'trigger'>): boolean {
+  return run.trigger.kind === 'manual' && run.trigger.options.forceDistribute === true;
+}
+
+export async function observeSync(run: SyncRun): Promise<SyncState> {
+  const { config, trigger, signal } = run;
+  if (trigger.kind === 'parameter-change' && !trigger.name.startsWith(config.parameterPath)) {
+    return { kind: 'out-of-scope', parameter: trigger.name };
+  }
+  const parameters = await readUserParameters(ssmClient(), config.parameterPath, signal);
+  const published = await readPublished(s3Client(), config.bucket, config.objectKey, signal);
+  const resolution = await resolveUsers(parameters, { cost: config.bcryptCost, published: published?.entries ?? new Map() });
+  const base = {
+    kind: 'in-scope' as const,
+    parameters: parameters.length,
+    resolution,
+    published: published && { sha256: published.sha256, metadataSha256: published.metadataSha256, users: published.entries.size },
+  };
+  // The plan refuses such a user set; spend no fleet calls on it.
+  if (resolution.problems.length > 0 || (resolution.users.length === 0 && !config.allowEmptyUserSet)) {
+    return { ...base, instances: [], instancesNotInService: 0, driftChecked: false };
+  }
+
+  const fleet = await readFleet(autoScalingClient(), config.asgName, signal);
+  if (isForced(run) || fleet.inService.length === 0) {
+    return { ...base, instances: fleet.inService.map((instanceId) => ({ instanceId })), instancesNotInService: fleet.notInService, driftChecked: false };
+  }
+  const drift = await checkDrift(ssmClient(), config, fleet.inService, signal);
+  return {
+    ...base,
+    instances: fleet.inService.map((instanceId) => ({ instanceId, drift: drift.get(instanceId) ?? { state: 'unknown', reason: 'no report' } })),
+    instancesNotInService: fleet.notInService,
+    driftChecked: true,
+  };
+}
+
+export async function readUserParameters(ssm: SSMClient, path: string, signal: AbortSignal): Promise<UserParameter[]> {
+  const parameters: UserParameter[] = [];
+  const pages = paginateGetParametersByPath(
+    { client: ssm },
+    { Path: path, Recursive: true, WithDecryption: true, MaxResults: 10 },
+    { abortSignal: signal }, // passed on to every client.send of the paginator
+  );
+  for await (const page of pages) {
+    for (const p of page.Parameters ?? []) {
+      if (p.Name && p.Value !== undefined) parameters.push({ name: p.Name, type: p.Type ?? 'String', value: p.Value });
+    }
+  }
+  return parameters;
+}
+
+async function readPublished(
+  s3: S3Client,
+  bucket: string,
+  key: string,
+  signal: AbortSignal,
+): Promise<{ sha256: string; metadataSha256: string | undefined; entries: Map<string, string> } | undefined> {
+  try {
+    const res = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: key }), { abortSignal: signal });
+    const body = (await res.Body?.transformToString('utf-8')) ?? '';
+    return { sha256: sha256Hex(body), metadataSha256: res.Metadata?.sha256, entries: parseHtpasswd(body) };
+  } catch (error) {
+    if (errorName(error) === 'NoSuchKey') return undefined;
+    throw error;
+  }
+}
+
+async function readFleet(asg: AutoScalingClient, name: string, signal: AbortSignal): Promise<{ inService: string[]; notInService: number }> {
+  const res = await asg.send(new DescribeAutoScalingGroupsCommand({ AutoScalingGroupNames: [name] }), { abortSignal: signal });
+  const group = res.AutoScalingGroups?.find((g) => g.AutoScalingGroupName === name);
+  if (!group) throw new Error(`Auto Scaling group ${name} not found (ASG_NAME)`);
+  const instances = group.Instances ?? [];
+  const inService = instances
+    .filter((i) => i.LifecycleState === 'InService' && i.InstanceId)
+    .map((i) => i.InstanceId as string)
+    .sort();
+  return { inService, notInService: instances.length - inService.length };
+}
+
+async function checkDrift(
+  ssm: SSMClient,
+  config: SyncHtpasswdConfig,
+  instanceIds: readonly string[],
+  signal: AbortSignal,
+): Promise<Map<string, InstanceDrift>> {
+  const results = await runDocument(
+    ssm,
+    {
+      documentName: config.documentName,
+      parameters: { Source: [`s3://${config.bucket}/${config.objectKey}`], Sha256: ['-'], Mode: ['report'] },
+      instanceIds,
+      maxConcurrency: String(Math.min(50, Math.max(config.maxConcurrency, instanceIds.length))),
+      maxErrors: '100%', // a read: never stop early
+      comment: 'sync-htpasswd drift check',
+    },
+    { signal, waitMs: config.commandWaitMs, pollIntervalMs: config.pollIntervalMs },
+  );
+  const drift = new Map<string, InstanceDrift>();
+  for (const id of instanceIds) {
+    const r = results.get(id);
+    if (!r) drift.set(id, { state: 'unknown', reason: 'not checked' });
+    else if (r.state === 'not-registered') drift.set(id, { state: 'not-registered', reason: r.error });
+    else if (r.state !== 'success') drift.set(id, { state: 'unknown', reason: r.error });
+    else {
+      const { current } = parseScriptOutput(r.output);
+      drift.set(id, current === undefined ? { state: 'unknown', reason: 'the report printed no "current sha256=" line' } : { state: 'reported', sha256: current });
+    }
+  }
+  return drift;
+}

@@ -1,0 +1,100 @@
+import { renderHtpasswd, sha256Hex, shortSha, WARN_BCRYPT_COST_ABOVE } from '../../shared/htpasswd.ts';
+import type { Action, Plan } from '../../shared/job.ts';
+import type { SyncHtpasswdConfig } from './config.ts';
+import type { SyncState } from './observe.ts';
+import type { ResolvedUser, UserProblem } from './users.ts';
+
+/**
+ * Pure: (state, policy) → Plan. Guards: an invalid entry or an empty user set (unless allowed) throws
+ * InvalidUserSetError — the run fails and nothing is published or distributed (one bad parameter never locks
+ * everyone out, and never silently drops a user). Then: publish when the rendered file differs from the
+ * published object (body or its sha256 metadata), and install on every instance that does not serve the
+ * rendered sha256 (all InService instances when forced, or when the run could not check them).
+ */
+
+export class InvalidUserSetError extends Error {
+  override readonly name = 'InvalidUserSetError';
+}
+
+export interface PublishAction extends Action {
+  readonly type: 'publish-htpasswd';
+  readonly sha256: string;
+  readonly users: number;
+  readonly bytes: number;
+  /** The file itself: a NON-enumerable property, so it never reaches the report or a log line. */
+  readonly content: string;
+}
+
+export interface InstallAction extends Action {
+  readonly type: 'install-htpasswd';
+  readonly sha256: string;
+}
+
+export type SyncAction = PublishAction | InstallAction;
+
+export interface SyncPolicy {
+  readonly config: Pick<SyncHtpasswdConfig, 'bucket' | 'objectKey' | 'allowEmptyUserSet' | 'parameterPath'>;
+  readonly forceDistribute: boolean;
+}
+
+export const NOT_REGISTERED_REASON = 'not registered with SSM yet (its boot script installs the published file; the hourly drift check catches up)';
+
+export function describeProblems(problems: readonly UserProblem[]): string {
+  return problems.map((p) => `${p.parameter}: ${p.problem}`).join('; ');
+}
+
+/** The rendered file of a valid user set, with its sha256. Throws InvalidUserSetError on a refused set. */
+export function desiredFile(users: readonly ResolvedUser[], problems: readonly UserProblem[], policy: SyncPolicy): { content: string; sha256: string } {
+  const path = policy.config.parameterPath;
+  if (problems.length > 0) {
+    throw new InvalidUserSetError(
+      `refusing to publish: ${problems.length} invalid parameter${problems.length === 1 ? '' : 's'} under ${path} (nothing was changed): ${describeProblems(problems)}`,
+    );
+  }
+  if (users.length === 0 && !policy.config.allowEmptyUserSet) {
+    throw new InvalidUserSetError(
+      `refusing to publish an empty user set: no parameters under ${path} (a missing or mistyped path?); set ALLOW_EMPTY_USER_SET=true to lock every user out on purpose`,
+    );
+  }
+  const content = renderHtpasswd(users);
+  return { content, sha256: sha256Hex(content) };
+}
+
+export function planSync(state: SyncState, policy: SyncPolicy): Plan<SyncAction> {
+  if (state.kind === 'out-of-scope') return { actions: [], skipped: [] };
+  const { content, sha256 } = desiredFile(state.resolution.users, state.resolution.problems, policy);
+  const target = `s3://${policy.config.bucket}/${policy.config.objectKey}`;
+  const actions: SyncAction[] = [];
+  const skipped: SyncAction[] = [];
+
+  const published = state.published;
+  const publishReason = !published
+    ? 'no published file yet'
+    : published.sha256 !== sha256
+      ? `users changed (published sha256 ${shortSha(published.sha256)}, rendered ${shortSha(sha256)})`
+      : published.metadataSha256 !== sha256
+        ? 'the object lacks the right sha256 metadata'
+        : undefined;
+  if (publishReason) {
+    const publish = { type: 'publish-htpasswd' as const, target, reason: publishReason, sha256, users: state.resolution.users.length, bytes: Buffer.byteLength(content) };
+    actions.push(Object.defineProperty(publish, 'content', { value: content, enumerable: false }) as PublishAction);
+  }
+
+  for (const { instanceId, drift } of state.instances) {
+    const install = (reason: string): InstallAction => ({ type: 'install-htpasswd', target: instanceId, reason, sha256 });
+    if (policy.forceDistribute) actions.push(install('forceDistribute'));
+    else if (!drift) actions.push(install(`not checked: installing sha256 ${shortSha(sha256)}`));
+    else if (drift.state === 'not-registered') skipped.push(install(NOT_REGISTERED_REASON));
+    else if (drift.state === 'unknown') actions.push(install(`drift check failed (${drift.reason}): installing sha256 ${shortSha(sha256)}`));
+    else if (drift.sha256 === sha256) skipped.push(install(`in sync (sha256 ${shortSha(sha256)})`));
+    else actions.push(install(`serves sha256 ${shortSha(drift.sha256)}, want ${shortSha(sha256)}`));
+  }
+  return { actions, skipped };
+}
+
+/** Report lines for hashes whose cost makes every authenticated request slow. */
+export function costWarnings(users: readonly ResolvedUser[]): string[] {
+  return users
+    .filter((u) => u.cost > WARN_BCRYPT_COST_ABOVE)
+    .map((u) => `${u.user}: bcrypt cost ${u.cost} > ${WARN_BCRYPT_COST_ABOVE}: the registry pays it on every authenticated request (≈ 71 ms at 10, ≈ 279 ms at 12); rehash at a lower cost`);
+}

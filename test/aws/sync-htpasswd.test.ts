@@ -1,0 +1,254 @@
+import { GetParametersByPathCommand, SendCommandCommand } from '@aws-sdk/client-ssm';
+import { PutObjectCommand } from '@aws-sdk/client-s3';
+import { DescribeAutoScalingGroupsCommand } from '@aws-sdk/client-auto-scaling';
+import bcrypt from 'bcryptjs';
+import { beforeEach, describe, expect, it, vi } from 'vitest';
+import { JobFailedError } from '../../shared/errors.ts';
+import { parseHtpasswd, renderHtpasswd, sha256Hex } from '../../shared/htpasswd.ts';
+import type { Report } from '../../shared/job.ts';
+import { logger } from '../../shared/observability.ts';
+import { loadEvent } from '../support/events.ts';
+import { htpasswdWorld } from '../support/htpasswd-world.ts';
+
+vi.hoisted(() => {
+  Object.assign(process.env, {
+    HTPASSWD_PARAMETER_PATH: '/registry/users/',
+    REGISTRY_BUCKET: 'registry-bucket',
+    HTPASSWD_OBJECT_KEY: 'auth/htpasswd',
+    ASG_NAME: 'registry-asg',
+    SYNC_DOCUMENT_NAME: 'registry-htpasswd-sync',
+    BCRYPT_COST: '4',
+    COMMAND_WAIT: '5s',
+    COMMAND_POLL_INTERVAL: '10ms',
+  });
+});
+
+const { run } = await import('../../functions/sync-htpasswd/handler.ts');
+
+const HASH_A = '$2y$05$S4plFGOIoDOwbYYn5fn8tOEw59nkmorOU7oyiOqiGYNX2FwUeFJdu';
+const HASH_B = '$2y$10$k7YoaXOeJN/8rieym6UNX.1sWAh5.TKGQLuSghROTdEPJ8ZdM/PI6';
+const OLD_FILE = `alice:${HASH_A}\n`;
+const world = htpasswdWorld();
+
+const publish = (body: string) => {
+  world.state.object = { body, metadata: { sha256: sha256Hex(body) } };
+};
+const installs = () => world.state.commands.filter((c) => c.mode === 'install');
+const reports = () => world.state.commands.filter((c) => c.mode === 'report');
+const actionsOf = (report: Report, type: string) => report.actions.filter((a) => a.type === type).map((a) => [a.target, a.status]);
+
+async function failedRun(event: unknown): Promise<{ error: Error; report: Report }> {
+  const info = vi.spyOn(logger, 'info');
+  const error = (await run(event).catch((e: unknown) => e)) as Error;
+  const report = (info.mock.calls.find(([m]) => m === 'job report')?.[1] as { report: Report } | undefined)?.report;
+  info.mockRestore();
+  if (!report) throw new Error(`no report logged; error: ${String(error)}`);
+  return { error, report };
+}
+
+beforeEach(() => {
+  world.reset();
+  world.parameter('alice', HASH_A);
+  world.parameter('bob', HASH_B, 'SecureString');
+  publish(OLD_FILE);
+});
+
+describe('sync-htpasswd handler', () => {
+  it('a parameter change publishes the new file (SSE, sha256 metadata) and installs it on the drifted instances', async () => {
+    world.instance('i-1', { served: OLD_FILE });
+    world.instance('i-2', { served: OLD_FILE });
+    world.instance('i-9', { served: OLD_FILE, lifecycle: 'Pending' });
+    const want = renderHtpasswd([{ user: 'alice', hash: HASH_A }, { user: 'bob', hash: HASH_B }]);
+    const sha = sha256Hex(want);
+
+    const report = await run(loadEvent('parameter-change.json'));
+
+    expect(world.state.object).toEqual({ body: want, metadata: { sha256: sha } });
+    expect(world.s3).toHaveReceivedCommandWith(PutObjectCommand, {
+      Bucket: 'registry-bucket',
+      Key: 'auth/htpasswd',
+      ServerSideEncryption: 'AES256',
+      Metadata: { sha256: sha },
+    });
+    expect(world.s3.commandCalls(PutObjectCommand)[0]?.args[0].input.ACL).toBeUndefined();
+    expect(world.state.instances.get('i-1')?.served).toBe(want);
+    expect(world.state.instances.get('i-2')?.served).toBe(want);
+    expect(world.state.instances.get('i-9')?.served).toBe(OLD_FILE); // not InService: not touched
+    expect(installs()).toEqual([
+      {
+        commandId: 'cmd-2',
+        mode: 'install',
+        sha256: sha,
+        source: 's3://registry-bucket/auth/htpasswd',
+        instanceIds: ['i-1', 'i-2'],
+        maxConcurrency: '10',
+        maxErrors: '0',
+        documentName: 'registry-htpasswd-sync',
+      },
+    ]);
+    expect(world.ssm).toHaveReceivedCommandWith(GetParametersByPathCommand, { Path: '/registry/users/', Recursive: true, WithDecryption: true });
+    expect(report).toMatchObject({
+      trigger: { kind: 'parameter-change', name: '/registry/users/alice' },
+      dryRun: false,
+      observed: { parameters: 2, users: 2, instancesInService: 2, instancesNotInService: 1, driftChecked: true },
+      details: { sha256: sha, publish: 'changed', instances: { inSync: [], changed: ['i-1', 'i-2'], failed: [] } },
+      summary: { planned: 0, applied: 3, skipped: 0, failed: 0 },
+    });
+    expect(actionsOf(report, 'install-htpasswd')).toEqual([['i-1', 'applied'], ['i-2', 'applied']]);
+  });
+
+  it('is idempotent: the next run publishes nothing and installs nothing', async () => {
+    world.instance('i-1', { served: OLD_FILE });
+    await run(loadEvent('parameter-change.json'));
+    const calls = world.s3.commandCalls(PutObjectCommand).length;
+    const report = await run(loadEvent('schedule.json'));
+    expect(world.s3.commandCalls(PutObjectCommand)).toHaveLength(calls);
+    expect(installs()).toHaveLength(1);
+    expect(report.details).toMatchObject({ publish: 'unchanged', instances: { inSync: ['i-1'], changed: [], failed: [] } });
+    expect(report.summary).toEqual({ planned: 0, applied: 0, skipped: 1, failed: 0 });
+  });
+
+  it('the hourly drift check re-sends only to the drifted instance', async () => {
+    const want = renderHtpasswd([{ user: 'alice', hash: HASH_A }, { user: 'bob', hash: HASH_B }]);
+    publish(want);
+    world.instance('i-1', { served: want });
+    world.instance('i-2', { served: OLD_FILE }); // missed the last sync
+    world.instance('i-3', { served: null }); // no file at all
+    const report = await run(loadEvent('sync-htpasswd/schedule-drift-check.json'));
+    expect(world.s3).not.toHaveReceivedCommand(PutObjectCommand);
+    expect(reports()[0]).toMatchObject({ instanceIds: ['i-1', 'i-2', 'i-3'], sha256: '-', maxErrors: '100%' });
+    expect(installs().map((c) => c.instanceIds)).toEqual([['i-2', 'i-3']]);
+    expect([...world.state.instances.values()].map((i) => i.served)).toEqual([want, want, want]);
+    expect(report.details).toMatchObject({ instances: { inSync: ['i-1'], changed: ['i-2', 'i-3'], failed: [] } });
+  });
+
+  it('a dry run reports drift and the plan but publishes and installs nothing', async () => {
+    world.instance('i-1', { served: OLD_FILE });
+    const report = await run(loadEvent('sync-htpasswd/manual-dry-run.json'));
+    expect(world.s3).not.toHaveReceivedCommand(PutObjectCommand);
+    expect(installs()).toEqual([]);
+    expect(world.state.object?.body).toBe(OLD_FILE);
+    expect(report.dryRun).toBe(true);
+    expect(report.actions.map((a) => [a.type, a.target, a.status])).toEqual([
+      ['publish-htpasswd', 's3://registry-bucket/auth/htpasswd', 'planned'],
+      ['install-htpasswd', 'i-1', 'planned'],
+    ]);
+    expect(report.details).toMatchObject({ publish: 'changed', instances: { drifted: ['i-1'] } });
+  });
+
+  it('forceDistribute installs on every instance without a drift check, and tells in-sync from changed', async () => {
+    const want = renderHtpasswd([{ user: 'alice', hash: HASH_A }, { user: 'bob', hash: HASH_B }]);
+    publish(want);
+    world.instance('i-1', { served: want });
+    world.instance('i-2', { served: OLD_FILE });
+    const report = await run(loadEvent('sync-htpasswd/manual-force-distribute.json'));
+    expect(reports()).toEqual([]);
+    expect(installs().map((c) => c.instanceIds)).toEqual([['i-1', 'i-2']]);
+    expect(report.details).toMatchObject({ instances: { inSync: ['i-1'], changed: ['i-2'], failed: [] } });
+    expect(report.actions.find((a) => a.target === 'i-2')?.detail).toMatchObject({ changed: true, previousSha256: sha256Hex(OLD_FILE), installedSha256: sha256Hex(want) });
+  });
+
+  it('one instance failing: the others are installed, the failure is reported, then JobFailedError', async () => {
+    world.instance('i-1', { served: OLD_FILE });
+    world.instance('i-2', { served: OLD_FILE, behaviour: 'fail-install' });
+    world.instance('i-3', { served: OLD_FILE });
+    const { error, report } = await failedRun(loadEvent('parameter-change.json'));
+    expect(error).toBeInstanceOf(JobFailedError);
+    expect(error.message).toMatch(/1 of 4 actions failed \(first: install-htpasswd i-2: Failed: install-htpasswd: download of s3:\/\/x failed \(old file kept\)\)/);
+    expect(world.state.instances.get('i-2')?.served).toBe(OLD_FILE);
+    expect(world.state.instances.get('i-1')?.served).toBe(world.state.object?.body);
+    expect(report.details).toMatchObject({ instances: { changed: ['i-1', 'i-3'], failed: ['i-2'] } });
+    expect(report.summary).toEqual({ planned: 0, applied: 3, skipped: 0, failed: 1 });
+  });
+
+  it('an instance not registered with SSM yet (InvalidInstanceId) is isolated and skipped; the rest are installed', async () => {
+    world.instance('i-1', { served: OLD_FILE });
+    world.instance('i-new', { behaviour: 'unregistered' });
+    const report = await run({ forceDistribute: true });
+    // The batch was refused as a whole, then sent one by one.
+    expect(world.ssm.commandCalls(SendCommandCommand).map((c) => c.args[0].input.InstanceIds)).toEqual([['i-1', 'i-new'], ['i-1'], ['i-new']]);
+    expect(world.state.instances.get('i-1')?.served).toBe(world.state.object?.body);
+    expect(report.actions.find((a) => a.target === 'i-new')).toMatchObject({ status: 'skipped', reason: expect.stringMatching(/^not registered with SSM yet \(InvalidInstanceId\)/) });
+    expect(report.details).toMatchObject({ instances: { changed: ['i-1'], notRegistered: ['i-new'] } });
+    expect(report.summary.failed).toBe(0);
+  });
+
+  it('an instance whose invocation never appears (InvocationDoesNotExist) is reported as not registered, in the drift check too', async () => {
+    world.instance('i-1', { served: OLD_FILE });
+    world.instance('i-ghost', { behaviour: 'no-invocation' });
+    const report = await run(loadEvent('parameter-change.json'));
+    expect(report.actions.find((a) => a.target === 'i-ghost')).toMatchObject({ status: 'skipped', reason: expect.stringMatching(/^not registered with SSM yet/) });
+    expect(installs().map((c) => c.instanceIds)).toEqual([['i-1']]);
+    expect(report.details).toMatchObject({ instances: { changed: ['i-1'], notRegistered: ['i-ghost'] } });
+  });
+
+  it('polls a slow instance until it finishes', async () => {
+    world.instance('i-slow', { served: OLD_FILE, behaviour: 'slow' });
+    const report = await run(loadEvent('parameter-change.json'));
+    expect(world.state.instances.get('i-slow')?.served).toBe(world.state.object?.body);
+    expect(report.details).toMatchObject({ instances: { changed: ['i-slow'] } });
+  });
+
+  it('sends at most 50 instances per SendCommand and stops after a batch with a failure', async () => {
+    for (let i = 0; i < 120; i++) world.instance(`i-${String(i).padStart(3, '0')}`, { served: OLD_FILE, behaviour: i === 7 ? 'fail-install' : 'ok' });
+    const { report } = await failedRun({ forceDistribute: true });
+    expect(installs().map((c) => c.instanceIds.length)).toEqual([50]);
+    expect(report.summary).toEqual({ planned: 0, applied: 50, skipped: 70, failed: 1 });
+    expect(report.actions.find((a) => a.target === 'i-100')).toMatchObject({ status: 'skipped', reason: 'not started: stopped after a failure' });
+  });
+
+  it('sends in batches of 50 when all goes well', async () => {
+    for (let i = 0; i < 60; i++) world.instance(`i-${String(i).padStart(3, '0')}`, { served: OLD_FILE });
+    const report = await run({ forceDistribute: true });
+    expect(installs().map((c) => c.instanceIds.length)).toEqual([50, 10]);
+    expect(report.summary.applied).toBe(61);
+  });
+
+  it('a malformed parameter fails the run before anything is published or sent', async () => {
+    world.instance('i-1', { served: OLD_FILE });
+    world.parameter('eve', '$2y$03$S4plFGOIoDOwbYYn5fn8tOEw59nkmorOU7oyiOqiGYNX2FwUeFJdu');
+    world.parameter('mallory', 'plaintext-in-a-String');
+    const error = (await run(loadEvent('parameter-change.json')).catch((e: unknown) => e)) as Error;
+    expect(error.name).toBe('InvalidUserSetError');
+    expect(error.message).toMatch(/2 invalid parameters .*\/registry\/users\/eve: malformed bcrypt hash: cost 03.*\/registry\/users\/mallory: a String parameter must hold a bcrypt hash/);
+    expect(error.message).not.toContain('plaintext-in-a-String');
+    expect(world.s3).not.toHaveReceivedCommand(PutObjectCommand);
+    expect(world.ssm).not.toHaveReceivedCommand(SendCommandCommand);
+    expect(world.state.object?.body).toBe(OLD_FILE);
+  });
+
+  it('an empty path is refused, not published as an empty file', async () => {
+    world.state.parameters = [];
+    await expect(run(loadEvent('sync-htpasswd/manual-sync.json'))).rejects.toThrow(/refusing to publish an empty user set/);
+    expect(world.state.object?.body).toBe(OLD_FILE);
+  });
+
+  it('hashes a SecureString password once and keeps the file stable on the next run', async () => {
+    world.parameter('carol', 'carol-S3cret!', 'SecureString');
+    await run(loadEvent('sync-htpasswd/manual-sync.json'));
+    const first = world.state.object?.body ?? '';
+    const carol = parseHtpasswd(first).get('carol') ?? '';
+    expect(bcrypt.compareSync('carol-S3cret!', carol)).toBe(true);
+    expect(carol.startsWith('$2b$04$')).toBe(true);
+    const report = await run(loadEvent('sync-htpasswd/manual-sync.json'));
+    expect(world.state.object?.body).toBe(first);
+    expect(world.s3.commandCalls(PutObjectCommand)).toHaveLength(1);
+    expect(report.details).toMatchObject({ publish: 'unchanged', users: expect.arrayContaining([{ user: 'carol', parameter: '/registry/users/carol', cost: 4, source: 'password-reused' }]) });
+  });
+
+  it('ignores a parameter change outside the path without reading anything', async () => {
+    const report = await run(loadEvent('sync-htpasswd/parameter-change-outside-path.json'));
+    expect(world.ssm).not.toHaveReceivedCommand(GetParametersByPathCommand);
+    expect(world.asg).not.toHaveReceivedCommand(DescribeAutoScalingGroupsCommand);
+    expect(report.details).toEqual({ nothingToDo: 'parameter /registry/config/log-level is not under the user path' });
+    expect(report.actions).toEqual([]);
+  });
+
+  it('publishes the first file when none exists yet', async () => {
+    world.state.object = undefined;
+    const report = await run(loadEvent('parameter-change.json'));
+    expect(report.actions[0]).toMatchObject({ type: 'publish-htpasswd', reason: 'no published file yet', status: 'applied' });
+    const published = world.state.object as { body: string } | undefined; // assigned by the run
+    expect(parseHtpasswd(published?.body ?? '').size).toBe(2);
+  });
+});

@@ -1,0 +1,141 @@
+import { AutoScalingClient, DescribeAutoScalingGroupsCommand } from '@aws-sdk/client-auto-scaling';
+import { GetObjectCommand, NoSuchKey, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import {
+  GetCommandInvocationCommand,
+  GetParametersByPathCommand,
+  InvalidInstanceId,
+  InvocationDoesNotExist,
+  SendCommandCommand,
+  SSMClient,
+} from '@aws-sdk/client-ssm';
+import { mockClient } from 'aws-sdk-client-mock';
+import { sha256Hex } from '../../shared/htpasswd.ts';
+
+/**
+ * A small fake of what sync-htpasswd talks to, on aws-sdk-client-mock: SSM parameters, the published S3
+ * object, the ASG, and instances that run the htpasswd document the way install-htpasswd.sh does (report:
+ * `current sha256=`; install: verify the sha256 against the object, then `previous`/`installed`). Tests assert
+ * on the resulting state (what each instance serves, what is published), not only on calls.
+ */
+
+export type InstanceBehaviour = 'ok' | 'fail-install' | 'fail-all' | 'unregistered' | 'no-invocation' | 'slow';
+
+export interface FakeInstance {
+  served: string | null;
+  behaviour: InstanceBehaviour;
+  lifecycle?: string;
+}
+
+export interface SentCommand {
+  commandId: string;
+  mode: string;
+  sha256: string;
+  source: string;
+  instanceIds: string[];
+  maxConcurrency: string | undefined;
+  maxErrors: string | undefined;
+  documentName: string | undefined;
+}
+
+export function htpasswdWorld() {
+  const ssm = mockClient(SSMClient);
+  const s3 = mockClient(S3Client);
+  const asg = mockClient(AutoScalingClient);
+  const state = {
+    parameters: [] as { Name: string; Type: string; Value: string }[],
+    object: undefined as { body: string; metadata: Record<string, string> } | undefined,
+    instances: new Map<string, FakeInstance>(),
+    commands: [] as SentCommand[],
+    polls: new Map<string, number>(),
+  };
+
+  function reset(): void {
+    ssm.reset();
+    s3.reset();
+    asg.reset();
+    state.parameters = [];
+    state.object = undefined;
+    state.instances.clear();
+    state.commands = [];
+    state.polls.clear();
+
+    ssm.on(GetParametersByPathCommand).callsFake((input: { NextToken?: string; MaxResults?: number }) => {
+      const start = Number(input.NextToken ?? 0);
+      const size = input.MaxResults ?? 10;
+      const page = state.parameters.slice(start, start + size);
+      const next = start + size < state.parameters.length ? String(start + size) : undefined;
+      return { Parameters: page, ...(next ? { NextToken: next } : {}) };
+    });
+    s3.on(GetObjectCommand).callsFake(() => {
+      if (!state.object) throw new NoSuchKey({ message: 'The specified key does not exist.', $metadata: {} });
+      const body = state.object.body;
+      return { Body: { transformToString: async () => body }, Metadata: { ...state.object.metadata } };
+    });
+    s3.on(PutObjectCommand).callsFake((input: { Body: string; Metadata?: Record<string, string> }) => {
+      state.object = { body: String(input.Body), metadata: { ...input.Metadata } };
+      return { ETag: '"etag"' };
+    });
+    asg.on(DescribeAutoScalingGroupsCommand).callsFake((input: { AutoScalingGroupNames?: string[] }) => ({
+      AutoScalingGroups: (input.AutoScalingGroupNames ?? []).includes('registry-asg')
+        ? [
+            {
+              AutoScalingGroupName: 'registry-asg',
+              Instances: [...state.instances].map(([InstanceId, i]) => ({ InstanceId, LifecycleState: i.lifecycle ?? 'InService' })),
+            },
+          ]
+        : [],
+    }));
+    ssm.on(SendCommandCommand).callsFake((input: { InstanceIds: string[]; Parameters: Record<string, string[]>; MaxConcurrency?: string; MaxErrors?: string; DocumentName?: string }) => {
+      if (input.InstanceIds.some((id) => state.instances.get(id)?.behaviour === 'unregistered' || !state.instances.has(id))) {
+        throw new InvalidInstanceId({ message: 'Instances not in a valid state for account', $metadata: {} });
+      }
+      const commandId = `cmd-${state.commands.length + 1}`;
+      state.commands.push({
+        commandId,
+        mode: input.Parameters.Mode?.[0] ?? 'install',
+        sha256: input.Parameters.Sha256?.[0] ?? '-',
+        source: input.Parameters.Source?.[0] ?? '',
+        instanceIds: [...input.InstanceIds],
+        maxConcurrency: input.MaxConcurrency,
+        maxErrors: input.MaxErrors,
+        documentName: input.DocumentName,
+      });
+      return { Command: { CommandId: commandId } };
+    });
+    ssm.on(GetCommandInvocationCommand).callsFake((input: { CommandId: string; InstanceId: string }) => {
+      const command = state.commands.find((c) => c.commandId === input.CommandId);
+      const instance = state.instances.get(input.InstanceId);
+      if (!command || !instance || !command.instanceIds.includes(input.InstanceId) || instance.behaviour === 'no-invocation') {
+        throw new InvocationDoesNotExist({ message: '', $metadata: {} });
+      }
+      const key = `${input.CommandId}/${input.InstanceId}`;
+      const polls = (state.polls.get(key) ?? 0) + 1;
+      state.polls.set(key, polls);
+      if (instance.behaviour === 'slow' && polls < 3) return { Status: polls === 1 ? 'Pending' : 'InProgress' };
+      const failing = instance.behaviour === 'fail-all' || (instance.behaviour === 'fail-install' && command.mode === 'install');
+      if (failing) {
+        return { Status: 'Failed', StatusDetails: 'Failed', StandardOutputContent: '', StandardErrorContent: 'aws: error\ninstall-htpasswd: download of s3://x failed (old file kept)\n' };
+      }
+      const current = instance.served === null ? 'none' : sha256Hex(instance.served);
+      if (command.mode === 'report') return { Status: 'Success', StandardOutputContent: `current sha256=${current}\n` };
+      const body = state.object?.body ?? '';
+      if (!state.object || (command.sha256 !== '-' && sha256Hex(body) !== command.sha256)) {
+        return { Status: 'Failed', StatusDetails: 'Failed', StandardErrorContent: 'install-htpasswd: sha256 mismatch (old file kept)\n' };
+      }
+      instance.served = body;
+      return { Status: 'Success', StandardOutputContent: `previous sha256=${current}\ninstalled sha256=${sha256Hex(body)}\n` };
+    });
+  }
+
+  function parameter(user: string, value: string, type = 'String', path = '/registry/users/'): void {
+    state.parameters.push({ Name: `${path}${user}`, Type: type, Value: value });
+  }
+
+  function instance(id: string, over: Partial<FakeInstance> = {}): FakeInstance {
+    const i = { served: null, behaviour: 'ok' as const, ...over };
+    state.instances.set(id, i);
+    return i;
+  }
+
+  return { ssm, s3, asg, state, reset, parameter, instance };
+}
