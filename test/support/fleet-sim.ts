@@ -88,6 +88,8 @@ export class FleetSim {
   readonly writes: { t: number; command: string; input: Record<string, unknown> }[] = [];
   readonly calls: Record<string, number> = {};
   readonly samples: Sample[] = [];
+  /** Ids DescribeInstanceStatus does not know yet (EC2's eventual consistency right after a launch). */
+  readonly unknownToStatus = new Set<string>();
   private seq = 0;
   private readonly bootMs: number;
   private readonly initialMs: number;
@@ -299,6 +301,8 @@ export class FleetSim {
     ec2.on(DescribeInstanceStatusCommand).callsFake((input: { InstanceIds?: string[] }) => {
       this.count('DescribeInstanceStatus');
       if ((input.InstanceIds?.length ?? 0) > 100) throw new SdkError('InvalidParameterValue', 'at most 100 instance ids');
+      const unknown = (input.InstanceIds ?? []).filter((id) => this.unknownToStatus.has(id));
+      if (unknown.length > 0) throw new SdkError('InvalidInstanceID.NotFound', `The instance ID '${unknown.join(', ')}' does not exist`);
       const ids = new Set(input.InstanceIds ?? []);
       return {
         InstanceStatuses: this.instances
