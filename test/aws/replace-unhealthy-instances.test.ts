@@ -77,7 +77,9 @@ describe('replace-unhealthy-instances handler', () => {
     breakInstance(1);
     breakInstance(2, null);
     const report = await run(loadEvent('replace-unhealthy-instances/manual-dry-run.json'));
-    for (const command of [SetInstanceHealthCommand, SetDesiredCapacityCommand, TerminateInstanceInAutoScalingGroupCommand]) expect(mocks.asg).not.toHaveReceivedCommand(command);
+    expect(mocks.asg).not.toHaveReceivedCommand(SetInstanceHealthCommand);
+    expect(mocks.asg).not.toHaveReceivedCommand(SetDesiredCapacityCommand);
+    expect(mocks.asg).not.toHaveReceivedCommand(TerminateInstanceInAutoScalingGroupCommand);
     expect(mocks.ec2).not.toHaveReceivedCommand(CreateTagsCommand);
     expect(sim.writes).toEqual([]);
     expect(report.dryRun).toBe(true);
