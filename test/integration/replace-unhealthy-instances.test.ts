@@ -16,7 +16,7 @@ import {
 import { CreateLaunchTemplateCommand, CreateSubnetCommand, CreateVpcCommand, DescribeImagesCommand, DescribeInstancesCommand, EC2Client } from '@aws-sdk/client-ec2';
 import { CreateTargetGroupCommand, DescribeTargetHealthCommand, ElasticLoadBalancingV2Client } from '@aws-sdk/client-elastic-load-balancing-v2';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { REPLACING_TAG } from '../../functions/replace-unhealthy-instances/fleet.ts';
+import { REPLACING_TAG, type Fleet } from '../../functions/replace-unhealthy-instances/fleet.ts';
 import type { Report } from '../../shared/job.ts';
 import { loadEvent } from '../support/events.ts';
 import { startMoto, type Moto } from '../support/moto.ts';
@@ -27,7 +27,7 @@ let asg: AutoScalingClient;
 let ec2: EC2Client;
 let elb: ElasticLoadBalancingV2Client;
 let targetGroupArn: string;
-let observeBig: () => Promise<import('../../functions/replace-unhealthy-instances/fleet.ts').Fleet>;
+let observeBig: () => Promise<Fleet>;
 /** Groups for which the shim adds a launch-before-terminate maintenance policy to moto's answer. */
 const withPolicy = new Set<string>();
 
