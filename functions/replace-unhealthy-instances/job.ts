@@ -1,0 +1,110 @@
+import { z } from 'zod';
+import { autoScalingClient, ec2Client, elbv2Client } from '../../shared/aws.ts';
+import type { JobDefinition, Outcome, Plan, Summary } from '../../shared/job.ts';
+import type { Trigger } from '../../shared/triggers.ts';
+import { applyReplacements } from './apply.ts';
+import type { ReplaceUnhealthyInstancesConfig } from './config.ts';
+import { INSTANCE_ID, type Fleet, type Request } from './fleet.ts';
+import { observeFleet } from './observe.ts';
+import { checkManualRequest, planReplacements, type ReplaceAction, type ReplacementPlan } from './plan.ts';
+
+/** Manual payload keys (besides `dryRun` and `reason`). */
+export const options = {
+  instanceIds: z
+    .array(
+      z.string({ error: 'expected an instance id like i-0123456789abcdef0' }).regex(INSTANCE_ID, { error: 'expected an instance id: i- and 8 or 17 hex digits (i-0123456789abcdef0)' }),
+      { error: 'expected a list of instance ids like ["i-0123456789abcdef0"]' },
+    )
+    .min(1, { error: 'expected at least one instance id' })
+    .max(20, { error: 'expected at most 20 instance ids' })
+    .optional(),
+  force: z.boolean({ error: 'expected true or false (only together with instanceIds)' }).optional(),
+};
+
+type Options = z.output<z.ZodObject<typeof options>>;
+
+/** The trigger as the plan needs it. */
+export function toRequest(trigger: Trigger<Options>): Request {
+  switch (trigger.kind) {
+    case 'alarm':
+      return {
+        kind: 'alarm',
+        state: trigger.state,
+        ...(trigger.dimensions.InstanceId ? { instanceId: trigger.dimensions.InstanceId } : {}),
+        ...(trigger.dimensions.TargetGroup ? { targetGroup: trigger.dimensions.TargetGroup } : {}),
+      };
+    case 'manual':
+      return {
+        kind: 'manual',
+        ...(trigger.options.instanceIds ? { instanceIds: trigger.options.instanceIds } : {}),
+        ...(trigger.options.force !== undefined ? { force: trigger.options.force } : {}),
+      };
+    default:
+      return { kind: 'schedule' };
+  }
+}
+
+const tally = (values: readonly string[]): Record<string, number> => {
+  const out: Record<string, number> = {};
+  for (const v of values) out[v] = (out[v] ?? 0) + 1;
+  return out;
+};
+
+export function summarizeReplacements(fleet: Fleet, plan: Plan<ReplaceAction>, outcomes: readonly (Outcome | undefined)[]): Summary {
+  const { assessment: a } = plan as ReplacementPlan;
+  const applied = (type: ReplaceAction['type']): number => plan.actions.filter((x, i) => x.type === type && outcomes[i]?.status === 'applied').length;
+  const apiTotal = Object.values(fleet.apiCalls).reduce((s, n) => s + n, 0);
+  return {
+    observed: {
+      group: fleet.group.name,
+      min: fleet.group.min,
+      desired: fleet.group.desired,
+      max: fleet.group.max,
+      members: fleet.members.length,
+      inService: a.inService,
+      healthy: a.healthy,
+      unhealthy: a.unhealthy,
+      byCause: a.byCause,
+      lifecycle: tally(fleet.members.map((m) => m.lifecycle)),
+      targets: tally(fleet.members.map((m) => m.target?.state ?? 'not-registered')),
+      foreignTargets: fleet.foreignTargets,
+      apiCalls: { total: apiTotal, ...fleet.apiCalls },
+    },
+    details: {
+      ...(a.nothingToDo ? { nothingToDo: a.nothingToDo } : {}),
+      path: a.path,
+      maintenancePolicy: a.maintenancePolicy,
+      unhealthyPercent: a.unhealthyPercent,
+      maxUnhealthyPercent: a.maxUnhealthyPercent,
+      circuitOpen: a.circuitOpen,
+      guards: a.guards,
+      inFlight: a.inFlight,
+      suspended: a.suspended,
+      candidates: a.candidates,
+      forced: a.forced,
+      stalled: a.stalled,
+      ...(a.alarm ? { alarm: a.alarm } : {}),
+    },
+    metrics: {
+      CircuitOpen: a.circuitOpen ? 1 : 0,
+      UnhealthyInstances: a.unhealthy,
+      ReplacementsStarted: applied('set-instance-health') + applied('raise-desired'),
+      ReplacementsCompleted: applied('terminate-replaced'),
+      ReplacementStalled: a.stalled.length > 0 ? 1 : 0,
+      ForcedReplacements: a.forced.length,
+    },
+  };
+}
+
+export const job: JobDefinition<ReplaceUnhealthyInstancesConfig, typeof options, Fleet, ReplaceAction> = {
+  name: 'replace-unhealthy-instances',
+  accepts: ['alarm', 'schedule', 'manual'],
+  options,
+  observe: async ({ config, trigger, signal }) => {
+    checkManualRequest(toRequest(trigger)); // bad input throws before any call
+    return observeFleet({ autoScaling: autoScalingClient(), elbv2: elbv2Client(), ec2: ec2Client() }, config, signal);
+  },
+  plan: (fleet, { config, trigger, now }) => planReplacements(fleet, config, toRequest(trigger), now),
+  apply: (actions, ctx) => applyReplacements(actions, ctx, { autoScaling: autoScalingClient(), ec2: ec2Client() }),
+  summarize: summarizeReplacements,
+};

@@ -1,0 +1,163 @@
+// Fleet simulation: the real job (observe → plan → apply through the SDK clients) against a stateful model of
+// the Auto Scaling group, target group and EC2 in virtual time (test/support/fleet-sim.ts), over many runs.
+import { afterEach, describe, expect, it } from 'vitest';
+import { loadReplaceUnhealthyInstancesConfig } from '../../functions/replace-unhealthy-instances/config.ts';
+import { job } from '../../functions/replace-unhealthy-instances/job.ts';
+import { runJob, type Report } from '../../shared/job.ts';
+import { loadEvent } from '../support/events.ts';
+import { ASG_NAME, FleetSim, TARGET_GROUP_ARN, type SimOptions } from '../support/fleet-sim.ts';
+
+const MIN = 60_000;
+const LAUNCH_FIRST = { MinHealthyPercentage: 100, MaxHealthyPercentage: 200 };
+const schedule = loadEvent('schedule.json');
+const alarm = loadEvent('alarm-action.json');
+
+let restore: (() => void) | undefined;
+afterEach(() => restore?.());
+
+function setup(options: Partial<SimOptions> = {}, env: Record<string, string> = {}) {
+  const sim = new FleetSim({ size: 4, maintenancePolicy: LAUNCH_FIRST, ...options });
+  restore = sim.mock().restore;
+  const config = loadReplaceUnhealthyInstancesConfig({ AWS_REGION: 'us-east-1', ASG_NAME, TARGET_GROUP_ARN, ...env });
+  const reports: Report[] = [];
+  const run = async (event: unknown): Promise<Report> => {
+    const report = await runJob(job, config, event, {}, { clock: () => new Date(sim.now) });
+    reports.push(report);
+    return report;
+  };
+  /** Advance `totalMs`, running the schedule every 5 minutes and the alarm at the given offsets. */
+  const play = async (totalMs: number, alarmsAt: (t: number) => boolean = () => false, stepMs = 5_000): Promise<void> => {
+    const start = sim.now;
+    for (let t = 0; t <= totalMs; t += stepMs) {
+      if (t % (5 * MIN) === 0) await run(schedule);
+      if (alarmsAt(t)) await run(alarm);
+      sim.advance(stepMs, stepMs);
+    }
+    expect(sim.now).toBe(start + totalMs + stepMs);
+  };
+  const replacements = () => sim.writesOf('SetInstanceHealth').length + sim.writesOf('SetDesiredCapacity').filter((w) => (w.input.DesiredCapacity as number) > 4).length;
+  return { sim, run, play, reports, replacements };
+}
+
+describe('fleet simulation', () => {
+  it('a single failure is replaced once, launch before terminate, and capacity never drops below desired', async () => {
+    const { sim, play, reports, replacements } = setup();
+    const broken = sim.instances[1]!.id;
+    const failedAt = sim.now + 30_000;
+    sim.instance(broken).targetFault = (t) => t >= failedAt;
+    await play(40 * MIN, (t) => t === 90_000); // the alarm fires once, ~1 min after the failure
+
+    expect(replacements()).toBe(1);
+    expect(sim.writesOf('SetInstanceHealth')[0]?.input).toEqual({ InstanceId: broken, HealthStatus: 'Unhealthy', ShouldRespectGracePeriod: false });
+    expect(sim.terminated.map((x) => x.id)).toEqual([broken]);
+    expect(sim.terminated.every((x) => !x.wasServing)).toBe(true);
+    // Healthy capacity: the group never has fewer InService instances than desired, serving never below the 3 left after the failure.
+    expect(Math.min(...sim.samples.map((s) => s.inService - s.desired))).toBeGreaterThanOrEqual(0);
+    expect(Math.min(...sim.samples.filter((s) => s.t > failedAt).map((s) => s.serving))).toBe(3);
+    expect(sim.samples.at(-1)).toMatchObject({ desired: 4, inService: 4, serving: 4 });
+    expect(sim.instances.every((i) => i.tags.size === 0)).toBe(true);
+    expect(reports.filter((r) => r.actions.some((a) => a.type === 'set-instance-health' && a.status === 'applied'))).toHaveLength(1);
+    expect(reports.at(-1)?.observed).toMatchObject({ members: 4, healthy: 4, unhealthy: 0 });
+  });
+
+  it('a shared outage (all unhealthy for 30 minutes, staggered onset and recovery) causes zero replacements', async () => {
+    const { sim, play, reports, replacements } = setup();
+    const ids = sim.instances.map((i) => i.id);
+    const begin = sim.now + 2 * MIN;
+    // Each target flips 20 s after the previous one, going down and coming back: the realistic shape of S3 failing.
+    sim.outage = (t, i) => {
+      const k = ids.indexOf(i.id) * 20_000;
+      return t >= begin + k && t < begin + 30 * MIN + k;
+    };
+    await play(45 * MIN, (t) => t >= 2 * MIN && t <= 33 * MIN && t % MIN === 0); // the alarm re-invoked every minute
+
+    expect(replacements()).toBe(0);
+    expect(sim.writesOf('TerminateInstanceInAutoScalingGroup')).toEqual([]);
+    expect(sim.terminated).toEqual([]);
+    const open = reports.filter((r) => r.details?.circuitOpen === true);
+    expect(open.length).toBeGreaterThan(25);
+    expect(open[0]?.actions.filter((a) => a.type === 'replace-instance').every((a) => a.reason.startsWith('circuit-open: '))).toBe(true);
+    expect(sim.instances.map((i) => i.id)).toEqual(ids);
+    // The onset was seen at 1 of 4 unhealthy (breaker closed): the first instance was only marked, and the
+    // mark was cleared when the breaker opened a minute later.
+    expect(sim.writesOf('CreateTags').length).toBeGreaterThan(0);
+    expect(sim.instances.every((i) => i.tags.size === 0)).toBe(true);
+    expect(sim.samples.at(-1)).toMatchObject({ desired: 4, inService: 4, serving: 4 });
+  });
+
+  it('the same outage WITHOUT confirmation (UNHEALTHY_CONFIRM=0) churns: why the confirmation exists', async () => {
+    const { sim, play, replacements } = setup({}, { UNHEALTHY_CONFIRM: '0' });
+    const ids = sim.instances.map((i) => i.id);
+    const begin = sim.now + 2 * MIN;
+    sim.outage = (t, i) => {
+      const k = ids.indexOf(i.id) * 20_000;
+      return t >= begin + k && t < begin + 30 * MIN + k;
+    };
+    await play(45 * MIN, (t) => t >= 2 * MIN && t <= 33 * MIN && t % MIN === 0);
+    expect(replacements()).toBe(1); // the run at the onset saw 1 of 4 unhealthy and acted
+  });
+
+  it('a flapping instance inside its grace period is not replaced', async () => {
+    const { sim, play, reports, replacements } = setup({ size: 4 });
+    // A new instance joins (desired 4 → 5 by an operator) and flaps during its first minutes.
+    sim.desired = 5;
+    const fresh = sim.launch();
+    const t0 = fresh.launchedAt;
+    fresh.targetFault = (t) => (t >= t0 + 95_000 && t < t0 + 150_000) || (t >= t0 + 200_000 && t < t0 + 240_000) || (t >= t0 + 270_000 && t < t0 + 290_000);
+    await play(20 * MIN, (t) => t % 30_000 === 0 && t <= 5 * MIN);
+
+    expect(replacements()).toBe(0);
+    expect(sim.terminated).toEqual([]);
+    const graceSkips = reports.flatMap((r) => r.actions).filter((a) => a.target === fresh.id && a.reason.startsWith('grace-period:'));
+    expect(graceSkips.length).toBeGreaterThan(2);
+    expect(sim.samples.at(-1)).toMatchObject({ desired: 5, inService: 5, serving: 5 });
+  });
+
+  it('10 alarm invocations in one minute cause one replacement (UNHEALTHY_CONFIRM=0: at once)', async () => {
+    const { sim, play, reports, replacements } = setup({}, { UNHEALTHY_CONFIRM: '0' });
+    const broken = sim.instances[2]!.id;
+    const failedAt = sim.now + 30_000;
+    sim.instance(broken).targetFault = (t) => t >= failedAt;
+    const burst = (t: number) => t >= 60_000 && t < 120_000 && t % 6_000 === 0;
+    await play(30 * MIN, burst, 1_000);
+
+    const inBurst = reports.filter((r) => r.trigger.kind === 'alarm');
+    expect(inBurst).toHaveLength(10);
+    expect(replacements()).toBe(1);
+    expect(inBurst[0]?.actions.map((a) => `${a.type} ${a.status}`)).toEqual(['set-instance-health applied']);
+    for (const r of inBurst.slice(1)) expect(r.actions.every((a) => a.status === 'skipped' && a.reason.startsWith('in-flight: '))).toBe(true);
+    expect(sim.terminated.map((x) => x.id)).toEqual([broken]);
+    expect(Math.min(...sim.samples.map((s) => s.inService - s.desired))).toBeGreaterThanOrEqual(0);
+  });
+
+  it('10 alarm invocations in one minute cause one replacement (default confirmation: marked, replaced by a later run)', async () => {
+    const { sim, play, replacements } = setup();
+    const broken = sim.instances[2]!.id;
+    const failedAt = sim.now + 30_000; // after the first scheduled run: the first alarm run sees it first
+    sim.instance(broken).targetFault = (t) => t >= failedAt;
+    await play(30 * MIN, (t) => t >= 60_000 && t < 120_000 && t % 6_000 === 0, 1_000);
+
+    expect(replacements()).toBe(1);
+    expect(sim.writesOf('CreateTags')).toHaveLength(1); // marked once, by the first alarm run
+    expect(sim.writesOf('SetInstanceHealth')[0]?.t).toBe(sim.writesOf('CreateTags')[0]!.t + 4 * MIN); // the 5-minute schedule confirms it
+    expect(sim.terminated.map((x) => x.id)).toEqual([broken]);
+  });
+
+  it('without a launch-before-terminate policy: raise desired, then terminate with decrement once the new one serves', async () => {
+    const { sim, play, reports, replacements } = setup({ maintenancePolicy: undefined }, { UNHEALTHY_CONFIRM: '0' });
+    const broken = sim.instances[0]!.id;
+    sim.instance(broken).targetFault = () => true;
+    await play(30 * MIN, (t) => t % MIN === 0 && t <= 10 * MIN);
+
+    expect(replacements()).toBe(1);
+    expect(sim.writesOf('SetDesiredCapacity').map((w) => w.input.DesiredCapacity)).toEqual([5]);
+    expect(sim.writesOf('TerminateInstanceInAutoScalingGroup').map((w) => w.input)).toEqual([{ InstanceId: broken, ShouldDecrementDesiredCapacity: true }]);
+    expect(sim.terminated.map((x) => x.id)).toEqual([broken]);
+    // Never fewer InService than the original desired 4, and the group ends at 4 serving.
+    expect(Math.min(...sim.samples.map((s) => s.inService))).toBeGreaterThanOrEqual(4);
+    expect(sim.samples.at(-1)).toMatchObject({ desired: 4, inService: 4, serving: 4 });
+    const types = reports.flatMap((r) => r.actions.filter((a) => a.status === 'applied').map((a) => a.type));
+    expect(types).toEqual(['raise-desired', 'terminate-replaced']);
+    expect(reports.find((r) => r.actions.some((a) => a.type === 'raise-desired'))?.details?.path).toBe('launch-then-terminate');
+  });
+});

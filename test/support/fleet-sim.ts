@@ -1,0 +1,325 @@
+/**
+ * A stateful model of one Auto Scaling group + its target group + EC2, in virtual time, answering the AWS SDK
+ * through aws-sdk-client-mock (`.callsFake`). Used by the replace-unhealthy-instances simulation test and bench.
+ *
+ * What it models (simplified from AWS, on purpose):
+ * - Launch: an instance is Pending for `bootMs`, then InService; its target is `initial` for `initialMs`, then
+ *   `healthy` or `unhealthy` (a per-instance fault function of time, or the shared outage function).
+ * - The group keeps `desired` active members (Pending or InService, not marked Unhealthy): it launches as needed.
+ * - An instance marked Unhealthy (SetInstanceHealth): with a maintenance policy MinHealthyPercentage ≥ 100 it
+ *   stays until its replacement has been InService for `warmupMs` (launch before terminate); without one it
+ *   is terminated at once (terminate before launch).
+ * - Terminating lasts `drainMs` (target `draining`), then the instance is gone.
+ * - Health checks are EC2 only: the group never replaces an instance because its target is unhealthy.
+ * - Scaling activities are derived: one in progress per Pending or Terminating instance.
+ */
+import {
+  AutoScalingClient,
+  DescribeAutoScalingGroupsCommand,
+  DescribeInstanceRefreshesCommand,
+  DescribeScalingActivitiesCommand,
+  SetDesiredCapacityCommand,
+  SetInstanceHealthCommand,
+  TerminateInstanceInAutoScalingGroupCommand,
+} from '@aws-sdk/client-auto-scaling';
+import { CreateTagsCommand, DeleteTagsCommand, DescribeInstanceStatusCommand, DescribeInstancesCommand, EC2Client } from '@aws-sdk/client-ec2';
+import { DescribeTargetHealthCommand, ElasticLoadBalancingV2Client } from '@aws-sdk/client-elastic-load-balancing-v2';
+import { mockClient } from 'aws-sdk-client-mock';
+
+export type Fault = (t: number) => boolean;
+
+export interface SimInstance {
+  id: string;
+  launchedAt: number;
+  lifecycle: 'Pending' | 'InService' | 'Terminating';
+  asgHealth: 'Healthy' | 'Unhealthy';
+  inServiceAt?: number;
+  terminatingAt?: number;
+  tags: Map<string, string>;
+  /** Target fails its health check when this returns true. */
+  targetFault?: Fault;
+  /** EC2 instance status check impaired when this returns true. */
+  ec2Fault?: Fault;
+}
+
+export interface SimOptions {
+  size: number;
+  max?: number;
+  maintenancePolicy?: { MinHealthyPercentage: number; MaxHealthyPercentage: number } | undefined;
+  /** Virtual start time (ms since epoch). */
+  start?: number;
+  bootMs?: number;
+  initialMs?: number;
+  warmupMs?: number;
+  drainMs?: number;
+  /** Age of the initial instances at `start`. */
+  initialAgeMs?: number;
+}
+
+export interface Sample {
+  t: number;
+  desired: number;
+  inService: number;
+  serving: number;
+}
+
+export const TARGET_GROUP_ARN = 'arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/registry/6d0ecf831eec9f09';
+export const ASG_NAME = 'registry';
+
+class SdkError extends Error {
+  constructor(name: string, message: string) {
+    super(message);
+    this.name = name;
+  }
+}
+
+export class FleetSim {
+  now: number;
+  desired: number;
+  readonly min: number;
+  readonly max: number;
+  readonly maintenancePolicy: SimOptions['maintenancePolicy'];
+  suspended: string[] = [];
+  instances: SimInstance[] = [];
+  /** Instances that left the group, with whether their target was healthy when they went. */
+  readonly terminated: { id: string; at: number; wasServing: boolean }[] = [];
+  /** Shared outage: every target fails while this returns true (may depend on the instance). */
+  outage: (t: number, instance: SimInstance) => boolean = () => false;
+  readonly writes: { t: number; command: string; input: Record<string, unknown> }[] = [];
+  readonly calls: Record<string, number> = {};
+  readonly samples: Sample[] = [];
+  /** Ids DescribeInstanceStatus does not know yet (EC2's eventual consistency right after a launch). */
+  readonly unknownToStatus = new Set<string>();
+  private seq = 0;
+  private readonly bootMs: number;
+  private readonly initialMs: number;
+  private readonly warmupMs: number;
+  private readonly drainMs: number;
+
+  constructor(options: SimOptions) {
+    this.now = options.start ?? Date.parse('2026-11-23T03:00:00.000Z');
+    this.desired = options.size;
+    this.min = Math.min(2, options.size);
+    this.max = options.max ?? options.size * 2;
+    this.maintenancePolicy = options.maintenancePolicy;
+    this.bootMs = options.bootMs ?? 60_000;
+    this.initialMs = options.initialMs ?? 30_000;
+    this.warmupMs = options.warmupMs ?? 30_000;
+    this.drainMs = options.drainMs ?? 30_000;
+    const age = options.initialAgeMs ?? 86_400_000;
+    for (let i = 0; i < options.size; i += 1) {
+      const at = this.now - age;
+      this.instances.push({ id: this.newId(), launchedAt: at, lifecycle: 'InService', asgHealth: 'Healthy', inServiceAt: at + this.bootMs, tags: new Map() });
+    }
+  }
+
+  private newId(): string {
+    this.seq += 1;
+    return `i-0${this.seq.toString(16).padStart(16, '0')}`;
+  }
+
+  instance(id: string): SimInstance {
+    const found = this.instances.find((i) => i.id === id);
+    if (!found) throw new Error(`no instance ${id}`);
+    return found;
+  }
+
+  /** Launch one instance now (Pending). */
+  launch(): SimInstance {
+    const inst: SimInstance = { id: this.newId(), launchedAt: this.now, lifecycle: 'Pending', asgHealth: 'Healthy', tags: new Map() };
+    this.instances.push(inst);
+    return inst;
+  }
+
+  targetState(i: SimInstance): string | undefined {
+    if (i.lifecycle === 'Pending') return undefined;
+    if (i.lifecycle === 'Terminating') return 'draining';
+    if (this.now - (i.inServiceAt ?? 0) < this.initialMs) return 'initial';
+    return i.targetFault?.(this.now) || this.outage(this.now, i) ? 'unhealthy' : 'healthy';
+  }
+
+  ec2Status(i: SimInstance): string {
+    if (i.lifecycle === 'Pending') return 'initializing';
+    return i.ec2Fault?.(this.now) ? 'impaired' : 'ok';
+  }
+
+  serving(): number {
+    return this.instances.filter((i) => i.lifecycle === 'InService' && this.targetState(i) === 'healthy').length;
+  }
+
+  inService(): number {
+    return this.instances.filter((i) => i.lifecycle === 'InService').length;
+  }
+
+  /** Advance virtual time by `ms`, in steps of `stepMs`, letting the group reconcile and sampling the invariants. */
+  advance(ms: number, stepMs = 5_000): void {
+    const end = this.now + ms;
+    while (this.now < end) {
+      this.now = Math.min(end, this.now + stepMs);
+      this.reconcile();
+      this.samples.push({ t: this.now, desired: this.desired, inService: this.inService(), serving: this.serving() });
+    }
+  }
+
+  private reconcile(): void {
+    for (const i of this.instances) {
+      if (i.lifecycle === 'Pending' && this.now - i.launchedAt >= this.bootMs) {
+        i.lifecycle = 'InService';
+        i.inServiceAt = this.now;
+      }
+    }
+    for (const i of [...this.instances]) {
+      if (i.lifecycle === 'Terminating' && this.now - (i.terminatingAt ?? 0) >= this.drainMs) this.instances.splice(this.instances.indexOf(i), 1);
+    }
+    const launchFirst = (this.maintenancePolicy?.MinHealthyPercentage ?? 0) >= 100;
+    for (const i of this.instances) {
+      if (i.lifecycle !== 'InService' || i.asgHealth !== 'Unhealthy') continue;
+      if (!launchFirst) {
+        this.terminate(i);
+        continue;
+      }
+      // Launch before terminate: the unhealthy one goes once enough healthy instances are warmed up.
+      const warm = this.instances.filter((x) => x.lifecycle === 'InService' && x.asgHealth === 'Healthy' && this.now - (x.inServiceAt ?? 0) >= this.warmupMs).length;
+      if (warm >= this.desired) this.terminate(i);
+    }
+    const active = this.instances.filter((i) => (i.lifecycle === 'Pending' || i.lifecycle === 'InService') && i.asgHealth === 'Healthy').length;
+    if (!this.suspended.includes('Launch')) for (let n = active; n < this.desired; n += 1) this.launch();
+  }
+
+  private terminate(i: SimInstance): void {
+    this.terminated.push({ id: i.id, at: this.now, wasServing: this.targetState(i) === 'healthy' });
+    i.lifecycle = 'Terminating';
+    i.terminatingAt = this.now;
+  }
+
+  private count(op: string): void {
+    this.calls[op] = (this.calls[op] ?? 0) + 1;
+  }
+
+  totalCalls(): number {
+    return Object.values(this.calls).reduce((s, n) => s + n, 0);
+  }
+
+  resetCalls(): void {
+    for (const k of Object.keys(this.calls)) delete this.calls[k];
+  }
+
+  writesOf(command: string): { t: number; command: string; input: Record<string, unknown> }[] {
+    return this.writes.filter((w) => w.command === command);
+  }
+
+  private write(command: string, input: object): void {
+    this.count(command);
+    this.writes.push({ t: this.now, command, input: { ...input } as Record<string, unknown> });
+  }
+
+  /** Wire the three SDK clients to this model. Returns the mocks (call `.restore()` when done). */
+  mock() {
+    const asg = mockClient(AutoScalingClient);
+    const elb = mockClient(ElasticLoadBalancingV2Client);
+    const ec2 = mockClient(EC2Client);
+
+    asg.on(DescribeAutoScalingGroupsCommand).callsFake((input: { AutoScalingGroupNames?: string[] }) => {
+      this.count('DescribeAutoScalingGroups');
+      if (!input.AutoScalingGroupNames?.includes(ASG_NAME)) return { AutoScalingGroups: [] };
+      return {
+        AutoScalingGroups: [
+          {
+            AutoScalingGroupName: ASG_NAME,
+            MinSize: this.min,
+            MaxSize: this.max,
+            DesiredCapacity: this.desired,
+            HealthCheckType: 'EC2',
+            SuspendedProcesses: this.suspended.map((ProcessName) => ({ ProcessName, SuspensionReason: 'test' })),
+            ...(this.maintenancePolicy ? { InstanceMaintenancePolicy: this.maintenancePolicy } : {}),
+            Instances: this.instances.map((i) => ({ InstanceId: i.id, LifecycleState: i.lifecycle, HealthStatus: i.asgHealth, AvailabilityZone: 'us-east-1a' })),
+          },
+        ],
+      };
+    });
+    asg.on(DescribeScalingActivitiesCommand).callsFake(() => {
+      this.count('DescribeScalingActivities');
+      const activities = this.instances
+        .filter((i) => i.lifecycle !== 'InService')
+        .map((i) => ({ ActivityId: `act-${i.id}`, StatusCode: 'InProgress', Description: `${i.lifecycle === 'Pending' ? 'Launching a new' : 'Terminating'} EC2 instance: ${i.id}` }));
+      return { Activities: [...activities, { ActivityId: 'act-old', StatusCode: 'Successful', Description: 'Launching a new EC2 instance' }] };
+    });
+    asg.on(DescribeInstanceRefreshesCommand).callsFake(() => {
+      this.count('DescribeInstanceRefreshes');
+      return { InstanceRefreshes: [{ InstanceRefreshId: 'old', Status: 'Successful' }] };
+    });
+    asg.on(SetInstanceHealthCommand).callsFake((input: { InstanceId: string; HealthStatus: string }) => {
+      this.write('SetInstanceHealth', input);
+      const i = this.instances.find((x) => x.id === input.InstanceId);
+      if (!i) throw new SdkError('ValidationError', `Instance Id not found - No instance(s) found with id ${input.InstanceId}`);
+      i.asgHealth = input.HealthStatus as 'Healthy' | 'Unhealthy';
+      this.reconcile();
+      return {};
+    });
+    asg.on(SetDesiredCapacityCommand).callsFake((input: { DesiredCapacity: number }) => {
+      this.write('SetDesiredCapacity', input);
+      if (input.DesiredCapacity > this.max || input.DesiredCapacity < this.min) {
+        throw new SdkError('ValidationError', `New SetDesiredCapacity value ${input.DesiredCapacity} is outside ${this.min}..${this.max}`);
+      }
+      this.desired = input.DesiredCapacity;
+      this.reconcile();
+      return {};
+    });
+    asg.on(TerminateInstanceInAutoScalingGroupCommand).callsFake((input: { InstanceId: string; ShouldDecrementDesiredCapacity: boolean }) => {
+      this.write('TerminateInstanceInAutoScalingGroup', input);
+      const i = this.instances.find((x) => x.id === input.InstanceId && x.lifecycle !== 'Terminating');
+      if (!i) throw new SdkError('ValidationError', `Instance Id not found - No instance(s) found with id ${input.InstanceId}`);
+      if (input.ShouldDecrementDesiredCapacity) this.desired -= 1;
+      this.terminate(i);
+      this.reconcile();
+      return { Activity: { ActivityId: `act-term-${i.id}`, StatusCode: 'InProgress' } };
+    });
+
+    elb.on(DescribeTargetHealthCommand).callsFake((input: { TargetGroupArn: string }) => {
+      this.count('DescribeTargetHealth');
+      if (input.TargetGroupArn !== TARGET_GROUP_ARN) throw new SdkError('TargetGroupNotFoundException', 'One or more target groups not found');
+      return {
+        TargetHealthDescriptions: this.instances.flatMap((i) => {
+          const state = this.targetState(i);
+          if (!state) return [];
+          const reason = state === 'unhealthy' ? { Reason: 'Target.ResponseCodeMismatch', Description: 'Health checks failed with these codes: [503]' } : {};
+          return [{ Target: { Id: i.id, Port: 5000 }, TargetHealth: { State: state, ...reason } }];
+        }),
+      };
+    });
+
+    ec2.on(DescribeInstancesCommand).callsFake((input: { Filters?: { Name: string; Values: string[] }[] }) => {
+      this.count('DescribeInstances');
+      const ids = new Set(input.Filters?.find((f) => f.Name === 'instance-id')?.Values ?? []);
+      const found = this.instances.filter((i) => ids.has(i.id));
+      return {
+        Reservations: found.map((i) => ({
+          Instances: [{ InstanceId: i.id, LaunchTime: new Date(i.launchedAt), State: { Name: i.lifecycle === 'Terminating' ? 'shutting-down' : 'running' }, Tags: [...i.tags].map(([Key, Value]) => ({ Key, Value })) }],
+        })),
+      };
+    });
+    ec2.on(DescribeInstanceStatusCommand).callsFake((input: { InstanceIds?: string[] }) => {
+      this.count('DescribeInstanceStatus');
+      if ((input.InstanceIds?.length ?? 0) > 100) throw new SdkError('InvalidParameterValue', 'at most 100 instance ids');
+      const unknown = (input.InstanceIds ?? []).filter((id) => this.unknownToStatus.has(id));
+      if (unknown.length > 0) throw new SdkError('InvalidInstanceID.NotFound', `The instance ID '${unknown.join(', ')}' does not exist`);
+      const ids = new Set(input.InstanceIds ?? []);
+      return {
+        InstanceStatuses: this.instances
+          .filter((i) => ids.has(i.id))
+          .map((i) => ({ InstanceId: i.id, InstanceStatus: { Status: this.ec2Status(i) }, SystemStatus: { Status: i.lifecycle === 'Pending' ? 'initializing' : 'ok' } })),
+      };
+    });
+    ec2.on(CreateTagsCommand).callsFake((input: { Resources: string[]; Tags: { Key: string; Value: string }[] }) => {
+      this.write('CreateTags', input);
+      for (const id of input.Resources) for (const t of input.Tags) this.instance(id).tags.set(t.Key, t.Value);
+      return {};
+    });
+    ec2.on(DeleteTagsCommand).callsFake((input: { Resources: string[]; Tags: { Key: string }[] }) => {
+      this.write('DeleteTags', input);
+      for (const id of input.Resources) for (const t of input.Tags) this.instances.find((i) => i.id === id)?.tags.delete(t.Key);
+      return {};
+    });
+    return { asg, elb, ec2, restore: () => [asg, elb, ec2].forEach((m) => m.restore()) };
+  }
+}

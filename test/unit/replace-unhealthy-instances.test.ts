@@ -1,0 +1,438 @@
+import { readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { ConfigError, ValidationError } from '../../shared/errors.ts';
+import { toTrigger } from '../../shared/triggers.ts';
+import { loadReplaceUnhealthyInstancesConfig, type ReplaceConfig } from '../../functions/replace-unhealthy-instances/config.ts';
+import type { Fleet, Member, Request } from '../../functions/replace-unhealthy-instances/fleet.ts';
+import { job, summarizeReplacements, toRequest } from '../../functions/replace-unhealthy-instances/job.ts';
+import { planReplacements, type ReplacementPlan } from '../../functions/replace-unhealthy-instances/plan.ts';
+import { EVENTS_DIR, loadEvent } from '../support/events.ts';
+
+const NOW = new Date('2026-11-23T03:00:00.000Z');
+const ago = (ms: number): string => new Date(NOW.getTime() - ms).toISOString();
+const MIN = 60_000;
+const HOUR = 60 * MIN;
+
+const policy: ReplaceConfig = {
+  asgName: 'registry',
+  targetGroupArn: 'arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/registry/6d0ecf831eec9f09',
+  maxReplacementsPerRun: 1,
+  maxUnhealthyPercent: 50,
+  gracePeriodMs: 5 * MIN,
+  unhealthyConfirmMs: 2 * MIN,
+  replacementTimeoutMs: 30 * MIN,
+};
+
+const id = (n: number): string => `i-0${String(n).padStart(16, '0')}`;
+
+/** A healthy, long-running member; override what the case is about. */
+function member(n: number, over: Partial<Member> = {}): Member {
+  return { id: id(n), lifecycle: 'InService', asgHealth: 'Healthy', launchTime: ago(24 * HOUR), instanceStatus: 'ok', systemStatus: 'ok', target: { state: 'healthy' }, ...over };
+}
+const sick = (n: number, over: Partial<Member> = {}): Member =>
+  member(n, { target: { state: 'unhealthy', reason: 'Target.ResponseCodeMismatch', description: 'Health checks failed with these codes: [503]' }, unhealthySince: ago(10 * MIN), ...over });
+
+function fleet(members: Member[], over: Partial<Fleet['group']> = {}, extra: Partial<Fleet> = {}): Fleet {
+  return {
+    group: { name: 'registry', min: 2, max: 6, desired: members.length, suspendedProcesses: [], maintenancePolicy: { minHealthyPercentage: 100, maxHealthyPercentage: 200 }, healthCheckType: 'EC2', ...over },
+    members,
+    activitiesInProgress: [],
+    instanceRefreshes: [],
+    foreignTargets: 0,
+    apiCalls: {},
+    ...extra,
+  };
+}
+
+const schedule: Request = { kind: 'schedule' };
+const plan = (f: Fleet, request: Request = schedule, over: Partial<ReplaceConfig> = {}): ReplacementPlan => planReplacements(f, { ...policy, ...over }, request, NOW);
+const brief = (p: ReplacementPlan) => ({
+  actions: p.actions.map((a) => `${a.type} ${a.target}`),
+  skipped: p.skipped.map((a) => `${a.guard} ${a.target}`),
+});
+
+describe('planReplacements', () => {
+  const cases: { name: string; fleet: Fleet; request?: Request; over?: Partial<ReplaceConfig>; actions: string[]; skipped: string[]; circuitOpen?: boolean }[] = [
+    { name: 'a healthy fleet: nothing', fleet: fleet([member(1), member(2), member(3)]), actions: [], skipped: [] },
+    {
+      name: 'one unhealthy target (confirmed): set its health, the maintenance policy launches first',
+      fleet: fleet([member(1), sick(2), member(3), member(4)]),
+      actions: [`set-instance-health ${id(2)}`],
+      skipped: [],
+    },
+    {
+      name: 'one impaired by EC2 status checks (target still healthy)',
+      fleet: fleet([member(1), member(2, { instanceStatus: 'impaired', unhealthySince: ago(3 * MIN) }), member(3)]),
+      actions: [`set-instance-health ${id(2)}`],
+      skipped: [],
+    },
+    {
+      name: 'system status impaired counts too',
+      fleet: fleet([member(1), member(2, { systemStatus: 'impaired', unhealthySince: ago(3 * MIN) }), member(3)]),
+      actions: [`set-instance-health ${id(2)}`],
+      skipped: [],
+    },
+    {
+      name: 'first sighting: mark it, replace on a later run (confirmation)',
+      fleet: fleet([member(1), sick(2, { unhealthySince: undefined }), member(3)]),
+      actions: [`mark-unhealthy ${id(2)}`],
+      skipped: [],
+    },
+    {
+      name: 'marked but not yet confirmed',
+      fleet: fleet([member(1), sick(2, { unhealthySince: ago(MIN) }), member(3)]),
+      actions: [],
+      skipped: [`confirming ${id(2)}`],
+    },
+    {
+      name: 'UNHEALTHY_CONFIRM=0 replaces at first sighting',
+      fleet: fleet([member(1), sick(2, { unhealthySince: undefined }), member(3)]),
+      over: { unhealthyConfirmMs: 0 },
+      actions: [`set-instance-health ${id(2)}`],
+      skipped: [],
+    },
+    {
+      name: 'recovered: the mark is removed',
+      fleet: fleet([member(1), member(2, { unhealthySince: ago(MIN) }), member(3)]),
+      actions: [`unmark ${id(2)}`],
+      skipped: [],
+    },
+    {
+      name: 'all unhealthy: the breaker opens, zero replacements, marks cleared',
+      fleet: fleet([sick(1), sick(2), sick(3, { unhealthySince: undefined })]),
+      actions: [`unmark ${id(1)}`, `unmark ${id(2)}`],
+      skipped: [`circuit-open ${id(1)}`, `circuit-open ${id(2)}`, `circuit-open ${id(3)}`],
+      circuitOpen: true,
+    },
+    {
+      name: 'exactly at the threshold (2 of 4 = 50%, max 50): closed, acts (one per run)',
+      fleet: fleet([sick(1), sick(2, { unhealthySince: ago(20 * MIN) }), member(3), member(4)]),
+      actions: [`set-instance-health ${id(2)}`],
+      skipped: [`max-replacements-per-run ${id(1)}`],
+      circuitOpen: false,
+    },
+    {
+      name: 'just over the threshold (3 of 5 = 60%): open',
+      fleet: fleet([sick(1), sick(2), sick(3), member(4), member(5)]),
+      actions: [`unmark ${id(1)}`, `unmark ${id(2)}`, `unmark ${id(3)}`],
+      skipped: [`circuit-open ${id(1)}`, `circuit-open ${id(2)}`, `circuit-open ${id(3)}`],
+      circuitOpen: true,
+    },
+    {
+      name: 'a single-instance fleet that is unhealthy is 100%: breaker open',
+      fleet: fleet([sick(1)]),
+      actions: [`unmark ${id(1)}`],
+      skipped: [`circuit-open ${id(1)}`],
+      circuitOpen: true,
+    },
+    {
+      name: 'inside its grace period',
+      fleet: fleet([member(1), sick(2, { launchTime: ago(4 * MIN), unhealthySince: undefined }), member(3)]),
+      actions: [],
+      skipped: [`grace-period ${id(2)}`],
+    },
+    {
+      name: 'unknown launch time counts as brand new',
+      fleet: fleet([member(1), sick(2, { launchTime: undefined }), member(3)]),
+      actions: [],
+      skipped: [`grace-period ${id(2)}`],
+    },
+    {
+      name: 'target initial or draining is not unhealthy',
+      fleet: fleet([member(1), member(2, { target: { state: 'initial', reason: 'Elb.RegistrationInProgress' } }), member(3, { target: { state: 'draining' } }), member(4, { target: undefined })]),
+      actions: [],
+      skipped: [],
+    },
+    {
+      name: 'replacement already in flight: a Pending instance',
+      fleet: fleet([member(1), sick(2), member(3), member(4, { lifecycle: 'Pending', launchTime: ago(MIN) })], { desired: 3 }),
+      actions: [],
+      skipped: [`in-flight ${id(2)}`],
+    },
+    {
+      name: 'in flight: the group already marked one Unhealthy',
+      fleet: fleet([member(1), sick(2, { asgHealth: 'Unhealthy' }), sick(3), member(4)]),
+      actions: [],
+      skipped: [`in-flight ${id(2)}`, `in-flight ${id(3)}`],
+    },
+    {
+      name: 'in flight: a scaling activity in progress',
+      fleet: fleet([member(1), sick(2), member(3)], {}, { activitiesInProgress: [{ id: 'a1', status: 'InProgress', description: 'Launching a new EC2 instance' }] }),
+      actions: [],
+      skipped: [`in-flight ${id(2)}`],
+    },
+    {
+      name: 'in flight: an instance refresh',
+      fleet: fleet([member(1), sick(2), member(3)], {}, { instanceRefreshes: [{ id: 'r1', status: 'InProgress' }] }),
+      actions: [],
+      skipped: [`in-flight ${id(2)}`],
+    },
+    {
+      name: 'suspended ReplaceUnhealthy',
+      fleet: fleet([member(1), sick(2), member(3)], { suspendedProcesses: ['AZRebalance', 'ReplaceUnhealthy'] }),
+      actions: [],
+      skipped: [`process-suspended ${id(2)}`],
+    },
+    {
+      name: 'suspended Terminate',
+      fleet: fleet([member(1), sick(2), member(3)], { suspendedProcesses: ['Terminate'] }),
+      actions: [],
+      skipped: [`process-suspended ${id(2)}`],
+    },
+    {
+      name: 'AZRebalance alone does not block',
+      fleet: fleet([member(1), sick(2), member(3)], { suspendedProcesses: ['AZRebalance'] }),
+      actions: [`set-instance-health ${id(2)}`],
+      skipped: [],
+    },
+    {
+      name: 'never a Standby instance',
+      fleet: fleet([member(1), sick(2, { lifecycle: 'Standby' }), member(3)], { desired: 2 }),
+      request: { kind: 'manual', instanceIds: [id(2)] },
+      actions: [],
+      skipped: [`not-in-service ${id(2)}`],
+    },
+    {
+      name: 'no launch-before-terminate policy: raise desired by one (capacity-preserving path)',
+      fleet: fleet([member(1), sick(2), member(3)], { maintenancePolicy: undefined }),
+      actions: [`raise-desired ${id(2)}`],
+      skipped: [],
+    },
+    {
+      name: 'a policy that may terminate first (MinHealthyPercentage 90) takes the capacity-preserving path',
+      fleet: fleet([member(1), sick(2), member(3)], { maintenancePolicy: { minHealthyPercentage: 90, maxHealthyPercentage: 120 } }),
+      actions: [`raise-desired ${id(2)}`],
+      skipped: [],
+    },
+    {
+      name: 'capacity-preserving path at max: no headroom',
+      fleet: fleet([member(1), sick(2), member(3)], { maintenancePolicy: undefined, max: 3 }),
+      actions: [],
+      skipped: [`no-headroom ${id(2)}`],
+    },
+    {
+      name: 'capacity-preserving path, new instance still Pending: wait',
+      fleet: fleet([member(1), sick(2, { replacingSince: ago(MIN) }), member(3), member(4, { lifecycle: 'Pending', launchTime: ago(MIN), target: undefined })], { maintenancePolicy: undefined, desired: 4 }),
+      actions: [],
+      skipped: [`replacement-in-progress ${id(2)}`],
+    },
+    {
+      name: 'capacity-preserving path, new instance InService but its target is initial: wait',
+      fleet: fleet([member(1), sick(2, { replacingSince: ago(3 * MIN) }), member(3), member(4, { launchTime: ago(2 * MIN), target: { state: 'initial' } })], { maintenancePolicy: undefined, desired: 4 }),
+      actions: [],
+      skipped: [`replacement-in-progress ${id(2)}`],
+    },
+    {
+      name: 'capacity-preserving path, replacement serves: terminate the old one with decrement',
+      fleet: fleet([member(1), sick(2, { replacingSince: ago(5 * MIN) }), member(3), member(4, { launchTime: ago(4 * MIN) }), sick(5)], { maintenancePolicy: undefined, desired: 5 }),
+      actions: [`terminate-replaced ${id(2)}`],
+      skipped: [`replacement-in-progress ${id(5)}`],
+    },
+    {
+      name: 'capacity-preserving path, replacement never serves: stalled after REPLACEMENT_TIMEOUT',
+      fleet: fleet([member(1), sick(2, { replacingSince: ago(40 * MIN) }), member(3), sick(4, { launchTime: ago(39 * MIN) })], { maintenancePolicy: undefined, desired: 4 }),
+      actions: [],
+      skipped: [`replacement-stalled ${id(2)}`, `replacement-in-progress ${id(4)}`],
+    },
+    {
+      name: 'at most MAX_REPLACEMENTS_PER_RUN, oldest mark first',
+      fleet: fleet([sick(1, { unhealthySince: ago(5 * MIN) }), sick(2, { unhealthySince: ago(9 * MIN) }), member(3), member(4), member(5)]),
+      over: { maxReplacementsPerRun: 1 },
+      actions: [`set-instance-health ${id(2)}`],
+      skipped: [`max-replacements-per-run ${id(1)}`],
+    },
+    {
+      name: 'the instance named by the alarm goes first',
+      fleet: fleet([sick(1, { unhealthySince: ago(9 * MIN) }), sick(2, { unhealthySince: ago(5 * MIN) }), member(3), member(4), member(5)]),
+      request: { kind: 'alarm', state: 'ALARM', instanceId: id(2) },
+      actions: [`set-instance-health ${id(2)}`],
+      skipped: [`max-replacements-per-run ${id(1)}`],
+    },
+    {
+      name: 'an alarm naming a non-member: reported, the sweep still runs',
+      fleet: fleet([member(1), sick(2), member(3)]),
+      request: { kind: 'alarm', state: 'ALARM', instanceId: 'i-0fffffffffffffff0' },
+      actions: [`set-instance-health ${id(2)}`],
+      skipped: ['not-a-member i-0fffffffffffffff0'],
+    },
+    {
+      name: 'alarm OK: nothing, even with an unhealthy member',
+      fleet: fleet([member(1), sick(2), member(3)]),
+      request: { kind: 'alarm', state: 'OK' },
+      actions: [],
+      skipped: [],
+    },
+    {
+      name: 'alarm INSUFFICIENT_DATA: nothing',
+      fleet: fleet([member(1), sick(2), member(3)]),
+      request: { kind: 'alarm', state: 'INSUFFICIENT_DATA' },
+      actions: [],
+      skipped: [],
+    },
+    {
+      name: 'manual instanceIds: replaces a named healthy-looking member, no confirmation needed; others are left',
+      fleet: fleet([member(1), sick(2), member(3), member(4)]),
+      request: { kind: 'manual', instanceIds: [id(3)] },
+      actions: [`set-instance-health ${id(3)}`],
+      skipped: [`not-named ${id(2)}`],
+    },
+    {
+      name: 'manual instanceIds still respects the grace period',
+      fleet: fleet([member(1), member(2, { launchTime: ago(MIN) }), member(3)]),
+      request: { kind: 'manual', instanceIds: [id(2)] },
+      actions: [],
+      skipped: [`grace-period ${id(2)}`],
+    },
+    {
+      name: 'manual instanceIds without force: the breaker still holds',
+      fleet: fleet([sick(1), sick(2), sick(3), member(4)]),
+      request: { kind: 'manual', instanceIds: [id(1)] },
+      actions: [`unmark ${id(1)}`],
+      skipped: [`circuit-open ${id(1)}`, `not-named ${id(2)}`, `not-named ${id(3)}`],
+      circuitOpen: true,
+    },
+    {
+      name: 'manual force: bypasses the open breaker for the named instance only',
+      fleet: fleet([sick(1), sick(2), sick(3), member(4)]),
+      request: { kind: 'manual', instanceIds: [id(1)], force: true },
+      actions: [`set-instance-health ${id(1)}`],
+      skipped: [`not-named ${id(2)}`, `not-named ${id(3)}`],
+      circuitOpen: true,
+    },
+    {
+      name: 'manual force does not bypass the in-flight guard',
+      fleet: fleet([sick(1), sick(2), sick(3), member(4, { lifecycle: 'Pending' })], { desired: 4 }),
+      request: { kind: 'manual', instanceIds: [id(1)], force: true },
+      actions: [],
+      skipped: [`in-flight ${id(1)}`, `not-named ${id(2)}`, `not-named ${id(3)}`].sort(),
+      circuitOpen: true,
+    },
+  ];
+
+  it.each(cases)('$name', ({ fleet: f, request, over, actions, skipped, circuitOpen }) => {
+    const p = plan(f, request, over);
+    const got = brief(p);
+    expect(got.actions).toEqual(actions);
+    expect([...got.skipped].sort()).toEqual([...skipped].sort());
+    if (circuitOpen !== undefined) expect(p.assessment.circuitOpen).toBe(circuitOpen);
+  });
+
+  it('defines the unhealthy percent over InService members and reports the exact-threshold case as closed', () => {
+    const p = plan(fleet([sick(1), sick(2), member(3), member(4), member(5, { lifecycle: 'Standby' })], { desired: 4 }));
+    expect(p.assessment).toMatchObject({ inService: 4, unhealthy: 2, healthy: 2, unhealthyPercent: 50, maxUnhealthyPercent: 50, circuitOpen: false });
+    const open = plan(fleet([sick(1), sick(2), member(3), member(4)]), schedule, { maxUnhealthyPercent: 49 });
+    expect(open.assessment).toMatchObject({ unhealthyPercent: 50, circuitOpen: true, guards: ['circuit-open'] });
+    expect(open.skipped[0]?.reason).toMatch(/^circuit-open: 2 of 4 InService instances unhealthy \(50% > 49%\)/);
+  });
+
+  it('counts unhealthy instances inside their grace period towards the breaker', () => {
+    const p = plan(fleet([sick(1), sick(2, { launchTime: ago(MIN) }), sick(3, { launchTime: ago(MIN) }), member(4)]));
+    expect(p.assessment).toMatchObject({ unhealthy: 3, circuitOpen: true });
+    expect(p.actions.filter((a) => a.type === 'set-instance-health')).toEqual([]);
+  });
+
+  it('reports causes, the path and the action details', () => {
+    const p = plan(fleet([member(1), sick(2, { instanceStatus: 'impaired' }), member(3)], { maintenancePolicy: undefined }));
+    expect(p.assessment).toMatchObject({ path: 'launch-then-terminate', maintenancePolicy: 'none', byCause: { targetUnhealthy: 1, ec2Impaired: 1 } });
+    expect(p.assessment.candidates).toEqual([{ instanceId: id(2), causes: ['target-unhealthy', 'ec2-impaired'], ageSeconds: 86_400 }]);
+    expect(p.actions[0]).toMatchObject({ type: 'raise-desired', desiredFrom: 3, desiredTo: 4, markedAt: NOW.toISOString(), causes: ['target-unhealthy', 'ec2-impaired'] });
+  });
+
+  it('manual instanceIds naming a non-member: a clear error, nothing planned', () => {
+    const f = fleet([member(1), member(2)]);
+    expect(() => plan(f, { kind: 'manual', instanceIds: [id(1), 'i-0badbadbadbadbad0'] })).toThrow(ValidationError);
+    expect(() => plan(f, { kind: 'manual', instanceIds: ['i-0badbadbadbadbad0'] })).toThrow(
+      `invalid manual payload: instanceIds: i-0badbadbadbadbad0 is not a member of Auto Scaling group registry (members: ${id(1)}, ${id(2)})`,
+    );
+  });
+
+  it('force without instanceIds is a validation error', () => {
+    expect(() => plan(fleet([member(1)]), { kind: 'manual', force: true })).toThrow(/force: expected together with instanceIds/);
+  });
+
+  it('is idempotent: after set-instance-health the group marks the instance Unhealthy and the next plan waits', () => {
+    const before = fleet([member(1), sick(2), member(3)]);
+    expect(brief(plan(before)).actions).toEqual([`set-instance-health ${id(2)}`]);
+    const after = fleet([member(1), sick(2, { asgHealth: 'Unhealthy' }), member(3)]);
+    expect(plan(after).actions).toEqual([]);
+  });
+
+  it('is idempotent on the capacity-preserving path: once tagged and raised, the next plan only waits', () => {
+    const after = fleet([member(1), sick(2, { replacingSince: NOW.toISOString() }), member(3)], { maintenancePolicy: undefined, desired: 4 });
+    const p = plan(after);
+    expect(p.actions).toEqual([]);
+    expect(p.skipped.map((s) => s.guard)).toEqual(['replacement-in-progress']);
+  });
+});
+
+describe('report', () => {
+  it('summarizes counts, guards and the CircuitOpen metric', () => {
+    const f = fleet([sick(1), sick(2), sick(3, { instanceStatus: 'impaired' })], {}, { apiCalls: { 'autoscaling:DescribeAutoScalingGroups': 1, 'ec2:DescribeInstances': 1 } });
+    const p = plan(f);
+    const s = summarizeReplacements(f, p, p.actions.map(() => ({ status: 'applied' as const })));
+    expect(s.observed).toMatchObject({ members: 3, inService: 3, healthy: 0, unhealthy: 3, byCause: { targetUnhealthy: 3, ec2Impaired: 1 }, targets: { unhealthy: 3 }, apiCalls: { total: 2 } });
+    expect(s.details).toMatchObject({ circuitOpen: true, unhealthyPercent: 100, guards: ['circuit-open'] });
+    expect(s.metrics).toEqual({ CircuitOpen: 1, UnhealthyInstances: 3, ReplacementsStarted: 0, ReplacementsCompleted: 0, ReplacementStalled: 0, ForcedReplacements: 0 });
+  });
+
+  it('counts only applied replacements as started', () => {
+    const f = fleet([member(1), sick(2), member(3)]);
+    const p = plan(f);
+    expect(summarizeReplacements(f, p, [{ status: 'applied' }]).metrics).toMatchObject({ CircuitOpen: 0, ReplacementsStarted: 1 });
+    expect(summarizeReplacements(f, p, [{ status: 'failed', error: 'x' }]).metrics).toMatchObject({ ReplacementsStarted: 0 });
+    expect(summarizeReplacements(f, p, []).metrics).toMatchObject({ ReplacementsStarted: 0 });
+  });
+});
+
+describe('triggers and payloads', () => {
+  it('parses every sample in events/replace-unhealthy-instances', () => {
+    const dir = join(EVENTS_DIR, 'replace-unhealthy-instances');
+    const files = readdirSync(dir).filter((f) => f.endsWith('.json'));
+    expect(files.sort()).toEqual(['manual-dry-run.json', 'manual-force.json', 'manual-instance-ids.json']);
+    for (const f of files) expect(toTrigger(loadEvent(`replace-unhealthy-instances/${f}`), job.options).kind).toBe('manual');
+    expect(toRequest(toTrigger(loadEvent('replace-unhealthy-instances/manual-force.json'), job.options))).toEqual({ kind: 'manual', instanceIds: ['i-0123456789abcdef0'], force: true });
+  });
+
+  it.each([
+    [{ instanceIds: ['i-12345678'] }, undefined],
+    [{ instanceIds: ['i-0123456789abcdef0'], force: false }, undefined],
+    [{ instanceIds: ['i-123'] }, 'instanceIds.0: expected an instance id: i- and 8 or 17 hex digits'],
+    [{ instanceIds: ['i-0123456789ABCDEF0'] }, 'instanceIds.0: expected an instance id'],
+    [{ instanceIds: 'i-12345678' }, 'instanceIds: expected a list of instance ids'],
+    [{ instanceIds: [] }, 'instanceIds: expected at least one instance id'],
+    [{ force: 'yes' }, 'force: expected true or false'],
+    [{ instanceId: 'i-12345678' }, 'unknown key "instanceId"'],
+  ])('manual payload %j', (payload, error) => {
+    if (error) expect(() => toTrigger(payload, job.options)).toThrow(error);
+    else expect(toTrigger(payload, job.options).kind).toBe('manual');
+  });
+
+  it('carries the alarm dimensions into the request', () => {
+    const t = toTrigger(loadEvent('alarm-action.json'), job.options);
+    expect(toRequest(t)).toEqual({ kind: 'alarm', state: 'ALARM', targetGroup: 'targetgroup/registry/6d0ecf831eec9f09' });
+    const p = planReplacements(fleet([member(1)]), policy, toRequest(t), NOW);
+    expect(p.assessment.alarm).toEqual({ targetGroup: 'targetgroup/registry/6d0ecf831eec9f09', targetGroupMatches: true });
+    expect(toRequest(toTrigger(loadEvent('schedule.json'), job.options))).toEqual({ kind: 'schedule' });
+  });
+});
+
+describe('config', () => {
+  const base = { AWS_REGION: 'us-east-1', ASG_NAME: 'registry', TARGET_GROUP_ARN: policy.targetGroupArn };
+  it('applies the documented defaults', () => {
+    expect(loadReplaceUnhealthyInstancesConfig(base)).toMatchObject({ ...policy, dryRun: false });
+  });
+  it.each([
+    [{ TARGET_GROUP_ARN: 'targetgroup/x' }, 'TARGET_GROUP_ARN="targetgroup/x" is not valid'],
+    [{ ASG_NAME: undefined }, 'ASG_NAME is missing'],
+    [{ MAX_UNHEALTHY_PERCENT: '101' }, 'MAX_UNHEALTHY_PERCENT="101" is not valid: expected a whole number from 0 to 100'],
+    [{ MAX_REPLACEMENTS_PER_RUN: '0' }, 'MAX_REPLACEMENTS_PER_RUN="0" is not valid'],
+    [{ GRACE_PERIOD: '5 minutes' }, 'GRACE_PERIOD="5 minutes" is not valid'],
+  ])('rejects %j', (vars, message) => {
+    expect(() => loadReplaceUnhealthyInstancesConfig({ ...base, ...vars })).toThrow(ConfigError);
+    expect(() => loadReplaceUnhealthyInstancesConfig({ ...base, ...vars })).toThrow(message);
+  });
+  it('parses durations', () => {
+    expect(loadReplaceUnhealthyInstancesConfig({ ...base, GRACE_PERIOD: '10m', UNHEALTHY_CONFIRM: '0', REPLACEMENT_TIMEOUT: '1h' })).toMatchObject({ gracePeriodMs: 10 * MIN, unhealthyConfirmMs: 0, replacementTimeoutMs: HOUR });
+  });
+});
