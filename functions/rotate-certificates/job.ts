@@ -24,7 +24,9 @@ export interface JobDeps {
 
 export function createRotateCertificatesJob(deps: JobDeps = {}): RotateCertificatesJob {
   const handshake = deps.handshake ?? tlsHandshake;
+  // Per-run facts observe/plan learn that apply and summarize need (one run at a time: reserved concurrency 1).
   let handshakeHost: string | undefined;
+  let runNow = new Date();
   return {
     name: 'rotate-certificates',
     accepts: ['schedule', 'certificate-expiry', 'manual'],
@@ -39,6 +41,7 @@ export function createRotateCertificatesJob(deps: JobDeps = {}): RotateCertifica
     },
 
     plan(state, { config, trigger, now }) {
+      runNow = now;
       const force = trigger.kind === 'manual' && trigger.options.force === true;
       return planRotation(state, { mode: config.mode, domainName: config.domainName, renewBeforeMs: config.renewBeforeMs, force }, now);
     },
@@ -61,7 +64,7 @@ export function createRotateCertificatesJob(deps: JobDeps = {}): RotateCertifica
     },
 
     summarize(state, plan) {
-      const now = new Date();
+      const now = runNow;
       const { listener, served } = state;
       const role = (arn: string): string => {
         if (arn === listener.defaultCertificateArn) return 'default';

@@ -157,9 +157,9 @@ export async function observeCertificates(config: RotateCertificatesConfig, deps
   };
   for (const arn of attached) await read(arn);
   const current = certificates.find((c) => c.arn === listener.defaultCertificateArn);
-  for (const arn of candidates) await read(arn, (c) => c.tags[TAG_ROTATION_OF] !== undefined && c.tags[TAG_ROTATION_OF] === current?.arn);
   const previousArn = current?.tags[TAG_ROTATION_OF];
   if (previousArn) await read(previousArn);
+  for (const arn of candidates) await read(arn, (c) => c.tags[TAG_ROTATION_OF] !== undefined && c.tags[TAG_ROTATION_OF] === current?.arn);
 
   const zoneRecords: Record<string, string[]> = {};
   const wanted = [current, ...certificates.filter((c) => c.tags[TAG_ROTATION_OF] === current?.arn)].flatMap((c) => c?.validationRecords ?? []);
