@@ -130,7 +130,9 @@ export function planRotation(state: CertState, policy: RotationPolicy, now: Date
         });
       }
       if (previous) {
-        const users = previous.inUseBy.filter((u) => u !== listener.loadBalancerArn);
+        // ACM lists the load balancer (moto: the listener) as a user; anything else keeps the certificate. If another
+        // listener of the same load balancer still uses it, DeleteCertificate answers ResourceInUseException → skipped.
+        const users = previous.inUseBy.filter((u) => u !== listener.loadBalancerArn && u !== listener.arn);
         if (users.length === 0) {
           actions.push({ type: 'delete-certificate', target: previousArn, reason: `replaced by ${current.arn}; ACM lists no other user` });
         } else {
