@@ -228,6 +228,20 @@ describe('rotate-certificates (acm) with mocked AWS', () => {
     expect(second.actions.map((a) => [a.type, a.status])).toEqual([['delete-certificate', 'applied']]);
   });
 
+  it('a later run that finds the swapped-in default not served rolls back to the old certificate', async () => {
+    listener(NEW, [OLD]);
+    certificates([{ detail: detail(NEW), tags: { [TAG_ROTATION_OF]: OLD } }, { detail: detail(OLD) }]);
+    elbv2.on(ModifyListenerCommand).resolves({});
+    acm.on(AddTagsToCertificateCommand).resolves({});
+    const report = await run(loadEvent('schedule.json'), { handshake: async () => serving('a01') });
+    expect(report.details).toMatchObject({ step: 'rollback', servedMatchesListenerDefault: false });
+    expect(report.actions.map((a) => [a.type, a.status])).toEqual([['rollback-listener-certificate', 'applied']]);
+    expect(elbv2).toHaveReceivedCommandWith(ModifyListenerCommand, { ListenerArn: LISTENER, Certificates: [{ CertificateArn: OLD }] });
+    expect(acm).toHaveReceivedCommandWith(AddTagsToCertificateCommand, { CertificateArn: NEW, Tags: [{ Key: TAG_ROLLED_BACK_AT, Value: expect.any(String) }] });
+    expect(elbv2).not.toHaveReceivedCommand(RemoveListenerCertificatesCommand);
+    expect(acm).not.toHaveReceivedCommand(DeleteCertificateCommand);
+  });
+
   it('an HTTP listener is a clear error before any change', async () => {
     listener(OLD, [], 'HTTP');
     const handshake = vi.fn<Handshake>();
