@@ -1,0 +1,138 @@
+import { readFileSync } from 'node:fs';
+import { Agent } from 'node:https';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { ChangeResourceRecordSetsCommand, GetChangeCommand, type Route53Client } from '@aws-sdk/client-route-53';
+import { GetSecretValueCommand, PutSecretValueCommand, type SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import * as acme from 'acme-client';
+import { errorName } from '../../shared/errors.ts';
+import { logger } from '../../shared/observability.ts';
+import type { AcmeSettings } from './config.ts';
+import { normaliseName } from './model.ts';
+
+/**
+ * An ACME order for one domain with DNS-01 through Route 53. The ACME account key lives in Secrets Manager
+ * (ACME_ACCOUNT_SECRET_ARN) as JSON `{"accountKeyPem": "-----BEGIN ... PRIVATE KEY-----..."}`. When the secret
+ * has no value yet, or its value is empty or `{}`, a new key is generated and stored with PutSecretValue (first
+ * use). Any other value that holds no key is an error: this job never overwrites what it does not recognise.
+ * No key ever reaches a log line: acme-client's own log goes to `debug` and carries no key material.
+ */
+
+export interface IssuedCertificate {
+  readonly certificatePem: string;
+  readonly chainPem: string;
+  readonly privateKeyPem: string;
+}
+
+export interface AcmeDeps {
+  readonly route53: Route53Client;
+  readonly secrets: SecretsManagerClient;
+}
+
+export interface AcmeOrder {
+  readonly domainName: string;
+  readonly hostedZoneId: string;
+  readonly settings: AcmeSettings;
+  readonly dnsChangeTimeoutMs: number;
+  readonly signal: AbortSignal;
+}
+
+const CHALLENGE_TTL = 60;
+
+acme.setLogger((message) => logger.debug('acme', { message }));
+
+/** The account key from the secret; generated and stored on first use. */
+export async function loadAccountKey(secrets: SecretsManagerClient, secretArn: string, signal: AbortSignal): Promise<string> {
+  let value: string | undefined;
+  try {
+    const res = await secrets.send(new GetSecretValueCommand({ SecretId: secretArn }), { abortSignal: signal });
+    value = res.SecretString;
+  } catch (error) {
+    // A secret created without a value answers ResourceNotFoundException for AWSCURRENT.
+    if (errorName(error) !== 'ResourceNotFoundException') throw error;
+  }
+  const trimmed = value?.trim() ?? '';
+  if (trimmed !== '' && trimmed !== '{}') {
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(trimmed);
+    } catch {
+      parsed = undefined;
+    }
+    const pem = typeof parsed === 'object' && parsed !== null ? (parsed as { accountKeyPem?: unknown }).accountKeyPem : undefined;
+    if (typeof pem === 'string' && pem.includes('PRIVATE KEY')) return pem;
+    throw new Error(`ACME account secret ${secretArn} holds no {"accountKeyPem": ...}: set it to {} to let the job create an account key`);
+  }
+  const key = (await acme.crypto.createPrivateKey(2048)).toString();
+  await secrets.send(new PutSecretValueCommand({ SecretId: secretArn, SecretString: JSON.stringify({ accountKeyPem: key }) }), { abortSignal: signal });
+  logger.info('acme account key created', { secretArn });
+  return key;
+}
+
+async function waitInSync(route53: Route53Client, changeId: string | undefined, timeoutMs: number, signal: AbortSignal): Promise<void> {
+  if (!changeId) return;
+  const deadline = Date.now() + timeoutMs;
+  for (let delay = 1_000; ; delay = Math.min(delay * 2, 10_000)) {
+    const res = await route53.send(new GetChangeCommand({ Id: changeId }), { abortSignal: signal });
+    if (res.ChangeInfo?.Status === 'INSYNC') return;
+    if (Date.now() + delay > deadline) throw new Error(`Route 53 change ${changeId} not INSYNC after ${timeoutMs} ms`);
+    await sleep(delay, undefined, { signal });
+  }
+}
+
+async function changeTxt(route53: Route53Client, zoneId: string, action: 'UPSERT' | 'DELETE', name: string, value: string, signal: AbortSignal) {
+  const res = await route53.send(
+    new ChangeResourceRecordSetsCommand({
+      HostedZoneId: zoneId,
+      ChangeBatch: {
+        Comment: 'rotate-certificates ACME DNS-01',
+        Changes: [{ Action: action, ResourceRecordSet: { Name: name, Type: 'TXT', TTL: CHALLENGE_TTL, ResourceRecords: [{ Value: `"${value}"` }] } }],
+      },
+    }),
+    { abortSignal: signal },
+  );
+  return res.ChangeInfo?.Id;
+}
+
+let trustedBundle: string | undefined;
+function trust(caBundlePath: string | undefined): void {
+  if (!caBundlePath || trustedBundle === caBundlePath) return;
+  // acme-client talks through its own axios instance; give it an agent that trusts the extra CA (Pebble).
+  acme.axios.defaults.httpsAgent = new Agent({ ca: readFileSync(caBundlePath, 'utf8') });
+  trustedBundle = caBundlePath;
+}
+
+/** Runs the order and returns the certificate, its chain and its (new) private key. */
+export async function issueWithAcme(order: AcmeOrder, deps: AcmeDeps): Promise<IssuedCertificate> {
+  const { settings, signal } = order;
+  trust(settings.caBundlePath);
+  const accountKey = await loadAccountKey(deps.secrets, settings.accountSecretArn, signal);
+  const client = new acme.Client({ directoryUrl: settings.directoryUrl, accountKey, backoffAttempts: 8, backoffMin: 1_000, backoffMax: 10_000 });
+  const [privateKey, csr] = await acme.crypto.createCsr({ commonName: order.domainName, altNames: [order.domainName] });
+  const fullChain = await client.auto({
+    csr,
+    email: settings.email,
+    termsOfServiceAgreed: true,
+    challengePriority: ['dns-01'],
+    // The record is INSYNC on Route 53's authoritative servers before the CA is told; a local resolver
+    // check would only see caches.
+    skipChallengeVerification: true,
+    challengeCreateFn: async (authz, challenge, keyAuthorization) => {
+      if (challenge.type !== 'dns-01') throw new Error(`ACME server offered ${challenge.type}, this job only does dns-01`);
+      const name = normaliseName(`_acme-challenge.${authz.identifier.value}`);
+      const changeId = await changeTxt(deps.route53, order.hostedZoneId, 'UPSERT', name, keyAuthorization, signal);
+      await waitInSync(deps.route53, changeId, order.dnsChangeTimeoutMs, signal);
+      logger.info('acme challenge record in sync', { name });
+    },
+    challengeRemoveFn: async (authz, _challenge, keyAuthorization) => {
+      const name = normaliseName(`_acme-challenge.${authz.identifier.value}`);
+      try {
+        await changeTxt(deps.route53, order.hostedZoneId, 'DELETE', name, keyAuthorization, signal);
+      } catch (error) {
+        if (errorName(error) !== 'InvalidChangeBatch') throw error; // already gone
+      }
+    },
+  });
+  const [certificatePem, ...chain] = acme.crypto.splitPemChain(fullChain);
+  if (!certificatePem) throw new Error('ACME server returned no certificate');
+  return { certificatePem, chainPem: chain.join('\n'), privateKeyPem: privateKey.toString() };
+}

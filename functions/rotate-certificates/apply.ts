@@ -1,0 +1,239 @@
+import { X509Certificate } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
+import {
+  AddTagsToCertificateCommand,
+  DeleteCertificateCommand,
+  DescribeCertificateCommand,
+  ImportCertificateCommand,
+  RequestCertificateCommand,
+  type ACMClient,
+} from '@aws-sdk/client-acm';
+import {
+  AddListenerCertificatesCommand,
+  ModifyListenerCommand,
+  RemoveListenerCertificatesCommand,
+  type ElasticLoadBalancingV2Client,
+} from '@aws-sdk/client-elastic-load-balancing-v2';
+import { ChangeResourceRecordSetsCommand, type Route53Client } from '@aws-sdk/client-route-53';
+import type { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import { errorName } from '../../shared/errors.ts';
+import { applyEach, type ApplyContext, type Outcome } from '../../shared/job.ts';
+import { logger } from '../../shared/observability.ts';
+import type { IssuedCertificate, AcmeOrder, AcmeDeps } from './acme.ts';
+import type { RotateCertificatesConfig } from './config.ts';
+import type { Handshake } from './handshake.ts';
+import { certificateProblem, normaliseName, normaliseSerial, TAG_ROLLED_BACK_AT, TAG_ROTATION_OF, type DnsRecord, type Served } from './model.ts';
+import type { CertAction } from './plan.ts';
+
+export interface ApplyDeps {
+  readonly elbv2: ElasticLoadBalancingV2Client;
+  readonly acm: ACMClient;
+  readonly route53: Route53Client;
+  readonly secrets: SecretsManagerClient;
+  readonly handshake: Handshake;
+  readonly issue: (order: AcmeOrder, deps: AcmeDeps) => Promise<IssuedCertificate>;
+  /** Wait between handshake attempts while verifying a change. */
+  readonly pollMs?: number;
+}
+
+const VALIDATION_TTL = 300;
+/** How long a request-certificate action waits for ACM to publish the validation records. */
+const RECORDS_WAIT_MS = 20_000;
+
+async function upsertRecords(route53: Route53Client, zoneId: string, records: readonly DnsRecord[], signal: AbortSignal): Promise<string | undefined> {
+  if (records.length === 0) return undefined;
+  const res = await route53.send(
+    new ChangeResourceRecordSetsCommand({
+      HostedZoneId: zoneId,
+      ChangeBatch: {
+        Comment: 'rotate-certificates ACM DNS validation',
+        Changes: records.map((r) => ({
+          Action: 'UPSERT' as const,
+          ResourceRecordSet: { Name: r.name, Type: r.type as 'CNAME', TTL: VALIDATION_TTL, ResourceRecords: [{ Value: r.value }] },
+        })),
+      },
+    }),
+    { abortSignal: signal },
+  );
+  return res.ChangeInfo?.Id;
+}
+
+async function readValidationRecords(acm: ACMClient, arn: string, signal: AbortSignal): Promise<DnsRecord[]> {
+  const res = await acm.send(new DescribeCertificateCommand({ CertificateArn: arn }), { abortSignal: signal });
+  return (res.Certificate?.DomainValidationOptions ?? [])
+    .map((o) => o.ResourceRecord)
+    .filter((r): r is { Name: string; Type: 'CNAME'; Value: string } => !!r?.Name && !!r.Type && !!r.Value)
+    .map((r) => ({ name: normaliseName(r.Name), type: r.Type, value: r.Value }));
+}
+
+/** Handshake until `matches` says yes or `waitMs` passes; returns the last result. */
+async function handshakeUntil(
+  deps: ApplyDeps,
+  config: RotateCertificatesConfig,
+  host: string,
+  matches: (served: Served) => boolean,
+  signal: AbortSignal,
+): Promise<Served> {
+  const deadline = Date.now() + config.handshake.waitMs;
+  const target = { host, port: config.handshake.port, servername: config.domainName, timeoutMs: config.handshake.timeoutMs };
+  for (;;) {
+    const served = await deps.handshake(target, signal);
+    if (matches(served) || Date.now() + (deps.pollMs ?? 5_000) > deadline || signal.aborted) return served;
+    await sleep(deps.pollMs ?? 5_000, undefined, { signal });
+  }
+}
+
+const describeServed = (s: Served): string => (s.ok ? `serial ${s.serial} (valid until ${s.notAfter})` : `no handshake (${s.error})`);
+
+export async function applyCertificatePlan(
+  actions: readonly CertAction[],
+  ctx: ApplyContext<RotateCertificatesConfig>,
+  deps: ApplyDeps,
+  handshakeHost: string | undefined,
+): Promise<(Outcome | undefined)[]> {
+  const { config, signal } = ctx;
+  let importedSerial: string | undefined;
+
+  return applyEach(
+    actions,
+    ctx,
+    async (action): Promise<Outcome> => {
+      switch (action.type) {
+        case 'restore-validation-records':
+        case 'create-validation-records': {
+          const changeId = await upsertRecords(deps.route53, config.hostedZoneId, action.records, signal);
+          return { status: 'applied', detail: { changeId, records: action.records.map((r) => r.name) } };
+        }
+
+        case 'request-certificate': {
+          const res = await deps.acm.send(
+            new RequestCertificateCommand({
+              DomainName: action.domainName,
+              ValidationMethod: 'DNS',
+              IdempotencyToken: action.idempotencyToken,
+              Tags: [{ Key: TAG_ROTATION_OF, Value: action.replaces }],
+            }),
+            { abortSignal: signal },
+          );
+          const arn = res.CertificateArn as string;
+          // ACM publishes the validation records a few seconds after the request; create them now if it does,
+          // else the next run's create-validation-records does.
+          const deadline = Date.now() + RECORDS_WAIT_MS;
+          let records = await readValidationRecords(deps.acm, arn, signal);
+          while (records.length === 0 && Date.now() < deadline) {
+            await sleep(2_000, undefined, { signal });
+            records = await readValidationRecords(deps.acm, arn, signal);
+          }
+          const changeId = await upsertRecords(deps.route53, config.hostedZoneId, records, signal);
+          return {
+            status: 'applied',
+            detail: { certificateArn: arn, validationRecords: records.map((r) => r.name), ...(changeId ? { changeId } : { note: 'validation records not published yet: the next run creates them' }) },
+          };
+        }
+
+        case 'swap-listener-certificate': {
+          await deps.elbv2.send(
+            new ModifyListenerCommand({ ListenerArn: action.target, Certificates: [{ CertificateArn: action.newCertificateArn }] }),
+            { abortSignal: signal },
+          );
+          // Keep the old certificate on the listener (SNI list) until a handshake proves the new one.
+          await deps.elbv2.send(
+            new AddListenerCertificatesCommand({ ListenerArn: action.target, Certificates: [{ CertificateArn: action.oldCertificateArn }] }),
+            { abortSignal: signal },
+          );
+          return { status: 'applied', detail: { defaultCertificateArn: action.newCertificateArn, keptForRollback: action.oldCertificateArn } };
+        }
+
+        case 'verify-handshake': {
+          const expected = action.expectSerial ?? importedSerial;
+          if (!expected) return { status: 'failed', error: 'no serial to expect: the change before this check did not complete' };
+          if (!handshakeHost) return { status: 'failed', error: 'no host to connect to (set HANDSHAKE_HOST)' };
+          const served = await handshakeUntil(deps, config, handshakeHost, (s) => s.ok && s.serial === expected, signal);
+          if (served.ok && served.serial === expected) return { status: 'applied', detail: { serial: served.serial, notAfter: served.notAfter } };
+          const mismatch = `after ${config.handshake.waitMs / 1000}s the handshake shows ${describeServed(served)}, expected serial ${expected}`;
+          if (!action.rollback) return { status: 'failed', error: mismatch, detail: { served } };
+          await rollback(deps, action.rollback, signal);
+          return {
+            status: 'failed',
+            error: `${mismatch}: rolled back to ${action.rollback.restoreCertificateArn}`,
+            detail: { rolledBack: true, served },
+          };
+        }
+
+        case 'rollback-listener-certificate':
+          await rollback(deps, { listenerArn: action.target, restoreCertificateArn: action.restoreCertificateArn, rolledBackCertificateArn: action.rolledBackCertificateArn }, signal);
+          return { status: 'applied', detail: { defaultCertificateArn: action.restoreCertificateArn } };
+
+        case 'remove-listener-certificate':
+          try {
+            await deps.elbv2.send(
+              new RemoveListenerCertificatesCommand({ ListenerArn: action.target, Certificates: [{ CertificateArn: action.certificateArn }] }),
+              { abortSignal: signal },
+            );
+          } catch (error) {
+            if (errorName(error) !== 'CertificateNotFoundException') throw error;
+          }
+          return { status: 'applied' };
+
+        case 'delete-certificate':
+          try {
+            await deps.acm.send(new DeleteCertificateCommand({ CertificateArn: action.target }), { abortSignal: signal });
+          } catch (error) {
+            if (errorName(error) === 'ResourceNotFoundException') return { status: 'applied', detail: { note: 'already deleted' } };
+            if (errorName(error) === 'ResourceInUseException') return { status: 'skipped', reason: 'ACM still lists a user of it: the next run deletes it' };
+            throw error;
+          }
+          return { status: 'applied' };
+
+        case 'renew-acme-certificate': {
+          if (!config.acme) return { status: 'failed', error: 'CERTIFICATE_MODE=acme without ACME settings' };
+          const issued = await deps.issue(
+            { domainName: action.domainName, hostedZoneId: config.hostedZoneId, settings: config.acme, dnsChangeTimeoutMs: config.dnsChangeTimeoutMs, signal },
+            { route53: deps.route53, secrets: deps.secrets },
+          );
+          const x509 = new X509Certificate(issued.certificatePem);
+          const names = (x509.subjectAltName ?? '').split(',').map((s) => s.trim()).filter((s) => s.startsWith('DNS:')).map((s) => s.slice(4));
+          const notBefore = new Date(x509.validFrom).toISOString();
+          const notAfter = new Date(x509.validTo).toISOString();
+          const problem = certificateProblem({ names, notBefore, notAfter }, action.domainName, new Date());
+          if (problem) return { status: 'failed', error: `ACME certificate ${problem}: not imported` };
+          const enc = new TextEncoder();
+          await deps.acm.send(
+            new ImportCertificateCommand({
+              CertificateArn: action.target,
+              Certificate: enc.encode(issued.certificatePem),
+              PrivateKey: enc.encode(issued.privateKeyPem),
+              ...(issued.chainPem ? { CertificateChain: enc.encode(issued.chainPem) } : {}),
+            }),
+            { abortSignal: signal },
+          );
+          importedSerial = normaliseSerial(x509.serialNumber);
+          logger.info('certificate re-imported', { certificateArn: action.target, serial: importedSerial, notAfter });
+          return { status: 'applied', detail: { serial: importedSerial, notAfter } };
+        }
+
+        case 'refuse-certificate':
+          return { status: 'failed', error: action.reason };
+
+        case 'wait':
+          return { status: 'skipped', reason: action.reason };
+      }
+    },
+    { stopOnFailure: true },
+  );
+}
+
+async function rollback(
+  deps: ApplyDeps,
+  r: { listenerArn: string; restoreCertificateArn: string; rolledBackCertificateArn: string },
+  signal: AbortSignal,
+): Promise<void> {
+  await deps.elbv2.send(new ModifyListenerCommand({ ListenerArn: r.listenerArn, Certificates: [{ CertificateArn: r.restoreCertificateArn }] }), {
+    abortSignal: signal,
+  });
+  await deps.acm.send(
+    new AddTagsToCertificateCommand({ CertificateArn: r.rolledBackCertificateArn, Tags: [{ Key: TAG_ROLLED_BACK_AT, Value: new Date().toISOString() }] }),
+    { abortSignal: signal },
+  );
+  logger.warn('listener certificate rolled back', { ...r });
+}

@@ -1,0 +1,87 @@
+import { env, loadConfig } from '../../shared/config.ts';
+import { ConfigError } from '../../shared/errors.ts';
+import type { CertificateMode } from './model.ts';
+
+/** A DNS host name: at least two labels of letters, digits and inner hyphens, at most 253 characters. */
+export const HOSTNAME = /^(?=.{1,253}$)(?!-)[a-z0-9-]{1,63}(?<!-)(\.(?!-)[a-z0-9-]{1,63}(?<!-))+$/i;
+
+const shape = {
+  LISTENER_ARN: env.text(
+    'an ARN of an ELBv2 listener (arn:aws:elasticloadbalancing:REGION:ACCOUNT:listener/app/...)',
+    /^arn:aws[a-z-]*:elasticloadbalancing:[a-z0-9-]+:\d{12}:listener\/(app|net)\/.+/,
+  ),
+  DOMAIN_NAME: env.text('a DNS host name such as registry.example.com', HOSTNAME),
+  HOSTED_ZONE_ID: env.text('a Route 53 hosted zone id such as Z0123456789ABCDEFGHIJ', /^(\/hostedzone\/)?[A-Z0-9]{1,32}$/),
+  RENEW_BEFORE: env.duration({ default: '30d', min: '1d', max: '365d' }),
+  CERTIFICATE_MODE: env.oneOf(['acm', 'acme'] as const, 'acm'),
+  ACME_DIRECTORY_URL: env.optionalText('an https:// URL of an ACME directory', /^https:\/\/\S+$/),
+  ACME_ACCOUNT_SECRET_ARN: env.arn('secretsmanager').optional(),
+  ACME_EMAIL: env.optionalText('an email address', /^[^@\s]+@[^@\s]+\.[^@\s]+$/),
+  /** PEM file of extra CAs the ACME client trusts (Pebble in tests); the system CAs are used without it. */
+  ACME_CA_BUNDLE: env.optionalText('a path to a PEM file'),
+  /** Where to connect for the handshake check; default: the load balancer's DNS name. SNI is always DOMAIN_NAME. */
+  HANDSHAKE_HOST: env.optionalText('a host name or IP address', /^[A-Za-z0-9.:-]+$/),
+  HANDSHAKE_PORT: env.int({ min: 1, max: 65_535, default: 443 }),
+  HANDSHAKE_TIMEOUT: env.duration({ default: '10s', min: '1s', max: '60s' }),
+  /** How long after a change the job keeps trying the handshake before it rolls back (acm) or fails (acme). */
+  HANDSHAKE_WAIT: env.duration({ default: '120s', min: '0', max: '10m' }),
+  /** Bound on waiting for a Route 53 change to be INSYNC (ACME DNS-01). */
+  DNS_CHANGE_TIMEOUT: env.duration({ default: '180s', min: '1s', max: '10m' }),
+};
+
+export interface AcmeSettings {
+  readonly directoryUrl: string;
+  readonly accountSecretArn: string;
+  readonly email: string;
+  readonly caBundlePath?: string;
+}
+
+export interface RotateCertificatesConfig {
+  readonly listenerArn: string;
+  readonly domainName: string;
+  readonly hostedZoneId: string;
+  readonly renewBeforeMs: number;
+  readonly mode: CertificateMode;
+  readonly acme?: AcmeSettings;
+  readonly handshake: { readonly host?: string; readonly port: number; readonly timeoutMs: number; readonly waitMs: number };
+  readonly dnsChangeTimeoutMs: number;
+}
+
+const ACME_REQUIRED = ['ACME_DIRECTORY_URL', 'ACME_ACCOUNT_SECRET_ARN', 'ACME_EMAIL'] as const;
+
+export function loadRotateCertificatesConfig(source: Readonly<Record<string, string | undefined>>) {
+  return loadConfig(shape, source, (v): RotateCertificatesConfig => {
+    let acme: AcmeSettings | undefined;
+    if (v.CERTIFICATE_MODE === 'acme') {
+      const missing = ACME_REQUIRED.filter((name) => v[name] === undefined);
+      if (missing.length > 0) {
+        throw new ConfigError(
+          `invalid configuration: CERTIFICATE_MODE=acme needs ${ACME_REQUIRED.join(', ')}; missing: ${missing.join(', ')}`,
+        );
+      }
+      acme = {
+        directoryUrl: v.ACME_DIRECTORY_URL as string,
+        accountSecretArn: v.ACME_ACCOUNT_SECRET_ARN as string,
+        email: v.ACME_EMAIL as string,
+        ...(v.ACME_CA_BUNDLE ? { caBundlePath: v.ACME_CA_BUNDLE } : {}),
+      };
+    }
+    return {
+      listenerArn: v.LISTENER_ARN,
+      domainName: v.DOMAIN_NAME.toLowerCase(),
+      hostedZoneId: v.HOSTED_ZONE_ID.replace(/^\/hostedzone\//, ''),
+      renewBeforeMs: v.RENEW_BEFORE,
+      mode: v.CERTIFICATE_MODE,
+      ...(acme ? { acme } : {}),
+      handshake: {
+        ...(v.HANDSHAKE_HOST ? { host: v.HANDSHAKE_HOST } : {}),
+        port: v.HANDSHAKE_PORT,
+        timeoutMs: v.HANDSHAKE_TIMEOUT,
+        waitMs: v.HANDSHAKE_WAIT,
+      },
+      dnsChangeTimeoutMs: v.DNS_CHANGE_TIMEOUT,
+    };
+  });
+}
+
+export type LoadedRotateCertificatesConfig = ReturnType<typeof loadRotateCertificatesConfig>;

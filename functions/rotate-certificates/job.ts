@@ -1,0 +1,108 @@
+import { z } from 'zod';
+import { acmClient, elbv2Client, route53Client, secretsManagerClient } from '../../shared/aws.ts';
+import type { JobDefinition } from '../../shared/job.ts';
+import { issueWithAcme } from './acme.ts';
+import { applyCertificatePlan, type ApplyDeps } from './apply.ts';
+import type { LoadedRotateCertificatesConfig } from './config.ts';
+import { tlsHandshake, type Handshake } from './handshake.ts';
+import { daysLeft, TAG_ROTATION_OF, type CertState } from './model.ts';
+import { observeCertificates } from './observe.ts';
+import { planRotation, type CertAction } from './plan.ts';
+
+export const options = {
+  force: z.boolean({ error: 'expected true or false (true = rotate now, even outside RENEW_BEFORE)' }).optional(),
+};
+
+export type RotateCertificatesJob = JobDefinition<LoadedRotateCertificatesConfig, typeof options, CertState, CertAction>;
+
+/** Seams for tests: the handshake, the ACME issuer and the poll interval. Defaults are the real ones. */
+export interface JobDeps {
+  readonly handshake?: Handshake;
+  readonly issue?: ApplyDeps['issue'];
+  readonly pollMs?: number;
+}
+
+export function createRotateCertificatesJob(deps: JobDeps = {}): RotateCertificatesJob {
+  const handshake = deps.handshake ?? tlsHandshake;
+  // Per-run facts observe/plan learn that apply and summarize need (one run at a time: reserved concurrency 1).
+  let handshakeHost: string | undefined;
+  let runNow = new Date();
+  return {
+    name: 'rotate-certificates',
+    accepts: ['schedule', 'certificate-expiry', 'manual'],
+    options,
+    // An ACME order plus a handshake wait needs a few minutes; stop starting new steps with 4 minutes left.
+    timeMarginMs: 240_000,
+
+    async observe({ config, signal }) {
+      const state = await observeCertificates(config, { elbv2: elbv2Client(), acm: acmClient(), route53: route53Client(), handshake }, signal);
+      handshakeHost = config.handshake.host ?? state.listener.loadBalancerDnsName;
+      return state;
+    },
+
+    plan(state, { config, trigger, now }) {
+      runNow = now;
+      const force = trigger.kind === 'manual' && trigger.options.force === true;
+      return planRotation(state, { mode: config.mode, domainName: config.domainName, renewBeforeMs: config.renewBeforeMs, force }, now);
+    },
+
+    apply(actions, ctx) {
+      return applyCertificatePlan(
+        actions,
+        ctx,
+        {
+          elbv2: elbv2Client(),
+          acm: acmClient(),
+          route53: route53Client(),
+          secrets: secretsManagerClient(),
+          handshake,
+          issue: deps.issue ?? issueWithAcme,
+          ...(deps.pollMs === undefined ? {} : { pollMs: deps.pollMs }),
+        },
+        handshakeHost,
+      );
+    },
+
+    summarize(state, plan) {
+      const now = runNow;
+      const { listener, served } = state;
+      const role = (arn: string): string => {
+        if (arn === listener.defaultCertificateArn) return 'default';
+        if (listener.sniCertificateArns.includes(arn)) return 'sni';
+        const current = state.certificates.find((c) => c.arn === listener.defaultCertificateArn);
+        if (current?.tags[TAG_ROTATION_OF] === arn) return 'replaced';
+        return 'replacement';
+      };
+      const step = (plan as { step?: string }).step ?? (plan.actions[0]?.type ?? 'none');
+      return {
+        observed: {
+          listener: { arn: listener.arn, protocol: listener.protocol, port: listener.port, loadBalancerDnsName: listener.loadBalancerDnsName },
+          certificates: state.certificates.map((c) => ({
+            arn: c.arn,
+            role: role(c.arn),
+            status: c.status,
+            type: c.type,
+            domainName: c.domainName,
+            serial: c.serial,
+            notAfter: c.notAfter,
+            daysLeft: daysLeft(c.notAfter, now),
+            renewalEligibility: c.renewalEligibility,
+            renewal: c.renewal,
+          })),
+          missingCertificates: state.missing,
+          served: served.ok
+            ? { ok: true, host: served.host, port: served.port, serial: served.serial, notAfter: served.notAfter, daysLeft: daysLeft(served.notAfter, now) }
+            : { ok: false, host: served.host, port: served.port, error: served.error },
+        },
+        details: {
+          step,
+          daysLeft: (plan as { daysLeft?: number }).daysLeft,
+          servedMatchesListenerDefault: served.ok && state.certificates.find((c) => c.arn === listener.defaultCertificateArn)?.serial === served.serial,
+        },
+        metrics: { CertificateDaysLeft: Math.max(0, (plan as { daysLeft?: number }).daysLeft ?? 0) },
+      };
+    },
+  };
+}
+
+export const job = createRotateCertificatesJob();

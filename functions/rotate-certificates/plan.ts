@@ -1,0 +1,256 @@
+import { createHash } from 'node:crypto';
+import type { Action, Plan } from '../../shared/job.ts';
+import {
+  certificateProblem,
+  covers,
+  daysLeft,
+  TAG_ROLLED_BACK_AT,
+  TAG_ROTATION_OF,
+  type CertificateMode,
+  type CertificateView,
+  type CertState,
+  type DnsRecord,
+} from './model.ts';
+
+/**
+ * The rotation as a state machine across runs, decided here (pure: state, policy, now → plan).
+ *
+ * acm mode, once the served certificate is inside RENEW_BEFORE (or `force`):
+ *   1. managed renewal pending validation / failed → restore its DNS validation records;
+ *   2. no replacement in flight → request one (DNS validation, idempotency token from domain + old serial,
+ *      tagged `registry:rotation-of` = old ARN) and create its validation records;
+ *   3. replacement PENDING_VALIDATION → make sure its validation records exist, wait;
+ *   4. replacement ISSUED → make it the listener default, keep the old one in the SNI list, verify the handshake
+ *      (roll back on mismatch);
+ *   5. later run: default carries `registry:rotation-of` and the handshake shows its serial → remove the old one
+ *      from the listener and delete it once nothing else uses it.
+ *   Steps 3–5 continue whatever the window says: a rotation in flight is always finished.
+ * acme mode: re-issue through ACME and re-import into the same ARN, then verify the handshake.
+ */
+
+export interface RotationPolicy {
+  readonly mode: CertificateMode;
+  readonly domainName: string;
+  readonly renewBeforeMs: number;
+  /** Manual `force`: rotate now, and retry a swap that was rolled back. */
+  readonly force: boolean;
+}
+
+interface Base extends Action {
+  readonly type: string;
+}
+export type CertAction =
+  | (Base & { type: 'restore-validation-records'; records: DnsRecord[] })
+  | (Base & { type: 'request-certificate'; domainName: string; replaces: string; idempotencyToken: string })
+  | (Base & { type: 'create-validation-records'; records: DnsRecord[] })
+  | (Base & { type: 'swap-listener-certificate'; newCertificateArn: string; oldCertificateArn: string })
+  | (Base & {
+      type: 'verify-handshake';
+      /** The serial to expect; null = the serial the preceding renew-acme-certificate imported. */
+      expectSerial: string | null;
+      rollback?: { listenerArn: string; restoreCertificateArn: string; rolledBackCertificateArn: string };
+    })
+  | (Base & { type: 'rollback-listener-certificate'; restoreCertificateArn: string; rolledBackCertificateArn: string })
+  | (Base & { type: 'remove-listener-certificate'; certificateArn: string })
+  | (Base & { type: 'delete-certificate' })
+  | (Base & { type: 'renew-acme-certificate'; domainName: string })
+  | (Base & { type: 'refuse-certificate' })
+  | (Base & { type: 'wait' });
+
+export type CertificatePlan = Plan<CertAction> & {
+  /** What the run decided, for the report: healthy, renew, request, waiting, swap, cleanup, rollback, refused … */
+  readonly step: string;
+  readonly daysLeft?: number;
+};
+
+const FAILED_STATUSES = new Set(['FAILED', 'VALIDATION_TIMED_OUT', 'REVOKED', 'EXPIRED', 'INACTIVE']);
+
+/** ACM's IdempotencyToken (≤ 32 word characters), stable for one domain + the certificate being replaced. */
+export function idempotencyToken(domainName: string, oldSerialOrArn: string): string {
+  return createHash('sha256').update(`${domainName}\n${oldSerialOrArn}`).digest('hex').slice(0, 32);
+}
+
+export function missingRecords(records: readonly DnsRecord[], zone: CertState['zoneRecords']): DnsRecord[] {
+  return records.filter((r) => !(zone[r.name] ?? []).some((v) => v.toLowerCase() === r.value.toLowerCase()));
+}
+
+export function planRotation(state: CertState, policy: RotationPolicy, now: Date): CertificatePlan {
+  const { listener, served } = state;
+  const byArn = new Map(state.certificates.map((c) => [c.arn, c]));
+  const actions: CertAction[] = [];
+  const skipped: CertAction[] = [];
+
+  const current = listener.defaultCertificateArn ? byArn.get(listener.defaultCertificateArn) : undefined;
+  if (!current) {
+    const target = listener.defaultCertificateArn ?? listener.arn;
+    actions.push({ type: 'refuse-certificate', target, reason: `the listener's default certificate ${target} is not an ACM certificate this job can read` });
+    return { actions, skipped, step: 'refused' };
+  }
+
+  const servedMatches = served.ok && served.serial === current.serial;
+  const expiry = [current.notAfter, served.ok ? served.notAfter : undefined].filter((t): t is string => t !== undefined).sort()[0];
+  const left = daysLeft(expiry, now);
+  const inWindow = expiry === undefined || Date.parse(expiry) - now.getTime() < policy.renewBeforeMs;
+  const windowText = expiry === undefined ? 'expiry unknown' : `expires ${expiry} (${left} days left)`;
+  const why = policy.force && !inWindow ? `forced (${windowText})` : windowText;
+  const done = (step: string): CertificatePlan => ({ actions, skipped, step, ...(left === undefined ? {} : { daysLeft: left }) });
+
+  // A listener default that does not cover the domain is a configuration error: never rotate around it.
+  if (!covers(current.names, policy.domainName)) {
+    actions.push({ type: 'refuse-certificate', target: current.arn, reason: `listener default certificate ${certificateProblem(current, policy.domainName, now)}` });
+    return done('refused');
+  }
+
+  if (policy.mode === 'acme') return planAcme(current, policy, { inWindow, why, done, actions });
+
+  // Step 5, or a rollback: the listener default is a certificate this job swapped in.
+  const previousArn = current.tags[TAG_ROTATION_OF];
+  if (previousArn) {
+    const previous = byArn.get(previousArn);
+    const attached = listener.sniCertificateArns.includes(previousArn);
+    if (served.ok && !servedMatches && attached && previous) {
+      actions.push({
+        type: 'rollback-listener-certificate',
+        target: listener.arn,
+        reason: `handshake shows serial ${served.serial}, not ${current.serial} of ${current.arn}: restoring ${previousArn}`,
+        restoreCertificateArn: previousArn,
+        rolledBackCertificateArn: current.arn,
+      });
+      return done('rollback');
+    }
+    if (!served.ok && (attached || previous)) {
+      skipped.push({ type: 'wait', target: previousArn, reason: `cleanup waits for a successful handshake (${served.error})` });
+    } else if (servedMatches) {
+      if (attached) {
+        actions.push({
+          type: 'remove-listener-certificate',
+          target: listener.arn,
+          reason: `handshake shows the new certificate (serial ${current.serial}): old one no longer needed for rollback`,
+          certificateArn: previousArn,
+        });
+      }
+      if (previous) {
+        // ACM lists the load balancer (moto: the listener) as a user; anything else keeps the certificate. If another
+        // listener of the same load balancer still uses it, DeleteCertificate answers ResourceInUseException → skipped.
+        const users = previous.inUseBy.filter((u) => u !== listener.loadBalancerArn && u !== listener.arn);
+        if (users.length === 0) {
+          actions.push({ type: 'delete-certificate', target: previousArn, reason: `replaced by ${current.arn}; ACM lists no other user` });
+        } else {
+          skipped.push({ type: 'delete-certificate', target: previousArn, reason: `replaced by ${current.arn} but still in use by ${users.join(', ')}` });
+        }
+      }
+    }
+    if (actions.length > 0) return done('cleanup');
+  }
+
+  const candidates = state.certificates
+    .filter((c) => c.tags[TAG_ROTATION_OF] === current.arn && c.arn !== current.arn)
+    .sort((a, b) => (a.notBefore ?? '').localeCompare(b.notBefore ?? ''));
+  const active = candidates.filter((c) => !c.tags[TAG_ROLLED_BACK_AT] || policy.force);
+  for (const c of candidates.filter((x) => !active.includes(x))) {
+    skipped.push({
+      type: 'wait',
+      target: c.arn,
+      reason: `swap to ${c.arn} was rolled back at ${c.tags[TAG_ROLLED_BACK_AT]}: investigate, then delete it or invoke with {"force": true} to retry`,
+    });
+  }
+  const next = active.at(-1);
+
+  if (!next && !inWindow && !policy.force) return done('healthy');
+
+  // Step 1: Amazon's own renewal is stuck on DNS validation: put the records back.
+  if (current.type === 'AMAZON_ISSUED' && current.renewal && ['PENDING_VALIDATION', 'FAILED'].includes(current.renewal.status)) {
+    const records = missingRecords(current.validationRecords, state.zoneRecords);
+    if (records.length > 0) {
+      actions.push({
+        type: 'restore-validation-records',
+        target: current.arn,
+        reason: `managed renewal is ${current.renewal.status}${current.renewal.reason ? ` (${current.renewal.reason})` : ''} and ${records.length} validation record(s) are missing; ${why}`,
+        records,
+      });
+    }
+  }
+
+  if (!next) {
+    if (candidates.length > 0) return done('rolled-back');
+    actions.push({
+      type: 'request-certificate',
+      target: policy.domainName,
+      reason: `${why}: requesting a DNS-validated replacement for ${current.arn}`,
+      domainName: policy.domainName,
+      replaces: current.arn,
+      idempotencyToken: idempotencyToken(policy.domainName, current.serial ?? current.arn),
+    });
+    return done('request');
+  }
+
+  if (next.status === 'PENDING_VALIDATION') {
+    const records = missingRecords(next.validationRecords, state.zoneRecords);
+    if (records.length > 0) {
+      actions.push({ type: 'create-validation-records', target: next.arn, reason: `replacement is pending validation; ${records.length} record(s) missing`, records });
+    } else {
+      skipped.push({ type: 'wait', target: next.arn, reason: `replacement is pending validation (records in place${next.validationRecords.length ? '' : ' or not yet published by ACM'})` });
+    }
+    return done(actions.some((a) => a.type === 'create-validation-records') ? 'validate' : 'waiting');
+  }
+
+  if (FAILED_STATUSES.has(next.status) || next.status !== 'ISSUED') {
+    actions.push({
+      type: 'refuse-certificate',
+      target: next.arn,
+      reason: `replacement is ${next.status}${next.failureReason ? ` (${next.failureReason})` : ''}: delete it so the next run requests another`,
+    });
+    return done('refused');
+  }
+
+  const problem = certificateProblem(next, policy.domainName, now);
+  if (problem) {
+    actions.push({ type: 'refuse-certificate', target: next.arn, reason: `replacement ${problem}` });
+    return done('refused');
+  }
+  actions.push({
+    type: 'swap-listener-certificate',
+    target: listener.arn,
+    reason: `replacement ${next.arn} is ISSUED (valid until ${next.notAfter}); ${why}`,
+    newCertificateArn: next.arn,
+    oldCertificateArn: current.arn,
+  });
+  actions.push({
+    type: 'verify-handshake',
+    target: policy.domainName,
+    reason: `the load balancer must serve serial ${next.serial}; otherwise roll back to ${current.arn}`,
+    expectSerial: next.serial ?? null,
+    rollback: { listenerArn: listener.arn, restoreCertificateArn: current.arn, rolledBackCertificateArn: next.arn },
+  });
+  return done('swap');
+}
+
+function planAcme(
+  current: CertificateView,
+  policy: RotationPolicy,
+  ctx: { inWindow: boolean; why: string; done: (step: string) => CertificatePlan; actions: CertAction[] },
+): CertificatePlan {
+  const { actions, done } = ctx;
+  if (!ctx.inWindow && !policy.force) return done('healthy');
+  if (current.type !== 'IMPORTED') {
+    actions.push({
+      type: 'refuse-certificate',
+      target: current.arn,
+      reason: `CERTIFICATE_MODE=acme re-imports into the listener's certificate, but it is ${current.type}: use CERTIFICATE_MODE=acm or import a certificate first`,
+    });
+    return done('refused');
+  }
+  actions.push({
+    type: 'renew-acme-certificate',
+    target: current.arn,
+    reason: `${ctx.why}: ACME order with DNS-01, re-imported into the same ARN (old serial ${current.serial})`,
+    domainName: policy.domainName,
+  });
+  actions.push({
+    type: 'verify-handshake',
+    target: policy.domainName,
+    reason: 'the load balancer must serve the re-imported certificate',
+    expectSerial: null,
+  });
+  return done('renew');
+}

@@ -1,0 +1,114 @@
+// acme mode end to end: Pebble (Let's Encrypt's ACME test server) issues through DNS-01 records the job writes
+// to moto's Route 53; the certificate is re-imported into moto's ACM under the SAME ARN, and the job's TLS check
+// sees it on the load balancer stand-in.
+import { DescribeCertificateCommand } from '@aws-sdk/client-acm';
+import { DescribeListenersCommand } from '@aws-sdk/client-elastic-load-balancing-v2';
+import { ListResourceRecordSetsCommand } from '@aws-sdk/client-route-53';
+import { CreateSecretCommand, GetSecretValueCommand } from '@aws-sdk/client-secrets-manager';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { runJob } from '../../shared/job.ts';
+import { logger } from '../../shared/observability.ts';
+import { loadRotateCertificatesConfig } from '../../functions/rotate-certificates/config.ts';
+import { createRotateCertificatesJob } from '../../functions/rotate-certificates/job.ts';
+import { normaliseSerial } from '../../functions/rotate-certificates/model.ts';
+import { startAlbStandIn, type AlbStandIn } from '../support/alb-stand-in.ts';
+import { makeCertificate } from '../support/certs.ts';
+import { awsClients, createLoadBalancer, importCertificate, type AwsClients, type LoadBalancerSetup } from '../support/elb.ts';
+import { loadEvent } from '../support/events.ts';
+import { startMoto, type Moto } from '../support/moto.ts';
+import { startPebble, type Pebble } from '../support/pebble.ts';
+
+const DOMAIN = 'registry.example.com';
+let moto: Moto;
+let pebble: Pebble;
+let aws: AwsClients;
+let lb: LoadBalancerSetup;
+let standIn: AlbStandIn;
+let certificateArn: string;
+let secretArn: string;
+
+beforeAll(async () => {
+  [moto, pebble] = await Promise.all([startMoto(), startPebble()]);
+  Object.assign(process.env, moto.env);
+  aws = awsClients(moto.endpoint);
+  certificateArn = await importCertificate(aws.acm, makeCertificate({ cn: DOMAIN, days: 10 }));
+  lb = await createLoadBalancer(aws, certificateArn, 'example.com');
+  standIn = await startAlbStandIn(aws.elbv2, aws.acm, lb.httpsListenerArn);
+  // Infra creates the secret with no key in it; the job makes the account key on first use.
+  secretArn = (await aws.secrets.send(new CreateSecretCommand({ Name: 'registry-acme-account', SecretString: '{}' }))).ARN as string;
+});
+
+afterAll(async () => {
+  await standIn?.close();
+  await Promise.all([moto?.stop(), pebble?.stop()]);
+});
+
+describe('acme mode with Pebble and moto', () => {
+  const config = () =>
+    loadRotateCertificatesConfig({
+      ...moto.env,
+      LISTENER_ARN: lb.httpsListenerArn,
+      DOMAIN_NAME: DOMAIN,
+      HOSTED_ZONE_ID: lb.hostedZoneId,
+      CERTIFICATE_MODE: 'acme',
+      ACME_DIRECTORY_URL: pebble.directoryUrl,
+      ACME_ACCOUNT_SECRET_ARN: secretArn,
+      ACME_EMAIL: 'ops@example.com',
+      ACME_CA_BUNDLE: pebble.caBundlePath,
+      HANDSHAKE_HOST: '127.0.0.1',
+      HANDSHAKE_PORT: String(standIn.port),
+      HANDSHAKE_WAIT: '5s',
+      DNS_CHANGE_TIMEOUT: '10s',
+    });
+  const run = () => runJob(createRotateCertificatesJob({ pollMs: 250 }), config(), loadEvent('schedule.json'), {});
+
+  it('issues through DNS-01, re-imports into the same ARN, proves it with a handshake, logs no private key', async () => {
+    const before = (await aws.acm.send(new DescribeCertificateCommand({ CertificateArn: certificateArn }))).Certificate;
+    const lines: string[] = [];
+    for (const method of ['log', 'info', 'debug', 'warn', 'error'] as const) {
+      vi.spyOn(console, method).mockImplementation((...args: unknown[]) => void lines.push(args.map(String).join(' ')));
+    }
+    logger.setLogLevel('DEBUG');
+    let report;
+    try {
+      report = await run();
+    } finally {
+      logger.setLogLevel('SILENT');
+      vi.restoreAllMocks();
+    }
+
+    expect(report.actions.map((a) => `${a.type}:${a.status}`)).toEqual(['renew-acme-certificate:applied', 'verify-handshake:applied']);
+    const after = (await aws.acm.send(new DescribeCertificateCommand({ CertificateArn: certificateArn }))).Certificate;
+    expect(after?.CertificateArn).toBe(certificateArn);
+    expect(after?.NotAfter?.getTime()).not.toBe(before?.NotAfter?.getTime());
+    expect(after?.NotAfter?.getTime()).toBeGreaterThan(Date.now() + 30 * 86_400_000);
+    expect(after?.Issuer).toMatch(/pebble/i);
+    expect(normaliseSerial(after?.Serial ?? '')).toBe(report.actions[0]?.detail?.serial);
+    expect(report.actions[1]?.detail?.serial).toBe(report.actions[0]?.detail?.serial);
+    expect(standIn.served().at(-1)).toBe(report.actions[0]?.detail?.serial);
+
+    // The listener did not change: same ARN, new content.
+    const listener = await aws.elbv2.send(new DescribeListenersCommand({ ListenerArns: [lb.httpsListenerArn] }));
+    expect(listener.Listeners?.[0]?.Certificates?.[0]?.CertificateArn).toBe(certificateArn);
+
+    // The account key was created and stored; the challenge record was written, waited for, and cleaned up.
+    const secret = await aws.secrets.send(new GetSecretValueCommand({ SecretId: secretArn }));
+    expect(JSON.parse(secret.SecretString ?? '{}').accountKeyPem).toContain('PRIVATE KEY');
+    expect(lines.some((l) => l.includes('acme challenge record in sync') && l.includes(`_acme-challenge.${DOMAIN}.`))).toBe(true);
+    const zone = await aws.route53.send(new ListResourceRecordSetsCommand({ HostedZoneId: lb.hostedZoneId }));
+    expect(zone.ResourceRecordSets?.filter((r) => r.Type === 'TXT')).toEqual([]);
+
+    // Every log line of the run, acme-client's debug included: no key material.
+    expect(lines.length).toBeGreaterThan(3);
+    expect(lines.join('\n')).not.toContain('PRIVATE KEY');
+  });
+
+  it('the next run finds the renewed certificate healthy and reuses the stored account key', async () => {
+    const before = await aws.secrets.send(new GetSecretValueCommand({ SecretId: secretArn }));
+    const report = await run();
+    expect(report.actions).toEqual([]);
+    expect(report.details).toMatchObject({ step: 'healthy', servedMatchesListenerDefault: true });
+    const after = await aws.secrets.send(new GetSecretValueCommand({ SecretId: secretArn }));
+    expect(after.SecretString).toBe(before.SecretString);
+  });
+});

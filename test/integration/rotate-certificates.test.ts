@@ -1,0 +1,212 @@
+// rotate-certificates against moto_server (ACM, ELBv2, Route 53) with the job's real TLS handshake: a local
+// TLS server stands in for the load balancer and serves whatever certificate moto's listener says is default.
+import { createServer as createTcpServer, type Server as TcpServer } from 'node:net';
+import { createServer as createTlsServer, type Server as TlsServer } from 'node:tls';
+import { X509Certificate } from 'node:crypto';
+import { DescribeCertificateCommand, ListCertificatesCommand, ListTagsForCertificateCommand } from '@aws-sdk/client-acm';
+import { DescribeListenerCertificatesCommand, DescribeListenersCommand } from '@aws-sdk/client-elastic-load-balancing-v2';
+import { ListResourceRecordSetsCommand } from '@aws-sdk/client-route-53';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { JobFailedError, ValidationError } from '../../shared/errors.ts';
+import { runJob } from '../../shared/job.ts';
+import { loadRotateCertificatesConfig } from '../../functions/rotate-certificates/config.ts';
+import { tlsHandshake } from '../../functions/rotate-certificates/handshake.ts';
+import { createRotateCertificatesJob } from '../../functions/rotate-certificates/job.ts';
+import { normaliseSerial, TAG_ROLLED_BACK_AT, TAG_ROTATION_OF } from '../../functions/rotate-certificates/model.ts';
+import { startAlbStandIn, type AlbStandIn } from '../support/alb-stand-in.ts';
+import { makeCertificate } from '../support/certs.ts';
+import { awsClients, createLoadBalancer, importCertificate, type AwsClients, type LoadBalancerSetup } from '../support/elb.ts';
+import { loadEvent } from '../support/events.ts';
+import { startMoto, type Moto } from '../support/moto.ts';
+
+const DOMAIN = 'registry.example.com';
+let moto: Moto;
+let aws: AwsClients;
+
+beforeAll(async () => {
+  process.env.MOTO_ACM_VALIDATION_WAIT = '1'; // requested certificates turn ISSUED after 1 s
+  moto = await startMoto();
+  Object.assign(process.env, moto.env); // the job's clients are created lazily, after this
+  aws = awsClients(moto.endpoint);
+});
+
+afterAll(async () => {
+  await moto?.stop();
+});
+
+describe('tlsHandshake against a local TLS server', () => {
+  let tls: TlsServer;
+  let silent: TcpServer;
+  const cert = makeCertificate({ cn: DOMAIN, days: 42, serialHex: '0a1b2c3d4e5f' });
+  let servername: string | undefined;
+
+  const sockets = new Set<{ destroy(): void }>();
+  beforeAll(async () => {
+    tls = createTlsServer({ cert: cert.certPem, key: cert.keyPem, SNICallback: (name, cb) => ((servername = name), cb(null, undefined)) });
+    silent = createTcpServer(() => undefined); // accepts, never speaks TLS
+    for (const server of [tls, silent]) server.on('connection', (s) => sockets.add(s));
+    await Promise.all([new Promise<void>((r) => tls.listen(0, '127.0.0.1', r)), new Promise<void>((r) => silent.listen(0, '127.0.0.1', r))]);
+  });
+  afterAll(async () => {
+    for (const s of sockets) s.destroy();
+    await Promise.all([new Promise((r) => tls.close(r)), new Promise((r) => silent.close(r))]);
+  });
+  const portOf = (s: TlsServer | TcpServer) => (s.address() as { port: number }).port;
+
+  it('reads the served serial and expiry, sending DOMAIN_NAME as SNI', async () => {
+    const served = await tlsHandshake({ host: '127.0.0.1', port: portOf(tls), servername: DOMAIN, timeoutMs: 5_000 });
+    const x509 = new X509Certificate(cert.certPem);
+    expect(served).toEqual({
+      ok: true,
+      host: '127.0.0.1',
+      port: portOf(tls),
+      serial: 'a1b2c3d4e5f',
+      notBefore: new Date(x509.validFrom).toISOString(),
+      notAfter: new Date(x509.validTo).toISOString(),
+      subject: `CN=${DOMAIN}`,
+      names: [DOMAIN],
+    });
+    expect(servername).toBe(DOMAIN);
+  });
+
+  it('a server that never completes the handshake times out, bounded', async () => {
+    const started = Date.now();
+    const served = await tlsHandshake({ host: '127.0.0.1', port: portOf(silent), servername: DOMAIN, timeoutMs: 500 });
+    expect(served).toMatchObject({ ok: false, error: expect.stringContaining('within 500 ms') });
+    expect(Date.now() - started).toBeLessThan(3_000);
+  });
+
+  it('a refused connection is a failed handshake, not an exception', async () => {
+    const port = portOf(silent);
+    const closed = await new Promise<number>((resolve) => {
+      const s = createTcpServer();
+      s.listen(0, '127.0.0.1', () => {
+        const p = (s.address() as { port: number }).port;
+        s.close(() => resolve(p));
+      });
+    });
+    expect(closed).not.toBe(port);
+    expect(await tlsHandshake({ host: '127.0.0.1', port: closed, servername: DOMAIN, timeoutMs: 2_000 })).toMatchObject({ ok: false, error: expect.stringContaining('ECONNREFUSED') });
+  });
+});
+
+describe('acm mode end to end on moto', () => {
+  let lb: LoadBalancerSetup;
+  let standIn: AlbStandIn;
+  let oldArn: string;
+
+  beforeEach(async () => {
+    await standIn?.close();
+    await moto.reset();
+    oldArn = await importCertificate(aws.acm, makeCertificate({ cn: DOMAIN, days: 10 })); // inside RENEW_BEFORE (30d)
+    lb = await createLoadBalancer(aws, oldArn, 'example.com');
+    standIn = await startAlbStandIn(aws.elbv2, aws.acm, lb.httpsListenerArn);
+  });
+  afterAll(async () => {
+    await standIn?.close();
+  });
+
+  const config = (over: Record<string, string> = {}) =>
+    loadRotateCertificatesConfig({
+      ...moto.env,
+      LISTENER_ARN: lb.httpsListenerArn,
+      DOMAIN_NAME: DOMAIN,
+      HOSTED_ZONE_ID: lb.hostedZoneId,
+      HANDSHAKE_HOST: '127.0.0.1',
+      HANDSHAKE_PORT: String(standIn.port),
+      HANDSHAKE_WAIT: '2s',
+      ...over,
+    });
+  const run = (event: unknown = loadEvent('schedule.json'), over: Record<string, string> = {}) =>
+    runJob(createRotateCertificatesJob({ pollMs: 250 }), config(over), event, {});
+  const steps = (r: { actions: { type: string; status: string }[] }) => r.actions.map((a) => `${a.type}:${a.status}`);
+
+  async function listenerCertificates(): Promise<{ default: string | undefined; all: string[] }> {
+    const l = await aws.elbv2.send(new DescribeListenersCommand({ ListenerArns: [lb.httpsListenerArn] }));
+    const all = await aws.elbv2.send(new DescribeListenerCertificatesCommand({ ListenerArn: lb.httpsListenerArn }));
+    return { default: l.Listeners?.[0]?.Certificates?.[0]?.CertificateArn, all: (all.Certificates ?? []).map((c) => c.CertificateArn as string) };
+  }
+  async function domainCertificates(): Promise<string[]> {
+    const res = await aws.acm.send(new ListCertificatesCommand({}));
+    return (res.CertificateSummaryList ?? []).filter((c) => c.DomainName === DOMAIN).map((c) => c.CertificateArn as string);
+  }
+  async function waitIssued(arn: string): Promise<void> {
+    for (let i = 0; i < 50; i++) {
+      const d = await aws.acm.send(new DescribeCertificateCommand({ CertificateArn: arn }));
+      if (d.Certificate?.Status === 'ISSUED') return;
+      await sleep(200);
+    }
+    throw new Error(`${arn} not ISSUED within 10 s`);
+  }
+
+  it('dry run first: reports the request it would make, changes nothing', async () => {
+    const report = await run(loadEvent('rotate-certificates/manual-dry-run.json'));
+    expect(steps(report)).toEqual(['request-certificate:planned']);
+    expect(report.observed).toMatchObject({ served: { ok: true, daysLeft: expect.any(Number) } });
+    expect(await domainCertificates()).toEqual([oldArn]);
+  });
+
+  it('request → validation records → swap with handshake proof → cleanup → healthy', async () => {
+    // Run 1: inside the window → a DNS-validated replacement, tagged, with its records in the zone.
+    const first = await run();
+    expect(steps(first)).toEqual(['request-certificate:applied']);
+    const newArn = first.actions[0]?.detail?.certificateArn as string;
+    const tags = await aws.acm.send(new ListTagsForCertificateCommand({ CertificateArn: newArn }));
+    expect(tags.Tags).toContainEqual({ Key: TAG_ROTATION_OF, Value: oldArn });
+    const detail = (await aws.acm.send(new DescribeCertificateCommand({ CertificateArn: newArn }))).Certificate;
+    const record = detail?.DomainValidationOptions?.[0]?.ResourceRecord;
+    const zone = await aws.route53.send(new ListResourceRecordSetsCommand({ HostedZoneId: lb.hostedZoneId }));
+    expect(zone.ResourceRecordSets).toContainEqual(expect.objectContaining({ Name: record?.Name, Type: 'CNAME', ResourceRecords: [{ Value: record?.Value }] }));
+
+    // Run 2 (retry before validation): no duplicate request.
+    const second = await run();
+    expect(steps(second).filter((s) => s.startsWith('request-certificate'))).toEqual([]);
+    expect((await domainCertificates()).sort()).toEqual([oldArn, newArn].sort());
+
+    // Run 3: ISSUED → default swapped, old one kept for rollback, handshake shows the new serial.
+    await waitIssued(newArn);
+    const third = await run();
+    expect(steps(third)).toEqual(['swap-listener-certificate:applied', 'verify-handshake:applied']);
+    expect(await listenerCertificates()).toEqual({ default: newArn, all: [newArn, oldArn] });
+    expect(third.actions[1]?.detail?.serial).toBe(normaliseSerial(detail?.Serial ?? ''));
+    expect(standIn.served().at(-1)).toBe(normaliseSerial(detail?.Serial ?? ''));
+
+    // Run 4: handshake proves the swap → old one removed from the listener and deleted (moto's InUseBy is empty).
+    const fourth = await run();
+    expect(steps(fourth)).toEqual(['remove-listener-certificate:applied', 'delete-certificate:applied']);
+    expect(await listenerCertificates()).toEqual({ default: newArn, all: [newArn] });
+    expect(await domainCertificates()).toEqual([newArn]);
+
+    // Run 5: nothing left to do.
+    const fifth = await run();
+    expect(fifth.actions).toEqual([]);
+    expect(fifth.details).toMatchObject({ step: 'healthy', servedMatchesListenerDefault: true });
+  });
+
+  it('a load balancer that keeps serving the old certificate: the swap is rolled back, and not retried', async () => {
+    const first = await run(); // its handshake saw the old certificate
+    standIn.freeze(true);
+    const newArn = first.actions[0]?.detail?.certificateArn as string;
+    await waitIssued(newArn);
+
+    const error = await run().catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(JobFailedError);
+    expect((error as Error).message).toContain(`rolled back to ${oldArn}`);
+    expect((await listenerCertificates()).default).toBe(oldArn);
+    const tags = await aws.acm.send(new ListTagsForCertificateCommand({ CertificateArn: newArn }));
+    expect(tags.Tags?.map((t) => t.Key)).toContain(TAG_ROLLED_BACK_AT);
+
+    const after = await run();
+    expect(after.details).toMatchObject({ step: 'rolled-back' });
+    expect((await listenerCertificates()).default).toBe(oldArn);
+  });
+
+  it('an HTTP listener: clear error, nothing changed', async () => {
+    const error = await run({ force: true }, { LISTENER_ARN: lb.httpListenerArn }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(ValidationError);
+    expect((error as Error).message).toMatch(/is a HTTP listener on port 80: rotate-certificates manages the certificate of an HTTPS listener/);
+    expect(await domainCertificates()).toEqual([oldArn]);
+    expect(await listenerCertificates()).toEqual({ default: oldArn, all: [oldArn] });
+  });
+});

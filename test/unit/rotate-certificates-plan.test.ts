@@ -1,0 +1,305 @@
+import { describe, expect, it } from 'vitest';
+import {
+  certificateProblem,
+  nameCovers,
+  normaliseSerial,
+  TAG_ROLLED_BACK_AT,
+  TAG_ROTATION_OF,
+  type CertificateView,
+  type CertState,
+  type Served,
+} from '../../functions/rotate-certificates/model.ts';
+import { idempotencyToken, planRotation, type RotationPolicy } from '../../functions/rotate-certificates/plan.ts';
+
+const now = new Date('2026-11-23T03:00:00.000Z');
+const day = 86_400_000;
+const at = (days: number): string => new Date(now.getTime() + days * day).toISOString();
+const DOMAIN = 'registry.example.com';
+const LISTENER = 'arn:aws:elasticloadbalancing:us-east-1:123456789012:listener/app/reg/abc/def';
+const LB = 'arn:aws:elasticloadbalancing:us-east-1:123456789012:loadbalancer/app/reg/abc';
+const arn = (id: string) => `arn:aws:acm:us-east-1:123456789012:certificate/${id}`;
+const OLD = arn('old');
+const NEW = arn('new');
+const RECORD = { name: `_x1.${DOMAIN}.`, type: 'CNAME', value: '_y1.acm-validations.aws.' };
+const NEW_RECORD = { name: `_x1.${DOMAIN}.`, type: 'CNAME', value: '_y1.acm-validations.aws.' };
+
+function cert(over: Partial<CertificateView> & { arn: string }): CertificateView {
+  return {
+    status: 'ISSUED',
+    type: 'AMAZON_ISSUED',
+    domainName: DOMAIN,
+    names: [DOMAIN],
+    serial: 'aa01',
+    notBefore: at(-300),
+    notAfter: at(90),
+    renewalEligibility: 'ELIGIBLE',
+    validationRecords: [RECORD],
+    inUseBy: [LB],
+    tags: {},
+    ...over,
+  };
+}
+
+const served = (serial: string, notAfterDays: number): Served => ({
+  ok: true,
+  host: 'lb.example',
+  port: 443,
+  serial,
+  notBefore: at(-300),
+  notAfter: at(notAfterDays),
+  names: [DOMAIN],
+});
+
+function state(over: { certs: CertificateView[]; default?: string; sni?: string[]; served?: Served; zone?: CertState['zoneRecords'] }): CertState {
+  return {
+    listener: { arn: LISTENER, protocol: 'HTTPS', port: 443, loadBalancerArn: LB, loadBalancerDnsName: 'lb.example', defaultCertificateArn: over.default ?? OLD, sniCertificateArns: over.sni ?? [] },
+    certificates: over.certs,
+    missing: [],
+    served: over.served ?? served('aa01', 90),
+    zoneRecords: over.zone ?? { [RECORD.name]: [RECORD.value] },
+  };
+}
+
+const acm: RotationPolicy = { mode: 'acm', domainName: DOMAIN, renewBeforeMs: 30 * day, force: false };
+const acme: RotationPolicy = { ...acm, mode: 'acme' };
+const kinds = (p: { actions: readonly { type: string }[] }) => p.actions.map((a) => a.type);
+
+describe('planRotation (acm)', () => {
+  it('healthy: nothing to do when the served certificate is valid longer than RENEW_BEFORE', () => {
+    const plan = planRotation(state({ certs: [cert({ arn: OLD })] }), acm, now);
+    expect(plan).toMatchObject({ actions: [], skipped: [], step: 'healthy', daysLeft: 90 });
+  });
+
+  it('the earlier of the served and the ACM expiry decides', () => {
+    const plan = planRotation(state({ certs: [cert({ arn: OLD, notAfter: at(90) })], served: served('aa01', 10) }), acm, now);
+    expect(kinds(plan)).toEqual(['request-certificate']);
+    expect(plan.daysLeft).toBe(10);
+  });
+
+  it('force rotates a healthy certificate', () => {
+    const plan = planRotation(state({ certs: [cert({ arn: OLD })] }), { ...acm, force: true }, now);
+    expect(kinds(plan)).toEqual(['request-certificate']);
+    expect(plan.actions[0]?.reason).toMatch(/^forced/);
+  });
+
+  it('inside the window with managed renewal pending validation: restores the records and requests a replacement', () => {
+    const old = cert({ arn: OLD, notAfter: at(20), renewal: { status: 'PENDING_VALIDATION' } });
+    const plan = planRotation(state({ certs: [old], served: served('aa01', 20), zone: {} }), acm, now);
+    expect(plan.step).toBe('request');
+    expect(plan.actions).toEqual([
+      expect.objectContaining({ type: 'restore-validation-records', target: OLD, records: [RECORD] }),
+      expect.objectContaining({
+        type: 'request-certificate',
+        target: DOMAIN,
+        domainName: DOMAIN,
+        replaces: OLD,
+        idempotencyToken: idempotencyToken(DOMAIN, 'aa01'),
+      }),
+    ]);
+  });
+
+  it('inside the window with renewal failed: restores records (wrong value counts as missing) and requests', () => {
+    const old = cert({ arn: OLD, notAfter: at(5), renewal: { status: 'FAILED', reason: 'DOMAIN_VALIDATION_DENIED' } });
+    const plan = planRotation(state({ certs: [old], served: served('aa01', 5), zone: { [RECORD.name]: ['_stale.'] } }), acm, now);
+    expect(kinds(plan)).toEqual(['restore-validation-records', 'request-certificate']);
+    expect(plan.actions[0]?.reason).toContain('FAILED (DOMAIN_VALIDATION_DENIED)');
+  });
+
+  it('records already in place are not rewritten', () => {
+    const old = cert({ arn: OLD, notAfter: at(20), renewal: { status: 'PENDING_VALIDATION' } });
+    const plan = planRotation(state({ certs: [old], served: served('aa01', 20) }), acm, now);
+    expect(kinds(plan)).toEqual(['request-certificate']);
+  });
+
+  it('the idempotency token is stable per domain and old serial, ≤ 32 word characters', () => {
+    expect(idempotencyToken(DOMAIN, 'aa01')).toBe(idempotencyToken(DOMAIN, 'aa01'));
+    expect(idempotencyToken(DOMAIN, 'aa01')).not.toBe(idempotencyToken(DOMAIN, 'aa02'));
+    expect(idempotencyToken(DOMAIN, 'aa01')).toMatch(/^\w{32}$/);
+  });
+
+  describe('new certificate pending', () => {
+    const old = cert({ arn: OLD, notAfter: at(20) });
+    const pending = cert({ arn: NEW, status: 'PENDING_VALIDATION', serial: 'bb02', notBefore: undefined, notAfter: undefined, tags: { [TAG_ROTATION_OF]: OLD }, validationRecords: [NEW_RECORD], inUseBy: [] });
+
+    it('creates its missing validation records', () => {
+      const plan = planRotation(state({ certs: [old, pending], served: served('aa01', 20), zone: {} }), acm, now);
+      expect(plan.step).toBe('validate');
+      expect(plan.actions).toEqual([expect.objectContaining({ type: 'create-validation-records', target: NEW, records: [NEW_RECORD] })]);
+    });
+
+    it('waits when the records are in place (and never requests a second one)', () => {
+      const plan = planRotation(state({ certs: [old, pending], served: served('aa01', 20) }), acm, now);
+      expect(plan).toMatchObject({ actions: [], step: 'waiting', skipped: [expect.objectContaining({ type: 'wait', target: NEW })] });
+    });
+
+    it('continues outside the window too (a rotation in flight is finished)', () => {
+      const plan = planRotation(state({ certs: [cert({ arn: OLD }), pending], zone: {} }), acm, now);
+      expect(kinds(plan)).toEqual(['create-validation-records']);
+    });
+
+    it('a failed replacement is refused with a failed action', () => {
+      const failed = { ...pending, status: 'VALIDATION_TIMED_OUT' };
+      const plan = planRotation(state({ certs: [old, failed], served: served('aa01', 20) }), acm, now);
+      expect(plan.actions).toEqual([expect.objectContaining({ type: 'refuse-certificate', target: NEW })]);
+      expect(plan.actions[0]?.reason).toContain('VALIDATION_TIMED_OUT');
+    });
+  });
+
+  describe('new certificate issued', () => {
+    const old = cert({ arn: OLD, notAfter: at(20) });
+    const issued = cert({ arn: NEW, serial: 'bb02', notBefore: at(-1), notAfter: at(395), tags: { [TAG_ROTATION_OF]: OLD }, inUseBy: [] });
+
+    it('swaps: new default, old kept for rollback, then a handshake check with rollback', () => {
+      const plan = planRotation(state({ certs: [old, issued], served: served('aa01', 20) }), acm, now);
+      expect(plan.step).toBe('swap');
+      expect(plan.actions).toEqual([
+        expect.objectContaining({ type: 'swap-listener-certificate', target: LISTENER, newCertificateArn: NEW, oldCertificateArn: OLD }),
+        expect.objectContaining({
+          type: 'verify-handshake',
+          target: DOMAIN,
+          expectSerial: 'bb02',
+          rollback: { listenerArn: LISTENER, restoreCertificateArn: OLD, rolledBackCertificateArn: NEW },
+        }),
+      ]);
+    });
+
+    it('wrong-domain replacement is refused, nothing swapped', () => {
+      const wrong = { ...issued, domainName: 'other.example.com', names: ['other.example.com'] };
+      const plan = planRotation(state({ certs: [old, wrong], served: served('aa01', 20) }), acm, now);
+      expect(plan.actions).toEqual([expect.objectContaining({ type: 'refuse-certificate', target: NEW })]);
+      expect(plan.actions[0]?.reason).toContain(`does not cover ${DOMAIN}`);
+    });
+
+    it('a replacement not yet valid is refused', () => {
+      const early = { ...issued, notBefore: at(2) };
+      const plan = planRotation(state({ certs: [old, early], served: served('aa01', 20) }), acm, now);
+      expect(kinds(plan)).toEqual(['refuse-certificate']);
+      expect(plan.actions[0]?.reason).toContain('not valid before');
+    });
+
+    it('a rolled-back replacement is not retried automatically, and no duplicate is requested', () => {
+      const rolled = { ...issued, tags: { ...issued.tags, [TAG_ROLLED_BACK_AT]: at(-1) } };
+      const plan = planRotation(state({ certs: [old, rolled], served: served('aa01', 20) }), acm, now);
+      expect(plan).toMatchObject({ actions: [], step: 'rolled-back' });
+      expect(plan.skipped[0]?.reason).toContain('force');
+    });
+
+    it('force retries a rolled-back replacement', () => {
+      const rolled = { ...issued, tags: { ...issued.tags, [TAG_ROLLED_BACK_AT]: at(-1) } };
+      const plan = planRotation(state({ certs: [old, rolled], served: served('aa01', 20) }), { ...acm, force: true }, now);
+      expect(kinds(plan)).toEqual(['swap-listener-certificate', 'verify-handshake']);
+    });
+  });
+
+  describe('after the swap', () => {
+    const old = cert({ arn: OLD, notAfter: at(20), inUseBy: [LB] });
+    const current = cert({ arn: NEW, serial: 'bb02', notAfter: at(395), tags: { [TAG_ROTATION_OF]: OLD } });
+
+    it('swap done → cleanup: remove the old one from the listener and delete it', () => {
+      const plan = planRotation(state({ certs: [current, old], default: NEW, sni: [OLD], served: served('bb02', 395) }), acm, now);
+      expect(plan.step).toBe('cleanup');
+      expect(plan.actions).toEqual([
+        expect.objectContaining({ type: 'remove-listener-certificate', target: LISTENER, certificateArn: OLD }),
+        expect.objectContaining({ type: 'delete-certificate', target: OLD }),
+      ]);
+    });
+
+    it('keeps the old certificate while something else uses it', () => {
+      const shared = { ...old, inUseBy: [LB, 'arn:aws:cloudfront::123456789012:distribution/E1'] };
+      const plan = planRotation(state({ certs: [current, shared], default: NEW, sni: [OLD], served: served('bb02', 395) }), acm, now);
+      expect(kinds(plan)).toEqual(['remove-listener-certificate']);
+      expect(plan.skipped).toEqual([expect.objectContaining({ type: 'delete-certificate', target: OLD })]);
+    });
+
+    it('handshake mismatch → rollback to the old certificate', () => {
+      const plan = planRotation(state({ certs: [current, old], default: NEW, sni: [OLD], served: served('aa01', 20) }), acm, now);
+      expect(plan.step).toBe('rollback');
+      expect(plan.actions).toEqual([
+        expect.objectContaining({ type: 'rollback-listener-certificate', target: LISTENER, restoreCertificateArn: OLD, rolledBackCertificateArn: NEW }),
+      ]);
+    });
+
+    it('no cleanup and no rollback while the handshake fails', () => {
+      const down: Served = { ok: false, host: 'lb.example', port: 443, error: 'ECONNREFUSED' };
+      const plan = planRotation(state({ certs: [current, old], default: NEW, sni: [OLD], served: down }), acm, now);
+      expect(plan.actions).toEqual([]);
+      expect(plan.skipped[0]?.reason).toContain('ECONNREFUSED');
+    });
+
+    it('once the old certificate is gone: healthy', () => {
+      const plan = planRotation(state({ certs: [current], default: NEW, served: served('bb02', 395) }), acm, now);
+      expect(plan).toMatchObject({ actions: [], step: 'healthy' });
+    });
+  });
+
+  it('a listener default that does not cover DOMAIN_NAME is refused', () => {
+    const wrong = cert({ arn: OLD, domainName: 'other.example.com', names: ['other.example.com'], notAfter: at(5) });
+    const plan = planRotation(state({ certs: [wrong], served: served('aa01', 5) }), acm, now);
+    expect(plan.actions).toEqual([expect.objectContaining({ type: 'refuse-certificate', target: OLD })]);
+  });
+
+  it('a default certificate ACM does not have is refused', () => {
+    const plan = planRotation(state({ certs: [] }), acm, now);
+    expect(kinds(plan)).toEqual(['refuse-certificate']);
+  });
+});
+
+describe('planRotation (acme)', () => {
+  const imported = cert({ arn: OLD, type: 'IMPORTED', renewalEligibility: 'INELIGIBLE', validationRecords: [], notAfter: at(25) });
+
+  it('imported certificate expiring: ACME order, re-import into the same ARN, verify', () => {
+    const plan = planRotation(state({ certs: [imported], served: served('aa01', 25) }), acme, now);
+    expect(plan.step).toBe('renew');
+    expect(plan.actions).toEqual([
+      expect.objectContaining({ type: 'renew-acme-certificate', target: OLD, domainName: DOMAIN }),
+      expect.objectContaining({ type: 'verify-handshake', expectSerial: null }),
+    ]);
+    expect(plan.actions[1]).not.toHaveProperty('rollback');
+  });
+
+  it('healthy imported certificate: nothing', () => {
+    const plan = planRotation(state({ certs: [{ ...imported, notAfter: at(60) }], served: served('aa01', 60) }), acme, now);
+    expect(plan).toMatchObject({ actions: [], step: 'healthy' });
+  });
+
+  it('an Amazon-issued certificate cannot be re-imported: refused', () => {
+    const plan = planRotation(state({ certs: [{ ...imported, type: 'AMAZON_ISSUED' }], served: served('aa01', 25) }), acme, now);
+    expect(kinds(plan)).toEqual(['refuse-certificate']);
+    expect(plan.actions[0]?.reason).toContain('CERTIFICATE_MODE=acm');
+  });
+
+  it('wrong-domain imported certificate is refused', () => {
+    const wrong = { ...imported, names: ['*.other.example.com'] };
+    const plan = planRotation(state({ certs: [wrong], served: served('aa01', 25) }), acme, now);
+    expect(kinds(plan)).toEqual(['refuse-certificate']);
+  });
+});
+
+describe('helpers', () => {
+  it.each([
+    ['registry.example.com', 'registry.example.com', true],
+    ['*.example.com', 'registry.example.com', true],
+    ['*.example.com', 'a.registry.example.com', false],
+    ['*.example.com', 'example.com', false],
+    ['other.example.com', 'registry.example.com', false],
+    ['REGISTRY.example.com.', 'registry.example.com', true],
+  ])('nameCovers(%s, %s) = %s', (name, domain, expected) => {
+    expect(nameCovers(name, domain)).toBe(expected);
+  });
+
+  it.each([
+    ['0E:8A:01', 'e8a01'],
+    ['0E8A01', 'e8a01'],
+    ['951169', 'e8381'], // moto answers decimal
+    ['00ff', 'ff'],
+  ])('normaliseSerial(%s) = %s', (input, expected) => {
+    expect(normaliseSerial(input)).toBe(expected);
+  });
+
+  it('certificateProblem: domain, not yet valid, expired', () => {
+    expect(certificateProblem({ names: [DOMAIN], notBefore: at(-1), notAfter: at(1) }, DOMAIN, now)).toBeUndefined();
+    expect(certificateProblem({ names: ['x.example.com'] }, DOMAIN, now)).toContain('does not cover');
+    expect(certificateProblem({ names: [DOMAIN], notBefore: at(1) }, DOMAIN, now)).toContain('not valid before');
+    expect(certificateProblem({ names: [DOMAIN], notAfter: at(-1) }, DOMAIN, now)).toContain('expired');
+  });
+});
