@@ -23,9 +23,10 @@ const expected = (form: string) => ({ error: `expected ${form}` });
 
 /** A string; context from cdk.json may arrive as a number or boolean, so those are accepted as text. */
 const raw = z.union([z.string(), z.number(), z.boolean()]).transform((v) => String(v).trim());
+const required = (form: string) => z.union([z.string(), z.number(), z.boolean()], expected(form)).transform((v) => String(v).trim());
 
 function text(form: string, pattern: RegExp) {
-  return raw.pipe(z.string().regex(pattern, expected(form)));
+  return required(form).pipe(z.string().regex(pattern, expected(form)));
 }
 
 function optionalText(form: string, pattern: RegExp) {
