@@ -66,14 +66,14 @@ describe('renderUserData', () => {
   });
 
   it('writes the fleet registry config: instance role, purging off, htpasswd dir, health check, loopback debug, no secret', () => {
-    const config = parse(fileIn(userData, PATHS.config)) as Record<string, never>;
+    const config = parse(fileIn(userData, PATHS.config)) as { storage: { s3: object }; http: object };
     expect(config).toMatchObject({
       storage: { s3: { bucket: 'fleet-registry-bucket', region: 'eu-west-1' }, maintenance: { uploadpurging: { enabled: false } } },
       http: { addr: ':5000', debug: { addr: '127.0.0.1:5001' } },
       auth: { htpasswd: { path: '/auth/htpasswd' } },
       health: { storagedriver: { enabled: true } },
     });
-    expect(config.storage['s3']).not.toHaveProperty('accesskey');
+    expect(config.storage.s3).not.toHaveProperty('accesskey');
     expect(config.http).not.toHaveProperty('secret');
   });
 
