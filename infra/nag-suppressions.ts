@@ -57,6 +57,9 @@ export function applyNagSuppressions(stack: Stack, o: { usersParameterPath: stri
   ack(policy('PurgeDiskVolumes'), INSTANCES, 'ssm:SendCommand only to instances tagged with the fleet tag (ssm:resourceTag condition) and only the prune document');
   ack(policy('RotateCertificates'), ANY, `${DESCRIBE_REASON}; acm:RequestCertificate/ImportCertificate create new certificates (no ARN yet)`);
   ack(policy('RotateCertificates'), 'AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:acm:<AWS::Region>:<AWS::AccountId>:certificate/*]', 'acm:DeleteCertificate only on certificates tagged with the fleet tag');
+  const acmeSecret = at(stack, 'ControlPlane').node.tryFindChild('AcmeAccountSecret');
+  if (acmeSecret) ack(acmeSecret, 'AwsSolutions-SMG4', 'the ACME account key is rotated by the ACME account itself (key rollover), not by Secrets Manager; rotate-certificates owns it');
+  ack(policy('RotateCertificates'), 'AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:route53:::change/*]', 'route53:GetChange takes a change id that exists only after ChangeResourceRecordSets (hosted zone given)');
   ack(policy('SyncHtpasswd'), ANY, DESCRIBE_REASON);
   ack(policy('SyncHtpasswd'), INSTANCES, 'ssm:SendCommand only to instances tagged with the fleet tag (ssm:resourceTag condition) and only the htpasswd document');
   ack(policy('SyncHtpasswd'), `AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:ssm:<AWS::Region>:<AWS::AccountId>:parameter/${usersPath}/*]`, 'users are the parameters under the users path');
