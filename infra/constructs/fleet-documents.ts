@@ -60,9 +60,9 @@ export class FleetDocuments extends Construct {
             inputs: {
               timeoutSeconds: '120',
               runCommand: [
-                ...runEmbedded(props.installHtpasswdScript, '"${args[@]}"').slice(0, -1),
-                `if [ '{{ Mode }}' = report ]; then args=(--report - ${PATHS.authDir}); else args=('{{ Source }}' '{{ Sha256 }}' ${PATHS.authDir}); fi`,
-                'bash "$script" "${args[@]}"',
+                "mode='{{ Mode }}'",
+                `if [ "$mode" = report ]; then args=(--report - ${PATHS.authDir}); else args=('{{ Source }}' '{{ Sha256 }}' ${PATHS.authDir}); fi`,
+                ...runEmbedded(props.installHtpasswdScript, '"${args[@]}"'),
               ],
             },
           },

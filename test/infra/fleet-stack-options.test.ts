@@ -37,7 +37,7 @@ beforeAll(() => {
     },
     fake.dir,
   ).template;
-});
+}, 120_000); // synth with cdk-nag takes seconds; more on a busy machine
 afterAll(() => fake.remove());
 
 describe('fleet stack with every option', () => {

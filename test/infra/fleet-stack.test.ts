@@ -1,3 +1,7 @@
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Match } from 'aws-cdk-lib/assertions';
 import type { Template } from 'aws-cdk-lib/assertions';
@@ -10,7 +14,7 @@ let t: Template;
 
 beforeAll(() => {
   t = synthFleet({ domainName: 'registry.example.com' }, fake.dir).template;
-});
+}, 120_000); // synth with cdk-nag takes seconds; more on a busy machine
 afterAll(() => fake.remove());
 
 type Resources = Record<string, { Type: string; Properties: Record<string, unknown>; DeletionPolicy?: string }>;
@@ -102,6 +106,20 @@ describe('fleet', () => {
     const imageParam = (data.ImageId as { Ref: string }).Ref;
     expect(t.toJSON().Parameters[imageParam]).toMatchObject({ Type: 'AWS::SSM::Parameter::Value<AWS::EC2::Image::Id>' });
     expect(String(t.toJSON().Parameters[imageParam].Default)).toMatch(/^\/aws\/service\/ami-amazon-linux-latest\/al2023-ami-kernel-[\w.-]+-arm64$/);
+  });
+
+  it('user data: the bucket, region and http.secret ARN are resolved by CloudFormation; the secret value is not in it', () => {
+    const [, lt] = only('AWS::EC2::LaunchTemplate');
+    const userData = (lt.Properties.LaunchTemplateData as { UserData: { 'Fn::Base64': { 'Fn::Join': [string, unknown[]] } } }).UserData['Fn::Base64']['Fn::Join'][1];
+    const bucket = { Ref: only('AWS::S3::Bucket')[0] };
+    const secret = { Ref: only('AWS::SecretsManager::Secret')[0] };
+    expect(userData).toContainEqual(bucket);
+    expect(userData).toContainEqual(secret);
+    expect(userData).toContainEqual({ Ref: 'AWS::Region' });
+    const text = userData.filter((p): p is string => typeof p === 'string').join('');
+    expect(text).toContain("REGISTRY_IMAGE='registry:2.8.3'");
+    expect(text).toContain('/usr/local/sbin/registry-bootstrap.sh 2>&1 | tee -a /var/log/registry-bootstrap.log');
+    expect(text).not.toMatch(/secret:\s/); // no http.secret key in the rendered config.yml
   });
 
   it('tags instances and their volumes with the fleet tag', () => {
@@ -300,6 +318,23 @@ describe('control plane', () => {
     expect(lines(sync)).toContain("'{{ Source }}' '{{ Sha256 }}' /etc/docker/registry/auth");
     expect(lines(sync)).toContain('--report - /etc/docker/registry/auth');
     expect(lines(prune)).toContain("--max-log-mb '{{ MaxLogMb }}'");
+  });
+});
+
+describe('SSM document scripts', () => {
+  it.each(['Source', 'MaxLogMb'])('the document with %s passes shellcheck (parameters filled in)', (param) => {
+    const doc = Object.values(t.findResources('AWS::SSM::Document') as Resources).find((d) => JSON.stringify(d.Properties.Content).includes(`"${param}"`));
+    const content = doc?.Properties.Content as { mainSteps: { inputs: { runCommand: string[] } }[] };
+    const script = `#!/bin/bash\n${content.mainSteps.map((s) => s.inputs.runCommand.join('\n')).join('\n')}\n`.replace(/\{\{ (\w+) \}\}/g, 'value-of-$1');
+    const dir = mkdtempSync(join(tmpdir(), 'ssm-doc-'));
+    try {
+      writeFileSync(join(dir, 'doc.sh'), script);
+      const r = spawnSync('shellcheck', ['--shell=bash', join(dir, 'doc.sh')], { encoding: 'utf8' });
+      expect(`${r.stdout}${r.stderr}`).toBe('');
+      expect(r.status).toBe(0);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 
