@@ -27,14 +27,14 @@ const DESCRIBE_REASON =
 
 export function applyNagSuppressions(stack: Stack, o: { usersParameterPath: string }): void {
   const usersPath = o.usersParameterPath.replace(/^\/|\/$/g, '');
-  const bucketArn = `<${stack.getLogicalId(at(stack, 'Storage/Bucket/Resource') as CfnResource)}.Arn>/*`;
+  const bucketArn = `<${stack.getLogicalId(at(stack, 'Storage/Bucket/Resource') as CfnResource)}.Arn>/docker/*`;
   const asgName = `<${stack.getLogicalId(at(stack, 'Fleet/Group/ASG') as CfnResource)}>`;
 
   ack(at(stack, 'Storage/Bucket'), 'AwsSolutions-S1', 'S3 server access logs would need a second bucket per fleet; the registry logs every request and CloudTrail data events can be enabled account-wide');
   ack(at(stack, 'Storage/HttpSecret'), 'AwsSolutions-SMG4', 'http.secret signs in-flight upload state and is read by instances at boot; rotating it would break uploads in progress and desynchronise the fleet until every instance is replaced');
   ack(at(stack, 'Fleet/InstanceRole'), 'AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/AmazonSSMManagedInstanceCore]', 'the documented minimum for SSM managed instances (Run Command, Session Manager instead of SSH)');
   ack(at(stack, 'Fleet/InstanceRole'), 'AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/CloudWatchAgentServerPolicy]', 'the documented policy for the CloudWatch agent (disk_used_percent)');
-  ack(at(stack, 'Fleet/InstanceRole'), `AwsSolutions-IAM5[Resource::${bucketArn}]`, 'the registry stores every object under the bucket (distribution S3 driver); the actions are exactly the driver\'s');
+  ack(at(stack, 'Fleet/InstanceRole'), `AwsSolutions-IAM5[Resource::${bucketArn}]`, 'the registry writes any key under docker/ (distribution S3 driver, empty rootdirectory); the actions are exactly the driver\'s');
   ack(at(stack, 'Fleet/Group'), 'AwsSolutions-AS3', 'scaling events are watched by replace-unhealthy-instances and its alarms; per-event e-mails would be noise');
   ack(at(stack, 'Fleet/Group'), 'annotation::@aws-cdk/aws-autoscaling:desiredCapacitySet', 'the fleet size is fixed by context (min/desired/max); no scaling policy changes it between deploys');
   ack(at(stack, 'LoadBalancer/SecurityGroup'), 'AwsSolutions-EC23', 'a registry is a public HTTPS endpoint by default; restrict it with the ingressCidrs context');
@@ -44,7 +44,7 @@ export function applyNagSuppressions(stack: Stack, o: { usersParameterPath: stri
     ack(at(stack, `ControlPlane/${job}/Function/ServiceRole`), LAMBDA_BASIC, 'CloudWatch Logs write access for the function\'s own log group (AWS managed basic execution role)');
   }
   const policy = (job: string) => at(stack, `ControlPlane/${job}/Function/ServiceRole/DefaultPolicy`);
-  ack(policy('PurgeStaleUploads'), `AwsSolutions-IAM5[Resource::${bucketArn}]`, 'stale uploads live anywhere under the registry\'s repositories/ tree of this one bucket');
+  ack(policy('PurgeStaleUploads'), `AwsSolutions-IAM5[Resource::${bucketArn}]`, 'stale uploads live anywhere under the registry\'s docker/registry/v2/repositories/ tree of this one bucket');
   ack(policy('ReplaceUnhealthyInstances'), ANY, DESCRIBE_REASON);
   ack(
     policy('ReplaceUnhealthyInstances'),

@@ -72,6 +72,7 @@ export class RegistryFleetStack extends Stack {
       fleet: fleet.autoScalingGroup,
       domainName: c.domainName,
       ingressCidrs: c.ingressCidrs,
+      fleetTag,
       ...(hostedZone ? { hostedZone } : {}),
       ...(c.certificateArn ? { certificateArn: c.certificateArn } : {}),
     });

@@ -14,7 +14,7 @@ import type { FleetDocuments } from './fleet-documents.ts';
 import { jobStatements } from './job-policies.ts';
 import { OpsFunction } from './ops-function.ts';
 import type { RegistryStorage } from './storage.ts';
-import { HTPASSWD_OBJECT_KEY } from './storage.ts';
+import { HTPASSWD_OBJECT_KEY, REGISTRY_KEY_PREFIX } from './storage.ts';
 
 export interface ControlPlaneProps {
   /** `<stackName>-<job>` names the functions; also the fleet tag value. */
@@ -114,6 +114,7 @@ export class ControlPlane extends Construct {
     };
     const statements = jobStatements(stack, {
       bucketArn: props.storage.bucket.bucketArn,
+      registryKeyPrefix: REGISTRY_KEY_PREFIX,
       htpasswdObjectKey: HTPASSWD_OBJECT_KEY,
       autoScalingGroupArn: props.autoScalingGroup.autoScalingGroupArn,
       listenerArn: props.httpsListener.listenerArn,

@@ -6,6 +6,8 @@ import type { JobName } from '../config.ts';
 /** What the jobs act on; every statement below is scoped to one of these. */
 export interface JobResources {
   bucketArn: string;
+  /** Where the registry's keys start (`docker/`). */
+  registryKeyPrefix: string;
   htpasswdObjectKey: string;
   autoScalingGroupArn: string;
   listenerArn: string;
@@ -42,7 +44,7 @@ export function jobStatements(stack: Stack, r: JobResources): Record<JobName, ia
   return {
     'purge-stale-uploads': [
       allow(['s3:ListBucket', 's3:ListBucketMultipartUploads'], [r.bucketArn]),
-      allow(['s3:GetObject', 's3:DeleteObject', 's3:AbortMultipartUpload', 's3:ListMultipartUploadParts'], [`${r.bucketArn}/*`]),
+      allow(['s3:GetObject', 's3:DeleteObject', 's3:AbortMultipartUpload', 's3:ListMultipartUploadParts'], [`${r.bucketArn}/${r.registryKeyPrefix}*`]),
     ],
     'replace-unhealthy-instances': [
       allow(

@@ -1,4 +1,4 @@
-import { Duration } from 'aws-cdk-lib';
+import { Duration, Tags } from 'aws-cdk-lib';
 import * as acm from 'aws-cdk-lib/aws-certificatemanager';
 import type * as autoscaling from 'aws-cdk-lib/aws-autoscaling';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
@@ -21,6 +21,8 @@ export interface RegistryLoadBalancerProps {
   certificateArn?: string;
   /** Who may reach the registry (default: anyone). */
   ingressCidrs: readonly string[];
+  /** Tag on a certificate this construct requests, so rotate-certificates may later delete it. */
+  fleetTag: { key: string; value: string };
 }
 
 /** The public HTTPS entry: ALB (TLS 1.2+, HTTP→HTTPS), target group on the registry port, optional alias. */
@@ -63,6 +65,7 @@ export class RegistryLoadBalancer extends Construct {
           domainName: props.domainName,
           validation: acm.CertificateValidation.fromDns(zone),
         });
+    if (this.certificate instanceof acm.Certificate) Tags.of(this.certificate).add(props.fleetTag.key, props.fleetTag.value);
 
     this.httpsListener = this.loadBalancer.addListener('Https', {
       port: 443,

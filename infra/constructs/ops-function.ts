@@ -46,7 +46,7 @@ export class OpsFunction extends Construct {
       runtime: lambda.Runtime.NODEJS_24_X,
       architecture: lambda.Architecture.ARM_64,
       handler: 'index.handler',
-      code: lambda.Code.fromAsset(codeDir),
+      code: lambda.Code.fromAsset(codeDir, { exclude: ['meta.json'] }), // esbuild's metafile is not needed at run time
       memorySize: props.memorySize ?? 512,
       timeout: props.timeout,
       // Janitors run one at a time: two runs never race on the same resources (STYLE §7).

@@ -7,6 +7,12 @@ import { Construct } from 'constructs';
 /** Where sync-htpasswd publishes the rendered file (outside the registry's `docker/registry/v2/` tree). */
 export const HTPASSWD_OBJECT_KEY = 'control-plane/htpasswd';
 
+/**
+ * Every key the registry writes starts with this (`storage.s3.rootdirectory` is empty: `docker/registry/v2/...`).
+ * Instances get object access only here, so they cannot rewrite the published htpasswd.
+ */
+export const REGISTRY_KEY_PREFIX = 'docker/';
+
 /** distribution 2.8's S3 driver: the bucket-level and object-level actions it calls, nothing more. */
 export const REGISTRY_BUCKET_ACTIONS = ['s3:ListBucket', 's3:GetBucketLocation', 's3:ListBucketMultipartUploads'];
 export const REGISTRY_OBJECT_ACTIONS = [
@@ -52,11 +58,15 @@ export class RegistryStorage extends Construct {
     });
   }
 
-  /** The registry's S3 actions for `role`, in its identity policy and in the bucket policy. */
+  /**
+   * The registry's S3 actions for `role` (objects under `docker/` only) and read of the published htpasswd,
+   * in its identity policy and in the bucket policy.
+   */
   grantRegistry(role: iam.IRole): void {
     const statements = [
       { actions: REGISTRY_BUCKET_ACTIONS, resources: [this.bucket.bucketArn] },
-      { actions: REGISTRY_OBJECT_ACTIONS, resources: [this.bucket.arnForObjects('*')] },
+      { actions: REGISTRY_OBJECT_ACTIONS, resources: [this.bucket.arnForObjects(`${REGISTRY_KEY_PREFIX}*`)] },
+      { actions: ['s3:GetObject'], resources: [this.bucket.arnForObjects(HTPASSWD_OBJECT_KEY)] },
     ];
     for (const s of statements) {
       role.addToPrincipalPolicy(new iam.PolicyStatement(s));

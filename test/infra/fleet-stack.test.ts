@@ -68,6 +68,13 @@ describe('storage', () => {
             Effect: 'Allow',
             Principal: { AWS: { 'Fn::GetAtt': [instanceRole, 'Arn'] } },
             Action: ['s3:GetObject', 's3:PutObject', 's3:DeleteObject', 's3:ListMultipartUploadParts', 's3:AbortMultipartUpload'],
+            Resource: { 'Fn::Join': ['', [{ 'Fn::GetAtt': [only('AWS::S3::Bucket')[0], 'Arn'] }, '/docker/*']] },
+          }),
+          Match.objectLike({
+            Effect: 'Allow',
+            Principal: { AWS: { 'Fn::GetAtt': [instanceRole, 'Arn'] } },
+            Action: 's3:GetObject',
+            Resource: { 'Fn::Join': ['', [{ 'Fn::GetAtt': [only('AWS::S3::Bucket')[0], 'Arn'] }, '/control-plane/htpasswd']] },
           }),
         ]),
       },
@@ -139,6 +146,7 @@ describe('fleet', () => {
       [
         's3:ListBucket', 's3:GetBucketLocation', 's3:ListBucketMultipartUploads',
         's3:GetObject', 's3:PutObject', 's3:DeleteObject', 's3:ListMultipartUploadParts', 's3:AbortMultipartUpload',
+        's3:GetObject', // the published htpasswd only
         'secretsmanager:GetSecretValue', 'secretsmanager:DescribeSecret',
       ].sort(),
     );
@@ -183,6 +191,11 @@ describe('load balancer', () => {
       SslPolicy: 'ELBSecurityPolicy-TLS13-1-2-2021-06',
       Certificates: [{ CertificateArn: { Ref: only('AWS::CertificateManager::Certificate', { DomainName: 'registry.example.com', ValidationMethod: 'DNS' })[0] } }],
     });
+  });
+
+  it('tags the certificate it requests with the fleet tag (rotate-certificates may delete only those)', () => {
+    const [, cert] = only('AWS::CertificateManager::Certificate');
+    expect(cert.Properties.Tags).toContainEqual({ Key: 'registry-fleet', Value: 'registry-fleet' });
   });
 
   it('redirects HTTP to HTTPS permanently', () => {
@@ -339,10 +352,12 @@ describe('SSM document scripts', () => {
 });
 
 describe('least privilege', () => {
-  it('purge-stale-uploads: only the bucket', () => {
+  it('purge-stale-uploads: only the bucket, objects only under the registry\'s docker/ prefix', () => {
     expect(actionsOf('purge-stale-uploads').sort()).toEqual(
       ['s3:ListBucket', 's3:ListBucketMultipartUploads', 's3:GetObject', 's3:DeleteObject', 's3:AbortMultipartUpload', 's3:ListMultipartUploadParts'].sort(),
     );
+    const objects = statementsOf('purge-stale-uploads').find((s) => [s.Action].flat().includes('s3:DeleteObject'));
+    expect(JSON.stringify(objects?.Resource)).toMatch(/"\/docker\/\*"\]/);
   });
 
   it('replace-unhealthy-instances: writes only on its group', () => {
