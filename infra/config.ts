@@ -77,7 +77,10 @@ const CIDR = /^(\d{1,3}\.){3}\d{1,3}\/\d{1,2}$/;
 const Context = z
   .object({
     stackName: raw.default('registry-fleet').pipe(
-      z.string().regex(/^[A-Za-z][A-Za-z0-9-]{0,29}$/, expected('a stack name: a letter, then up to 29 letters, digits or hyphens')),
+      z
+        .string()
+        .regex(/^[A-Za-z][A-Za-z0-9-]{0,29}$/, expected('a stack name: a letter, then up to 29 letters, digits or hyphens'))
+        .refine((v) => !/^(aws|amazon|amzn)/i.test(v), expected('a stack name that does not start with aws, amazon or amzn (SSM document names)')),
     ),
     account: optionalText('a 12-digit AWS account id', /^\d{12}$/),
     region: optionalText('an AWS region such as us-east-1', /^[a-z]{2}(-[a-z]+)+-\d+$/),

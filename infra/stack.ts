@@ -77,6 +77,7 @@ export class RegistryFleetStack extends Stack {
       ...(c.certificateArn ? { certificateArn: c.certificateArn } : {}),
     });
     const documents = new FleetDocuments(this, 'Documents', {
+      namePrefix: this.stackName,
       installHtpasswdScript: scripts.installHtpasswd,
       pruneDockerScript: scripts.pruneDocker,
     });

@@ -3,6 +3,8 @@ import { Construct } from 'constructs';
 import { base64File, PATHS } from '../user-data.ts';
 
 export interface FleetDocumentsProps {
+  /** Documents are named `<namePrefix>-sync-htpasswd` and `<namePrefix>-prune-docker` (the stack name). */
+  namePrefix: string;
   /** Content of infra/assets/install-htpasswd.sh (embedded, so a new version needs no instance replacement). */
   installHtpasswdScript: string;
   /** Content of infra/assets/prune-docker.sh. */
@@ -33,11 +35,15 @@ export class FleetDocuments extends Construct {
 
   constructor(scope: Construct, id: string, props: FleetDocumentsProps) {
     super(scope, id);
+    if (!/^[A-Za-z0-9_.-]{1,100}$/.test(props.namePrefix) || /^(aws|amazon|amzn)/i.test(props.namePrefix)) {
+      throw new Error(`FleetDocuments: namePrefix "${props.namePrefix}" must be letters, digits, _ . - and not start with aws, amazon or amzn`);
+    }
     for (const [name, script] of Object.entries({ installHtpasswdScript: props.installHtpasswdScript, pruneDockerScript: props.pruneDockerScript })) {
       if (!script.trim()) throw new Error(`FleetDocuments: ${name} is empty`);
     }
 
     const sync = new CfnDocument(this, 'SyncHtpasswd', {
+      name: `${props.namePrefix}-sync-htpasswd`,
       documentType: 'Command',
       updateMethod: 'NewVersion',
       content: {
@@ -71,6 +77,7 @@ export class FleetDocuments extends Construct {
     });
 
     const prune = new CfnDocument(this, 'PruneDocker', {
+      name: `${props.namePrefix}-prune-docker`,
       documentType: 'Command',
       updateMethod: 'NewVersion',
       content: {

@@ -325,8 +325,8 @@ describe('control plane', () => {
     expect(docs).toHaveLength(2);
     const sync = docs.find((d) => JSON.stringify(d.Content).includes('"Source"'));
     const prune = docs.find((d) => JSON.stringify(d.Content).includes('"MaxLogMb"'));
-    expect(sync).toMatchObject({ DocumentType: 'Command', Content: { schemaVersion: '2.2', parameters: { Mode: { default: 'install', allowedValues: ['install', 'report'] }, Sha256: { default: '-' } } } });
-    expect(prune).toMatchObject({ DocumentType: 'Command', Content: { parameters: { MaxLogMb: { default: '100' } } } });
+    expect(sync).toMatchObject({ Name: 'registry-fleet-sync-htpasswd', UpdateMethod: 'NewVersion', DocumentType: 'Command', Content: { schemaVersion: '2.2', parameters: { Mode: { default: 'install', allowedValues: ['install', 'report'] }, Sha256: { default: '-' } } } });
+    expect(prune).toMatchObject({ Name: 'registry-fleet-prune-docker', UpdateMethod: 'NewVersion', DocumentType: 'Command', Content: { parameters: { MaxLogMb: { default: '100' } } } });
     const lines = (d: typeof sync) => (d?.Content as { mainSteps: { inputs: { runCommand: string[] } }[] }).mainSteps[0]?.inputs.runCommand.join('\n') ?? '';
     expect(lines(sync)).toContain("'{{ Source }}' '{{ Sha256 }}' /etc/docker/registry/auth");
     expect(lines(sync)).toContain('--report - /etc/docker/registry/auth');

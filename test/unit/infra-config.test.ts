@@ -56,6 +56,7 @@ describe('parseFleetConfig', () => {
     { key: 'domainName', context: {} },
     { key: 'domainName', context: { domainName: 'not a host' } },
     { key: 'stackName', context: { ...base, stackName: '1fleet' } },
+    { key: 'stackName', context: { ...base, stackName: 'aws-registry' } },
     { key: 'instanceType', context: { ...base, instanceType: 'small' } },
     { key: 'minCapacity', context: { ...base, minCapacity: 0 } },
     { key: 'maxCapacity', context: { ...base, maxCapacity: 'four' } },
