@@ -13,8 +13,12 @@ export interface RegistryConfigOptions {
   secretKey?: string;
   /** `http.addr`, `[host]:port` (default `:5000`). */
   httpAddr?: string;
-  /** `http.secret`: HMAC key for upload state; the whole fleet must share it (≥ 32 chars). */
-  httpSecret: string;
+  /**
+   * `http.secret`: HMAC key for upload state; the whole fleet must share it (≥ 32 chars). Omit it only when
+   * the process gets it another way: the fleet's instances pass `REGISTRY_HTTP_SECRET` to the container,
+   * read from Secrets Manager at boot, so the secret is never part of a template.
+   */
+  httpSecret?: string;
   /** Absolute path of a bcrypt htpasswd file: turns on `auth.htpasswd`. */
   htpasswdPath?: string;
   /** `auth.htpasswd.realm` (default `registry`). */
@@ -49,7 +53,7 @@ function checkAddr(field: string, addr: string): void {
 function validate(o: RegistryConfigOptions): void {
   if (!o.bucket?.trim()) fail('bucket', 'must not be empty');
   if (!o.region?.trim()) fail('region', 'must not be empty');
-  if (typeof o.httpSecret !== 'string' || o.httpSecret.length < MIN_SECRET_LENGTH) {
+  if (o.httpSecret !== undefined && (typeof o.httpSecret !== 'string' || o.httpSecret.length < MIN_SECRET_LENGTH)) {
     fail('httpSecret', `must be at least ${MIN_SECRET_LENGTH} characters`);
   }
   checkAddr('httpAddr', o.httpAddr ?? ':5000');
@@ -105,7 +109,7 @@ function storageSection(o: RegistryConfigOptions): Record<string, unknown> {
 function httpSection(o: RegistryConfigOptions): Record<string, unknown> {
   return {
     addr: o.httpAddr ?? ':5000',
-    secret: o.httpSecret,
+    ...(o.httpSecret !== undefined ? { secret: o.httpSecret } : {}),
     headers: { 'X-Content-Type-Options': ['nosniff'] },
     ...(o.debugAddr !== undefined
       ? { debug: { addr: o.debugAddr, prometheus: { enabled: true, path: '/metrics' } } }

@@ -143,3 +143,12 @@ describe('renderRegistryConfig', () => {
     }
   });
 });
+
+describe('renderRegistryConfig without http.secret', () => {
+  it('leaves the secret out when the process gets it from REGISTRY_HTTP_SECRET (the fleet)', () => {
+    const { httpSecret: _omitted, ...rest } = base;
+    const config = parse(renderRegistryConfig(rest)) as { http: Record<string, unknown> };
+    expect(config.http).not.toHaveProperty('secret');
+    expect(config.http.addr).toBe(':5000');
+  });
+});

@@ -1,0 +1,177 @@
+import { z } from 'zod';
+import { DURATION_FORM, parseDuration } from '../shared/duration.ts';
+
+/**
+ * CDK context → typed, frozen `FleetConfig` (STYLE §9). `infra/app.ts` is the only caller that reads context;
+ * constructs receive plain props. Every key accepts the string form `-c key=value` gives and the JSON form
+ * cdk.json gives; a bad or missing value fails synth with a message naming the context key.
+ */
+
+export const JOBS = [
+  'replace-unhealthy-instances',
+  'purge-stale-uploads',
+  'purge-disk-volumes',
+  'rotate-certificates',
+  'sync-htpasswd',
+] as const;
+export type JobName = (typeof JOBS)[number];
+
+/** Retention periods CloudWatch Logs accepts. */
+const LOG_RETENTION_DAYS = [1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653];
+
+const expected = (form: string) => ({ error: `expected ${form}` });
+
+/** A string; context from cdk.json may arrive as a number or boolean, so those are accepted as text. */
+const raw = z.union([z.string(), z.number(), z.boolean()]).transform((v) => String(v).trim());
+const required = (form: string) => z.union([z.string(), z.number(), z.boolean()], expected(form)).transform((v) => String(v).trim());
+
+function text(form: string, pattern: RegExp) {
+  return required(form).pipe(z.string().regex(pattern, expected(form)));
+}
+
+function optionalText(form: string, pattern: RegExp) {
+  return raw
+    .optional()
+    .transform((v) => (v === '' ? undefined : v))
+    .pipe(z.string().regex(pattern, expected(form)).optional());
+}
+
+function int(min: number, max: number, def: number) {
+  const form = `a whole number from ${min} to ${max}`;
+  return raw
+    .default(String(def))
+    .pipe(z.string().regex(/^\d+$/, expected(form)).transform(Number))
+    .pipe(z.number().min(min, expected(form)).max(max, expected(form)));
+}
+
+function bool(def: boolean) {
+  return raw
+    .default(String(def))
+    .pipe(z.enum(['true', 'false'], expected('true or false')).transform((v) => v === 'true'));
+}
+
+/** A list: a JSON array in cdk.json or a comma-separated string on the command line. */
+function list(form: string, pattern: RegExp) {
+  return z
+    .union([z.string(), z.array(z.string())], expected(`${form} (a list, or comma-separated)`))
+    .transform((v) => (Array.isArray(v) ? v : v.split(',')).map((s) => s.trim()).filter((s) => s.length > 0))
+    .pipe(z.array(z.string().regex(pattern, expected(form))));
+}
+
+function duration(def: string, min: string) {
+  const minMs = parseDuration(min) ?? 0;
+  const form = `${DURATION_FORM}, at least ${min}`;
+  return raw.default(def).pipe(
+    z.string().refine((v) => (parseDuration(v) ?? -1) >= minMs, expected(form)),
+  );
+}
+
+const SCHEDULE = /^(rate\(\d+ (minute|minutes|hour|hours|day|days)\)|cron\(\S+( \S+){5}\))$/;
+const schedule = (def: string) =>
+  raw.default(def).pipe(z.string().regex(SCHEDULE, expected('an EventBridge schedule: rate(5 minutes) or cron(0 3 * * ? *)')));
+
+const DNS_NAME = /^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z][a-z0-9-]{0,61}[a-z0-9]$/;
+const IMAGE = /^[a-z0-9]([a-z0-9._/:-]*[a-z0-9])?(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}|@sha256:[0-9a-f]{64})$/;
+const CIDR = /^(\d{1,3}\.){3}\d{1,3}\/\d{1,2}$/;
+
+const Context = z
+  .object({
+    stackName: raw.default('registry-fleet').pipe(
+      z
+        .string()
+        .regex(/^[A-Za-z][A-Za-z0-9-]{0,29}$/, expected('a stack name: a letter, then up to 29 letters, digits or hyphens'))
+        .refine((v) => !/^(aws|amazon|amzn)/i.test(v), expected('a stack name that does not start with aws, amazon or amzn (SSM document names)')),
+    ),
+    account: optionalText('a 12-digit AWS account id', /^\d{12}$/),
+    region: optionalText('an AWS region such as us-east-1', /^[a-z]{2}(-[a-z]+)+-\d+$/),
+    domainName: text('a DNS name such as registry.example.com', DNS_NAME),
+    hostedZoneId: optionalText('a Route 53 hosted zone id such as Z0123456789ABCDEFGHIJ', /^Z[A-Z0-9]{4,32}$/),
+    hostedZoneName: optionalText('a DNS zone name such as example.com', DNS_NAME),
+    certificateArn: optionalText('an ACM certificate ARN (arn:aws:acm:...)', /^arn:aws[a-z-]*:acm:[a-z0-9-]+:\d{12}:certificate\/[A-Za-z0-9-]+$/),
+    certificateMode: raw.default('acm').pipe(z.enum(['acm', 'acme'], expected('acm or acme'))),
+    acmeDirectoryUrl: optionalText('an https:// URL', /^https:\/\/\S+$/),
+    acmeEmail: optionalText('an e-mail address', /^[^@\s]+@[^@\s]+\.[^@\s]+$/),
+    vpcId: optionalText('a VPC id such as vpc-0123abcd', /^vpc-[0-9a-f]{8,17}$/),
+    availabilityZones: list('availability zone names such as us-east-1a', /^[a-z]{2}(-[a-z]+)+-\d+[a-z]$/).optional(),
+    publicSubnetIds: list('subnet ids such as subnet-0123abcd', /^subnet-[0-9a-f]{8,17}$/).optional(),
+    privateSubnetIds: list('subnet ids such as subnet-0123abcd', /^subnet-[0-9a-f]{8,17}$/).optional(),
+    privateRouteTableIds: list('route table ids such as rtb-0123abcd', /^rtb-[0-9a-f]{8,17}$/).optional(),
+    instanceType: text('an EC2 instance type such as t4g.small', /^[a-z][a-z0-9-]*\.[a-z0-9]+$/).default('t4g.small'),
+    minCapacity: int(1, 100, 2),
+    desiredCapacity: int(1, 100, 2),
+    maxCapacity: int(1, 100, 4),
+    rootVolumeGiB: int(20, 1000, 30),
+    registryImage: text('a pinned image reference such as registry:2.8.3 (a tag other than latest, or @sha256:...)', IMAGE)
+      .refine((v) => !/:latest$/.test(v), expected('a pinned image reference, not :latest'))
+      .default('registry:2.8.3'),
+    ingressCidrs: list('IPv4 CIDR blocks such as 0.0.0.0/0', CIDR).default(['0.0.0.0/0']),
+    usersParameterPath: raw
+      .default('/registry/users/')
+      .pipe(z.string().regex(/^\/([A-Za-z0-9_.-]+\/)+$/, expected('an SSM parameter path that starts and ends with /, such as /registry/users/'))),
+    uploadMaxAge: duration('168h', '1h'),
+    diskUsedPercentThreshold: int(50, 99, 85),
+    dryRun: bool(false),
+    alarmEmail: optionalText('an e-mail address', /^[^@\s]+@[^@\s]+\.[^@\s]+$/),
+    logRetentionDays: int(1, 3653, 30).refine((d) => LOG_RETENTION_DAYS.includes(d), expected(`one of ${LOG_RETENTION_DAYS.join(', ')}`)),
+    metricsNamespace: text('a CloudWatch namespace such as RegistryControlPlane', /^[A-Za-z0-9._/#:-]{1,255}$/).default('RegistryControlPlane'),
+    fleetTagKey: text('a tag key such as registry-fleet', /^[A-Za-z0-9_.:/=+@-]{1,128}$/).default('registry-fleet'),
+    functionsDir: raw.default('dist/functions').pipe(z.string().min(1, expected('a directory such as dist/functions'))),
+    replaceUnhealthyInstancesSchedule: schedule('rate(5 minutes)'),
+    purgeStaleUploadsSchedule: schedule('cron(0 3 * * ? *)'),
+    purgeDiskVolumesSchedule: schedule('cron(30 3 * * ? *)'),
+    rotateCertificatesSchedule: schedule('cron(0 4 * * ? *)'),
+    syncHtpasswdSchedule: schedule('rate(1 hour)'),
+  })
+  .superRefine((c, ctx) => {
+    const issue = (key: string, message: string) => ctx.addIssue({ code: 'custom', path: [key], message });
+    if (!(c.minCapacity <= c.desiredCapacity && c.desiredCapacity <= c.maxCapacity)) {
+      issue('desiredCapacity', `expected minCapacity ≤ desiredCapacity ≤ maxCapacity (got ${c.minCapacity} / ${c.desiredCapacity} / ${c.maxCapacity})`);
+    }
+    if ((c.hostedZoneId === undefined) !== (c.hostedZoneName === undefined)) {
+      issue(c.hostedZoneId === undefined ? 'hostedZoneId' : 'hostedZoneName', 'expected hostedZoneId and hostedZoneName together');
+    }
+    if (c.hostedZoneName !== undefined && !(c.domainName === c.hostedZoneName || c.domainName.endsWith(`.${c.hostedZoneName}`))) {
+      issue('hostedZoneName', `expected a zone that contains domainName ${c.domainName}`);
+    }
+    if (c.vpcId !== undefined) {
+      for (const key of ['availabilityZones', 'publicSubnetIds', 'privateSubnetIds', 'privateRouteTableIds'] as const) {
+        if ((c[key]?.length ?? 0) < 2) issue(key, 'expected at least 2 entries (one per availability zone) when vpcId is set');
+        else if (c[key]?.length !== c.availabilityZones?.length) issue(key, 'expected one entry per availability zone');
+      }
+    }
+    if (c.certificateMode === 'acme') {
+      if (c.acmeDirectoryUrl === undefined) issue('acmeDirectoryUrl', 'expected an https:// URL when certificateMode is acme');
+      if (c.acmeEmail === undefined) issue('acmeEmail', 'expected an e-mail address when certificateMode is acme');
+      if (c.hostedZoneId === undefined) issue('hostedZoneId', 'expected a hosted zone (DNS-01 challenges) when certificateMode is acme');
+    }
+  });
+
+export type FleetConfig = Readonly<z.output<typeof Context>>;
+
+/** The context keys this app reads (everything else in the context is ignored). */
+export const CONTEXT_KEYS = Object.keys(Context.shape) as readonly (keyof FleetConfig)[];
+
+/** Raised for a bad context value; the message names every bad key. */
+export class FleetConfigError extends Error {
+  override readonly name = 'FleetConfigError';
+}
+
+function show(value: unknown): string {
+  if (value === undefined) return 'nothing';
+  const s = JSON.stringify(value);
+  return s.length > 80 ? `${s.slice(0, 77)}...` : s;
+}
+
+/** Parses the CDK context (`key → value` as the app reads it). Throws `FleetConfigError` naming each bad key. */
+export function parseFleetConfig(context: Readonly<Record<string, unknown>>): FleetConfig {
+  const picked = Object.fromEntries(CONTEXT_KEYS.map((k) => [k, context[k]]).filter(([, v]) => v !== undefined && v !== null));
+  const result = Context.safeParse(picked);
+  if (!result.success) {
+    const lines = result.error.issues.map((i) => {
+      const key = String(i.path[0] ?? '(context)');
+      return `  context ${key}: ${i.message} (got ${show(picked[key])})`;
+    });
+    throw new FleetConfigError(`invalid CDK context (set it with -c key=value or in cdk.json):\n${lines.join('\n')}`);
+  }
+  return Object.freeze(result.data);
+}

@@ -1,0 +1,189 @@
+import { Duration, SecretValue, Stack } from 'aws-cdk-lib';
+import type * as autoscaling from 'aws-cdk-lib/aws-autoscaling';
+import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
+import * as cwActions from 'aws-cdk-lib/aws-cloudwatch-actions';
+import type * as elbv2 from 'aws-cdk-lib/aws-elasticloadbalancingv2';
+import * as events from 'aws-cdk-lib/aws-events';
+import * as targets from 'aws-cdk-lib/aws-events-targets';
+import type * as logs from 'aws-cdk-lib/aws-logs';
+import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
+import { Construct } from 'constructs';
+import { JOBS } from '../config.ts';
+import type { JobName } from '../config.ts';
+import type { FleetDocuments } from './fleet-documents.ts';
+import { jobStatements } from './job-policies.ts';
+import { OpsFunction } from './ops-function.ts';
+import type { RegistryStorage } from './storage.ts';
+import { HTPASSWD_OBJECT_KEY, REGISTRY_KEY_PREFIX } from './storage.ts';
+
+export interface ControlPlaneProps {
+  /** `<stackName>-<job>` names the functions; also the fleet tag value. */
+  namePrefix: string;
+  functionsDir: string;
+  dryRun: boolean;
+  metricsNamespace: string;
+  logRetention: logs.RetentionDays;
+  schedules: Record<JobName, string>;
+  storage: RegistryStorage;
+  autoScalingGroup: autoscaling.AutoScalingGroup;
+  targetGroup: elbv2.ApplicationTargetGroup;
+  loadBalancer: elbv2.ApplicationLoadBalancer;
+  httpsListener: elbv2.ApplicationListener;
+  documents: FleetDocuments;
+  fleetTag: { key: string; value: string };
+  usersParameterPath: string;
+  uploadMaxAge: string;
+  diskUsedPercentThreshold: number;
+  domainName: string;
+  hostedZoneId?: string;
+  certificate: { mode: 'acm' | 'acme'; acmeDirectoryUrl?: string; acmeEmail?: string };
+}
+
+const TIMEOUTS: Record<JobName, Duration> = {
+  'replace-unhealthy-instances': Duration.minutes(5),
+  'purge-stale-uploads': Duration.minutes(15),
+  'purge-disk-volumes': Duration.minutes(5),
+  'rotate-certificates': Duration.minutes(15),
+  'sync-htpasswd': Duration.minutes(5),
+};
+
+/** The disk metric the CloudWatch agent publishes (PREAMBLE contract). */
+export const DISK_QUERY = `SELECT MAX(disk_used_percent) FROM SCHEMA(CWAgent, InstanceId, fstype, path) WHERE path = '/'`;
+
+/**
+ * The five jobs and what triggers them: schedules, the target group's UnHealthyHostCount alarm
+ * (→ replace-unhealthy-instances), the disk alarm (→ purge-disk-volumes), SSM "Parameter Store Change"
+ * under the users path (→ sync-htpasswd) and ACM's expiry event (→ rotate-certificates).
+ */
+export class ControlPlane extends Construct {
+  readonly functions: Record<JobName, OpsFunction>;
+  readonly unhealthyHostsAlarm: cloudwatch.Alarm;
+  readonly diskAlarm: cloudwatch.Alarm;
+  readonly acmeAccountSecret?: secretsmanager.Secret;
+
+  constructor(scope: Construct, id: string, props: ControlPlaneProps) {
+    super(scope, id);
+    const stack = Stack.of(this);
+    if (!/^\/([^/]+\/)+$/.test(props.usersParameterPath)) {
+      throw new Error(`ControlPlane: usersParameterPath "${props.usersParameterPath}" must start and end with /`);
+    }
+    if (props.certificate.mode === 'acme') {
+      if (!props.certificate.acmeDirectoryUrl || !props.certificate.acmeEmail || !props.hostedZoneId) {
+        throw new Error('ControlPlane: acme mode needs acmeDirectoryUrl, acmeEmail and hostedZoneId');
+      }
+      this.acmeAccountSecret = new secretsmanager.Secret(this, 'AcmeAccountSecret', {
+        description: 'rotate-certificates: the ACME account key (written by the job on its first run)',
+        secretStringValue: SecretValue.unsafePlainText('{}'),
+      });
+    }
+
+    const asgName = props.autoScalingGroup.autoScalingGroupName;
+    const bucketName = props.storage.bucket.bucketName;
+    const environment: Record<JobName, Record<string, string>> = {
+      'purge-stale-uploads': { REGISTRY_BUCKET: bucketName, UPLOAD_MAX_AGE: props.uploadMaxAge },
+      'replace-unhealthy-instances': { ASG_NAME: asgName, TARGET_GROUP_ARN: props.targetGroup.targetGroupArn },
+      'purge-disk-volumes': {
+        FLEET_TAG_KEY: props.fleetTag.key,
+        FLEET_TAG_VALUE: props.fleetTag.value,
+        ASG_NAME: asgName,
+        DISK_USED_PERCENT_THRESHOLD: String(props.diskUsedPercentThreshold),
+        PRUNE_DOCUMENT_NAME: props.documents.pruneDockerName,
+      },
+      'rotate-certificates': {
+        LISTENER_ARN: props.httpsListener.listenerArn,
+        DOMAIN_NAME: props.domainName,
+        CERTIFICATE_MODE: props.certificate.mode,
+        FLEET_TAG_KEY: props.fleetTag.key,
+        FLEET_TAG_VALUE: props.fleetTag.value,
+        ...(props.hostedZoneId ? { HOSTED_ZONE_ID: props.hostedZoneId } : {}),
+        ...(this.acmeAccountSecret
+          ? {
+              ACME_DIRECTORY_URL: props.certificate.acmeDirectoryUrl ?? '',
+              ACME_EMAIL: props.certificate.acmeEmail ?? '',
+              ACME_ACCOUNT_SECRET_ARN: this.acmeAccountSecret.secretArn,
+            }
+          : {}),
+      },
+      'sync-htpasswd': {
+        HTPASSWD_PARAMETER_PATH: props.usersParameterPath,
+        REGISTRY_BUCKET: bucketName,
+        HTPASSWD_OBJECT_KEY,
+        ASG_NAME: asgName,
+        SYNC_DOCUMENT_NAME: props.documents.syncHtpasswdName,
+      },
+    };
+    const statements = jobStatements(stack, {
+      bucketArn: props.storage.bucket.bucketArn,
+      registryKeyPrefix: REGISTRY_KEY_PREFIX,
+      htpasswdObjectKey: HTPASSWD_OBJECT_KEY,
+      autoScalingGroupArn: props.autoScalingGroup.autoScalingGroupArn,
+      listenerArn: props.httpsListener.listenerArn,
+      syncDocumentName: props.documents.syncHtpasswdName,
+      pruneDocumentName: props.documents.pruneDockerName,
+      usersParameterPath: props.usersParameterPath,
+      fleetTag: props.fleetTag,
+      ...(props.hostedZoneId ? { hostedZoneId: props.hostedZoneId } : {}),
+      ...(this.acmeAccountSecret ? { acmeAccountSecretArn: this.acmeAccountSecret.secretArn } : {}),
+    });
+
+    const fns = {} as Record<JobName, OpsFunction>;
+    for (const job of JOBS) {
+      fns[job] = new OpsFunction(this, toId(job), {
+        job,
+        functionsDir: props.functionsDir,
+        functionName: `${props.namePrefix}-${job}`,
+        timeout: TIMEOUTS[job],
+        dryRun: props.dryRun,
+        metricsNamespace: props.metricsNamespace,
+        environment: environment[job],
+        statements: statements[job],
+        schedule: props.schedules[job],
+        logRetention: props.logRetention,
+      });
+    }
+    this.functions = fns;
+
+    // Target group health → replace-unhealthy-instances (the alarm action invokes the function directly).
+    this.unhealthyHostsAlarm = new cloudwatch.Alarm(this, 'UnhealthyHostsAlarm', {
+      alarmDescription: 'a registry instance fails the load balancer health check: invokes replace-unhealthy-instances',
+      metric: props.targetGroup.metrics.unhealthyHostCount({ period: Duration.minutes(1), statistic: 'Maximum' }),
+      threshold: 1,
+      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+      evaluationPeriods: 2,
+      datapointsToAlarm: 2,
+      treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+    });
+    this.unhealthyHostsAlarm.addAlarmAction(new cwActions.LambdaAction(fns['replace-unhealthy-instances'].fn));
+
+    // Any instance's root disk over the threshold → purge-disk-volumes (which prunes that instance over SSM).
+    this.diskAlarm = new cloudwatch.Alarm(this, 'DiskAlarm', {
+      alarmDescription: `a registry instance's root disk is over ${props.diskUsedPercentThreshold}% used: invokes purge-disk-volumes`,
+      metric: new cloudwatch.MathExpression({ expression: DISK_QUERY, label: 'max disk_used_percent', period: Duration.minutes(5) }),
+      threshold: props.diskUsedPercentThreshold,
+      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+      evaluationPeriods: 1,
+      treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+    });
+    this.diskAlarm.addAlarmAction(new cwActions.LambdaAction(fns['purge-disk-volumes'].fn));
+
+    new events.Rule(this, 'UsersChanged', {
+      description: 'a registry user parameter changed: invokes sync-htpasswd',
+      eventPattern: {
+        source: ['aws.ssm'],
+        detailType: ['Parameter Store Change'],
+        detail: { name: events.Match.prefix(props.usersParameterPath) },
+      },
+      targets: [new targets.LambdaFunction(fns['sync-htpasswd'].fn)],
+    });
+
+    new events.Rule(this, 'CertificateExpiring', {
+      description: 'an ACM certificate approaches expiry: invokes rotate-certificates',
+      eventPattern: { source: ['aws.acm'], detailType: ['ACM Certificate Approaching Expiration'] },
+      targets: [new targets.LambdaFunction(fns['rotate-certificates'].fn)],
+    });
+  }
+}
+
+function toId(job: string): string {
+  return job.replace(/(^|-)([a-z])/g, (_, __, c: string) => c.toUpperCase());
+}

@@ -1,0 +1,76 @@
+import { Duration, RemovalPolicy } from 'aws-cdk-lib';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import * as s3 from 'aws-cdk-lib/aws-s3';
+import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
+import { Construct } from 'constructs';
+
+/** Where sync-htpasswd publishes the rendered file (outside the registry's `docker/registry/v2/` tree). */
+export const HTPASSWD_OBJECT_KEY = 'control-plane/htpasswd';
+
+/**
+ * Every key the registry writes starts with this (`storage.s3.rootdirectory` is empty: `docker/registry/v2/...`).
+ * Instances get object access only here, so they cannot rewrite the published htpasswd.
+ */
+export const REGISTRY_KEY_PREFIX = 'docker/';
+
+/** distribution 2.8's S3 driver: the bucket-level and object-level actions it calls, nothing more. */
+export const REGISTRY_BUCKET_ACTIONS = ['s3:ListBucket', 's3:GetBucketLocation', 's3:ListBucketMultipartUploads'];
+export const REGISTRY_OBJECT_ACTIONS = [
+  's3:GetObject',
+  's3:PutObject',
+  's3:DeleteObject',
+  's3:ListMultipartUploadParts',
+  's3:AbortMultipartUpload',
+];
+
+export interface RegistryStorageProps {
+  /** The purge job's upload age (ms): the abort-incomplete-multipart lifecycle never undercuts it. */
+  uploadMaxAgeMs: number;
+}
+
+/** The image bucket (encrypted, private, TLS-only, RETAIN) and the fleet's shared `http.secret`. */
+export class RegistryStorage extends Construct {
+  readonly bucket: s3.Bucket;
+  readonly httpSecret: secretsmanager.Secret;
+  /** Days after which S3 aborts an incomplete multipart upload (a backstop behind purge-stale-uploads). */
+  readonly abortIncompleteUploadDays: number;
+
+  constructor(scope: Construct, id: string, props: RegistryStorageProps) {
+    super(scope, id);
+    if (!(props.uploadMaxAgeMs > 0)) throw new Error('RegistryStorage: uploadMaxAgeMs must be positive');
+    // One day beyond the purge age (rounded up), so the purge job always sees a stale upload first.
+    this.abortIncompleteUploadDays = Math.ceil(props.uploadMaxAgeMs / 86_400_000) + 1;
+
+    this.bucket = new s3.Bucket(this, 'Bucket', {
+      encryption: s3.BucketEncryption.S3_MANAGED,
+      blockPublicAccess: s3.BlockPublicAccess.BLOCK_ALL,
+      objectOwnership: s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+      enforceSSL: true,
+      removalPolicy: RemovalPolicy.RETAIN,
+      lifecycleRules: [
+        { id: 'abort-incomplete-multipart-uploads', abortIncompleteMultipartUploadAfter: Duration.days(this.abortIncompleteUploadDays) },
+      ],
+    });
+
+    this.httpSecret = new secretsmanager.Secret(this, 'HttpSecret', {
+      description: 'registry http.secret: HMAC key for upload state, shared by every instance of the fleet',
+      generateSecretString: { passwordLength: 64, excludePunctuation: true, includeSpace: false },
+    });
+  }
+
+  /**
+   * The registry's S3 actions for `role` (objects under `docker/` only) and read of the published htpasswd,
+   * in its identity policy and in the bucket policy.
+   */
+  grantRegistry(role: iam.IRole): void {
+    const statements = [
+      { actions: REGISTRY_BUCKET_ACTIONS, resources: [this.bucket.bucketArn] },
+      { actions: REGISTRY_OBJECT_ACTIONS, resources: [this.bucket.arnForObjects(`${REGISTRY_KEY_PREFIX}*`)] },
+      { actions: ['s3:GetObject'], resources: [this.bucket.arnForObjects(HTPASSWD_OBJECT_KEY)] },
+    ];
+    for (const s of statements) {
+      role.addToPrincipalPolicy(new iam.PolicyStatement(s));
+      this.bucket.addToResourcePolicy(new iam.PolicyStatement({ ...s, principals: [role] }));
+    }
+  }
+}

@@ -1,0 +1,147 @@
+import { CfnOutput, Stack, Tags } from 'aws-cdk-lib';
+import type { StackProps } from 'aws-cdk-lib';
+import type * as logs from 'aws-cdk-lib/aws-logs';
+import type { Construct } from 'constructs';
+import { parseDuration } from '../shared/duration.ts';
+import type { FleetConfig, JobName } from './config.ts';
+import { ControlPlane } from './constructs/control-plane.ts';
+import { FleetDocuments } from './constructs/fleet-documents.ts';
+import { RegistryFleet } from './constructs/fleet.ts';
+import { RegistryLoadBalancer } from './constructs/load-balancer.ts';
+import { Monitoring } from './constructs/monitoring.ts';
+import { RegistryNetwork } from './constructs/network.ts';
+import { HTPASSWD_OBJECT_KEY, RegistryStorage } from './constructs/storage.ts';
+import { applyNagSuppressions } from './nag-suppressions.ts';
+import type { FleetScripts } from './user-data.ts';
+import { readFleetScripts, renderUserData } from './user-data.ts';
+
+export interface RegistryFleetStackProps extends StackProps {
+  config: FleetConfig;
+  /** The on-instance scripts (default: read from infra/assets/). */
+  scripts?: FleetScripts;
+}
+
+/** The whole fleet (ARCHITECTURE §7). Composes the constructs; every decision lives in one of them. */
+export class RegistryFleetStack extends Stack {
+  constructor(scope: Construct, id: string, props: RegistryFleetStackProps) {
+    super(scope, id, props);
+    const c = props.config;
+    const scripts = props.scripts ?? readFleetScripts();
+    const fleetTag = { key: c.fleetTagKey, value: this.stackName };
+    const logRetention = c.logRetentionDays as logs.RetentionDays;
+    const vpcGiven = c.vpcId !== undefined;
+
+    const network = new RegistryNetwork(this, 'Network', {
+      logRetention,
+      ...(vpcGiven
+        ? {
+            existing: {
+              vpcId: c.vpcId as string,
+              availabilityZones: c.availabilityZones ?? [],
+              publicSubnetIds: c.publicSubnetIds ?? [],
+              privateSubnetIds: c.privateSubnetIds ?? [],
+              privateRouteTableIds: c.privateRouteTableIds ?? [],
+            },
+          }
+        : {}),
+    });
+
+    const storage = new RegistryStorage(this, 'Storage', { uploadMaxAgeMs: parseDuration(c.uploadMaxAge) ?? 0 });
+    const userData = renderUserData({
+      region: this.region,
+      bucket: storage.bucket.bucketName,
+      registryImage: c.registryImage,
+      httpSecretArn: storage.httpSecret.secretArn,
+      htpasswdSource: `s3://${storage.bucket.bucketName}/${HTPASSWD_OBJECT_KEY}`,
+      scripts,
+    });
+    const fleet = new RegistryFleet(this, 'Fleet', {
+      vpc: network.vpc,
+      storage,
+      instanceType: c.instanceType,
+      minCapacity: c.minCapacity,
+      desiredCapacity: c.desiredCapacity,
+      maxCapacity: c.maxCapacity,
+      rootVolumeGiB: c.rootVolumeGiB,
+      userData,
+      fleetTag,
+    });
+    const hostedZone = c.hostedZoneId && c.hostedZoneName ? { id: c.hostedZoneId, name: c.hostedZoneName } : undefined;
+    const lb = new RegistryLoadBalancer(this, 'LoadBalancer', {
+      vpc: network.vpc,
+      fleet: fleet.autoScalingGroup,
+      domainName: c.domainName,
+      ingressCidrs: c.ingressCidrs,
+      fleetTag,
+      ...(hostedZone ? { hostedZone } : {}),
+      ...(c.certificateArn ? { certificateArn: c.certificateArn } : {}),
+    });
+    const documents = new FleetDocuments(this, 'Documents', {
+      namePrefix: this.stackName,
+      installHtpasswdScript: scripts.installHtpasswd,
+      pruneDockerScript: scripts.pruneDocker,
+    });
+    const schedules: Record<JobName, string> = {
+      'replace-unhealthy-instances': c.replaceUnhealthyInstancesSchedule,
+      'purge-stale-uploads': c.purgeStaleUploadsSchedule,
+      'purge-disk-volumes': c.purgeDiskVolumesSchedule,
+      'rotate-certificates': c.rotateCertificatesSchedule,
+      'sync-htpasswd': c.syncHtpasswdSchedule,
+    };
+    const controlPlane = new ControlPlane(this, 'ControlPlane', {
+      namePrefix: this.stackName,
+      functionsDir: c.functionsDir,
+      dryRun: c.dryRun,
+      metricsNamespace: c.metricsNamespace,
+      logRetention,
+      schedules,
+      storage,
+      autoScalingGroup: fleet.autoScalingGroup,
+      targetGroup: lb.targetGroup,
+      loadBalancer: lb.loadBalancer,
+      httpsListener: lb.httpsListener,
+      documents,
+      fleetTag,
+      usersParameterPath: c.usersParameterPath,
+      uploadMaxAge: c.uploadMaxAge,
+      diskUsedPercentThreshold: c.diskUsedPercentThreshold,
+      domainName: c.domainName,
+      ...(c.hostedZoneId ? { hostedZoneId: c.hostedZoneId } : {}),
+      certificate: {
+        mode: c.certificateMode,
+        ...(c.acmeDirectoryUrl ? { acmeDirectoryUrl: c.acmeDirectoryUrl } : {}),
+        ...(c.acmeEmail ? { acmeEmail: c.acmeEmail } : {}),
+      },
+    });
+    const monitoring = new Monitoring(this, 'Monitoring', {
+      controlPlane,
+      loadBalancer: lb.loadBalancer,
+      targetGroup: lb.targetGroup,
+      metricsNamespace: c.metricsNamespace,
+      dashboardName: this.stackName,
+      ...(c.alarmEmail ? { alarmEmail: c.alarmEmail } : {}),
+    });
+
+    Tags.of(this).add('app', 'registry-fleet');
+
+    const output = (id: string, value: string, description: string) => new CfnOutput(this, id, { value, description });
+    output('RegistryUrl', lb.url, 'docker login / push / pull here');
+    output('LoadBalancerDnsName', lb.loadBalancer.loadBalancerDnsName, 'point domainName here (CNAME/alias) when no hosted zone is given');
+    output('BucketName', storage.bucket.bucketName, 'image storage (RETAIN)');
+    output('AutoScalingGroupName', fleet.autoScalingGroup.autoScalingGroupName, 'the registry instances');
+    output('TargetGroupArn', lb.targetGroup.targetGroupArn, 'registry target group');
+    output('HttpsListenerArn', lb.httpsListener.listenerArn, 'the listener rotate-certificates manages');
+    output('UsersParameterPath', c.usersParameterPath, 'put registry users here: one SecureString per user (see the sync-htpasswd runbook)');
+    output('HtpasswdObject', `s3://${storage.bucket.bucketName}/${HTPASSWD_OBJECT_KEY}`, 'the rendered htpasswd published by sync-htpasswd');
+    output('HttpSecretArn', storage.httpSecret.secretArn, 'the shared registry http.secret');
+    output('SyncHtpasswdDocument', documents.syncHtpasswdName, 'SSM document: install htpasswd on instances');
+    output('PruneDockerDocument', documents.pruneDockerName, 'SSM document: prune docker on instances');
+    output('AlarmTopicArn', monitoring.topic.topicArn, 'job failure notifications');
+    output('DashboardName', this.stackName, 'CloudWatch dashboard');
+    for (const [job, ops] of Object.entries(controlPlane.functions)) {
+      output(`${job.replace(/(^|-)([a-z])/g, (_, __, ch: string) => ch.toUpperCase())}FunctionName`, ops.fn.functionName, `${job} Lambda`);
+    }
+
+    applyNagSuppressions(this, { usersParameterPath: c.usersParameterPath });
+  }
+}

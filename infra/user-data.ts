@@ -1,0 +1,166 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { renderRegistryConfig } from './registry-config.ts';
+import type { RegistryConfigOptions } from './registry-config.ts';
+
+/**
+ * The instance side of the fleet, rendered by pure functions (no CDK, no env): the user data writes the
+ * on-instance files (PREAMBLE "On-instance contract") and runs infra/assets/bootstrap-registry.sh.
+ * Values may be CDK tokens (bucket name, region, secret ARN): they are placed as plain strings, never encoded.
+ */
+
+export const ASSETS_DIR = join(import.meta.dirname, 'assets');
+
+/** On-instance paths (the contract shared with the jobs and the SSM documents). */
+export const PATHS = {
+  registryDir: '/etc/docker/registry',
+  config: '/etc/docker/registry/config.yml',
+  authDir: '/etc/docker/registry/auth',
+  /** Where the container sees the auth directory (mounted read-only as a directory). */
+  containerHtpasswd: '/auth/htpasswd',
+  fleetEnv: '/etc/registry-fleet/fleet.env',
+  bootstrap: '/usr/local/sbin/registry-bootstrap.sh',
+  installHtpasswd: '/usr/local/bin/install-htpasswd.sh',
+  pruneDocker: '/usr/local/bin/prune-docker.sh',
+  cloudWatchAgentConfig: '/opt/aws/amazon-cloudwatch-agent/etc/registry-fleet.json',
+} as const;
+
+export const REGISTRY_PORT = 5000;
+export const REGISTRY_DEBUG_ADDR = '127.0.0.1:5001';
+/** EC2 user data limit (raw bytes, before base64). */
+export const USER_DATA_LIMIT = 16_384;
+
+/** The scripts shipped in infra/assets/ (read at synth time). */
+export interface FleetScripts {
+  bootstrap: string;
+  installHtpasswd: string;
+  pruneDocker: string;
+}
+
+export const ASSET_FILES = {
+  bootstrap: 'bootstrap-registry.sh',
+  installHtpasswd: 'install-htpasswd.sh',
+  pruneDocker: 'prune-docker.sh',
+} as const satisfies Record<keyof FleetScripts, string>;
+
+/** Reads one file of infra/assets/; a missing file fails synth with a message saying who provides it. */
+export function readAsset(name: string, dir: string = ASSETS_DIR): string {
+  const path = join(dir, name);
+  if (!existsSync(path)) {
+    throw new Error(`missing fleet asset ${path}: the CDK app embeds it into the user data and SSM documents; restore it (git checkout -- infra/assets/${name})`);
+  }
+  return readFileSync(path, 'utf8');
+}
+
+export function readFleetScripts(dir: string = ASSETS_DIR): FleetScripts {
+  return {
+    bootstrap: readAsset(ASSET_FILES.bootstrap, dir),
+    installHtpasswd: readAsset(ASSET_FILES.installHtpasswd, dir),
+    pruneDocker: readAsset(ASSET_FILES.pruneDocker, dir),
+  };
+}
+
+/** The registry configuration every instance runs (instance role credentials; the secret comes from the env). */
+export function fleetRegistryConfigOptions(o: { bucket: string; region: string }): RegistryConfigOptions {
+  return {
+    bucket: o.bucket,
+    region: o.region,
+    httpAddr: `:${REGISTRY_PORT}`,
+    htpasswdPath: PATHS.containerHtpasswd,
+    htpasswdRealm: 'registry',
+    debugAddr: REGISTRY_DEBUG_ADDR,
+    storageHealthCheck: { interval: '10s', threshold: 3 },
+    logLevel: 'info',
+  };
+}
+
+/** CloudWatch agent: `disk_used_percent` of `/` per instance (namespace CWAgent; InstanceId, path, fstype). */
+export function renderCloudWatchAgentConfig(): string {
+  const config = {
+    agent: { metrics_collection_interval: 60, run_as_user: 'root' },
+    metrics: {
+      namespace: 'CWAgent',
+      append_dimensions: { InstanceId: '${aws:InstanceId}' },
+      metrics_collected: {
+        disk: {
+          resources: ['/'],
+          measurement: [{ name: 'used_percent', rename: 'disk_used_percent', unit: 'Percent' }],
+          drop_device: true,
+          metrics_collection_interval: 60,
+        },
+      },
+    },
+  };
+  return `${JSON.stringify(config, null, 2)}\n`;
+}
+
+export interface UserDataOptions {
+  region: string;
+  bucket: string;
+  /** Pinned image reference (`registry:2.8.3`). */
+  registryImage: string;
+  /** Secrets Manager secret holding `http.secret`. */
+  httpSecretArn: string;
+  /** `s3://bucket/key` of the rendered htpasswd (published by sync-htpasswd). */
+  htpasswdSource: string;
+  /** How long the first boot waits for the htpasswd to be published before giving up (default 1800). */
+  htpasswdWaitSeconds?: number;
+  scripts: FleetScripts;
+}
+
+const DELIMITER = 'REGISTRY_FLEET_EOF';
+const SAFE_VALUE = /^[^'\n]*$/;
+
+function heredoc(path: string, mode: string, content: string): string {
+  if (content.split('\n').includes(DELIMITER)) throw new Error(`user data: ${path} contains the line ${DELIMITER}`);
+  const body = content.endsWith('\n') ? content : `${content}\n`;
+  return `cat >${path} <<'${DELIMITER}'\n${body}${DELIMITER}\nchmod ${mode} ${path}\n`;
+}
+
+function envFile(values: Record<string, string>): string {
+  return Object.entries(values)
+    .map(([key, value]) => {
+      if (!SAFE_VALUE.test(value)) throw new Error(`user data: ${key} must not contain a quote or a newline`);
+      return `${key}='${value}'`;
+    })
+    .join('\n');
+}
+
+/** The whole user data script (bash). Pure; throws if a value cannot be placed safely or it is too large. */
+export function renderUserData(o: UserDataOptions): string {
+  const wait = o.htpasswdWaitSeconds ?? 1800;
+  if (!Number.isInteger(wait) || wait < 0) throw new Error('user data: htpasswdWaitSeconds must be a whole number ≥ 0');
+  const config = renderRegistryConfig(fleetRegistryConfigOptions({ bucket: o.bucket, region: o.region }));
+  const fleetEnv = envFile({
+    AWS_REGION: o.region,
+    REGISTRY_IMAGE: o.registryImage,
+    HTTP_SECRET_ARN: o.httpSecretArn,
+    HTPASSWD_SOURCE: o.htpasswdSource,
+    HTPASSWD_WAIT_SECONDS: String(wait),
+  });
+  const script = [
+    '#!/bin/bash',
+    '# Registry fleet instance: writes the on-instance files, then runs the bootstrap (log: /var/log/registry-bootstrap.log).',
+    'set -euo pipefail',
+    'umask 022',
+    `install -d -m 0755 /etc/registry-fleet ${PATHS.registryDir} ${PATHS.authDir} /opt/aws/amazon-cloudwatch-agent/etc`,
+    heredoc(PATHS.fleetEnv, '0644', fleetEnv),
+    heredoc(PATHS.config, '0644', config),
+    heredoc(PATHS.cloudWatchAgentConfig, '0644', renderCloudWatchAgentConfig()),
+    heredoc(PATHS.installHtpasswd, '0755', o.scripts.installHtpasswd),
+    heredoc(PATHS.pruneDocker, '0755', o.scripts.pruneDocker),
+    heredoc(PATHS.bootstrap, '0755', o.scripts.bootstrap),
+    `${PATHS.bootstrap} 2>&1 | tee -a /var/log/registry-bootstrap.log`,
+    '',
+  ].join('\n');
+  const bytes = Buffer.byteLength(script);
+  if (bytes > USER_DATA_LIMIT) throw new Error(`user data is ${bytes} bytes, over EC2's ${USER_DATA_LIMIT}-byte limit`);
+  return script;
+}
+
+/** Shell lines that write `content` to `path` from base64 (no quoting or `{{ }}` issues inside SSM documents). */
+export function base64File(path: string, content: string): string[] {
+  const b64 = Buffer.from(content).toString('base64');
+  const lines = b64.match(/.{1,76}/g) ?? [];
+  return [`base64 -d >${path} <<'${DELIMITER}'`, ...lines, DELIMITER];
+}

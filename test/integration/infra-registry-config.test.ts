@@ -1,0 +1,122 @@
+// The fleet's registry config (infra/user-data.ts → renderRegistryConfig) on the real docker-registry 2.8 with
+// moto_server as S3: the same options every instance gets, except the S3 endpoint, the htpasswd path and the
+// ports. As on the instances, http.secret arrives as REGISTRY_HTTP_SECRET, never in the file.
+import { spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parse } from 'yaml';
+import { renderRegistryConfig } from '../../infra/registry-config.ts';
+import { fleetRegistryConfigOptions } from '../../infra/user-data.ts';
+import { startMoto } from '../support/moto.ts';
+import type { Moto } from '../support/moto.ts';
+import { freePort } from '../support/ports.ts';
+import { answers, spawnManaged, waitUntilReady } from '../support/process.ts';
+import type { ManagedProcess } from '../support/process.ts';
+import { patchUpload, completeUpload, pullBlob, pushBlob, sha256Digest, startUpload } from '../support/registry.ts';
+
+const BUCKET = 'fleet-config-check';
+const HTTP_SECRET = 'fleet-shared-http-secret-0123456789abcdefXYZ';
+const alice = { username: 'alice', password: 'correct horse battery staple' };
+
+interface Instance {
+  url: string;
+  debugUrl: string;
+  proc: ManagedProcess;
+}
+
+let moto: Moto;
+let dir: string;
+const instances: Instance[] = [];
+
+async function startInstance(name: string): Promise<Instance> {
+  const [port, debugPort] = [await freePort(), await freePort()];
+  const text = renderRegistryConfig({
+    ...fleetRegistryConfigOptions({ bucket: BUCKET, region: 'us-east-1' }),
+    regionEndpoint: moto.endpoint,
+    htpasswdPath: join(dir, 'auth', 'htpasswd'),
+    httpAddr: `127.0.0.1:${port}`,
+    debugAddr: `127.0.0.1:${debugPort}`,
+  });
+  const configPath = join(dir, `${name}.yml`);
+  await writeFile(configPath, text);
+  const env: NodeJS.ProcessEnv = { ...process.env, REGISTRY_HTTP_SECRET: HTTP_SECRET };
+  delete env.AWS_CA_BUNDLE; // distribution 2.8 panics at start when it is set
+  const proc = spawnManaged(`registry-${name}`, 'docker-registry', ['serve', configPath], { env });
+  const url = `http://127.0.0.1:${port}`;
+  await waitUntilReady(proc, () => answers(`${url}/`), { timeoutMs: 30_000, what: 'answering GET /' });
+  return { url, debugUrl: `http://127.0.0.1:${debugPort}`, proc };
+}
+
+async function status(url: string, auth?: typeof alice): Promise<number> {
+  const headers: Record<string, string> = auth ? { authorization: `Basic ${Buffer.from(`${auth.username}:${auth.password}`).toString('base64')}` } : {};
+  const res = await fetch(url, { headers, signal: AbortSignal.timeout(10_000) });
+  await res.body?.cancel();
+  return res.status;
+}
+
+beforeAll(async () => {
+  moto = await startMoto();
+  dir = await mkdtemp(join(tmpdir(), 'fleet-config-'));
+  const s3 = new S3Client({ endpoint: moto.endpoint, forcePathStyle: true, region: 'us-east-1', credentials: { accessKeyId: 'test', secretAccessKey: 'test' } });
+  await s3.send(new CreateBucketCommand({ Bucket: BUCKET }));
+  s3.destroy();
+  await mkdir(join(dir, 'auth'));
+  const made = spawnSync('htpasswd', ['-B', '-b', '-c', join(dir, 'auth', 'htpasswd'), alice.username, alice.password], { encoding: 'utf8' });
+  if (made.status !== 0) throw new Error(`htpasswd failed: ${made.stderr}`);
+  instances.push(await startInstance('a'), await startInstance('b'));
+});
+
+afterAll(async () => {
+  for (const i of instances) await i.proc.stop();
+  await moto?.stop();
+  if (dir) await rm(dir, { recursive: true, force: true });
+});
+
+describe('the fleet registry config on the real registry', () => {
+  it('keeps the secret out of the file', async () => {
+    const config = parse(await readFile(join(dir, 'a.yml'), 'utf8')) as { http: Record<string, unknown> };
+    expect(config.http).not.toHaveProperty('secret');
+  });
+
+  it('GET / is 200 without credentials (the target group health check)', async () => {
+    for (const i of instances) expect(await status(`${i.url}/`)).toBe(200);
+  });
+
+  it('/v2/ is 401 without credentials, 401 with a wrong password, 200 with the htpasswd user', async () => {
+    const [a] = instances as [Instance];
+    expect(await status(`${a.url}/v2/`)).toBe(401);
+    expect(await status(`${a.url}/v2/`, { ...alice, password: 'wrong' })).toBe(401);
+    expect(await status(`${a.url}/v2/`, alice)).toBe(200);
+  });
+
+  it('serves debug and metrics on loopback only', async () => {
+    const [a] = instances as [Instance];
+    expect(a.debugUrl.startsWith('http://127.0.0.1:')).toBe(true);
+    expect(await status(`${a.debugUrl}/debug/health`)).toBe(200);
+    expect(await status(`${a.debugUrl}/metrics`)).toBe(200);
+  });
+
+  it('pushes a blob to S3 and pulls it back from every instance', async () => {
+    const [a, b] = instances as [Instance, Instance];
+    const bytes = randomBytes(70_000);
+    const pushed = await pushBlob(a.url, 'team/app', bytes, { auth: alice });
+    expect(pushed.digest).toBe(sha256Digest(bytes));
+    expect((await pullBlob(a.url, 'team/app', pushed.digest, { auth: alice })).equals(bytes)).toBe(true);
+    expect((await pullBlob(b.url, 'team/app', pushed.digest, { auth: alice })).equals(bytes)).toBe(true);
+  });
+
+  it('an upload started on one instance completes on another (the shared REGISTRY_HTTP_SECRET is in effect)', async () => {
+    const [a, b] = instances as [Instance, Instance];
+    const bytes = randomBytes(200_000);
+    const digest = sha256Digest(bytes);
+    const started = await startUpload(a.url, 'team/app', { auth: alice, bytes: bytes.subarray(0, 100_000) });
+    const onB = { ...started, location: started.location.replace(a.url, b.url) };
+    const patched = await patchUpload(onB, bytes.subarray(100_000), { auth: alice });
+    await completeUpload(patched.location.replace(b.url, a.url), new Uint8Array(0), digest, { auth: alice });
+    expect((await pullBlob(b.url, 'team/app', digest, { auth: alice })).equals(bytes)).toBe(true);
+  });
+});

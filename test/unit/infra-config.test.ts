@@ -1,0 +1,98 @@
+import { describe, expect, it } from 'vitest';
+import { CONTEXT_KEYS, FleetConfigError, parseFleetConfig } from '../../infra/config.ts';
+
+const base = { domainName: 'registry.example.com' };
+
+describe('parseFleetConfig', () => {
+  it('fills every default from a minimal context', () => {
+    expect(parseFleetConfig(base)).toMatchObject({
+      stackName: 'registry-fleet',
+      domainName: 'registry.example.com',
+      instanceType: 't4g.small',
+      minCapacity: 2,
+      desiredCapacity: 2,
+      maxCapacity: 4,
+      registryImage: 'registry:2.8.3',
+      usersParameterPath: '/registry/users/',
+      uploadMaxAge: '168h',
+      diskUsedPercentThreshold: 85,
+      dryRun: false,
+      certificateMode: 'acm',
+      ingressCidrs: ['0.0.0.0/0'],
+      functionsDir: 'dist/functions',
+      fleetTagKey: 'registry-fleet',
+      replaceUnhealthyInstancesSchedule: 'rate(5 minutes)',
+      purgeStaleUploadsSchedule: 'cron(0 3 * * ? *)',
+      syncHtpasswdSchedule: 'rate(1 hour)',
+      logRetentionDays: 30,
+    });
+  });
+
+  it('accepts the string forms -c gives and the JSON forms cdk.json gives', () => {
+    const fromCli = parseFleetConfig({ ...base, minCapacity: '1', desiredCapacity: '3', maxCapacity: '5', dryRun: 'true', ingressCidrs: '10.0.0.0/8, 192.168.0.0/16' });
+    const fromJson = parseFleetConfig({ ...base, minCapacity: 1, desiredCapacity: 3, maxCapacity: 5, dryRun: true, ingressCidrs: ['10.0.0.0/8', '192.168.0.0/16'] });
+    expect(fromCli).toEqual(fromJson);
+    expect(fromCli).toMatchObject({ minCapacity: 1, desiredCapacity: 3, maxCapacity: 5, dryRun: true });
+  });
+
+  it('accepts an existing VPC given by ids, one per AZ', () => {
+    const config = parseFleetConfig({
+      ...base,
+      vpcId: 'vpc-0123abcd',
+      availabilityZones: 'us-east-1a,us-east-1b',
+      publicSubnetIds: 'subnet-0000000a,subnet-0000000b',
+      privateSubnetIds: 'subnet-0000000c,subnet-0000000d',
+      privateRouteTableIds: 'rtb-0000000c,rtb-0000000d',
+    });
+    expect(config.privateSubnetIds).toEqual(['subnet-0000000c', 'subnet-0000000d']);
+  });
+
+  it('ignores context keys it does not know (cdk feature flags)', () => {
+    expect(() => parseFleetConfig({ ...base, '@aws-cdk/core:newStyleStackSynthesis': true })).not.toThrow();
+    expect(CONTEXT_KEYS).toContain('domainName');
+  });
+
+  it.each<{ key: string; context: Record<string, unknown> }>([
+    { key: 'domainName', context: {} },
+    { key: 'domainName', context: { domainName: 'not a host' } },
+    { key: 'stackName', context: { ...base, stackName: '1fleet' } },
+    { key: 'stackName', context: { ...base, stackName: 'aws-registry' } },
+    { key: 'instanceType', context: { ...base, instanceType: 'small' } },
+    { key: 'minCapacity', context: { ...base, minCapacity: 0 } },
+    { key: 'maxCapacity', context: { ...base, maxCapacity: 'four' } },
+    { key: 'desiredCapacity', context: { ...base, desiredCapacity: 5 } },
+    { key: 'registryImage', context: { ...base, registryImage: 'registry' } },
+    { key: 'registryImage', context: { ...base, registryImage: 'registry:latest' } },
+    { key: 'uploadMaxAge', context: { ...base, uploadMaxAge: '30m' } },
+    { key: 'uploadMaxAge', context: { ...base, uploadMaxAge: 'a week' } },
+    { key: 'dryRun', context: { ...base, dryRun: 'yes' } },
+    { key: 'alarmEmail', context: { ...base, alarmEmail: 'ops' } },
+    { key: 'certificateArn', context: { ...base, certificateArn: 'arn:aws:iam::123456789012:role/x' } },
+    { key: 'hostedZoneName', context: { ...base, hostedZoneId: 'Z0123456789ABC' } },
+    { key: 'hostedZoneName', context: { ...base, hostedZoneId: 'Z0123456789ABC', hostedZoneName: 'other.org' } },
+    { key: 'usersParameterPath', context: { ...base, usersParameterPath: 'registry/users' } },
+    { key: 'purgeStaleUploadsSchedule', context: { ...base, purgeStaleUploadsSchedule: 'daily' } },
+    { key: 'replaceUnhealthyInstancesSchedule', context: { ...base, replaceUnhealthyInstancesSchedule: 'rate(5 fortnights)' } },
+    { key: 'logRetentionDays', context: { ...base, logRetentionDays: 31 } },
+    { key: 'diskUsedPercentThreshold', context: { ...base, diskUsedPercentThreshold: 100 } },
+    { key: 'ingressCidrs', context: { ...base, ingressCidrs: 'everyone' } },
+    { key: 'privateSubnetIds', context: { ...base, vpcId: 'vpc-0123abcd', availabilityZones: 'us-east-1a,us-east-1b', publicSubnetIds: 'subnet-0000000a,subnet-0000000b', privateRouteTableIds: 'rtb-0000000c,rtb-0000000d' } },
+    { key: 'acmeDirectoryUrl', context: { ...base, certificateMode: 'acme', acmeEmail: 'ops@example.com', hostedZoneId: 'Z0123456789ABC', hostedZoneName: 'example.com' } },
+    { key: 'certificateMode', context: { ...base, certificateMode: 'letsencrypt' } },
+  ])('a bad $key fails naming the context key', ({ key, context }) => {
+    let error: unknown;
+    try {
+      parseFleetConfig(context);
+    } catch (e) {
+      error = e;
+    }
+    expect(error).toBeInstanceOf(FleetConfigError);
+    expect((error as Error).message).toMatch(new RegExp(`context ${key}: expected`));
+  });
+
+  it('reports every bad key at once, with the value received', () => {
+    expect(() => parseFleetConfig({ ...base, minCapacity: -1, dryRun: 'maybe' })).toThrow(
+      /context minCapacity: expected a whole number from 1 to 100 \(got -1\)[\s\S]*context dryRun: expected true or false \(got "maybe"\)/,
+    );
+  });
+});

@@ -1,0 +1,139 @@
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { parse } from 'yaml';
+import {
+  ASSET_FILES,
+  PATHS,
+  readAsset,
+  readFleetScripts,
+  renderCloudWatchAgentConfig,
+  renderUserData,
+} from '../../infra/user-data.ts';
+import type { UserDataOptions } from '../../infra/user-data.ts';
+
+const options: UserDataOptions = {
+  region: 'eu-west-1',
+  bucket: 'fleet-registry-bucket',
+  registryImage: 'registry:2.8.3',
+  httpSecretArn: 'arn:aws:secretsmanager:eu-west-1:123456789012:secret:http-AbCdEf',
+  htpasswdSource: 's3://fleet-registry-bucket/control-plane/htpasswd',
+  scripts: readFleetScripts(),
+};
+const userData = renderUserData(options);
+
+/** The content of the heredoc that writes `path` in the user data. */
+function fileIn(script: string, path: string): string {
+  const m = new RegExp(`^cat >${path.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')} <<'REGISTRY_FLEET_EOF'\\n([\\s\\S]*?)^REGISTRY_FLEET_EOF$`, 'm').exec(script);
+  if (!m || m[1] === undefined) throw new Error(`user data does not write ${path}`);
+  return m[1];
+}
+
+const tmp = mkdtempSync(join(tmpdir(), 'user-data-'));
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+function shellcheck(name: string, content: string): { status: number | null; output: string } {
+  const file = join(tmp, name);
+  writeFileSync(file, content);
+  const r = spawnSync('shellcheck', ['--shell=bash', '--severity=style', file], { encoding: 'utf8' });
+  if (r.error) throw r.error;
+  return { status: r.status, output: `${r.stdout}${r.stderr}` };
+}
+
+describe('renderUserData', () => {
+  it('is a bash script that stops at the first failure', () => {
+    expect(userData.startsWith('#!/bin/bash\n')).toBe(true);
+    expect(userData).toContain('set -euo pipefail');
+  });
+
+  it.each([
+    ['the whole user data', userData],
+    ['the bootstrap as installed', fileIn(userData, PATHS.bootstrap)],
+    ['install-htpasswd.sh as installed', fileIn(userData, PATHS.installHtpasswd)],
+    ['prune-docker.sh as installed', fileIn(userData, PATHS.pruneDocker)],
+  ])('%s passes shellcheck', (name, content) => {
+    const r = shellcheck(`${name.replace(/\W+/g, '-')}.sh`, content);
+    expect(r.output).toBe('');
+    expect(r.status).toBe(0);
+  });
+
+  it('installs the scripts unchanged', () => {
+    expect(fileIn(userData, PATHS.bootstrap)).toBe(readAsset(ASSET_FILES.bootstrap));
+    expect(fileIn(userData, PATHS.installHtpasswd)).toBe(readAsset(ASSET_FILES.installHtpasswd));
+    expect(fileIn(userData, PATHS.pruneDocker)).toBe(readAsset(ASSET_FILES.pruneDocker));
+  });
+
+  it('writes the fleet registry config: instance role, purging off, htpasswd dir, health check, loopback debug, no secret', () => {
+    const config = parse(fileIn(userData, PATHS.config)) as { storage: { s3: object }; http: object };
+    expect(config).toMatchObject({
+      storage: { s3: { bucket: 'fleet-registry-bucket', region: 'eu-west-1' }, maintenance: { uploadpurging: { enabled: false } } },
+      http: { addr: ':5000', debug: { addr: '127.0.0.1:5001' } },
+      auth: { htpasswd: { path: '/auth/htpasswd' } },
+      health: { storagedriver: { enabled: true } },
+    });
+    expect(config.storage.s3).not.toHaveProperty('accesskey');
+    expect(config.http).not.toHaveProperty('secret');
+  });
+
+  it('passes the values to the bootstrap through the env file, single-quoted', () => {
+    expect(fileIn(userData, PATHS.fleetEnv).trim().split('\n')).toEqual([
+      "AWS_REGION='eu-west-1'",
+      "REGISTRY_IMAGE='registry:2.8.3'",
+      `HTTP_SECRET_ARN='${options.httpSecretArn}'`,
+      `HTPASSWD_SOURCE='${options.htpasswdSource}'`,
+      "HTPASSWD_WAIT_SECONDS='1800'",
+    ]);
+  });
+
+  it('bootstrap: htpasswd and http.secret before the registry starts; pinned image with the contract mounts', () => {
+    const boot = fileIn(userData, PATHS.bootstrap);
+    const at = (s: string) => {
+      const i = boot.indexOf(s);
+      expect(i, s).toBeGreaterThan(-1);
+      return i;
+    };
+    const run = at('docker run -d --name registry');
+    expect(at('/usr/local/bin/install-htpasswd.sh "$HTPASSWD_SOURCE" - "$AUTH_DIR"')).toBeLessThan(run);
+    expect(at('aws secretsmanager get-secret-value')).toBeLessThan(run);
+    expect(at('exit 1')).toBeLessThan(run);
+    for (const flag of ['--restart=always', '--network host', '--log-opt max-size=', '--log-opt max-file=', '-v "${AUTH_DIR}:/auth:ro"', '--env-file']) {
+      expect(boot.slice(run)).toContain(flag);
+    }
+  });
+
+  it('keeps user data under the EC2 limit', () => {
+    expect(Buffer.byteLength(userData)).toBeLessThan(16_384);
+    expect(() => renderUserData({ ...options, scripts: { ...options.scripts, bootstrap: `#!/bin/bash\n${'#'.repeat(17_000)}` } })).toThrow(/over EC2's 16384-byte limit/);
+  });
+
+  it('refuses values it cannot quote and content holding its delimiter', () => {
+    expect(() => renderUserData({ ...options, registryImage: "registry:2.8.3'; rm -rf /" })).toThrow(/REGISTRY_IMAGE must not contain a quote/);
+    expect(() => renderUserData({ ...options, scripts: { ...options.scripts, pruneDocker: 'x\nREGISTRY_FLEET_EOF\ny' } })).toThrow(/contains the line/);
+  });
+
+  it('fails with a clear message when an asset is missing', () => {
+    expect(() => readAsset('install-htpasswd.sh', tmp)).toThrow(/missing fleet asset .*install-htpasswd\.sh/);
+  });
+});
+
+describe('renderCloudWatchAgentConfig', () => {
+  it('publishes disk_used_percent of / per instance in CWAgent (PREAMBLE contract)', () => {
+    expect(JSON.parse(renderCloudWatchAgentConfig())).toEqual({
+      agent: { metrics_collection_interval: 60, run_as_user: 'root' },
+      metrics: {
+        namespace: 'CWAgent',
+        append_dimensions: { InstanceId: '${aws:InstanceId}' },
+        metrics_collected: {
+          disk: {
+            resources: ['/'],
+            measurement: [{ name: 'used_percent', rename: 'disk_used_percent', unit: 'Percent' }],
+            drop_device: true,
+            metrics_collection_interval: 60,
+          },
+        },
+      },
+    });
+  });
+});
