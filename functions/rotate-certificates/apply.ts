@@ -5,6 +5,7 @@ import {
   DeleteCertificateCommand,
   DescribeCertificateCommand,
   ImportCertificateCommand,
+  ListTagsForCertificateCommand,
   RequestCertificateCommand,
   type ACMClient,
 } from '@aws-sdk/client-acm';
@@ -16,14 +17,14 @@ import {
 } from '@aws-sdk/client-elastic-load-balancing-v2';
 import { ChangeResourceRecordSetsCommand, type Route53Client } from '@aws-sdk/client-route-53';
 import type { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
-import { errorName } from '../../shared/errors.ts';
+import { describeError, errorName } from '../../shared/errors.ts';
 import { applyEach, type ApplyContext, type Outcome } from '../../shared/job.ts';
 import { logger } from '../../shared/observability.ts';
 import type { IssuedCertificate, AcmeOrder, AcmeDeps } from './acme.ts';
 import type { RotateCertificatesConfig } from './config.ts';
 import type { Handshake } from './handshake.ts';
-import { certificateProblem, normaliseName, normaliseSerial, TAG_ROLLED_BACK_AT, TAG_ROTATION_OF, type DnsRecord, type Served } from './model.ts';
-import type { CertAction } from './plan.ts';
+import { certificateProblem, normaliseName, normaliseSerial, TAG_ROLLED_BACK_AT, type DnsRecord, type Served } from './model.ts';
+import type { CertAction, Tag } from './plan.ts';
 
 export interface ApplyDeps {
   readonly elbv2: ElasticLoadBalancingV2Client;
@@ -111,7 +112,7 @@ export async function applyCertificatePlan(
               DomainName: action.domainName,
               ValidationMethod: 'DNS',
               IdempotencyToken: action.idempotencyToken,
-              Tags: [{ Key: TAG_ROTATION_OF, Value: action.replaces }],
+              Tags: action.tags,
             }),
             { abortSignal: signal },
           );
@@ -209,7 +210,17 @@ export async function applyCertificatePlan(
           );
           importedSerial = normaliseSerial(x509.serialNumber);
           logger.info('certificate re-imported', { certificateArn: action.target, serial: importedSerial, notAfter });
-          return { status: 'applied', detail: { serial: importedSerial, notAfter } };
+          // The certificate is in place: a tag that cannot be put back is reported, not a reason to skip the check.
+          let tags: Record<string, unknown> = {};
+          try {
+            const restored = await restoreTags(deps.acm, action.target, action.keepTags, signal);
+            if (restored.length > 0) tags = { tagsRestored: restored };
+          } catch (error) {
+            if (signal.aborted) throw error;
+            logger.warn('could not restore certificate tags after the re-import', { certificateArn: action.target, error: describeError(error) });
+            tags = { tagRestoreError: describeError(error) };
+          }
+          return { status: 'applied', detail: { serial: importedSerial, notAfter, ...tags } };
         }
 
         case 'refuse-certificate':
@@ -221,6 +232,19 @@ export async function applyCertificatePlan(
     },
     { stopOnFailure: true },
   );
+}
+
+/**
+ * ACM keeps a certificate's tags across a re-import; moto drops them. Put back the ones it had (the fleet tag) that
+ * are now missing; returns their keys.
+ */
+async function restoreTags(acm: ACMClient, arn: string, keep: readonly Tag[], signal: AbortSignal): Promise<string[]> {
+  if (keep.length === 0) return [];
+  const res = await acm.send(new ListTagsForCertificateCommand({ CertificateArn: arn }), { abortSignal: signal });
+  const missing = keep.filter((t) => !(res.Tags ?? []).some((have) => have.Key === t.Key && have.Value === t.Value));
+  if (missing.length === 0) return [];
+  await acm.send(new AddTagsToCertificateCommand({ CertificateArn: arn, Tags: missing }), { abortSignal: signal });
+  return missing.map((t) => t.Key);
 }
 
 async function rollback(

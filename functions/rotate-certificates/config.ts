@@ -27,6 +27,12 @@ const shape = {
   HANDSHAKE_WAIT: env.duration({ default: '120s', min: '0', max: '10m' }),
   /** Bound on waiting for a Route 53 change to be INSYNC (ACME DNS-01). */
   DNS_CHANGE_TIMEOUT: env.duration({ default: '180s', min: '1s', max: '10m' }),
+  /**
+   * The fleet tag (infra: the stack name). Every certificate the job requests carries it; the job deletes a replaced
+   * certificate only when it carries it (the IAM policy allows acm:DeleteCertificate on fleet-tagged ones only).
+   */
+  FLEET_TAG_KEY: env.text('a tag key such as registry-fleet').default('registry-fleet'),
+  FLEET_TAG_VALUE: env.text('the fleet tag value (the stack name)'),
 };
 
 export interface AcmeSettings {
@@ -45,6 +51,12 @@ export interface RotateCertificatesConfig {
   readonly acme?: AcmeSettings;
   readonly handshake: { readonly host?: string; readonly port: number; readonly timeoutMs: number; readonly waitMs: number };
   readonly dnsChangeTimeoutMs: number;
+  readonly fleetTag: FleetTag;
+}
+
+export interface FleetTag {
+  readonly key: string;
+  readonly value: string;
 }
 
 const ACME_REQUIRED = ['ACME_DIRECTORY_URL', 'ACME_ACCOUNT_SECRET_ARN', 'ACME_EMAIL'] as const;
@@ -80,6 +92,7 @@ export function loadRotateCertificatesConfig(source: Readonly<Record<string, str
         waitMs: v.HANDSHAKE_WAIT,
       },
       dnsChangeTimeoutMs: v.DNS_CHANGE_TIMEOUT,
+      fleetTag: { key: v.FLEET_TAG_KEY, value: v.FLEET_TAG_VALUE },
     };
   });
 }

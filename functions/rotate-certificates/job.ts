@@ -43,7 +43,7 @@ export function createRotateCertificatesJob(deps: JobDeps = {}): RotateCertifica
     plan(state, { config, trigger, now }) {
       runNow = now;
       const force = trigger.kind === 'manual' && trigger.options.force === true;
-      return planRotation(state, { mode: config.mode, domainName: config.domainName, renewBeforeMs: config.renewBeforeMs, force }, now);
+      return planRotation(state, { mode: config.mode, domainName: config.domainName, renewBeforeMs: config.renewBeforeMs, force, fleetTag: config.fleetTag }, now);
     },
 
     apply(actions, ctx) {

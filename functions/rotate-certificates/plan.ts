@@ -18,12 +18,13 @@ import {
  * acm mode, once the served certificate is inside RENEW_BEFORE (or `force`):
  *   1. managed renewal pending validation / failed → restore its DNS validation records;
  *   2. no replacement in flight → request one (DNS validation, idempotency token from domain + old serial,
- *      tagged `registry:rotation-of` = old ARN) and create its validation records;
+ *      tagged `registry:rotation-of` = old ARN and with the fleet tag) and create its validation records;
  *   3. replacement PENDING_VALIDATION → make sure its validation records exist, wait;
  *   4. replacement ISSUED → make it the listener default, keep the old one in the SNI list, verify the handshake
  *      (roll back on mismatch);
  *   5. later run: default carries `registry:rotation-of` and the handshake shows its serial → remove the old one
- *      from the listener and delete it once nothing else uses it.
+ *      from the listener and delete it once nothing else uses it, but only if it carries the fleet tag (the IAM
+ *      policy allows no other delete: a certificate the operator imported is left in ACM, reported as skipped).
  *   Steps 3–5 continue whatever the window says: a rotation in flight is always finished.
  * acme mode: re-issue through ACME and re-import into the same ARN, then verify the handshake.
  */
@@ -34,6 +35,13 @@ export interface RotationPolicy {
   readonly renewBeforeMs: number;
   /** Manual `force`: rotate now, and retry a swap that was rolled back. */
   readonly force: boolean;
+  /** FLEET_TAG_KEY = FLEET_TAG_VALUE: put on every certificate the job requests; required on one it deletes. */
+  readonly fleetTag: { readonly key: string; readonly value: string };
+}
+
+export interface Tag {
+  readonly Key: string;
+  readonly Value: string;
 }
 
 interface Base extends Action {
@@ -41,7 +49,7 @@ interface Base extends Action {
 }
 export type CertAction =
   | (Base & { type: 'restore-validation-records'; records: DnsRecord[] })
-  | (Base & { type: 'request-certificate'; domainName: string; replaces: string; idempotencyToken: string })
+  | (Base & { type: 'request-certificate'; domainName: string; replaces: string; idempotencyToken: string; tags: Tag[] })
   | (Base & { type: 'create-validation-records'; records: DnsRecord[] })
   | (Base & { type: 'swap-listener-certificate'; newCertificateArn: string; oldCertificateArn: string })
   | (Base & {
@@ -53,7 +61,12 @@ export type CertAction =
   | (Base & { type: 'rollback-listener-certificate'; restoreCertificateArn: string; rolledBackCertificateArn: string })
   | (Base & { type: 'remove-listener-certificate'; certificateArn: string })
   | (Base & { type: 'delete-certificate' })
-  | (Base & { type: 'renew-acme-certificate'; domainName: string })
+  | (Base & {
+      type: 'renew-acme-certificate';
+      domainName: string;
+      /** Tags the certificate carries now that must survive the re-import (the fleet tag, when it has it). */
+      keepTags: Tag[];
+    })
   | (Base & { type: 'refuse-certificate' })
   | (Base & { type: 'wait' });
 
@@ -129,7 +142,18 @@ export function planRotation(state: CertState, policy: RotationPolicy, now: Date
           certificateArn: previousArn,
         });
       }
-      if (previous) {
+      const fleetTagged = previous?.tags[policy.fleetTag.key] === policy.fleetTag.value;
+      if (previous && !fleetTagged) {
+        // Not the fleet's (e.g. imported by the operator): the policy forbids deleting it. Said once, in the run that
+        // takes it off the listener; later runs leave it alone.
+        if (attached) {
+          skipped.push({
+            type: 'delete-certificate',
+            target: previousArn,
+            reason: `not created by this fleet (no ${policy.fleetTag.key}=${policy.fleetTag.value} tag): left in ACM; delete it by hand once nothing uses it`,
+          });
+        }
+      } else if (previous) {
         // ACM lists the load balancer (moto: the listener) as a user; anything else keeps the certificate. If another
         // listener of the same load balancer still uses it, DeleteCertificate answers ResourceInUseException → skipped.
         const users = previous.inUseBy.filter((u) => u !== listener.loadBalancerArn && u !== listener.arn);
@@ -180,6 +204,10 @@ export function planRotation(state: CertState, policy: RotationPolicy, now: Date
       domainName: policy.domainName,
       replaces: current.arn,
       idempotencyToken: idempotencyToken(policy.domainName, current.serial ?? current.arn),
+      tags: [
+        { Key: TAG_ROTATION_OF, Value: current.arn },
+        { Key: policy.fleetTag.key, Value: policy.fleetTag.value },
+      ],
     });
     return done('request');
   }
@@ -245,6 +273,7 @@ function planAcme(
     target: current.arn,
     reason: `${ctx.why}: ACME order with DNS-01, re-imported into the same ARN (old serial ${current.serial})`,
     domainName: policy.domainName,
+    keepTags: current.tags[policy.fleetTag.key] === policy.fleetTag.value ? [{ Key: policy.fleetTag.key, Value: policy.fleetTag.value }] : [],
   });
   actions.push({
     type: 'verify-handshake',

@@ -19,6 +19,7 @@ vi.hoisted(() => {
     LISTENER_ARN: 'arn:aws:elasticloadbalancing:us-east-1:123456789012:listener/app/reg/50dc6c495c0c9188/f2f7dc8efc522ab2',
     DOMAIN_NAME: 'registry.example.com',
     HOSTED_ZONE_ID: 'Z0123456789ABCDEFGHIJ',
+    FLEET_TAG_VALUE: 'registry-prod',
     HANDSHAKE_HOST: '127.0.0.1',
     HANDSHAKE_PORT: '9', // nothing listens: the handshake fails, the report says so
     HANDSHAKE_TIMEOUT: '1s',

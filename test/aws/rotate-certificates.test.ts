@@ -48,7 +48,8 @@ const SECRET = 'arn:aws:secretsmanager:us-east-1:123456789012:secret:registry-ac
 const now = new Date('2026-11-23T03:00:00.000Z');
 const day = 86_400_000;
 const at = (days: number) => new Date(now.getTime() + days * day);
-const env = { AWS_REGION: 'us-east-1', LISTENER_ARN: LISTENER, DOMAIN_NAME: DOMAIN, HOSTED_ZONE_ID: 'Z0123456789ABCDEFGHIJ', HANDSHAKE_WAIT: '1s' };
+const env = { AWS_REGION: 'us-east-1', LISTENER_ARN: LISTENER, DOMAIN_NAME: DOMAIN, HOSTED_ZONE_ID: 'Z0123456789ABCDEFGHIJ', HANDSHAKE_WAIT: '1s', FLEET_TAG_VALUE: 'registry-prod' };
+const FLEET_TAGS = { 'registry-fleet': 'registry-prod' };
 const RECORD = { Name: `_abc.${DOMAIN}.`, Type: 'CNAME' as const, Value: '_def.acm-validations.aws.' };
 
 function detail(arn: string, over: Partial<CertificateDetail> = {}): CertificateDetail {
@@ -127,7 +128,7 @@ describe('rotate-certificates (acm) with mocked AWS', () => {
     expectNoWrites();
   });
 
-  it('inside the window, renewal pending validation: restores the records and requests a tagged replacement with an idempotency token', async () => {
+  it('inside the window, renewal pending validation: restores the records and requests a replacement tagged rotation-of + fleet, with an idempotency token', async () => {
     listener(OLD);
     certificates([{ detail: detail(OLD, { RenewalSummary: { RenewalStatus: 'PENDING_VALIDATION', UpdatedAt: now, DomainValidationOptions: [{ DomainName: DOMAIN, ResourceRecord: RECORD }] } }) }]);
     acm.on(RequestCertificateCommand).resolves({ CertificateArn: NEW });
@@ -138,7 +139,10 @@ describe('rotate-certificates (acm) with mocked AWS', () => {
       DomainName: DOMAIN,
       ValidationMethod: 'DNS',
       IdempotencyToken: expect.stringMatching(/^\w{32}$/),
-      Tags: [{ Key: TAG_ROTATION_OF, Value: OLD }],
+      Tags: [
+        { Key: TAG_ROTATION_OF, Value: OLD },
+        { Key: 'registry-fleet', Value: 'registry-prod' },
+      ],
     });
     expect(route53).toHaveReceivedCommandTimes(ChangeResourceRecordSetsCommand, 2);
     expect(route53).toHaveReceivedCommandWith(ChangeResourceRecordSetsCommand, {
@@ -203,9 +207,9 @@ describe('rotate-certificates (acm) with mocked AWS', () => {
     expectNoWrites();
   });
 
-  it('after a good swap: removes the old certificate from the listener and deletes it', async () => {
+  it('after a good swap: removes the old (fleet-tagged) certificate from the listener and deletes it', async () => {
     listener(NEW, [OLD]);
-    certificates([{ detail: detail(NEW), tags: { [TAG_ROTATION_OF]: OLD } }, { detail: detail(OLD) }]);
+    certificates([{ detail: detail(NEW), tags: { [TAG_ROTATION_OF]: OLD, ...FLEET_TAGS } }, { detail: detail(OLD), tags: FLEET_TAGS }]);
     elbv2.on(RemoveListenerCertificatesCommand).resolves({});
     acm.on(DeleteCertificateCommand).resolves({});
     const report = await run(loadEvent('schedule.json'), { handshake: async () => serving('b02', at(395)) });
@@ -214,9 +218,27 @@ describe('rotate-certificates (acm) with mocked AWS', () => {
     expect(report.actions.map((a) => [a.type, a.status])).toEqual([['remove-listener-certificate', 'applied'], ['delete-certificate', 'applied']]);
   });
 
+  it('after a good swap from a certificate the fleet did not create: off the listener, never deleted, the run succeeds', async () => {
+    listener(NEW, [OLD]);
+    certificates([{ detail: detail(NEW), tags: { [TAG_ROTATION_OF]: OLD, ...FLEET_TAGS } }, { detail: detail(OLD, { Type: 'IMPORTED' }) }]);
+    elbv2.on(RemoveListenerCertificatesCommand).resolves({});
+    const report = await run(loadEvent('schedule.json'), { handshake: async () => serving('b02', at(395)) });
+    expect(elbv2).toHaveReceivedCommandWith(RemoveListenerCertificatesCommand, { ListenerArn: LISTENER, Certificates: [{ CertificateArn: OLD }] });
+    expect(acm).not.toHaveReceivedCommand(DeleteCertificateCommand);
+    expect(report.actions).toEqual([
+      expect.objectContaining({ type: 'remove-listener-certificate', status: 'applied' }),
+      expect.objectContaining({
+        type: 'delete-certificate',
+        target: OLD,
+        status: 'skipped',
+        reason: 'not created by this fleet (no registry-fleet=registry-prod tag): left in ACM; delete it by hand once nothing uses it',
+      }),
+    ]);
+  });
+
   it('delete refused by ACM as in use: skipped, the next run retries (the old one is found through the tag)', async () => {
     listener(NEW, [OLD]);
-    certificates([{ detail: detail(NEW), tags: { [TAG_ROTATION_OF]: OLD } }, { detail: detail(OLD) }]);
+    certificates([{ detail: detail(NEW), tags: { [TAG_ROTATION_OF]: OLD } }, { detail: detail(OLD), tags: FLEET_TAGS }]);
     elbv2.on(RemoveListenerCertificatesCommand).resolves({});
     acm.on(DeleteCertificateCommand).rejects(Object.assign(new Error('in use'), { name: 'ResourceInUseException' }));
     const first = await run(loadEvent('schedule.json'), { handshake: async () => serving('b02', at(395)) });
@@ -298,8 +320,61 @@ describe('rotate-certificates (acme) with mocked AWS', () => {
     expect(report.actions.map((a) => [a.type, a.status])).toEqual([['renew-acme-certificate', 'applied'], ['verify-handshake', 'applied']]);
     expect(report.actions[0]?.detail).toMatchObject({ serial });
     expect(elbv2).not.toHaveReceivedCommand(ModifyListenerCommand);
+    expect(acm).not.toHaveReceivedCommand(AddTagsToCertificateCommand); // it had no fleet tag: none is added
     expect(lines.some((l) => l.includes('job report'))).toBe(true);
     expect(lines.join('\n')).not.toContain('PRIVATE KEY');
+  });
+
+  it.each([
+    ['drops the tags (as moto does): the fleet tag is put back', [], ['registry-fleet']],
+    ['keeps the tags (as ACM does): nothing added', [{ Key: 'registry-fleet', Value: 'registry-prod' }], undefined],
+  ])('a fleet-tagged certificate whose re-import %s', async (_, tagsAfterImport, restored) => {
+    const issued = makeCertificate({ cn: DOMAIN, days: 90 });
+    const serial = normaliseSerial(new X509Certificate(issued.certPem).serialNumber);
+    listener(OLD);
+    certificates([{ detail: detail(OLD, { Type: 'IMPORTED', DomainValidationOptions: undefined }), tags: { ...FLEET_TAGS, owner: 'ops' } }]);
+    let imported = false;
+    acm.on(ImportCertificateCommand).callsFake(() => {
+      imported = true;
+      return { CertificateArn: OLD };
+    });
+    acm.on(ListTagsForCertificateCommand, { CertificateArn: OLD }).callsFake(() => ({
+      Tags: imported ? tagsAfterImport : [{ Key: 'registry-fleet', Value: 'registry-prod' }, { Key: 'owner', Value: 'ops' }],
+    }));
+    acm.on(AddTagsToCertificateCommand).resolves({});
+    const report = await run({ force: true }, {
+      handshake: async () => (imported ? serving(serial, at(90)) : serving('a01')),
+      issue: async () => ({ certificatePem: issued.certPem, chainPem: '', privateKeyPem: issued.keyPem }),
+    }, acmeEnv);
+
+    expect(report.actions.map((a) => [a.type, a.status])).toEqual([['renew-acme-certificate', 'applied'], ['verify-handshake', 'applied']]);
+    expect(report.actions[0]?.detail?.tagsRestored).toEqual(restored);
+    if (restored) {
+      expect(acm).toHaveReceivedCommandTimes(AddTagsToCertificateCommand, 1);
+      expect(acm).toHaveReceivedCommandWith(AddTagsToCertificateCommand, { CertificateArn: OLD, Tags: [{ Key: 'registry-fleet', Value: 'registry-prod' }] });
+    } else {
+      expect(acm).not.toHaveReceivedCommand(AddTagsToCertificateCommand);
+    }
+  });
+
+  it('a tag that cannot be put back after the re-import is reported; the handshake check still runs', async () => {
+    const issued = makeCertificate({ cn: DOMAIN, days: 90 });
+    const serial = normaliseSerial(new X509Certificate(issued.certPem).serialNumber);
+    listener(OLD);
+    certificates([{ detail: detail(OLD, { Type: 'IMPORTED', DomainValidationOptions: undefined }), tags: FLEET_TAGS }]);
+    let imported = false;
+    acm.on(ImportCertificateCommand).callsFake(() => {
+      imported = true;
+      return { CertificateArn: OLD };
+    });
+    acm.on(ListTagsForCertificateCommand, { CertificateArn: OLD }).callsFake(() => ({ Tags: imported ? [] : [{ Key: 'registry-fleet', Value: 'registry-prod' }] }));
+    acm.on(AddTagsToCertificateCommand).rejects(Object.assign(new Error('not authorized'), { name: 'AccessDeniedException' }));
+    const report = await run({ force: true }, {
+      handshake: async () => (imported ? serving(serial, at(90)) : serving('a01')),
+      issue: async () => ({ certificatePem: issued.certPem, chainPem: '', privateKeyPem: issued.keyPem }),
+    }, acmeEnv);
+    expect(report.actions.map((a) => [a.type, a.status])).toEqual([['renew-acme-certificate', 'applied'], ['verify-handshake', 'applied']]);
+    expect(report.actions[0]?.detail).toMatchObject({ serial, tagRestoreError: 'AccessDeniedException: not authorized' });
   });
 
   it('an ACME certificate for another name is not imported', async () => {

@@ -1,7 +1,7 @@
 // acme mode end to end: Pebble (Let's Encrypt's ACME test server) issues through DNS-01 records the job writes
 // to moto's Route 53; the certificate is re-imported into moto's ACM under the SAME ARN, and the job's TLS check
 // sees it on the load balancer stand-in.
-import { DescribeCertificateCommand } from '@aws-sdk/client-acm';
+import { AddTagsToCertificateCommand, DescribeCertificateCommand, ListTagsForCertificateCommand } from '@aws-sdk/client-acm';
 import { DescribeListenersCommand } from '@aws-sdk/client-elastic-load-balancing-v2';
 import { ListResourceRecordSetsCommand } from '@aws-sdk/client-route-53';
 import { CreateSecretCommand, GetSecretValueCommand } from '@aws-sdk/client-secrets-manager';
@@ -32,6 +32,7 @@ beforeAll(async () => {
   Object.assign(process.env, moto.env);
   aws = awsClients(moto.endpoint);
   certificateArn = await importCertificate(aws.acm, makeCertificate({ cn: DOMAIN, days: 10 }));
+  await aws.acm.send(new AddTagsToCertificateCommand({ CertificateArn: certificateArn, Tags: [{ Key: 'registry-fleet', Value: 'registry-it' }] }));
   lb = await createLoadBalancer(aws, certificateArn, 'example.com');
   standIn = await startAlbStandIn(aws.elbv2, aws.acm, lb.httpsListenerArn);
   // Infra creates the secret with no key in it; the job makes the account key on first use.
@@ -50,6 +51,7 @@ describe('acme mode with Pebble and moto', () => {
       LISTENER_ARN: lb.httpsListenerArn,
       DOMAIN_NAME: DOMAIN,
       HOSTED_ZONE_ID: lb.hostedZoneId,
+      FLEET_TAG_VALUE: 'registry-it',
       CERTIFICATE_MODE: 'acme',
       ACME_DIRECTORY_URL: pebble.directoryUrl,
       ACME_ACCOUNT_SECRET_ARN: secretArn,
@@ -86,6 +88,11 @@ describe('acme mode with Pebble and moto', () => {
     expect(normaliseSerial(after?.Serial ?? '')).toBe(report.actions[0]?.detail?.serial);
     expect(report.actions[1]?.detail?.serial).toBe(report.actions[0]?.detail?.serial);
     expect(standIn.served().at(-1)).toBe(report.actions[0]?.detail?.serial);
+
+    // moto drops tags on a re-import (ACM keeps them): the job put the fleet tag back.
+    expect(report.actions[0]?.detail?.tagsRestored).toEqual(['registry-fleet']);
+    const tags = await aws.acm.send(new ListTagsForCertificateCommand({ CertificateArn: certificateArn }));
+    expect(tags.Tags).toEqual([{ Key: 'registry-fleet', Value: 'registry-it' }]);
 
     // The listener did not change: same ARN, new content.
     const listener = await aws.elbv2.send(new DescribeListenersCommand({ ListenerArns: [lb.httpsListenerArn] }));

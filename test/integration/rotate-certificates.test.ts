@@ -3,7 +3,7 @@
 import { createServer as createTcpServer, type Server as TcpServer } from 'node:net';
 import { createServer as createTlsServer, type Server as TlsServer } from 'node:tls';
 import { X509Certificate } from 'node:crypto';
-import { DescribeCertificateCommand, ListCertificatesCommand, ListTagsForCertificateCommand } from '@aws-sdk/client-acm';
+import { AddTagsToCertificateCommand, DescribeCertificateCommand, ListCertificatesCommand, ListTagsForCertificateCommand } from '@aws-sdk/client-acm';
 import { DescribeListenerCertificatesCommand, DescribeListenersCommand } from '@aws-sdk/client-elastic-load-balancing-v2';
 import { ListResourceRecordSetsCommand } from '@aws-sdk/client-route-53';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -21,6 +21,7 @@ import { loadEvent } from '../support/events.ts';
 import { startMoto, type Moto } from '../support/moto.ts';
 
 const DOMAIN = 'registry.example.com';
+const FLEET_TAG = { Key: 'registry-fleet', Value: 'registry-it' };
 let moto: Moto;
 let aws: AwsClients;
 
@@ -113,6 +114,7 @@ describe('acm mode end to end on moto', () => {
       LISTENER_ARN: lb.httpsListenerArn,
       DOMAIN_NAME: DOMAIN,
       HOSTED_ZONE_ID: lb.hostedZoneId,
+      FLEET_TAG_VALUE: 'registry-it',
       HANDSHAKE_HOST: '127.0.0.1',
       HANDSHAKE_PORT: String(standIn.port),
       HANDSHAKE_WAIT: '2s',
@@ -147,13 +149,19 @@ describe('acm mode end to end on moto', () => {
     expect(await domainCertificates()).toEqual([oldArn]);
   });
 
-  it('request → validation records → swap with handshake proof → cleanup → healthy', async () => {
+  it.each([
+    ['imported by the operator (no fleet tag): taken off the listener, left in ACM', false],
+    ['carrying the fleet tag: taken off the listener and deleted', true],
+  ])('request → validation records → swap with handshake proof → cleanup → healthy; old certificate %s', async (_, fleetTagged) => {
+    if (fleetTagged) await aws.acm.send(new AddTagsToCertificateCommand({ CertificateArn: oldArn, Tags: [FLEET_TAG] }));
+
     // Run 1: inside the window → a DNS-validated replacement, tagged, with its records in the zone.
     const first = await run();
     expect(steps(first)).toEqual(['request-certificate:applied']);
     const newArn = first.actions[0]?.detail?.certificateArn as string;
     const tags = await aws.acm.send(new ListTagsForCertificateCommand({ CertificateArn: newArn }));
     expect(tags.Tags).toContainEqual({ Key: TAG_ROTATION_OF, Value: oldArn });
+    expect(tags.Tags).toContainEqual(FLEET_TAG);
     const detail = (await aws.acm.send(new DescribeCertificateCommand({ CertificateArn: newArn }))).Certificate;
     const record = detail?.DomainValidationOptions?.[0]?.ResourceRecord;
     const zone = await aws.route53.send(new ListResourceRecordSetsCommand({ HostedZoneId: lb.hostedZoneId }));
@@ -172,11 +180,18 @@ describe('acm mode end to end on moto', () => {
     expect(third.actions[1]?.detail?.serial).toBe(normaliseSerial(detail?.Serial ?? ''));
     expect(standIn.served().at(-1)).toBe(normaliseSerial(detail?.Serial ?? ''));
 
-    // Run 4: handshake proves the swap → old one removed from the listener and deleted (moto's InUseBy is empty).
+    // Run 4: handshake proves the swap → old one removed from the listener and, only if it is the fleet's, deleted
+    // (moto's InUseBy is empty). A certificate the fleet did not create is left in ACM: the run still succeeds.
     const fourth = await run();
-    expect(steps(fourth)).toEqual(['remove-listener-certificate:applied', 'delete-certificate:applied']);
     expect(await listenerCertificates()).toEqual({ default: newArn, all: [newArn] });
-    expect(await domainCertificates()).toEqual([newArn]);
+    if (fleetTagged) {
+      expect(steps(fourth)).toEqual(['remove-listener-certificate:applied', 'delete-certificate:applied']);
+      expect(await domainCertificates()).toEqual([newArn]);
+    } else {
+      expect(steps(fourth)).toEqual(['remove-listener-certificate:applied', 'delete-certificate:skipped']);
+      expect(fourth.actions[1]?.reason).toBe('not created by this fleet (no registry-fleet=registry-it tag): left in ACM; delete it by hand once nothing uses it');
+      expect((await domainCertificates()).sort()).toEqual([oldArn, newArn].sort());
+    }
 
     // Run 5: nothing left to do.
     const fifth = await run();

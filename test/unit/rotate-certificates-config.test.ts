@@ -12,6 +12,7 @@ const base = {
   LISTENER_ARN: 'arn:aws:elasticloadbalancing:us-east-1:123456789012:listener/app/reg/50dc6c495c0c9188/f2f7dc8efc522ab2',
   DOMAIN_NAME: 'Registry.Example.com',
   HOSTED_ZONE_ID: '/hostedzone/Z0123456789ABCDEFGHIJ',
+  FLEET_TAG_VALUE: 'registry-prod',
 };
 const acmeVars = {
   CERTIFICATE_MODE: 'acme',
@@ -29,9 +30,14 @@ describe('loadRotateCertificatesConfig', () => {
       renewBeforeMs: 30 * 86_400_000,
       mode: 'acm',
       handshake: { port: 443, timeoutMs: 10_000, waitMs: 120_000 },
+      fleetTag: { key: 'registry-fleet', value: 'registry-prod' },
       dryRun: false,
     });
     expect(loadRotateCertificatesConfig(base).acme).toBeUndefined();
+  });
+
+  it('FLEET_TAG_KEY overrides the fleet tag key', () => {
+    expect(loadRotateCertificatesConfig({ ...base, FLEET_TAG_KEY: 'fleet' }).fleetTag).toEqual({ key: 'fleet', value: 'registry-prod' });
   });
 
   it('acme mode with its settings', () => {
@@ -58,6 +64,7 @@ describe('loadRotateCertificatesConfig', () => {
     [{ DOMAIN_NAME: `${'a'.repeat(64)}.example.com` }, 'is not valid: expected a DNS host name'],
     [{ DOMAIN_NAME: 'https://registry.example.com' }, 'DOMAIN_NAME="https://registry.example.com" is not valid'],
     [{ DOMAIN_NAME: undefined }, 'DOMAIN_NAME is missing'],
+    [{ FLEET_TAG_VALUE: undefined }, 'FLEET_TAG_VALUE is missing'],
     [{ LISTENER_ARN: 'arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/x/y' }, 'LISTENER_ARN='],
     [{ HOSTED_ZONE_ID: 'zone-1' }, 'HOSTED_ZONE_ID="zone-1" is not valid'],
     [{ RENEW_BEFORE: '2w' }, 'RENEW_BEFORE="2w" is not valid'],

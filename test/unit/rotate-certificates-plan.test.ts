@@ -60,7 +60,9 @@ function state(over: { certs: CertificateView[]; default?: string; sni?: string[
   };
 }
 
-const acm: RotationPolicy = { mode: 'acm', domainName: DOMAIN, renewBeforeMs: 30 * day, force: false };
+const FLEET = { key: 'registry-fleet', value: 'registry-prod' };
+const FLEET_TAGS = { [FLEET.key]: FLEET.value };
+const acm: RotationPolicy = { mode: 'acm', domainName: DOMAIN, renewBeforeMs: 30 * day, force: false, fleetTag: FLEET };
 const acme: RotationPolicy = { ...acm, mode: 'acme' };
 const kinds = (p: { actions: readonly { type: string }[] }) => p.actions.map((a) => a.type);
 
@@ -94,6 +96,10 @@ describe('planRotation (acm)', () => {
         domainName: DOMAIN,
         replaces: OLD,
         idempotencyToken: idempotencyToken(DOMAIN, 'aa01'),
+        tags: [
+          { Key: TAG_ROTATION_OF, Value: OLD },
+          { Key: 'registry-fleet', Value: 'registry-prod' },
+        ],
       }),
     ]);
   });
@@ -192,8 +198,9 @@ describe('planRotation (acm)', () => {
   });
 
   describe('after the swap', () => {
-    const old = cert({ arn: OLD, notAfter: at(20), inUseBy: [LB] });
-    const current = cert({ arn: NEW, serial: 'bb02', notAfter: at(395), tags: { [TAG_ROTATION_OF]: OLD } });
+    const old = cert({ arn: OLD, notAfter: at(20), inUseBy: [LB], tags: FLEET_TAGS });
+    const current = cert({ arn: NEW, serial: 'bb02', notAfter: at(395), tags: { [TAG_ROTATION_OF]: OLD, ...FLEET_TAGS } });
+    const NOT_OURS = `not created by this fleet (no registry-fleet=registry-prod tag): left in ACM; delete it by hand once nothing uses it`;
 
     it('swap done → cleanup: remove the old one from the listener and delete it', () => {
       const plan = planRotation(state({ certs: [current, old], default: NEW, sni: [OLD], served: served('bb02', 395) }), acm, now);
@@ -202,6 +209,31 @@ describe('planRotation (acm)', () => {
         expect.objectContaining({ type: 'remove-listener-certificate', target: LISTENER, certificateArn: OLD }),
         expect.objectContaining({ type: 'delete-certificate', target: OLD }),
       ]);
+      expect(plan.skipped).toEqual([]);
+    });
+
+    it.each([
+      ['no tags at all (imported by the operator)', {}],
+      ['the fleet key with another fleet as value', { [FLEET.key]: 'registry-staging' }],
+      ['the fleet value under another key', { other: FLEET.value }],
+    ])('old certificate not the fleet\'s (%s): taken off the listener, left in ACM, delete reported as skipped', (_, tags) => {
+      const foreign = { ...old, tags };
+      const plan = planRotation(state({ certs: [current, foreign], default: NEW, sni: [OLD], served: served('bb02', 395) }), acm, now);
+      expect(plan.step).toBe('cleanup');
+      expect(plan.actions).toEqual([expect.objectContaining({ type: 'remove-listener-certificate', target: LISTENER, certificateArn: OLD })]);
+      expect(plan.skipped).toEqual([{ type: 'delete-certificate', target: OLD, reason: NOT_OURS }]);
+    });
+
+    it('an old certificate not the fleet\'s and already off the listener: left alone, healthy, no repeated report', () => {
+      const foreign = { ...old, tags: {} };
+      const plan = planRotation(state({ certs: [current, foreign], default: NEW, served: served('bb02', 395) }), acm, now);
+      expect(plan).toMatchObject({ actions: [], skipped: [], step: 'healthy' });
+    });
+
+    it('an old certificate of the fleet already off the listener (delete refused earlier): deleted now', () => {
+      const plan = planRotation(state({ certs: [current, { ...old, inUseBy: [] }], default: NEW, served: served('bb02', 395) }), acm, now);
+      expect(plan.step).toBe('cleanup');
+      expect(plan.actions).toEqual([expect.objectContaining({ type: 'delete-certificate', target: OLD })]);
     });
 
     it('keeps the old certificate while something else uses it', () => {
@@ -251,10 +283,16 @@ describe('planRotation (acme)', () => {
     const plan = planRotation(state({ certs: [imported], served: served('aa01', 25) }), acme, now);
     expect(plan.step).toBe('renew');
     expect(plan.actions).toEqual([
-      expect.objectContaining({ type: 'renew-acme-certificate', target: OLD, domainName: DOMAIN }),
+      expect.objectContaining({ type: 'renew-acme-certificate', target: OLD, domainName: DOMAIN, keepTags: [] }),
       expect.objectContaining({ type: 'verify-handshake', expectSerial: null }),
     ]);
     expect(plan.actions[1]).not.toHaveProperty('rollback');
+  });
+
+  it('a fleet-tagged imported certificate keeps its fleet tag across the re-import', () => {
+    const tagged = { ...imported, tags: { ...FLEET_TAGS, owner: 'ops' } };
+    const plan = planRotation(state({ certs: [tagged], served: served('aa01', 25) }), acme, now);
+    expect(plan.actions[0]).toMatchObject({ type: 'renew-acme-certificate', keepTags: [{ Key: 'registry-fleet', Value: 'registry-prod' }] });
   });
 
   it('healthy imported certificate: nothing', () => {
