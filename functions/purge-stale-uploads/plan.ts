@@ -84,7 +84,7 @@ function ageOf(dir: UploadDirectory): Age | undefined {
     return { since: startedAtObject.lastModified, source: `startedat object time${unreadable}` };
   }
   if (dir.objects.length === 0) return undefined;
-  return { since: newest, source: 'newest object: no startedat, a cancelled-upload leftover' };
+  return { since: newest, source: 'no startedat: a cancelled-upload leftover' };
 }
 
 export function planPurge(state: Pick<UploadsState, 'uploads' | 'orphanMultipartUploads'>, policy: PurgePolicy, now: Date): Plan<PurgeAction> {
@@ -119,7 +119,8 @@ export function planPurge(state: Pick<UploadsState, 'uploads' | 'orphanMultipart
       skipped.push({ ...base, ageMs, held: 'active', reason: `started ${formatDuration(ageMs)} ago but written ${formatDuration(idleMs)} ago: a push in flight is kept` });
       continue;
     }
-    candidates.push({ ...base, ageMs, reason: `${age.source === 'startedat' ? 'started' : 'aged'} ${formatDuration(ageMs)} ago > ${maxAge} (${age.source})` });
+    const verb = age.source.startsWith('startedat') ? 'started' : 'last written';
+    candidates.push({ ...base, ageMs, reason: `${verb} ${formatDuration(ageMs)} ago > ${maxAge} (${age.source})` });
   }
 
   for (const mpu of state.orphanMultipartUploads) {
