@@ -43,12 +43,13 @@ export interface UploadsState {
   readonly uploads: readonly UploadDirectory[];
   /** Open multipart uploads on an upload's data key whose directory has no object left. */
   readonly orphanMultipartUploads: readonly OpenMultipartUpload[];
+  /** Keys listed under `repositories/` (all of them, links and manifests included). */
   readonly keysListed: number;
   /** Keys inside `_uploads/` but in no `<uuid>/` directory (e.g. the `_uploads/` folder key): never deleted. */
   readonly strayUploadKeys: number;
   /** Zero-byte "folder" keys ending in `/` inside `_uploads/` (they crash distribution 2.8's own purger). */
   readonly folderKeys: number;
-  /** Keys under `repositories/` that are not the registry's shape (bad names, look-alikes): never deleted. */
+  /** Keys with an `_uploads` component that are not the registry's shape (bad names, look-alikes): never deleted. */
   readonly foreignKeys: number;
   /** Open multipart uploads under `repositories/` that are not on an upload's data key: never aborted. */
   readonly foreignMultipartUploads: number;

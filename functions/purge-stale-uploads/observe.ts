@@ -47,8 +47,9 @@ export async function observeUploads(s3: S3Client, o: ObserveOptions): Promise<U
 async function observe(s3: S3Client, o: ObserveOptions): Promise<UploadsState> {
   const prefix = o.repository === undefined ? repositoriesPrefix(o.root) : uploadsPrefix(o.root, o.repository);
   const multipartUploads = await listMultipartUploads(s3, o, prefix);
-  const objects = o.repository === undefined ? await listParallel(s3, o, prefix) : await listRange(s3, o, { Prefix: prefix }, undefined, undefined);
-  const collected = collectUploads(objects, multipartUploads, o.root, o.repository);
+  const tally = { listed: 0 };
+  const objects = o.repository === undefined ? await listParallel(s3, o, prefix, tally) : await listRange(s3, o, { Prefix: prefix }, undefined, undefined, tally);
+  const collected = { ...collectUploads(objects, multipartUploads, o.root, o.repository), keysListed: tally.listed };
 
   const now = o.now.getTime();
   const toRead = collected.uploads.filter((dir) => {
@@ -99,7 +100,7 @@ async function listMultipartUploads(s3: S3Client, o: ObserveOptions, prefix: str
       ),
     );
     for (const u of page.Uploads ?? []) {
-      if (u.Key && u.UploadId) uploads.push({ key: u.Key, multipartUploadId: u.UploadId, initiated: u.Initiated?.getTime() ?? 0 });
+      if (u.Key && u.UploadId) uploads.push({ key: u.Key, multipartUploadId: u.UploadId, initiated: u.Initiated?.getTime() ?? o.now.getTime() }); // no date: never old
     }
     if (!page.IsTruncated) break;
     if (page.NextKeyMarker === keyMarker && page.NextUploadIdMarker === uploadIdMarker) {
@@ -117,26 +118,40 @@ async function listMultipartUploads(s3: S3Client, o: ObserveOptions, prefix: str
  * its first name (StartAfter) and stops at the next range's first name. Extra cost over one flat listing: the
  * delimiter listing plus at most one overlapping page per range.
  */
-async function listParallel(s3: S3Client, o: ObserveOptions, prefix: string): Promise<ListedObject[]> {
-  if (o.listConcurrency <= 1) return listRange(s3, o, { Prefix: prefix }, undefined, undefined);
+async function listParallel(s3: S3Client, o: ObserveOptions, prefix: string, tally: Tally): Promise<ListedObject[]> {
+  if (o.listConcurrency <= 1) return listRange(s3, o, { Prefix: prefix }, undefined, undefined, tally);
   const tops: string[] = [];
   await countedPages(o, { Bucket: o.bucket, Prefix: prefix, Delimiter: '/' }, s3, (page) => {
     for (const p of page.CommonPrefixes ?? []) if (p.Prefix) tops.push(p.Prefix);
   });
-  if (tops.length <= 1) return listRange(s3, o, { Prefix: prefix }, undefined, undefined);
+  if (tops.length <= 1) return listRange(s3, o, { Prefix: prefix }, undefined, undefined, tally);
   tops.sort(byteOrder);
   const ranges = Math.min(o.listConcurrency, tops.length);
   const starts = Array.from({ length: ranges }, (_, i) => tops[Math.floor((i * tops.length) / ranges)] as string);
   const parts = await mapLimit(starts, ranges, (from, i) =>
     // StartAfter `…/name` (no slash) sorts just before every `…/name/…` key; keys between it and `from` belong
     // to the previous range and are dropped by the `from` bound.
-    listRange(s3, o, { Prefix: prefix, ...(i > 0 ? { StartAfter: from.slice(0, -1) } : {}) }, i > 0 ? from : undefined, starts[i + 1]),
+    listRange(s3, o, { Prefix: prefix, ...(i > 0 ? { StartAfter: from.slice(0, -1) } : {}) }, i > 0 ? from : undefined, starts[i + 1], tally),
   );
   return parts.flat();
 }
 
-/** Keys of one flat listing with `from <= key < to` (either bound optional); stops once past `to`. */
-async function listRange(s3: S3Client, o: ObserveOptions, input: Omit<ListObjectsV2CommandInput, 'Bucket'>, from: string | undefined, to: string | undefined): Promise<ListedObject[]> {
+interface Tally {
+  listed: number;
+}
+
+/**
+ * Keys of one flat listing with `from <= key < to` (either bound optional); stops once past `to`. Only keys
+ * with an `_uploads` path component are kept in memory (the rest — links, manifests — are only counted).
+ */
+async function listRange(
+  s3: S3Client,
+  o: ObserveOptions,
+  input: Omit<ListObjectsV2CommandInput, 'Bucket'>,
+  from: string | undefined,
+  to: string | undefined,
+  tally: Tally,
+): Promise<ListedObject[]> {
   const out: ListedObject[] = [];
   await countedPages(o, { Bucket: o.bucket, ...input }, s3, (page) => {
     let past = false;
@@ -147,7 +162,9 @@ async function listRange(s3: S3Client, o: ObserveOptions, input: Omit<ListObject
         break;
       }
       if (from !== undefined && byteOrder(c.Key, from) < 0) continue;
-      out.push({ key: c.Key, size: c.Size ?? 0, lastModified: c.LastModified?.getTime() ?? 0 });
+      tally.listed += 1;
+      // No date: treat as written now (never old enough to delete).
+      if (c.Key.includes('/_uploads/')) out.push({ key: c.Key, size: c.Size ?? 0, lastModified: c.LastModified?.getTime() ?? o.now.getTime() });
     }
     return past;
   });
