@@ -114,26 +114,39 @@ async function listMultipartUploads(s3: S3Client, o: ObserveOptions, prefix: str
 
 /**
  * Every key under `prefix` (the repositories tree), listed flat in up to `listConcurrency` key ranges at
- * once. One delimiter listing gives the top-level names; the ranges split them evenly; each range lists from
- * its first name (StartAfter) and stops at the next range's first name. Extra cost over one flat listing: the
- * delimiter listing plus at most one overlapping page per range.
+ * once. A delimiter listing gives the top-level names (one level deeper while there are fewer names than
+ * ranges: a registry with one namespace); the ranges split them evenly; each range lists from its first
+ * name (StartAfter) and stops at the next range's first name. The ranges partition the key space whatever
+ * the names are. Extra cost over one flat listing: the delimiter listings plus at most one overlapping page
+ * per range.
  */
 async function listParallel(s3: S3Client, o: ObserveOptions, prefix: string, tally: Tally): Promise<ListedObject[]> {
   if (o.listConcurrency <= 1) return listRange(s3, o, { Prefix: prefix }, undefined, undefined, tally);
-  const tops: string[] = [];
-  await countedPages(o, { Bucket: o.bucket, Prefix: prefix, Delimiter: '/' }, s3, (page) => {
-    for (const p of page.CommonPrefixes ?? []) if (p.Prefix) tops.push(p.Prefix);
-  });
-  if (tops.length <= 1) return listRange(s3, o, { Prefix: prefix }, undefined, undefined, tally);
-  tops.sort(byteOrder);
-  const ranges = Math.min(o.listConcurrency, tops.length);
-  const starts = Array.from({ length: ranges }, (_, i) => tops[Math.floor((i * tops.length) / ranges)] as string);
+  let names = await subPrefixes(s3, o, prefix);
+  for (let depth = 0; depth < 2 && names.length > 0 && names.length < o.listConcurrency; depth += 1) {
+    const deeper = (await mapLimit(names, o.listConcurrency, (name) => subPrefixes(s3, o, name))).flat();
+    if (deeper.length <= names.length) break;
+    names = deeper;
+  }
+  if (names.length <= 1) return listRange(s3, o, { Prefix: prefix }, undefined, undefined, tally);
+  names.sort(byteOrder);
+  const ranges = Math.min(o.listConcurrency, names.length);
+  const starts = Array.from({ length: ranges }, (_, i) => names[Math.floor((i * names.length) / ranges)] as string);
   const parts = await mapLimit(starts, ranges, (from, i) =>
     // StartAfter `…/name` (no slash) sorts just before every `…/name/…` key; keys between it and `from` belong
     // to the previous range and are dropped by the `from` bound.
     listRange(s3, o, { Prefix: prefix, ...(i > 0 ? { StartAfter: from.slice(0, -1) } : {}) }, i > 0 ? from : undefined, starts[i + 1], tally),
   );
   return parts.flat();
+}
+
+/** The common prefixes one level below `prefix` (a delimiter listing, every page). */
+async function subPrefixes(s3: S3Client, o: ObserveOptions, prefix: string): Promise<string[]> {
+  const names: string[] = [];
+  await countedPages(o, { Bucket: o.bucket, Prefix: prefix, Delimiter: '/' }, s3, (page) => {
+    for (const p of page.CommonPrefixes ?? []) if (p.Prefix) names.push(p.Prefix);
+  });
+  return names;
 }
 
 interface Tally {

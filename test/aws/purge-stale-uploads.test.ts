@@ -361,3 +361,19 @@ describe('parallel listing', () => {
     expect(listings.length).toBeLessThanOrEqual(1 + flatPages + 4);
   });
 });
+
+describe('parallel listing in a registry with one namespace', () => {
+  it('goes one level deeper to find enough names for the ranges', async () => {
+    for (let r = 0; r < 12; r += 1) {
+      for (let l = 0; l < 20; l += 1) put(`${R}library/app-${r}/_layers/sha256/${l.toString(16).padStart(64, '0')}/link`, 1000 * H);
+      upload(`library/app-${r}`, r, 200 * H);
+    }
+    const total = objects.size;
+    const config = loadPurgeStaleUploadsConfig({ ...process.env, LIST_CONCURRENCY: '4' });
+    const report = await runJob(job, config, { dryRun: true }, {}, { clock: () => NOW });
+    expect(report.observed).toMatchObject({ keysListed: total, uploads: 12, stale: 12 });
+    const listings = s3.commandCalls(ListObjectsV2Command).map((c) => c.args[0].input);
+    expect(listings.filter((i) => i.Delimiter === '/').map((i) => i.Prefix)).toEqual([R, `${R}library/`]);
+    expect(new Set(listings.filter((i) => !i.Delimiter).map((i) => i.StartAfter)).size).toBe(4);
+  });
+});
