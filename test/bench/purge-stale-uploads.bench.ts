@@ -30,6 +30,7 @@ import { parse, stringify } from 'yaml';
 import { renderRegistryConfig } from '../../infra/registry-config.ts';
 import { mapLimit } from '../../shared/concurrency.ts';
 import type { Report } from '../../shared/job.ts';
+import { startMoto, type Moto } from '../support/moto.ts';
 import { freePort } from '../support/ports.ts';
 import { answers } from '../support/process.ts';
 import { cancelUpload, pushImage, startRegistry, startUpload, type Registry } from '../support/registry.ts';
@@ -149,7 +150,17 @@ interface Verification {
   note?: string;
 }
 
-async function verifyFormula(moto: SeededMoto): Promise<Verification> {
+async function verifyFormula(): Promise<Verification> {
+  // Its own moto, so the big bucket's listings do not slow the registry's purge down.
+  const moto = await startMoto();
+  try {
+    return await verifyOn(moto);
+  } finally {
+    await moto.stop();
+  }
+}
+
+async function verifyOn(moto: Moto): Promise<Verification> {
   const s3 = client(moto.endpoint);
   await s3.send(new CreateBucketCommand({ Bucket: SMALL_BUCKET }));
   const secret = 'bench-purge-stale-uploads-secret-0123456789';
@@ -207,7 +218,7 @@ async function verifyFormula(moto: SeededMoto): Promise<Verification> {
     if (!lucky) {
       return { found: false, attempts, waitedMs: Date.now() - started, formula, note: `no start second gave a 0-minute jitter in ${attempts} tries` };
     }
-    for (let i = 0; i < 300 && !/Purge uploads finished/i.test(lucky.logs()); i += 1) await sleep(100);
+    for (let i = 0; i < 600 && !/Purge uploads finished/i.test(lucky.logs()); i += 1) await sleep(100);
     const finished = /Purge uploads finished/i.test(lucky.logs());
     await lucky.stop();
     const open = await openUploads(s3, SMALL_BUCKET);
@@ -222,7 +233,7 @@ async function verifyFormula(moto: SeededMoto): Promise<Verification> {
       formula,
       staleMultipartLeft: open.filter((k) => stale.some((d) => k.includes(d))).length,
       cancelledLeft: left,
-      ...(finished ? {} : { note: 'the purge did not log its end within 30 s' }),
+      ...(finished ? {} : { note: 'the purge did not log its end within 60 s: the count is partial' }),
     };
   } finally {
     await proxy.stop();
@@ -319,7 +330,7 @@ export default async function bench(): Promise<string> {
   const s3 = client(moto.endpoint);
   try {
     // Runs alongside: mostly waiting for a lucky second. Errors become a note in the results.
-    const verification = verifyFormula(moto).catch((error: unknown): Verification => ({
+    const verification = verifyFormula().catch((error: unknown): Verification => ({
       found: false,
       attempts: 0,
       waitedMs: 0,
@@ -332,8 +343,9 @@ export default async function bench(): Promise<string> {
     progress(`generated ${layout.objects} keys in ${secs(genMs)}`);
     const clock = new Date((layout.staleEnd + layout.freshStart) / 2 + MAX_AGE_S * 1000);
 
-    const readAll = await measure(proxy, { STARTEDAT_READ_WINDOW: '876000h', LIST_CONCURRENCY: '8' }, { dryRun: true }, clock);
     const serial = await measure(proxy, { STARTEDAT_READ_WINDOW: '1s', LIST_CONCURRENCY: '1' }, { dryRun: true }, clock);
+    const parallel = await measure(proxy, { STARTEDAT_READ_WINDOW: '1s', LIST_CONCURRENCY: '8' }, { dryRun: true }, clock);
+    const readAll = await measure(proxy, { STARTEDAT_READ_WINDOW: '876000h', LIST_CONCURRENCY: '8' }, { dryRun: true }, clock);
     const real = await measure(proxy, { STARTEDAT_READ_WINDOW: '1s', LIST_CONCURRENCY: '8' }, {}, clock);
     const again = await measure(proxy, { STARTEDAT_READ_WINDOW: '1s', LIST_CONCURRENCY: '8' }, { dryRun: true }, clock);
 
@@ -365,6 +377,7 @@ export default async function bench(): Promise<string> {
       '|---|---|---|---|---|---|---|',
       ...[
         ['purge (default: startedat read only near the boundary), parallel listing ×8', real],
+        ['dry run, parallel listing ×8', parallel],
         ['dry run, serial listing (LIST_CONCURRENCY=1)', serial],
         ['dry run, every startedat read (STARTEDAT_READ_WINDOW=876000h)', readAll],
         ['second run after the purge (dry)', again],
@@ -382,10 +395,15 @@ export default async function bench(): Promise<string> {
       '|---|---|---|---|---|',
       `| floor ⌈${o.keysListed}/1000⌉ + ⌈${d.done.objectsDeleted}/1000⌉ + ${d.done.multipartUploadsAborted} aborts | ${floor} | ${ratio(ours, floor)} | ≤ 1.5× | ${ok(ours <= 1.5 * floor)} |`,
       `| distribution 2.8 purge, formula: ${dist.lists} lists + ${dist.gets} GETs + ${dist.deletes} list/delete | ${dist.total} | ${ratio(ours, dist.total)} (${(dist.total / ours).toFixed(1)}× fewer) | ≥ 20× fewer | ${ok(dist.total / ours >= 20)} |`,
+      `| the floor itself against distribution's formula | ${floor} vs ${dist.total} | ${(dist.total / floor).toFixed(1)}× fewer | — | — |`,
       `| same, without our ${d.requests.AbortMultipartUpload ?? 0} aborts (work distribution never does) | ${dist.total} | ${ratio(oursNoAborts, dist.total)} (${(dist.total / oursNoAborts).toFixed(1)}× fewer) | — | — |`,
       `| distribution on a 3-instance fleet (it runs on every instance) | ${3 * dist.total} | ${(3 * dist.total / ours).toFixed(1)}× fewer | — | — |`,
       '',
-      `Parallel listing: ${secs(real.wallMs)} for the whole purge vs ${secs(serial.wallMs)} for a dry run with one serial listing (moto is one Python process, so the gain here understates S3's).`,
+      dist.total / ours >= 20
+        ? ''
+        : `The ≥ 20× target is out of reach for any purge that aborts the multipart uploads on this layout: the floor itself is ${(dist.total / floor).toFixed(1)}× below one distribution pass, because each of the ${d.done.multipartUploadsAborted} stale uploads holding parts needs its own AbortMultipartUpload (S3 has no batch abort) — work distribution never does, leaving the parts billed. Without the aborts this job makes ${(dist.total / oursNoAborts).toFixed(1)}× fewer requests; per fleet of 3 instances ${(3 * dist.total / ours).toFixed(1)}× fewer.`,
+      '',
+      `Parallel listing (dry runs, same plan): ${secs(parallel.wallMs)} with 8 ranges vs ${secs(serial.wallMs)} serial, for ${(parallel.report.details as { requests: { total: number } }).requests.total - (serial.report.details as { requests: { total: number } }).requests.total} more requests. moto builds each page in one Python process (CPU-bound under the GIL, ~0.3 s a page here), so concurrent ranges cannot cut wall time on it; on S3, where a page costs a round trip and pages are served in parallel, 8 ranges cut the listing's wall time up to 8× — not measured here.`,
       '',
       `**distribution 2.8 on the real binary** (5 repositories in 2 namespaces × ${LAYERS_SMALL} layers, 10 stale + 2 fresh uploads + 2 cancelled leftovers, \`uploadpurging: {age: 168h, interval: 24h}\`, S3 requests counted by a proxy in front of moto):`,
       '',
