@@ -2,6 +2,7 @@
 // report's request count includes the retried attempts. moto sits behind a proxy that injects the errors.
 import { CreateBucketCommand, CreateMultipartUploadCommand, ListMultipartUploadsCommand, PutObjectCommand, S3Client, ListObjectsV2Command } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ConfigError } from '../../shared/errors.ts';
 import type { Report } from '../../shared/job.ts';
 import { startMoto, type Moto } from '../support/moto.ts';
 import { startS3Proxy, type S3Proxy } from '../support/s3-proxy.ts';
@@ -10,11 +11,12 @@ const BUCKET = 'purge-throttle';
 const R = 'docker/registry/v2/repositories/';
 const id = (n: number): string => `00000000-0000-4000-8000-${n.toString(16).padStart(12, '0')}`;
 
-describe('purge-stale-uploads under S3 throttling', () => {
+describe('purge-stale-uploads under S3 throttling, and on a missing bucket', () => {
   let moto: Moto;
   let proxy: S3Proxy;
   let s3: S3Client;
   let run: (event: unknown) => Promise<Report>;
+  let runOnMissingBucket: (event: unknown) => Promise<Report>;
 
   beforeAll(async () => {
     moto = await startMoto();
@@ -35,6 +37,7 @@ describe('purge-stale-uploads under S3 throttling', () => {
     const later = new Date(Date.now() + 2 * 3_600_000);
     const config = loadPurgeStaleUploadsConfig({ ...process.env, REGISTRY_BUCKET: BUCKET, UPLOAD_MAX_AGE: '1h' });
     run = createJob(job, config, { clock: () => later }).run;
+    runOnMissingBucket = createJob(job, loadPurgeStaleUploadsConfig({ ...process.env, REGISTRY_BUCKET: 'no-such-bucket' })).run;
   });
   afterAll(async () => {
     s3?.destroy();
@@ -54,5 +57,11 @@ describe('purge-stale-uploads under S3 throttling', () => {
     expect((await s3.send(new ListMultipartUploadsCommand({ Bucket: BUCKET }))).Uploads ?? []).toEqual([]);
     const left = await s3.send(new ListObjectsV2Command({ Bucket: BUCKET }));
     expect((left.Contents ?? []).map((c) => c.Key)).toEqual([`${R}app-0/_layers/sha256/${'ab'.repeat(32)}/link`]);
+  });
+
+  it('names REGISTRY_BUCKET when the bucket does not exist', async () => {
+    const error = await runOnMissingBucket({}).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(ConfigError);
+    expect((error as Error).message).toBe('REGISTRY_BUCKET "no-such-bucket" does not exist (NoSuchBucket): check the function\'s REGISTRY_BUCKET');
   });
 });
