@@ -73,9 +73,10 @@ async function observe(s3: S3Client, o: ObserveOptions): Promise<UploadsState> {
   };
 }
 
+/** The time in `startedat` (the first 256 bytes are plenty: the registry writes one RFC 3339 time). */
 async function readStartedAt(s3: S3Client, o: ObserveOptions, key: string): Promise<StartedAtRead> {
   try {
-    const res = await o.requests.track('GetObject', () => s3.send(new GetObjectCommand({ Bucket: o.bucket, Key: key }), { abortSignal: o.signal }));
+    const res = await o.requests.track('GetObject', () => s3.send(new GetObjectCommand({ Bucket: o.bucket, Key: key, Range: 'bytes=0-255' }), { abortSignal: o.signal }));
     const text = ((await res.Body?.transformToString()) ?? '').trim();
     const at = Date.parse(text);
     // distribution writes RFC 3339 (time.RFC3339); anything else is not a time we trust.
