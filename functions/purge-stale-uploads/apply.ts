@@ -1,0 +1,130 @@
+import { AbortMultipartUploadCommand, DeleteObjectsCommand, type S3Client } from '@aws-sdk/client-s3';
+import { mapLimit } from '../../shared/concurrency.ts';
+import { describeError, errorName } from '../../shared/errors.ts';
+import type { ApplyContext, Outcome } from '../../shared/job.ts';
+import { dataKeyOf, objectKeysOf, type PurgeAction } from './plan.ts';
+import type { RequestCounter } from './requests.ts';
+
+/**
+ * Applies a purge plan in two phases:
+ *
+ * 1. **Abort** every multipart upload of the plan, `ABORT_CONCURRENCY` at a time. The parts are what costs
+ *    money, so they go first: if the run dies after this phase, the upload's directory (a few bytes) is still
+ *    listed, still stale, and the next run deletes it. (Deleting first would leave, on a crash, a multipart
+ *    upload that only ListMultipartUploads can find.) An in-flight push whose upload was aborted gets an error
+ *    on its next PATCH and starts over; it cannot complete a blob with missing bytes.
+ * 2. **Delete** the directories' objects with DeleteObjects, at most 1000 keys per request (Quiet: only
+ *    failures come back), `DELETE_CONCURRENCY` requests at a time. A directory whose abort failed is not
+ *    deleted, so the next run still sees the whole upload and retries both.
+ *
+ * Per-key errors map back to the upload that owns the key: that upload's action fails, the others succeed.
+ * `NoSuchUpload` / `NoSuchKey` count as done. Throttling (`SlowDown`, 503) is retried by the SDK; a request
+ * that still fails fails only the actions it carried. No new request starts once the time budget runs low.
+ */
+export const ABORT_CONCURRENCY = 16;
+export const DELETE_CONCURRENCY = 4;
+export const DELETE_BATCH = 1000;
+
+export interface ApplyOptions {
+  readonly bucket: string;
+  readonly root: string;
+  readonly requests: RequestCounter;
+}
+
+interface Progress {
+  aborted: number;
+  abortsAlreadyGone: number;
+  abortsNotStarted: number;
+  deleted: number;
+  deletesNotStarted: number;
+  errors: string[];
+}
+
+export async function applyPurge(
+  s3: S3Client,
+  actions: readonly PurgeAction[],
+  ctx: Pick<ApplyContext<unknown>, 'signal' | 'hasTime'>,
+  o: ApplyOptions,
+): Promise<(Outcome | undefined)[]> {
+  const progress: Progress[] = actions.map(() => ({ aborted: 0, abortsAlreadyGone: 0, abortsNotStarted: 0, deleted: 0, deletesNotStarted: 0, errors: [] }));
+  const canStart = (): boolean => !ctx.signal.aborted && ctx.hasTime();
+
+  // Phase 1: abort multipart uploads.
+  const aborts = actions.flatMap((action, index) =>
+    (action.type === 'delete-upload' ? action.multipartUploadIds : [action.multipartUploadId]).map((uploadId) => ({ index, key: dataKeyOf(action, o.root), uploadId })),
+  );
+  await mapLimit(aborts, ABORT_CONCURRENCY, async ({ index, key, uploadId }) => {
+    const p = progress[index] as Progress;
+    if (!canStart()) {
+      p.abortsNotStarted += 1;
+      return;
+    }
+    try {
+      await o.requests.track('AbortMultipartUpload', () =>
+        s3.send(new AbortMultipartUploadCommand({ Bucket: o.bucket, Key: key, UploadId: uploadId }), { abortSignal: ctx.signal }),
+      );
+      p.aborted += 1;
+    } catch (error) {
+      if (errorName(error) === 'NoSuchUpload' || errorName(error) === 'NoSuchKey') p.abortsAlreadyGone += 1;
+      else p.errors.push(`abort ${uploadId}: ${describeError(error)}`);
+    }
+  });
+
+  // Phase 2: delete the objects of every upload whose multipart uploads are all gone.
+  const owner = new Map<string, number>();
+  const keys: string[] = [];
+  actions.forEach((action, index) => {
+    const p = progress[index] as Progress;
+    if (p.errors.length > 0 || p.abortsNotStarted > 0) return;
+    for (const key of objectKeysOf(action, o.root)) {
+      owner.set(key, index);
+      keys.push(key);
+    }
+  });
+  const batches: string[][] = [];
+  for (let i = 0; i < keys.length; i += DELETE_BATCH) batches.push(keys.slice(i, i + DELETE_BATCH));
+  await mapLimit(batches, DELETE_CONCURRENCY, async (batch) => {
+    const owners = (key: string): Progress => progress[owner.get(key) as number] as Progress;
+    if (!canStart()) {
+      for (const key of batch) owners(key).deletesNotStarted += 1;
+      return;
+    }
+    const failed = new Set<string>();
+    try {
+      const res = await o.requests.track('DeleteObjects', () =>
+        s3.send(new DeleteObjectsCommand({ Bucket: o.bucket, Delete: { Objects: batch.map((Key) => ({ Key })), Quiet: true } }), { abortSignal: ctx.signal }),
+      );
+      for (const e of res.Errors ?? []) {
+        if (!e.Key || !owner.has(e.Key) || e.Code === 'NoSuchKey') continue;
+        failed.add(e.Key);
+        owners(e.Key).errors.push(`delete ${e.Key}: ${e.Code ?? 'Error'}: ${e.Message ?? 'no message'}`);
+      }
+    } catch (error) {
+      const message = describeError(error);
+      for (const key of batch) {
+        failed.add(key);
+        owners(key).errors.push(`DeleteObjects of ${batch.length} keys: ${message}`);
+      }
+    }
+    for (const key of batch) if (!failed.has(key)) owners(key).deleted += 1;
+  });
+
+  return actions.map((action, index) => outcomeOf(action, progress[index] as Progress));
+}
+
+function outcomeOf(action: PurgeAction, p: Progress): Outcome | undefined {
+  const detail = {
+    multipartUploadsAborted: p.aborted + p.abortsAlreadyGone,
+    objectsDeleted: p.deleted,
+    ...(action.type === 'delete-upload' && p.deleted === action.objects.length ? { bytesDeleted: action.bytes } : {}),
+  };
+  if (p.errors.length > 0) {
+    const kept = action.type === 'delete-upload' && p.deleted === 0 ? ' (directory kept: the next run retries)' : '';
+    return { status: 'failed', error: `${p.errors[0]}${p.errors.length > 1 ? ` (+${p.errors.length - 1} more)` : ''}${kept}`, detail };
+  }
+  const started = p.aborted + p.abortsAlreadyGone + p.deleted;
+  if (p.abortsNotStarted > 0 || p.deletesNotStarted > 0) {
+    return started === 0 ? undefined : { status: 'skipped', reason: 'the Lambda time budget ran low part-way (the next run continues)' };
+  }
+  return { status: 'applied', detail };
+}

@@ -1,0 +1,60 @@
+import { z } from 'zod';
+import { env, loadConfig } from '../../shared/config.ts';
+import { normalizeRoot } from '../../shared/registry-layout.ts';
+
+/**
+ * Environment of purge-stale-uploads (ARCHITECTURE §6). Beyond the contract's four variables:
+ * LIST_CONCURRENCY (parallel listing) and STARTEDAT_READ_WINDOW (when `startedat` is read, see plan.ts).
+ */
+export interface PurgeStaleUploadsConfig {
+  readonly bucket: string;
+  /** `storage.s3.rootdirectory` without leading/trailing slashes (`''` = keys start `docker/registry/v2/`). */
+  readonly root: string;
+  /** Uploads older than this are stale (distribution's `uploadpurging.age`). */
+  readonly maxAgeMs: number;
+  /** Per run: S3 objects deleted + multipart uploads aborted. The rest waits for the next run. */
+  readonly maxDeletes: number;
+  /** Ranges of the repositories tree listed in parallel. */
+  readonly listConcurrency: number;
+  /**
+   * `startedat` is read (one GET) only when its object time is this close to the age boundary; farther away
+   * the object time decides (the registry writes the time and the object in one request). Covers clock skew.
+   */
+  readonly startedAtReadWindowMs: number;
+}
+
+const ROOT_FORM = 'expected a key prefix such as /fleet/a (the registry\'s storage.s3.rootdirectory), without ".." or empty segments';
+
+const registryRoot = z
+  .string({ error: ROOT_FORM })
+  .default('')
+  .transform((value, ctx) => {
+    const root = normalizeRoot(value);
+    if (root.split('/').some((part) => part === '..' || part === '.') || (root !== '' && root.split('/').some((part) => part === ''))) {
+      ctx.addIssue({ code: 'custom', message: ROOT_FORM });
+      return z.NEVER;
+    }
+    return root;
+  });
+
+const shape = {
+  REGISTRY_BUCKET: env.bucket(),
+  REGISTRY_ROOT: registryRoot,
+  UPLOAD_MAX_AGE: env.duration({ default: '168h', min: '1s' }),
+  MAX_DELETES_PER_RUN: env.int({ min: 1, max: 1_000_000, default: 10_000 }),
+  LIST_CONCURRENCY: env.int({ min: 1, max: 64, default: 8 }),
+  STARTEDAT_READ_WINDOW: env.duration({ default: '5m', max: '876000h' }),
+};
+
+export function loadPurgeStaleUploadsConfig(source: Readonly<Record<string, string | undefined>>) {
+  return loadConfig(shape, source, (v): PurgeStaleUploadsConfig => ({
+    bucket: v.REGISTRY_BUCKET,
+    root: v.REGISTRY_ROOT,
+    maxAgeMs: v.UPLOAD_MAX_AGE,
+    maxDeletes: v.MAX_DELETES_PER_RUN,
+    listConcurrency: v.LIST_CONCURRENCY,
+    startedAtReadWindowMs: v.STARTEDAT_READ_WINDOW,
+  }));
+}
+
+export type LoadedPurgeStaleUploadsConfig = ReturnType<typeof loadPurgeStaleUploadsConfig>;

@@ -1,0 +1,193 @@
+import { z } from 'zod';
+import { s3Client } from '../../shared/aws.ts';
+import { formatDuration, parseDuration } from '../../shared/duration.ts';
+import type { JobDefinition, Outcome, RunContext, Summary } from '../../shared/job.ts';
+import { isRepositoryName, REPOSITORY_NAME_MAX_LENGTH } from '../../shared/registry-layout.ts';
+import { applyPurge } from './apply.ts';
+import type { CommonConfig } from '../../shared/config.ts';
+import type { PurgeStaleUploadsConfig } from './config.ts';
+import type { UploadsState } from './model.ts';
+import { observeUploads } from './observe.ts';
+import { deletionsOf, MAX_AGE_FLOOR_MS, planPurge, type PurgeAction, type PurgePolicy } from './plan.ts';
+import { requestCounter } from './requests.ts';
+
+const MAX_AGE_FORM = `expected a duration like 24h, 90m or 7d, at least ${formatDuration(MAX_AGE_FLOOR_MS)}`;
+const REPOSITORY_FORM = 'expected a repository name such as library/nginx (lower-case components of letters, digits and . _ __ - joined by /)';
+
+/** The manual payload's keys (besides `dryRun` and `reason`). */
+export const options = {
+  /** Override UPLOAD_MAX_AGE for this run; never below the floor that protects pushes in flight. */
+  maxAge: z
+    .string({ error: MAX_AGE_FORM })
+    .transform((value, ctx) => {
+      const ms = parseDuration(value.trim());
+      if (ms === undefined || ms < MAX_AGE_FLOOR_MS) {
+        ctx.addIssue({ code: 'custom', message: MAX_AGE_FORM });
+        return z.NEVER;
+      }
+      return ms;
+    })
+    .optional(),
+  /** Limit the run to one repository's own `_uploads/` (not nested repositories). */
+  repository: z
+    .string({ error: REPOSITORY_FORM })
+    .transform((value, ctx) => {
+      const problem = value.startsWith('/')
+        ? 'expected a repository name without a leading / (it is relative to the registry root)'
+        : value.split('/').some((part) => part === '..' || part === '.')
+          ? 'expected a repository name inside the registry root (no . or .. components)'
+          : value.length > REPOSITORY_NAME_MAX_LENGTH
+            ? `expected a repository name of at most ${REPOSITORY_NAME_MAX_LENGTH} characters`
+            : isRepositoryName(value)
+              ? undefined
+              : REPOSITORY_FORM;
+      if (problem) {
+        ctx.addIssue({ code: 'custom', message: problem });
+        return z.NEVER;
+      }
+      return value;
+    })
+    .optional(),
+};
+
+type Options = z.output<z.ZodObject<typeof options>>;
+type Config = PurgeStaleUploadsConfig & CommonConfig;
+type Run = RunContext<Config, Options>;
+
+function scopeOf(run: Run): { policy: PurgePolicy; repository?: string } {
+  const manual = run.trigger.kind === 'manual' ? run.trigger.options : {};
+  return {
+    policy: { maxAgeMs: manual.maxAge ?? run.config.maxAgeMs, maxDeletes: run.config.maxDeletes },
+    ...(manual.repository !== undefined ? { repository: manual.repository } : {}),
+  };
+}
+
+/** Repositories listed in `details.perRepository` (the most stale uploads first); the counts are exact. */
+export const PER_REPOSITORY_CAP = 100;
+
+export interface PurgeState extends UploadsState {
+  /** The age this run used (for the report). */
+  readonly maxAgeMs: number;
+}
+
+export const job: JobDefinition<Config, typeof options, PurgeState, PurgeAction> = {
+  name: 'purge-stale-uploads',
+  accepts: ['schedule', 'manual'],
+  options,
+
+  async observe(run) {
+    const { policy, repository } = scopeOf(run);
+    const state = await observeUploads(s3Client(), {
+      bucket: run.config.bucket,
+      root: run.config.root,
+      ...(repository !== undefined ? { repository } : {}),
+      maxAgeMs: policy.maxAgeMs,
+      startedAtReadWindowMs: run.config.startedAtReadWindowMs,
+      listConcurrency: run.config.listConcurrency,
+      now: run.now,
+      signal: run.signal,
+      requests: requestCounter(run.signal),
+    });
+    return { ...state, maxAgeMs: policy.maxAgeMs };
+  },
+
+  plan: (state, run) => planPurge(state, scopeOf(run).policy, run.now),
+
+  apply: (actions, ctx) =>
+    applyPurge(s3Client(), actions, ctx, { bucket: ctx.config.bucket, root: ctx.config.root, requests: requestCounter(ctx.signal) }),
+
+  summarize: (state, plan, outcomes) => summarizePurge(state, plan.actions, plan.skipped, outcomes),
+};
+
+interface RepositoryCounts {
+  uploads: number;
+  stale: number;
+  objectsDeleted: number;
+  multipartUploadsAborted: number;
+}
+
+export function summarizePurge(
+  state: PurgeState,
+  actions: readonly PurgeAction[],
+  skipped: readonly PurgeAction[],
+  outcomes: readonly (Outcome | undefined)[],
+): Summary {
+  const held = (why: string) => skipped.filter((a) => a.held === why);
+  const staleUploads = [...actions, ...held('limit'), ...held('too-large')].filter((a) => a.type === 'delete-upload');
+  const active = held('active').length;
+  const changed = held('changed').length;
+  const openMultipart = state.uploads.reduce((n, u) => n + u.multipartUploads.length, 0) + state.orphanMultipartUploads.length;
+  const staleOrphans = [...actions, ...skipped].filter((a) => a.type === 'abort-multipart-upload').length;
+
+  const perRepository = new Map<string, RepositoryCounts>();
+  const counts = (repository: string): RepositoryCounts => {
+    let c = perRepository.get(repository);
+    if (!c) perRepository.set(repository, (c = { uploads: 0, stale: 0, objectsDeleted: 0, multipartUploadsAborted: 0 }));
+    return c;
+  };
+  for (const u of state.uploads) counts(u.repository).uploads += 1;
+  for (const a of staleUploads) counts(a.repository).stale += 1;
+
+  const planned = { uploads: 0, objects: 0, bytes: 0, multipartUploads: 0, uploadedBytes: 0 };
+  const done = { objectsDeleted: 0, bytesDeleted: 0, multipartUploadsAborted: 0, uploadedBytesAborted: 0 };
+  actions.forEach((a, i) => {
+    const mpus = a.type === 'delete-upload' ? a.multipartUploadIds.length : 1;
+    planned.multipartUploads += mpus;
+    if (a.type === 'delete-upload') {
+      planned.uploads += 1;
+      planned.objects += a.objects.length;
+      planned.bytes += a.bytes;
+      planned.uploadedBytes += mpus > 0 ? (a.uploadedBytes ?? 0) : 0;
+    }
+    const detail = outcomes[i]?.status === 'applied' || outcomes[i]?.status === 'failed' ? (outcomes[i] as { detail?: Record<string, unknown> }).detail : undefined;
+    if (!detail) return;
+    const objectsDeleted = Number(detail.objectsDeleted ?? 0);
+    const aborted = Number(detail.multipartUploadsAborted ?? 0);
+    done.objectsDeleted += objectsDeleted;
+    done.bytesDeleted += Number(detail.bytesDeleted ?? 0);
+    done.multipartUploadsAborted += aborted;
+    if (a.type === 'delete-upload' && aborted === a.multipartUploadIds.length && aborted > 0) done.uploadedBytesAborted += a.uploadedBytes ?? 0;
+    const c = counts(a.repository);
+    c.objectsDeleted += objectsDeleted;
+    c.multipartUploadsAborted += aborted;
+  });
+
+  const deferred = held('limit');
+  const repositories = [...perRepository.entries()].sort(([a, x], [b, y]) => y.stale - x.stale || y.uploads - x.uploads || (a < b ? -1 : 1));
+  const requests = state.requests.toJSON();
+  return {
+    observed: {
+      uploads: state.uploads.length,
+      stale: staleUploads.length,
+      fresh: state.uploads.length - staleUploads.length - active - changed,
+      keptActive: active,
+      changedDuringRun: changed,
+      multipartUploads: openMultipart,
+      orphanMultipartUploads: state.orphanMultipartUploads.length,
+      staleOrphanMultipartUploads: staleOrphans,
+      keysListed: state.keysListed,
+      startedAtReads: state.startedAtReads,
+      folderKeys: state.folderKeys,
+      strayUploadKeys: state.strayUploadKeys,
+      foreignKeys: state.foreignKeys,
+      foreignMultipartUploads: state.foreignMultipartUploads,
+    },
+    details: {
+      maxAge: formatDuration(state.maxAgeMs),
+      ...(state.repository !== undefined ? { repository: state.repository } : {}),
+      planned: { ...planned, deletions: actions.reduce((n, a) => n + deletionsOf(a), 0) },
+      done,
+      truncated: deferred.length > 0,
+      deferred: { actions: deferred.length, deletions: deferred.reduce((n, a) => n + deletionsOf(a), 0) },
+      perRepository: Object.fromEntries(repositories.slice(0, PER_REPOSITORY_CAP)),
+      ...(repositories.length > PER_REPOSITORY_CAP ? { perRepositoryTruncated: repositories.length - PER_REPOSITORY_CAP } : {}),
+      requests,
+    },
+    metrics: {
+      StaleUploads: staleUploads.length,
+      ObjectsDeleted: done.objectsDeleted,
+      MultipartUploadsAborted: done.multipartUploadsAborted,
+      S3Requests: requests.total ?? 0,
+    },
+  };
+}

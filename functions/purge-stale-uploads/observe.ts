@@ -1,0 +1,215 @@
+import {
+  GetObjectCommand,
+  ListMultipartUploadsCommand,
+  paginateListObjectsV2,
+  type ListObjectsV2CommandInput,
+  type S3Client,
+} from '@aws-sdk/client-s3';
+import { mapLimit } from '../../shared/concurrency.ts';
+import { ConfigError, errorName } from '../../shared/errors.ts';
+import { repositoriesPrefix, uploadDirPrefix, uploadsPrefix } from '../../shared/registry-layout.ts';
+import type { ListedMultipartUpload, ListedObject, StartedAtRead, UploadDirectory, UploadsState } from './model.ts';
+import { collectUploads, mustReadStartedAt } from './model.ts';
+import type { RequestCounter } from './requests.ts';
+
+/** GETs of `startedat` in flight at once. */
+export const STARTEDAT_READ_CONCURRENCY = 16;
+
+export interface ObserveOptions {
+  readonly bucket: string;
+  readonly root: string;
+  /** Limit to one repository (its own `_uploads/`, not nested repositories). */
+  readonly repository?: string;
+  readonly maxAgeMs: number;
+  readonly startedAtReadWindowMs: number;
+  readonly listConcurrency: number;
+  readonly now: Date;
+  readonly signal: AbortSignal;
+  readonly requests: RequestCounter;
+}
+
+/**
+ * Reads the upload state of the registry in one pass: open multipart uploads first (so an upload started
+ * during the listing has its directory listed too), then every key under `repositories/` (flat listings,
+ * in parallel key ranges), then `startedat` where the object time alone cannot decide.
+ */
+export async function observeUploads(s3: S3Client, o: ObserveOptions): Promise<UploadsState> {
+  try {
+    return await observe(s3, o);
+  } catch (error) {
+    if (errorName(error) === 'NoSuchBucket') {
+      throw new ConfigError(`REGISTRY_BUCKET "${o.bucket}" does not exist (NoSuchBucket): check the function's REGISTRY_BUCKET`);
+    }
+    throw error;
+  }
+}
+
+async function observe(s3: S3Client, o: ObserveOptions): Promise<UploadsState> {
+  const prefix = o.repository === undefined ? repositoriesPrefix(o.root) : uploadsPrefix(o.root, o.repository);
+  const multipartUploads = await listMultipartUploads(s3, o, prefix);
+  const tally = { listed: 0 };
+  const objects = o.repository === undefined ? await listParallel(s3, o, prefix, tally) : await listRange(s3, o, { Prefix: prefix }, undefined, undefined, tally);
+  const collected = { ...collectUploads(objects, multipartUploads, o.root, o.repository), keysListed: tally.listed };
+
+  const now = o.now.getTime();
+  const toRead = collected.uploads.filter((dir) => {
+    const startedAt = dir.objects.find((x) => x.rest === 'startedat');
+    return startedAt !== undefined && mustReadStartedAt(startedAt.lastModified, o.maxAgeMs, o.startedAtReadWindowMs, now);
+  });
+  const reads = new Map<UploadDirectory, StartedAtRead>();
+  await mapLimit(toRead, STARTEDAT_READ_CONCURRENCY, async (dir) => {
+    reads.set(dir, await readStartedAt(s3, o, `${uploadDirPrefix(o.root, dir.repository, dir.uploadId)}startedat`));
+  });
+
+  return {
+    ...(o.repository !== undefined ? { repository: o.repository } : {}),
+    ...collected,
+    uploads: collected.uploads.map((dir) => {
+      const startedAt = reads.get(dir);
+      return startedAt ? { ...dir, startedAt } : dir;
+    }),
+    startedAtReads: toRead.length,
+    requests: o.requests,
+  };
+}
+
+/** The time in `startedat` (the first 256 bytes are plenty: the registry writes one RFC 3339 time). */
+async function readStartedAt(s3: S3Client, o: ObserveOptions, key: string): Promise<StartedAtRead> {
+  try {
+    const res = await o.requests.track('GetObject', () => s3.send(new GetObjectCommand({ Bucket: o.bucket, Key: key, Range: 'bytes=0-255' }), { abortSignal: o.signal }));
+    const text = ((await res.Body?.transformToString()) ?? '').trim();
+    const at = Date.parse(text);
+    // distribution writes RFC 3339 (time.RFC3339); anything else is not a time we trust.
+    return /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)$/.test(text) && Number.isFinite(at) ? { kind: 'time', at } : { kind: 'unparseable', text: text.slice(0, 64) };
+  } catch (error) {
+    if (errorName(error) === 'NoSuchKey') return { kind: 'vanished' };
+    throw error;
+  }
+}
+
+/** ListMultipartUploads under `prefix`, every page. */
+async function listMultipartUploads(s3: S3Client, o: ObserveOptions, prefix: string): Promise<ListedMultipartUpload[]> {
+  const uploads: ListedMultipartUpload[] = [];
+  let keyMarker: string | undefined;
+  let uploadIdMarker: string | undefined;
+  // The SDK has no paginator for ListMultipartUploads: follow NextKeyMarker/NextUploadIdMarker by hand.
+  for (;;) {
+    const page = await o.requests.track('ListMultipartUploads', () =>
+      s3.send(
+        new ListMultipartUploadsCommand({ Bucket: o.bucket, Prefix: prefix, KeyMarker: keyMarker, UploadIdMarker: uploadIdMarker }),
+        { abortSignal: o.signal },
+      ),
+    );
+    for (const u of page.Uploads ?? []) {
+      if (u.Key && u.UploadId) uploads.push({ key: u.Key, multipartUploadId: u.UploadId, initiated: u.Initiated?.getTime() ?? o.now.getTime() }); // no date: never old
+    }
+    if (!page.IsTruncated) break;
+    if (page.NextKeyMarker === keyMarker && page.NextUploadIdMarker === uploadIdMarker) {
+      throw new Error('ListMultipartUploads returned IsTruncated without advancing its markers');
+    }
+    keyMarker = page.NextKeyMarker;
+    uploadIdMarker = page.NextUploadIdMarker;
+  }
+  return uploads;
+}
+
+/**
+ * Every key under `prefix` (the repositories tree), listed flat in up to `listConcurrency` key ranges at
+ * once. A delimiter listing gives the top-level names (one level deeper while there are fewer names than
+ * ranges: a registry with one namespace); the ranges split them evenly; each range lists from its first
+ * name (StartAfter) and stops at the next range's first name. The ranges partition the key space whatever
+ * the names are. Extra cost over one flat listing: the delimiter listings plus at most one overlapping page
+ * per range.
+ */
+async function listParallel(s3: S3Client, o: ObserveOptions, prefix: string, tally: Tally): Promise<ListedObject[]> {
+  if (o.listConcurrency <= 1) return listRange(s3, o, { Prefix: prefix }, undefined, undefined, tally);
+  let names = await subPrefixes(s3, o, prefix);
+  for (let depth = 0; depth < 2 && names.length > 0 && names.length < o.listConcurrency; depth += 1) {
+    const deeper = (await mapLimit(names, o.listConcurrency, (name) => subPrefixes(s3, o, name))).flat();
+    if (deeper.length <= names.length) break;
+    names = deeper;
+  }
+  if (names.length <= 1) return listRange(s3, o, { Prefix: prefix }, undefined, undefined, tally);
+  names.sort(byteOrder);
+  const ranges = Math.min(o.listConcurrency, names.length);
+  const starts = Array.from({ length: ranges }, (_, i) => names[Math.floor((i * names.length) / ranges)] as string);
+  const parts = await mapLimit(starts, ranges, (from, i) =>
+    // StartAfter `…/name` (no slash) sorts just before every `…/name/…` key; keys between it and `from` belong
+    // to the previous range and are dropped by the `from` bound.
+    listRange(s3, o, { Prefix: prefix, ...(i > 0 ? { StartAfter: from.slice(0, -1) } : {}) }, i > 0 ? from : undefined, starts[i + 1], tally),
+  );
+  return parts.flat();
+}
+
+/** The common prefixes one level below `prefix` (a delimiter listing, every page). */
+async function subPrefixes(s3: S3Client, o: ObserveOptions, prefix: string): Promise<string[]> {
+  const names: string[] = [];
+  await countedPages(o, { Bucket: o.bucket, Prefix: prefix, Delimiter: '/' }, s3, (page) => {
+    for (const p of page.CommonPrefixes ?? []) if (p.Prefix) names.push(p.Prefix);
+  });
+  return names;
+}
+
+interface Tally {
+  listed: number;
+}
+
+/**
+ * Keys of one flat listing with `from <= key < to` (either bound optional); stops once past `to`. Only keys
+ * with an `_uploads` path component are kept in memory (the rest — links, manifests — are only counted).
+ */
+async function listRange(
+  s3: S3Client,
+  o: ObserveOptions,
+  input: Omit<ListObjectsV2CommandInput, 'Bucket'>,
+  from: string | undefined,
+  to: string | undefined,
+  tally: Tally,
+): Promise<ListedObject[]> {
+  const out: ListedObject[] = [];
+  await countedPages(o, { Bucket: o.bucket, ...input }, s3, (page) => {
+    let past = false;
+    for (const c of page.Contents ?? []) {
+      if (!c.Key) continue;
+      if (to !== undefined && byteOrder(c.Key, to) >= 0) {
+        past = true;
+        break;
+      }
+      if (from !== undefined && byteOrder(c.Key, from) < 0) continue;
+      tally.listed += 1;
+      // No date: treat as written now (never old enough to delete).
+      if (c.Key.includes('/_uploads/')) out.push({ key: c.Key, size: c.Size ?? 0, lastModified: c.LastModified?.getTime() ?? o.now.getTime() });
+    }
+    return past;
+  });
+  return out;
+}
+
+type Page = { Contents?: { Key?: string; Size?: number; LastModified?: Date }[]; CommonPrefixes?: { Prefix?: string }[]; $metadata?: { attempts?: number } };
+
+/** Runs the ListObjectsV2 paginator, counting each page; `onPage` returning true stops it. */
+async function countedPages(o: ObserveOptions, input: ListObjectsV2CommandInput, s3: S3Client, onPage: (page: Page) => boolean | void): Promise<void> {
+  const pages = paginateListObjectsV2({ client: s3, pageSize: 1000 }, input, { abortSignal: o.signal });
+  const it = pages[Symbol.asyncIterator]();
+  for (;;) {
+    let next: IteratorResult<Page>;
+    try {
+      next = await it.next();
+    } catch (error) {
+      o.requests.add('ListObjectsV2', (error as { $metadata?: { attempts?: number } }).$metadata?.attempts ?? 1);
+      throw error;
+    }
+    if (next.done) return;
+    o.requests.add('ListObjectsV2', next.value.$metadata?.attempts ?? 1);
+    if (onPage(next.value) === true) {
+      await it.return?.(undefined);
+      return;
+    }
+    if (o.signal.aborted) throw o.signal.reason;
+  }
+}
+
+/** S3 orders keys by UTF-8 bytes; for the ASCII names of the registry this is plain string order. */
+function byteOrder(a: string, b: string): number {
+  return Buffer.compare(Buffer.from(a), Buffer.from(b));
+}
