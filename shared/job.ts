@@ -16,8 +16,8 @@ import { toTrigger, type ManualOptionsShape, type Trigger, type TriggerKind } fr
 
 export { JOB_NAMES, type JobName } from './job-names.ts';
 
-/** The report lists at most this many actions; `summary` always counts all of them. */
-export const REPORT_ACTION_CAP = 500;
+/** The report lists at most this many actions (one log line must stay under CloudWatch Logs' 256 KB event limit); `summary` always counts all of them. */
+export const REPORT_ACTION_CAP = 200;
 /** Stop taking new actions when less than this much Lambda time is left (per job overridable). */
 export const DEFAULT_TIME_MARGIN_MS = 15_000;
 

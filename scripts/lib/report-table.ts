@@ -20,11 +20,13 @@ function flat(value: unknown): string {
     .join(' ');
 }
 
+const clip = (text: string, max: number): string => (text.length > max ? `${text.slice(0, max - 1)}…` : text);
+
 export function formatReport(report: ReportLike): string {
   const s = report.summary;
   const lines = [
     `  ${report.job} · trigger ${report.trigger.kind}${report.dryRun ? ' · DRY RUN' : ''}`,
-    `  observed: ${flat(report.observed)}`,
+    `  observed: ${clip(flat(report.observed), 160)}`,
     `  summary:  planned ${s.planned} · applied ${s.applied} · skipped ${s.skipped} · failed ${s.failed}${report.truncated ? ' (list truncated)' : ''}${report.stoppedEarly ? ` · stopped early (${report.stoppedEarly})` : ''}`,
   ];
   if (report.actions.length > 0) {

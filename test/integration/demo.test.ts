@@ -1,0 +1,42 @@
+import { spawn } from 'node:child_process';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+
+/**
+ * `npm run demo` end to end (the README's first quick-start command, minus the build `npm test` has done):
+ * it must print every job's report, pass every step, exit 0 and leave no process behind.
+ */
+const ROOT = join(import.meta.dirname, '..', '..');
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+describe('npm run demo', () => {
+  it('runs every job on the local fleet, exits 0 and stops everything it started', async () => {
+    const child = spawn(process.execPath, [join(ROOT, 'node_modules/tsx/dist/cli.mjs'), join(ROOT, 'scripts/demo.ts')], {
+      cwd: ROOT,
+      env: { ...process.env, POWERTOOLS_DEV: '', POWERTOOLS_LOG_LEVEL: '' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let output = '';
+    child.stdout.on('data', (c: Buffer) => (output += c.toString()));
+    child.stderr.on('data', (c: Buffer) => (output += c.toString()));
+    const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
+
+    expect(output, output).toContain('✓ demo finished: every step passed');
+    expect(code, output).toBe(0);
+    for (const job of ['purge-stale-uploads', 'sync-htpasswd', 'replace-unhealthy-instances', 'purge-disk-volumes', 'rotate-certificates']) {
+      expect(output).toMatch(new RegExp(`^  ${job} · trigger `, 'm'));
+    }
+    expect(output).not.toContain('✗');
+    const pids = [...output.matchAll(/\(pid (\d+)\)/g)].map((m) => Number(m[1]));
+    expect(pids).toHaveLength(3); // moto_server and two registries
+    expect(pids.filter(alive)).toEqual([]);
+  }, 180_000);
+});
