@@ -1,0 +1,58 @@
+import { spawn } from 'node:child_process';
+import { join } from 'node:path';
+import { CreateBucketCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startMoto, type Moto } from '../support/moto.ts';
+
+/** The README's local-invoke commands, as written, against moto_server. */
+const ROOT = join(import.meta.dirname, '..', '..');
+let moto: Moto;
+const BUCKET = 'invoke-check';
+const STALE = 'docker/registry/v2/repositories/library/nginx/_uploads/0b8f1c2e-4d3a-4f5b-9c6d-7e8f9a0b1c2d/hashstates/sha256/0';
+
+function npm(args: string[], env: Record<string, string>): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  // The environment a person has: none of the test runner's POWERTOOLS_* settings.
+  const base = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('POWERTOOLS_')));
+  const child = spawn('npm', args, { cwd: ROOT, env: { ...base, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
+  child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+  return new Promise((resolve) => child.on('exit', (code) => resolve({ code, stdout, stderr })));
+}
+
+beforeAll(async () => {
+  moto = await startMoto();
+  const s3 = new S3Client({ endpoint: moto.endpoint, region: 'us-east-1', forcePathStyle: true });
+  await s3.send(new CreateBucketCommand({ Bucket: BUCKET }));
+  await s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: STALE, Body: 'x' }));
+});
+
+afterAll(async () => {
+  await moto?.stop();
+});
+
+describe('npm run invoke', () => {
+  it('runs a job handler against the environment’s AWS and prints its report; --dry-run changes nothing', async () => {
+    const env = { ...moto.env, REGISTRY_BUCKET: BUCKET, UPLOAD_MAX_AGE: '1s' };
+    await new Promise((r) => setTimeout(r, 1500)); // the leftover is now older than UPLOAD_MAX_AGE
+    const dry = await npm(['run', '--silent', 'invoke', '--', 'purge-stale-uploads', 'events/schedule.json', '--dry-run'], env);
+    expect(dry.code, dry.stderr).toBe(0);
+    const report = JSON.parse(dry.stdout) as { job: string; dryRun: boolean; summary: Record<string, number>; actions: { target: string; status: string }[] };
+    expect(report).toMatchObject({ job: 'purge-stale-uploads', dryRun: true, summary: { planned: 1, applied: 0, failed: 0 } });
+    expect(report.actions[0]).toMatchObject({ target: 'library/nginx/_uploads/0b8f1c2e-4d3a-4f5b-9c6d-7e8f9a0b1c2d', status: 'planned' });
+
+    const real = await npm(['run', '--silent', 'invoke', '--', 'purge-stale-uploads', 'events/schedule.json'], env);
+    expect(real.code, real.stderr).toBe(0);
+    expect(JSON.parse(real.stdout)).toMatchObject({ dryRun: false, summary: { applied: 1, failed: 0 } });
+  });
+
+  it('names the problem and exits non-zero on bad input', async () => {
+    const unknown = await npm(['run', '--silent', 'invoke', '--', 'purge-everything', 'events/schedule.json'], moto.env);
+    expect(unknown.code).toBe(2);
+    expect(unknown.stderr).toContain('unknown job "purge-everything"');
+    const badConfig = await npm(['run', '--silent', 'invoke', '--', 'purge-stale-uploads', 'events/schedule.json'], { ...moto.env, REGISTRY_BUCKET: 'Not_A_Bucket' });
+    expect(badConfig.code).toBe(1);
+    expect(badConfig.stderr).toContain('REGISTRY_BUCKET="Not_A_Bucket" is not valid');
+  });
+});
