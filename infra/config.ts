@@ -7,14 +7,8 @@ import { DURATION_FORM, parseDuration } from '../shared/duration.ts';
  * cdk.json gives; a bad or missing value fails synth with a message naming the context key.
  */
 
-export const JOBS = [
-  'replace-unhealthy-instances',
-  'purge-stale-uploads',
-  'purge-disk-volumes',
-  'rotate-certificates',
-  'sync-htpasswd',
-] as const;
-export type JobName = (typeof JOBS)[number];
+// The job names are the control plane's contract (ARCHITECTURE §1): one list, shared with the functions.
+export { JOB_NAMES as JOBS, type JobName } from '../shared/job-names.ts';
 
 /** Retention periods CloudWatch Logs accepts. */
 const LOG_RETENTION_DAYS = [1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653];
