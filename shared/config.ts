@@ -1,4 +1,5 @@
-import { z } from 'zod';
+import * as z from 'zod/mini';
+import en from 'zod/v4/locales/en.js';
 import { DURATION_FORM, parseDuration } from './duration.ts';
 import { ConfigError } from './errors.ts';
 
@@ -8,23 +9,24 @@ import { ConfigError } from './errors.ts';
  * A bad or missing variable fails with its name, the value received and the expected form.
  */
 
+// zod/mini loads no locale: English, as zod classic, for the few issues without our own message.
+z.config(en());
+
 const expect = (form: string) => ({ error: `expected ${form}` });
 
 /** A required non-empty string matching `pattern` (when given). */
 function text(form: string, pattern?: RegExp) {
-  const base = z.string(expect(form)).trim().min(1, expect(form));
-  return pattern ? base.regex(pattern, expect(form)) : base;
+  const checks = [z.trim(), z.minLength(1, expect(form)), ...(pattern ? [z.regex(pattern, expect(form))] : [])];
+  return z.string(expect(form)).check(...checks);
 }
 
 function int(opts: { min: number; max: number; default?: number }) {
   const form = `a whole number from ${opts.min} to ${opts.max}`;
-  const schema = z
-    .string(expect(form))
-    .trim()
-    .regex(/^-?\d+$/, expect(form))
-    .transform(Number)
-    .pipe(z.number().min(opts.min, expect(form)).max(opts.max, expect(form)));
-  return opts.default === undefined ? schema : schema.default(opts.default);
+  const schema = z.pipe(
+    z.pipe(z.string(expect(form)).check(z.trim(), z.regex(/^-?\d+$/, expect(form))), z.transform(Number)),
+    z.number().check(z.gte(opts.min, expect(form)), z.lte(opts.max, expect(form))),
+  );
+  return opts.default === undefined ? schema : z._default(schema, opts.default);
 }
 
 function duration(opts: { default?: string; min?: string; max?: string } = {}) {
@@ -32,33 +34,36 @@ function duration(opts: { default?: string; min?: string; max?: string } = {}) {
   const max = opts.max === undefined ? Number.POSITIVE_INFINITY : (parseDuration(opts.max) ?? Number.POSITIVE_INFINITY);
   const bounds = [opts.min && `at least ${opts.min}`, opts.max && `at most ${opts.max}`].filter(Boolean).join(' and ');
   const form = bounds ? `${DURATION_FORM}, ${bounds}` : DURATION_FORM;
-  const schema = z.string(expect(form)).transform((value, ctx) => {
-    const ms = parseDuration(value.trim());
-    if (ms === undefined || ms < min || ms > max) {
-      ctx.addIssue({ code: 'custom', message: `expected ${form}` });
-      return z.NEVER;
-    }
-    return ms;
-  });
-  return opts.default === undefined ? schema : z.string().default(opts.default).pipe(schema);
+  const schema = z.pipe(
+    z.string(expect(form)),
+    z.transform((value: string, ctx) => {
+      const ms = parseDuration(value.trim());
+      if (ms === undefined || ms < min || ms > max) {
+        ctx.issues.push({ code: 'custom', message: `expected ${form}`, input: value });
+        return z.NEVER;
+      }
+      return ms;
+    }),
+  );
+  return opts.default === undefined ? schema : z.pipe(z._default(z.string(), opts.default), schema);
 }
 
 function bool(defaultValue: boolean) {
-  return z
-    .enum(['true', 'false'], expect('true or false'))
-    .default(defaultValue ? 'true' : 'false')
-    .transform((v) => v === 'true');
+  return z.pipe(
+    z._default(z.enum(['true', 'false'], expect('true or false')), defaultValue ? 'true' : 'false'),
+    z.transform((v: 'true' | 'false') => v === 'true'),
+  );
 }
 
 function oneOf<const T extends readonly [string, ...string[]]>(values: T, defaultValue?: T[number]) {
   const schema = z.enum(values, expect(`one of ${values.join(', ')}`));
-  return defaultValue === undefined ? schema : schema.default(defaultValue as never);
+  return defaultValue === undefined ? schema : z._default(schema, defaultValue as never);
 }
 
 /** Builders for environment variables; every one carries its expected form into the error message. */
 export const env = {
   text,
-  optionalText: (form: string, pattern?: RegExp) => text(form, pattern).optional(),
+  optionalText: (form: string, pattern?: RegExp) => z.optional(text(form, pattern)),
   int,
   duration,
   bool,
@@ -84,15 +89,15 @@ export interface CommonConfig {
  * Validate `source` against the common variables plus `shape`, then map to the job's domain config.
  * Throws ConfigError naming every bad variable; the result is frozen.
  */
-export function loadConfig<Shape extends z.ZodRawShape, C>(
+export function loadConfig<Shape extends z.core.$ZodShape, C>(
   shape: Shape,
   source: Readonly<Record<string, string | undefined>>,
-  toConfig: (vars: z.output<z.ZodObject<Shape>>) => C,
+  toConfig: (vars: z.output<z.ZodMiniObject<Shape>>) => C,
 ): Readonly<C & CommonConfig> {
   const schema = z.object({ ...common, ...shape });
   const result = schema.safeParse(source);
   if (!result.success) throw new ConfigError(`invalid configuration: ${describeIssues(result.error, source)}`);
-  const vars = result.data as unknown as z.output<z.ZodObject<Shape>> & { AWS_REGION: string; DRY_RUN: boolean; S3_FORCE_PATH_STYLE: boolean };
+  const vars = result.data as unknown as z.output<z.ZodMiniObject<Shape>> & { AWS_REGION: string; DRY_RUN: boolean; S3_FORCE_PATH_STYLE: boolean };
   const config = {
     ...toConfig(vars),
     region: vars.AWS_REGION,
@@ -102,7 +107,7 @@ export function loadConfig<Shape extends z.ZodRawShape, C>(
   return Object.freeze(config);
 }
 
-function describeIssues(error: z.ZodError, source: Readonly<Record<string, unknown>>): string {
+function describeIssues(error: z.core.$ZodError, source: Readonly<Record<string, unknown>>): string {
   const seen = new Set<string>();
   const lines: string[] = [];
   for (const issue of error.issues) {

@@ -2,7 +2,7 @@ import type { Context } from 'aws-lambda';
 import middy from '@middy/core';
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import { MetricUnit } from '@aws-lambda-powertools/metrics';
-import type { z } from 'zod';
+import type * as z from 'zod/mini';
 import { configureClients } from './aws.ts';
 import type { CommonConfig } from './config.ts';
 import { describeError, JobFailedError, UnsupportedEventError } from './errors.ts';
@@ -96,9 +96,9 @@ export interface JobDefinition<C, Shape extends ManualOptionsShape, S, A extends
   /** The job's manual payload keys (strict: any other key is rejected). */
   readonly options: Shape;
   readonly timeMarginMs?: number;
-  observe(run: RunContext<C, z.output<z.ZodObject<Shape>>>): Promise<S>;
+  observe(run: RunContext<C, z.output<z.ZodMiniObject<Shape>>>): Promise<S>;
   /** Must be pure: everything it needs is in `state` and `run` (config, trigger, now). */
-  plan(state: S, run: RunContext<C, z.output<z.ZodObject<Shape>>>): Plan<A>;
+  plan(state: S, run: RunContext<C, z.output<z.ZodMiniObject<Shape>>>): Plan<A>;
   /**
    * Apply the actions; one outcome per action, in order. `undefined` = not started (time budget or a stop
    * after a failure). Use `applyEach` unless the job batches (S3 DeleteObjects).
@@ -165,7 +165,7 @@ export async function runJob<C extends CommonConfig, Shape extends ManualOptions
     return finish(job.name, { ...base, observed: {}, details: { nothingToDo: reason } }, [], [], clock, {});
   }
 
-  const run: RunContext<C, z.output<z.ZodObject<Shape>>> = { config, trigger, dryRun, now: startedAt, signal };
+  const run: RunContext<C, z.output<z.ZodMiniObject<Shape>>> = { config, trigger, dryRun, now: startedAt, signal };
   const state = await job.observe(run);
   const plan = job.plan(state, run);
 

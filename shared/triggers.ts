@@ -1,4 +1,5 @@
-import { z } from 'zod';
+import * as z from 'zod/mini';
+import en from 'zod/v4/locales/en.js';
 import { UnsupportedEventError, ValidationError } from './errors.ts';
 
 /**
@@ -28,7 +29,10 @@ export type Trigger<Options = Record<string, unknown>> =
 export type TriggerKind = Trigger['kind'];
 
 /** A manual payload's job-specific keys, as a zod shape. `dryRun` and `reason` are added for every job. */
-export type ManualOptionsShape = z.ZodRawShape;
+export type ManualOptionsShape = z.core.$ZodShape;
+
+// zod/mini loads no locale: English, as zod classic, for the few issues without our own message.
+z.config(en());
 
 const ALARM_STATES = new Set<string>(['OK', 'ALARM', 'INSUFFICIENT_DATA']);
 
@@ -43,7 +47,7 @@ const str = (v: unknown): string | undefined => (typeof v === 'string' && v.leng
 export function toTrigger<Shape extends ManualOptionsShape>(
   event: unknown,
   manualOptions: Shape = {} as Shape,
-): Trigger<z.output<z.ZodObject<Shape>>> {
+): Trigger<z.output<z.ZodMiniObject<Shape>>> {
   if (!isObject(event)) throw new UnsupportedEventError(describe(event));
   return fromEventBridge(event) ?? fromAlarmAction(event) ?? fromSns(event) ?? fromAutoScaling(event) ?? toManual(event, manualOptions);
 }
@@ -154,22 +158,22 @@ function fromAutoScaling(event: Json): Trigger<never> | undefined {
   return undefined;
 }
 
-function toManual<Shape extends ManualOptionsShape>(event: Json, shape: Shape): Trigger<z.output<z.ZodObject<Shape>>> {
+function toManual<Shape extends ManualOptionsShape>(event: Json, shape: Shape): Trigger<z.output<z.ZodMiniObject<Shape>>> {
   if (typeof event.source === 'string' && /^aws\./.test(event.source)) {
     throw new UnsupportedEventError(`AWS event source=${event.source} without a detail-type`);
   }
   const schema = z.strictObject({
-    dryRun: z.boolean({ error: 'expected true or false' }).optional(),
-    reason: z.string({ error: 'expected a short text' }).max(500, { error: 'expected at most 500 characters' }).optional(),
+    dryRun: z.optional(z.boolean({ error: 'expected true or false' })),
+    reason: z.optional(z.string({ error: 'expected a short text' }).check(z.maxLength(500, { error: 'expected at most 500 characters' }))),
     ...shape,
   });
   const result = schema.safeParse(event);
   if (!result.success) throw new ValidationError(`invalid manual payload: ${describeIssues(result.error, schema)}`);
   const { dryRun, reason, ...options } = result.data as { dryRun?: boolean; reason?: string } & Record<string, unknown>;
-  return { kind: 'manual', dryRun: dryRun === true, ...(reason ? { reason } : {}), options: options as z.output<z.ZodObject<Shape>> };
+  return { kind: 'manual', dryRun: dryRun === true, ...(reason ? { reason } : {}), options: options as z.output<z.ZodMiniObject<Shape>> };
 }
 
-function describeIssues(error: z.ZodError, schema: z.ZodObject): string {
+function describeIssues(error: z.core.$ZodError, schema: z.ZodMiniObject): string {
   const allowed = Object.keys(schema.shape).join(', ');
   return error.issues
     .map((issue) => {

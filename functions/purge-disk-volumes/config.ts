@@ -1,3 +1,4 @@
+import * as z from 'zod/mini';
 import { env, loadConfig } from '../../shared/config.ts';
 
 /**
@@ -5,7 +6,7 @@ import { env, loadConfig } from '../../shared/config.ts';
  * (all with defaults) are documented in the README runbook.
  */
 const shape = {
-  FLEET_TAG_KEY: env.text('a tag key such as registry-fleet').default('registry-fleet'),
+  FLEET_TAG_KEY: z._default(env.text('a tag key such as registry-fleet'), 'registry-fleet'),
   FLEET_TAG_VALUE: env.text('the fleet tag value (the stack name)'),
   VOLUME_GRACE: env.duration({ default: '24h', min: '1s', max: '365d' }),
   SNAPSHOT_BEFORE_DELETE: env.bool(false),

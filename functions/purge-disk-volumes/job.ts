@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod/mini';
 import { autoScalingClient, cloudWatchClient, ec2Client, ssmClient } from '../../shared/aws.ts';
 import type { JobDefinition, Outcome, Summary } from '../../shared/job.ts';
 import { applyActions } from './apply.ts';
@@ -11,26 +11,26 @@ import { estimateMonthlyUsd, MARK_TAG, planPurge, scopeOf, type Policy, type Pur
  * instance disks (prune SSM document on instances over DISK_USED_PERCENT_THRESHOLD).
  */
 
-const volumeId = z.string({ error: 'expected a volume id like vol-0123456789abcdef0' }).regex(/^vol-[0-9a-f]{8}([0-9a-f]{9})?$/, {
-  error: 'expected a volume id like vol-0123456789abcdef0',
-});
-const instanceId = z.string({ error: 'expected an instance id like i-0123456789abcdef0' }).regex(/^i-[0-9a-f]{8}([0-9a-f]{9})?$/, {
-  error: 'expected an instance id like i-0123456789abcdef0',
-});
+const volumeId = z.string({ error: 'expected a volume id like vol-0123456789abcdef0' }).check(
+  z.regex(/^vol-[0-9a-f]{8}([0-9a-f]{9})?$/, { error: 'expected a volume id like vol-0123456789abcdef0' }),
+);
+const instanceId = z.string({ error: 'expected an instance id like i-0123456789abcdef0' }).check(
+  z.regex(/^i-[0-9a-f]{8}([0-9a-f]{9})?$/, { error: 'expected an instance id like i-0123456789abcdef0' }),
+);
 
 export const options = {
-  volumeIds: z
-    .array(volumeId, { error: 'expected a list of volume ids' })
-    .min(1, { error: 'expected at least one volume id' })
-    .max(200, { error: 'expected at most 200 volume ids' })
-    .optional(),
-  instanceIds: z
-    .array(instanceId, { error: 'expected a list of instance ids' })
-    .min(1, { error: 'expected at least one instance id' })
-    .max(50, { error: 'expected at most 50 instance ids' })
-    .optional(),
-  skipVolumes: z.boolean({ error: 'expected true or false' }).optional(),
-  skipPrune: z.boolean({ error: 'expected true or false' }).optional(),
+  volumeIds: z.optional(
+    z
+      .array(volumeId, { error: 'expected a list of volume ids' })
+      .check(z.minLength(1, { error: 'expected at least one volume id' }), z.maxLength(200, { error: 'expected at most 200 volume ids' })),
+  ),
+  instanceIds: z.optional(
+    z
+      .array(instanceId, { error: 'expected a list of instance ids' })
+      .check(z.minLength(1, { error: 'expected at least one instance id' }), z.maxLength(50, { error: 'expected at most 50 instance ids' })),
+  ),
+  skipVolumes: z.optional(z.boolean({ error: 'expected true or false' })),
+  skipPrune: z.optional(z.boolean({ error: 'expected true or false' })),
 };
 
 export const policyOf = (c: LoadedConfig): Policy => ({

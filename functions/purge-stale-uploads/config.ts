@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod/mini';
 import { env, loadConfig } from '../../shared/config.ts';
 import { normalizeRoot } from '../../shared/registry-layout.ts';
 
@@ -25,17 +25,17 @@ export interface PurgeStaleUploadsConfig {
 
 const ROOT_FORM = 'expected a key prefix such as /fleet/a (the registry\'s storage.s3.rootdirectory), without ".." or empty segments';
 
-const registryRoot = z
-  .string({ error: ROOT_FORM })
-  .default('')
-  .transform((value, ctx) => {
+const registryRoot = z.pipe(
+  z._default(z.string({ error: ROOT_FORM }), ''),
+  z.transform((value: string, ctx) => {
     const root = normalizeRoot(value);
     if (root.split('/').some((part) => part === '..' || part === '.') || (root !== '' && root.split('/').some((part) => part === ''))) {
-      ctx.addIssue({ code: 'custom', message: ROOT_FORM });
+      ctx.issues.push({ code: 'custom', message: ROOT_FORM, input: value });
       return z.NEVER;
     }
     return root;
-  });
+  }),
+);
 
 const shape = {
   REGISTRY_BUCKET: env.bucket(),

@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod/mini';
 import { s3Client } from '../../shared/aws.ts';
 import { formatDuration, parseDuration } from '../../shared/duration.ts';
 import type { JobDefinition, Outcome, RunContext, Summary } from '../../shared/job.ts';
@@ -17,40 +17,44 @@ const REPOSITORY_FORM = 'expected a repository name such as library/nginx (lower
 /** The manual payload's keys (besides `dryRun` and `reason`). */
 export const options = {
   /** Override UPLOAD_MAX_AGE for this run; never below the floor that protects pushes in flight. */
-  maxAge: z
-    .string({ error: MAX_AGE_FORM })
-    .transform((value, ctx) => {
-      const ms = parseDuration(value.trim());
-      if (ms === undefined || ms < MAX_AGE_FLOOR_MS) {
-        ctx.addIssue({ code: 'custom', message: MAX_AGE_FORM });
-        return z.NEVER;
-      }
-      return ms;
-    })
-    .optional(),
+  maxAge: z.optional(
+    z.pipe(
+      z.string({ error: MAX_AGE_FORM }),
+      z.transform((value: string, ctx) => {
+        const ms = parseDuration(value.trim());
+        if (ms === undefined || ms < MAX_AGE_FLOOR_MS) {
+          ctx.issues.push({ code: 'custom', message: MAX_AGE_FORM, input: value });
+          return z.NEVER;
+        }
+        return ms;
+      }),
+    ),
+  ),
   /** Limit the run to one repository's own `_uploads/` (not nested repositories). */
-  repository: z
-    .string({ error: REPOSITORY_FORM })
-    .transform((value, ctx) => {
-      const problem = value.startsWith('/')
-        ? 'expected a repository name without a leading / (it is relative to the registry root)'
-        : value.split('/').some((part) => part === '..' || part === '.')
-          ? 'expected a repository name inside the registry root (no . or .. components)'
-          : value.length > REPOSITORY_NAME_MAX_LENGTH
-            ? `expected a repository name of at most ${REPOSITORY_NAME_MAX_LENGTH} characters`
-            : isRepositoryName(value)
-              ? undefined
-              : REPOSITORY_FORM;
-      if (problem) {
-        ctx.addIssue({ code: 'custom', message: problem });
-        return z.NEVER;
-      }
-      return value;
-    })
-    .optional(),
+  repository: z.optional(
+    z.pipe(
+      z.string({ error: REPOSITORY_FORM }),
+      z.transform((value: string, ctx) => {
+        const problem = value.startsWith('/')
+          ? 'expected a repository name without a leading / (it is relative to the registry root)'
+          : value.split('/').some((part) => part === '..' || part === '.')
+            ? 'expected a repository name inside the registry root (no . or .. components)'
+            : value.length > REPOSITORY_NAME_MAX_LENGTH
+              ? `expected a repository name of at most ${REPOSITORY_NAME_MAX_LENGTH} characters`
+              : isRepositoryName(value)
+                ? undefined
+                : REPOSITORY_FORM;
+        if (problem) {
+          ctx.issues.push({ code: 'custom', message: problem, input: value });
+          return z.NEVER;
+        }
+        return value;
+      }),
+    ),
+  ),
 };
 
-type Options = z.output<z.ZodObject<typeof options>>;
+type Options = z.output<z.ZodMiniObject<typeof options>>;
 type Config = PurgeStaleUploadsConfig & CommonConfig;
 type Run = RunContext<Config, Options>;
 

@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod/mini';
 import { autoScalingClient, ec2Client, elbv2Client } from '../../shared/aws.ts';
 import type { JobDefinition, Outcome, Plan, Summary } from '../../shared/job.ts';
 import type { Trigger } from '../../shared/triggers.ts';
@@ -10,18 +10,20 @@ import { checkManualRequest, planReplacements, type ReplaceAction, type Replacem
 
 /** Manual payload keys (besides `dryRun` and `reason`). */
 export const options = {
-  instanceIds: z
-    .array(
-      z.string({ error: 'expected an instance id like i-0123456789abcdef0' }).regex(INSTANCE_ID, { error: 'expected an instance id: i- and 8 or 17 hex digits (i-0123456789abcdef0)' }),
-      { error: 'expected a list of instance ids like ["i-0123456789abcdef0"]' },
-    )
-    .min(1, { error: 'expected at least one instance id' })
-    .max(20, { error: 'expected at most 20 instance ids' })
-    .optional(),
-  force: z.boolean({ error: 'expected true or false (only together with instanceIds)' }).optional(),
+  instanceIds: z.optional(
+    z
+      .array(
+        z
+          .string({ error: 'expected an instance id like i-0123456789abcdef0' })
+          .check(z.regex(INSTANCE_ID, { error: 'expected an instance id: i- and 8 or 17 hex digits (i-0123456789abcdef0)' })),
+        { error: 'expected a list of instance ids like ["i-0123456789abcdef0"]' },
+      )
+      .check(z.minLength(1, { error: 'expected at least one instance id' }), z.maxLength(20, { error: 'expected at most 20 instance ids' })),
+  ),
+  force: z.optional(z.boolean({ error: 'expected true or false (only together with instanceIds)' })),
 };
 
-type Options = z.output<z.ZodObject<typeof options>>;
+type Options = z.output<z.ZodMiniObject<typeof options>>;
 
 /** The trigger as the plan needs it. */
 export function toRequest(trigger: Trigger<Options>): Request {

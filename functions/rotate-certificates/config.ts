@@ -1,3 +1,4 @@
+import * as z from 'zod/mini';
 import { env, loadConfig } from '../../shared/config.ts';
 import { ConfigError } from '../../shared/errors.ts';
 import type { CertificateMode } from './model.ts';
@@ -15,7 +16,7 @@ const shape = {
   RENEW_BEFORE: env.duration({ default: '30d', min: '1d', max: '365d' }),
   CERTIFICATE_MODE: env.oneOf(['acm', 'acme'] as const, 'acm'),
   ACME_DIRECTORY_URL: env.optionalText('an https:// URL of an ACME directory', /^https:\/\/\S+$/),
-  ACME_ACCOUNT_SECRET_ARN: env.arn('secretsmanager').optional(),
+  ACME_ACCOUNT_SECRET_ARN: z.optional(env.arn('secretsmanager')),
   ACME_EMAIL: env.optionalText('an email address', /^[^@\s]+@[^@\s]+\.[^@\s]+$/),
   /** PEM file of extra CAs the ACME client trusts (Pebble in tests); the system CAs are used without it. */
   ACME_CA_BUNDLE: env.optionalText('a path to a PEM file'),
@@ -31,7 +32,7 @@ const shape = {
    * The fleet tag (infra: the stack name). Every certificate the job requests carries it; the job deletes a replaced
    * certificate only when it carries it (the IAM policy allows acm:DeleteCertificate on fleet-tagged ones only).
    */
-  FLEET_TAG_KEY: env.text('a tag key such as registry-fleet').default('registry-fleet'),
+  FLEET_TAG_KEY: z._default(env.text('a tag key such as registry-fleet'), 'registry-fleet'),
   FLEET_TAG_VALUE: env.text('the fleet tag value (the stack name)'),
 };
 

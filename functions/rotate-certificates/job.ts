@@ -1,7 +1,7 @@
-import { z } from 'zod';
+import * as z from 'zod/mini';
 import { acmClient, elbv2Client, route53Client, secretsManagerClient } from '../../shared/aws.ts';
 import type { JobDefinition } from '../../shared/job.ts';
-import { issueWithAcme } from './acme.ts';
+import type { AcmeDeps, AcmeOrder, IssuedCertificate } from './acme.ts';
 import { applyCertificatePlan, type ApplyDeps } from './apply.ts';
 import type { LoadedRotateCertificatesConfig } from './config.ts';
 import { tlsHandshake, type Handshake } from './handshake.ts';
@@ -10,10 +10,19 @@ import { observeCertificates } from './observe.ts';
 import { planRotation, type CertAction } from './plan.ts';
 
 export const options = {
-  force: z.boolean({ error: 'expected true or false (true = rotate now, even outside RENEW_BEFORE)' }).optional(),
+  force: z.optional(z.boolean({ error: 'expected true or false (true = rotate now, even outside RENEW_BEFORE)' })),
 };
 
 export type RotateCertificatesJob = JobDefinition<LoadedRotateCertificatesConfig, typeof options, CertState, CertAction>;
+
+/**
+ * The real ACME issuer, loaded on first use: acme-client (node-forge, axios, mime-db, …) is most of the bundle and
+ * only CERTIFICATE_MODE=acme needs it, so the acm mode's cold start never evaluates it (the bundle keeps it, deferred).
+ */
+async function issueWithAcme(order: AcmeOrder, deps: AcmeDeps): Promise<IssuedCertificate> {
+  const { issueWithAcme: issue } = await import('./acme.ts');
+  return issue(order, deps);
+}
 
 /** Seams for tests: the handshake, the ACME issuer and the poll interval. Defaults are the real ones. */
 export interface JobDeps {

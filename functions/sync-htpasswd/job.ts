@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod/mini';
 import type { JobDefinition, Outcome, Plan } from '../../shared/job.ts';
 import { applySync } from './apply.ts';
 import type { SyncHtpasswdConfig } from './config.ts';
@@ -12,7 +12,7 @@ import { costWarnings, planSync, type SyncAction } from './plan.ts';
  * mtime changes. Triggers: Parameter Store Change under the path, the hourly drift check, manual.
  */
 const options = {
-  forceDistribute: z.boolean({ error: 'expected true or false' }).optional(),
+  forceDistribute: z.optional(z.boolean({ error: 'expected true or false' })),
 };
 
 export const job: JobDefinition<SyncHtpasswdConfig, typeof options, SyncState, SyncAction> = {

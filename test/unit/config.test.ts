@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { z } from 'zod/mini';
 import { env, loadConfig } from '../../shared/config.ts';
 import { ConfigError } from '../../shared/errors.ts';
 
@@ -7,7 +8,7 @@ const shape = {
   UPLOAD_MAX_AGE: env.duration({ default: '168h', min: '1h' }),
   MAX_DELETES_PER_RUN: env.int({ min: 1, max: 100_000, default: 10_000 }),
   MODE: env.oneOf(['acm', 'acme'] as const, 'acm'),
-  LISTENER_ARN: env.arn('elasticloadbalancing').optional(),
+  LISTENER_ARN: z.optional(env.arn('elasticloadbalancing')),
 };
 const toConfig = (v: { REGISTRY_BUCKET: string; UPLOAD_MAX_AGE: number; MAX_DELETES_PER_RUN: number; MODE: 'acm' | 'acme' }) => ({
   bucket: v.REGISTRY_BUCKET,
