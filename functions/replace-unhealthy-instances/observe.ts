@@ -4,7 +4,7 @@ import {
   DescribeScalingActivitiesCommand,
   type AutoScalingClient,
 } from '@aws-sdk/client-auto-scaling';
-import { DescribeInstanceStatusCommand, DescribeInstancesCommand, type EC2Client, type InstanceStatus } from '@aws-sdk/client-ec2';
+import { DescribeInstanceStatusCommand, paginateDescribeInstances, type EC2Client, type InstanceStatus } from '@aws-sdk/client-ec2';
 import { DescribeTargetHealthCommand, type ElasticLoadBalancingV2Client } from '@aws-sdk/client-elastic-load-balancing-v2';
 import { errorName } from '../../shared/errors.ts';
 import { logger } from '../../shared/observability.ts';
@@ -71,13 +71,8 @@ export async function observeFleet(clients: ObserveClients, names: { asgName: st
   for (let i = 0; i < ids.length; i += EC2_BATCH) {
     const batch = ids.slice(i, i + EC2_BATCH);
     // A filter (not InstanceIds) so an id EC2 does not know yet (eventual consistency after launch) is simply absent.
-    let token: string | undefined;
-    do {
+    for await (const page of paginateDescribeInstances({ client: clients.ec2 }, { Filters: [{ Name: 'instance-id', Values: batch }] }, opts)) {
       count('ec2:DescribeInstances');
-      const page = await clients.ec2.send(
-        new DescribeInstancesCommand({ Filters: [{ Name: 'instance-id', Values: batch }], ...(token ? { NextToken: token } : {}) }),
-        opts,
-      );
       for (const r of page.Reservations ?? []) {
         for (const inst of r.Instances ?? []) {
           if (!inst.InstanceId) continue;
@@ -86,8 +81,7 @@ export async function observeFleet(clients: ObserveClients, names: { asgName: st
           ec2Info.set(inst.InstanceId, { ...(inst.LaunchTime ? { launchTime: inst.LaunchTime.toISOString() } : {}), tags });
         }
       }
-      token = page.NextToken;
-    } while (token);
+    }
     for (const s of await describeStatus(clients.ec2, batch, count, signal)) if (s.InstanceId) status.set(s.InstanceId, s);
   }
 

@@ -8,7 +8,7 @@ import {
   type KeyAlgorithm,
 } from '@aws-sdk/client-acm';
 import {
-  DescribeListenerCertificatesCommand,
+  paginateDescribeListenerCertificates,
   DescribeListenersCommand,
   DescribeLoadBalancersCommand,
   type ElasticLoadBalancingV2Client,
@@ -47,12 +47,9 @@ export async function observeListener(elbv2: ElasticLoadBalancingV2Client, liste
     );
   }
   const all: { arn: string; isDefault: boolean }[] = [];
-  let marker: string | undefined;
-  do {
-    const page = await elbv2.send(new DescribeListenerCertificatesCommand({ ListenerArn: listenerArn, Marker: marker }), { abortSignal: signal });
+  for await (const page of paginateDescribeListenerCertificates({ client: elbv2 }, { ListenerArn: listenerArn }, { abortSignal: signal })) {
     for (const c of page.Certificates ?? []) if (c.CertificateArn) all.push({ arn: c.CertificateArn, isDefault: c.IsDefault === true });
-    marker = page.NextMarker;
-  } while (marker);
+  }
   const defaultArn = listener.Certificates?.[0]?.CertificateArn ?? all.find((c) => c.isDefault)?.arn;
   const lbs = await elbv2.send(new DescribeLoadBalancersCommand({ LoadBalancerArns: [listener.LoadBalancerArn] }), { abortSignal: signal });
   const dnsName = lbs.LoadBalancers?.[0]?.DNSName;
