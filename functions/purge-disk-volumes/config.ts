@@ -1,5 +1,6 @@
 import * as z from 'zod/mini';
 import { env, loadConfig } from '../../shared/config.ts';
+import type { Policy } from './plan.ts';
 
 /**
  * Environment of the purge-disk-volumes Lambda (ARCHITECTURE §6), validated at cold start. Variables beyond §6
@@ -21,16 +22,9 @@ const shape = {
   PRUNE_POLL_INTERVAL: env.duration({ default: '5s', min: '100ms', max: '1m' }),
 };
 
-export interface PurgeDiskVolumesConfig {
-  readonly fleetTag: { readonly key: string; readonly value: string };
-  readonly volumeGraceMs: number;
-  readonly snapshotBeforeDelete: boolean;
-  readonly maxVolumeDeletesPerRun: number;
-  readonly asgName: string;
-  readonly diskUsedPercentThreshold: number;
+/** The plan's policy (plan.ts) plus what only observe/apply need. */
+export interface PurgeDiskVolumesConfig extends Policy {
   readonly pruneDocumentName: string;
-  readonly pruneMaxLogMb: number;
-  readonly maxPruneInstancesPerRun: number;
   /** How long a run waits for the prune commands' results (bounded further by the Lambda's remaining time). */
   readonly pruneWaitMs: number;
   readonly prunePollIntervalMs: number;
