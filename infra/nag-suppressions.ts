@@ -44,13 +44,15 @@ export function applyNagSuppressions(stack: Stack, o: { usersParameterPath: stri
     ack(at(stack, `ControlPlane/${job}/Function/ServiceRole`), LAMBDA_BASIC, 'CloudWatch Logs write access for the function\'s own log group (AWS managed basic execution role)');
   }
   const policy = (job: string) => at(stack, `ControlPlane/${job}/Function/ServiceRole/DefaultPolicy`);
-  ack(policy('PurgeStaleUploads'), `AwsSolutions-IAM5[Resource::${bucketArn}]`, 'stale uploads live anywhere under the registry\'s docker/registry/v2/repositories/ tree of this one bucket');
+  const uploadDirs = bucketArn.replace(/\/docker\/\*$/, '/docker/registry/v2/repositories/*/_uploads/*');
+  ack(policy('PurgeStaleUploads'), `AwsSolutions-IAM5[Resource::${uploadDirs}]`, 'object access only inside upload directories (repositories/<name>/_uploads/<uuid>/) of this one bucket; names and uuids are not known in advance');
   ack(policy('ReplaceUnhealthyInstances'), ANY, DESCRIBE_REASON);
   ack(
     policy('ReplaceUnhealthyInstances'),
     `AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:autoscaling:<AWS::Region>:<AWS::AccountId>:autoScalingGroup:*:autoScalingGroupName/${asgName}]`,
     'the group is named exactly; the * is the group id IAM puts in Auto Scaling ARNs',
   );
+  ack(policy('ReplaceUnhealthyInstances'), INSTANCES, 'ec2:CreateTags/DeleteTags only on instances tagged with the fleet tag, and only the job\'s two marker tag keys (aws:TagKeys)');
   ack(policy('PurgeDiskVolumes'), ANY, DESCRIBE_REASON);
   ack(policy('PurgeDiskVolumes'), 'AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:ec2:<AWS::Region>:<AWS::AccountId>:volume/*]', 'volume writes are conditioned on aws:ResourceTag = the fleet tag');
   ack(policy('PurgeDiskVolumes'), 'AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:ec2:<AWS::Region>::snapshot/*]', 'a snapshot before delete (SNAPSHOT_BEFORE_DELETE) has no id until created; tagging only during CreateSnapshot');

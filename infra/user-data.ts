@@ -103,7 +103,7 @@ export interface UserDataOptions {
   httpSecretArn: string;
   /** `s3://bucket/key` of the rendered htpasswd (published by sync-htpasswd). */
   htpasswdSource: string;
-  /** How long the first boot waits for the htpasswd to be published before giving up (default 1800). */
+  /** How long the first boot waits for the htpasswd to be published before giving up (default 0: no limit). */
   htpasswdWaitSeconds?: number;
   scripts: FleetScripts;
 }
@@ -128,7 +128,7 @@ function envFile(values: Record<string, string>): string {
 
 /** The whole user data script (bash). Pure; throws if a value cannot be placed safely or it is too large. */
 export function renderUserData(o: UserDataOptions): string {
-  const wait = o.htpasswdWaitSeconds ?? 1800;
+  const wait = o.htpasswdWaitSeconds ?? 0;
   if (!Number.isInteger(wait) || wait < 0) throw new Error('user data: htpasswdWaitSeconds must be a whole number ≥ 0');
   const config = renderRegistryConfig(fleetRegistryConfigOptions({ bucket: o.bucket, region: o.region }));
   const fleetEnv = envFile({

@@ -39,13 +39,21 @@ systemctl enable --now docker
 log "starting the CloudWatch agent (disk_used_percent)"
 /opt/aws/amazon-cloudwatch-agent/bin/amazon-cloudwatch-agent-ctl -a fetch-config -m ec2 -s -c "file:${CWAGENT_CONFIG}"
 
-log "installing htpasswd from ${HTPASSWD_SOURCE} (waiting up to ${HTPASSWD_WAIT_SECONDS}s for it to be published)"
+# HTPASSWD_WAIT_SECONDS=0 (the default) waits as long as it takes: a fleet deployed before its first user (or
+# with the stack-wide dry run on) starts its registries the moment sync-htpasswd first publishes the file.
+log "installing htpasswd from ${HTPASSWD_SOURCE} (waiting for it to be published; limit ${HTPASSWD_WAIT_SECONDS}s, 0 = none)"
 install -d -m 0755 "$AUTH_DIR"
-deadline=$(($(date +%s) + HTPASSWD_WAIT_SECONDS))
+started=$(date +%s)
+tries=0
 until /usr/local/bin/install-htpasswd.sh "$HTPASSWD_SOURCE" - "$AUTH_DIR"; do
-  if [ "$(date +%s)" -ge "$deadline" ]; then
+  waited=$(($(date +%s) - started))
+  if [ "$HTPASSWD_WAIT_SECONDS" -gt 0 ] && [ "$waited" -ge "$HTPASSWD_WAIT_SECONDS" ]; then
     log "no htpasswd after ${HTPASSWD_WAIT_SECONDS}s: the registry is NOT started (publish users, then replace this instance)"
     exit 1
+  fi
+  tries=$((tries + 1))
+  if [ $((tries % 20)) -eq 1 ]; then
+    log "still no htpasswd after ${waited}s: add a user under the users parameter path (see the sync-htpasswd runbook)"
   fi
   sleep 15
 done

@@ -1,6 +1,7 @@
 import type { Stack } from 'aws-cdk-lib';
 import { ArnFormat } from 'aws-cdk-lib';
 import * as iam from 'aws-cdk-lib/aws-iam';
+import { REPLACING_TAG, UNHEALTHY_SINCE_TAG } from '../../functions/replace-unhealthy-instances/fleet.ts';
 import type { JobName } from '../config.ts';
 
 /** What the jobs act on; every statement below is scoped to one of these. */
@@ -44,7 +45,8 @@ export function jobStatements(stack: Stack, r: JobResources): Record<JobName, ia
   return {
     'purge-stale-uploads': [
       allow(['s3:ListBucket', 's3:ListBucketMultipartUploads'], [r.bucketArn]),
-      allow(['s3:GetObject', 's3:DeleteObject', 's3:AbortMultipartUpload', 's3:ListMultipartUploadParts'], [`${r.bucketArn}/${r.registryKeyPrefix}*`]),
+      // Only upload directories: blobs, layer links and manifests stay out of reach even if a plan were wrong.
+      allow(['s3:GetObject', 's3:DeleteObject', 's3:AbortMultipartUpload'], [`${r.bucketArn}/${r.registryKeyPrefix}registry/v2/repositories/*/_uploads/*`]),
     ],
     'replace-unhealthy-instances': [
       allow(
@@ -64,10 +66,14 @@ export function jobStatements(stack: Stack, r: JobResources): Record<JobName, ia
           'autoscaling:SetInstanceHealth',
           'autoscaling:SetDesiredCapacity',
           'autoscaling:TerminateInstanceInAutoScalingGroup',
-          'autoscaling:CreateOrUpdateTags',
         ],
         [r.autoScalingGroupArn],
       ),
+      // The job's two marker tags on the fleet's instances (first seen unhealthy; replacement in progress).
+      allow(['ec2:CreateTags', 'ec2:DeleteTags'], [fleetInstances], {
+        ...fleetTagged('aws:ResourceTag'),
+        'ForAllValues:StringEquals': { 'aws:TagKeys': [UNHEALTHY_SINCE_TAG, REPLACING_TAG] },
+      }),
     ],
     'purge-disk-volumes': [
       allow(['ec2:DescribeVolumes', 'ec2:DescribeInstances', 'ec2:DescribeSnapshots', 'cloudwatch:GetMetricData'], ['*']),

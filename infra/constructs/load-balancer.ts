@@ -1,4 +1,4 @@
-import { Duration, Tags } from 'aws-cdk-lib';
+import { Duration } from 'aws-cdk-lib';
 import * as acm from 'aws-cdk-lib/aws-certificatemanager';
 import type * as autoscaling from 'aws-cdk-lib/aws-autoscaling';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
@@ -65,7 +65,8 @@ export class RegistryLoadBalancer extends Construct {
           domainName: props.domainName,
           validation: acm.CertificateValidation.fromDns(zone),
         });
-    if (this.certificate instanceof acm.Certificate) Tags.of(this.certificate).add(props.fleetTag.key, props.fleetTag.value);
+    // The stack's own certificate deliberately does NOT carry the fleet tag: the template references it, so
+    // rotate-certificates (which deletes only fleet-tagged certificates) must never delete it.
 
     this.httpsListener = this.loadBalancer.addListener('Https', {
       port: 443,

@@ -193,9 +193,9 @@ describe('load balancer', () => {
     });
   });
 
-  it('tags the certificate it requests with the fleet tag (rotate-certificates may delete only those)', () => {
+  it('does not give its own certificate the fleet tag: rotate-certificates deletes only fleet-tagged ones, and the template references this one', () => {
     const [, cert] = only('AWS::CertificateManager::Certificate');
-    expect(cert.Properties.Tags).toContainEqual({ Key: 'registry-fleet', Value: 'registry-fleet' });
+    expect(cert.Properties.Tags ?? []).not.toContainEqual(expect.objectContaining({ Key: 'registry-fleet' }));
   });
 
   it('redirects HTTP to HTTPS permanently', () => {
@@ -352,20 +352,28 @@ describe('SSM document scripts', () => {
 });
 
 describe('least privilege', () => {
-  it('purge-stale-uploads: only the bucket, objects only under the registry\'s docker/ prefix', () => {
+  it('purge-stale-uploads: only the bucket, objects only inside upload directories', () => {
     expect(actionsOf('purge-stale-uploads').sort()).toEqual(
-      ['s3:ListBucket', 's3:ListBucketMultipartUploads', 's3:GetObject', 's3:DeleteObject', 's3:AbortMultipartUpload', 's3:ListMultipartUploadParts'].sort(),
+      ['s3:ListBucket', 's3:ListBucketMultipartUploads', 's3:GetObject', 's3:DeleteObject', 's3:AbortMultipartUpload'].sort(),
     );
     const objects = statementsOf('purge-stale-uploads').find((s) => [s.Action].flat().includes('s3:DeleteObject'));
-    expect(JSON.stringify(objects?.Resource)).toMatch(/"\/docker\/\*"\]/);
+    expect(JSON.stringify(objects?.Resource)).toMatch(/"\/docker\/registry\/v2\/repositories\/\*\/_uploads\/\*"\]/);
   });
 
   it('replace-unhealthy-instances: writes only on its group', () => {
     const writes = statementsOf('replace-unhealthy-instances').find((s) => [s.Action].flat().includes('autoscaling:SetInstanceHealth'));
     expect(JSON.stringify(writes?.Resource)).toMatch(/autoScalingGroupName\//);
     expect([writes?.Action].flat()).toEqual(
-      expect.arrayContaining(['autoscaling:SetInstanceHealth', 'autoscaling:SetDesiredCapacity', 'autoscaling:TerminateInstanceInAutoScalingGroup', 'autoscaling:CreateOrUpdateTags']),
+      expect.arrayContaining(['autoscaling:SetInstanceHealth', 'autoscaling:SetDesiredCapacity', 'autoscaling:TerminateInstanceInAutoScalingGroup']),
     );
+    // Its marker tags (apply.ts: ec2 CreateTags/DeleteTags): only on fleet instances, only those two keys.
+    const tags = statementsOf('replace-unhealthy-instances').find((s) => [s.Action].flat().includes('ec2:CreateTags'));
+    expect([tags?.Action].flat().sort()).toEqual(['ec2:CreateTags', 'ec2:DeleteTags']);
+    expect(JSON.stringify(tags?.Resource)).toMatch(/:instance\/\*/);
+    expect(tags?.Condition).toEqual({
+      StringEquals: { 'aws:ResourceTag/registry-fleet': 'registry-fleet' },
+      'ForAllValues:StringEquals': { 'aws:TagKeys': ['registry-fleet:unhealthy-since', 'registry-fleet:replacing'] },
+    });
   });
 
   it('purge-disk-volumes: volume writes only on fleet-tagged volumes; SendCommand only the prune document on fleet instances', () => {

@@ -83,7 +83,7 @@ describe('renderUserData', () => {
       "REGISTRY_IMAGE='registry:2.8.3'",
       `HTTP_SECRET_ARN='${options.httpSecretArn}'`,
       `HTPASSWD_SOURCE='${options.htpasswdSource}'`,
-      "HTPASSWD_WAIT_SECONDS='1800'",
+      "HTPASSWD_WAIT_SECONDS='0'",
     ]);
   });
 
