@@ -7,7 +7,7 @@ import { configureClients } from './aws.ts';
 import type { CommonConfig } from './config.ts';
 import { describeError, JobFailedError, UnsupportedEventError } from './errors.ts';
 import { logger, metrics } from './observability.ts';
-import { toTrigger, type ManualOptionsShape, type Trigger, type TriggerKind } from './triggers.ts';
+import { asksForDryRun, toTrigger, type ManualOptionsShape, type Trigger, type TriggerKind } from './triggers.ts';
 
 /**
  * The runner every job uses (ARCHITECTURE §4–§5): trigger → observe → plan (pure) → apply unless dry-run →
@@ -155,8 +155,9 @@ export async function runJob<C extends CommonConfig, Shape extends ManualOptions
   if (trigger.kind !== 'ignored' && !job.accepts.includes(trigger.kind)) {
     throw new UnsupportedEventError(`${job.name} does not act on ${trigger.kind} triggers (it acts on ${job.accepts.join(', ')})`);
   }
-  // A payload can make a run safer, never less safe: DRY_RUN=true wins over anything the event says.
-  const dryRun = config.dryRun || (trigger.kind === 'manual' && trigger.dryRun);
+  // A payload can make a run safer, never less safe: DRY_RUN=true wins over anything the event says, and
+  // `"dryRun": true` counts on any event, also on a copied schedule or alarm sample.
+  const dryRun = config.dryRun || asksForDryRun(event);
   logger.appendKeys({ job: job.name, trigger: trigger.kind, dryRun });
 
   const base = { job: job.name, trigger, dryRun, startedAt: startedAt.toISOString() };

@@ -49,7 +49,18 @@ export function toTrigger<Shape extends ManualOptionsShape>(
   manualOptions: Shape = {} as Shape,
 ): Trigger<z.output<z.ZodMiniObject<Shape>>> {
   if (!isObject(event)) throw new UnsupportedEventError(describe(event));
-  return fromEventBridge(event) ?? fromAlarmAction(event) ?? fromSns(event) ?? fromAutoScaling(event) ?? toManual(event, manualOptions);
+  const aws = fromEventBridge(event) ?? fromAlarmAction(event) ?? fromSns(event) ?? fromAutoScaling(event);
+  if (!aws) return toManual(event, manualOptions);
+  if (event.dryRun !== undefined && typeof event.dryRun !== 'boolean') throw new ValidationError('invalid payload: dryRun: expected true or false');
+  return aws;
+}
+
+/**
+ * Whether the event itself asks for a dry run: `"dryRun": true` at its top level, on a manual payload or on a
+ * copied AWS event (an operator previewing a sample schedule or alarm). It can only make a run safer.
+ */
+export function asksForDryRun(event: unknown): boolean {
+  return isObject(event) && event.dryRun === true;
 }
 
 function fromEventBridge(event: Json): Trigger<never> | undefined {

@@ -238,3 +238,17 @@ describe('applyEach', () => {
     expect(outcomes.map((o) => (o?.status === 'applied' ? o.detail?.ms : undefined))).toEqual([30, 10, 20, 5, 15]);
   });
 });
+
+describe('dry run asked for on a copied AWS event', () => {
+  it.each(['schedule.json', 'alarm-action.json', 'alarm-state-change.json', 'scheduler.json'])('%s with "dryRun": true applies nothing', async (file) => {
+    const report = await run({ ...loadEvent(file), dryRun: true });
+    expect(report.dryRun).toBe(true);
+    expect(world.size).toBe(4);
+    expect(report.summary).toMatchObject({ planned: 2, applied: 0 });
+  });
+
+  it('rejects a dryRun that is not a boolean before anything happens', async () => {
+    await expect(run({ ...loadEvent('schedule.json'), dryRun: 'yes' })).rejects.toThrow('dryRun: expected true or false');
+    expect(world.size).toBe(4);
+  });
+});
