@@ -24,7 +24,7 @@ import type { IssuedCertificate, AcmeOrder, AcmeDeps } from './acme.ts';
 import type { RotateCertificatesConfig } from './config.ts';
 import type { Handshake } from './handshake.ts';
 import { certificateProblem, normaliseName, normaliseSerial, TAG_ROLLED_BACK_AT, type DnsRecord, type Served } from './model.ts';
-import type { CertAction, Tag } from './plan.ts';
+import { describeRecords, NO_ZONE, type CertAction, type Tag } from './plan.ts';
 
 export interface ApplyDeps {
   readonly elbv2: ElasticLoadBalancingV2Client;
@@ -102,6 +102,8 @@ export async function applyCertificatePlan(
       switch (action.type) {
         case 'restore-validation-records':
         case 'create-validation-records': {
+          // The plan skips these without a zone; an action reaching here anyway writes nothing.
+          if (!config.hostedZoneId) return { status: 'skipped', reason: `${NO_ZONE}: ${describeRecords(action.records)}` };
           const changeId = await upsertRecords(deps.route53, config.hostedZoneId, action.records, signal);
           return { status: 'applied', detail: { changeId, records: action.records.map((r) => r.name) } };
         }
@@ -124,6 +126,17 @@ export async function applyCertificatePlan(
           while (records.length === 0 && Date.now() < deadline) {
             await sleep(2_000, undefined, { signal });
             records = await readValidationRecords(deps.acm, arn, signal);
+          }
+          if (!config.hostedZoneId) {
+            // No zone to write to: report the records; the next runs report them too until ACM validates.
+            return {
+              status: 'applied',
+              detail: {
+                certificateArn: arn,
+                validationRecords: records.map((r) => r.name),
+                note: records.length > 0 ? `${NO_ZONE}: ${describeRecords(records)}` : 'validation records not published yet: the next run reports them',
+              },
+            };
           }
           const changeId = await upsertRecords(deps.route53, config.hostedZoneId, records, signal);
           return {
@@ -187,7 +200,7 @@ export async function applyCertificatePlan(
           return { status: 'applied' };
 
         case 'renew-acme-certificate': {
-          if (!config.acme) return { status: 'failed', error: 'CERTIFICATE_MODE=acme without ACME settings' };
+          if (!config.acme || !config.hostedZoneId) return { status: 'failed', error: 'CERTIFICATE_MODE=acme without ACME settings or HOSTED_ZONE_ID' };
           const issued = await deps.issue(
             { domainName: action.domainName, hostedZoneId: config.hostedZoneId, settings: config.acme, dnsChangeTimeoutMs: config.dnsChangeTimeoutMs, signal },
             { route53: deps.route53, secrets: deps.secrets },

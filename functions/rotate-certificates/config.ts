@@ -12,7 +12,11 @@ const shape = {
     /^arn:aws[a-z-]*:elasticloadbalancing:[a-z0-9-]+:\d{12}:listener\/(app|net)\/.+/,
   ),
   DOMAIN_NAME: env.text('a DNS host name such as registry.example.com', HOSTNAME),
-  HOSTED_ZONE_ID: env.text('a Route 53 hosted zone id such as Z0123456789ABCDEFGHIJ', /^(\/hostedzone\/)?[A-Z0-9]{1,32}$/),
+  /**
+   * Route 53 zone for ACM validation records and ACME DNS-01 challenges. Required in acme mode; optional in acm mode,
+   * where without it the job reports the validation records for the operator to create by hand.
+   */
+  HOSTED_ZONE_ID: env.optionalText('a Route 53 hosted zone id such as Z0123456789ABCDEFGHIJ', /^(\/hostedzone\/)?[A-Z0-9]{1,32}$/),
   RENEW_BEFORE: env.duration({ default: '30d', min: '1d', max: '365d' }),
   CERTIFICATE_MODE: env.oneOf(['acm', 'acme'] as const, 'acm'),
   ACME_DIRECTORY_URL: env.optionalText('an https:// URL of an ACME directory', /^https:\/\/\S+$/),
@@ -46,7 +50,8 @@ export interface AcmeSettings {
 export interface RotateCertificatesConfig {
   readonly listenerArn: string;
   readonly domainName: string;
-  readonly hostedZoneId: string;
+  /** Unset (acm mode only): the job creates no DNS records; it reports the validation records to create by hand. */
+  readonly hostedZoneId?: string;
   readonly renewBeforeMs: number;
   readonly mode: CertificateMode;
   readonly acme?: AcmeSettings;
@@ -72,6 +77,10 @@ export function loadRotateCertificatesConfig(source: Readonly<Record<string, str
           `invalid configuration: CERTIFICATE_MODE=acme needs ${ACME_REQUIRED.join(', ')}; missing: ${missing.join(', ')}`,
         );
       }
+      // DNS-01 challenges go through Route 53: the zone is optional in acm mode only.
+      if (v.HOSTED_ZONE_ID === undefined) {
+        throw new ConfigError('invalid configuration: CERTIFICATE_MODE=acme needs HOSTED_ZONE_ID (DNS-01 challenges go through Route 53); missing: HOSTED_ZONE_ID');
+      }
       acme = {
         directoryUrl: v.ACME_DIRECTORY_URL as string,
         accountSecretArn: v.ACME_ACCOUNT_SECRET_ARN as string,
@@ -82,7 +91,7 @@ export function loadRotateCertificatesConfig(source: Readonly<Record<string, str
     return {
       listenerArn: v.LISTENER_ARN,
       domainName: v.DOMAIN_NAME.toLowerCase(),
-      hostedZoneId: v.HOSTED_ZONE_ID.replace(/^\/hostedzone\//, ''),
+      ...(v.HOSTED_ZONE_ID ? { hostedZoneId: v.HOSTED_ZONE_ID.replace(/^\/hostedzone\//, '') } : {}),
       renewBeforeMs: v.RENEW_BEFORE,
       mode: v.CERTIFICATE_MODE,
       ...(acme ? { acme } : {}),

@@ -52,7 +52,11 @@ export function createRotateCertificatesJob(deps: JobDeps = {}): RotateCertifica
     plan(state, { config, trigger, now }) {
       runNow = now;
       const force = trigger.kind === 'manual' && trigger.options.force === true;
-      return planRotation(state, { mode: config.mode, domainName: config.domainName, renewBeforeMs: config.renewBeforeMs, force, fleetTag: config.fleetTag }, now);
+      return planRotation(
+        state,
+        { mode: config.mode, domainName: config.domainName, renewBeforeMs: config.renewBeforeMs, force, fleetTag: config.fleetTag, hostedZone: config.hostedZoneId !== undefined },
+        now,
+      );
     },
 
     apply(actions, ctx) {

@@ -70,7 +70,7 @@ export interface CertState {
   readonly missing: readonly string[];
   /** What a TLS handshake with SNI DOMAIN_NAME actually served. */
   readonly served: Served;
-  /** Current values in the hosted zone of the validation record names we care about (name → values). */
+  /** Current values in the hosted zone of the validation record names we care about (name → values); empty without HOSTED_ZONE_ID. */
   readonly zoneRecords: Readonly<Record<string, readonly string[]>>;
 }
 

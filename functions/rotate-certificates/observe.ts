@@ -158,11 +158,15 @@ export async function observeCertificates(config: RotateCertificatesConfig, deps
   if (previousArn) await read(previousArn);
   for (const arn of candidates) await read(arn, (c) => c.tags[TAG_ROTATION_OF] !== undefined && c.tags[TAG_ROTATION_OF] === current?.arn);
 
+  // Without HOSTED_ZONE_ID (acm mode) there is no zone to read: the plan reports the records to create by hand.
   const zoneRecords: Record<string, string[]> = {};
-  const wanted = [current, ...certificates.filter((c) => c.tags[TAG_ROTATION_OF] === current?.arn)].flatMap((c) => c?.validationRecords ?? []);
-  for (const record of wanted) {
-    if (zoneRecords[record.name]) continue;
-    zoneRecords[record.name] = await readZoneValues(deps.route53, config.hostedZoneId, record, signal);
+  const zoneId = config.hostedZoneId;
+  if (zoneId) {
+    const wanted = [current, ...certificates.filter((c) => c.tags[TAG_ROTATION_OF] === current?.arn)].flatMap((c) => c?.validationRecords ?? []);
+    for (const record of wanted) {
+      if (zoneRecords[record.name]) continue;
+      zoneRecords[record.name] = await readZoneValues(deps.route53, zoneId, record, signal);
+    }
   }
 
   const host = config.handshake.host ?? listener.loadBalancerDnsName;

@@ -26,6 +26,8 @@ import {
  *      from the listener and delete it once nothing else uses it, but only if it carries the fleet tag (the IAM
  *      policy allows no other delete: a certificate the operator imported is left in ACM, reported as skipped).
  *   Steps 3–5 continue whatever the window says: a rotation in flight is always finished.
+ *   Without a hosted zone (HOSTED_ZONE_ID unset) steps 1–3 create no records: their record actions are skipped, the
+ *   reason naming the records to create by hand; once they exist ACM validates and the next runs carry on.
  * acme mode: re-issue through ACME and re-import into the same ARN, then verify the handshake.
  */
 
@@ -37,6 +39,8 @@ export interface RotationPolicy {
   readonly force: boolean;
   /** FLEET_TAG_KEY = FLEET_TAG_VALUE: put on every certificate the job requests; required on one it deletes. */
   readonly fleetTag: { readonly key: string; readonly value: string };
+  /** Whether HOSTED_ZONE_ID is set: the job writes ACM's validation records itself; without it the operator does. */
+  readonly hostedZone: boolean;
 }
 
 export interface Tag {
@@ -86,6 +90,13 @@ export function idempotencyToken(domainName: string, oldSerialOrArn: string): st
 export function missingRecords(records: readonly DnsRecord[], zone: CertState['zoneRecords']): DnsRecord[] {
   return records.filter((r) => !(zone[r.name] ?? []).some((v) => v.toLowerCase() === r.value.toLowerCase()));
 }
+
+/** `name TYPE value` for each record, for an operator to create by hand. */
+export function describeRecords(records: readonly DnsRecord[]): string {
+  return records.map((r) => `${r.name} ${r.type} ${r.value}`).join(', ');
+}
+
+export const NO_ZONE = 'no HOSTED_ZONE_ID: create these DNS records by hand';
 
 export function planRotation(state: CertState, policy: RotationPolicy, now: Date): CertificatePlan {
   const { listener, served } = state;
@@ -186,12 +197,10 @@ export function planRotation(state: CertState, policy: RotationPolicy, now: Date
   if (current.type === 'AMAZON_ISSUED' && current.renewal && ['PENDING_VALIDATION', 'FAILED'].includes(current.renewal.status)) {
     const records = missingRecords(current.validationRecords, state.zoneRecords);
     if (records.length > 0) {
-      actions.push({
-        type: 'restore-validation-records',
-        target: current.arn,
-        reason: `managed renewal is ${current.renewal.status}${current.renewal.reason ? ` (${current.renewal.reason})` : ''} and ${records.length} validation record(s) are missing; ${why}`,
-        records,
-      });
+      const reason = `managed renewal is ${current.renewal.status}${current.renewal.reason ? ` (${current.renewal.reason})` : ''} and ${records.length} validation record(s) are missing; ${why}`;
+      const action = { type: 'restore-validation-records' as const, target: current.arn, reason, records };
+      if (policy.hostedZone) actions.push(action);
+      else skipped.push({ ...action, reason: `${NO_ZONE}: ${describeRecords(records)} (managed renewal is ${current.renewal.status})` });
     }
   }
 
@@ -214,7 +223,9 @@ export function planRotation(state: CertState, policy: RotationPolicy, now: Date
 
   if (next.status === 'PENDING_VALIDATION') {
     const records = missingRecords(next.validationRecords, state.zoneRecords);
-    if (records.length > 0) {
+    if (records.length > 0 && !policy.hostedZone) {
+      skipped.push({ type: 'create-validation-records', target: next.arn, reason: `${NO_ZONE}: ${describeRecords(records)} (replacement is pending validation)`, records });
+    } else if (records.length > 0) {
       actions.push({ type: 'create-validation-records', target: next.arn, reason: `replacement is pending validation; ${records.length} record(s) missing`, records });
     } else {
       skipped.push({ type: 'wait', target: next.arn, reason: `replacement is pending validation (records in place${next.validationRecords.length ? '' : ' or not yet published by ACM'})` });

@@ -155,6 +155,31 @@ describe('rotate-certificates (acm) with mocked AWS', () => {
     expect(elbv2).not.toHaveReceivedCommand(ModifyListenerCommand);
   });
 
+  it('without HOSTED_ZONE_ID: no Route 53 call; the records to create by hand are reported; the replacement is still requested', async () => {
+    const { HOSTED_ZONE_ID: _zone, ...noZoneEnv } = env;
+    const runNoZone = (deps: JobDeps) =>
+      runJob(createRotateCertificatesJob({ pollMs: 10, ...deps }), loadRotateCertificatesConfig(noZoneEnv), loadEvent('schedule.json'), {}, { clock: () => now });
+    const byHand = `no HOSTED_ZONE_ID: create these DNS records by hand: ${RECORD.Name} CNAME ${RECORD.Value}`;
+
+    listener(OLD);
+    certificates([{ detail: detail(OLD, { RenewalSummary: { RenewalStatus: 'PENDING_VALIDATION', UpdatedAt: now, DomainValidationOptions: [{ DomainName: DOMAIN, ResourceRecord: RECORD }] } }) }]);
+    acm.on(RequestCertificateCommand).resolves({ CertificateArn: NEW });
+    acm.on(DescribeCertificateCommand, { CertificateArn: NEW }).resolves({ Certificate: detail(NEW, { Status: 'PENDING_VALIDATION' }) });
+    const first = await runNoZone({ handshake: async () => serving('a01') });
+    expect(first.actions.map((a) => [a.type, a.status]).sort()).toEqual([['request-certificate', 'applied'], ['restore-validation-records', 'skipped']]);
+    expect(first.actions.find((a) => a.type === 'restore-validation-records')?.reason).toContain(byHand);
+    expect(first.actions.find((a) => a.type === 'request-certificate')?.detail).toMatchObject({ certificateArn: NEW, validationRecords: [RECORD.Name], note: byHand });
+    expect(acm).toHaveReceivedCommandWith(RequestCertificateCommand, { DomainName: DOMAIN, ValidationMethod: 'DNS' });
+
+    // Next run: the replacement is pending validation; its records are reported again, still nothing sent to Route 53.
+    certificates([{ detail: detail(OLD) }, { detail: detail(NEW, { Status: 'PENDING_VALIDATION', NotBefore: undefined, NotAfter: undefined }), tags: { [TAG_ROTATION_OF]: OLD, ...FLEET_TAGS } }]);
+    const second = await runNoZone({ handshake: async () => serving('a01') });
+    expect(second.details).toMatchObject({ step: 'waiting' });
+    expect(second.actions).toEqual([expect.objectContaining({ type: 'create-validation-records', target: NEW, status: 'skipped', reason: `${byHand} (replacement is pending validation)` })]);
+
+    expect(route53.calls()).toHaveLength(0);
+  });
+
   it('dry run: plans the same, writes nothing', async () => {
     listener(OLD);
     certificates([{ detail: detail(OLD) }, { detail: detail(NEW), tags: { [TAG_ROTATION_OF]: OLD } }]);

@@ -57,6 +57,18 @@ describe('loadRotateCertificatesConfig', () => {
     );
   });
 
+  it('acm mode without HOSTED_ZONE_ID loads (the job reports validation records to create by hand)', () => {
+    const config = loadRotateCertificatesConfig({ ...base, HOSTED_ZONE_ID: undefined });
+    expect(config).toMatchObject({ mode: 'acm', domainName: 'registry.example.com' });
+    expect(config).not.toHaveProperty('hostedZoneId');
+  });
+
+  it('acme mode without HOSTED_ZONE_ID fails naming it (DNS-01 needs Route 53)', () => {
+    expect(() => loadRotateCertificatesConfig({ ...base, ...acmeVars, HOSTED_ZONE_ID: undefined })).toThrow(
+      new ConfigError('invalid configuration: CERTIFICATE_MODE=acme needs HOSTED_ZONE_ID (DNS-01 challenges go through Route 53); missing: HOSTED_ZONE_ID'),
+    );
+  });
+
   it.each([
     [{ DOMAIN_NAME: 'registry' }, 'DOMAIN_NAME="registry" is not valid: expected a DNS host name'],
     [{ DOMAIN_NAME: 'bad_name.example.com' }, 'DOMAIN_NAME="bad_name.example.com" is not valid'],

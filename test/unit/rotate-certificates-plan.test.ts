@@ -62,7 +62,7 @@ function state(over: { certs: CertificateView[]; default?: string; sni?: string[
 
 const FLEET = { key: 'registry-fleet', value: 'registry-prod' };
 const FLEET_TAGS = { [FLEET.key]: FLEET.value };
-const acm: RotationPolicy = { mode: 'acm', domainName: DOMAIN, renewBeforeMs: 30 * day, force: false, fleetTag: FLEET };
+const acm: RotationPolicy = { mode: 'acm', domainName: DOMAIN, renewBeforeMs: 30 * day, force: false, fleetTag: FLEET, hostedZone: true };
 const acme: RotationPolicy = { ...acm, mode: 'acme' };
 const kinds = (p: { actions: readonly { type: string }[] }) => p.actions.map((a) => a.type);
 
@@ -273,6 +273,51 @@ describe('planRotation (acm)', () => {
   it('a default certificate ACM does not have is refused', () => {
     const plan = planRotation(state({ certs: [] }), acm, now);
     expect(kinds(plan)).toEqual(['refuse-certificate']);
+  });
+});
+
+describe('planRotation (acm, no HOSTED_ZONE_ID)', () => {
+  const noZone: RotationPolicy = { ...acm, hostedZone: false };
+  const BY_HAND = `no HOSTED_ZONE_ID: create these DNS records by hand: ${RECORD.name} CNAME ${RECORD.value}`;
+  const old = cert({ arn: OLD, notAfter: at(20) });
+  const pending = cert({ arn: NEW, status: 'PENDING_VALIDATION', serial: 'bb02', notBefore: undefined, notAfter: undefined, tags: { [TAG_ROTATION_OF]: OLD }, validationRecords: [NEW_RECORD], inUseBy: [] });
+
+  it('managed renewal pending validation: restoring the records is skipped, naming them; the replacement is still requested', () => {
+    const renewing = cert({ arn: OLD, notAfter: at(20), renewal: { status: 'PENDING_VALIDATION' } });
+    const plan = planRotation(state({ certs: [renewing], served: served('aa01', 20), zone: {} }), noZone, now);
+    expect(plan.step).toBe('request');
+    expect(kinds(plan)).toEqual(['request-certificate']);
+    expect(plan.skipped).toEqual([expect.objectContaining({ type: 'restore-validation-records', target: OLD, records: [RECORD] })]);
+    expect(plan.skipped[0]?.reason).toContain(BY_HAND);
+    // With a zone: unchanged.
+    expect(kinds(planRotation(state({ certs: [renewing], served: served('aa01', 20), zone: {} }), acm, now))).toEqual(['restore-validation-records', 'request-certificate']);
+  });
+
+  it('replacement pending validation: creating its records is skipped, naming them (every run until ACM validates)', () => {
+    const plan = planRotation(state({ certs: [old, pending], served: served('aa01', 20), zone: {} }), noZone, now);
+    expect(plan).toMatchObject({ actions: [], step: 'waiting' });
+    expect(plan.skipped).toEqual([expect.objectContaining({ type: 'create-validation-records', target: NEW, records: [NEW_RECORD] })]);
+    expect(plan.skipped[0]?.reason).toBe(`${BY_HAND} (replacement is pending validation)`);
+    // With a zone: unchanged.
+    const withZone = planRotation(state({ certs: [old, pending], served: served('aa01', 20), zone: {} }), acm, now);
+    expect(withZone).toMatchObject({ step: 'validate', skipped: [] });
+    expect(kinds(withZone)).toEqual(['create-validation-records']);
+  });
+
+  it('several records are all named', () => {
+    const other = { name: `_x2.${DOMAIN}.`, type: 'CNAME', value: '_y2.acm-validations.aws.' };
+    const plan = planRotation(state({ certs: [old, { ...pending, validationRecords: [NEW_RECORD, other] }], served: served('aa01', 20), zone: {} }), noZone, now);
+    expect(plan.skipped[0]?.reason).toBe(`${BY_HAND}, ${other.name} CNAME ${other.value} (replacement is pending validation)`);
+  });
+
+  it('the rest of the flow is unchanged: request, swap once ISSUED, cleanup', () => {
+    expect(kinds(planRotation(state({ certs: [old], served: served('aa01', 20), zone: {} }), noZone, now))).toEqual(['request-certificate']);
+    const issued = { ...pending, status: 'ISSUED', notBefore: at(-1), notAfter: at(395) };
+    expect(kinds(planRotation(state({ certs: [old, issued], served: served('aa01', 20), zone: {} }), noZone, now))).toEqual(['swap-listener-certificate', 'verify-handshake']);
+    const current = cert({ arn: NEW, serial: 'bb02', notAfter: at(395), tags: { [TAG_ROTATION_OF]: OLD, ...FLEET_TAGS } });
+    const previous = cert({ arn: OLD, tags: FLEET_TAGS });
+    const cleanup = planRotation(state({ certs: [current, previous], default: NEW, sni: [OLD], served: served('bb02', 395), zone: {} }), noZone, now);
+    expect(kinds(cleanup)).toEqual(['remove-listener-certificate', 'delete-certificate']);
   });
 });
 
