@@ -8,7 +8,7 @@ import { CreateTagsCommand, DeleteTagsCommand, type EC2Client } from '@aws-sdk/c
 import { describeError, errorName } from '../../shared/errors.ts';
 import { applyEach, type ApplyContext, type Outcome } from '../../shared/job.ts';
 import { logger } from '../../shared/observability.ts';
-import { REPLACING_TAG, UNHEALTHY_SINCE_TAG } from './fleet.ts';
+import { REPLACING_TAG, replacingTagValue, UNHEALTHY_SINCE_TAG } from './fleet.ts';
 import type { ReplaceAction } from './plan.ts';
 
 /**
@@ -73,16 +73,22 @@ export async function applyReplacements<C extends { readonly asgName: string }>(
 }
 
 /**
- * Capacity-preserving path, phase 1: tag the instance (the memory of later runs), then raise desired capacity
- * by one. If raising fails, remove the tag again so the next run starts clean.
+ * Capacity-preserving path, phase 1: tag the instance (the memory of later runs: the time and the desired
+ * capacity before the raise), then raise desired capacity by one. If raising fails, remove the tag again so the
+ * next run starts clean (a tag left behind is harmless: the plan terminates only while the raise is in effect).
  */
 async function raiseDesired(action: ReplaceAction, asgName: string, clients: ApplyClients, opts: { abortSignal: AbortSignal }): Promise<Outcome> {
   const id = action.target;
+  const { desiredFrom, desiredTo } = action;
+  if (desiredFrom === undefined || desiredTo !== desiredFrom + 1) {
+    return { status: 'failed', error: `raise-desired: expected desired capacity n → n + 1, got ${desiredFrom} → ${desiredTo}; refusing` };
+  }
   if (action.forced) logger.warn('FORCED replacement past the open circuit breaker', { instanceId: id, reason: action.reason });
-  await clients.ec2.send(new CreateTagsCommand({ Resources: [id], Tags: [{ Key: REPLACING_TAG, Value: action.markedAt ?? '' }] }), opts);
+  const tag = replacingTagValue(action.markedAt ?? '', desiredFrom);
+  await clients.ec2.send(new CreateTagsCommand({ Resources: [id], Tags: [{ Key: REPLACING_TAG, Value: tag }] }), opts);
   try {
     await clients.autoScaling.send(
-      new SetDesiredCapacityCommand({ AutoScalingGroupName: asgName, DesiredCapacity: action.desiredTo, HonorCooldown: false }),
+      new SetDesiredCapacityCommand({ AutoScalingGroupName: asgName, DesiredCapacity: desiredTo, HonorCooldown: false }),
       opts,
     );
   } catch (error) {
@@ -94,5 +100,5 @@ async function raiseDesired(action: ReplaceAction, asgName: string, clients: App
     }
     return { status: 'failed', error: `SetDesiredCapacity: ${describeError(error)}; ${rollback}` };
   }
-  return { status: 'applied', detail: { path: 'launch-then-terminate', desiredTo: action.desiredTo, tag: REPLACING_TAG } };
+  return { status: 'applied', detail: { path: 'launch-then-terminate', desiredTo, tag: REPLACING_TAG } };
 }

@@ -5,8 +5,23 @@
 
 /** Marker tag: when this job first saw the instance unhealthy (ISO time). Confirmation starts here. */
 export const UNHEALTHY_SINCE_TAG = 'registry-fleet:unhealthy-since';
-/** Marker tag: the capacity-preserving path raised desired capacity to replace this instance (ISO time). */
+/**
+ * Marker tag: the capacity-preserving path raised desired capacity to replace this instance. Value
+ * `<ISO time> desired-before=<n>`: when, and the desired capacity before the raise (so a later run can tell
+ * whether the raise is still in effect before it terminates with decrement).
+ */
 export const REPLACING_TAG = 'registry-fleet:replacing';
+
+export function replacingTagValue(at: string, desiredBefore: number): string {
+  return `${at} desired-before=${desiredBefore}`;
+}
+
+/** Parse a REPLACING_TAG value; `desiredBefore` is absent when the value does not record it (older or hand-written tag). */
+export function parseReplacingTag(value: string): { since: string; desiredBefore?: number } {
+  const [since = '', ...rest] = value.trim().split(/\s+/);
+  const recorded = /^desired-before=(\d{1,6})$/.exec(rest.join(' '));
+  return { since, ...(recorded ? { desiredBefore: Number(recorded[1]) } : {}) };
+}
 
 /** An EC2 instance id: `i-` and 8 or 17 lower-case hex digits. */
 export const INSTANCE_ID = /^i-(?:[0-9a-f]{8}|[0-9a-f]{17})$/;
@@ -33,8 +48,10 @@ export interface Member {
   readonly target?: TargetHealth;
   /** Value of UNHEALTHY_SINCE_TAG, if set. */
   readonly unhealthySince?: string;
-  /** Value of REPLACING_TAG, if set. */
+  /** REPLACING_TAG, if set: its time (ISO) … */
   readonly replacingSince?: string;
+  /** … and the desired capacity before the raise (undefined when the tag does not record it). */
+  readonly desiredBeforeRaise?: number;
 }
 
 export interface Group {

@@ -8,7 +8,7 @@ import { DescribeInstanceStatusCommand, paginateDescribeInstances, type EC2Clien
 import { DescribeTargetHealthCommand, type ElasticLoadBalancingV2Client } from '@aws-sdk/client-elastic-load-balancing-v2';
 import { errorName } from '../../shared/errors.ts';
 import { logger } from '../../shared/observability.ts';
-import { REPLACING_TAG, UNHEALTHY_SINCE_TAG, type Fleet, type Member, type TargetHealth } from './fleet.ts';
+import { parseReplacingTag, REPLACING_TAG, UNHEALTHY_SINCE_TAG, type Fleet, type Member, type TargetHealth } from './fleet.ts';
 
 /**
  * Read the fleet in a fixed number of calls (bar the 100-id batches of the two EC2 calls):
@@ -90,6 +90,7 @@ export async function observeFleet(clients: ObserveClients, names: { asgName: st
     const info = ec2Info.get(i.InstanceId);
     const s = status.get(i.InstanceId);
     const target = targetById.get(i.InstanceId);
+    const replacing = info?.tags[REPLACING_TAG] ? parseReplacingTag(info.tags[REPLACING_TAG]) : undefined;
     const member: Member = {
       id: i.InstanceId,
       lifecycle: i.LifecycleState ?? 'unknown',
@@ -99,7 +100,8 @@ export async function observeFleet(clients: ObserveClients, names: { asgName: st
       ...(s?.SystemStatus?.Status ? { systemStatus: s.SystemStatus.Status } : {}),
       ...(target ? { target } : {}),
       ...(info?.tags[UNHEALTHY_SINCE_TAG] ? { unhealthySince: info.tags[UNHEALTHY_SINCE_TAG] } : {}),
-      ...(info?.tags[REPLACING_TAG] ? { replacingSince: info.tags[REPLACING_TAG] } : {}),
+      ...(replacing ? { replacingSince: replacing.since } : {}),
+      ...(replacing?.desiredBefore !== undefined ? { desiredBeforeRaise: replacing.desiredBefore } : {}),
     };
     return [member];
   });

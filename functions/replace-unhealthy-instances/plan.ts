@@ -2,7 +2,7 @@ import { formatDuration } from '../../shared/duration.ts';
 import { ValidationError } from '../../shared/errors.ts';
 import type { Action, Plan } from '../../shared/job.ts';
 import type { ReplaceConfig } from './config.ts';
-import type { Fleet, Member, Request } from './fleet.ts';
+import { REPLACING_TAG, type Fleet, type Member, type Request } from './fleet.ts';
 
 /**
  * The pure decision of replace-unhealthy-instances: (fleet, policy, request, now) → actions and skipped
@@ -90,6 +90,12 @@ export function causesOf(member: Member): ('target-unhealthy' | 'ec2-impaired')[
 
 const servesTraffic = (m: Member): boolean =>
   m.lifecycle === 'InService' && m.asgHealth === 'Healthy' && m.target?.state === 'healthy' && causesOf(m).length === 0;
+
+/** Epoch ms truncated to the second (EC2 launch times have second precision); undefined when unparsable. */
+const secondOf = (iso: string | undefined): number | undefined => {
+  const t = iso === undefined ? Number.NaN : Date.parse(iso);
+  return Number.isNaN(t) ? undefined : Math.floor(t / 1000) * 1000;
+};
 
 const ageMs = (iso: string | undefined, now: Date): number | undefined => {
   const t = iso === undefined ? Number.NaN : Date.parse(iso);
@@ -223,23 +229,46 @@ export function planReplacements(fleet: Fleet, policy: ReplaceConfig, request: R
     eligible.push({ member: m, causes, forced: bypass && circuitOpen });
   }
 
-  // ---- the capacity-preserving path in progress: finish it before starting anything else
+  // ---- the capacity-preserving path in progress: finish it before starting anything else.
+  // Terminating with decrement is safe only while the raise is in effect and its replacement serves, so the
+  // tag alone (left behind by a failed raise, or a raise a scale-in undid) never leads to a terminate.
   const replacing = members.filter((m) => m.replacingSince);
+  let terminating: string | undefined;
   for (const x of replacing) {
     const since = x.replacingSince as string;
+    const before = x.desiredBeforeRaise;
     const others = members.filter((m) => m.id !== x.id && m.lifecycle === 'InService');
-    const whole = others.filter((m) => m.asgHealth === 'Healthy').length >= group.desired - 1;
-    // The replacement is the newest InService member; it must serve before the old one goes.
+    // Healthy members not being replaced must make up desired capacity once every tagged one is gone.
+    const kept = others.filter((m) => !m.replacingSince && m.asgHealth === 'Healthy').length;
+    const whole = kept >= group.desired - replacing.length;
+    // The replacement: a serving member launched at or after the tag (EC2 launch times are to the second).
+    const taggedAt = secondOf(since);
+    const fresh = others.find((m) => !m.replacingSince && servesTraffic(m) && taggedAt !== undefined && (secondOf(m.launchTime) ?? -1) >= taggedAt);
+    // The newest InService member must serve too before the old one goes.
     const newest = [...others].sort((a, b) => (b.launchTime ?? '').localeCompare(a.launchTime ?? '') || b.id.localeCompare(a.id))[0];
-    const ready = inFlight.length === 0 && whole && newest !== undefined && servesTraffic(newest);
+    const ready = inFlight.length === 0 && whole && fresh !== undefined && newest !== undefined && servesTraffic(newest);
     const waited = ageMs(since, now) ?? 0;
-    const state = newest ? `newest member ${newest.id}: ${newest.lifecycle}, target ${newest.target?.state ?? 'not registered'}` : 'no other member';
+    const state = [
+      newest ? `newest member ${newest.id}: ${newest.lifecycle}, target ${newest.target?.state ?? 'not registered'}` : 'no other member',
+      ...(fresh ? [] : [`no member launched since ${since} serves`]),
+      ...(whole ? [] : [`${kept} healthy members not being replaced < desired ${group.desired} - ${replacing.length} being replaced`]),
+    ].join('; ');
+    const untag = `remove ${REPLACING_TAG} from ${x.id} once desired capacity is what the group should run (the job then replaces ${x.id} afresh)`;
     if (x.lifecycle !== 'InService') {
       skip(x.id, 'replacement-in-progress', `${x.id} (replacing since ${since}) is ${x.lifecycle}: the group is handling it`);
     } else if (suspended.includes('Terminate')) {
       skip(x.id, 'process-suspended', `Terminate is suspended on ${group.name}; ${x.id} stays until it is resumed`);
+    } else if (before === undefined) {
+      stalled.push(x.id);
+      skip(x.id, 'replacement-stalled', `${REPLACING_TAG} on ${x.id} (${since}) does not record the desired capacity before the raise: cannot verify the raise, not terminating with decrement (desired now ${group.desired}); ${untag}`);
+    } else if (group.desired < before + 1) {
+      stalled.push(x.id);
+      skip(x.id, 'replacement-stalled', `desired capacity ${group.desired} is not above ${before}, the desired before the raise at ${since}: the raise is gone (SetDesiredCapacity failed or a scale-in undid it), not terminating with decrement; ${untag}`);
+    } else if (ready && terminating === undefined) {
+      terminating = x.id;
+      actions.push({ type: 'terminate-replaced', target: x.id, reason: `replacement ${fresh.id} serves; ${others.length} others InService, desired ${group.desired} → ${group.desired - 1}` });
     } else if (ready) {
-      actions.push({ type: 'terminate-replaced', target: x.id, reason: `replacement ${newest.id} serves; ${others.length} others InService, desired ${group.desired} → ${group.desired - 1}` });
+      skip(x.id, 'replacement-in-progress', `one terminate-replaced per run: ${terminating} goes first`);
     } else if (waited >= policy.replacementTimeoutMs) {
       stalled.push(x.id);
       skip(x.id, 'replacement-stalled', `raised desired capacity at ${since} (${formatDuration(waited)} ago) and the replacement does not serve yet (${state}); check the group's activities`);
@@ -255,7 +284,7 @@ export function planReplacements(fleet: Fleet, policy: ReplaceConfig, request: R
     const i = named.indexOf(m.id);
     return i >= 0 ? 1 + i : 1000;
   }
-  let started = 0;
+  const started: string[] = [];
   for (const { member: m, causes, forced: isForced } of eligible) {
     if (replacing.length > 0) {
       skip(m.id, 'replacement-in-progress', `one replacement at a time: ${replacing.map((r) => r.id).join(', ')} is being replaced`, { causes });
@@ -265,10 +294,13 @@ export function planReplacements(fleet: Fleet, policy: ReplaceConfig, request: R
       skip(m.id, 'process-suspended', `${suspended.join(', ')} suspended on ${group.name}`, { causes });
     } else if (path === 'launch-then-terminate' && group.desired + 1 > group.max) {
       skip(m.id, 'no-headroom', `no maintenance policy that launches before terminating, and desired ${group.desired} = max ${group.max}: cannot add the replacement first`, { causes });
-    } else if (started >= policy.maxReplacementsPerRun) {
+    } else if (started.length >= policy.maxReplacementsPerRun) {
       skip(m.id, 'max-replacements-per-run', `at most ${policy.maxReplacementsPerRun} per run`, { causes });
+    } else if (path === 'launch-then-terminate' && started.length > 0) {
+      // Each raise is to desired + 1 from the same observation: a second one would launch nothing.
+      skip(m.id, 'replacement-in-progress', `one replacement at a time without a launch-before-terminate policy: ${started.join(', ')} goes first`, { causes });
     } else {
-      started += 1;
+      started.push(m.id);
       const why = `${causes.join(', ')}${isForced ? ` (FORCED past the open circuit breaker: ${breakerText})` : ''}`;
       if (isForced) forced.push(m.id);
       const extra = { causes, ...(isForced ? { forced: true } : {}) };

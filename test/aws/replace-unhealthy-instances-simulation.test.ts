@@ -160,4 +160,27 @@ describe('fleet simulation', () => {
     expect(types).toEqual(['raise-desired', 'terminate-replaced']);
     expect(reports.find((r) => r.actions.some((a) => a.type === 'raise-desired'))?.details?.path).toBe('launch-then-terminate');
   });
+
+  it('without a launch-before-terminate policy and MAX_REPLACEMENTS_PER_RUN=2: one replacement at a time, healthy capacity never below the original desired', async () => {
+    const { sim, play, reports } = setup({ size: 6, maintenancePolicy: undefined }, { UNHEALTHY_CONFIRM: '0', MAX_REPLACEMENTS_PER_RUN: '2' });
+    const broken = [sim.instances[1]!.id, sim.instances[4]!.id];
+    for (const id of broken) sim.instance(id).targetFault = () => true;
+    await play(60 * MIN);
+
+    // Each raise is 6 → 7 and is followed by its terminate (7 → 6) before the next one starts.
+    expect(sim.writesOf('SetDesiredCapacity').map((w) => w.input.DesiredCapacity)).toEqual([7, 7]);
+    expect(sim.writesOf('TerminateInstanceInAutoScalingGroup').map((w) => w.input)).toEqual(broken.map((InstanceId) => ({ InstanceId, ShouldDecrementDesiredCapacity: true })));
+    expect(sim.terminated.map((x) => x.id)).toEqual(broken);
+    // InService never below the original desired 6; serving never below the 4 healthy at the start; ends whole.
+    expect(Math.min(...sim.samples.map((s) => s.inService))).toBeGreaterThanOrEqual(6);
+    expect(Math.min(...sim.samples.map((s) => s.desired))).toBe(6);
+    expect(Math.min(...sim.samples.map((s) => s.serving))).toBeGreaterThanOrEqual(4);
+    expect(sim.samples.at(-1)).toMatchObject({ desired: 6, inService: 6, serving: 6 });
+    expect(sim.instances.every((i) => i.tags.size === 0)).toBe(true);
+    const first = reports.find((r) => r.actions.some((a) => a.type === 'raise-desired'));
+    expect(first?.actions.map((a) => `${a.type} ${a.status}`)).toEqual(['raise-desired applied', 'replace-instance skipped']);
+    expect(first?.actions[1]?.reason).toMatch(/^replacement-in-progress: one replacement at a time without a launch-before-terminate policy/);
+    const types = reports.flatMap((r) => r.actions.filter((a) => a.status === 'applied').map((a) => a.type));
+    expect(types).toEqual(['raise-desired', 'terminate-replaced', 'raise-desired', 'terminate-replaced']);
+  });
 });

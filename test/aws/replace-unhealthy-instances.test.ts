@@ -182,14 +182,18 @@ describe('replace-unhealthy-instances handler', () => {
   });
 
   describe('capacity-preserving path (no launch-before-terminate policy)', () => {
+    // The handler runs on the wall clock, the model on its own: start the model a minute ahead so the instance a
+    // raise launches is never stamped before the run's replacing tag (as in AWS, where the launch follows the tag).
+    const ahead = { maintenancePolicy: undefined, start: Date.now() + MIN };
+
     it('tags, raises desired by one, later terminates with decrement; re-runs in between do nothing', async () => {
-      fleet({ maintenancePolicy: undefined });
+      fleet(ahead);
       const broken = breakInstance(2);
       const first = await run(loadEvent('schedule.json'));
       expect(first.actions.map((a) => `${a.type} ${a.status}`)).toEqual(['raise-desired applied']);
       expect(first.actions[0]?.detail).toMatchObject({ desiredFrom: 4, desiredTo: 5, path: 'launch-then-terminate', tag: REPLACING_TAG });
       expect(mocks.asg).toHaveReceivedCommandWith(SetDesiredCapacityCommand, { AutoScalingGroupName: 'registry', DesiredCapacity: 5, HonorCooldown: false });
-      expect(sim.instance(broken).tags.get(REPLACING_TAG)).toMatch(/^\d{4}-/);
+      expect(sim.instance(broken).tags.get(REPLACING_TAG)).toMatch(/^\d{4}-\d\d-\d\dT\S+Z desired-before=4$/);
 
       for (const event of ['alarm-action.json', 'schedule.json']) {
         const mid = await run(loadEvent(event));
@@ -215,8 +219,26 @@ describe('replace-unhealthy-instances handler', () => {
       expect(sim.desired).toBe(4);
     });
 
+    it('a replacing tag left behind (SetDesiredCapacity and the untag both failed) never leads to a terminate with decrement', async () => {
+      fleet(ahead);
+      const broken = breakInstance(2);
+      mocks.asg.on(SetDesiredCapacityCommand).rejects(Object.assign(new Error('not authorized'), { name: 'AccessDenied' }));
+      mocks.ec2.on(DeleteTagsCommand).rejects(Object.assign(new Error('not authorized'), { name: 'UnauthorizedOperation' }));
+      const error = await run(loadEvent('schedule.json')).catch((e: unknown) => e);
+      expect((error as Error).message).toContain(`tag NOT removed (UnauthorizedOperation: not authorized): remove ${REPLACING_TAG} from ${broken} by hand`);
+      expect(sim.instance(broken).tags.get(REPLACING_TAG)).toMatch(/ desired-before=4$/);
+
+      sim.advance(10 * MIN);
+      const next = await run(loadEvent('schedule.json'));
+      expect(mocks.asg).not.toHaveReceivedCommand(TerminateInstanceInAutoScalingGroupCommand);
+      expect(next.actions).toMatchObject([{ type: 'replace-instance', target: broken, status: 'skipped', reason: expect.stringMatching(/^replacement-stalled: desired capacity 4 is not above 4, /) }]);
+      expect(next.details).toMatchObject({ stalled: [broken] });
+      expect(sim.desired).toBe(4);
+      expect(sim.instances.filter((i) => i.lifecycle === 'InService')).toHaveLength(4);
+    });
+
     it('terminating an instance that is already gone counts as done', async () => {
-      fleet({ maintenancePolicy: undefined });
+      fleet(ahead);
       const broken = breakInstance(2);
       await run(loadEvent('schedule.json'));
       sim.advance(2 * MIN);

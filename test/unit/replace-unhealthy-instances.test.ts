@@ -213,27 +213,64 @@ describe('planReplacements', () => {
     },
     {
       name: 'capacity-preserving path, new instance still Pending: wait',
-      fleet: fleet([member(1), sick(2, { replacingSince: ago(MIN) }), member(3), member(4, { lifecycle: 'Pending', launchTime: ago(MIN), target: undefined })], { maintenancePolicy: undefined, desired: 4 }),
+      fleet: fleet([member(1), sick(2, { replacingSince: ago(MIN), desiredBeforeRaise: 3 }), member(3), member(4, { lifecycle: 'Pending', launchTime: ago(MIN), target: undefined })], { maintenancePolicy: undefined, desired: 4 }),
       actions: [],
       skipped: [`replacement-in-progress ${id(2)}`],
     },
     {
       name: 'capacity-preserving path, new instance InService but its target is initial: wait',
-      fleet: fleet([member(1), sick(2, { replacingSince: ago(3 * MIN) }), member(3), member(4, { launchTime: ago(2 * MIN), target: { state: 'initial' } })], { maintenancePolicy: undefined, desired: 4 }),
+      fleet: fleet([member(1), sick(2, { replacingSince: ago(3 * MIN), desiredBeforeRaise: 3 }), member(3), member(4, { launchTime: ago(2 * MIN), target: { state: 'initial' } })], { maintenancePolicy: undefined, desired: 4 }),
       actions: [],
       skipped: [`replacement-in-progress ${id(2)}`],
     },
     {
       name: 'capacity-preserving path, replacement serves: terminate the old one with decrement',
-      fleet: fleet([member(1), sick(2, { replacingSince: ago(5 * MIN) }), member(3), member(4, { launchTime: ago(4 * MIN) }), sick(5)], { maintenancePolicy: undefined, desired: 5 }),
+      fleet: fleet([member(1), sick(2, { replacingSince: ago(5 * MIN), desiredBeforeRaise: 4 }), member(3), member(4, { launchTime: ago(4 * MIN) }), sick(5)], { maintenancePolicy: undefined, desired: 5 }),
       actions: [`terminate-replaced ${id(2)}`],
       skipped: [`replacement-in-progress ${id(5)}`],
     },
     {
       name: 'capacity-preserving path, replacement never serves: stalled after REPLACEMENT_TIMEOUT',
-      fleet: fleet([member(1), sick(2, { replacingSince: ago(40 * MIN) }), member(3), sick(4, { launchTime: ago(39 * MIN) })], { maintenancePolicy: undefined, desired: 4 }),
+      fleet: fleet([member(1), sick(2, { replacingSince: ago(40 * MIN), desiredBeforeRaise: 3 }), member(3), sick(4, { launchTime: ago(39 * MIN) })], { maintenancePolicy: undefined, desired: 4 }),
       actions: [],
       skipped: [`replacement-stalled ${id(2)}`, `replacement-in-progress ${id(4)}`],
+    },
+    {
+      name: 'capacity-preserving path, MAX_REPLACEMENTS_PER_RUN 2: still one raise at a time (each raise is desired + 1)',
+      fleet: fleet([sick(1, { unhealthySince: ago(9 * MIN) }), sick(2, { unhealthySince: ago(5 * MIN) }), member(3), member(4), member(5), member(6)], { maintenancePolicy: undefined, max: 12 }),
+      over: { maxReplacementsPerRun: 2 },
+      actions: [`raise-desired ${id(1)}`],
+      skipped: [`replacement-in-progress ${id(2)}`],
+    },
+    {
+      name: 'capacity-preserving path, tag left behind but desired never raised (SetDesiredCapacity and the untag failed): stalled, no terminate',
+      fleet: fleet([member(1), sick(2, { replacingSince: ago(5 * MIN), desiredBeforeRaise: 3 }), member(3), member(4, { launchTime: ago(4 * MIN) })], { maintenancePolicy: undefined, desired: 3 }),
+      actions: [],
+      skipped: [`replacement-stalled ${id(2)}`],
+    },
+    {
+      name: 'capacity-preserving path, a scale-in undid the raise: stalled, no terminate',
+      fleet: fleet([member(1), sick(2, { replacingSince: ago(5 * MIN), desiredBeforeRaise: 4 }), member(3), member(4, { launchTime: ago(4 * MIN) })], { maintenancePolicy: undefined, desired: 4 }),
+      actions: [],
+      skipped: [`replacement-stalled ${id(2)}`],
+    },
+    {
+      name: 'capacity-preserving path, raise in effect but no member launched after the tag: wait, no terminate',
+      fleet: fleet([member(1), sick(2, { replacingSince: ago(5 * MIN), desiredBeforeRaise: 3 }), member(3), member(4, { launchTime: ago(6 * MIN) })], { maintenancePolicy: undefined, desired: 4 }),
+      actions: [],
+      skipped: [`replacement-in-progress ${id(2)}`],
+    },
+    {
+      name: 'capacity-preserving path, a tag that does not record the desired before the raise: stalled, no terminate',
+      fleet: fleet([member(1), sick(2, { replacingSince: ago(5 * MIN) }), member(3), member(4, { launchTime: ago(4 * MIN) })], { maintenancePolicy: undefined, desired: 4 }),
+      actions: [],
+      skipped: [`replacement-stalled ${id(2)}`],
+    },
+    {
+      name: 'capacity-preserving path, two tagged (an older run) and one replacement: one terminate per run, the fleet re-observed first',
+      fleet: fleet([sick(1, { replacingSince: ago(5 * MIN), desiredBeforeRaise: 4 }), sick(2, { replacingSince: ago(5 * MIN), desiredBeforeRaise: 4 }), member(3), member(4), member(5, { launchTime: ago(4 * MIN) })], { maintenancePolicy: undefined, desired: 5 }),
+      actions: [`terminate-replaced ${id(1)}`],
+      skipped: [`replacement-in-progress ${id(2)}`],
     },
     {
       name: 'at most MAX_REPLACEMENTS_PER_RUN, oldest mark first',
@@ -358,8 +395,32 @@ describe('planReplacements', () => {
     expect(plan(after).actions).toEqual([]);
   });
 
+  it('capacity-preserving path: a terminate only while the raise is in effect, with a replacement launched after the tag', () => {
+    const tagged = (over: Partial<Member> = {}) => sick(2, { replacingSince: ago(5 * MIN), desiredBeforeRaise: 3, ...over });
+    const fresh = member(4, { launchTime: ago(4 * MIN) });
+    const happy = plan(fleet([member(1), tagged(), member(3), fresh], { maintenancePolicy: undefined, desired: 4 }));
+    expect(happy.actions).toMatchObject([{ type: 'terminate-replaced', target: id(2), reason: `replacement ${id(4)} serves; 3 others InService, desired 4 → 3` }]);
+
+    const gone = plan(fleet([member(1), tagged(), member(3), fresh], { maintenancePolicy: undefined, desired: 3 }));
+    expect(gone.actions).toEqual([]);
+    expect(gone.skipped[0]?.reason).toMatch(/^replacement-stalled: desired capacity 3 is not above 3, the desired before the raise .*the raise is gone/);
+    expect(gone.assessment.stalled).toEqual([id(2)]);
+
+    const old = plan(fleet([member(1), tagged(), member(3), member(4, { launchTime: ago(6 * MIN) })], { maintenancePolicy: undefined, desired: 4 }));
+    expect(old.actions).toEqual([]);
+    expect(old.skipped[0]?.reason).toContain(`no member launched since ${ago(5 * MIN)} serves`);
+
+    // Launched in the same second as the tag counts (EC2 launch times are to the second).
+    const sameSecond = plan(fleet([member(1), tagged({ replacingSince: '2026-11-23T02:55:00.700Z' }), member(3), member(4, { launchTime: '2026-11-23T02:55:00.000Z' })], { maintenancePolicy: undefined, desired: 4 }));
+    expect(brief(sameSecond).actions).toEqual([`terminate-replaced ${id(2)}`]);
+
+    // Two tagged by an older run, one raise: after the first terminate (desired 5 → 4) the second is stalled, never a second decrement.
+    const after = plan(fleet([sick(2, { replacingSince: ago(5 * MIN), desiredBeforeRaise: 4 }), member(3), member(4), member(5, { launchTime: ago(4 * MIN) })], { maintenancePolicy: undefined, desired: 4 }));
+    expect(brief(after)).toEqual({ actions: [], skipped: [`replacement-stalled ${id(2)}`] });
+  });
+
   it('is idempotent on the capacity-preserving path: once tagged and raised, the next plan only waits', () => {
-    const after = fleet([member(1), sick(2, { replacingSince: NOW.toISOString() }), member(3)], { maintenancePolicy: undefined, desired: 4 });
+    const after = fleet([member(1), sick(2, { replacingSince: NOW.toISOString(), desiredBeforeRaise: 3 }), member(3)], { maintenancePolicy: undefined, desired: 4 });
     const p = plan(after);
     expect(p.actions).toEqual([]);
     expect(p.skipped.map((s) => s.guard)).toEqual(['replacement-in-progress']);
