@@ -9,6 +9,7 @@ import {
 } from '@aws-sdk/client-ec2';
 import { GetCommandInvocationCommand, SendCommandCommand, type SSMClient } from '@aws-sdk/client-ssm';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { formatDuration } from '../../shared/duration.ts';
 import { describeError, errorName } from '../../shared/errors.ts';
 import { applyEach, type ApplyContext, type Outcome } from '../../shared/job.ts';
 import type { PurgeDiskVolumesConfig } from './config.ts';
@@ -54,7 +55,7 @@ export async function applyActions(actions: readonly PurgeAction[], ctx: ApplyCo
 
   if (commandId) {
     const ids = pruneIdx.map((i) => actions[i]!.target);
-    const results = await readPruneResults(clients.ssm, commandId, ids, { deadline: started + ctx.config.pruneWaitMs, intervalMs: ctx.config.prunePollIntervalMs, ctx });
+    const results = await readPruneResults(clients.ssm, commandId, ids, { started, waitMs: ctx.config.pruneWaitMs, intervalMs: ctx.config.prunePollIntervalMs, ctx });
     pruneIdx.forEach((i, k) => (outcomes[i] = results[k]));
   }
   return outcomes;
@@ -198,6 +199,15 @@ async function sendPrune(ssm: SSMClient, prunes: readonly PruneInstance[], confi
 }
 
 const TERMINAL = new Set(['Success', 'Failed', 'TimedOut', 'Cancelled']);
+/**
+ * Per-instance StatusDetails that mean the command never ran there (terminal, whatever `Status` says):
+ * https://docs.aws.amazon.com/systems-manager/latest/userguide/monitor-commands.html
+ */
+const UNDELIVERED = new Set(['Undeliverable', 'Terminated', 'Delivery Timed Out', 'DeliveryTimedOut']);
+/** No invocation for the instance yet (GetCommandInvocation: InvocationDoesNotExist). */
+const NOT_REGISTERED = 'NotRegisteredYet';
+/** Sleep in slices of at most this, re-checking the time budget: PRUNE_POLL_INTERVAL (≤ 1m) must not outlast the runner's margin (15 s). */
+const SLEEP_SLICE_MS = 1_000;
 
 export interface PruneResult {
   freedBytes: number;
@@ -225,17 +235,23 @@ async function readPruneResults(
   ssm: SSMClient,
   commandId: string,
   instanceIds: readonly string[],
-  { deadline, intervalMs, ctx }: { deadline: number; intervalMs: number; ctx: ApplyContext<unknown> },
+  { started, waitMs, intervalMs, ctx }: { started: number; waitMs: number; intervalMs: number; ctx: ApplyContext<unknown> },
 ): Promise<Outcome[]> {
+  const deadline = started + waitMs;
   const results = new Map<string, Outcome>();
-  const lastStatus = new Map<string, string>(instanceIds.map((id) => [id, 'NotRegisteredYet']));
+  const lastStatus = new Map<string, string>(instanceIds.map((id) => [id, NOT_REGISTERED]));
   for (;;) {
     for (const id of instanceIds) {
       if (results.has(id) || ctx.signal.aborted) continue;
       try {
         const inv = await ssm.send(new GetCommandInvocationCommand({ CommandId: commandId, InstanceId: id }), { abortSignal: ctx.signal });
         const status = inv.Status ?? 'Pending';
-        lastStatus.set(id, status);
+        const undelivered = UNDELIVERED.has(inv.StatusDetails ?? '');
+        lastStatus.set(id, undelivered ? (inv.StatusDetails as string) : status);
+        if (undelivered && !TERMINAL.has(status)) {
+          results.set(id, { status: 'failed', error: `prune command not delivered (${inv.StatusDetails}): command ${commandId}`, detail: { commandId, commandStatus: status } });
+          continue;
+        }
         if (!TERMINAL.has(status)) continue;
         const parsed = parsePruneOutput(inv.StandardOutputContent);
         const detail = { commandId, commandStatus: status, ...(parsed ?? { output: 'unreadable: no JSON last line' }) };
@@ -252,14 +268,35 @@ async function readPruneResults(
     }
     const waitLeft = deadline - Date.now();
     if (results.size === instanceIds.length || waitLeft <= 0 || ctx.signal.aborted || !ctx.hasTime()) break;
-    await sleep(Math.min(intervalMs, waitLeft), undefined, { signal: ctx.signal }).catch(() => undefined);
+    await pause(Math.min(intervalMs, waitLeft), ctx);
+    if (ctx.signal.aborted || !ctx.hasTime()) break;
   }
-  // Sent but not finished within the wait: the command keeps running on the instance; its id is in the report.
-  return instanceIds.map(
-    (id) =>
-      results.get(id) ?? {
-        status: 'applied',
-        detail: { commandId, commandStatus: lastStatus.get(id), result: 'not finished within PRUNE_WAIT: see the SSM command' },
-      },
-  );
+  // No final status: never reported as applied. Not delivered → failed (the disk stays full and nobody would know);
+  // still queued or running → skipped with the command id (it keeps running on the instance; the next run sees its disk).
+  const waited = duration(Date.now() - started);
+  const why = Date.now() >= deadline ? `PRUNE_WAIT ${duration(waitMs)}` : 'the Lambda time budget ran low';
+  return instanceIds.map((id) => {
+    const done = results.get(id);
+    if (done) return done;
+    const status = lastStatus.get(id) ?? NOT_REGISTERED;
+    const see = `command ${commandId}; see it with aws ssm get-command-invocation --command-id ${commandId} --instance-id ${id}`;
+    if (status === NOT_REGISTERED || UNDELIVERED.has(status)) {
+      return {
+        status: 'failed',
+        error: `prune command never delivered: ${status === NOT_REGISTERED ? 'no invocation for the instance (SSM agent down or not registered?)' : status} after ${waited}: ${see}`,
+        detail: { commandId, commandStatus: status },
+      };
+    }
+    return { status: 'skipped', reason: `prune command still ${status} after ${waited} (${why}): ${see}` };
+  });
+}
+
+const duration = (ms: number): string => (ms < 1_000 ? `${Math.max(0, Math.round(ms))}ms` : formatDuration(ms));
+
+/** Sleep up to `ms`, in slices of ≤ SLEEP_SLICE_MS; return early when the time budget runs low or the run is aborted. */
+async function pause(ms: number, ctx: ApplyContext<unknown>): Promise<void> {
+  const until = Date.now() + ms;
+  for (let left = ms; left > 0 && ctx.hasTime() && !ctx.signal.aborted; left = until - Date.now()) {
+    await sleep(Math.min(SLEEP_SLICE_MS, left), undefined, { signal: ctx.signal }).catch(() => undefined);
+  }
 }

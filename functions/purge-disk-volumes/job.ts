@@ -83,7 +83,7 @@ export function summarize(state: State, plan: PurgePlan, outcomes: readonly (Out
   const inService = instances.filter((i) => i.lifecycleState === 'InService');
   const commands = prunes.map((a) => {
     const o = outcomeOf(a);
-    return { instanceId: a.target, status: o?.status ?? (dry ? 'planned' : 'not started'), ...detailOf(a), ...(o?.status === 'failed' ? { error: o.error } : {}) };
+    return { instanceId: a.target, status: o?.status ?? (dry ? 'planned' : 'not started'), ...detailOf(a), ...(o?.status === 'failed' ? { error: o.error } : {}), ...(o?.status === 'skipped' ? { reason: o.reason } : {}) };
   });
   const freedBytes = sum(
     prunes.map((a) => {

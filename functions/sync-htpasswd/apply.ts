@@ -47,7 +47,7 @@ export async function applySync(actions: readonly SyncAction[], ctx: ApplyContex
   );
   for (const [action, i] of installs) {
     const result = results.get(action.target);
-    if (result) outcomes[i] = installOutcome(result, action.sha256);
+    if (result) outcomes[i] = installOutcome(result, action);
   }
   return outcomes;
 }
@@ -67,10 +67,18 @@ async function publishFile(s3: S3Client, config: SyncHtpasswdConfig, action: Pub
   );
 }
 
-export function installOutcome(result: CommandResult, sha256: string): Outcome {
+export function installOutcome(result: CommandResult, action: Pick<InstallAction, 'sha256' | 'recentlyLaunched' | 'launchTime'>): Outcome {
+  const { sha256 } = action;
   switch (result.state) {
     case 'not-registered':
-      return { status: 'skipped', reason: `${result.error}: its boot script installs the published file; the hourly drift check catches up` };
+      // Only a new instance may be unknown to SSM. An old one has a dead agent (or lost SSM access) and keeps
+      // serving its old file, a revoked user included: a failure, so the run fails and the alarm fires.
+      return action.recentlyLaunched
+        ? { status: 'skipped', reason: `${result.error}: its boot script installs the published file; the hourly drift check catches up` }
+        : {
+            status: 'failed',
+            error: `unreachable through SSM: ${result.error.replace(/ yet\b/, '')}, but launched ${action.launchTime ?? 'at an unknown time'}, past SSM_REGISTRATION_GRACE: its SSM agent is down or it lost SSM access, and it keeps serving its old htpasswd; check the agent or replace the instance`,
+          };
     case 'cancelled':
       return { status: 'skipped', reason: result.error };
     case 'failed':

@@ -6,8 +6,9 @@ import { describeError, errorName } from '../../shared/errors.ts';
 /**
  * Run the htpasswd SSM document on instances and collect one result per instance. SendCommand takes at most
  * 50 instance ids per call; SSM's own MaxConcurrency/MaxErrors bound the fan-out inside a call. An instance
- * that SSM does not know yet (InvalidInstanceId on send, InvocationDoesNotExist on every poll) is reported as
- * `not-registered`, not as a failure: a freshly launched instance fetches the file in its boot script.
+ * that SSM does not know (InvalidInstanceId on send, InvocationDoesNotExist on every poll) is reported as
+ * `not-registered`; the caller decides by the instance's launch time whether that is a skip (a fresh instance
+ * fetches the file in its boot script) or a failure (an old instance whose agent is down).
  * moto runs no commands and lacks ListCommandInvocations, hence GetCommandInvocation per instance.
  */
 
@@ -37,6 +38,8 @@ export interface RunDocumentOptions {
   readonly pollIntervalMs: number;
   /** False when the Lambda's time runs low: no new send, polling stops. */
   readonly hasTime?: () => boolean;
+  /** Epoch ms: no send after it, and every batch's wait ends by it (the drift check's budget). */
+  readonly deadline?: number;
   /** Send no further batch after a batch with a failure (stop on errors). */
   readonly stopOnFailure?: boolean;
 }
@@ -52,8 +55,9 @@ interface Pending {
 export async function runDocument(ssm: SSMClient, request: RunDocumentRequest, options: RunDocumentOptions): Promise<Map<string, CommandResult>> {
   const results = new Map<string, CommandResult>();
   const hasTime = options.hasTime ?? (() => true);
+  const deadline = options.deadline ?? Number.POSITIVE_INFINITY;
   for (let i = 0; i < request.instanceIds.length; i += MAX_IDS_PER_SEND) {
-    if (!hasTime() || options.signal.aborted) break;
+    if (!hasTime() || options.signal.aborted || Date.now() + options.pollIntervalMs > deadline) break; // no time left to read a result
     const batch = request.instanceIds.slice(i, i + MAX_IDS_PER_SEND);
     const pending = await send(ssm, request, batch, results, options.signal);
     await poll(ssm, pending, results, options, hasTime);
@@ -119,7 +123,8 @@ async function poll(
   options: RunDocumentOptions,
   hasTime: () => boolean,
 ): Promise<void> {
-  const deadline = Date.now() + options.waitMs;
+  const started = Date.now();
+  const deadline = Math.min(started + options.waitMs, options.deadline ?? Number.POSITIVE_INFINITY);
   let open = pending;
   while (open.length > 0) {
     await mapLimit(open, POLL_CONCURRENCY, async (p) => {
@@ -134,12 +139,20 @@ async function poll(
           p.instanceId,
           p.missing > 0 && p.lastStatus === 'Pending'
             ? { state: 'not-registered', error: 'not registered with SSM yet (no invocation appeared)' }
-            : { state: 'failed', error: `no result within ${Math.round(options.waitMs / 1000)}s (last status ${p.lastStatus}; command ${p.commandId})` },
+            : { state: 'failed', error: `no result within ${Math.round((Date.now() - started) / 1000)}s (last status ${p.lastStatus}; command ${p.commandId})` },
         );
       }
       return;
     }
-    await sleep(options.pollIntervalMs, undefined, { signal: options.signal }).catch(() => undefined);
+    await pause(options.pollIntervalMs, options.signal, hasTime);
+  }
+}
+
+/** Sleep `ms` in slices of ≤ 1 s, ending early once the time budget runs low (a 30 s interval must not outlast the margin). */
+async function pause(ms: number, signal: AbortSignal, hasTime: () => boolean): Promise<void> {
+  const until = Date.now() + ms;
+  for (let left = ms; left > 0 && hasTime() && !signal.aborted; left = until - Date.now()) {
+    await sleep(Math.min(1_000, left), undefined, { signal }).catch(() => undefined);
   }
 }
 

@@ -3,7 +3,9 @@ import { env, loadConfig } from '../../shared/config.ts';
 /**
  * sync-htpasswd's environment (ARCHITECTURE §6). Beyond the contract's variables:
  * BCRYPT_COST (hashing SecureString passwords), ALLOW_EMPTY_USER_SET, HTPASSWD_OBJECT_SSE, the SSM fan-out
- * bounds (DISTRIBUTE_MAX_CONCURRENCY, DISTRIBUTE_MAX_ERRORS) and the command wait (COMMAND_WAIT, COMMAND_POLL_INTERVAL).
+ * bounds (DISTRIBUTE_MAX_CONCURRENCY, DISTRIBUTE_MAX_ERRORS), the command wait (COMMAND_WAIT, COMMAND_POLL_INTERVAL),
+ * the drift check's total budget (DRIFT_CHECK_BUDGET) and how long a new instance may be unknown to SSM
+ * (SSM_REGISTRATION_GRACE).
  */
 const shape = {
   HTPASSWD_PARAMETER_PATH: env.text(
@@ -25,6 +27,18 @@ const shape = {
   /** How long to wait for the instances' results of one command (report or install). */
   COMMAND_WAIT: env.duration({ default: '60s', min: '5s', max: '10m' }),
   COMMAND_POLL_INTERVAL: env.duration({ default: '2s', min: '10ms', max: '30s' }),
+  /**
+   * The whole drift check (every report batch, counted from the start of observe) ends within this: observe cannot see
+   * the Lambda's remaining time, so this keeps it well inside the 5-minute timeout and leaves the rest to the
+   * installs (bounded by the runner's time margin). Instances not checked in time are installed on.
+   */
+  DRIFT_CHECK_BUDGET: env.duration({ default: '2m', min: '1s', max: '4m' }),
+  /**
+   * An instance SSM does not know (InvalidInstanceId, no invocation) is skipped only if launched within this
+   * (its boot script installs the file); an older one is a failed install: its agent is down and it keeps
+   * serving an old file.
+   */
+  SSM_REGISTRATION_GRACE: env.duration({ default: '15m', min: '1m', max: '24h' }),
 };
 
 export function loadSyncHtpasswdConfig(source: Readonly<Record<string, string | undefined>>) {
@@ -41,6 +55,8 @@ export function loadSyncHtpasswdConfig(source: Readonly<Record<string, string | 
     maxErrors: v.DISTRIBUTE_MAX_ERRORS,
     commandWaitMs: v.COMMAND_WAIT,
     pollIntervalMs: v.COMMAND_POLL_INTERVAL,
+    driftCheckBudgetMs: v.DRIFT_CHECK_BUDGET,
+    registrationGraceMs: v.SSM_REGISTRATION_GRACE,
   }));
 }
 

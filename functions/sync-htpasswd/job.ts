@@ -20,7 +20,7 @@ export const job: JobDefinition<SyncHtpasswdConfig, typeof options, SyncState, S
   accepts: ['parameter-change', 'schedule', 'manual'],
   options,
   observe: observeSync,
-  plan: (state, run) => planSync(state, { config: run.config, forceDistribute: isForced(run) }),
+  plan: (state, run) => planSync(state, { config: run.config, forceDistribute: isForced(run), now: run.now }),
   apply: applySync,
   summarize,
 };

@@ -1,7 +1,9 @@
 import { DescribeAutoScalingGroupsCommand, type AutoScalingClient } from '@aws-sdk/client-auto-scaling';
+import { paginateDescribeInstances, type EC2Client } from '@aws-sdk/client-ec2';
 import { GetObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { paginateGetParametersByPath, type SSMClient } from '@aws-sdk/client-ssm';
-import { autoScalingClient, s3Client, ssmClient } from '../../shared/aws.ts';
+import { autoScalingClient, ec2Client, s3Client, ssmClient } from '../../shared/aws.ts';
+import { formatDuration } from '../../shared/duration.ts';
 import { errorName } from '../../shared/errors.ts';
 import { parseHtpasswd, sha256Hex } from '../../shared/htpasswd.ts';
 import type { RunContext } from '../../shared/job.ts';
@@ -11,9 +13,10 @@ import { resolveUsers, type Resolution, type UserParameter } from './users.ts';
 
 /**
  * Reads, mapped to plain types (no SDK type leaves this file): the users under the path (decrypted, resolved
- * to hashes at once: no password leaves observe), the published object, the ASG's InService instances and,
- * unless the run forces a full distribution, the sha256 each instance serves (the SSM document in `report`
- * mode: read-only on the instance, so a dry run does it too). Nothing here is logged.
+ * to hashes at once: no password leaves observe), the published object, the ASG's InService instances with
+ * their launch times (ec2:DescribeInstances: the ASG API has none) and, unless the run forces a full
+ * distribution, the sha256 each instance serves (the SSM document in `report` mode: read-only on the instance,
+ * so a dry run does it too), all within DRIFT_CHECK_BUDGET from the start of observe. Nothing here is logged.
  */
 
 export interface PublishedFile {
@@ -31,6 +34,8 @@ export type InstanceDrift =
 
 export interface FleetInstance {
   readonly instanceId: string;
+  /** ISO launch time; undefined when EC2 did not list the instance (treated as not recently launched). */
+  readonly launchTime?: string | undefined;
   /** Undefined when the run did not check (forceDistribute, or the user set is invalid). */
   readonly drift?: InstanceDrift;
 }
@@ -55,6 +60,7 @@ export function isForced(run: Pick<SyncRun, 'trigger'>): boolean {
 
 export async function observeSync(run: SyncRun): Promise<SyncState> {
   const { config, trigger, signal } = run;
+  const deadline = Date.now() + config.driftCheckBudgetMs; // observe cannot see the Lambda's remaining time
   if (trigger.kind === 'parameter-change' && !trigger.name.startsWith(config.parameterPath)) {
     return { kind: 'out-of-scope', parameter: trigger.name };
   }
@@ -73,13 +79,15 @@ export async function observeSync(run: SyncRun): Promise<SyncState> {
   }
 
   const fleet = await readFleet(autoScalingClient(), config.asgName, signal);
+  const launched = fleet.inService.length > 0 ? await readLaunchTimes(ec2Client(), fleet.inService, signal) : new Map<string, string>();
+  const instance = (instanceId: string) => ({ instanceId, launchTime: launched.get(instanceId) });
   if (isForced(run) || fleet.inService.length === 0) {
-    return { ...base, instances: fleet.inService.map((instanceId) => ({ instanceId })), instancesNotInService: fleet.notInService, driftChecked: false };
+    return { ...base, instances: fleet.inService.map(instance), instancesNotInService: fleet.notInService, driftChecked: false };
   }
-  const drift = await checkDrift(ssmClient(), config, fleet.inService, signal);
+  const drift = await checkDrift(ssmClient(), config, fleet.inService, { signal, deadline });
   return {
     ...base,
-    instances: fleet.inService.map((instanceId) => ({ instanceId, drift: drift.get(instanceId) ?? { state: 'unknown', reason: 'no report' } })),
+    instances: fleet.inService.map((id) => ({ ...instance(id), drift: drift.get(id) ?? { state: 'unknown', reason: 'no report' } })),
     instancesNotInService: fleet.notInService,
     driftChecked: true,
   };
@@ -128,11 +136,29 @@ async function readFleet(asg: AutoScalingClient, name: string, signal: AbortSign
   return { inService, notInService: instances.length - inService.length };
 }
 
+/** Launch time by instance id (filter, not InstanceIds: an instance gone meanwhile is simply absent, no error). */
+async function readLaunchTimes(ec2: EC2Client, instanceIds: readonly string[], signal: AbortSignal): Promise<Map<string, string>> {
+  const launched = new Map<string, string>();
+  for (let i = 0; i < instanceIds.length; i += 200) {
+    const pages = paginateDescribeInstances(
+      { client: ec2 },
+      { Filters: [{ Name: 'instance-id', Values: instanceIds.slice(i, i + 200) }], MaxResults: 1000 },
+      { abortSignal: signal },
+    );
+    for await (const page of pages) {
+      for (const inst of (page.Reservations ?? []).flatMap((r) => r.Instances ?? [])) {
+        if (inst.InstanceId && inst.LaunchTime) launched.set(inst.InstanceId, new Date(inst.LaunchTime).toISOString());
+      }
+    }
+  }
+  return launched;
+}
+
 async function checkDrift(
   ssm: SSMClient,
   config: SyncHtpasswdConfig,
   instanceIds: readonly string[],
-  signal: AbortSignal,
+  { signal, deadline }: { signal: AbortSignal; deadline: number },
 ): Promise<Map<string, InstanceDrift>> {
   const results = await runDocument(
     ssm,
@@ -144,12 +170,12 @@ async function checkDrift(
       maxErrors: '100%', // a read: never stop early
       comment: 'sync-htpasswd drift check',
     },
-    { signal, waitMs: config.commandWaitMs, pollIntervalMs: config.pollIntervalMs },
+    { signal, waitMs: config.commandWaitMs, pollIntervalMs: config.pollIntervalMs, deadline },
   );
   const drift = new Map<string, InstanceDrift>();
   for (const id of instanceIds) {
     const r = results.get(id);
-    if (!r) drift.set(id, { state: 'unknown', reason: 'not checked' });
+    if (!r) drift.set(id, { state: 'unknown', reason: `not checked within DRIFT_CHECK_BUDGET ${formatDuration(config.driftCheckBudgetMs)}` });
     else if (r.state === 'not-registered') drift.set(id, { state: 'not-registered', reason: r.error });
     else if (r.state !== 'success') drift.set(id, { state: 'unknown', reason: r.error });
     else {

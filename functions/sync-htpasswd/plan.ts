@@ -1,3 +1,4 @@
+import { formatDuration } from '../../shared/duration.ts';
 import { renderHtpasswd, sha256Hex, shortSha, WARN_BCRYPT_COST_ABOVE } from '../../shared/htpasswd.ts';
 import type { Action, Plan } from '../../shared/job.ts';
 import type { SyncHtpasswdConfig } from './config.ts';
@@ -9,7 +10,10 @@ import type { ResolvedUser, UserProblem } from './users.ts';
  * InvalidUserSetError — the run fails and nothing is published or distributed (one bad parameter never locks
  * everyone out, and never silently drops a user). Then: publish when the rendered file differs from the
  * published object (body or its sha256 metadata), and install on every instance that does not serve the
- * rendered sha256 (all InService instances when forced, or when the run could not check them).
+ * rendered sha256 (all InService instances when forced, or when the run could not check them). An instance
+ * SSM does not know is skipped only while it is new (launched within SSM_REGISTRATION_GRACE: its boot script
+ * installs the file); an older one gets an install, which fails if SSM still does not know it — so a dead
+ * agent, which leaves a revoked user working on that instance, fails the run instead of passing every hour.
  */
 
 export class InvalidUserSetError extends Error {
@@ -28,13 +32,23 @@ export interface PublishAction extends Action {
 export interface InstallAction extends Action {
   readonly type: 'install-htpasswd';
   readonly sha256: string;
+  /** Launched within SSM_REGISTRATION_GRACE: if SSM does not know it yet that is a skip, not a failure. */
+  readonly recentlyLaunched: boolean;
+  readonly launchTime: string | null;
 }
 
 export type SyncAction = PublishAction | InstallAction;
 
 export interface SyncPolicy {
-  readonly config: Pick<SyncHtpasswdConfig, 'bucket' | 'objectKey' | 'allowEmptyUserSet' | 'parameterPath'>;
+  readonly config: Pick<SyncHtpasswdConfig, 'bucket' | 'objectKey' | 'allowEmptyUserSet' | 'parameterPath' | 'registrationGraceMs'>;
   readonly forceDistribute: boolean;
+  readonly now: Date;
+}
+
+/** Launched less than `graceMs` before `now`; an unknown launch time counts as old (fail rather than skip). */
+export function launchedRecently(launchTime: string | undefined, now: Date, graceMs: number): boolean {
+  const at = launchTime === undefined ? Number.NaN : Date.parse(launchTime);
+  return Number.isFinite(at) && now.getTime() - at < graceMs;
 }
 
 export const NOT_REGISTERED_REASON = 'not registered with SSM yet (its boot script installs the published file; the hourly drift check catches up)';
@@ -80,11 +94,16 @@ export function planSync(state: SyncState, policy: SyncPolicy): Plan<SyncAction>
     actions.push(Object.defineProperty(publish, 'content', { value: content, enumerable: false }) as PublishAction);
   }
 
-  for (const { instanceId, drift } of state.instances) {
-    const install = (reason: string): InstallAction => ({ type: 'install-htpasswd', target: instanceId, reason, sha256 });
+  for (const { instanceId, drift, launchTime } of state.instances) {
+    const recentlyLaunched = launchedRecently(launchTime, policy.now, policy.config.registrationGraceMs);
+    const install = (reason: string): InstallAction => ({ type: 'install-htpasswd', target: instanceId, reason, sha256, recentlyLaunched, launchTime: launchTime ?? null });
     if (policy.forceDistribute) actions.push(install('forceDistribute'));
     else if (!drift) actions.push(install(`not checked: installing sha256 ${shortSha(sha256)}`));
-    else if (drift.state === 'not-registered') skipped.push(install(NOT_REGISTERED_REASON));
+    else if (drift.state === 'not-registered' && recentlyLaunched) skipped.push(install(NOT_REGISTERED_REASON));
+    else if (drift.state === 'not-registered') {
+      const age = launchTime ? `launched ${formatDuration(policy.now.getTime() - Date.parse(launchTime))} ago` : 'launch time unknown';
+      actions.push(install(`unknown to SSM (${drift.reason}) but ${age}, past SSM_REGISTRATION_GRACE: trying to install sha256 ${shortSha(sha256)}`));
+    }
     else if (drift.state === 'unknown') actions.push(install(`drift check failed (${drift.reason}): installing sha256 ${shortSha(sha256)}`));
     else if (drift.sha256 === sha256) skipped.push(install(`in sync (sha256 ${shortSha(sha256)})`));
     else actions.push(install(`serves sha256 ${shortSha(drift.sha256)}, want ${shortSha(sha256)}`));

@@ -117,7 +117,11 @@ export function jobStatements(stack: Stack, r: JobResources): Record<JobName, ia
       // SecureString parameters under the default aws/ssm key: decrypt only through SSM.
       allow(['kms:Decrypt'], ['*'], { StringEquals: { 'kms:ViaService': `ssm.${stack.region}.amazonaws.com` } }),
       allow(['s3:GetObject', 's3:PutObject'], [`${r.bucketArn}/${r.htpasswdObjectKey}`]),
+      // Without ListBucket a missing object answers AccessDenied instead of NoSuchKey (the first run publishes it).
+      allow(['s3:ListBucket'], [r.bucketArn], { StringEquals: { 's3:prefix': r.htpasswdObjectKey } }),
       describeGroups,
+      // Launch times: an instance SSM does not know is "not registered yet" only while it is new.
+      allow(['ec2:DescribeInstances'], ['*']),
       ...sendCommand(r.syncDocumentName),
     ],
   };

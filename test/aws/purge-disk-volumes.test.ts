@@ -12,11 +12,12 @@ import {
 } from '@aws-sdk/client-ec2';
 import { GetCommandInvocationCommand, SendCommandCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { mockClient } from 'aws-sdk-client-mock';
-import { beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it, vi } from 'vitest';
 import { loadPurgeDiskVolumesConfig } from '../../functions/purge-disk-volumes/config.ts';
 import { job } from '../../functions/purge-disk-volumes/job.ts';
 import { JobFailedError, ValidationError } from '../../shared/errors.ts';
 import { createJob, type Report } from '../../shared/job.ts';
+import { logger } from '../../shared/observability.ts';
 import { loadEvent } from '../support/events.ts';
 
 const ec2 = mockClient(EC2Client);
@@ -338,16 +339,40 @@ describe('instance disks', () => {
     expect(ssm).not.toHaveReceivedCommand(GetCommandInvocationCommand);
   });
 
-  it('a command that does not finish within PRUNE_WAIT is reported as sent, with its command id', async () => {
+  it('a command still running after PRUNE_WAIT is skipped (never applied), with its status and command id', async () => {
     fleet([]);
     ssm.on(GetCommandInvocationCommand).resolves({ Status: 'InProgress' });
     const started = Date.now();
     const report = await jobWith({ PRUNE_WAIT: '400ms' })({ skipVolumes: true });
     expect(Date.now() - started).toBeLessThan(3_000);
-    expect(byTarget(report, 'i-00000000000000001')[0]).toMatchObject({
-      status: 'applied',
-      detail: { commandId: 'cmd-1', commandStatus: 'InProgress', result: 'not finished within PRUNE_WAIT: see the SSM command' },
+    const prunes = byTarget(report, 'i-00000000000000001');
+    expect(prunes.map((a) => a.status)).toEqual(['skipped']);
+    expect(prunes[0]).toMatchObject({
+      target: 'i-00000000000000001',
+      reason: expect.stringMatching(
+        /^prune command still InProgress after \d+ms \(PRUNE_WAIT 400ms\): command cmd-1; see it with aws ssm get-command-invocation --command-id cmd-1 --instance-id i-00000000000000001$/,
+      ),
     });
+    expect(report.summary).toMatchObject({ applied: 0, failed: 0 });
+    expect(report.details).toMatchObject({ disks: { commands: [{ instanceId: 'i-00000000000000001', status: 'skipped', reason: expect.stringContaining('command cmd-1') }] } });
+  });
+
+  it.each([
+    ['never registered (InvocationDoesNotExist to the end)', () => ssm.on(GetCommandInvocationCommand).rejects(awsError('InvocationDoesNotExist')), /prune command never delivered: no invocation for the instance .* command cmd-1; see it with aws ssm get-command-invocation/],
+    ['Undeliverable', () => ssm.on(GetCommandInvocationCommand).resolves({ Status: 'Pending', StatusDetails: 'Undeliverable' }), /prune command not delivered \(Undeliverable\): command cmd-1/],
+    ['Terminated', () => ssm.on(GetCommandInvocationCommand).resolves({ Status: 'InProgress', StatusDetails: 'Terminated' }), /prune command not delivered \(Terminated\): command cmd-1/],
+  ])('a command that was never delivered (%s) fails its action, then JobFailedError', async (_name, stub, message) => {
+    fleet([]);
+    stub();
+    const info = vi.spyOn(logger, 'info');
+    const error = await jobWith({ PRUNE_WAIT: '300ms' })({ skipVolumes: true }).catch((e: unknown) => e);
+    const report = (info.mock.calls.find(([m]) => m === 'job report')?.[1] as { report: Report }).report;
+    info.mockRestore();
+    expect(error).toBeInstanceOf(JobFailedError);
+    expect(byTarget(report, 'i-00000000000000001')).toEqual([
+      expect.objectContaining({ target: 'i-00000000000000001', status: 'failed', error: expect.stringMatching(message), detail: expect.objectContaining({ commandId: 'cmd-1' }) }),
+    ]);
+    expect(report.summary).toMatchObject({ applied: 0, failed: 1 });
   });
 
   it('an unreadable last line is reported, not guessed', async () => {
@@ -381,6 +406,21 @@ describe('bad input changes nothing', () => {
 });
 
 describe('time budget', () => {
+  it('a long PRUNE_POLL_INTERVAL never sleeps past the margin: the run stops with the command still running, skipped', async () => {
+    fleet([]);
+    ssm.on(GetCommandInvocationCommand).resolves({ Status: 'InProgress' });
+    const t0 = Date.now();
+    // 16 s left at the start: the 15 s margin is crossed after ~1 s, well inside one 1-minute poll interval.
+    const left = () => 16_000 - (Date.now() - t0);
+    const report = await jobWith({ PRUNE_WAIT: '5m', PRUNE_POLL_INTERVAL: '1m' })({ skipVolumes: true }, { getRemainingTimeInMillis: left });
+    expect(Date.now() - t0).toBeLessThan(3_000);
+    expect(report.stoppedEarly).toBe('time');
+    expect(byTarget(report, 'i-00000000000000001')).toEqual([
+      expect.objectContaining({ status: 'skipped', reason: expect.stringMatching(/^prune command still InProgress after \ds \(the Lambda time budget ran low\): command cmd-1; see it with aws ssm get-command-invocation/) }),
+    ]);
+  });
+
+
   it('takes no new action when the Lambda is about to time out, and says so', async () => {
     fleet([FRESH, RIPE]);
     const report = await run({ skipPrune: true }, { getRemainingTimeInMillis: () => 5_000 });

@@ -1,11 +1,14 @@
 import { GetParametersByPathCommand, SendCommandCommand } from '@aws-sdk/client-ssm';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { DescribeAutoScalingGroupsCommand } from '@aws-sdk/client-auto-scaling';
+import { DescribeInstancesCommand } from '@aws-sdk/client-ec2';
 import bcrypt from 'bcryptjs';
 import { beforeEach, describe, expect, it, vi } from 'vitest';
 import { JobFailedError } from '../../shared/errors.ts';
 import { parseHtpasswd, renderHtpasswd, sha256Hex } from '../../shared/htpasswd.ts';
-import type { Report } from '../../shared/job.ts';
+import { createJob, type Report } from '../../shared/job.ts';
+import { loadSyncHtpasswdConfig } from '../../functions/sync-htpasswd/config.ts';
+import { job } from '../../functions/sync-htpasswd/job.ts';
 import { logger } from '../../shared/observability.ts';
 import { loadEvent } from '../support/events.ts';
 import { htpasswdWorld } from '../support/htpasswd-world.ts';
@@ -163,7 +166,7 @@ describe('sync-htpasswd handler', () => {
 
   it('an instance not registered with SSM yet (InvalidInstanceId) is isolated and skipped; the rest are installed', async () => {
     world.instance('i-1', { served: OLD_FILE });
-    world.instance('i-new', { behaviour: 'unregistered' });
+    world.instance('i-new', { behaviour: 'unregistered', launchTime: new Date(Date.now() - 5 * 60_000) });
     const report = await run({ forceDistribute: true });
     // The batch was refused as a whole, then sent one by one.
     expect(world.ssm.commandCalls(SendCommandCommand).map((c) => c.args[0].input.InstanceIds)).toEqual([['i-1', 'i-new'], ['i-1'], ['i-new']]);
@@ -175,11 +178,71 @@ describe('sync-htpasswd handler', () => {
 
   it('an instance whose invocation never appears (InvocationDoesNotExist) is reported as not registered, in the drift check too', async () => {
     world.instance('i-1', { served: OLD_FILE });
-    world.instance('i-ghost', { behaviour: 'no-invocation' });
+    world.instance('i-ghost', { behaviour: 'no-invocation', launchTime: new Date() });
     const report = await run(loadEvent('parameter-change.json'));
     expect(report.actions.find((a) => a.target === 'i-ghost')).toMatchObject({ status: 'skipped', reason: expect.stringMatching(/^not registered with SSM yet/) });
     expect(installs().map((c) => c.instanceIds)).toEqual([['i-1']]);
     expect(report.details).toMatchObject({ instances: { changed: ['i-1'], notRegistered: ['i-ghost'] } });
+  });
+
+  it('an old instance SSM does not know (dead agent: InvalidInstanceId) is a failed install, not a skip: JobFailedError after the report', async () => {
+    world.instance('i-1', { served: OLD_FILE });
+    world.instance('i-old', { served: OLD_FILE, behaviour: 'unregistered', launchTime: new Date(Date.now() - 3 * 3_600_000) });
+    const { error, report } = await failedRun(loadEvent('sync-htpasswd/schedule-drift-check.json'));
+    expect(error).toBeInstanceOf(JobFailedError);
+    expect(error.message).toMatch(/1 of 3 actions failed \(first: install-htpasswd i-old: unreachable through SSM: not registered with SSM \(InvalidInstanceId\), but launched .*past SSM_REGISTRATION_GRACE/);
+    expect(world.ssm.commandCalls(SendCommandCommand).map((c) => c.args[0].input.InstanceIds)).toEqual([['i-1', 'i-old'], ['i-1'], ['i-old'], ['i-1', 'i-old'], ['i-1'], ['i-old']]);
+    const old = report.actions.find((a) => a.target === 'i-old');
+    expect(old).toMatchObject({
+      status: 'failed',
+      reason: expect.stringMatching(/^unknown to SSM \(not registered with SSM yet \(InvalidInstanceId\)\) but launched 3h ago, past SSM_REGISTRATION_GRACE: trying to install/),
+      detail: { recentlyLaunched: false },
+    });
+    expect(world.state.instances.get('i-1')?.served).toBe(world.state.object?.body);
+    expect(report.details).toMatchObject({ instances: { changed: ['i-1'], failed: ['i-old'] } });
+    expect(report.summary).toEqual({ planned: 0, applied: 2, skipped: 0, failed: 1 });
+  });
+
+  it('an old instance whose invocation never appears fails too, also when forced (no drift check)', async () => {
+    world.instance('i-1', { served: OLD_FILE });
+    world.instance('i-ghost', { behaviour: 'no-invocation' }); // launched a day ago
+    const { error, report } = await failedRun({ forceDistribute: true });
+    expect(error).toBeInstanceOf(JobFailedError);
+    expect(report.actions.find((a) => a.target === 'i-ghost')).toMatchObject({
+      status: 'failed',
+      error: expect.stringMatching(/^unreachable through SSM: not registered with SSM \(InvocationDoesNotExist\), but launched \d{4}-.*its SSM agent is down/),
+    });
+    expect(report.details).toMatchObject({ instances: { changed: ['i-1'], failed: ['i-ghost'] } });
+  });
+
+  it('an instance EC2 does not list (launch time unknown) is not given the new-instance grace', async () => {
+    world.instance('i-x', { behaviour: 'unregistered' });
+    world.ec2.on(DescribeInstancesCommand).resolves({ Reservations: [] });
+    const { report } = await failedRun(loadEvent('sync-htpasswd/schedule-drift-check.json'));
+    expect(report.actions.find((a) => a.target === 'i-x')).toMatchObject({ status: 'failed', reason: expect.stringMatching(/but launch time unknown/), detail: { launchTime: null } });
+  });
+
+  it('a drift check that hangs ends within DRIFT_CHECK_BUDGET, not COMMAND_WAIT: the run installs and reports', async () => {
+    const budgeted = createJob(job, loadSyncHtpasswdConfig({ ...process.env, DRIFT_CHECK_BUDGET: '1s', COMMAND_WAIT: '10m', COMMAND_POLL_INTERVAL: '100ms' })).run;
+    world.instance('i-hung', { served: OLD_FILE, behaviour: 'hung-report' });
+    const started = Date.now();
+    const report = await budgeted(loadEvent('sync-htpasswd/schedule-drift-check.json'));
+    expect(Date.now() - started).toBeLessThan(4_000);
+    expect(reports()).toHaveLength(1);
+    expect(report.actions.find((a) => a.target === 'i-hung')).toMatchObject({
+      status: 'applied',
+      reason: expect.stringMatching(/^drift check failed \(no result within 1s \(last status InProgress; command cmd-1\)\)/),
+    });
+    expect(world.state.instances.get('i-hung')?.served).toBe(world.state.object?.body);
+  });
+
+  it('the drift-check budget also stops sending further batches: those instances are installed on, unchecked', async () => {
+    const budgeted = createJob(job, loadSyncHtpasswdConfig({ ...process.env, DRIFT_CHECK_BUDGET: '1s', COMMAND_WAIT: '10m', COMMAND_POLL_INTERVAL: '100ms' })).run;
+    for (let i = 0; i < 51; i++) world.instance(`i-${String(i).padStart(3, '0')}`, { served: OLD_FILE, behaviour: 'hung-report' });
+    const report = await budgeted(loadEvent('sync-htpasswd/schedule-drift-check.json'));
+    expect(reports().map((c) => c.instanceIds.length)).toEqual([50]);
+    expect(report.actions.find((a) => a.target === 'i-050')).toMatchObject({ status: 'applied', reason: expect.stringMatching(/^drift check failed \(not checked within DRIFT_CHECK_BUDGET 1s\)/) });
+    expect(report.summary).toMatchObject({ applied: 52, failed: 0 });
   });
 
   it('polls a slow instance until it finishes', async () => {

@@ -1,4 +1,5 @@
 import { AutoScalingClient, DescribeAutoScalingGroupsCommand } from '@aws-sdk/client-auto-scaling';
+import { DescribeInstancesCommand, EC2Client } from '@aws-sdk/client-ec2';
 import { GetObjectCommand, NoSuchKey, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import {
   GetCommandInvocationCommand,
@@ -13,18 +14,22 @@ import { sha256Hex } from '../../shared/htpasswd.ts';
 
 /**
  * A small fake of what sync-htpasswd talks to, on aws-sdk-client-mock: SSM parameters, the published S3
- * object, the ASG, and instances that run the htpasswd document the way install-htpasswd.sh does (report:
+ * object, the ASG, EC2's launch times, and instances that run the htpasswd document the way install-htpasswd.sh does (report:
  * `current sha256=`; install: verify the sha256 against the object, then `previous`/`installed`). Tests assert
  * on the resulting state (what each instance serves, what is published), not only on calls.
  */
 
-export type InstanceBehaviour = 'ok' | 'fail-install' | 'fail-all' | 'unregistered' | 'no-invocation' | 'slow';
+export type InstanceBehaviour = 'ok' | 'fail-install' | 'fail-all' | 'unregistered' | 'no-invocation' | 'slow' | 'hung-report';
 
 export interface FakeInstance {
   served: string | null;
   behaviour: InstanceBehaviour;
   lifecycle?: string;
+  /** Default: a day ago (long past SSM_REGISTRATION_GRACE). */
+  launchTime?: Date;
 }
+
+export const DAY_AGO = (): Date => new Date(Date.now() - 86_400_000);
 
 export interface SentCommand {
   commandId: string;
@@ -41,6 +46,7 @@ export function htpasswdWorld() {
   const ssm = mockClient(SSMClient);
   const s3 = mockClient(S3Client);
   const asg = mockClient(AutoScalingClient);
+  const ec2 = mockClient(EC2Client);
   const state = {
     parameters: [] as { Name: string; Type: string; Value: string }[],
     object: undefined as { body: string; metadata: Record<string, string> } | undefined,
@@ -53,6 +59,7 @@ export function htpasswdWorld() {
     ssm.reset();
     s3.reset();
     asg.reset();
+    ec2.reset();
     state.parameters = [];
     state.object = undefined;
     state.instances.clear();
@@ -85,6 +92,14 @@ export function htpasswdWorld() {
           ]
         : [],
     }));
+    ec2.on(DescribeInstancesCommand).callsFake((input: { Filters?: { Name?: string; Values?: string[] }[] }) => {
+      const ids = input.Filters?.find((f) => f.Name === 'instance-id')?.Values ?? [];
+      const found = ids.flatMap((id) => {
+        const i = state.instances.get(id);
+        return i ? [{ InstanceId: id, LaunchTime: i.launchTime ?? DAY_AGO() }] : [];
+      });
+      return { Reservations: [{ Instances: found }] };
+    });
     ssm.on(SendCommandCommand).callsFake((input: { InstanceIds: string[]; Parameters: Record<string, string[]>; MaxConcurrency?: string; MaxErrors?: string; DocumentName?: string }) => {
       if (input.InstanceIds.some((id) => state.instances.get(id)?.behaviour === 'unregistered' || !state.instances.has(id))) {
         throw new InvalidInstanceId({ message: 'Instances not in a valid state for account', $metadata: {} });
@@ -112,6 +127,7 @@ export function htpasswdWorld() {
       const polls = (state.polls.get(key) ?? 0) + 1;
       state.polls.set(key, polls);
       if (instance.behaviour === 'slow' && polls < 3) return { Status: polls === 1 ? 'Pending' : 'InProgress' };
+      if (instance.behaviour === 'hung-report' && command.mode === 'report') return { Status: 'InProgress' };
       const failing = instance.behaviour === 'fail-all' || (instance.behaviour === 'fail-install' && command.mode === 'install');
       if (failing) {
         return { Status: 'Failed', StatusDetails: 'Failed', StandardOutputContent: '', StandardErrorContent: 'aws: error\ninstall-htpasswd: download of s3://x failed (old file kept)\n' };
@@ -137,5 +153,5 @@ export function htpasswdWorld() {
     return i;
   }
 
-  return { ssm, s3, asg, state, reset, parameter, instance };
+  return { ssm, s3, asg, ec2, state, reset, parameter, instance };
 }

@@ -103,9 +103,12 @@ const USERS = [user('alice', HASH_A), user('bob', HASH_B, 10)];
 const FILE = renderHtpasswd(USERS);
 const SHA = sha256Hex(FILE);
 const OLD_SHA = 'a'.repeat(64);
+const NOW = new Date('2026-05-01T12:00:00.000Z');
+const minutesAgo = (m: number): string => new Date(NOW.getTime() - m * 60_000).toISOString();
 const policy = (over: Partial<SyncPolicy['config']> = {}, forceDistribute = false): SyncPolicy => ({
-  config: { bucket: 'registry-bucket', objectKey: 'auth/htpasswd', allowEmptyUserSet: false, parameterPath: PATH, ...over },
+  config: { bucket: 'registry-bucket', objectKey: 'auth/htpasswd', allowEmptyUserSet: false, parameterPath: PATH, registrationGraceMs: 15 * 60_000, ...over },
   forceDistribute,
+  now: NOW,
 });
 
 function state(over: Partial<Extract<SyncState, { kind: 'in-scope' }>> = {}): SyncState {
@@ -147,7 +150,7 @@ describe('planSync', () => {
     expect(JSON.stringify(publish)).not.toContain(HASH_A);
   });
 
-  it('installs only on drifted instances and skips those SSM does not know yet', () => {
+  it('installs only on drifted instances; skips instances SSM does not know yet only while they are new', () => {
     const plan = planSync(
       state({
         published: { sha256: OLD_SHA, metadataSha256: OLD_SHA, users: 1 },
@@ -155,8 +158,10 @@ describe('planSync', () => {
           reported('i-1', OLD_SHA),
           reported('i-2', SHA),
           reported('i-3', null),
-          { instanceId: 'i-4', drift: { state: 'not-registered', reason: 'InvalidInstanceId' } },
+          { instanceId: 'i-4', launchTime: minutesAgo(14), drift: { state: 'not-registered', reason: 'InvalidInstanceId' } },
           { instanceId: 'i-5', drift: { state: 'unknown', reason: 'Failed' } },
+          { instanceId: 'i-6', launchTime: minutesAgo(15), drift: { state: 'not-registered', reason: 'InvalidInstanceId' } },
+          { instanceId: 'i-7', drift: { state: 'not-registered', reason: 'InvocationDoesNotExist' } },
         ],
       }),
       policy(),
@@ -166,7 +171,17 @@ describe('planSync', () => {
       ['install-htpasswd', 'i-1', `serves sha256 aaaaaaaaaaaa, want ${SHA.slice(0, 12)}`],
       ['install-htpasswd', 'i-3', `serves sha256 none, want ${SHA.slice(0, 12)}`],
       ['install-htpasswd', 'i-5', `drift check failed (Failed): installing sha256 ${SHA.slice(0, 12)}`],
+      ['install-htpasswd', 'i-6', `unknown to SSM (InvalidInstanceId) but launched 15m ago, past SSM_REGISTRATION_GRACE: trying to install sha256 ${SHA.slice(0, 12)}`],
+      ['install-htpasswd', 'i-7', `unknown to SSM (InvocationDoesNotExist) but launch time unknown, past SSM_REGISTRATION_GRACE: trying to install sha256 ${SHA.slice(0, 12)}`],
     ]);
+    expect(plan.actions.filter((a) => a.type === 'install-htpasswd').map((a) => [a.target, 'recentlyLaunched' in a && a.recentlyLaunched])).toEqual([
+      ['i-1', false],
+      ['i-3', false],
+      ['i-5', false],
+      ['i-6', false],
+      ['i-7', false],
+    ]);
+    expect(plan.skipped.find((a) => a.target === 'i-4')).toMatchObject({ recentlyLaunched: true, launchTime: minutesAgo(14) });
     expect(brief(plan.skipped)).toEqual([
       ['install-htpasswd', 'i-2', expect.stringMatching(/^in sync/)],
       ['install-htpasswd', 'i-4', expect.stringMatching(/^not registered with SSM yet/)],
@@ -244,6 +259,8 @@ describe('loadSyncHtpasswdConfig', () => {
       maxErrors: 0,
       commandWaitMs: 60_000,
       pollIntervalMs: 2_000,
+      driftCheckBudgetMs: 120_000,
+      registrationGraceMs: 900_000,
       region: 'us-east-1',
       dryRun: false,
       s3ForcePathStyle: false,
@@ -259,6 +276,8 @@ describe('loadSyncHtpasswdConfig', () => {
     [{ ALLOW_EMPTY_USER_SET: 'yes' }, /ALLOW_EMPTY_USER_SET.*true or false/],
     [{ ASG_NAME: undefined }, /ASG_NAME is missing/],
     [{ SYNC_DOCUMENT_NAME: 'a b' }, /SYNC_DOCUMENT_NAME/],
+    [{ DRIFT_CHECK_BUDGET: '5m' }, /DRIFT_CHECK_BUDGET="5m" is not valid: .*at most 4m/],
+    [{ SSM_REGISTRATION_GRACE: '30s' }, /SSM_REGISTRATION_GRACE="30s" is not valid: .*at least 1m/],
   ])('names the bad variable (%j)', (over, message) => {
     expect(() => loadSyncHtpasswdConfig({ ...ENV, ...over })).toThrow(ConfigError);
     expect(() => loadSyncHtpasswdConfig({ ...ENV, ...over })).toThrow(message);
@@ -306,8 +325,20 @@ describe('parseScriptOutput / installOutcome (what an instance printed)', () => 
     [{ state: 'success', output: `installed sha256=${B}\n` }, { status: 'failed', error: 'installed sha256 bbbbbbbbbbbb, expected aaaaaaaaaaaa' }],
     [{ state: 'failed', error: 'Failed: boom' }, { status: 'failed', error: 'Failed: boom' }],
     [{ state: 'cancelled', error: 'Cancelled: not run' }, { status: 'skipped', reason: 'Cancelled: not run' }],
-    [{ state: 'not-registered', error: 'not registered with SSM yet (InvalidInstanceId)' }, { status: 'skipped', reason: expect.stringMatching(/^not registered with SSM yet/) }],
   ] as const)('%j → %j', (result, outcome) => {
-    expect(installOutcome(result, A)).toEqual(outcome);
+    expect(installOutcome(result, { sha256: A, recentlyLaunched: false, launchTime: null })).toEqual(outcome);
+  });
+
+  it('not registered with SSM: skipped for a recently launched instance, failed for an older one (dead agent)', () => {
+    const result = { state: 'not-registered', error: 'not registered with SSM yet (InvalidInstanceId)' } as const;
+    expect(installOutcome(result, { sha256: A, recentlyLaunched: true, launchTime: '2026-05-01T11:55:00.000Z' })).toEqual({
+      status: 'skipped',
+      reason: 'not registered with SSM yet (InvalidInstanceId): its boot script installs the published file; the hourly drift check catches up',
+    });
+    expect(installOutcome(result, { sha256: A, recentlyLaunched: false, launchTime: '2026-04-01T00:00:00.000Z' })).toEqual({
+      status: 'failed',
+      error:
+        'unreachable through SSM: not registered with SSM (InvalidInstanceId), but launched 2026-04-01T00:00:00.000Z, past SSM_REGISTRATION_GRACE: its SSM agent is down or it lost SSM access, and it keeps serving its old htpasswd; check the agent or replace the instance',
+    });
   });
 });
