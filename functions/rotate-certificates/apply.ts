@@ -59,12 +59,19 @@ async function upsertRecords(route53: Route53Client, zoneId: string, records: re
   return res.ChangeInfo?.Id;
 }
 
-async function readValidationRecords(acm: ACMClient, arn: string, signal: AbortSignal): Promise<DnsRecord[]> {
+/**
+ * The validation records of every name, one per record name (a name and its wildcard share one); `complete` once ACM
+ * has published a record for each name.
+ */
+async function readValidationRecords(acm: ACMClient, arn: string, signal: AbortSignal): Promise<{ records: DnsRecord[]; complete: boolean }> {
   const res = await acm.send(new DescribeCertificateCommand({ CertificateArn: arn }), { abortSignal: signal });
-  return (res.Certificate?.DomainValidationOptions ?? [])
-    .map((o) => o.ResourceRecord)
-    .filter((r): r is { Name: string; Type: 'CNAME'; Value: string } => !!r?.Name && !!r.Type && !!r.Value)
-    .map((r) => ({ name: normaliseName(r.Name), type: r.Type, value: r.Value }));
+  const options = res.Certificate?.DomainValidationOptions ?? [];
+  const records = new Map<string, DnsRecord>();
+  for (const r of options.map((o) => o.ResourceRecord)) {
+    if (r?.Name && r.Type && r.Value) records.set(normaliseName(r.Name), { name: normaliseName(r.Name), type: r.Type, value: r.Value });
+  }
+  const complete = options.length > 0 && options.every((o) => o.ResourceRecord?.Name && o.ResourceRecord.Value);
+  return { records: [...records.values()], complete };
 }
 
 /** Handshake until `matches` says yes or `waitMs` passes; returns the last result. */
@@ -112,6 +119,8 @@ export async function applyCertificatePlan(
           const res = await deps.acm.send(
             new RequestCertificateCommand({
               DomainName: action.domainName,
+              SubjectAlternativeNames: action.subjectAlternativeNames,
+              ...(action.keyAlgorithm ? { KeyAlgorithm: action.keyAlgorithm } : {}),
               ValidationMethod: 'DNS',
               IdempotencyToken: action.idempotencyToken,
               Tags: action.tags,
@@ -119,13 +128,13 @@ export async function applyCertificatePlan(
             { abortSignal: signal },
           );
           const arn = res.CertificateArn as string;
-          // ACM publishes the validation records a few seconds after the request; create them now if it does,
-          // else the next run's create-validation-records does.
+          // ACM publishes the validation records (one per name) a few seconds after the request; create those it
+          // publishes in time, the next run's create-validation-records creates the rest.
           const deadline = Date.now() + RECORDS_WAIT_MS;
-          let records = await readValidationRecords(deps.acm, arn, signal);
-          while (records.length === 0 && Date.now() < deadline) {
+          let { records, complete } = await readValidationRecords(deps.acm, arn, signal);
+          while (!complete && Date.now() < deadline) {
             await sleep(2_000, undefined, { signal });
-            records = await readValidationRecords(deps.acm, arn, signal);
+            ({ records, complete } = await readValidationRecords(deps.acm, arn, signal));
           }
           if (!config.hostedZoneId) {
             // No zone to write to: report the records; the next runs report them too until ACM validates.
@@ -134,14 +143,22 @@ export async function applyCertificatePlan(
               detail: {
                 certificateArn: arn,
                 validationRecords: records.map((r) => r.name),
-                note: records.length > 0 ? `${NO_ZONE}: ${describeRecords(records)}` : 'validation records not published yet: the next run reports them',
+                note:
+                  records.length > 0
+                    ? `${NO_ZONE}: ${describeRecords(records)}${complete ? '' : ' (ACM has not published every name\'s record yet: the next run reports the rest)'}`
+                    : 'validation records not published yet: the next run reports them',
               },
             };
           }
           const changeId = await upsertRecords(deps.route53, config.hostedZoneId, records, signal);
           return {
             status: 'applied',
-            detail: { certificateArn: arn, validationRecords: records.map((r) => r.name), ...(changeId ? { changeId } : { note: 'validation records not published yet: the next run creates them' }) },
+            detail: {
+              certificateArn: arn,
+              validationRecords: records.map((r) => r.name),
+              ...(changeId ? { changeId } : { note: 'validation records not published yet: the next run creates them' }),
+              ...(changeId && !complete ? { note: 'ACM has not published every name\'s record yet: the next run creates the rest' } : {}),
+            },
           };
         }
 
@@ -175,8 +192,13 @@ export async function applyCertificatePlan(
         }
 
         case 'rollback-listener-certificate':
+          // The listener is safe again, but the rotation did not happen: fail the run so the alarm fires.
           await rollback(deps, { listenerArn: action.target, restoreCertificateArn: action.restoreCertificateArn, rolledBackCertificateArn: action.rolledBackCertificateArn }, signal);
-          return { status: 'applied', detail: { defaultCertificateArn: action.restoreCertificateArn } };
+          return {
+            status: 'failed',
+            error: `rolled back to ${action.restoreCertificateArn} because the handshake showed serial ${action.servedSerial}, not ${action.expectedSerial} of ${action.rolledBackCertificateArn}`,
+            detail: { defaultCertificateArn: action.restoreCertificateArn, rolledBack: true },
+          };
 
         case 'remove-listener-certificate':
           try {
@@ -237,6 +259,7 @@ export async function applyCertificatePlan(
         }
 
         case 'refuse-certificate':
+        case 'rotation-blocked':
           return { status: 'failed', error: action.reason };
 
         case 'wait':

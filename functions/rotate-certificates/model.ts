@@ -31,6 +31,8 @@ export interface CertificateView {
   readonly notBefore?: string;
   readonly notAfter?: string;
   readonly failureReason?: string;
+  /** ACM's KeyAlgorithm (RSA_2048, EC_prime256v1, …), when it reports one. */
+  readonly keyAlgorithm?: string;
   readonly renewalEligibility?: string;
   readonly renewal?: { readonly status: string; readonly reason?: string; readonly updatedAt?: string };
   /** DNS validation records ACM asks for (the renewal's, when a renewal is in progress). */

@@ -88,6 +88,7 @@ export function toCertificateView(detail: CertificateDetail, tags: Record<string
     ...(iso(detail.NotBefore) ? { notBefore: iso(detail.NotBefore)?.value } : {}),
     ...(iso(detail.NotAfter) ? { notAfter: iso(detail.NotAfter)?.value } : {}),
     ...(detail.FailureReason ? { failureReason: detail.FailureReason } : {}),
+    ...(detail.KeyAlgorithm ? { keyAlgorithm: detail.KeyAlgorithm } : {}),
     ...(detail.RenewalEligibility ? { renewalEligibility: detail.RenewalEligibility } : {}),
     ...(renewal?.RenewalStatus
       ? {

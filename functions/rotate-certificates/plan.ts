@@ -18,14 +18,17 @@ import {
  * acm mode, once the served certificate is inside RENEW_BEFORE (or `force`):
  *   1. managed renewal pending validation / failed → restore its DNS validation records;
  *   2. no replacement in flight → request one (DNS validation, idempotency token from domain + old serial,
- *      tagged `registry:rotation-of` = old ARN and with the fleet tag) and create its validation records;
+ *      tagged `registry:rotation-of` = old ARN and with the fleet tag) for DOMAIN_NAME and every other name the old
+ *      one covers, with its key algorithm when ACM can issue that one, and create the validation records of every name;
  *   3. replacement PENDING_VALIDATION → make sure its validation records exist, wait;
  *   4. replacement ISSUED → make it the listener default, keep the old one in the SNI list, verify the handshake
- *      (roll back on mismatch);
+ *      (roll back on mismatch: the run fails; so does a later run that finds the swap not served and rolls it back);
  *   5. later run: default carries `registry:rotation-of` and the handshake shows its serial → remove the old one
  *      from the listener and delete it once nothing else uses it, but only if it carries the fleet tag (the IAM
  *      policy allows no other delete: a certificate the operator imported is left in ACM, reported as skipped).
  *   Steps 3–5 continue whatever the window says: a rotation in flight is always finished.
+ *   A rolled-back replacement is retried only by `{"force": true}`; until then every run inside the window fails
+ *   (`rotation-blocked`) so the alarm fires before the certificate runs out.
  *   Without a hosted zone (HOSTED_ZONE_ID unset) steps 1–3 create no records: their record actions are skipped, the
  *   reason naming the records to create by hand; once they exist ACM validates and the next runs carry on.
  * acme mode: re-issue through ACME and re-import into the same ARN, then verify the handshake.
@@ -53,7 +56,17 @@ interface Base extends Action {
 }
 export type CertAction =
   | (Base & { type: 'restore-validation-records'; records: DnsRecord[] })
-  | (Base & { type: 'request-certificate'; domainName: string; replaces: string; idempotencyToken: string; tags: Tag[] })
+  | (Base & {
+      type: 'request-certificate';
+      domainName: string;
+      /** DOMAIN_NAME first, then the other names of the certificate being replaced (deduplicated). */
+      subjectAlternativeNames: string[];
+      /** The replaced certificate's key algorithm, when ACM can request it; absent = ACM's default (RSA_2048). */
+      keyAlgorithm?: RequestableKeyAlgorithm;
+      replaces: string;
+      idempotencyToken: string;
+      tags: Tag[];
+    })
   | (Base & { type: 'create-validation-records'; records: DnsRecord[] })
   | (Base & { type: 'swap-listener-certificate'; newCertificateArn: string; oldCertificateArn: string })
   | (Base & {
@@ -62,7 +75,14 @@ export type CertAction =
       expectSerial: string | null;
       rollback?: { listenerArn: string; restoreCertificateArn: string; rolledBackCertificateArn: string };
     })
-  | (Base & { type: 'rollback-listener-certificate'; restoreCertificateArn: string; rolledBackCertificateArn: string })
+  | (Base & {
+      type: 'rollback-listener-certificate';
+      restoreCertificateArn: string;
+      rolledBackCertificateArn: string;
+      /** What the handshake showed, and the serial of the swapped-in default it should have shown. */
+      servedSerial: string;
+      expectedSerial: string;
+    })
   | (Base & { type: 'remove-listener-certificate'; certificateArn: string })
   | (Base & { type: 'delete-certificate' })
   | (Base & {
@@ -72,6 +92,8 @@ export type CertAction =
       keepTags: Tag[];
     })
   | (Base & { type: 'refuse-certificate' })
+  /** Inside RENEW_BEFORE with the replacement rolled back: fails the run (apply does nothing) until force or deletion. */
+  | (Base & { type: 'rotation-blocked' })
   | (Base & { type: 'wait' });
 
 export type CertificatePlan = Plan<CertAction> & {
@@ -79,6 +101,11 @@ export type CertificatePlan = Plan<CertAction> & {
   readonly step: string;
   readonly daysLeft?: number;
 };
+
+/** Key algorithms RequestCertificate accepts. */
+export const REQUESTABLE_KEY_ALGORITHMS = ['RSA_2048', 'EC_prime256v1', 'EC_secp384r1'] as const;
+export type RequestableKeyAlgorithm = (typeof REQUESTABLE_KEY_ALGORITHMS)[number];
+const isRequestable = (k: string | undefined): k is RequestableKeyAlgorithm => (REQUESTABLE_KEY_ALGORITHMS as readonly string[]).includes(k ?? '');
 
 const FAILED_STATUSES = new Set(['FAILED', 'VALIDATION_TIMED_OUT', 'REVOKED', 'EXPIRED', 'INACTIVE']);
 
@@ -139,6 +166,8 @@ export function planRotation(state: CertState, policy: RotationPolicy, now: Date
         reason: `handshake shows serial ${served.serial}, not ${current.serial} of ${current.arn}: restoring ${previousArn}`,
         restoreCertificateArn: previousArn,
         rolledBackCertificateArn: current.arn,
+        servedSerial: served.serial,
+        expectedSerial: current.serial ?? '(unknown)',
       });
       return done('rollback');
     }
@@ -205,12 +234,28 @@ export function planRotation(state: CertState, policy: RotationPolicy, now: Date
   }
 
   if (!next) {
-    if (candidates.length > 0) return done('rolled-back');
+    if (candidates.length > 0) {
+      // Every replacement was rolled back (else `next`). Outside the window that can wait; inside it, fail every run.
+      if (inWindow) {
+        const rolled = candidates.at(-1) as CertificateView;
+        actions.push({
+          type: 'rotation-blocked',
+          target: rolled.arn,
+          reason:
+            `${windowText}, but the swap to ${rolled.arn} was rolled back at ${rolled.tags[TAG_ROLLED_BACK_AT]}: nothing rotates it automatically. ` +
+            `Find why the load balancer did not serve it, then invoke with {"force": true} to retry the swap, or delete it so the next run requests another`,
+        });
+      }
+      return done('rolled-back');
+    }
+    const names = [...new Set([policy.domainName, ...current.names])];
     actions.push({
       type: 'request-certificate',
       target: policy.domainName,
-      reason: `${why}: requesting a DNS-validated replacement for ${current.arn}`,
+      reason: `${why}: requesting a DNS-validated replacement for ${current.arn} (${names.join(', ')})`,
       domainName: policy.domainName,
+      subjectAlternativeNames: names,
+      ...(isRequestable(current.keyAlgorithm) ? { keyAlgorithm: current.keyAlgorithm } : {}),
       replaces: current.arn,
       idempotencyToken: idempotencyToken(policy.domainName, current.serial ?? current.arn),
       tags: [

@@ -24,7 +24,7 @@ import { GetSecretValueCommand, PutSecretValueCommand, SecretsManagerClient } fr
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { JobFailedError, ValidationError } from '../../shared/errors.ts';
-import { runJob } from '../../shared/job.ts';
+import { runJob, type Report } from '../../shared/job.ts';
 import { logger } from '../../shared/observability.ts';
 import { loadAccountKey } from '../../functions/rotate-certificates/acme.ts';
 import { loadRotateCertificatesConfig } from '../../functions/rotate-certificates/config.ts';
@@ -94,6 +94,15 @@ function run(event: unknown, deps: JobDeps, extraEnv: Record<string, string> = {
   return runJob(createRotateCertificatesJob({ pollMs: 10, ...deps }), config, event, {}, { clock: () => now });
 }
 
+/** A run expected to fail: the error it throws and the report it logged first. */
+async function failingRun(event: unknown, deps: JobDeps, extraEnv: Record<string, string> = {}): Promise<{ error: unknown; report: Report }> {
+  const info = vi.spyOn(logger, 'info');
+  const error = await run(event, deps, extraEnv).catch((e: unknown) => e);
+  const report = (info.mock.calls.find(([m]) => m === 'job report')?.[1] as { report: Report }).report;
+  info.mockRestore();
+  return { error, report };
+}
+
 const WRITES = [ModifyListenerCommand, AddListenerCertificatesCommand, RemoveListenerCertificatesCommand, RequestCertificateCommand, DeleteCertificateCommand, ImportCertificateCommand, AddTagsToCertificateCommand, ChangeResourceRecordSetsCommand] as const;
 function expectNoWrites(): void {
   for (const command of WRITES) {
@@ -137,6 +146,7 @@ describe('rotate-certificates (acm) with mocked AWS', () => {
 
     expect(acm).toHaveReceivedCommandWith(RequestCertificateCommand, {
       DomainName: DOMAIN,
+      SubjectAlternativeNames: [DOMAIN],
       ValidationMethod: 'DNS',
       IdempotencyToken: expect.stringMatching(/^\w{32}$/),
       Tags: [
@@ -179,6 +189,47 @@ describe('rotate-certificates (acm) with mocked AWS', () => {
 
     expect(route53.calls()).toHaveLength(0);
   });
+
+  it.each([
+    ['with HOSTED_ZONE_ID: every record upserted once', true],
+    ['without HOSTED_ZONE_ID: every record listed', false],
+  ])('a certificate with other names: the replacement asks for all of them and the key algorithm, and waits for every validation record (%s)', async (_, zone) => {
+    const names = ['mirror.example.com', DOMAIN, 'example.com', '*.example.com'];
+    const rec = (name: string) => ({ Name: `_v.${name}.`, Type: 'CNAME' as const, Value: `_w.${name}.acm-validations.aws.` });
+    const options = names.map((n) => ({ DomainName: n, ValidationMethod: 'DNS' as const, ResourceRecord: rec(n.replace(/^\*\./, '')) }));
+    listener(OLD);
+    certificates([{ detail: detail(OLD, { SubjectAlternativeNames: names, KeyAlgorithm: 'EC_prime256v1' }) }]);
+    acm.on(RequestCertificateCommand).resolves({ CertificateArn: NEW });
+    acm
+      .on(DescribeCertificateCommand, { CertificateArn: NEW })
+      // ACM publishes the records one by one: the first answer lacks the mirror's.
+      .resolvesOnce({ Certificate: detail(NEW, { Status: 'PENDING_VALIDATION', DomainValidationOptions: options.map((o, i) => (i === 0 ? { ...o, ResourceRecord: undefined } : o)) }) })
+      .resolves({ Certificate: detail(NEW, { Status: 'PENDING_VALIDATION', DomainValidationOptions: options }) });
+    const { HOSTED_ZONE_ID: _zone, ...noZoneEnv } = env;
+    const config = loadRotateCertificatesConfig(zone ? env : noZoneEnv);
+    const report = await runJob(createRotateCertificatesJob({ pollMs: 10, handshake: async () => serving('a01') }), config, loadEvent('schedule.json'), {}, { clock: () => now });
+
+    expect(acm).toHaveReceivedCommandWith(RequestCertificateCommand, {
+      DomainName: DOMAIN,
+      SubjectAlternativeNames: [DOMAIN, 'mirror.example.com', 'example.com', '*.example.com'],
+      KeyAlgorithm: 'EC_prime256v1',
+      ValidationMethod: 'DNS',
+    });
+    const expected = [rec('mirror.example.com'), rec(DOMAIN), rec('example.com')]; // example.com and its wildcard share one
+    expect(report.actions.map((a) => [a.type, a.status])).toEqual([['request-certificate', 'applied']]);
+    expect(report.actions[0]?.detail).toMatchObject({ certificateArn: NEW, validationRecords: expected.map((r) => r.Name) });
+    if (zone) {
+      expect(route53).toHaveReceivedCommandTimes(ChangeResourceRecordSetsCommand, 1);
+      expect(route53).toHaveReceivedCommandWith(ChangeResourceRecordSetsCommand, {
+        ChangeBatch: expect.objectContaining({
+          Changes: expected.map((r) => ({ Action: 'UPSERT', ResourceRecordSet: { Name: r.Name, Type: 'CNAME', TTL: 300, ResourceRecords: [{ Value: r.Value }] } })),
+        }),
+      });
+    } else {
+      expect(route53.calls()).toHaveLength(0);
+      expect(report.actions[0]?.detail?.note).toBe(`no HOSTED_ZONE_ID: create these DNS records by hand: ${expected.map((r) => `${r.Name} CNAME ${r.Value}`).join(', ')}`);
+    }
+  }, 10_000);
 
   it('dry run: plans the same, writes nothing', async () => {
     listener(OLD);
@@ -223,12 +274,29 @@ describe('rotate-certificates (acm) with mocked AWS', () => {
     expect(acm).toHaveReceivedCommandWith(AddTagsToCertificateCommand, { CertificateArn: NEW, Tags: [{ Key: TAG_ROLLED_BACK_AT, Value: expect.any(String) }] });
   });
 
-  it('a later run sees the rollback tag and neither swaps nor requests again', async () => {
+  it('a later run sees the rollback tag and neither swaps nor requests again, but fails while the certificate is inside RENEW_BEFORE', async () => {
     listener(OLD, [OLD]);
     certificates([{ detail: detail(OLD) }, { detail: detail(NEW), tags: { [TAG_ROTATION_OF]: OLD, [TAG_ROLLED_BACK_AT]: at(-1).toISOString() } }]);
-    const report = await run(loadEvent('schedule.json'), { handshake: async () => serving('a01') });
-    expect(report.details).toMatchObject({ step: 'rolled-back' });
-    expect(report.actions).toEqual([expect.objectContaining({ type: 'wait', target: NEW, status: 'skipped' })]);
+    const { error, report } = await failingRun(loadEvent('schedule.json'), { handshake: async () => serving('a01') });
+    expect(error).toBeInstanceOf(JobFailedError);
+    expect((error as Error).message).toContain(`rotation-blocked ${NEW}`);
+    expect(report.details).toMatchObject({ step: 'rolled-back', daysLeft: 20 });
+    expect(report.actions).toEqual([
+      expect.objectContaining({
+        type: 'rotation-blocked',
+        target: NEW,
+        status: 'failed',
+        error: expect.stringMatching(/\(20 days left\), but the swap to .* was rolled back at .*invoke with \{"force": true\} to retry the swap/),
+      }),
+      expect.objectContaining({ type: 'wait', target: NEW, status: 'skipped' }),
+    ]);
+    expectNoWrites();
+
+    // Outside the window: the same state is reported, and the run succeeds.
+    certificates([{ detail: detail(OLD, { NotAfter: at(90) }) }, { detail: detail(NEW), tags: { [TAG_ROTATION_OF]: OLD, [TAG_ROLLED_BACK_AT]: at(-1).toISOString() } }]);
+    const later = await run(loadEvent('schedule.json'), { handshake: async () => serving('a01', at(90)) });
+    expect(later.details).toMatchObject({ step: 'healthy' });
+    expect(later.actions).toEqual([expect.objectContaining({ type: 'wait', target: NEW, status: 'skipped' })]);
     expectNoWrites();
   });
 
@@ -280,9 +348,11 @@ describe('rotate-certificates (acm) with mocked AWS', () => {
     certificates([{ detail: detail(NEW), tags: { [TAG_ROTATION_OF]: OLD } }, { detail: detail(OLD) }]);
     elbv2.on(ModifyListenerCommand).resolves({});
     acm.on(AddTagsToCertificateCommand).resolves({});
-    const report = await run(loadEvent('schedule.json'), { handshake: async () => serving('a01') });
+    const { error, report } = await failingRun(loadEvent('schedule.json'), { handshake: async () => serving('a01') });
+    expect(error).toBeInstanceOf(JobFailedError);
     expect(report.details).toMatchObject({ step: 'rollback', servedMatchesListenerDefault: false });
-    expect(report.actions.map((a) => [a.type, a.status])).toEqual([['rollback-listener-certificate', 'applied']]);
+    expect(report.actions.map((a) => [a.type, a.status])).toEqual([['rollback-listener-certificate', 'failed']]);
+    expect(report.actions[0]?.error).toBe(`rolled back to ${OLD} because the handshake showed serial a01, not b02 of ${NEW}`);
     expect(elbv2).toHaveReceivedCommandWith(ModifyListenerCommand, { ListenerArn: LISTENER, Certificates: [{ CertificateArn: OLD }] });
     expect(acm).toHaveReceivedCommandWith(AddTagsToCertificateCommand, { CertificateArn: NEW, Tags: [{ Key: TAG_ROLLED_BACK_AT, Value: expect.any(String) }] });
     expect(elbv2).not.toHaveReceivedCommand(RemoveListenerCertificatesCommand);

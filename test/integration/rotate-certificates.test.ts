@@ -7,9 +7,10 @@ import { AddTagsToCertificateCommand, DescribeCertificateCommand, ListCertificat
 import { DescribeListenerCertificatesCommand, DescribeListenersCommand } from '@aws-sdk/client-elastic-load-balancing-v2';
 import { ListResourceRecordSetsCommand } from '@aws-sdk/client-route-53';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { JobFailedError, ValidationError } from '../../shared/errors.ts';
-import { runJob } from '../../shared/job.ts';
+import { runJob, type Report } from '../../shared/job.ts';
+import { logger } from '../../shared/observability.ts';
 import { loadRotateCertificatesConfig } from '../../functions/rotate-certificates/config.ts';
 import { tlsHandshake } from '../../functions/rotate-certificates/handshake.ts';
 import { createRotateCertificatesJob } from '../../functions/rotate-certificates/job.ts';
@@ -212,9 +213,32 @@ describe('acm mode end to end on moto', () => {
     const tags = await aws.acm.send(new ListTagsForCertificateCommand({ CertificateArn: newArn }));
     expect(tags.Tags?.map((t) => t.Key)).toContain(TAG_ROLLED_BACK_AT);
 
-    const after = await run();
+    // Later runs neither swap nor request again, but fail loudly while the old certificate runs out.
+    const info = vi.spyOn(logger, 'info');
+    const blocked = await run().catch((e: unknown) => e);
+    const after = (info.mock.calls.find(([m]) => m === 'job report')?.[1] as { report: Report }).report;
+    info.mockRestore();
+    expect(blocked).toBeInstanceOf(JobFailedError);
     expect(after.details).toMatchObject({ step: 'rolled-back' });
+    expect(steps(after)).toEqual(['rotation-blocked:failed', 'wait:skipped']);
+    expect(after.actions[0]?.error).toContain(`the swap to ${newArn} was rolled back`);
+    expect(after.actions[0]?.error).toContain('{"force": true}');
     expect((await listenerCertificates()).default).toBe(oldArn);
+    expect((await domainCertificates()).sort()).toEqual([oldArn, newArn].sort());
+  });
+
+  it('the replacement keeps the other names of the certificate it replaces, with a validation record for each in the zone', async () => {
+    await importCertificate(aws.acm, makeCertificate({ cn: DOMAIN, sans: [DOMAIN, 'mirror.example.com'], days: 10 }), oldArn);
+    const first = await run();
+    expect(steps(first)).toEqual(['request-certificate:applied']);
+    const newArn = first.actions[0]?.detail?.certificateArn as string;
+    const detail = (await aws.acm.send(new DescribeCertificateCommand({ CertificateArn: newArn }))).Certificate;
+    expect(detail?.DomainName).toBe(DOMAIN);
+    expect([...(detail?.SubjectAlternativeNames ?? [])].sort()).toEqual([DOMAIN, 'mirror.example.com'].sort());
+    const records = (detail?.DomainValidationOptions ?? []).map((o) => o.ResourceRecord);
+    expect(records).toHaveLength(2);
+    const zone = await aws.route53.send(new ListResourceRecordSetsCommand({ HostedZoneId: lb.hostedZoneId }));
+    for (const r of records) expect(zone.ResourceRecordSets).toContainEqual(expect.objectContaining({ Name: r?.Name, Type: 'CNAME', ResourceRecords: [{ Value: r?.Value }] }));
   });
 
   it('an HTTP listener: clear error, nothing changed', async () => {

@@ -94,6 +94,7 @@ describe('planRotation (acm)', () => {
         type: 'request-certificate',
         target: DOMAIN,
         domainName: DOMAIN,
+        subjectAlternativeNames: [DOMAIN],
         replaces: OLD,
         idempotencyToken: idempotencyToken(DOMAIN, 'aa01'),
         tags: [
@@ -109,6 +110,28 @@ describe('planRotation (acm)', () => {
     const plan = planRotation(state({ certs: [old], served: served('aa01', 5), zone: { [RECORD.name]: ['_stale.'] } }), acm, now);
     expect(kinds(plan)).toEqual(['restore-validation-records', 'request-certificate']);
     expect(plan.actions[0]?.reason).toContain('FAILED (DOMAIN_VALIDATION_DENIED)');
+  });
+
+  it('the replacement covers every name of the certificate it replaces, DOMAIN_NAME first, and keeps a requestable key algorithm', () => {
+    const names = ['mirror.example.com', DOMAIN, '*.cache.example.com'];
+    const old = cert({ arn: OLD, notAfter: at(20), names, keyAlgorithm: 'EC_prime256v1' });
+    const plan = planRotation(state({ certs: [old], served: served('aa01', 20) }), acm, now);
+    expect(plan.actions).toEqual([
+      expect.objectContaining({
+        type: 'request-certificate',
+        domainName: DOMAIN,
+        subjectAlternativeNames: [DOMAIN, 'mirror.example.com', '*.cache.example.com'],
+        keyAlgorithm: 'EC_prime256v1',
+      }),
+    ]);
+    expect(plan.actions[0]?.reason).toContain(`(${DOMAIN}, mirror.example.com, *.cache.example.com)`);
+  });
+
+  it('a wildcard default: the replacement names DOMAIN_NAME and the wildcard; a key algorithm ACM cannot issue is left to ACM', () => {
+    const old = cert({ arn: OLD, domainName: '*.example.com', names: ['*.example.com'], notAfter: at(20), keyAlgorithm: 'RSA_4096' });
+    const plan = planRotation(state({ certs: [old], served: served('aa01', 20) }), acm, now);
+    expect(plan.actions).toEqual([expect.objectContaining({ type: 'request-certificate', domainName: DOMAIN, subjectAlternativeNames: [DOMAIN, '*.example.com'] })]);
+    expect(plan.actions[0]).not.toHaveProperty('keyAlgorithm');
   });
 
   it('records already in place are not rewritten', () => {
@@ -183,11 +206,27 @@ describe('planRotation (acm)', () => {
       expect(plan.actions[0]?.reason).toContain('not valid before');
     });
 
-    it('a rolled-back replacement is not retried automatically, and no duplicate is requested', () => {
+    it('a rolled-back replacement is not retried automatically, no duplicate is requested, and inside the window every run fails', () => {
       const rolled = { ...issued, tags: { ...issued.tags, [TAG_ROLLED_BACK_AT]: at(-1) } };
       const plan = planRotation(state({ certs: [old, rolled], served: served('aa01', 20) }), acm, now);
-      expect(plan).toMatchObject({ actions: [], step: 'rolled-back' });
-      expect(plan.skipped[0]?.reason).toContain('force');
+      expect(plan).toMatchObject({ step: 'rolled-back', daysLeft: 20 });
+      expect(plan.actions).toEqual([
+        {
+          type: 'rotation-blocked',
+          target: NEW,
+          reason:
+            `expires ${at(20)} (20 days left), but the swap to ${NEW} was rolled back at ${at(-1)}: nothing rotates it automatically. ` +
+            'Find why the load balancer did not serve it, then invoke with {"force": true} to retry the swap, or delete it so the next run requests another',
+        },
+      ]);
+      expect(plan.skipped).toEqual([expect.objectContaining({ type: 'wait', target: NEW, reason: expect.stringContaining('force') })]);
+    });
+
+    it('a rolled-back replacement outside the window: nothing changes (healthy, no failed action)', () => {
+      const rolled = { ...issued, tags: { ...issued.tags, [TAG_ROLLED_BACK_AT]: at(-1) } };
+      const plan = planRotation(state({ certs: [{ ...old, notAfter: at(60) }, rolled], served: served('aa01', 60) }), acm, now);
+      expect(plan).toMatchObject({ actions: [], step: 'healthy' });
+      expect(plan.skipped).toEqual([expect.objectContaining({ type: 'wait', target: NEW })]);
     });
 
     it('force retries a rolled-back replacement', () => {
@@ -247,7 +286,14 @@ describe('planRotation (acm)', () => {
       const plan = planRotation(state({ certs: [current, old], default: NEW, sni: [OLD], served: served('aa01', 20) }), acm, now);
       expect(plan.step).toBe('rollback');
       expect(plan.actions).toEqual([
-        expect.objectContaining({ type: 'rollback-listener-certificate', target: LISTENER, restoreCertificateArn: OLD, rolledBackCertificateArn: NEW }),
+        expect.objectContaining({
+          type: 'rollback-listener-certificate',
+          target: LISTENER,
+          restoreCertificateArn: OLD,
+          rolledBackCertificateArn: NEW,
+          servedSerial: 'aa01',
+          expectedSerial: 'bb02',
+        }),
       ]);
     });
 
@@ -302,6 +348,17 @@ describe('planRotation (acm, no HOSTED_ZONE_ID)', () => {
     const withZone = planRotation(state({ certs: [old, pending], served: served('aa01', 20), zone: {} }), acm, now);
     expect(withZone).toMatchObject({ step: 'validate', skipped: [] });
     expect(kinds(withZone)).toEqual(['create-validation-records']);
+  });
+
+  it('a replacement for several names: with a zone all its missing records are created, without one all are named', () => {
+    const other = { name: `_x2.mirror.example.com.`, type: 'CNAME', value: '_y2.acm-validations.aws.' };
+    const multi = { ...pending, names: [DOMAIN, 'mirror.example.com'], validationRecords: [NEW_RECORD, other] };
+    const withZone = planRotation(state({ certs: [old, multi], served: served('aa01', 20), zone: {} }), acm, now);
+    expect(withZone.actions).toEqual([expect.objectContaining({ type: 'create-validation-records', target: NEW, records: [NEW_RECORD, other] })]);
+    const onlyOneInZone = planRotation(state({ certs: [old, multi], served: served('aa01', 20), zone: { [NEW_RECORD.name]: [NEW_RECORD.value] } }), acm, now);
+    expect(onlyOneInZone.actions).toEqual([expect.objectContaining({ type: 'create-validation-records', records: [other] })]);
+    const byHand = planRotation(state({ certs: [old, multi], served: served('aa01', 20), zone: {} }), noZone, now);
+    expect(byHand.skipped[0]?.reason).toBe(`${BY_HAND}, ${other.name} CNAME ${other.value} (replacement is pending validation)`);
   });
 
   it('several records are all named', () => {
