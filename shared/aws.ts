@@ -7,6 +7,7 @@ import { Route53Client } from '@aws-sdk/client-route-53';
 import { S3Client } from '@aws-sdk/client-s3';
 import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { SSMClient } from '@aws-sdk/client-ssm';
+import { countRequests } from './requests.ts';
 
 /**
  * The only file that constructs SDK clients (STYLE §4). Each client is a lazy singleton, reused across warm
@@ -15,6 +16,7 @@ import { SSMClient } from '@aws-sdk/client-ssm';
  * Region and endpoints come from the SDK's own environment handling: AWS_REGION, AWS_ENDPOINT_URL and
  * AWS_ENDPOINT_URL_<SERVICE> (e.g. AWS_ENDPOINT_URL_S3) point the clients at local emulators. Retries use the
  * SDK's standard mode (exponential backoff with jitter, throttling and 5xx included) with MAX_ATTEMPTS tries.
+ * Every client counts its requests into the current run's counter (shared/requests.ts), under IAM's service prefix.
  */
 export const MAX_ATTEMPTS = 5;
 
@@ -29,45 +31,45 @@ const base = { maxAttempts: MAX_ATTEMPTS, retryMode: 'standard' } as const;
 
 let s3: S3Client | undefined;
 export function s3Client(): S3Client {
-  return (s3 ??= new S3Client({ ...base, forcePathStyle: settings.s3ForcePathStyle }));
+  return (s3 ??= countRequests(new S3Client({ ...base, forcePathStyle: settings.s3ForcePathStyle }), 's3'));
 }
 
 let ec2: EC2Client | undefined;
 export function ec2Client(): EC2Client {
-  return (ec2 ??= new EC2Client(base));
+  return (ec2 ??= countRequests(new EC2Client(base), 'ec2'));
 }
 
 let autoScaling: AutoScalingClient | undefined;
 export function autoScalingClient(): AutoScalingClient {
-  return (autoScaling ??= new AutoScalingClient(base));
+  return (autoScaling ??= countRequests(new AutoScalingClient(base), 'autoscaling'));
 }
 
 let elbv2: ElasticLoadBalancingV2Client | undefined;
 export function elbv2Client(): ElasticLoadBalancingV2Client {
-  return (elbv2 ??= new ElasticLoadBalancingV2Client(base));
+  return (elbv2 ??= countRequests(new ElasticLoadBalancingV2Client(base), 'elasticloadbalancing'));
 }
 
 let acm: ACMClient | undefined;
 export function acmClient(): ACMClient {
-  return (acm ??= new ACMClient(base));
+  return (acm ??= countRequests(new ACMClient(base), 'acm'));
 }
 
 let route53: Route53Client | undefined;
 export function route53Client(): Route53Client {
-  return (route53 ??= new Route53Client(base));
+  return (route53 ??= countRequests(new Route53Client(base), 'route53'));
 }
 
 let ssm: SSMClient | undefined;
 export function ssmClient(): SSMClient {
-  return (ssm ??= new SSMClient(base));
+  return (ssm ??= countRequests(new SSMClient(base), 'ssm'));
 }
 
 let cloudWatch: CloudWatchClient | undefined;
 export function cloudWatchClient(): CloudWatchClient {
-  return (cloudWatch ??= new CloudWatchClient(base));
+  return (cloudWatch ??= countRequests(new CloudWatchClient(base), 'cloudwatch'));
 }
 
 let secretsManager: SecretsManagerClient | undefined;
 export function secretsManagerClient(): SecretsManagerClient {
-  return (secretsManager ??= new SecretsManagerClient(base));
+  return (secretsManager ??= countRequests(new SecretsManagerClient(base), 'secretsmanager'));
 }

@@ -7,6 +7,8 @@ import { configureClients } from './aws.ts';
 import type { CommonConfig } from './config.ts';
 import { describeError, JobFailedError, UnsupportedEventError } from './errors.ts';
 import { logger, metrics } from './observability.ts';
+import { pool } from './concurrency.ts';
+import { RequestCounter, withRequestCounter } from './requests.ts';
 import { asksForDryRun, toTrigger, type ManualOptionsShape, type Trigger, type TriggerKind } from './triggers.ts';
 
 /**
@@ -32,6 +34,8 @@ export interface Plan<A extends Action> {
   readonly actions: readonly A[];
   /** Candidates the plan chose not to act on, each with its reason (guards, grace periods, limits). */
   readonly skipped: readonly A[];
+  /** Verdicts that need a person; they fail the run after the report (see `Refusal`). */
+  readonly refusals?: readonly Refusal[];
 }
 
 export type Outcome =
@@ -61,25 +65,43 @@ export interface Report {
   summary: { planned: number; applied: number; skipped: number; failed: number };
   truncated: boolean;
   stoppedEarly?: 'time';
+  /** The plan's refusals, when there are any: the run fails after the report because of them. */
+  refusals?: Refusal[];
   /** Job-specific results (bytes freed, certificates seen, guards that fired …). */
   details?: Record<string, unknown>;
 }
 
-/** What observe and plan see of the run. `now` is fixed for the run; plan receives it instead of a clock. */
-export interface RunContext<C, O> {
+/**
+ * A verdict that needs a person (a certificate the job must not touch, a rotation blocked after a rollback):
+ * not an action — nothing is applied for it — but reported (dry runs too) and it fails the run after the report.
+ */
+export interface Refusal {
+  readonly type: string;
+  readonly target: string;
+  readonly reason: string;
+}
+
+/**
+ * Everything one run knows besides its state, handed to scope's consumers — observe, plan, apply and summarize.
+ * `now` is fixed for the run (plan and apply receive it instead of a clock); `requests` counts every AWS request
+ * of the run (the clients count into it themselves, see shared/requests.ts).
+ */
+export interface RunContext<C, O = unknown, Scope = unknown> {
   readonly config: C;
   readonly trigger: Trigger<O>;
+  /** What this run acts on, computed once by `JobDefinition.scope` from the trigger (bad input threw there). */
+  readonly scope: Scope;
   readonly dryRun: boolean;
   readonly now: Date;
   readonly signal: AbortSignal;
-}
-
-export interface ApplyContext<C> {
-  readonly config: C;
-  readonly signal: AbortSignal;
-  /** False once the Lambda's remaining time is under the job's margin: take no new action then. */
+  readonly logger: typeof logger;
+  readonly requests: RequestCounter;
+  /** False once the Lambda's remaining time is under the job's margin: start no new step then. */
   hasTime(): boolean;
 }
+
+/** What apply sees: the run's context (kept as its own name for apply helpers such as `applyEach`). */
+export type ApplyContext<C, O = unknown, Scope = unknown> = RunContext<C, O, Scope>;
 
 export interface Summary {
   observed: Record<string, unknown>;
@@ -88,23 +110,43 @@ export interface Summary {
   metrics?: Record<string, number>;
 }
 
-export interface JobDefinition<C, Shape extends ManualOptionsShape, S, A extends Action> {
+/** The types one job is written in; `JobDefinition<T>` is typed on them, so no job casts its plan or state. */
+export interface JobTypes {
+  config: CommonConfig;
+  options: ManualOptionsShape;
+  scope: unknown;
+  state: unknown;
+  action: Action;
+  plan: Plan<Action>;
+  clients: unknown;
+}
+
+export type OptionsOf<T extends JobTypes> = z.output<z.ZodMiniObject<T['options']>>;
+export type JobContext<T extends JobTypes> = RunContext<T['config'], OptionsOf<T>, T['scope']>;
+export type Outcomes = readonly (Outcome | undefined)[];
+
+export interface JobDefinition<T extends JobTypes> {
   /** The job's name: one of JOB_NAMES for a deployed job (the Lambda name suffix and the report's `job`). */
   readonly name: string;
   /** Trigger kinds this job acts on; any other kind is an UnsupportedEventError. */
   readonly accepts: readonly TriggerKind[];
   /** The job's manual payload keys (strict: any other key is rejected). */
-  readonly options: Shape;
+  readonly options: T['options'];
   readonly timeMarginMs?: number;
-  observe(run: RunContext<C, z.output<z.ZodMiniObject<Shape>>>): Promise<S>;
-  /** Must be pure: everything it needs is in `state` and `run` (config, trigger, now). */
-  plan(state: S, run: RunContext<C, z.output<z.ZodMiniObject<Shape>>>): Plan<A>;
+  /** The SDK clients of this job (lazy singletons from shared/aws.ts), taken once per run. */
+  clients(): T['clients'];
+  /** What the run acts on, from the trigger and config. Runs before any AWS call: bad input throws here. */
+  scope(trigger: Trigger<OptionsOf<T>>, config: T['config']): T['scope'];
+  observe(clients: T['clients'], scope: T['scope'], ctx: JobContext<T>): Promise<T['state']>;
+  /** Must be pure: everything it needs is in `state` and `ctx` (config, scope, now). */
+  plan(state: T['state'], ctx: JobContext<T>): T['plan'];
   /**
-   * Apply the actions; one outcome per action, in order. `undefined` = not started (time budget or a stop
-   * after a failure). Use `applyEach` unless the job batches (S3 DeleteObjects).
+   * Apply the plan's actions; one outcome per action, in order. `undefined` = not started (time budget or a
+   * stop after a failure). Use `applyEach` unless the job batches (S3 DeleteObjects). The plan is passed whole:
+   * what apply needs beyond the actions (e.g. the host a handshake checks) travels in it, not in a closure.
    */
-  apply(actions: readonly A[], ctx: ApplyContext<C>): Promise<readonly (Outcome | undefined)[]>;
-  summarize(state: S, plan: Plan<A>, outcomes: readonly (Outcome | undefined)[]): Summary;
+  apply(plan: T['plan'], ctx: JobContext<T>, clients: T['clients']): Promise<Outcomes>;
+  summarize(state: T['state'], plan: T['plan'], outcomes: Outcomes, ctx: JobContext<T>): Summary;
 }
 
 export interface RunOptions {
@@ -114,38 +156,34 @@ export interface RunOptions {
 }
 
 /**
- * Apply actions one by one (or `concurrency` at a time). A thrown error is that action's failed outcome; the
- * others still run unless `stopOnFailure`. No new action starts once `ctx.hasTime()` is false.
+ * Apply actions one by one (or `concurrency` at a time) on the shared pool. A thrown error is that action's
+ * failed outcome; the others still run unless `stopOnFailure`. No new action starts once `ctx.hasTime()` is false.
  */
-export async function applyEach<A, C>(
+export async function applyEach<A>(
   actions: readonly A[],
-  ctx: ApplyContext<C>,
+  ctx: Pick<RunContext<unknown>, 'signal' | 'hasTime'>,
   fn: (action: A) => Promise<Outcome | void>,
   { concurrency = 1, stopOnFailure = false }: { concurrency?: number; stopOnFailure?: boolean } = {},
 ): Promise<(Outcome | undefined)[]> {
   const outcomes = new Array<Outcome | undefined>(actions.length).fill(undefined);
-  let next = 0;
   let stopped = false;
-  const worker = async (): Promise<void> => {
-    while (next < actions.length && !stopped && !ctx.signal.aborted && ctx.hasTime()) {
-      const index = next++;
-      let outcome: Outcome;
-      try {
-        outcome = (await fn(actions[index] as A)) ?? { status: 'applied' };
-      } catch (error) {
-        outcome = { status: 'failed', error: describeError(error) };
-      }
-      outcomes[index] = outcome;
-      if (outcome.status === 'failed' && stopOnFailure) stopped = true;
+  const keepGoing = (): boolean => !stopped && !ctx.signal.aborted && ctx.hasTime();
+  await pool(actions.length, concurrency, async (index) => {
+    let outcome: Outcome;
+    try {
+      outcome = (await fn(actions[index] as A)) ?? { status: 'applied' };
+    } catch (error) {
+      outcome = { status: 'failed', error: describeError(error) };
     }
-  };
-  await Promise.all(Array.from({ length: Math.max(1, Math.min(concurrency, actions.length)) }, worker));
+    outcomes[index] = outcome;
+    if (outcome.status === 'failed' && stopOnFailure) stopped = true;
+  }, keepGoing);
   return outcomes;
 }
 
-export async function runJob<C extends CommonConfig, Shape extends ManualOptionsShape, S, A extends Action>(
-  job: JobDefinition<C, Shape, S, A>,
-  config: C,
+export async function runJob<T extends JobTypes>(
+  job: JobDefinition<T>,
+  config: T['config'],
   event: unknown,
   context: Partial<Pick<Context, 'getRemainingTimeInMillis'>>,
   { signal = new AbortController().signal, clock = () => new Date() }: RunOptions = {},
@@ -163,13 +201,10 @@ export async function runJob<C extends CommonConfig, Shape extends ManualOptions
   const base = { job: job.name, trigger, dryRun, startedAt: startedAt.toISOString() };
   if (trigger.kind === 'ignored' || (trigger.kind === 'alarm' && trigger.state !== 'ALARM')) {
     const reason = trigger.kind === 'ignored' ? trigger.reason : `alarm ${trigger.alarmName} is ${trigger.state}`;
-    return finish(job.name, { ...base, observed: {}, details: { nothingToDo: reason } }, [], [], clock, {});
+    return finish(job.name, { ...base, observed: {}, details: { nothingToDo: reason } }, [], [], [], clock, {});
   }
 
-  const run: RunContext<C, z.output<z.ZodMiniObject<Shape>>> = { config, trigger, dryRun, now: startedAt, signal };
-  const state = await job.observe(run);
-  const plan = job.plan(state, run);
-
+  const scope = job.scope(trigger, config); // bad input throws before any AWS call
   let stoppedEarly: 'time' | undefined;
   const margin = job.timeMarginMs ?? DEFAULT_TIME_MARGIN_MS;
   const hasTime = (): boolean => {
@@ -178,21 +213,30 @@ export async function runJob<C extends CommonConfig, Shape extends ManualOptions
     if (left !== undefined && left < margin) stoppedEarly = 'time';
     return !stoppedEarly;
   };
-  const outcomes = dryRun ? [] : await job.apply(plan.actions, { config, signal, hasTime });
+  const requests = new RequestCounter();
+  const ctx: JobContext<T> = { config, trigger, scope, dryRun, now: startedAt, signal, logger, requests, hasTime };
 
-  const summary = job.summarize(state, plan, outcomes);
-  const notStarted = stoppedEarly ? 'not started: the Lambda time budget ran low (the next run continues)' : 'not started: stopped after a failure';
-  const actions: ReportAction[] = [
-    ...plan.actions.map((action, i) => toReportAction(action, dryRun ? undefined : (outcomes[i] ?? { status: 'skipped', reason: notStarted }))),
-    ...plan.skipped.map((action) => toReportAction(action, { status: 'skipped', reason: action.reason })),
-  ];
-  const report = {
-    ...base,
-    observed: summary.observed,
-    ...(summary.details ? { details: summary.details } : {}),
-    ...(stoppedEarly ? { stoppedEarly } : {}),
-  };
-  return finish(job.name, report, actions, plan.actions, clock, summary.metrics ?? {});
+  return withRequestCounter(requests, async () => {
+    const clients = job.clients();
+    const state = await job.observe(clients, scope, ctx);
+    const plan = job.plan(state, ctx);
+    const outcomes = dryRun ? [] : await job.apply(plan, ctx, clients);
+    const summary = job.summarize(state, plan, outcomes, ctx);
+
+    const notStarted = stoppedEarly ? 'not started: the Lambda time budget ran low (the next run continues)' : 'not started: stopped after a failure';
+    const actions: ReportAction[] = [
+      ...plan.actions.map((action, i) => toReportAction(action, dryRun ? undefined : (outcomes[i] ?? { status: 'skipped', reason: notStarted }))),
+      ...plan.skipped.map((action) => toReportAction(action, { status: 'skipped', reason: action.reason })),
+    ];
+    const refusals = (plan.refusals ?? []).map(({ type, target, reason }) => ({ type, target, reason }));
+    const report = {
+      ...base,
+      observed: summary.observed,
+      ...(summary.details ? { details: summary.details } : {}),
+      ...(stoppedEarly ? { stoppedEarly } : {}),
+    };
+    return finish(job.name, report, actions, plan.actions, refusals, clock, summary.metrics ?? {});
+  });
 }
 
 function toReportAction(action: Action, outcome: Outcome | undefined): ReportAction {
@@ -220,6 +264,7 @@ function finish(
   partial: Omit<Report, 'finishedAt' | 'actions' | 'summary' | 'truncated'>,
   actions: ReportAction[],
   planned: readonly Action[],
+  refusals: Refusal[],
   clock: () => Date,
   extraMetrics: Record<string, number>,
 ): Report {
@@ -234,17 +279,29 @@ function finish(
         .slice(0, REPORT_ACTION_CAP)
         .map(([a]) => a)
     : actions;
-  const report: Report = { ...partial, finishedAt: clock().toISOString(), actions: listed, summary, truncated };
+  const report: Report = {
+    ...partial,
+    finishedAt: clock().toISOString(),
+    actions: listed,
+    summary,
+    truncated,
+    ...(refusals.length > 0 ? { refusals } : {}),
+  };
 
   metrics.addDimension('dryRun', String(report.dryRun));
   metrics.addMetric('PlannedActions', MetricUnit.Count, planned.length);
   metrics.addMetric('AppliedActions', MetricUnit.Count, summary.applied);
   metrics.addMetric('SkippedActions', MetricUnit.Count, summary.skipped);
   metrics.addMetric('FailedActions', MetricUnit.Count, summary.failed);
+  metrics.addMetric('Refusals', MetricUnit.Count, refusals.length);
   for (const [metric, value] of Object.entries(extraMetrics)) metrics.addMetric(metric, MetricUnit.Count, value);
   metrics.publishStoredMetrics(); // one EMF line per run, whether run through the handler or called directly
 
   logger.info('job report', { report });
+  if (refusals.length > 0) {
+    const [first] = refusals;
+    throw new JobFailedError(`${name}: refused (${refusals.length}): ${first?.type} ${first?.target}: ${first?.reason}`);
+  }
   if (summary.failed > 0) {
     const first = actions.find((a) => a.status === 'failed');
     throw new JobFailedError(
@@ -261,9 +318,9 @@ export type JobHandler = (event: unknown, context: Context) => Promise<Report>;
  * middy-wrapped entry (Powertools context injection, cold-start metric, middy's abort signal). The runner
  * publishes its metrics itself at the end of each run.
  */
-export function createJob<C extends CommonConfig, Shape extends ManualOptionsShape, S, A extends Action>(
-  job: JobDefinition<C, Shape, S, A>,
-  config: C,
+export function createJob<T extends JobTypes>(
+  job: JobDefinition<T>,
+  config: T['config'],
   options: Pick<RunOptions, 'clock'> = {},
 ) {
   configureClients(config);

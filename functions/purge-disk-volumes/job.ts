@@ -1,10 +1,10 @@
 import * as z from 'zod/mini';
 import { autoScalingClient, cloudWatchClient, ec2Client, ssmClient } from '../../shared/aws.ts';
-import type { JobDefinition, Outcome, Summary } from '../../shared/job.ts';
+import type { JobContext, JobDefinition, Outcome, Outcomes, Summary } from '../../shared/job.ts';
 import { applyActions } from './apply.ts';
 import type { LoadedConfig } from './config.ts';
 import { observeState } from './observe.ts';
-import { estimateMonthlyUsd, MARK_TAG, planPurge, scopeOf, type Policy, type PurgeAction, type PurgePlan, type State } from './plan.ts';
+import { estimateMonthlyUsd, MARK_TAG, planPurge, scopeOf, type Policy, type PurgeAction, type PurgePlan, type Scope, type State } from './plan.ts';
 
 /**
  * purge-disk-volumes: orphaned EBS volumes of the fleet (mark → re-check → delete, optional snapshot) and full
@@ -44,25 +44,43 @@ export const policyOf = (c: LoadedConfig): Policy => ({
   maxPruneInstancesPerRun: c.maxPruneInstancesPerRun,
 });
 
-export const job: JobDefinition<LoadedConfig, typeof options, State, PurgeAction> = {
+const clients = () => ({ ec2: ec2Client(), autoScaling: autoScalingClient(), cloudWatch: cloudWatchClient(), ssm: ssmClient() });
+
+type Types = {
+  config: LoadedConfig;
+  options: typeof options;
+  scope: Scope;
+  state: State;
+  action: PurgeAction;
+  plan: PurgePlan;
+  clients: ReturnType<typeof clients>;
+};
+
+export const job: JobDefinition<Types> = {
   name: 'purge-disk-volumes',
   accepts: ['schedule', 'alarm', 'manual'],
   options,
-  observe: (run) =>
-    observeState(
-      { ec2: ec2Client(), autoScaling: autoScalingClient(), cloudWatch: cloudWatchClient() },
-      { scope: scopeOf(run.trigger), fleetTag: run.config.fleetTag, asgName: run.config.asgName, thresholdPercent: run.config.diskUsedPercentThreshold, now: run.now, signal: run.signal },
-    ),
-  plan: (state, run) => planPurge(state, policyOf(run.config), run.now),
-  apply: (actions, ctx) => applyActions(actions, ctx, { ec2: ec2Client(), ssm: ssmClient() }),
+  clients,
+  scope: (trigger) => scopeOf(trigger),
+  observe: (clients, scope, ctx) =>
+    observeState(clients, {
+      scope,
+      fleetTag: ctx.config.fleetTag,
+      asgName: ctx.config.asgName,
+      thresholdPercent: ctx.config.diskUsedPercentThreshold,
+      now: ctx.now,
+      signal: ctx.signal,
+    }),
+  plan: (state, ctx) => planPurge(state, policyOf(ctx.config), ctx.now),
+  apply: ({ actions }, ctx, clients) => applyActions(actions, ctx, clients),
   summarize,
 };
 
 const sum = (ns: readonly number[]): number => ns.reduce((a, b) => a + b, 0);
 const money = (n: number): number => Math.round(n * 100) / 100;
 
-export function summarize(state: State, plan: PurgePlan, outcomes: readonly (Outcome | undefined)[]): Summary {
-  const dry = outcomes.length === 0;
+export function summarize(state: State, plan: PurgePlan, outcomes: Outcomes, ctx: Pick<JobContext<Types>, 'dryRun'>): Summary {
+  const dry = ctx.dryRun;
   const outcomeOf = (a: PurgeAction): Outcome | undefined => outcomes[plan.actions.indexOf(a)];
   const applied = (a: PurgeAction): boolean => outcomeOf(a)?.status === 'applied';
   const detailOf = (a: PurgeAction): Record<string, unknown> => {

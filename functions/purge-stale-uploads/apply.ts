@@ -3,7 +3,6 @@ import { mapLimit } from '../../shared/concurrency.ts';
 import { describeError, errorName } from '../../shared/errors.ts';
 import type { ApplyContext, Outcome } from '../../shared/job.ts';
 import { dataKeyOf, objectKeysOf, type PurgeAction } from './plan.ts';
-import type { RequestCounter } from './requests.ts';
 
 /**
  * Applies a purge plan in two phases:
@@ -28,7 +27,6 @@ export const DELETE_BATCH = 1000;
 export interface ApplyOptions {
   readonly bucket: string;
   readonly root: string;
-  readonly requests: RequestCounter;
 }
 
 interface Progress {
@@ -60,9 +58,7 @@ export async function applyPurge(
       return;
     }
     try {
-      await o.requests.track('AbortMultipartUpload', () =>
-        s3.send(new AbortMultipartUploadCommand({ Bucket: o.bucket, Key: key, UploadId: uploadId }), { abortSignal: ctx.signal }),
-      );
+      await s3.send(new AbortMultipartUploadCommand({ Bucket: o.bucket, Key: key, UploadId: uploadId }), { abortSignal: ctx.signal });
       p.aborted += 1;
     } catch (error) {
       if (errorName(error) === 'NoSuchUpload' || errorName(error) === 'NoSuchKey') p.abortsAlreadyGone += 1;
@@ -91,8 +87,9 @@ export async function applyPurge(
     }
     const failed = new Set<string>();
     try {
-      const res = await o.requests.track('DeleteObjects', () =>
-        s3.send(new DeleteObjectsCommand({ Bucket: o.bucket, Delete: { Objects: batch.map((Key) => ({ Key })), Quiet: true } }), { abortSignal: ctx.signal }),
+      const res = await s3.send(
+        new DeleteObjectsCommand({ Bucket: o.bucket, Delete: { Objects: batch.map((Key) => ({ Key })), Quiet: true } }),
+        { abortSignal: ctx.signal },
       );
       for (const e of res.Errors ?? []) {
         if (!e.Key || !owner.has(e.Key) || e.Code === 'NoSuchKey') continue;

@@ -1,7 +1,8 @@
 import * as z from 'zod/mini';
 import { s3Client } from '../../shared/aws.ts';
 import { formatDuration, parseDuration } from '../../shared/duration.ts';
-import type { JobDefinition, Outcome, RunContext, Summary } from '../../shared/job.ts';
+import type { JobDefinition, Outcomes, Plan, Summary } from '../../shared/job.ts';
+import type { Trigger } from '../../shared/triggers.ts';
 import { isRepositoryName, REPOSITORY_NAME_MAX_LENGTH } from '../../shared/registry-layout.ts';
 import { applyPurge } from './apply.ts';
 import type { CommonConfig } from '../../shared/config.ts';
@@ -9,7 +10,6 @@ import type { PurgeStaleUploadsConfig } from './config.ts';
 import type { UploadsState } from './model.ts';
 import { observeUploads } from './observe.ts';
 import { deletionsOf, MAX_AGE_FLOOR_MS, planPurge, type PurgeAction, type PurgePolicy } from './plan.ts';
-import { requestCounter } from './requests.ts';
 
 const MAX_AGE_FORM = `expected a duration like 24h, 90m or 7d, at least ${formatDuration(MAX_AGE_FLOOR_MS)}`;
 const REPOSITORY_FORM = 'expected a repository name such as library/nginx (lower-case components of letters, digits and . _ __ - joined by /)';
@@ -56,15 +56,32 @@ export const options = {
 
 type Options = z.output<z.ZodMiniObject<typeof options>>;
 type Config = PurgeStaleUploadsConfig & CommonConfig;
-type Run = RunContext<Config, Options>;
 
-function scopeOf(run: Run): { policy: PurgePolicy; repository?: string } {
-  const manual = run.trigger.kind === 'manual' ? run.trigger.options : {};
+/** What one run acts on: the policy (a manual `maxAge` overrides UPLOAD_MAX_AGE) and the optional repository. */
+export interface PurgeScope {
+  readonly policy: PurgePolicy;
+  readonly repository?: string;
+}
+
+export function scopeOf(trigger: Trigger<Options>, config: Config): PurgeScope {
+  const manual = trigger.kind === 'manual' ? trigger.options : {};
   return {
-    policy: { maxAgeMs: manual.maxAge ?? run.config.maxAgeMs, maxDeletes: run.config.maxDeletes },
+    policy: { maxAgeMs: manual.maxAge ?? config.maxAgeMs, maxDeletes: config.maxDeletes },
     ...(manual.repository !== undefined ? { repository: manual.repository } : {}),
   };
 }
+
+const clients = () => ({ s3: s3Client() });
+
+type Types = {
+  config: Config;
+  options: typeof options;
+  scope: PurgeScope;
+  state: PurgeState;
+  action: PurgeAction;
+  plan: Plan<PurgeAction>;
+  clients: ReturnType<typeof clients>;
+};
 
 /** Repositories listed in `details.perRepository` (the most stale uploads first); the counts are exact. */
 export const PER_REPOSITORY_CAP = 100;
@@ -74,33 +91,35 @@ export interface PurgeState extends UploadsState {
   readonly maxAgeMs: number;
 }
 
-export const job: JobDefinition<Config, typeof options, PurgeState, PurgeAction> = {
+/** The report's `requests`: this run's S3 requests by operation (retries included). */
+export type RequestTally = Record<string, number>;
+
+export const job: JobDefinition<Types> = {
   name: 'purge-stale-uploads',
   accepts: ['schedule', 'manual'],
   options,
+  clients,
+  scope: scopeOf,
 
-  async observe(run) {
-    const { policy, repository } = scopeOf(run);
-    const state = await observeUploads(s3Client(), {
-      bucket: run.config.bucket,
-      root: run.config.root,
+  async observe({ s3 }, { policy, repository }, ctx) {
+    const state = await observeUploads(s3, {
+      bucket: ctx.config.bucket,
+      root: ctx.config.root,
       ...(repository !== undefined ? { repository } : {}),
       maxAgeMs: policy.maxAgeMs,
-      startedAtReadWindowMs: run.config.startedAtReadWindowMs,
-      listConcurrency: run.config.listConcurrency,
-      now: run.now,
-      signal: run.signal,
-      requests: requestCounter(run.signal),
+      startedAtReadWindowMs: ctx.config.startedAtReadWindowMs,
+      listConcurrency: ctx.config.listConcurrency,
+      now: ctx.now,
+      signal: ctx.signal,
     });
     return { ...state, maxAgeMs: policy.maxAgeMs };
   },
 
-  plan: (state, run) => planPurge(state, scopeOf(run).policy, run.now),
+  plan: (state, ctx) => planPurge(state, ctx.scope.policy, ctx.now),
 
-  apply: (actions, ctx) =>
-    applyPurge(s3Client(), actions, ctx, { bucket: ctx.config.bucket, root: ctx.config.root, requests: requestCounter(ctx.signal) }),
+  apply: ({ actions }, ctx, { s3 }) => applyPurge(s3, actions, ctx, { bucket: ctx.config.bucket, root: ctx.config.root }),
 
-  summarize: (state, plan, outcomes) => summarizePurge(state, plan.actions, plan.skipped, outcomes),
+  summarize: (state, plan, outcomes, ctx) => summarizePurge(state, plan.actions, plan.skipped, outcomes, ctx.requests.of('s3')),
 };
 
 interface RepositoryCounts {
@@ -114,7 +133,8 @@ export function summarizePurge(
   state: PurgeState,
   actions: readonly PurgeAction[],
   skipped: readonly PurgeAction[],
-  outcomes: readonly (Outcome | undefined)[],
+  outcomes: Outcomes,
+  requests: RequestTally,
 ): Summary {
   const held = (why: string) => skipped.filter((a) => a.held === why);
   const staleUploads = [...actions, ...held('limit'), ...held('too-large')].filter((a) => a.type === 'delete-upload');
@@ -158,7 +178,6 @@ export function summarizePurge(
 
   const deferred = held('limit');
   const repositories = [...perRepository.entries()].sort(([a, x], [b, y]) => y.stale - x.stale || y.uploads - x.uploads || (a < b ? -1 : 1));
-  const requests = state.requests.toJSON();
   return {
     observed: {
       uploads: state.uploads.length,

@@ -1,6 +1,5 @@
 /** Domain types of purge-stale-uploads: what observe sees, what plan decides over. No SDK types. */
 import { classifyKey, parseUploadDataKey } from '../../shared/registry-layout.ts';
-import type { RequestCounter } from './requests.ts';
 
 /** One S3 object inside an upload directory. */
 export interface UploadObject {
@@ -54,8 +53,6 @@ export interface UploadsState {
   /** Open multipart uploads under `repositories/` that are not on an upload's data key: never aborted. */
   readonly foreignMultipartUploads: number;
   readonly startedAtReads: number;
-  /** Shared with apply (same run): the report's `requests`. */
-  readonly requests: RequestCounter;
 }
 
 /**

@@ -10,7 +10,6 @@ import { ConfigError, errorName } from '../../shared/errors.ts';
 import { repositoriesPrefix, uploadDirPrefix, uploadsPrefix } from '../../shared/registry-layout.ts';
 import type { ListedMultipartUpload, ListedObject, StartedAtRead, UploadDirectory, UploadsState } from './model.ts';
 import { collectUploads, mustReadStartedAt } from './model.ts';
-import type { RequestCounter } from './requests.ts';
 
 /** GETs of `startedat` in flight at once. */
 export const STARTEDAT_READ_CONCURRENCY = 16;
@@ -25,7 +24,6 @@ export interface ObserveOptions {
   readonly listConcurrency: number;
   readonly now: Date;
   readonly signal: AbortSignal;
-  readonly requests: RequestCounter;
 }
 
 /**
@@ -69,14 +67,13 @@ async function observe(s3: S3Client, o: ObserveOptions): Promise<UploadsState> {
       return startedAt ? { ...dir, startedAt } : dir;
     }),
     startedAtReads: toRead.length,
-    requests: o.requests,
   };
 }
 
 /** The time in `startedat` (the first 256 bytes are plenty: the registry writes one RFC 3339 time). */
 async function readStartedAt(s3: S3Client, o: ObserveOptions, key: string): Promise<StartedAtRead> {
   try {
-    const res = await o.requests.track('GetObject', () => s3.send(new GetObjectCommand({ Bucket: o.bucket, Key: key, Range: 'bytes=0-255' }), { abortSignal: o.signal }));
+    const res = await s3.send(new GetObjectCommand({ Bucket: o.bucket, Key: key, Range: 'bytes=0-255' }), { abortSignal: o.signal });
     const text = ((await res.Body?.transformToString()) ?? '').trim();
     const at = Date.parse(text);
     // distribution writes RFC 3339 (time.RFC3339); anything else is not a time we trust.
@@ -94,11 +91,9 @@ async function listMultipartUploads(s3: S3Client, o: ObserveOptions, prefix: str
   let uploadIdMarker: string | undefined;
   // The SDK has no paginator for ListMultipartUploads: follow NextKeyMarker/NextUploadIdMarker by hand.
   for (;;) {
-    const page = await o.requests.track('ListMultipartUploads', () =>
-      s3.send(
-        new ListMultipartUploadsCommand({ Bucket: o.bucket, Prefix: prefix, KeyMarker: keyMarker, UploadIdMarker: uploadIdMarker }),
-        { abortSignal: o.signal },
-      ),
+    const page = await s3.send(
+      new ListMultipartUploadsCommand({ Bucket: o.bucket, Prefix: prefix, KeyMarker: keyMarker, UploadIdMarker: uploadIdMarker }),
+      { abortSignal: o.signal },
     );
     for (const u of page.Uploads ?? []) {
       if (u.Key && u.UploadId) uploads.push({ key: u.Key, multipartUploadId: u.UploadId, initiated: u.Initiated?.getTime() ?? o.now.getTime() }); // no date: never old
@@ -185,22 +180,15 @@ async function listRange(
   return out;
 }
 
-type Page = { Contents?: { Key?: string; Size?: number; LastModified?: Date }[]; CommonPrefixes?: { Prefix?: string }[]; $metadata?: { attempts?: number } };
+type Page = { Contents?: { Key?: string; Size?: number; LastModified?: Date }[]; CommonPrefixes?: { Prefix?: string }[] };
 
-/** Runs the ListObjectsV2 paginator, counting each page; `onPage` returning true stops it. */
+/** Runs the ListObjectsV2 paginator (the client counts each page); `onPage` returning true stops it. */
 async function countedPages(o: ObserveOptions, input: ListObjectsV2CommandInput, s3: S3Client, onPage: (page: Page) => boolean | void): Promise<void> {
   const pages = paginateListObjectsV2({ client: s3, pageSize: 1000 }, input, { abortSignal: o.signal });
   const it = pages[Symbol.asyncIterator]();
   for (;;) {
-    let next: IteratorResult<Page>;
-    try {
-      next = await it.next();
-    } catch (error) {
-      o.requests.add('ListObjectsV2', (error as { $metadata?: { attempts?: number } }).$metadata?.attempts ?? 1);
-      throw error;
-    }
+    const next: IteratorResult<Page> = await it.next();
     if (next.done) return;
-    o.requests.add('ListObjectsV2', next.value.$metadata?.attempts ?? 1);
     if (onPage(next.value) === true) {
       await it.return?.(undefined);
       return;

@@ -1,6 +1,6 @@
 import * as z from 'zod/mini';
 import { autoScalingClient, ec2Client, elbv2Client } from '../../shared/aws.ts';
-import type { JobDefinition, Outcome, Plan, Summary } from '../../shared/job.ts';
+import type { JobDefinition, Outcomes, Summary } from '../../shared/job.ts';
 import type { Trigger } from '../../shared/triggers.ts';
 import { applyReplacements } from './apply.ts';
 import type { ReplaceUnhealthyInstancesConfig } from './config.ts';
@@ -52,8 +52,8 @@ const tally = (values: readonly string[]): Record<string, number> => {
   return out;
 };
 
-export function summarizeReplacements(fleet: Fleet, plan: Plan<ReplaceAction>, outcomes: readonly (Outcome | undefined)[]): Summary {
-  const { assessment: a } = plan as ReplacementPlan;
+export function summarizeReplacements(fleet: Fleet, plan: ReplacementPlan, outcomes: Outcomes): Summary {
+  const { assessment: a } = plan;
   const applied = (type: ReplaceAction['type']): number => plan.actions.filter((x, i) => x.type === type && outcomes[i]?.status === 'applied').length;
   const apiTotal = Object.values(fleet.apiCalls).reduce((s, n) => s + n, 0);
   return {
@@ -98,15 +98,30 @@ export function summarizeReplacements(fleet: Fleet, plan: Plan<ReplaceAction>, o
   };
 }
 
-export const job: JobDefinition<ReplaceUnhealthyInstancesConfig, typeof options, Fleet, ReplaceAction> = {
+const clients = () => ({ autoScaling: autoScalingClient(), elbv2: elbv2Client(), ec2: ec2Client() });
+
+type Types = {
+  config: ReplaceUnhealthyInstancesConfig;
+  options: typeof options;
+  scope: Request;
+  state: Fleet;
+  action: ReplaceAction;
+  plan: ReplacementPlan;
+  clients: ReturnType<typeof clients>;
+};
+
+export const job: JobDefinition<Types> = {
   name: 'replace-unhealthy-instances',
   accepts: ['alarm', 'schedule', 'manual'],
   options,
-  observe: async ({ config, trigger, signal }) => {
-    checkManualRequest(toRequest(trigger)); // bad input throws before any call
-    return observeFleet({ autoScaling: autoScalingClient(), elbv2: elbv2Client(), ec2: ec2Client() }, config, signal);
+  clients,
+  scope: (trigger) => {
+    const request = toRequest(trigger);
+    checkManualRequest(request); // bad input throws before any call
+    return request;
   },
-  plan: (fleet, { config, trigger, now }) => planReplacements(fleet, config, toRequest(trigger), now),
-  apply: (actions, ctx) => applyReplacements(actions, ctx, { autoScaling: autoScalingClient(), ec2: ec2Client() }),
+  observe: (clients, _request, ctx) => observeFleet(clients, ctx.config, ctx),
+  plan: (fleet, { config, scope, now }) => planReplacements(fleet, config, scope, now),
+  apply: ({ actions }, ctx, clients) => applyReplacements(actions, ctx, clients),
   summarize: summarizeReplacements,
 };

@@ -8,6 +8,7 @@ import { DescribeInstanceStatusCommand, paginateDescribeInstances, type EC2Clien
 import { DescribeTargetHealthCommand, type ElasticLoadBalancingV2Client } from '@aws-sdk/client-elastic-load-balancing-v2';
 import { errorName } from '../../shared/errors.ts';
 import { logger } from '../../shared/observability.ts';
+import type { RequestCounter } from '../../shared/requests.ts';
 import { parseReplacingTag, REPLACING_TAG, UNHEALTHY_SINCE_TAG, type Fleet, type Member, type TargetHealth } from './fleet.ts';
 
 /**
@@ -33,18 +34,20 @@ export class GroupNotFoundError extends Error {
   override readonly name = 'GroupNotFoundError';
 }
 
-export async function observeFleet(clients: ObserveClients, names: { asgName: string; targetGroupArn: string }, signal: AbortSignal): Promise<Fleet> {
-  const apiCalls: Record<string, number> = {};
-  const count = (op: string): void => {
-    apiCalls[op] = (apiCalls[op] ?? 0) + 1;
-  };
+/**
+ * `ctx.requests` is the run's request counter (the clients count into it); the fleet's `apiCalls` are the
+ * requests observe made, so the report shows what reading the fleet cost.
+ */
+export async function observeFleet(
+  clients: ObserveClients,
+  names: { asgName: string; targetGroupArn: string },
+  ctx: { readonly signal: AbortSignal; readonly requests: RequestCounter },
+): Promise<Fleet> {
+  const before = ctx.requests.snapshot();
+  const { signal } = ctx;
   const opts = { abortSignal: signal };
   const { asgName, targetGroupArn } = names;
 
-  count('autoscaling:DescribeAutoScalingGroups');
-  count('autoscaling:DescribeScalingActivities');
-  count('autoscaling:DescribeInstanceRefreshes');
-  count('elasticloadbalancing:DescribeTargetHealth');
   const [groups, activities, refreshes, targets] = await Promise.all([
     clients.autoScaling.send(new DescribeAutoScalingGroupsCommand({ AutoScalingGroupNames: [asgName] }), opts),
     clients.autoScaling.send(new DescribeScalingActivitiesCommand({ AutoScalingGroupName: asgName, MaxRecords: 100 }), opts),
@@ -72,7 +75,6 @@ export async function observeFleet(clients: ObserveClients, names: { asgName: st
     const batch = ids.slice(i, i + EC2_BATCH);
     // A filter (not InstanceIds) so an id EC2 does not know yet (eventual consistency after launch) is simply absent.
     for await (const page of paginateDescribeInstances({ client: clients.ec2 }, { Filters: [{ Name: 'instance-id', Values: batch }] }, opts)) {
-      count('ec2:DescribeInstances');
       for (const r of page.Reservations ?? []) {
         for (const inst of r.Instances ?? []) {
           if (!inst.InstanceId) continue;
@@ -82,7 +84,7 @@ export async function observeFleet(clients: ObserveClients, names: { asgName: st
         }
       }
     }
-    for (const s of await describeStatus(clients.ec2, batch, count, signal)) if (s.InstanceId) status.set(s.InstanceId, s);
+    for (const s of await describeStatus(clients.ec2, batch, signal)) if (s.InstanceId) status.set(s.InstanceId, s);
   }
 
   const members: Member[] = (g.Instances ?? []).flatMap((i) => {
@@ -132,7 +134,7 @@ export async function observeFleet(clients: ObserveClients, names: { asgName: st
       .filter((r) => r.Status && ACTIVE_REFRESH.has(r.Status))
       .map((r) => ({ id: r.InstanceRefreshId ?? '', status: r.Status ?? '' })),
     foreignTargets: [...targetById.keys()].filter((id) => !ids.includes(id)).length,
-    apiCalls,
+    apiCalls: ctx.requests.since(before),
   };
   logger.debug('observed fleet', { fleet });
   return fleet;
@@ -143,11 +145,10 @@ export async function observeFleet(clients: ObserveClients, names: { asgName: st
  * InvalidInstanceID.NotFound for the whole call when it does not know one id yet (eventual consistency right
  * after a launch): retry once without the ids the message names.
  */
-async function describeStatus(ec2: EC2Client, ids: readonly string[], count: (op: string) => void, signal: AbortSignal): Promise<InstanceStatus[]> {
+async function describeStatus(ec2: EC2Client, ids: readonly string[], signal: AbortSignal): Promise<InstanceStatus[]> {
   let wanted = [...ids];
   for (let attempt = 0; attempt < 2 && wanted.length > 0; attempt += 1) {
     try {
-      count('ec2:DescribeInstanceStatus');
       const res = await ec2.send(new DescribeInstanceStatusCommand({ InstanceIds: wanted, IncludeAllInstances: true }), { abortSignal: signal });
       return res.InstanceStatuses ?? [];
     } catch (error) {

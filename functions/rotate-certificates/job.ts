@@ -1,19 +1,46 @@
 import * as z from 'zod/mini';
 import { acmClient, elbv2Client, route53Client, secretsManagerClient } from '../../shared/aws.ts';
 import type { JobDefinition } from '../../shared/job.ts';
+import type { Trigger } from '../../shared/triggers.ts';
 import type { AcmeDeps, AcmeOrder, IssuedCertificate } from './acme.ts';
 import { applyCertificatePlan, type ApplyDeps } from './apply.ts';
 import type { LoadedRotateCertificatesConfig } from './config.ts';
 import { tlsHandshake, type Handshake } from './handshake.ts';
 import { daysLeft, TAG_ROTATION_OF, type CertState } from './model.ts';
 import { observeCertificates } from './observe.ts';
-import { planRotation, type CertAction } from './plan.ts';
+import { planRotation, type CertAction, type CertificatePlan } from './plan.ts';
 
 export const options = {
   force: z.optional(z.boolean({ error: 'expected true or false (true = rotate now, even outside RENEW_BEFORE)' })),
 };
 
-export type RotateCertificatesJob = JobDefinition<LoadedRotateCertificatesConfig, typeof options, CertState, CertAction>;
+/** What one run acts on: a manual `force` rotates now, even outside RENEW_BEFORE. */
+export interface RotationScope {
+  readonly force: boolean;
+}
+
+/** The observed certificates plus the host the handshake checks (the configured one or the load balancer's name). */
+export interface RotationState extends CertState {
+  readonly handshakeHost: string | undefined;
+}
+
+export function scopeOf(trigger: Trigger<{ force?: boolean | undefined }>): RotationScope {
+  return { force: trigger.kind === 'manual' && trigger.options.force === true };
+}
+
+const clients = () => ({ elbv2: elbv2Client(), acm: acmClient(), route53: route53Client(), secrets: secretsManagerClient() });
+
+type Types = {
+  config: LoadedRotateCertificatesConfig;
+  options: typeof options;
+  scope: RotationScope;
+  state: RotationState;
+  action: CertAction;
+  plan: CertificatePlan & { readonly handshakeHost: string | undefined };
+  clients: ReturnType<typeof clients>;
+};
+
+export type RotateCertificatesJob = JobDefinition<Types>;
 
 /**
  * The real ACME issuer, loaded on first use: acme-client (node-forge, axios, mime-db, …) is most of the bundle and
@@ -33,51 +60,43 @@ export interface JobDeps {
 
 export function createRotateCertificatesJob(deps: JobDeps = {}): RotateCertificatesJob {
   const handshake = deps.handshake ?? tlsHandshake;
-  // Per-run facts observe/plan learn that apply and summarize need (one run at a time: reserved concurrency 1).
-  let handshakeHost: string | undefined;
-  let runNow = new Date();
   return {
     name: 'rotate-certificates',
     accepts: ['schedule', 'certificate-expiry', 'manual'],
     options,
     // An ACME order plus a handshake wait needs a few minutes; stop starting new steps with 4 minutes left.
     timeMarginMs: 240_000,
+    clients,
+    scope: scopeOf,
 
-    async observe({ config, signal }) {
-      const state = await observeCertificates(config, { elbv2: elbv2Client(), acm: acmClient(), route53: route53Client(), handshake }, signal);
-      handshakeHost = config.handshake.host ?? state.listener.loadBalancerDnsName;
-      return state;
+    async observe({ elbv2, acm, route53 }, _scope, { config, signal }) {
+      const state = await observeCertificates(config, { elbv2, acm, route53, handshake }, signal);
+      return { ...state, handshakeHost: config.handshake.host ?? state.listener.loadBalancerDnsName };
     },
 
-    plan(state, { config, trigger, now }) {
-      runNow = now;
-      const force = trigger.kind === 'manual' && trigger.options.force === true;
-      return planRotation(
+    plan(state, { config, scope, now }) {
+      const plan = planRotation(
         state,
-        { mode: config.mode, domainName: config.domainName, renewBeforeMs: config.renewBeforeMs, force, fleetTag: config.fleetTag, hostedZone: config.hostedZoneId !== undefined },
+        {
+          mode: config.mode,
+          domainName: config.domainName,
+          renewBeforeMs: config.renewBeforeMs,
+          force: scope.force,
+          fleetTag: config.fleetTag,
+          hostedZone: config.hostedZoneId !== undefined,
+        },
         now,
       );
+      return { ...plan, handshakeHost: state.handshakeHost };
     },
 
-    apply(actions, ctx) {
-      return applyCertificatePlan(
-        actions,
-        ctx,
-        {
-          elbv2: elbv2Client(),
-          acm: acmClient(),
-          route53: route53Client(),
-          secrets: secretsManagerClient(),
-          handshake,
-          issue: deps.issue ?? issueWithAcme,
-          ...(deps.pollMs === undefined ? {} : { pollMs: deps.pollMs }),
-        },
-        handshakeHost,
-      );
+    apply(plan, ctx, clients) {
+      const issue = deps.issue ?? issueWithAcme;
+      const seams = { handshake, issue, ...(deps.pollMs === undefined ? {} : { pollMs: deps.pollMs }) };
+      return applyCertificatePlan(plan.actions, ctx, { ...clients, ...seams }, plan.handshakeHost);
     },
 
-    summarize(state, plan) {
-      const now = runNow;
+    summarize(state, plan, _outcomes, { now }) {
       const { listener, served } = state;
       const role = (arn: string): string => {
         if (arn === listener.defaultCertificateArn) return 'default';
@@ -86,7 +105,7 @@ export function createRotateCertificatesJob(deps: JobDeps = {}): RotateCertifica
         if (current?.tags[TAG_ROTATION_OF] === arn) return 'replaced';
         return 'replacement';
       };
-      const step = (plan as { step?: string }).step ?? (plan.actions[0]?.type ?? 'none');
+      const { step } = plan;
       return {
         observed: {
           listener: { arn: listener.arn, protocol: listener.protocol, port: listener.port, loadBalancerDnsName: listener.loadBalancerDnsName },
@@ -109,10 +128,10 @@ export function createRotateCertificatesJob(deps: JobDeps = {}): RotateCertifica
         },
         details: {
           step,
-          daysLeft: (plan as { daysLeft?: number }).daysLeft,
+          daysLeft: plan.daysLeft,
           servedMatchesListenerDefault: served.ok && state.certificates.find((c) => c.arn === listener.defaultCertificateArn)?.serial === served.serial,
         },
-        metrics: { CertificateDaysLeft: Math.max(0, (plan as { daysLeft?: number }).daysLeft ?? 0) },
+        metrics: { CertificateDaysLeft: Math.max(0, plan.daysLeft ?? 0) },
       };
     },
   };

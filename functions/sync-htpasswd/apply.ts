@@ -1,5 +1,5 @@
 import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
-import { s3Client, ssmClient } from '../../shared/aws.ts';
+import type { SSMClient } from '@aws-sdk/client-ssm';
 import { describeError } from '../../shared/errors.ts';
 import { shortSha } from '../../shared/htpasswd.ts';
 import type { ApplyContext, Outcome } from '../../shared/job.ts';
@@ -13,7 +13,11 @@ import type { InstallAction, PublishAction, SyncAction } from './plan.ts';
  * MaxConcurrency/MaxErrors bound the fan-out and stop on errors), and one outcome per instance from its
  * GetCommandInvocation. Idempotent: installing the same file again only bumps its mtime.
  */
-export async function applySync(actions: readonly SyncAction[], ctx: ApplyContext<SyncHtpasswdConfig>): Promise<(Outcome | undefined)[]> {
+export async function applySync(
+  actions: readonly SyncAction[],
+  ctx: ApplyContext<SyncHtpasswdConfig>,
+  clients: { readonly s3: S3Client; readonly ssm: SSMClient },
+): Promise<(Outcome | undefined)[]> {
   const outcomes = new Array<Outcome | undefined>(actions.length).fill(undefined);
   const { config, signal } = ctx;
 
@@ -22,7 +26,7 @@ export async function applySync(actions: readonly SyncAction[], ctx: ApplyContex
     if (!ctx.hasTime()) return outcomes;
     const publish = actions[publishAt] as PublishAction;
     try {
-      await publishFile(s3Client(), config, publish, signal);
+      await publishFile(clients.s3, config, publish, signal);
       outcomes[publishAt] = { status: 'applied', detail: { sha256: publish.sha256 } };
     } catch (error) {
       outcomes[publishAt] = { status: 'failed', error: describeError(error) };
@@ -34,7 +38,7 @@ export async function applySync(actions: readonly SyncAction[], ctx: ApplyContex
   if (installs.length === 0) return outcomes;
   const sha256 = (installs[0]?.[0] as InstallAction).sha256;
   const results = await runDocument(
-    ssmClient(),
+    clients.ssm,
     {
       documentName: config.documentName,
       parameters: { Source: [`s3://${config.bucket}/${config.objectKey}`], Sha256: [sha256], Mode: ['install'] },

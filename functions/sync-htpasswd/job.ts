@@ -1,8 +1,10 @@
 import * as z from 'zod/mini';
-import type { JobDefinition, Outcome, Plan } from '../../shared/job.ts';
+import { autoScalingClient, ec2Client, s3Client, ssmClient } from '../../shared/aws.ts';
+import type { JobContext, JobDefinition, Outcomes, Plan } from '../../shared/job.ts';
+import type { Trigger } from '../../shared/triggers.ts';
 import { applySync } from './apply.ts';
 import type { SyncHtpasswdConfig } from './config.ts';
-import { isForced, observeSync, type SyncState } from './observe.ts';
+import { observeSync, type SyncScope, type SyncState } from './observe.ts';
 import { costWarnings, planSync, type SyncAction } from './plan.ts';
 
 /**
@@ -15,23 +17,43 @@ const options = {
   forceDistribute: z.optional(z.boolean({ error: 'expected true or false' })),
 };
 
-export const job: JobDefinition<SyncHtpasswdConfig, typeof options, SyncState, SyncAction> = {
+const clients = () => ({ s3: s3Client(), ssm: ssmClient(), autoScaling: autoScalingClient(), ec2: ec2Client() });
+
+type Types = {
+  config: SyncHtpasswdConfig;
+  options: typeof options;
+  scope: SyncScope;
+  state: SyncState;
+  action: SyncAction;
+  plan: Plan<SyncAction>;
+  clients: ReturnType<typeof clients>;
+};
+
+/** The run's scope: a parameter change outside the user path is out of scope; a manual run may force distribution. */
+export function scopeOf(trigger: Trigger<{ forceDistribute?: boolean | undefined }>, config: Pick<SyncHtpasswdConfig, 'parameterPath'>): SyncScope {
+  if (trigger.kind === 'parameter-change' && !trigger.name.startsWith(config.parameterPath)) return { outOfScope: trigger.name, forced: false };
+  return { forced: trigger.kind === 'manual' && trigger.options.forceDistribute === true };
+}
+
+export const job: JobDefinition<Types> = {
   name: 'sync-htpasswd',
   accepts: ['parameter-change', 'schedule', 'manual'],
   options,
+  clients,
+  scope: scopeOf,
   observe: observeSync,
-  plan: (state, run) => planSync(state, { config: run.config, forceDistribute: isForced(run), now: run.now }),
-  apply: applySync,
+  plan: (state, ctx) => planSync(state, { config: ctx.config, forceDistribute: ctx.scope.forced, now: ctx.now }),
+  apply: (plan, ctx, clients) => applySync(plan.actions, ctx, clients),
   summarize,
 };
 
-function summarize(state: SyncState, plan: Plan<SyncAction>, outcomes: readonly (Outcome | undefined)[]) {
+function summarize(state: SyncState, plan: Plan<SyncAction>, outcomes: Outcomes, ctx: Pick<JobContext<Types>, 'dryRun'>) {
   if (state.kind === 'out-of-scope') {
     return { observed: {}, details: { nothingToDo: `parameter ${state.parameter} is not under the user path` } };
   }
   const users = state.resolution.users;
   const instances = { inSync: [] as string[], changed: [] as string[], failed: [] as string[], notRegistered: [] as string[], notRun: [] as string[], drifted: [] as string[] };
-  const dryRun = outcomes.length === 0;
+  const { dryRun } = ctx;
   plan.actions.forEach((action, i) => {
     if (action.type !== 'install-htpasswd') return;
     const outcome = outcomes[i];

@@ -2,7 +2,6 @@ import { DescribeAutoScalingGroupsCommand, type AutoScalingClient } from '@aws-s
 import { paginateDescribeInstances, type EC2Client } from '@aws-sdk/client-ec2';
 import { GetObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { paginateGetParametersByPath, type SSMClient } from '@aws-sdk/client-ssm';
-import { autoScalingClient, ec2Client, s3Client, ssmClient } from '../../shared/aws.ts';
 import { formatDuration } from '../../shared/duration.ts';
 import { errorName } from '../../shared/errors.ts';
 import { parseHtpasswd, sha256Hex } from '../../shared/htpasswd.ts';
@@ -52,20 +51,27 @@ export type SyncState =
       readonly driftChecked: boolean;
     };
 
-export type SyncRun = RunContext<SyncHtpasswdConfig, { forceDistribute?: boolean | undefined }>;
-
-export function isForced(run: Pick<SyncRun, 'trigger'>): boolean {
-  return run.trigger.kind === 'manual' && run.trigger.options.forceDistribute === true;
+/** What one run acts on (computed once by the runner from the trigger). */
+export interface SyncScope {
+  /** A parameter change outside HTPASSWD_PARAMETER_PATH: nothing to do. */
+  readonly outOfScope?: string;
+  /** A manual `forceDistribute`: install on every instance, skip the drift check. */
+  readonly forced: boolean;
 }
 
-export async function observeSync(run: SyncRun): Promise<SyncState> {
-  const { config, trigger, signal } = run;
-  const deadline = Date.now() + config.driftCheckBudgetMs; // observe cannot see the Lambda's remaining time
-  if (trigger.kind === 'parameter-change' && !trigger.name.startsWith(config.parameterPath)) {
-    return { kind: 'out-of-scope', parameter: trigger.name };
-  }
-  const parameters = await readUserParameters(ssmClient(), config.parameterPath, signal);
-  const published = await readPublished(s3Client(), config.bucket, config.objectKey, signal);
+export interface SyncClients {
+  readonly s3: S3Client;
+  readonly ssm: SSMClient;
+  readonly autoScaling: AutoScalingClient;
+  readonly ec2: EC2Client;
+}
+
+export async function observeSync(clients: SyncClients, scope: SyncScope, ctx: Pick<RunContext<SyncHtpasswdConfig>, 'config' | 'signal'>): Promise<SyncState> {
+  const { config, signal } = ctx;
+  const deadline = Date.now() + config.driftCheckBudgetMs; // a budget of its own, well inside the Lambda's time
+  if (scope.outOfScope !== undefined) return { kind: 'out-of-scope', parameter: scope.outOfScope };
+  const parameters = await readUserParameters(clients.ssm, config.parameterPath, signal);
+  const published = await readPublished(clients.s3, config.bucket, config.objectKey, signal);
   const resolution = await resolveUsers(parameters, { cost: config.bcryptCost, published: published?.entries ?? new Map() });
   const base = {
     kind: 'in-scope' as const,
@@ -78,13 +84,13 @@ export async function observeSync(run: SyncRun): Promise<SyncState> {
     return { ...base, instances: [], instancesNotInService: 0, driftChecked: false };
   }
 
-  const fleet = await readFleet(autoScalingClient(), config.asgName, signal);
-  const launched = fleet.inService.length > 0 ? await readLaunchTimes(ec2Client(), fleet.inService, signal) : new Map<string, string>();
+  const fleet = await readFleet(clients.autoScaling, config.asgName, signal);
+  const launched = fleet.inService.length > 0 ? await readLaunchTimes(clients.ec2, fleet.inService, signal) : new Map<string, string>();
   const instance = (instanceId: string) => ({ instanceId, launchTime: launched.get(instanceId) });
-  if (isForced(run) || fleet.inService.length === 0) {
+  if (scope.forced || fleet.inService.length === 0) {
     return { ...base, instances: fleet.inService.map(instance), instancesNotInService: fleet.notInService, driftChecked: false };
   }
-  const drift = await checkDrift(ssmClient(), config, fleet.inService, { signal, deadline });
+  const drift = await checkDrift(clients.ssm, config, fleet.inService, { signal, deadline });
   return {
     ...base,
     instances: fleet.inService.map((id) => ({ ...instance(id), drift: drift.get(id) ?? { state: 'unknown', reason: 'no report' } })),

@@ -19,7 +19,8 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { loadPurgeDiskVolumesConfig } from '../../functions/purge-disk-volumes/config.ts';
 import { job } from '../../functions/purge-disk-volumes/job.ts';
 import { MARK_TAG } from '../../functions/purge-disk-volumes/plan.ts';
-import { createJob, type RunContext } from '../../shared/job.ts';
+import { createJob } from '../../shared/job.ts';
+import { testContext } from '../support/run-context.ts';
 import { toTrigger } from '../../shared/triggers.ts';
 import { startMoto, type Moto } from '../support/moto.ts';
 
@@ -169,14 +170,15 @@ describe('purge-disk-volumes on moto_server', () => {
     const vol = await volume(10, [FLEET]);
     await ec2.send(new CreateTagsCommand({ Resources: [vol], Tags: [{ Key: MARK_TAG, Value: new Date(T0.getTime() - 48 * H).toISOString() }] }));
     const config = loadPurgeDiskVolumesConfig(ENV);
-    const run: RunContext<typeof config, never> = { config, trigger: toTrigger({ skipPrune: true }, job.options) as never, dryRun: false, now: T0, signal: new AbortController().signal };
-    const state = await job.observe(run);
+    const trigger = toTrigger({ skipPrune: true }, job.options);
+    const run = testContext({ config, trigger, scope: job.scope(trigger, config), dryRun: false, now: T0 });
+    const state = await job.observe(job.clients(), run.scope, run);
     const plan = job.plan(state, run);
     expect(plan.actions.map((a) => [a.type, a.target])).toEqual([['delete-volume', vol]]);
 
     await attach(vol, host, '/dev/sdh'); // the race: an attach lands after the plan
 
-    const outcomes = await job.apply(plan.actions, { config, signal: run.signal, hasTime: () => true });
+    const outcomes = await job.apply(plan, run, job.clients());
     expect(outcomes[0]).toMatchObject({ status: 'skipped', reason: expect.stringContaining('re-checked before delete: state is in-use') });
     expect((await world())[vol]!.state).toBe('in-use');
   });

@@ -90,7 +90,12 @@ beforeAll(async () => {
   );
   ({ run } = await import('../../functions/replace-unhealthy-instances/handler.ts'));
   const { observeFleet } = await import('../../functions/replace-unhealthy-instances/observe.ts');
-  observeBig = () => observeFleet({ autoScaling: autoScalingClient(), elbv2: elbv2Client(), ec2: ec2Client() }, { asgName: 'registry-big', targetGroupArn }, new AbortController().signal);
+  const { RequestCounter, withRequestCounter } = await import('../../shared/requests.ts');
+  observeBig = () => {
+    const requests = new RequestCounter();
+    const clients = { autoScaling: autoScalingClient(), elbv2: elbv2Client(), ec2: ec2Client() };
+    return withRequestCounter(requests, () => observeFleet(clients, { asgName: 'registry-big', targetGroupArn }, { signal: new AbortController().signal, requests }));
+  };
 });
 
 afterAll(async () => {

@@ -2,7 +2,7 @@ import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { JOB_NAMES } from '../../shared/job-names.ts';
-import type { JobDefinition } from '../../shared/job.ts';
+import type { JobDefinition, JobTypes } from '../../shared/job.ts';
 import { toTrigger } from '../../shared/triggers.ts';
 import { EVENTS_DIR, loadEvent } from '../support/events.ts';
 
@@ -11,7 +11,7 @@ import { EVENTS_DIR, loadEvent } from '../support/events.ts';
  * event that job accepts: it normalises with the job's strict manual options, to a trigger kind the job acts on.
  */
 const jobs = await Promise.all(
-  JOB_NAMES.map(async (name) => [name, ((await import(`../../functions/${name}/job.ts`)) as { job: JobDefinition<never, never, never, never> }).job] as const),
+  JOB_NAMES.map(async (name) => [name, ((await import(`../../functions/${name}/job.ts`)) as { job: JobDefinition<JobTypes> }).job] as const),
 );
 
 describe('events/<job>/ samples', () => {

@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { JobFailedError, UnsupportedEventError, ValidationError } from '../../shared/errors.ts';
 import { applyEach, REPORT_ACTION_CAP, runJob, type Action, type JobDefinition, type Plan } from '../../shared/job.ts';
 import { logger } from '../../shared/observability.ts';
+import { countRequests } from '../../shared/requests.ts';
 import { loadEvent } from '../support/events.ts';
 
 /**
@@ -29,13 +30,25 @@ function planWidgets(widgets: readonly Widget[], maxAgeH: number): Plan<DeleteWi
   return { actions, skipped };
 }
 
-const widgetJob: JobDefinition<Config, typeof options, Widget[], DeleteWidget> = {
+type Types = {
+  config: Config;
+  options: typeof options;
+  scope: { maxAgeH: number };
+  state: Widget[];
+  action: DeleteWidget;
+  plan: Plan<DeleteWidget>;
+  clients: undefined;
+};
+
+const widgetJob: JobDefinition<Types> = {
   name: 'widget-janitor',
   accepts: ['schedule', 'alarm', 'manual'],
   options,
+  clients: () => undefined,
+  scope: (trigger, c) => ({ maxAgeH: (trigger.kind === 'manual' ? trigger.options.maxAgeH : undefined) ?? c.maxAgeH }),
   observe: async () => [...world.values()],
-  plan: (widgets, run) => planWidgets(widgets, (run.trigger.kind === 'manual' ? run.trigger.options.maxAgeH : undefined) ?? run.config.maxAgeH),
-  apply: (actions, ctx) =>
+  plan: (widgets, ctx) => planWidgets(widgets, ctx.scope.maxAgeH),
+  apply: ({ actions }, ctx) =>
     applyEach(actions, ctx, async (a) => {
       if (failing.has(a.target)) throw Object.assign(new Error('access denied'), { name: 'AccessDenied' });
       world.delete(a.target);
@@ -250,5 +263,102 @@ describe('dry run asked for on a copied AWS event', () => {
   it('rejects a dryRun that is not a boolean before anything happens', async () => {
     await expect(run({ ...loadEvent('schedule.json'), dryRun: 'yes' })).rejects.toThrow('dryRun: expected true or false');
     expect(world.size).toBe(4);
+  });
+});
+
+describe('the run context', () => {
+  it('a refusal is reported (dry runs too), applies nothing for it, and fails the run after the report', async () => {
+    let logged: unknown;
+    const spy = vi.spyOn(logger, 'info').mockImplementation((...args: unknown[]) => {
+      logged = (args[1] as { report?: unknown } | undefined)?.report;
+    });
+    const refusing: JobDefinition<Types> = {
+      ...widgetJob,
+      plan: (widgets, ctx) => ({ ...planWidgets(widgets, ctx.scope.maxAgeH), refusals: [{ type: 'refuse-widget', target: 'w-old-1', reason: 'not ours' }] }),
+    };
+    for (const dryRun of [true, false]) {
+      seed([{ id: 'w-old-1', ageH: 100 }]);
+      const error = await runJob(refusing, { ...config, dryRun }, loadEvent('schedule.json'), {}, { clock }).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(JobFailedError);
+      expect((error as Error).message).toBe('widget-janitor: refused (1): refuse-widget w-old-1: not ours');
+      expect(logged).toMatchObject({ dryRun, refusals: [{ type: 'refuse-widget', target: 'w-old-1', reason: 'not ours' }] });
+    }
+    spy.mockRestore();
+  });
+
+  it('computes the scope once, before observe, and hands observe/plan/apply/summarize one context', async () => {
+    const seen: { phase: string; ctx: unknown }[] = [];
+    let scopes = 0;
+    const watching: JobDefinition<Types> = {
+      ...widgetJob,
+      scope: (trigger, c) => {
+        scopes += 1;
+        return widgetJob.scope(trigger, c);
+      },
+      observe: async (clients, scope, ctx) => {
+        seen.push({ phase: 'observe', ctx });
+        return widgetJob.observe(clients, scope, ctx);
+      },
+      plan: (state, ctx) => {
+        seen.push({ phase: 'plan', ctx });
+        return widgetJob.plan(state, ctx);
+      },
+      apply: (plan, ctx, clients) => {
+        seen.push({ phase: 'apply', ctx });
+        return widgetJob.apply(plan, ctx, clients);
+      },
+      summarize: (state, plan, outcomes, ctx) => {
+        seen.push({ phase: 'summarize', ctx });
+        return widgetJob.summarize(state, plan, outcomes, ctx);
+      },
+    };
+    await runJob(watching, config, { maxAgeH: 50 }, {}, { clock });
+    expect(scopes).toBe(1);
+    expect(seen.map((s) => s.phase)).toEqual(['observe', 'plan', 'apply', 'summarize']);
+    expect(new Set(seen.map((s) => s.ctx)).size).toBe(1);
+    expect(seen[0]?.ctx).toMatchObject({ scope: { maxAgeH: 50 }, dryRun: false, now: clock() });
+    expect([...world.keys()]).toEqual(['w-old-2', 'w-new', 'keep-me']);
+  });
+
+  it('bad input in the scope throws before observe', async () => {
+    let observed = false;
+    const strict: JobDefinition<Types> = {
+      ...widgetJob,
+      scope: () => {
+        throw new ValidationError('invalid manual payload: maxAgeH: expected at least 1');
+      },
+      observe: async () => {
+        observed = true;
+        return [];
+      },
+    };
+    await expect(runJob(strict, config, {}, {}, { clock })).rejects.toThrow(ValidationError);
+    expect(observed).toBe(false);
+  });
+
+  it('counts the requests of one run on the clients themselves, retries included, and not those of another run', async () => {
+    class FakeClient {
+      async send(command: { schema: unknown[] }): Promise<unknown> {
+        if (command.schema[2] === 'Flaky') throw Object.assign(new Error('slow down'), { $metadata: { attempts: 3 } });
+        return { $metadata: { attempts: 1 } };
+      }
+    }
+    const client = countRequests(new FakeClient(), 'widgets');
+    const op = (name: string) => ({ schema: [9, 'ns', name] });
+    const counting: JobDefinition<Types> = {
+      ...widgetJob,
+      observe: async (_clients, _scope, ctx) => {
+        await client.send(op('ListWidgets'));
+        await client.send(op('ListWidgets'));
+        await client.send(op('Flaky')).catch(() => undefined);
+        expect(ctx.requests.toJSON()).toEqual({ total: 5, 'widgets:Flaky': 3, 'widgets:ListWidgets': 2 });
+        return [];
+      },
+      summarize: (_state, _plan, _outcomes, ctx) => ({ observed: {}, details: { requests: ctx.requests.of('widgets') } }),
+    };
+    const [a, b] = await Promise.all([runJob(counting, config, {}, {}, { clock }), runJob(counting, config, {}, {}, { clock })]);
+    expect(a.details?.requests).toEqual({ total: 5, Flaky: 3, ListWidgets: 2 });
+    expect(b.details?.requests).toEqual({ total: 5, Flaky: 3, ListWidgets: 2 });
+    await client.send(op('ListWidgets')); // outside any run: counted nowhere, and no error
   });
 });

@@ -5,6 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { ConfigError } from '../../shared/errors.ts';
 import { parseHtpasswd, renderHtpasswd, sha256Hex } from '../../shared/htpasswd.ts';
 import { toTrigger } from '../../shared/triggers.ts';
+import { testContext } from '../support/run-context.ts';
 import { installOutcome } from '../../functions/sync-htpasswd/apply.ts';
 import { parseScriptOutput } from '../../functions/sync-htpasswd/commands.ts';
 import { loadSyncHtpasswdConfig } from '../../functions/sync-htpasswd/config.ts';
@@ -222,7 +223,7 @@ describe('planSync', () => {
 
   it('warns about costly hashes in the report', () => {
     const s = state({ resolution: { users: [...USERS, user('carol', HASH_12, 12)], problems: [] } });
-    const summary = job.summarize(s, planSync(s, policy()), []);
+    const summary = job.summarize(s, planSync(s, policy()), [], testContext({ dryRun: true }));
     expect(summary.details?.warnings).toEqual([expect.stringMatching(/^carol: bcrypt cost 12 > 10: .*≈ 279 ms at 12/)]);
     expect(summary.details?.users).toEqual([
       { user: 'alice', parameter: '/registry/users/alice', cost: 5, source: 'hash' },
