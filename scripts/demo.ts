@@ -8,6 +8,7 @@
  * commands (the demo runs the document's script itself), has no load balancer to shake hands with (a local TLS
  * server serves the listener's certificate), and lacks DescribeInstanceRefreshes (a proxy answers "none").
  */
+import { DEFAULT_FLEET_TAG_KEY, KEEP_TAG, MARK_TAG } from '../shared/fleet-tags.ts';
 import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
@@ -28,9 +29,9 @@ import { GetObjectCommand, ListMultipartUploadsCommand, ListObjectsV2Command } f
 import { PutParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import bcrypt from 'bcryptjs';
-import { startAlbStandIn, type AlbStandIn } from '../test/support/alb-stand-in.ts';
-import { makeCertificate } from '../test/support/certs.ts';
-import { awsClients, createLoadBalancer, importCertificate } from '../test/support/elb.ts';
+import { startAlbStandIn, type AlbStandIn } from '../local/alb-stand-in.ts';
+import { makeCertificate } from '../local/certs.ts';
+import { awsClients, createLoadBalancer, importCertificate } from '../local/elb.ts';
 import {
   cancelUpload,
   completeUpload,
@@ -42,7 +43,7 @@ import {
   type BasicAuth,
   type OpenUpload,
   type PushedImage,
-} from '../test/support/registry.ts';
+} from '../local/registry.ts';
 import { startLocalFleet, type LocalFleet } from './lib/local-fleet.ts';
 import { startMotoGaps, type MotoGaps } from './lib/moto-gaps.ts';
 import { formatReport } from './lib/report-table.ts';
@@ -171,7 +172,7 @@ async function main(): Promise<void> {
       const expiring = makeCertificate({ cn: DOMAIN, days: 10 });
       seeded.oldCertArn = await importCertificate(acm, expiring);
       // As the stack's own certificate is: tagged with the fleet tag, so the job may delete it once replaced.
-      await acm.send(new AddTagsToCertificateCommand({ CertificateArn: seeded.oldCertArn, Tags: [{ Key: 'registry-fleet', Value: FLEET }] }));
+      await acm.send(new AddTagsToCertificateCommand({ CertificateArn: seeded.oldCertArn, Tags: [{ Key: DEFAULT_FLEET_TAG_KEY, Value: FLEET }] }));
       const lb = await createLoadBalancer(awsClients(f.moto.endpoint), seeded.oldCertArn, 'demo.test');
       seeded.listenerArn = lb.httpsListenerArn;
       seeded.hostedZoneId = lb.hostedZoneId;
@@ -191,17 +192,17 @@ async function main(): Promise<void> {
           LaunchTemplate: { LaunchTemplateName: FLEET, Version: '$Latest' },
           VPCZoneIdentifier: subnets.slice(0, 2).join(','),
           TargetGroupARNs: [seeded.targetGroupArn],
-          Tags: [{ Key: 'registry-fleet', Value: FLEET, PropagateAtLaunch: true }],
+          Tags: [{ Key: DEFAULT_FLEET_TAG_KEY, Value: FLEET, PropagateAtLaunch: true }],
         }),
       );
       say(`  Auto Scaling group ${FLEET}: 2 instances registered in the target group`);
 
       const tagged = (tags: Record<string, string>) => [{ ResourceType: 'volume' as const, Tags: Object.entries(tags).map(([Key, Value]) => ({ Key, Value })) }];
       for (const size of [50, 100, 200]) {
-        const v = await ec2.send(new CreateVolumeCommand({ AvailabilityZone: 'us-east-1a', Size: size, VolumeType: 'gp3', TagSpecifications: tagged({ 'registry-fleet': FLEET }) }));
+        const v = await ec2.send(new CreateVolumeCommand({ AvailabilityZone: 'us-east-1a', Size: size, VolumeType: 'gp3', TagSpecifications: tagged({ [DEFAULT_FLEET_TAG_KEY]: FLEET }) }));
         seeded.volumes.push(v.VolumeId as string);
       }
-      seeded.keep = (await ec2.send(new CreateVolumeCommand({ AvailabilityZone: 'us-east-1a', Size: 30, VolumeType: 'gp3', TagSpecifications: tagged({ 'registry-fleet': FLEET, 'registry-fleet:keep': 'true' }) }))).VolumeId as string;
+      seeded.keep = (await ec2.send(new CreateVolumeCommand({ AvailabilityZone: 'us-east-1a', Size: 30, VolumeType: 'gp3', TagSpecifications: tagged({ [DEFAULT_FLEET_TAG_KEY]: FLEET, [KEEP_TAG]: 'true' }) }))).VolumeId as string;
       seeded.foreign = (await ec2.send(new CreateVolumeCommand({ AvailabilityZone: 'us-east-1a', Size: 20, VolumeType: 'gp3' }))).VolumeId as string;
       say(`  EBS volumes: 3 orphaned fleet volumes (350 GiB), 1 fleet volume tagged keep, 1 volume of someone else`);
     });
@@ -307,7 +308,7 @@ async function main(): Promise<void> {
     await step('purge-disk-volumes (daily run)', async () => {
       const report = await invoke('purge-disk-volumes', 'schedule.json', { FLEET_TAG_VALUE: FLEET, ASG_NAME: FLEET, PRUNE_DOCUMENT_NAME: 'registry-prune', VOLUME_GRACE: '24h' });
       const vols = (await ec2.send(new DescribeVolumesCommand({ VolumeIds: [...seeded.volumes, seeded.keep, seeded.foreign] }))).Volumes ?? [];
-      const marked = vols.filter((v) => v.Tags?.some((t) => t.Key === 'registry-fleet:orphaned-at')).map((v) => v.VolumeId);
+      const marked = vols.filter((v) => v.Tags?.some((t) => t.Key === MARK_TAG)).map((v) => v.VolumeId);
       check(marked.length === 3 && seeded.volumes.every((id) => marked.includes(id)), 'the 3 orphaned fleet volumes are marked; a run 24 h later deletes them if still orphaned');
       check(!marked.includes(seeded.keep) && !marked.includes(seeded.foreign), 'the keep-tagged volume and the foreign volume are untouched');
       check(report.summary.failed === 0, 'no action failed');

@@ -1,5 +1,5 @@
 /**
- * distribution 2.8's S3 key layout (registry:2), as observed in test/integration/registry-layout.test.ts and
+ * distribution 2.8's S3 key layout (registry:2), as observed in test/integration/shared-registry-layout.test.ts and
  * REGISTRY-FACTS.md. Everything that turns an S3 key into registry meaning lives here, and it is strict: a key
  * is an upload key only when every part of it is what the registry itself would write.
  *

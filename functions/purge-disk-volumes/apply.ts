@@ -13,7 +13,16 @@ import { formatDuration } from '../../shared/duration.ts';
 import { describeError, errorName } from '../../shared/errors.ts';
 import { applyEach, type ApplyContext, type Outcome } from '../../shared/job.ts';
 import type { PurgeDiskVolumesConfig } from './config.ts';
-import { KEEP_TAG, MARK_TAG, SOURCE_VOLUME_TAG, type DeleteVolume, type MarkVolume, type PruneInstance, type PurgeAction, type UnmarkVolume } from './plan.ts';
+import {
+  KEEP_TAG,
+  MARK_TAG,
+  SOURCE_VOLUME_TAG,
+  type DeleteVolume,
+  type MarkVolume,
+  type PruneInstance,
+  type PurgeAction,
+  type UnmarkVolume,
+} from './plan.ts';
 
 /** AWS writes, one branch per action kind. Idempotent: a volume that no longer exists counts as done. */
 
@@ -33,7 +42,11 @@ const VOLUME_GONE = new Set(['InvalidVolume.NotFound']);
  * Prune commands are sent first (one SendCommand), the volume work runs while they execute on the instances,
  * then the command results are read (GetCommandInvocation per instance) within PRUNE_WAIT and the time budget.
  */
-export async function applyActions(actions: readonly PurgeAction[], ctx: ApplyContext<Config>, clients: ApplyClients): Promise<(Outcome | undefined)[]> {
+export async function applyActions(
+  actions: readonly PurgeAction[],
+  ctx: ApplyContext<Config>,
+  clients: ApplyClients,
+): Promise<(Outcome | undefined)[]> {
   const outcomes = new Array<Outcome | undefined>(actions.length).fill(undefined);
   const pruneIdx = actions.flatMap((a, i) => (a.type === 'prune-instance' ? [i] : []));
   const volumeIdx = actions.flatMap((a, i) => (a.type === 'prune-instance' ? [] : [i]));
@@ -55,17 +68,29 @@ export async function applyActions(actions: readonly PurgeAction[], ctx: ApplyCo
 
   if (commandId) {
     const ids = pruneIdx.map((i) => actions[i]!.target);
-    const results = await readPruneResults(clients.ssm, commandId, ids, { started, waitMs: ctx.config.pruneWaitMs, intervalMs: ctx.config.prunePollIntervalMs, ctx });
+    const results = await readPruneResults(clients.ssm, commandId, ids, {
+      started,
+      waitMs: ctx.config.pruneWaitMs,
+      intervalMs: ctx.config.prunePollIntervalMs,
+      ctx,
+    });
     pruneIdx.forEach((i, k) => (outcomes[i] = results[k]));
   }
   return outcomes;
 }
 
-export function applyVolumeAction(ec2: EC2Client, a: MarkVolume | UnmarkVolume | DeleteVolume, config: Config, signal: AbortSignal): Promise<Outcome> {
+export function applyVolumeAction(
+  ec2: EC2Client,
+  a: MarkVolume | UnmarkVolume | DeleteVolume,
+  config: Config,
+  signal: AbortSignal,
+): Promise<Outcome> {
   switch (a.type) {
     case 'mark-volume':
       return ignoreGone(async () => {
-        await ec2.send(new CreateTagsCommand({ Resources: [a.target], Tags: [{ Key: MARK_TAG, Value: a.orphanedAt }] }), { abortSignal: signal });
+        await ec2.send(new CreateTagsCommand({ Resources: [a.target], Tags: [{ Key: MARK_TAG, Value: a.orphanedAt }] }), {
+          abortSignal: signal,
+        });
         return { status: 'applied', detail: { orphanedAt: a.orphanedAt } };
       });
     case 'unmark-volume':
@@ -100,9 +125,10 @@ async function deleteVolume(ec2: EC2Client, a: DeleteVolume, config: Config, sig
   const v = res.Volumes?.find((x) => x.VolumeId === a.target);
   if (!v) return { status: 'applied', detail: { alreadyGone: true, sizeGiB: a.sizeGiB } };
   const tags = Object.fromEntries((v.Tags ?? []).map((t) => [t.Key ?? '', t.Value ?? '']));
+  const attachedTo = (v.Attachments ?? []).map((x) => x.InstanceId);
   const changed =
-    v.State !== 'available' || (v.Attachments ?? []).length > 0
-      ? `state is ${v.State}${(v.Attachments ?? []).length > 0 ? ` (attached to ${(v.Attachments ?? []).map((x) => x.InstanceId).join(', ')})` : ''}`
+    v.State !== 'available' || attachedTo.length > 0
+      ? `state is ${v.State}${attachedTo.length > 0 ? ` (attached to ${attachedTo.join(', ')})` : ''}`
       : tags[config.fleetTag.key] !== config.fleetTag.value
         ? `fleet tag ${config.fleetTag.key}=${config.fleetTag.value} is gone`
         : KEEP_TAG in tags && tags[KEEP_TAG]?.trim().toLowerCase() !== 'false'
@@ -125,8 +151,10 @@ async function deleteVolume(ec2: EC2Client, a: DeleteVolume, config: Config, sig
     await ec2.send(new DeleteVolumeCommand({ VolumeId: a.target }), { abortSignal: signal });
   } catch (error) {
     const name = errorName(error);
-    if (name === 'InvalidVolume.NotFound') return { status: 'applied', detail: { alreadyGone: true, sizeGiB: a.sizeGiB, ...(snapshotId ? { snapshotId } : {}) } };
-    if (name === 'VolumeInUse') return { status: 'skipped', reason: 'attached between the re-check and the delete: EC2 refused (VolumeInUse); not deleted' };
+    if (name === 'InvalidVolume.NotFound')
+      return { status: 'applied', detail: { alreadyGone: true, sizeGiB: a.sizeGiB, ...(snapshotId ? { snapshotId } : {}) } };
+    if (name === 'VolumeInUse')
+      return { status: 'skipped', reason: 'attached between the re-check and the delete: EC2 refused (VolumeInUse); not deleted' };
     throw error;
   }
   return { status: 'applied', detail: { sizeGiB: a.sizeGiB, estMonthlyUsd: a.estMonthlyUsd, ...(snapshotId ? { snapshotId } : {}) } };
@@ -140,7 +168,12 @@ async function deleteVolume(ec2: EC2Client, a: DeleteVolume, config: Config, sig
  * volume at the time the snapshot was requested." The point-in-time copy is fixed once CreateSnapshot returns a
  * snapshot in state `pending` (or `completed`), so the volume may be deleted then; we never delete after `error`.
  */
-async function ensureSnapshot(ec2: EC2Client, a: DeleteVolume, config: Config, signal: AbortSignal): Promise<{ id: string; state: string }> {
+async function ensureSnapshot(
+  ec2: EC2Client,
+  a: DeleteVolume,
+  config: Config,
+  signal: AbortSignal,
+): Promise<{ id: string; state: string }> {
   const existing = await ec2.send(
     new DescribeSnapshotsCommand({
       OwnerIds: ['self'],
@@ -206,7 +239,10 @@ const TERMINAL = new Set(['Success', 'Failed', 'TimedOut', 'Cancelled']);
 const UNDELIVERED = new Set(['Undeliverable', 'Terminated', 'Delivery Timed Out', 'DeliveryTimedOut']);
 /** No invocation for the instance yet (GetCommandInvocation: InvocationDoesNotExist). */
 const NOT_REGISTERED = 'NotRegisteredYet';
-/** Sleep in slices of at most this, re-checking the time budget: PRUNE_POLL_INTERVAL (≤ 1m) must not outlast the runner's margin (15 s). */
+/**
+ * Sleep in slices of at most this, re-checking the time budget: PRUNE_POLL_INTERVAL (≤ 1m) must not outlast the
+ * runner's margin (15 s).
+ */
 const SLEEP_SLICE_MS = 1_000;
 
 export interface PruneResult {
@@ -217,13 +253,21 @@ export interface PruneResult {
 
 /** The prune script's contract: its LAST stdout line is `{"freedBytes":N,"usedPercentBefore":N,"usedPercentAfter":N}`. */
 export function parsePruneOutput(stdout: string | undefined): PruneResult | undefined {
-  const last = (stdout ?? '').split('\n').map((l) => l.trim()).filter(Boolean).at(-1);
+  const last = (stdout ?? '')
+    .split('\n')
+    .map((l) => l.trim())
+    .filter(Boolean)
+    .at(-1);
   if (!last) return undefined;
   try {
     const value = JSON.parse(last) as Record<string, unknown>;
     const { freedBytes, usedPercentBefore, usedPercentAfter } = value;
     if ([freedBytes, usedPercentBefore, usedPercentAfter].every((n) => typeof n === 'number' && Number.isFinite(n))) {
-      return { freedBytes: freedBytes as number, usedPercentBefore: usedPercentBefore as number, usedPercentAfter: usedPercentAfter as number };
+      return {
+        freedBytes: freedBytes as number,
+        usedPercentBefore: usedPercentBefore as number,
+        usedPercentAfter: usedPercentAfter as number,
+      };
     }
   } catch {
     // not JSON: reported as unreadable below
@@ -249,7 +293,11 @@ async function readPruneResults(
         const undelivered = UNDELIVERED.has(inv.StatusDetails ?? '');
         lastStatus.set(id, undelivered ? (inv.StatusDetails as string) : status);
         if (undelivered && !TERMINAL.has(status)) {
-          results.set(id, { status: 'failed', error: `prune command not delivered (${inv.StatusDetails}): command ${commandId}`, detail: { commandId, commandStatus: status } });
+          results.set(id, {
+            status: 'failed',
+            error: `prune command not delivered (${inv.StatusDetails}): command ${commandId}`,
+            detail: { commandId, commandStatus: status },
+          });
           continue;
         }
         if (!TERMINAL.has(status)) continue;
@@ -258,7 +306,11 @@ async function readPruneResults(
         if (status === 'Success') results.set(id, { status: 'applied', detail });
         else {
           const stderr = (inv.StandardErrorContent ?? '').trim().split('\n').at(-1)?.slice(0, 200);
-          results.set(id, { status: 'failed', error: `prune command ${status} (${inv.StatusDetails ?? 'no details'})${stderr ? `: ${stderr}` : ''}`, detail });
+          results.set(id, {
+            status: 'failed',
+            error: `prune command ${status} (${inv.StatusDetails ?? 'no details'})${stderr ? `: ${stderr}` : ''}`,
+            detail,
+          });
         }
       } catch (error) {
         // The invocation is registered a moment after SendCommand returns: not there yet = ask again.
@@ -283,7 +335,10 @@ async function readPruneResults(
     if (status === NOT_REGISTERED || UNDELIVERED.has(status)) {
       return {
         status: 'failed',
-        error: `prune command never delivered: ${status === NOT_REGISTERED ? 'no invocation for the instance (SSM agent down or not registered?)' : status} after ${waited}: ${see}`,
+        error:
+          `prune command never delivered: ` +
+          `${status === NOT_REGISTERED ? 'no invocation for the instance (SSM agent down or not registered?)' : status} after ` +
+          `${waited}: ${see}`,
         detail: { commandId, commandStatus: status },
       };
     }

@@ -1,3 +1,4 @@
+import { DEFAULT_FLEET_TAG_KEY } from '../../shared/fleet-tags.ts';
 import * as z from 'zod/mini';
 import { env, loadConfig } from '../../shared/config.ts';
 import type { Policy } from './plan.ts';
@@ -7,7 +8,7 @@ import type { Policy } from './plan.ts';
  * (all with defaults) are documented in the README runbook.
  */
 const shape = {
-  FLEET_TAG_KEY: z._default(env.text('a tag key such as registry-fleet'), 'registry-fleet'),
+  FLEET_TAG_KEY: z._default(env.text(`a tag key such as ${DEFAULT_FLEET_TAG_KEY}`), DEFAULT_FLEET_TAG_KEY),
   FLEET_TAG_VALUE: env.text('the fleet tag value (the stack name)'),
   VOLUME_GRACE: env.duration({ default: '24h', min: '1s', max: '365d' }),
   SNAPSHOT_BEFORE_DELETE: env.bool(false),

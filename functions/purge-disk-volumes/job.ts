@@ -4,19 +4,29 @@ import type { JobContext, JobDefinition, Outcome, Outcomes, Summary } from '../.
 import { applyActions } from './apply.ts';
 import type { LoadedConfig } from './config.ts';
 import { observeState } from './observe.ts';
-import { estimateMonthlyUsd, MARK_TAG, planPurge, scopeOf, type Policy, type PurgeAction, type PurgePlan, type Scope, type State } from './plan.ts';
+import {
+  estimateMonthlyUsd,
+  MARK_TAG,
+  planPurge,
+  scopeOf,
+  type Policy,
+  type PurgeAction,
+  type PurgePlan,
+  type Scope,
+  type State,
+} from './plan.ts';
 
 /**
  * purge-disk-volumes: orphaned EBS volumes of the fleet (mark → re-check → delete, optional snapshot) and full
  * instance disks (prune SSM document on instances over DISK_USED_PERCENT_THRESHOLD).
  */
 
-const volumeId = z.string({ error: 'expected a volume id like vol-0123456789abcdef0' }).check(
-  z.regex(/^vol-[0-9a-f]{8}([0-9a-f]{9})?$/, { error: 'expected a volume id like vol-0123456789abcdef0' }),
-);
-const instanceId = z.string({ error: 'expected an instance id like i-0123456789abcdef0' }).check(
-  z.regex(/^i-[0-9a-f]{8}([0-9a-f]{9})?$/, { error: 'expected an instance id like i-0123456789abcdef0' }),
-);
+const volumeId = z
+  .string({ error: 'expected a volume id like vol-0123456789abcdef0' })
+  .check(z.regex(/^vol-[0-9a-f]{8}([0-9a-f]{9})?$/, { error: 'expected a volume id like vol-0123456789abcdef0' }));
+const instanceId = z
+  .string({ error: 'expected an instance id like i-0123456789abcdef0' })
+  .check(z.regex(/^i-[0-9a-f]{8}([0-9a-f]{9})?$/, { error: 'expected an instance id like i-0123456789abcdef0' }));
 
 export const options = {
   volumeIds: z.optional(
@@ -27,7 +37,10 @@ export const options = {
   instanceIds: z.optional(
     z
       .array(instanceId, { error: 'expected a list of instance ids' })
-      .check(z.minLength(1, { error: 'expected at least one instance id' }), z.maxLength(50, { error: 'expected at most 50 instance ids' })),
+      .check(
+        z.minLength(1, { error: 'expected at least one instance id' }),
+        z.maxLength(50, { error: 'expected at most 50 instance ids' }),
+      ),
   ),
   skipVolumes: z.optional(z.boolean({ error: 'expected true or false' })),
   skipPrune: z.optional(z.boolean({ error: 'expected true or false' })),
@@ -95,13 +108,20 @@ export function summarize(state: State, plan: PurgePlan, outcomes: Outcomes, ctx
   const prunes = plan.actions.filter((a) => a.type === 'prune-instance');
   const doneDeletes = deletes.filter(applied);
   const gib = (as: readonly { sizeGiB: number }[]): number => sum(as.map((a) => a.sizeGiB));
-  const usd = (as: readonly { sizeGiB: number; volumeType: string }[]): number => money(sum(as.map((a) => estimateMonthlyUsd(a.sizeGiB, a.volumeType))));
+  const usd = (as: readonly { sizeGiB: number; volumeType: string }[]): number =>
+    money(sum(as.map((a) => estimateMonthlyUsd(a.sizeGiB, a.volumeType))));
 
   const instances = state.instances ?? [];
   const inService = instances.filter((i) => i.lifecycleState === 'InService');
   const commands = prunes.map((a) => {
     const o = outcomeOf(a);
-    return { instanceId: a.target, status: o?.status ?? (dry ? 'planned' : 'not started'), ...detailOf(a), ...(o?.status === 'failed' ? { error: o.error } : {}), ...(o?.status === 'skipped' ? { reason: o.reason } : {}) };
+    return {
+      instanceId: a.target,
+      status: o?.status ?? (dry ? 'planned' : 'not started'),
+      ...detailOf(a),
+      ...(o?.status === 'failed' ? { error: o.error } : {}),
+      ...(o?.status === 'skipped' ? { reason: o.reason } : {}),
+    };
   });
   const freedBytes = sum(
     prunes.map((a) => {
@@ -119,7 +139,12 @@ export function summarize(state: State, plan: PurgePlan, outcomes: Outcomes, ctx
       volumesAlreadyMarked: vols.filter((v) => MARK_TAG in v.tags).length,
     });
   }
-  if (state.instances) Object.assign(observed, { instances: instances.length, instancesInService: inService.length, diskReadings: Object.keys(state.readings).length });
+  if (state.instances)
+    Object.assign(observed, {
+      instances: instances.length,
+      instancesInService: inService.length,
+      diskReadings: Object.keys(state.readings).length,
+    });
 
   const details: Record<string, unknown> = {};
   if (state.volumes) {
@@ -134,13 +159,17 @@ export function summarize(state: State, plan: PurgePlan, outcomes: Outcomes, ctx
         const snapshotId = detailOf(a).snapshotId;
         return typeof snapshotId === 'string' ? [{ volumeId: a.target, snapshotId }] : [];
       }),
-      costNote: 'estimated from list storage prices per GB-month (gp3 $0.08, gp2 $0.10, io1/io2 $0.125, st1 $0.045, sc1 $0.015); IOPS/throughput not included',
+      costNote:
+        'estimated from list storage prices per GB-month (gp3 $0.08, gp2 $0.10, io1/io2 $0.125, st1 $0.045, sc1 $0.015); ' +
+        'IOPS/throughput not included',
     };
   }
   if (state.instances) {
     details.disks = {
       thresholdPercent: state.thresholdPercent,
-      overThreshold: Object.entries(state.readings).filter(([, r]) => state.thresholdPercent !== undefined && r.usedPercent >= state.thresholdPercent).map(([id]) => id),
+      overThreshold: Object.entries(state.readings)
+        .filter(([, r]) => state.thresholdPercent !== undefined && r.usedPercent >= state.thresholdPercent)
+        .map(([id]) => id),
       readings: Object.fromEntries(Object.entries(state.readings).map(([id, r]) => [id, Math.round(r.usedPercent * 10) / 10])),
       pruneTargets: prunes.map((a) => a.target),
       commands,

@@ -26,7 +26,13 @@ export async function observeState(clients: ObserveClients, input: ObserveInput)
   const instances = scope.prune ? await observeInstances(clients.autoScaling, input.asgName, signal) : undefined;
   const inService = (instances ?? []).filter((i) => i.lifecycleState === 'InService').map((i) => i.id);
   const readings = inService.length > 0 ? await observeDiskReadings(clients.cloudWatch, inService, input.now, signal) : {};
-  return { scope, ...(volumes ? { volumes } : {}), ...(instances ? { instances } : {}), readings, thresholdPercent: input.thresholdPercent };
+  return {
+    scope,
+    ...(volumes ? { volumes } : {}),
+    ...(instances ? { instances } : {}),
+    readings,
+    thresholdPercent: input.thresholdPercent,
+  };
 }
 
 /**
@@ -40,7 +46,9 @@ export async function observeVolumes(
   volumeIds: readonly string[] | undefined,
   signal: AbortSignal,
 ): Promise<Volume[]> {
-  const Filters: Filter[] = volumeIds ? [{ Name: 'volume-id', Values: [...volumeIds] }] : [{ Name: `tag:${fleetTag.key}`, Values: [fleetTag.value] }];
+  const Filters: Filter[] = volumeIds
+    ? [{ Name: 'volume-id', Values: [...volumeIds] }]
+    : [{ Name: `tag:${fleetTag.key}`, Values: [fleetTag.value] }];
   const volumes: Volume[] = [];
   for await (const page of paginateDescribeVolumes({ client: ec2, pageSize: 500 }, { Filters }, { abortSignal: signal })) {
     for (const v of page.Volumes ?? []) {
@@ -75,7 +83,12 @@ const MAX_QUERIES = 500;
  * The latest `disk_used_percent` (CloudWatch agent, namespace CWAgent, dimensions InstanceId, path=/, fstype=xfs)
  * of each instance in the last DISK_READING_WINDOW_MS, with ONE GetMetricData call holding one query per instance.
  */
-export async function observeDiskReadings(cloudWatch: CloudWatchClient, instanceIds: readonly string[], now: Date, signal: AbortSignal): Promise<Record<string, DiskReading>> {
+export async function observeDiskReadings(
+  cloudWatch: CloudWatchClient,
+  instanceIds: readonly string[],
+  now: Date,
+  signal: AbortSignal,
+): Promise<Record<string, DiskReading>> {
   const readings: Record<string, DiskReading> = {};
   for (let start = 0; start < instanceIds.length; start += MAX_QUERIES) {
     const chunk = instanceIds.slice(start, start + MAX_QUERIES);

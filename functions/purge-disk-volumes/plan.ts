@@ -1,7 +1,25 @@
+import { KEEP_TAG, MARK_TAG } from '../../shared/fleet-tags.ts';
 import { formatDuration } from '../../shared/duration.ts';
 import { ValidationError } from '../../shared/errors.ts';
-import type { Action, Plan } from '../../shared/job.ts';
 import type { Trigger } from '../../shared/triggers.ts';
+import {
+  DISK_READING_WINDOW_MS,
+  estimateMonthlyUsd,
+  type DeleteVolume,
+  type ManualOptions,
+  type DiskReading,
+  type FleetInstance,
+  type Policy,
+  type PruneInstance,
+  type PurgeAction,
+  type PurgePlan,
+  type Scope,
+  type State,
+  type Volume,
+} from './model.ts';
+
+/** The domain types moved to model.ts; re-exported for the callers that import them from here. */
+export * from './model.ts';
 
 /**
  * Pure decisions of purge-disk-volumes: (state, policy, now) → Plan. No SDK, no env, no clock.
@@ -11,128 +29,6 @@ import type { Trigger } from '../../shared/triggers.ts';
  * orphaned; a later run deletes it only if it is still `available`, still carries the fleet tag and the same mark,
  * and the mark is older than the grace period. A marked volume that is attached again is unmarked.
  */
-
-/** Tag written on a volume the first time a run finds it orphaned; value = ISO 8601 time. */
-export const MARK_TAG = 'registry-fleet:orphaned-at';
-/** Operators' opt-out: a volume with this tag (any value but `false`) is never marked, unmarked or deleted. */
-export const KEEP_TAG = 'registry-fleet:keep';
-/** Tag on the snapshot taken before a delete: the id of the volume it came from. */
-export const SOURCE_VOLUME_TAG = 'registry-fleet:source-volume';
-
-/** How far back a disk reading may be to count (the agent publishes every 60 s). */
-export const DISK_READING_WINDOW_MS = 15 * 60_000;
-
-/**
- * Estimated on-demand EBS storage price in USD per GB-month (us-east-1 list prices; provisioned IOPS and
- * throughput are not included). An estimate for the report, not a bill.
- */
-export const PRICE_PER_GB_MONTH_USD: Readonly<Record<string, number>> = {
-  gp3: 0.08,
-  gp2: 0.1,
-  io1: 0.125,
-  io2: 0.125,
-  st1: 0.045,
-  sc1: 0.015,
-  standard: 0.05,
-};
-
-export const estimateMonthlyUsd = (sizeGiB: number, volumeType: string): number =>
-  Math.round(sizeGiB * (PRICE_PER_GB_MONTH_USD[volumeType] ?? PRICE_PER_GB_MONTH_USD.gp3!) * 100) / 100;
-
-// ---------- domain types (observe.ts maps SDK responses to these) ----------
-
-export interface Volume {
-  readonly id: string;
-  /** EC2 volume state: creating | available | in-use | deleting | deleted | error. */
-  readonly state: string;
-  readonly sizeGiB: number;
-  readonly volumeType: string;
-  /** Instance ids of the volume's attachments (any attachment state). */
-  readonly attachedTo: readonly string[];
-  readonly tags: Readonly<Record<string, string>>;
-}
-
-export interface FleetInstance {
-  readonly id: string;
-  /** Auto Scaling lifecycle state: InService, Pending, Terminating, Standby, … */
-  readonly lifecycleState: string;
-}
-
-export interface DiskReading {
-  readonly usedPercent: number;
-  readonly at: string;
-}
-
-/** What this run looks at, from the trigger (and the manual payload). */
-export interface Scope {
-  readonly volumes: boolean;
-  /** Manual `volumeIds`: only these volumes are considered. */
-  readonly volumeIds?: readonly string[];
-  readonly prune: boolean;
-  /** Instances to prune regardless of their reading (manual `instanceIds` or the alarm's InstanceId). */
-  readonly named?: { readonly ids: readonly string[]; readonly source: string };
-}
-
-export interface State {
-  readonly scope: Scope;
-  /** Undefined when the run does not look at volumes. */
-  readonly volumes?: readonly Volume[];
-  /** The Auto Scaling group's instances; undefined when the run does not prune. */
-  readonly instances?: readonly FleetInstance[];
-  /** Latest `disk_used_percent` per instance id (only instances with a datapoint in the window). */
-  readonly readings: Readonly<Record<string, DiskReading>>;
-  /** DISK_USED_PERCENT_THRESHOLD at the time of the run (for the report). */
-  readonly thresholdPercent?: number;
-}
-
-export interface Policy {
-  readonly fleetTag: { readonly key: string; readonly value: string };
-  readonly volumeGraceMs: number;
-  readonly snapshotBeforeDelete: boolean;
-  readonly maxVolumeDeletesPerRun: number;
-  readonly asgName: string;
-  readonly diskUsedPercentThreshold: number;
-  readonly pruneMaxLogMb: number;
-  readonly maxPruneInstancesPerRun: number;
-}
-
-// ---------- actions ----------
-
-interface VolumeFacts {
-  readonly sizeGiB: number;
-  readonly volumeType: string;
-}
-export interface MarkVolume extends Action, VolumeFacts {
-  readonly type: 'mark-volume';
-  readonly orphanedAt: string;
-}
-export interface UnmarkVolume extends Action, VolumeFacts {
-  readonly type: 'unmark-volume';
-  readonly markedAt: string;
-}
-export interface DeleteVolume extends Action, VolumeFacts {
-  readonly type: 'delete-volume';
-  /** The mark the plan saw: apply deletes only if the volume still carries exactly this mark. */
-  readonly markedAt: string;
-  readonly snapshot: boolean;
-  readonly estMonthlyUsd: number;
-}
-export interface PruneInstance extends Action {
-  readonly type: 'prune-instance';
-  readonly usedPercent?: number;
-  readonly maxLogMb: number;
-}
-export type PurgeAction = MarkVolume | UnmarkVolume | DeleteVolume | PruneInstance;
-export type PurgePlan = Plan<PurgeAction>;
-
-// ---------- scope ----------
-
-export interface ManualOptions {
-  volumeIds?: string[] | undefined;
-  instanceIds?: string[] | undefined;
-  skipVolumes?: boolean | undefined;
-  skipPrune?: boolean | undefined;
-}
 
 /**
  * What a trigger asks for. Schedule: volumes and disks over the threshold. Disk alarm: disks only (the alarm's
@@ -146,8 +42,10 @@ export function scopeOf(trigger: Trigger<ManualOptions>): Scope {
     }
     case 'manual': {
       const o = trigger.options;
-      if (o.skipVolumes && o.volumeIds) throw new ValidationError('invalid manual payload: volumeIds: expected no volumeIds together with skipVolumes=true');
-      if (o.skipPrune && o.instanceIds) throw new ValidationError('invalid manual payload: instanceIds: expected no instanceIds together with skipPrune=true');
+      if (o.skipVolumes && o.volumeIds)
+        throw new ValidationError('invalid manual payload: volumeIds: expected no volumeIds together with skipVolumes=true');
+      if (o.skipPrune && o.instanceIds)
+        throw new ValidationError('invalid manual payload: instanceIds: expected no instanceIds together with skipPrune=true');
       return {
         volumes: o.skipVolumes !== true,
         ...(o.volumeIds ? { volumeIds: [...new Set(o.volumeIds)] } : {}),
@@ -213,7 +111,8 @@ export function planVolumes(volumes: readonly Volume[], scope: Pick<Scope, 'volu
       actions.push({
         type: 'mark-volume',
         target: v.id,
-        reason: mark === undefined ? 'available (attached to nothing): marked orphaned' : `unreadable mark ${JSON.stringify(mark)}: marked again`,
+        reason:
+          mark === undefined ? 'available (attached to nothing): marked orphaned' : `unreadable mark ${JSON.stringify(mark)}: marked again`,
         orphanedAt: now.toISOString(),
         sizeGiB: v.sizeGiB,
         volumeType: v.volumeType,
@@ -234,7 +133,15 @@ export function planVolumes(volumes: readonly Volume[], scope: Pick<Scope, 'volu
   deletable.forEach(({ volume, markedAt, markedMs }, i) => {
     const reason = `available and marked orphaned ${formatDuration(now.getTime() - markedMs)} ago (grace ${grace})`;
     if (i < policy.maxVolumeDeletesPerRun) actions.push(deleteAction(volume, markedAt, policy.snapshotBeforeDelete, reason));
-    else skipped.push(deleteAction(volume, markedAt, policy.snapshotBeforeDelete, `over the limit of ${policy.maxVolumeDeletesPerRun} deletes per run: next run`));
+    else
+      skipped.push(
+        deleteAction(
+          volume,
+          markedAt,
+          policy.snapshotBeforeDelete,
+          `over the limit of ${policy.maxVolumeDeletesPerRun} deletes per run: next run`,
+        ),
+      );
   });
 
   for (const id of scope.volumeIds ?? []) {
@@ -266,7 +173,13 @@ export function planPrunes(
   const candidates: PruneInstance[] = [];
   const prune = (id: string, reason: string): PruneInstance => {
     const reading = readings[id];
-    return { type: 'prune-instance', target: id, reason, ...(reading ? { usedPercent: reading.usedPercent } : {}), maxLogMb: policy.pruneMaxLogMb };
+    return {
+      type: 'prune-instance',
+      target: id,
+      reason,
+      ...(reading ? { usedPercent: reading.usedPercent } : {}),
+      maxLogMb: policy.pruneMaxLogMb,
+    };
   };
   const byId = new Map(instances.map((i) => [i.id, i]));
 
@@ -274,7 +187,8 @@ export function planPrunes(
     for (const id of scope.named.ids) {
       const instance = byId.get(id);
       if (!instance) skipped.push(prune(id, `named by ${scope.named.source} but not an instance of ${policy.asgName}: never pruned`));
-      else if (instance.lifecycleState !== 'InService') skipped.push(prune(id, `named by ${scope.named.source} but ${instance.lifecycleState}, not InService`));
+      else if (instance.lifecycleState !== 'InService')
+        skipped.push(prune(id, `named by ${scope.named.source} but ${instance.lifecycleState}, not InService`));
       else candidates.push(prune(id, `named by ${scope.named.source}${describeReading(readings[id])}`));
     }
   } else {

@@ -44,12 +44,23 @@ export async function applyPurge(
   ctx: Pick<ApplyContext<unknown>, 'signal' | 'hasTime'>,
   o: ApplyOptions,
 ): Promise<(Outcome | undefined)[]> {
-  const progress: Progress[] = actions.map(() => ({ aborted: 0, abortsAlreadyGone: 0, abortsNotStarted: 0, deleted: 0, deletesNotStarted: 0, errors: [] }));
+  const progress: Progress[] = actions.map(() => ({
+    aborted: 0,
+    abortsAlreadyGone: 0,
+    abortsNotStarted: 0,
+    deleted: 0,
+    deletesNotStarted: 0,
+    errors: [],
+  }));
   const canStart = (): boolean => !ctx.signal.aborted && ctx.hasTime();
 
   // Phase 1: abort multipart uploads.
   const aborts = actions.flatMap((action, index) =>
-    (action.type === 'delete-upload' ? action.multipartUploadIds : [action.multipartUploadId]).map((uploadId) => ({ index, key: dataKeyOf(action, o.root), uploadId })),
+    (action.type === 'delete-upload' ? action.multipartUploadIds : [action.multipartUploadId]).map((uploadId) => ({
+      index,
+      key: dataKeyOf(action, o.root),
+      uploadId,
+    })),
   );
   await mapLimit(aborts, ABORT_CONCURRENCY, async ({ index, key, uploadId }) => {
     const p = progress[index] as Progress;

@@ -12,7 +12,8 @@ import { observeUploads } from './observe.ts';
 import { deletionsOf, MAX_AGE_FLOOR_MS, planPurge, type PurgeAction, type PurgePolicy } from './plan.ts';
 
 const MAX_AGE_FORM = `expected a duration like 24h, 90m or 7d, at least ${formatDuration(MAX_AGE_FLOOR_MS)}`;
-const REPOSITORY_FORM = 'expected a repository name such as library/nginx (lower-case components of letters, digits and . _ __ - joined by /)';
+const REPOSITORY_FORM =
+  'expected a repository name such as library/nginx (lower-case components of letters, digits and . _ __ - joined by /)';
 
 /** The manual payload's keys (besides `dryRun` and `reason`). */
 export const options = {
@@ -163,21 +164,27 @@ export function summarizePurge(
       planned.bytes += a.bytes;
       planned.uploadedBytes += mpus > 0 ? (a.uploadedBytes ?? 0) : 0;
     }
-    const detail = outcomes[i]?.status === 'applied' || outcomes[i]?.status === 'failed' ? (outcomes[i] as { detail?: Record<string, unknown> }).detail : undefined;
+    const detail =
+      outcomes[i]?.status === 'applied' || outcomes[i]?.status === 'failed'
+        ? (outcomes[i] as { detail?: Record<string, unknown> }).detail
+        : undefined;
     if (!detail) return;
     const objectsDeleted = Number(detail.objectsDeleted ?? 0);
     const aborted = Number(detail.multipartUploadsAborted ?? 0);
     done.objectsDeleted += objectsDeleted;
     done.bytesDeleted += Number(detail.bytesDeleted ?? 0);
     done.multipartUploadsAborted += aborted;
-    if (a.type === 'delete-upload' && aborted === a.multipartUploadIds.length && aborted > 0) done.uploadedBytesAborted += a.uploadedBytes ?? 0;
+    if (a.type === 'delete-upload' && aborted === a.multipartUploadIds.length && aborted > 0)
+      done.uploadedBytesAborted += a.uploadedBytes ?? 0;
     const c = counts(a.repository);
     c.objectsDeleted += objectsDeleted;
     c.multipartUploadsAborted += aborted;
   });
 
   const deferred = held('limit');
-  const repositories = [...perRepository.entries()].sort(([a, x], [b, y]) => y.stale - x.stale || y.uploads - x.uploads || (a < b ? -1 : 1));
+  const repositories = [...perRepository.entries()].sort(
+    ([a, x], [b, y]) => y.stale - x.stale || y.uploads - x.uploads || (a < b ? -1 : 1),
+  );
   return {
     observed: {
       uploads: state.uploads.length,

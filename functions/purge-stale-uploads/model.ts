@@ -94,7 +94,10 @@ export function collectUploads(
   root: string,
   repository?: string,
 ): CollectedUploads {
-  const dirs = new Map<string, { repository: string; uploadId: string; objects: UploadObject[]; multipartUploads: OpenMultipartUpload[] }>();
+  const dirs = new Map<
+    string,
+    { repository: string; uploadId: string; objects: UploadObject[]; multipartUploads: OpenMultipartUpload[] }
+  >();
   let strayUploadKeys = 0;
   let folderKeys = 0;
   let foreignKeys = 0;

@@ -46,7 +46,10 @@ async function observe(s3: S3Client, o: ObserveOptions): Promise<UploadsState> {
   const prefix = o.repository === undefined ? repositoriesPrefix(o.root) : uploadsPrefix(o.root, o.repository);
   const multipartUploads = await listMultipartUploads(s3, o, prefix);
   const tally = { listed: 0 };
-  const objects = o.repository === undefined ? await listParallel(s3, o, prefix, tally) : await listRange(s3, o, { Prefix: prefix }, undefined, undefined, tally);
+  const objects =
+    o.repository === undefined
+      ? await listParallel(s3, o, prefix, tally)
+      : await listRange(s3, o, { Prefix: prefix }, undefined, undefined, tally);
   const collected = { ...collectUploads(objects, multipartUploads, o.root, o.repository), keysListed: tally.listed };
 
   const now = o.now.getTime();
@@ -77,7 +80,9 @@ async function readStartedAt(s3: S3Client, o: ObserveOptions, key: string): Prom
     const text = ((await res.Body?.transformToString()) ?? '').trim();
     const at = Date.parse(text);
     // distribution writes RFC 3339 (time.RFC3339); anything else is not a time we trust.
-    return /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)$/.test(text) && Number.isFinite(at) ? { kind: 'time', at } : { kind: 'unparseable', text: text.slice(0, 64) };
+    return /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)$/.test(text) && Number.isFinite(at)
+      ? { kind: 'time', at }
+      : { kind: 'unparseable', text: text.slice(0, 64) };
   } catch (error) {
     if (errorName(error) === 'NoSuchKey') return { kind: 'vanished' };
     throw error;
@@ -96,7 +101,9 @@ async function listMultipartUploads(s3: S3Client, o: ObserveOptions, prefix: str
       { abortSignal: o.signal },
     );
     for (const u of page.Uploads ?? []) {
-      if (u.Key && u.UploadId) uploads.push({ key: u.Key, multipartUploadId: u.UploadId, initiated: u.Initiated?.getTime() ?? o.now.getTime() }); // no date: never old
+      // No date: treat as started now (never old).
+      if (u.Key && u.UploadId)
+        uploads.push({ key: u.Key, multipartUploadId: u.UploadId, initiated: u.Initiated?.getTime() ?? o.now.getTime() });
     }
     if (!page.IsTruncated) break;
     if (page.NextKeyMarker === keyMarker && page.NextUploadIdMarker === uploadIdMarker) {
@@ -131,7 +138,14 @@ async function listParallel(s3: S3Client, o: ObserveOptions, prefix: string, tal
   const parts = await mapLimit(starts, ranges, (from, i) =>
     // StartAfter `…/name` (no slash) sorts just before every `…/name/…` key; keys between it and `from` belong
     // to the previous range and are dropped by the `from` bound.
-    listRange(s3, o, { Prefix: prefix, ...(i > 0 ? { StartAfter: from.slice(0, -1) } : {}) }, i > 0 ? from : undefined, starts[i + 1], tally),
+    listRange(
+      s3,
+      o,
+      { Prefix: prefix, ...(i > 0 ? { StartAfter: from.slice(0, -1) } : {}) },
+      i > 0 ? from : undefined,
+      starts[i + 1],
+      tally,
+    ),
   );
   return parts.flat();
 }
@@ -173,7 +187,8 @@ async function listRange(
       if (from !== undefined && byteOrder(c.Key, from) < 0) continue;
       tally.listed += 1;
       // No date: treat as written now (never old enough to delete).
-      if (c.Key.includes('/_uploads/')) out.push({ key: c.Key, size: c.Size ?? 0, lastModified: c.LastModified?.getTime() ?? o.now.getTime() });
+      if (c.Key.includes('/_uploads/'))
+        out.push({ key: c.Key, size: c.Size ?? 0, lastModified: c.LastModified?.getTime() ?? o.now.getTime() });
     }
     return past;
   });
@@ -183,7 +198,12 @@ async function listRange(
 type Page = { Contents?: { Key?: string; Size?: number; LastModified?: Date }[]; CommonPrefixes?: { Prefix?: string }[] };
 
 /** Runs the ListObjectsV2 paginator (the client counts each page); `onPage` returning true stops it. */
-async function countedPages(o: ObserveOptions, input: ListObjectsV2CommandInput, s3: S3Client, onPage: (page: Page) => boolean | void): Promise<void> {
+async function countedPages(
+  o: ObserveOptions,
+  input: ListObjectsV2CommandInput,
+  s3: S3Client,
+  onPage: (page: Page) => boolean | void,
+): Promise<void> {
   const pages = paginateListObjectsV2({ client: s3, pageSize: 1000 }, input, { abortSignal: o.signal });
   const it = pages[Symbol.asyncIterator]();
   for (;;) {

@@ -87,7 +87,11 @@ function ageOf(dir: UploadDirectory): Age | undefined {
   return { since: newest, source: 'no startedat: a cancelled-upload leftover' };
 }
 
-export function planPurge(state: Pick<UploadsState, 'uploads' | 'orphanMultipartUploads'>, policy: PurgePolicy, now: Date): Plan<PurgeAction> {
+export function planPurge(
+  state: Pick<UploadsState, 'uploads' | 'orphanMultipartUploads'>,
+  policy: PurgePolicy,
+  now: Date,
+): Plan<PurgeAction> {
   const t = now.getTime();
   const maxAge = formatDuration(policy.maxAgeMs);
   const candidates: PurgeAction[] = [];
@@ -106,7 +110,12 @@ export function planPurge(state: Pick<UploadsState, 'uploads' | 'orphanMultipart
       ...uploadedBytes(dir),
     };
     if (dir.startedAt?.kind === 'vanished') {
-      skipped.push({ ...base, ageMs: 0, held: 'changed', reason: 'startedat vanished during the run (completed or cancelled): left for the next run' });
+      skipped.push({
+        ...base,
+        ageMs: 0,
+        held: 'changed',
+        reason: 'startedat vanished during the run (completed or cancelled): left for the next run',
+      });
       continue;
     }
     const age = ageOf(dir);
@@ -116,7 +125,12 @@ export function planPurge(state: Pick<UploadsState, 'uploads' | 'orphanMultipart
     const idleMs = t - Math.max(...dir.objects.map((o) => o.lastModified));
     const guard = Math.min(policy.maxAgeMs, ACTIVITY_GUARD_MS);
     if (idleMs <= guard) {
-      skipped.push({ ...base, ageMs, held: 'active', reason: `started ${formatDuration(ageMs)} ago but written ${formatDuration(idleMs)} ago: a push in flight is kept` });
+      skipped.push({
+        ...base,
+        ageMs,
+        held: 'active',
+        reason: `started ${formatDuration(ageMs)} ago but written ${formatDuration(idleMs)} ago: a push in flight is kept`,
+      });
       continue;
     }
     const verb = age.source.startsWith('startedat') ? 'started' : 'last written';
@@ -126,7 +140,9 @@ export function planPurge(state: Pick<UploadsState, 'uploads' | 'orphanMultipart
   for (const mpu of state.orphanMultipartUploads) {
     const ageMs = t - mpu.initiated;
     if (!(ageMs > policy.maxAgeMs)) continue;
-    candidates.push(orphanAction(mpu, ageMs, `multipart upload initiated ${formatDuration(ageMs)} ago > ${maxAge}, no upload directory left`));
+    candidates.push(
+      orphanAction(mpu, ageMs, `multipart upload initiated ${formatDuration(ageMs)} ago > ${maxAge}, no upload directory left`),
+    );
   }
 
   // Oldest first, so a run cut by the limit removes what has cost the longest; the next run continues.
@@ -139,9 +155,17 @@ export function planPurge(state: Pick<UploadsState, 'uploads' | 'orphanMultipart
       actions.push(action);
       budget -= cost;
     } else if (action.type === 'delete-upload' && cost > policy.maxDeletes) {
-      skipped.push({ ...action, held: 'too-large', reason: `needs ${cost} deletions, more than MAX_DELETES_PER_RUN=${policy.maxDeletes}: raise it to purge this upload` });
+      skipped.push({
+        ...action,
+        held: 'too-large',
+        reason: `needs ${cost} deletions, more than MAX_DELETES_PER_RUN=${policy.maxDeletes}: raise it to purge this upload`,
+      });
     } else {
-      skipped.push({ ...action, held: 'limit', reason: `deferred: MAX_DELETES_PER_RUN=${policy.maxDeletes} reached (the next run continues)` } as PurgeAction);
+      skipped.push({
+        ...action,
+        held: 'limit',
+        reason: `deferred: MAX_DELETES_PER_RUN=${policy.maxDeletes} reached (the next run continues)`,
+      } as PurgeAction);
     }
   }
   return { actions, skipped };

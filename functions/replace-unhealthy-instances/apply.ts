@@ -8,7 +8,7 @@ import { CreateTagsCommand, DeleteTagsCommand, type EC2Client } from '@aws-sdk/c
 import { describeError, errorName } from '../../shared/errors.ts';
 import { applyEach, type ApplyContext, type Outcome } from '../../shared/job.ts';
 import { logger } from '../../shared/observability.ts';
-import { REPLACING_TAG, replacingTagValue, UNHEALTHY_SINCE_TAG } from './fleet.ts';
+import { REPLACING_TAG, replacingTagValue, UNHEALTHY_SINCE_TAG } from './model.ts';
 import type { ReplaceAction } from './plan.ts';
 
 /**
@@ -44,7 +44,10 @@ export async function applyReplacements<C extends { readonly asgName: string }>(
       try {
         switch (action.type) {
           case 'mark-unhealthy':
-            await clients.ec2.send(new CreateTagsCommand({ Resources: [id], Tags: [{ Key: UNHEALTHY_SINCE_TAG, Value: action.markedAt ?? '' }] }), opts);
+            await clients.ec2.send(
+              new CreateTagsCommand({ Resources: [id], Tags: [{ Key: UNHEALTHY_SINCE_TAG, Value: action.markedAt ?? '' }] }),
+              opts,
+            );
             return { status: 'applied', detail: { tag: UNHEALTHY_SINCE_TAG } };
           case 'unmark':
             await clients.ec2.send(new DeleteTagsCommand({ Resources: [id], Tags: [{ Key: UNHEALTHY_SINCE_TAG }] }), opts);
@@ -53,12 +56,18 @@ export async function applyReplacements<C extends { readonly asgName: string }>(
             if (action.forced) logger.warn('FORCED replacement past the open circuit breaker', { instanceId: id, reason: action.reason });
             // ShouldRespectGracePeriod false: this job already applied its own GRACE_PERIOD; respecting the
             // group's grace would make the call a silent no-op for an instance the plan decided to replace.
-            await clients.autoScaling.send(new SetInstanceHealthCommand({ InstanceId: id, HealthStatus: 'Unhealthy', ShouldRespectGracePeriod: false }), opts);
+            await clients.autoScaling.send(
+              new SetInstanceHealthCommand({ InstanceId: id, HealthStatus: 'Unhealthy', ShouldRespectGracePeriod: false }),
+              opts,
+            );
             return { status: 'applied', detail: { path: 'set-instance-health' } };
           case 'raise-desired':
             return await raiseDesired(action, ctx.config.asgName, clients, opts);
           case 'terminate-replaced':
-            await clients.autoScaling.send(new TerminateInstanceInAutoScalingGroupCommand({ InstanceId: id, ShouldDecrementDesiredCapacity: true }), opts);
+            await clients.autoScaling.send(
+              new TerminateInstanceInAutoScalingGroupCommand({ InstanceId: id, ShouldDecrementDesiredCapacity: true }),
+              opts,
+            );
             return { status: 'applied', detail: { path: 'launch-then-terminate', decremented: true } };
           case 'replace-instance':
             return { status: 'skipped', reason: action.reason };
@@ -77,11 +86,17 @@ export async function applyReplacements<C extends { readonly asgName: string }>(
  * capacity before the raise), then raise desired capacity by one. If raising fails, remove the tag again so the
  * next run starts clean (a tag left behind is harmless: the plan terminates only while the raise is in effect).
  */
-async function raiseDesired(action: ReplaceAction, asgName: string, clients: ApplyClients, opts: { abortSignal: AbortSignal }): Promise<Outcome> {
+async function raiseDesired(
+  action: ReplaceAction,
+  asgName: string,
+  clients: ApplyClients,
+  opts: { abortSignal: AbortSignal },
+): Promise<Outcome> {
   const id = action.target;
   const { desiredFrom, desiredTo } = action;
   if (desiredFrom === undefined || desiredTo !== desiredFrom + 1) {
-    return { status: 'failed', error: `raise-desired: expected desired capacity n → n + 1, got ${desiredFrom} → ${desiredTo}; refusing` };
+    const error = `raise-desired: expected desired capacity n → n + 1, got ${desiredFrom} → ${desiredTo}; refusing`;
+    return { status: 'failed', error };
   }
   if (action.forced) logger.warn('FORCED replacement past the open circuit breaker', { instanceId: id, reason: action.reason });
   const tag = replacingTagValue(action.markedAt ?? '', desiredFrom);

@@ -4,7 +4,7 @@ import type { JobDefinition, Outcomes, Summary } from '../../shared/job.ts';
 import type { Trigger } from '../../shared/triggers.ts';
 import { applyReplacements } from './apply.ts';
 import type { ReplaceUnhealthyInstancesConfig } from './config.ts';
-import { INSTANCE_ID, type Fleet, type Request } from './fleet.ts';
+import { INSTANCE_ID, type Fleet, type Request } from './model.ts';
 import { observeFleet } from './observe.ts';
 import { checkManualRequest, planReplacements, type ReplaceAction, type ReplacementPlan } from './plan.ts';
 
@@ -18,7 +18,10 @@ export const options = {
           .check(z.regex(INSTANCE_ID, { error: 'expected an instance id: i- and 8 or 17 hex digits (i-0123456789abcdef0)' })),
         { error: 'expected a list of instance ids like ["i-0123456789abcdef0"]' },
       )
-      .check(z.minLength(1, { error: 'expected at least one instance id' }), z.maxLength(20, { error: 'expected at most 20 instance ids' })),
+      .check(
+        z.minLength(1, { error: 'expected at least one instance id' }),
+        z.maxLength(20, { error: 'expected at most 20 instance ids' }),
+      ),
   ),
   force: z.optional(z.boolean({ error: 'expected true or false (only together with instanceIds)' })),
 };
@@ -54,7 +57,8 @@ const tally = (values: readonly string[]): Record<string, number> => {
 
 export function summarizeReplacements(fleet: Fleet, plan: ReplacementPlan, outcomes: Outcomes): Summary {
   const { assessment: a } = plan;
-  const applied = (type: ReplaceAction['type']): number => plan.actions.filter((x, i) => x.type === type && outcomes[i]?.status === 'applied').length;
+  const applied = (type: ReplaceAction['type']): number =>
+    plan.actions.filter((x, i) => x.type === type && outcomes[i]?.status === 'applied').length;
   const apiTotal = Object.values(fleet.apiCalls).reduce((s, n) => s + n, 0);
   return {
     observed: {

@@ -9,7 +9,7 @@ import { DescribeTargetHealthCommand, type ElasticLoadBalancingV2Client } from '
 import { errorName } from '../../shared/errors.ts';
 import { logger } from '../../shared/observability.ts';
 import type { RequestCounter } from '../../shared/requests.ts';
-import { parseReplacingTag, REPLACING_TAG, UNHEALTHY_SINCE_TAG, type Fleet, type Member, type TargetHealth } from './fleet.ts';
+import { parseReplacingTag, REPLACING_TAG, UNHEALTHY_SINCE_TAG, type Fleet, type Member, type TargetHealth } from './model.ts';
 
 /**
  * Read the fleet in a fixed number of calls (bar the 100-id batches of the two EC2 calls):
@@ -74,7 +74,11 @@ export async function observeFleet(
   for (let i = 0; i < ids.length; i += EC2_BATCH) {
     const batch = ids.slice(i, i + EC2_BATCH);
     // A filter (not InstanceIds) so an id EC2 does not know yet (eventual consistency after launch) is simply absent.
-    for await (const page of paginateDescribeInstances({ client: clients.ec2 }, { Filters: [{ Name: 'instance-id', Values: batch }] }, opts)) {
+    for await (const page of paginateDescribeInstances(
+      { client: clients.ec2 },
+      { Filters: [{ Name: 'instance-id', Values: batch }] },
+      opts,
+    )) {
       for (const r of page.Reservations ?? []) {
         for (const inst of r.Instances ?? []) {
           if (!inst.InstanceId) continue;
@@ -149,7 +153,9 @@ async function describeStatus(ec2: EC2Client, ids: readonly string[], signal: Ab
   let wanted = [...ids];
   for (let attempt = 0; attempt < 2 && wanted.length > 0; attempt += 1) {
     try {
-      const res = await ec2.send(new DescribeInstanceStatusCommand({ InstanceIds: wanted, IncludeAllInstances: true }), { abortSignal: signal });
+      const res = await ec2.send(new DescribeInstanceStatusCommand({ InstanceIds: wanted, IncludeAllInstances: true }), {
+        abortSignal: signal,
+      });
       return res.InstanceStatuses ?? [];
     } catch (error) {
       if (errorName(error) !== 'InvalidInstanceID.NotFound' || attempt > 0) throw error;

@@ -2,7 +2,7 @@ import { formatDuration } from '../../shared/duration.ts';
 import { ValidationError } from '../../shared/errors.ts';
 import type { Action, Plan } from '../../shared/job.ts';
 import type { ReplaceConfig } from './config.ts';
-import { REPLACING_TAG, type Fleet, type Member, type Request } from './fleet.ts';
+import { REPLACING_TAG, type Fleet, type Member, type Request } from './model.ts';
 
 /**
  * The pure decision of replace-unhealthy-instances: (fleet, policy, request, now) → actions and skipped
@@ -106,7 +106,9 @@ const ageMs = (iso: string | undefined, now: Date): number | undefined => {
 export function checkManualRequest(request: Request): void {
   if (request.kind !== 'manual') return;
   if (request.force && !request.instanceIds?.length) {
-    throw new ValidationError('invalid manual payload: force: expected together with instanceIds (force bypasses the circuit breaker for the named instances only)');
+    throw new ValidationError(
+      'invalid manual payload: force: expected together with instanceIds (force bypasses the circuit breaker for the named instances only)',
+    );
   }
 }
 
@@ -118,7 +120,8 @@ export function planReplacements(fleet: Fleet, policy: ReplaceConfig, request: R
   const nonMembers = named.filter((id) => !byId.has(id));
   if (nonMembers.length > 0) {
     throw new ValidationError(
-      `invalid manual payload: instanceIds: ${nonMembers.join(', ')} ${nonMembers.length === 1 ? 'is not a member' : 'are not members'} of Auto Scaling group ${group.name} (members: ${members.map((m) => m.id).join(', ') || 'none'})`,
+      `invalid manual payload: instanceIds: ${nonMembers.join(', ')} ${nonMembers.length === 1 ? 'is not a member' : 'are not members'} ` +
+        `of Auto Scaling group ${group.name} (members: ${members.map((m) => m.id).join(', ') || 'none'})`,
     );
   }
   const force = request.kind === 'manual' && request.force === true;
@@ -154,7 +157,9 @@ export function planReplacements(fleet: Fleet, policy: ReplaceConfig, request: R
     request.kind === 'alarm'
       ? {
           ...(request.instanceId ? { instanceId: request.instanceId } : {}),
-          ...(request.targetGroup ? { targetGroup: request.targetGroup, targetGroupMatches: policy.targetGroupArn.endsWith(`:${request.targetGroup}`) } : {}),
+          ...(request.targetGroup
+            ? { targetGroup: request.targetGroup, targetGroupMatches: policy.targetGroupArn.endsWith(`:${request.targetGroup}`) }
+            : {}),
         }
       : undefined;
 
@@ -168,17 +173,37 @@ export function planReplacements(fleet: Fleet, policy: ReplaceConfig, request: R
     skipped.push({ type: 'replace-instance', target, reason: `${guard}: ${detail}`, guard, ...extra });
   };
 
-  const base = { path, maintenancePolicy, inService: inService.length, healthy: inService.length - unhealthy.length, unhealthy: unhealthy.length, byCause, unhealthyPercent, maxUnhealthyPercent: policy.maxUnhealthyPercent, circuitOpen, inFlight, suspended, ...(alarm ? { alarm } : {}) };
+  const base = {
+    path,
+    maintenancePolicy,
+    inService: inService.length,
+    healthy: inService.length - unhealthy.length,
+    unhealthy: unhealthy.length,
+    byCause,
+    unhealthyPercent,
+    maxUnhealthyPercent: policy.maxUnhealthyPercent,
+    circuitOpen,
+    inFlight,
+    suspended,
+    ...(alarm ? { alarm } : {}),
+  };
 
   // An alarm that is not in ALARM plans nothing (the runner also short-circuits it).
   if (request.kind === 'alarm' && request.state !== 'ALARM') {
-    return { actions, skipped, assessment: { ...base, nothingToDo: `alarm is ${request.state}`, candidates: [], guards: [], forced, stalled } };
+    return {
+      actions,
+      skipped,
+      assessment: { ...base, nothingToDo: `alarm is ${request.state}`, candidates: [], guards: [], forced, stalled },
+    };
   }
 
-  if (alarmInstance && !byId.has(alarmInstance)) skip(alarmInstance, 'not-a-member', `the alarm names ${alarmInstance}, which is not a member of ${group.name}`);
+  if (alarmInstance && !byId.has(alarmInstance))
+    skip(alarmInstance, 'not-a-member', `the alarm names ${alarmInstance}, which is not a member of ${group.name}`);
 
   // ---- classify every member
-  const breakerText = `${unhealthy.length} of ${inService.length} InService instances unhealthy (${unhealthyPercent}% > ${policy.maxUnhealthyPercent}%): likely a shared dependency outage`;
+  const breakerText =
+    `${unhealthy.length} of ${inService.length} InService instances unhealthy (${unhealthyPercent}% > ` +
+    `${policy.maxUnhealthyPercent}%): likely a shared dependency outage`;
   const eligible: { member: Member; causes: Cause[]; forced: boolean }[] = [];
   const candidates: Assessment['candidates'][number][] = [];
   for (const m of members) {
@@ -217,12 +242,25 @@ export function planReplacements(fleet: Fleet, policy: ReplaceConfig, request: R
     if (!isNamed && policy.unhealthyConfirmMs > 0) {
       const seen = ageMs(m.unhealthySince, now);
       if (seen === undefined) {
-        actions.push({ type: 'mark-unhealthy', target: m.id, reason: `first seen unhealthy (${causes.join(', ')}); replace if still unhealthy after ${formatDuration(policy.unhealthyConfirmMs)}`, causes, markedAt: now.toISOString() });
+        actions.push({
+          type: 'mark-unhealthy',
+          target: m.id,
+          reason:
+            `first seen unhealthy (${causes.join(', ')}); replace if still unhealthy after ` +
+            `${formatDuration(policy.unhealthyConfirmMs)}`,
+          causes,
+          markedAt: now.toISOString(),
+        });
         guards.add('confirming');
         continue;
       }
       if (seen < policy.unhealthyConfirmMs) {
-        skip(m.id, 'confirming', `unhealthy since ${m.unhealthySince} (${formatDuration(seen)}), replace after ${formatDuration(policy.unhealthyConfirmMs)}`, { causes });
+        skip(
+          m.id,
+          'confirming',
+          `unhealthy since ${m.unhealthySince} (${formatDuration(seen)}), replace after ${formatDuration(policy.unhealthyConfirmMs)}`,
+          { causes },
+        );
         continue;
       }
     }
@@ -243,7 +281,9 @@ export function planReplacements(fleet: Fleet, policy: ReplaceConfig, request: R
     const whole = kept >= group.desired - replacing.length;
     // The replacement: a serving member launched at or after the tag (EC2 launch times are to the second).
     const taggedAt = secondOf(since);
-    const fresh = others.find((m) => !m.replacingSince && servesTraffic(m) && taggedAt !== undefined && (secondOf(m.launchTime) ?? -1) >= taggedAt);
+    const fresh = others.find(
+      (m) => !m.replacingSince && servesTraffic(m) && taggedAt !== undefined && (secondOf(m.launchTime) ?? -1) >= taggedAt,
+    );
     // The newest InService member must serve too before the old one goes.
     const newest = [...others].sort((a, b) => (b.launchTime ?? '').localeCompare(a.launchTime ?? '') || b.id.localeCompare(a.id))[0];
     const ready = inFlight.length === 0 && whole && fresh !== undefined && newest !== undefined && servesTraffic(newest);
@@ -253,32 +293,58 @@ export function planReplacements(fleet: Fleet, policy: ReplaceConfig, request: R
       ...(fresh ? [] : [`no member launched since ${since} serves`]),
       ...(whole ? [] : [`${kept} healthy members not being replaced < desired ${group.desired} - ${replacing.length} being replaced`]),
     ].join('; ');
-    const untag = `remove ${REPLACING_TAG} from ${x.id} once desired capacity is what the group should run (the job then replaces ${x.id} afresh)`;
+    const untag =
+      `remove ${REPLACING_TAG} from ${x.id} once desired capacity is what the group should run (the job then replaces ` + `${x.id} afresh)`;
     if (x.lifecycle !== 'InService') {
       skip(x.id, 'replacement-in-progress', `${x.id} (replacing since ${since}) is ${x.lifecycle}: the group is handling it`);
     } else if (suspended.includes('Terminate')) {
       skip(x.id, 'process-suspended', `Terminate is suspended on ${group.name}; ${x.id} stays until it is resumed`);
     } else if (before === undefined) {
       stalled.push(x.id);
-      skip(x.id, 'replacement-stalled', `${REPLACING_TAG} on ${x.id} (${since}) does not record the desired capacity before the raise: cannot verify the raise, not terminating with decrement (desired now ${group.desired}); ${untag}`);
+      skip(
+        x.id,
+        'replacement-stalled',
+        `${REPLACING_TAG} on ${x.id} (${since}) does not record the desired capacity before the raise: cannot verify the raise, not ` +
+          `terminating with decrement (desired now ${group.desired}); ${untag}`,
+      );
     } else if (group.desired < before + 1) {
       stalled.push(x.id);
-      skip(x.id, 'replacement-stalled', `desired capacity ${group.desired} is not above ${before}, the desired before the raise at ${since}: the raise is gone (SetDesiredCapacity failed or a scale-in undid it), not terminating with decrement; ${untag}`);
+      skip(
+        x.id,
+        'replacement-stalled',
+        `desired capacity ${group.desired} is not above ${before}, the desired before the raise at ${since}: the raise is gone ` +
+          `(SetDesiredCapacity failed or a scale-in undid it), not terminating with decrement; ${untag}`,
+      );
     } else if (ready && terminating === undefined) {
       terminating = x.id;
-      actions.push({ type: 'terminate-replaced', target: x.id, reason: `replacement ${fresh.id} serves; ${others.length} others InService, desired ${group.desired} → ${group.desired - 1}` });
+      actions.push({
+        type: 'terminate-replaced',
+        target: x.id,
+        reason: `replacement ${fresh.id} serves; ${others.length} others InService, desired ${group.desired} → ${group.desired - 1}`,
+      });
     } else if (ready) {
       skip(x.id, 'replacement-in-progress', `one terminate-replaced per run: ${terminating} goes first`);
     } else if (waited >= policy.replacementTimeoutMs) {
       stalled.push(x.id);
-      skip(x.id, 'replacement-stalled', `raised desired capacity at ${since} (${formatDuration(waited)} ago) and the replacement does not serve yet (${state}); check the group's activities`);
+      skip(
+        x.id,
+        'replacement-stalled',
+        `raised desired capacity at ${since} (${formatDuration(waited)} ago) and the replacement does not serve yet (${state}); check ` +
+          `the group's activities`,
+      );
     } else {
       skip(x.id, 'replacement-in-progress', `waiting for the replacement of ${x.id} to serve (${inFlight[0] ?? state})`);
     }
   }
 
   // ---- guards for new replacements, in order; then the per-run limit
-  eligible.sort((a, b) => rank(a.member) - rank(b.member) || (a.member.unhealthySince ?? '').localeCompare(b.member.unhealthySince ?? '') || (a.member.launchTime ?? '').localeCompare(b.member.launchTime ?? '') || a.member.id.localeCompare(b.member.id));
+  eligible.sort(
+    (a, b) =>
+      rank(a.member) - rank(b.member) ||
+      (a.member.unhealthySince ?? '').localeCompare(b.member.unhealthySince ?? '') ||
+      (a.member.launchTime ?? '').localeCompare(b.member.launchTime ?? '') ||
+      a.member.id.localeCompare(b.member.id),
+  );
   function rank(m: Member): number {
     if (m.id === alarmInstance) return 0;
     const i = named.indexOf(m.id);
@@ -287,27 +353,53 @@ export function planReplacements(fleet: Fleet, policy: ReplaceConfig, request: R
   const started: string[] = [];
   for (const { member: m, causes, forced: isForced } of eligible) {
     if (replacing.length > 0) {
-      skip(m.id, 'replacement-in-progress', `one replacement at a time: ${replacing.map((r) => r.id).join(', ')} is being replaced`, { causes });
+      skip(m.id, 'replacement-in-progress', `one replacement at a time: ${replacing.map((r) => r.id).join(', ')} is being replaced`, {
+        causes,
+      });
     } else if (inFlight.length > 0) {
       skip(m.id, 'in-flight', inFlight.join('; '), { causes });
     } else if (suspended.length > 0) {
       skip(m.id, 'process-suspended', `${suspended.join(', ')} suspended on ${group.name}`, { causes });
     } else if (path === 'launch-then-terminate' && group.desired + 1 > group.max) {
-      skip(m.id, 'no-headroom', `no maintenance policy that launches before terminating, and desired ${group.desired} = max ${group.max}: cannot add the replacement first`, { causes });
+      skip(
+        m.id,
+        'no-headroom',
+        `no maintenance policy that launches before terminating, and desired ${group.desired} = max ${group.max}: cannot add the ` +
+          `replacement first`,
+        { causes },
+      );
     } else if (started.length >= policy.maxReplacementsPerRun) {
       skip(m.id, 'max-replacements-per-run', `at most ${policy.maxReplacementsPerRun} per run`, { causes });
     } else if (path === 'launch-then-terminate' && started.length > 0) {
       // Each raise is to desired + 1 from the same observation: a second one would launch nothing.
-      skip(m.id, 'replacement-in-progress', `one replacement at a time without a launch-before-terminate policy: ${started.join(', ')} goes first`, { causes });
+      skip(
+        m.id,
+        'replacement-in-progress',
+        `one replacement at a time without a launch-before-terminate policy: ${started.join(', ')} goes first`,
+        { causes },
+      );
     } else {
       started.push(m.id);
       const why = `${causes.join(', ')}${isForced ? ` (FORCED past the open circuit breaker: ${breakerText})` : ''}`;
       if (isForced) forced.push(m.id);
       const extra = { causes, ...(isForced ? { forced: true } : {}) };
       if (path === 'set-instance-health') {
-        actions.push({ type: 'set-instance-health', target: m.id, reason: `${why}; the maintenance policy launches the replacement before terminating`, ...extra });
+        actions.push({
+          type: 'set-instance-health',
+          target: m.id,
+          reason: `${why}; the maintenance policy launches the replacement before terminating`,
+          ...extra,
+        });
       } else {
-        actions.push({ type: 'raise-desired', target: m.id, reason: `${why}; no launch-before-terminate policy: add one instance now, terminate ${m.id} once the new one serves`, markedAt: now.toISOString(), desiredFrom: group.desired, desiredTo: group.desired + 1, ...extra });
+        actions.push({
+          type: 'raise-desired',
+          target: m.id,
+          reason: `${why}; no launch-before-terminate policy: add one instance now, terminate ${m.id} once the new one serves`,
+          markedAt: now.toISOString(),
+          desiredFrom: group.desired,
+          desiredTo: group.desired + 1,
+          ...extra,
+        });
       }
     }
   }

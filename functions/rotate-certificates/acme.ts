@@ -63,7 +63,9 @@ export async function loadAccountKey(secrets: SecretsManagerClient, secretArn: s
     throw new Error(`ACME account secret ${secretArn} holds no {"accountKeyPem": ...}: set it to {} to let the job create an account key`);
   }
   const key = (await acme.crypto.createPrivateKey(2048)).toString();
-  await secrets.send(new PutSecretValueCommand({ SecretId: secretArn, SecretString: JSON.stringify({ accountKeyPem: key }) }), { abortSignal: signal });
+  await secrets.send(new PutSecretValueCommand({ SecretId: secretArn, SecretString: JSON.stringify({ accountKeyPem: key }) }), {
+    abortSignal: signal,
+  });
   logger.info('acme account key created', { secretArn });
   return key;
 }
@@ -79,13 +81,25 @@ async function waitInSync(route53: Route53Client, changeId: string | undefined, 
   }
 }
 
-async function changeTxt(route53: Route53Client, zoneId: string, action: 'UPSERT' | 'DELETE', name: string, value: string, signal: AbortSignal) {
+async function changeTxt(
+  route53: Route53Client,
+  zoneId: string,
+  action: 'UPSERT' | 'DELETE',
+  name: string,
+  value: string,
+  signal: AbortSignal,
+) {
   const res = await route53.send(
     new ChangeResourceRecordSetsCommand({
       HostedZoneId: zoneId,
       ChangeBatch: {
         Comment: 'rotate-certificates ACME DNS-01',
-        Changes: [{ Action: action, ResourceRecordSet: { Name: name, Type: 'TXT', TTL: CHALLENGE_TTL, ResourceRecords: [{ Value: `"${value}"` }] } }],
+        Changes: [
+          {
+            Action: action,
+            ResourceRecordSet: { Name: name, Type: 'TXT', TTL: CHALLENGE_TTL, ResourceRecords: [{ Value: `"${value}"` }] },
+          },
+        ],
       },
     }),
     { abortSignal: signal },
@@ -106,7 +120,13 @@ export async function issueWithAcme(order: AcmeOrder, deps: AcmeDeps): Promise<I
   const { settings, signal } = order;
   trust(settings.caBundlePath);
   const accountKey = await loadAccountKey(deps.secrets, settings.accountSecretArn, signal);
-  const client = new acme.Client({ directoryUrl: settings.directoryUrl, accountKey, backoffAttempts: 8, backoffMin: 1_000, backoffMax: 10_000 });
+  const client = new acme.Client({
+    directoryUrl: settings.directoryUrl,
+    accountKey,
+    backoffAttempts: 8,
+    backoffMin: 1_000,
+    backoffMax: 10_000,
+  });
   const [privateKey, csr] = await acme.crypto.createCsr({ commonName: order.domainName, altNames: [order.domainName] });
   const fullChain = await client.auto({
     csr,

@@ -41,7 +41,12 @@ const VALIDATION_TTL = 300;
 /** How long a request-certificate action waits for ACM to publish the validation records. */
 const RECORDS_WAIT_MS = 20_000;
 
-async function upsertRecords(route53: Route53Client, zoneId: string, records: readonly DnsRecord[], signal: AbortSignal): Promise<string | undefined> {
+async function upsertRecords(
+  route53: Route53Client,
+  zoneId: string,
+  records: readonly DnsRecord[],
+  signal: AbortSignal,
+): Promise<string | undefined> {
   if (records.length === 0) return undefined;
   const res = await route53.send(
     new ChangeResourceRecordSetsCommand({
@@ -63,7 +68,11 @@ async function upsertRecords(route53: Route53Client, zoneId: string, records: re
  * The validation records of every name, one per record name (a name and its wildcard share one); `complete` once ACM
  * has published a record for each name.
  */
-async function readValidationRecords(acm: ACMClient, arn: string, signal: AbortSignal): Promise<{ records: DnsRecord[]; complete: boolean }> {
+async function readValidationRecords(
+  acm: ACMClient,
+  arn: string,
+  signal: AbortSignal,
+): Promise<{ records: DnsRecord[]; complete: boolean }> {
   const res = await acm.send(new DescribeCertificateCommand({ CertificateArn: arn }), { abortSignal: signal });
   const options = res.Certificate?.DomainValidationOptions ?? [];
   const records = new Map<string, DnsRecord>();
@@ -145,7 +154,8 @@ export async function applyCertificatePlan(
                 validationRecords: records.map((r) => r.name),
                 note:
                   records.length > 0
-                    ? `${NO_ZONE}: ${describeRecords(records)}${complete ? '' : ' (ACM has not published every name\'s record yet: the next run reports the rest)'}`
+                    ? `${NO_ZONE}: ${describeRecords(records)}` +
+                      (complete ? '' : " (ACM has not published every name's record yet: the next run reports the rest)")
                     : 'validation records not published yet: the next run reports them',
               },
             };
@@ -157,7 +167,7 @@ export async function applyCertificatePlan(
               certificateArn: arn,
               validationRecords: records.map((r) => r.name),
               ...(changeId ? { changeId } : { note: 'validation records not published yet: the next run creates them' }),
-              ...(changeId && !complete ? { note: 'ACM has not published every name\'s record yet: the next run creates the rest' } : {}),
+              ...(changeId && !complete ? { note: "ACM has not published every name's record yet: the next run creates the rest" } : {}),
             },
           };
         }
@@ -169,10 +179,16 @@ export async function applyCertificatePlan(
           );
           // Keep the old certificate on the listener (SNI list) until a handshake proves the new one.
           await deps.elbv2.send(
-            new AddListenerCertificatesCommand({ ListenerArn: action.target, Certificates: [{ CertificateArn: action.oldCertificateArn }] }),
+            new AddListenerCertificatesCommand({
+              ListenerArn: action.target,
+              Certificates: [{ CertificateArn: action.oldCertificateArn }],
+            }),
             { abortSignal: signal },
           );
-          return { status: 'applied', detail: { defaultCertificateArn: action.newCertificateArn, keptForRollback: action.oldCertificateArn } };
+          return {
+            status: 'applied',
+            detail: { defaultCertificateArn: action.newCertificateArn, keptForRollback: action.oldCertificateArn },
+          };
         }
 
         case 'verify-handshake': {
@@ -180,8 +196,10 @@ export async function applyCertificatePlan(
           if (!expected) return { status: 'failed', error: 'no serial to expect: the change before this check did not complete' };
           if (!handshakeHost) return { status: 'failed', error: 'no host to connect to (set HANDSHAKE_HOST)' };
           const served = await handshakeUntil(deps, config, handshakeHost, (s) => s.ok && s.serial === expected, signal);
-          if (served.ok && served.serial === expected) return { status: 'applied', detail: { serial: served.serial, notAfter: served.notAfter } };
-          const mismatch = `after ${config.handshake.waitMs / 1000}s the handshake shows ${describeServed(served)}, expected serial ${expected}`;
+          if (served.ok && served.serial === expected)
+            return { status: 'applied', detail: { serial: served.serial, notAfter: served.notAfter } };
+          const mismatch =
+            `after ${config.handshake.waitMs / 1000}s the handshake shows ${describeServed(served)}, expected serial ` + `${expected}`;
           if (!action.rollback) return { status: 'failed', error: mismatch, detail: { served } };
           await rollback(deps, action.rollback, signal);
           return {
@@ -193,17 +211,30 @@ export async function applyCertificatePlan(
 
         case 'rollback-listener-certificate':
           // The listener is safe again, but the rotation did not happen: fail the run so the alarm fires.
-          await rollback(deps, { listenerArn: action.target, restoreCertificateArn: action.restoreCertificateArn, rolledBackCertificateArn: action.rolledBackCertificateArn }, signal);
+          await rollback(
+            deps,
+            {
+              listenerArn: action.target,
+              restoreCertificateArn: action.restoreCertificateArn,
+              rolledBackCertificateArn: action.rolledBackCertificateArn,
+            },
+            signal,
+          );
           return {
             status: 'failed',
-            error: `rolled back to ${action.restoreCertificateArn} because the handshake showed serial ${action.servedSerial}, not ${action.expectedSerial} of ${action.rolledBackCertificateArn}`,
+            error:
+              `rolled back to ${action.restoreCertificateArn} because the handshake showed serial ${action.servedSerial}, not ` +
+              `${action.expectedSerial} of ${action.rolledBackCertificateArn}`,
             detail: { defaultCertificateArn: action.restoreCertificateArn, rolledBack: true },
           };
 
         case 'remove-listener-certificate':
           try {
             await deps.elbv2.send(
-              new RemoveListenerCertificatesCommand({ ListenerArn: action.target, Certificates: [{ CertificateArn: action.certificateArn }] }),
+              new RemoveListenerCertificatesCommand({
+                ListenerArn: action.target,
+                Certificates: [{ CertificateArn: action.certificateArn }],
+              }),
               { abortSignal: signal },
             );
           } catch (error) {
@@ -216,19 +247,31 @@ export async function applyCertificatePlan(
             await deps.acm.send(new DeleteCertificateCommand({ CertificateArn: action.target }), { abortSignal: signal });
           } catch (error) {
             if (errorName(error) === 'ResourceNotFoundException') return { status: 'applied', detail: { note: 'already deleted' } };
-            if (errorName(error) === 'ResourceInUseException') return { status: 'skipped', reason: 'ACM still lists a user of it: the next run deletes it' };
+            if (errorName(error) === 'ResourceInUseException')
+              return { status: 'skipped', reason: 'ACM still lists a user of it: the next run deletes it' };
             throw error;
           }
           return { status: 'applied' };
 
         case 'renew-acme-certificate': {
-          if (!config.acme || !config.hostedZoneId) return { status: 'failed', error: 'CERTIFICATE_MODE=acme without ACME settings or HOSTED_ZONE_ID' };
+          if (!config.acme || !config.hostedZoneId)
+            return { status: 'failed', error: 'CERTIFICATE_MODE=acme without ACME settings or HOSTED_ZONE_ID' };
           const issued = await deps.issue(
-            { domainName: action.domainName, hostedZoneId: config.hostedZoneId, settings: config.acme, dnsChangeTimeoutMs: config.dnsChangeTimeoutMs, signal },
+            {
+              domainName: action.domainName,
+              hostedZoneId: config.hostedZoneId,
+              settings: config.acme,
+              dnsChangeTimeoutMs: config.dnsChangeTimeoutMs,
+              signal,
+            },
             { route53: deps.route53, secrets: deps.secrets },
           );
           const x509 = new X509Certificate(issued.certificatePem);
-          const names = (x509.subjectAltName ?? '').split(',').map((s) => s.trim()).filter((s) => s.startsWith('DNS:')).map((s) => s.slice(4));
+          const names = (x509.subjectAltName ?? '')
+            .split(',')
+            .map((s) => s.trim())
+            .filter((s) => s.startsWith('DNS:'))
+            .map((s) => s.slice(4));
           const notBefore = new Date(x509.validFrom).toISOString();
           const notAfter = new Date(x509.validTo).toISOString();
           const problem = certificateProblem({ names, notBefore, notAfter }, action.domainName, new Date());
@@ -252,7 +295,10 @@ export async function applyCertificatePlan(
             if (restored.length > 0) tags = { tagsRestored: restored };
           } catch (error) {
             if (signal.aborted) throw error;
-            logger.warn('could not restore certificate tags after the re-import', { certificateArn: action.target, error: describeError(error) });
+            logger.warn('could not restore certificate tags after the re-import', {
+              certificateArn: action.target,
+              error: describeError(error),
+            });
             tags = { tagRestoreError: describeError(error) };
           }
           return { status: 'applied', detail: { serial: importedSerial, notAfter, ...tags } };
@@ -288,11 +334,17 @@ async function rollback(
   r: { listenerArn: string; restoreCertificateArn: string; rolledBackCertificateArn: string },
   signal: AbortSignal,
 ): Promise<void> {
-  await deps.elbv2.send(new ModifyListenerCommand({ ListenerArn: r.listenerArn, Certificates: [{ CertificateArn: r.restoreCertificateArn }] }), {
-    abortSignal: signal,
-  });
+  await deps.elbv2.send(
+    new ModifyListenerCommand({ ListenerArn: r.listenerArn, Certificates: [{ CertificateArn: r.restoreCertificateArn }] }),
+    {
+      abortSignal: signal,
+    },
+  );
   await deps.acm.send(
-    new AddTagsToCertificateCommand({ CertificateArn: r.rolledBackCertificateArn, Tags: [{ Key: TAG_ROLLED_BACK_AT, Value: new Date().toISOString() }] }),
+    new AddTagsToCertificateCommand({
+      CertificateArn: r.rolledBackCertificateArn,
+      Tags: [{ Key: TAG_ROLLED_BACK_AT, Value: new Date().toISOString() }],
+    }),
     { abortSignal: signal },
   );
   logger.warn('listener certificate rolled back', { ...r });

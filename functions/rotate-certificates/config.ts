@@ -1,3 +1,4 @@
+import { DEFAULT_FLEET_TAG_KEY } from '../../shared/fleet-tags.ts';
 import * as z from 'zod/mini';
 import { env, loadConfig } from '../../shared/config.ts';
 import { ConfigError } from '../../shared/errors.ts';
@@ -36,7 +37,7 @@ const shape = {
    * The fleet tag (infra: the stack name). Every certificate the job requests carries it; the job deletes a replaced
    * certificate only when it carries it (the IAM policy allows acm:DeleteCertificate on fleet-tagged ones only).
    */
-  FLEET_TAG_KEY: z._default(env.text('a tag key such as registry-fleet'), 'registry-fleet'),
+  FLEET_TAG_KEY: z._default(env.text(`a tag key such as ${DEFAULT_FLEET_TAG_KEY}`), DEFAULT_FLEET_TAG_KEY),
   FLEET_TAG_VALUE: env.text('the fleet tag value (the stack name)'),
 };
 
@@ -79,7 +80,10 @@ export function loadRotateCertificatesConfig(source: Readonly<Record<string, str
       }
       // DNS-01 challenges go through Route 53: the zone is optional in acm mode only.
       if (v.HOSTED_ZONE_ID === undefined) {
-        throw new ConfigError('invalid configuration: CERTIFICATE_MODE=acme needs HOSTED_ZONE_ID (DNS-01 challenges go through Route 53); missing: HOSTED_ZONE_ID');
+        throw new ConfigError(
+          'invalid configuration: CERTIFICATE_MODE=acme needs HOSTED_ZONE_ID (DNS-01 challenges go through Route 53); missing: ' +
+            'HOSTED_ZONE_ID',
+        );
       }
       acme = {
         directoryUrl: v.ACME_DIRECTORY_URL as string,

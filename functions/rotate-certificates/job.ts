@@ -108,7 +108,12 @@ export function createRotateCertificatesJob(deps: JobDeps = {}): RotateCertifica
       const { step } = plan;
       return {
         observed: {
-          listener: { arn: listener.arn, protocol: listener.protocol, port: listener.port, loadBalancerDnsName: listener.loadBalancerDnsName },
+          listener: {
+            arn: listener.arn,
+            protocol: listener.protocol,
+            port: listener.port,
+            loadBalancerDnsName: listener.loadBalancerDnsName,
+          },
           certificates: state.certificates.map((c) => ({
             arn: c.arn,
             role: role(c.arn),
@@ -123,13 +128,21 @@ export function createRotateCertificatesJob(deps: JobDeps = {}): RotateCertifica
           })),
           missingCertificates: state.missing,
           served: served.ok
-            ? { ok: true, host: served.host, port: served.port, serial: served.serial, notAfter: served.notAfter, daysLeft: daysLeft(served.notAfter, now) }
+            ? {
+                ok: true,
+                host: served.host,
+                port: served.port,
+                serial: served.serial,
+                notAfter: served.notAfter,
+                daysLeft: daysLeft(served.notAfter, now),
+              }
             : { ok: false, host: served.host, port: served.port, error: served.error },
         },
         details: {
           step,
           daysLeft: plan.daysLeft,
-          servedMatchesListenerDefault: served.ok && state.certificates.find((c) => c.arn === listener.defaultCertificateArn)?.serial === served.serial,
+          servedMatchesListenerDefault:
+            served.ok && state.certificates.find((c) => c.arn === listener.defaultCertificateArn)?.serial === served.serial,
         },
         metrics: { CertificateDaysLeft: Math.max(0, plan.daysLeft ?? 0) },
       };

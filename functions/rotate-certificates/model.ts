@@ -3,10 +3,7 @@
  * plan and apply share (does a certificate cover a name, serial numbers in one form).
  */
 
-/** ACM tag on a certificate this job requested: the ARN of the listener certificate it replaces. */
-export const TAG_ROTATION_OF = 'registry:rotation-of';
-/** ACM tag set when a swap to this certificate was rolled back (ISO time). Blocks automatic retries. */
-export const TAG_ROLLED_BACK_AT = 'registry:rolled-back-at';
+export { TAG_ROLLED_BACK_AT, TAG_ROTATION_OF } from '../../shared/fleet-tags.ts';
 
 export type CertificateMode = 'acm' | 'acme';
 

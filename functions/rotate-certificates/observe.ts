@@ -37,13 +37,18 @@ export interface ObserveDeps {
 /** ListCertificates returns only RSA_2048 unless asked: ask for every key type ACM and ALB use. */
 const KEY_TYPES: KeyAlgorithm[] = ['RSA_1024', 'RSA_2048', 'RSA_3072', 'RSA_4096', 'EC_prime256v1', 'EC_secp384r1', 'EC_secp521r1'];
 
-export async function observeListener(elbv2: ElasticLoadBalancingV2Client, listenerArn: string, signal: AbortSignal): Promise<ListenerView> {
+export async function observeListener(
+  elbv2: ElasticLoadBalancingV2Client,
+  listenerArn: string,
+  signal: AbortSignal,
+): Promise<ListenerView> {
   const res = await elbv2.send(new DescribeListenersCommand({ ListenerArns: [listenerArn] }), { abortSignal: signal });
   const listener = res.Listeners?.[0];
   if (!listener?.LoadBalancerArn) throw new ValidationError(`LISTENER_ARN ${listenerArn}: no such listener`);
   if (listener.Protocol !== 'HTTPS') {
     throw new ValidationError(
-      `LISTENER_ARN ${listenerArn} is a ${listener.Protocol ?? 'unknown'} listener on port ${listener.Port ?? '?'}: rotate-certificates manages the certificate of an HTTPS listener`,
+      `LISTENER_ARN ${listenerArn} is a ${listener.Protocol ?? 'unknown'} listener on port ${listener.Port ?? '?'}: rotate-certificates ` +
+        `manages the certificate of an HTTPS listener`,
     );
   }
   const all: { arn: string; isDefault: boolean }[] = [];
@@ -75,7 +80,9 @@ function toRecords(options: readonly DomainValidation[] | undefined): DnsRecord[
 
 export function toCertificateView(detail: CertificateDetail, tags: Record<string, string>): CertificateView {
   const renewal = detail.RenewalSummary;
-  const names = [...new Set([detail.DomainName, ...(detail.SubjectAlternativeNames ?? [])].filter((n): n is string => !!n).map((n) => n.toLowerCase()))];
+  const names = [
+    ...new Set([detail.DomainName, ...(detail.SubjectAlternativeNames ?? [])].filter((n): n is string => !!n).map((n) => n.toLowerCase())),
+  ];
   const iso = (d: Date | undefined) => (d ? { value: d.toISOString() } : undefined);
   const renewalRecords = toRecords(renewal?.DomainValidationOptions);
   return {
@@ -123,7 +130,12 @@ async function readCertificate(acm: ACMClient, arn: string, signal: AbortSignal)
 
 async function readZoneValues(route53: Route53Client, zoneId: string, record: DnsRecord, signal: AbortSignal): Promise<string[]> {
   const res = await route53.send(
-    new ListResourceRecordSetsCommand({ HostedZoneId: zoneId, StartRecordName: record.name, StartRecordType: record.type as 'CNAME', MaxItems: 1 }),
+    new ListResourceRecordSetsCommand({
+      HostedZoneId: zoneId,
+      StartRecordName: record.name,
+      StartRecordType: record.type as 'CNAME',
+      MaxItems: 1,
+    }),
     { abortSignal: signal },
   );
   const set = res.ResourceRecordSets?.[0];
@@ -139,7 +151,8 @@ export async function observeCertificates(config: RotateCertificatesConfig, deps
   const candidates: string[] = [];
   for await (const page of paginateListCertificates({ client: deps.acm }, { Includes: { keyTypes: KEY_TYPES } }, { abortSignal: signal })) {
     for (const s of page.CertificateSummaryList ?? []) {
-      if (s.CertificateArn && s.DomainName?.toLowerCase() === config.domainName && !attached.includes(s.CertificateArn)) candidates.push(s.CertificateArn);
+      if (s.CertificateArn && s.DomainName?.toLowerCase() === config.domainName && !attached.includes(s.CertificateArn))
+        candidates.push(s.CertificateArn);
     }
   }
 
@@ -163,7 +176,9 @@ export async function observeCertificates(config: RotateCertificatesConfig, deps
   const zoneRecords: Record<string, string[]> = {};
   const zoneId = config.hostedZoneId;
   if (zoneId) {
-    const wanted = [current, ...certificates.filter((c) => c.tags[TAG_ROTATION_OF] === current?.arn)].flatMap((c) => c?.validationRecords ?? []);
+    const wanted = [current, ...certificates.filter((c) => c.tags[TAG_ROTATION_OF] === current?.arn)].flatMap(
+      (c) => c?.validationRecords ?? [],
+    );
     for (const record of wanted) {
       if (zoneRecords[record.name]) continue;
       zoneRecords[record.name] = await readZoneValues(deps.route53, zoneId, record, signal);
@@ -172,8 +187,16 @@ export async function observeCertificates(config: RotateCertificatesConfig, deps
 
   const host = config.handshake.host ?? listener.loadBalancerDnsName;
   const served = host
-    ? await deps.handshake({ host, port: config.handshake.port, servername: config.domainName, timeoutMs: config.handshake.timeoutMs }, signal)
-    : { ok: false as const, host: '(none)', port: config.handshake.port, error: 'the load balancer has no DNS name and HANDSHAKE_HOST is not set' };
+    ? await deps.handshake(
+        { host, port: config.handshake.port, servername: config.domainName, timeoutMs: config.handshake.timeoutMs },
+        signal,
+      )
+    : {
+        ok: false as const,
+        host: '(none)',
+        port: config.handshake.port,
+        error: 'the load balancer has no DNS name and HANDSHAKE_HOST is not set',
+      };
 
   return { listener, certificates, missing, served, zoneRecords };
 }

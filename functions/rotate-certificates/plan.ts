@@ -105,7 +105,8 @@ export type CertificatePlan = Plan<CertAction> & {
 /** Key algorithms RequestCertificate accepts. */
 export const REQUESTABLE_KEY_ALGORITHMS = ['RSA_2048', 'EC_prime256v1', 'EC_secp384r1'] as const;
 export type RequestableKeyAlgorithm = (typeof REQUESTABLE_KEY_ALGORITHMS)[number];
-const isRequestable = (k: string | undefined): k is RequestableKeyAlgorithm => (REQUESTABLE_KEY_ALGORITHMS as readonly string[]).includes(k ?? '');
+const isRequestable = (k: string | undefined): k is RequestableKeyAlgorithm =>
+  (REQUESTABLE_KEY_ALGORITHMS as readonly string[]).includes(k ?? '');
 
 const FAILED_STATUSES = new Set(['FAILED', 'VALIDATION_TIMED_OUT', 'REVOKED', 'EXPIRED', 'INACTIVE']);
 
@@ -134,7 +135,11 @@ export function planRotation(state: CertState, policy: RotationPolicy, now: Date
   const current = listener.defaultCertificateArn ? byArn.get(listener.defaultCertificateArn) : undefined;
   if (!current) {
     const target = listener.defaultCertificateArn ?? listener.arn;
-    actions.push({ type: 'refuse-certificate', target, reason: `the listener's default certificate ${target} is not an ACM certificate this job can read` });
+    actions.push({
+      type: 'refuse-certificate',
+      target,
+      reason: `the listener's default certificate ${target} is not an ACM certificate this job can read`,
+    });
     return { actions, skipped, step: 'refused' };
   }
 
@@ -148,7 +153,11 @@ export function planRotation(state: CertState, policy: RotationPolicy, now: Date
 
   // A listener default that does not cover the domain is a configuration error: never rotate around it.
   if (!covers(current.names, policy.domainName)) {
-    actions.push({ type: 'refuse-certificate', target: current.arn, reason: `listener default certificate ${certificateProblem(current, policy.domainName, now)}` });
+    actions.push({
+      type: 'refuse-certificate',
+      target: current.arn,
+      reason: `listener default certificate ${certificateProblem(current, policy.domainName, now)}`,
+    });
     return done('refused');
   }
 
@@ -190,7 +199,9 @@ export function planRotation(state: CertState, policy: RotationPolicy, now: Date
           skipped.push({
             type: 'delete-certificate',
             target: previousArn,
-            reason: `not created by this fleet (no ${policy.fleetTag.key}=${policy.fleetTag.value} tag): left in ACM; delete it by hand once nothing uses it`,
+            reason:
+              `not created by this fleet (no ${policy.fleetTag.key}=${policy.fleetTag.value} tag): left in ACM; delete it by hand ` +
+              `once nothing uses it`,
           });
         }
       } else if (previous) {
@@ -200,7 +211,11 @@ export function planRotation(state: CertState, policy: RotationPolicy, now: Date
         if (users.length === 0) {
           actions.push({ type: 'delete-certificate', target: previousArn, reason: `replaced by ${current.arn}; ACM lists no other user` });
         } else {
-          skipped.push({ type: 'delete-certificate', target: previousArn, reason: `replaced by ${current.arn} but still in use by ${users.join(', ')}` });
+          skipped.push({
+            type: 'delete-certificate',
+            target: previousArn,
+            reason: `replaced by ${current.arn} but still in use by ${users.join(', ')}`,
+          });
         }
       }
     }
@@ -215,7 +230,9 @@ export function planRotation(state: CertState, policy: RotationPolicy, now: Date
     skipped.push({
       type: 'wait',
       target: c.arn,
-      reason: `swap to ${c.arn} was rolled back at ${c.tags[TAG_ROLLED_BACK_AT]}: investigate, then delete it or invoke with {"force": true} to retry`,
+      reason:
+        `swap to ${c.arn} was rolled back at ${c.tags[TAG_ROLLED_BACK_AT]}: investigate, then delete it or invoke with {"force": ` +
+        `true} to retry`,
     });
   }
   const next = active.at(-1);
@@ -226,7 +243,9 @@ export function planRotation(state: CertState, policy: RotationPolicy, now: Date
   if (current.type === 'AMAZON_ISSUED' && current.renewal && ['PENDING_VALIDATION', 'FAILED'].includes(current.renewal.status)) {
     const records = missingRecords(current.validationRecords, state.zoneRecords);
     if (records.length > 0) {
-      const reason = `managed renewal is ${current.renewal.status}${current.renewal.reason ? ` (${current.renewal.reason})` : ''} and ${records.length} validation record(s) are missing; ${why}`;
+      const reason =
+        `managed renewal is ${current.renewal.status}${current.renewal.reason ? ` (${current.renewal.reason})` : ''} and ` +
+        `${records.length} validation record(s) are missing; ${why}`;
       const action = { type: 'restore-validation-records' as const, target: current.arn, reason, records };
       if (policy.hostedZone) actions.push(action);
       else skipped.push({ ...action, reason: `${NO_ZONE}: ${describeRecords(records)} (managed renewal is ${current.renewal.status})` });
@@ -242,8 +261,10 @@ export function planRotation(state: CertState, policy: RotationPolicy, now: Date
           type: 'rotation-blocked',
           target: rolled.arn,
           reason:
-            `${windowText}, but the swap to ${rolled.arn} was rolled back at ${rolled.tags[TAG_ROLLED_BACK_AT]}: nothing rotates it automatically. ` +
-            `Find why the load balancer did not serve it, then invoke with {"force": true} to retry the swap, or delete it so the next run requests another`,
+            `${windowText}, but the swap to ${rolled.arn} was rolled back at ${rolled.tags[TAG_ROLLED_BACK_AT]}: nothing rotates it ` +
+            `automatically. ` +
+            `Find why the load balancer did not serve it, then invoke with {"force": true} to retry the swap, or delete it so the next ` +
+            `run requests another`,
         });
       }
       return done('rolled-back');
@@ -269,11 +290,26 @@ export function planRotation(state: CertState, policy: RotationPolicy, now: Date
   if (next.status === 'PENDING_VALIDATION') {
     const records = missingRecords(next.validationRecords, state.zoneRecords);
     if (records.length > 0 && !policy.hostedZone) {
-      skipped.push({ type: 'create-validation-records', target: next.arn, reason: `${NO_ZONE}: ${describeRecords(records)} (replacement is pending validation)`, records });
+      skipped.push({
+        type: 'create-validation-records',
+        target: next.arn,
+        reason: `${NO_ZONE}: ${describeRecords(records)} (replacement is pending validation)`,
+        records,
+      });
     } else if (records.length > 0) {
-      actions.push({ type: 'create-validation-records', target: next.arn, reason: `replacement is pending validation; ${records.length} record(s) missing`, records });
+      actions.push({
+        type: 'create-validation-records',
+        target: next.arn,
+        reason: `replacement is pending validation; ${records.length} record(s) missing`,
+        records,
+      });
     } else {
-      skipped.push({ type: 'wait', target: next.arn, reason: `replacement is pending validation (records in place${next.validationRecords.length ? '' : ' or not yet published by ACM'})` });
+      skipped.push({
+        type: 'wait',
+        target: next.arn,
+        reason:
+          `replacement is pending validation (records in ` + `place${next.validationRecords.length ? '' : ' or not yet published by ACM'})`,
+      });
     }
     return done(actions.some((a) => a.type === 'create-validation-records') ? 'validate' : 'waiting');
   }
@@ -282,7 +318,9 @@ export function planRotation(state: CertState, policy: RotationPolicy, now: Date
     actions.push({
       type: 'refuse-certificate',
       target: next.arn,
-      reason: `replacement is ${next.status}${next.failureReason ? ` (${next.failureReason})` : ''}: delete it so the next run requests another`,
+      reason:
+        `replacement is ${next.status}${next.failureReason ? ` (${next.failureReason})` : ''}: delete it so the next run requests ` +
+        `another`,
     });
     return done('refused');
   }
@@ -320,7 +358,9 @@ function planAcme(
     actions.push({
       type: 'refuse-certificate',
       target: current.arn,
-      reason: `CERTIFICATE_MODE=acme re-imports into the listener's certificate, but it is ${current.type}: use CERTIFICATE_MODE=acm or import a certificate first`,
+      reason:
+        `CERTIFICATE_MODE=acme re-imports into the listener's certificate, but it is ${current.type}: use CERTIFICATE_MODE=acm or ` +
+        `import a certificate first`,
     });
     return done('refused');
   }
@@ -329,7 +369,8 @@ function planAcme(
     target: current.arn,
     reason: `${ctx.why}: ACME order with DNS-01, re-imported into the same ARN (old serial ${current.serial})`,
     domainName: policy.domainName,
-    keepTags: current.tags[policy.fleetTag.key] === policy.fleetTag.value ? [{ Key: policy.fleetTag.key, Value: policy.fleetTag.value }] : [],
+    keepTags:
+      current.tags[policy.fleetTag.key] === policy.fleetTag.value ? [{ Key: policy.fleetTag.key, Value: policy.fleetTag.value }] : [],
   });
   actions.push({
     type: 'verify-handshake',

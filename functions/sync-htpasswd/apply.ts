@@ -81,7 +81,10 @@ export function installOutcome(result: CommandResult, action: Pick<InstallAction
         ? { status: 'skipped', reason: `${result.error}: its boot script installs the published file; the hourly drift check catches up` }
         : {
             status: 'failed',
-            error: `unreachable through SSM: ${result.error.replace(/ yet\b/, '')}, but launched ${action.launchTime ?? 'at an unknown time'}, past SSM_REGISTRATION_GRACE: its SSM agent is down or it lost SSM access, and it keeps serving its old htpasswd; check the agent or replace the instance`,
+            error:
+              `unreachable through SSM: ${result.error.replace(/ yet\b/, '')}, but launched ` +
+              `${action.launchTime ?? 'at an unknown time'}, past SSM_REGISTRATION_GRACE: its SSM agent is down or it lost SSM access, ` +
+              `and it keeps serving its old htpasswd; check the agent or replace the instance`,
           };
     case 'cancelled':
       return { status: 'skipped', reason: result.error };
@@ -90,7 +93,12 @@ export function installOutcome(result: CommandResult, action: Pick<InstallAction
     case 'success': {
       const { installed, previous } = parseScriptOutput(result.output);
       if (installed !== sha256) {
-        return { status: 'failed', error: installed ? `installed sha256 ${shortSha(installed)}, expected ${shortSha(sha256)}` : 'the command succeeded but printed no "installed sha256=" line' };
+        return {
+          status: 'failed',
+          error: installed
+            ? `installed sha256 ${shortSha(installed)}, expected ${shortSha(sha256)}`
+            : 'the command succeeded but printed no "installed sha256=" line',
+        };
       }
       const changed = previous !== sha256;
       return { status: 'applied', detail: { changed, previousSha256: previous ?? null, installedSha256: installed } };

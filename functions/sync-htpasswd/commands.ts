@@ -52,7 +52,11 @@ interface Pending {
 }
 
 /** Results by instance id; an instance with no entry was never sent to (time budget, or stopped after a failure). */
-export async function runDocument(ssm: SSMClient, request: RunDocumentRequest, options: RunDocumentOptions): Promise<Map<string, CommandResult>> {
+export async function runDocument(
+  ssm: SSMClient,
+  request: RunDocumentRequest,
+  options: RunDocumentOptions,
+): Promise<Map<string, CommandResult>> {
   const results = new Map<string, CommandResult>();
   const hasTime = options.hasTime ?? (() => true);
   const deadline = options.deadline ?? Number.POSITIVE_INFINITY;
@@ -139,7 +143,12 @@ async function poll(
           p.instanceId,
           p.missing > 0 && p.lastStatus === 'Pending'
             ? { state: 'not-registered', error: 'not registered with SSM yet (no invocation appeared)' }
-            : { state: 'failed', error: `no result within ${Math.round((Date.now() - started) / 1000)}s (last status ${p.lastStatus}; command ${p.commandId})` },
+            : {
+                state: 'failed',
+                error:
+                  `no result within ${Math.round((Date.now() - started) / 1000)}s (last status ${p.lastStatus}; command ` +
+                  `${p.commandId})`,
+              },
         );
       }
       return;
@@ -180,7 +189,10 @@ async function pollOnce(ssm: SSMClient, p: Pending, signal: AbortSignal): Promis
       return { state: 'failed', error: `${status}${details}${lastLine(res.StandardErrorContent)}` };
     case 'Cancelled':
     case 'Cancelling':
-      return { state: 'cancelled', error: `${status}${details}: not run (SSM stops sending after MaxErrors failures, or the command was cancelled)` };
+      return {
+        state: 'cancelled',
+        error: `${status}${details}: not run (SSM stops sending after MaxErrors failures, or the command was cancelled)`,
+      };
     default:
       return undefined; // Pending, InProgress, Delayed
   }

@@ -4,7 +4,8 @@ import type { JobContext, JobDefinition, Outcomes, Plan } from '../../shared/job
 import type { Trigger } from '../../shared/triggers.ts';
 import { applySync } from './apply.ts';
 import type { SyncHtpasswdConfig } from './config.ts';
-import { observeSync, type SyncScope, type SyncState } from './observe.ts';
+import type { SyncScope, SyncState } from './model.ts';
+import { observeSync } from './observe.ts';
 import { costWarnings, planSync, type SyncAction } from './plan.ts';
 
 /**
@@ -30,8 +31,12 @@ type Types = {
 };
 
 /** The run's scope: a parameter change outside the user path is out of scope; a manual run may force distribution. */
-export function scopeOf(trigger: Trigger<{ forceDistribute?: boolean | undefined }>, config: Pick<SyncHtpasswdConfig, 'parameterPath'>): SyncScope {
-  if (trigger.kind === 'parameter-change' && !trigger.name.startsWith(config.parameterPath)) return { outOfScope: trigger.name, forced: false };
+export function scopeOf(
+  trigger: Trigger<{ forceDistribute?: boolean | undefined }>,
+  config: Pick<SyncHtpasswdConfig, 'parameterPath'>,
+): SyncScope {
+  if (trigger.kind === 'parameter-change' && !trigger.name.startsWith(config.parameterPath))
+    return { outOfScope: trigger.name, forced: false };
   return { forced: trigger.kind === 'manual' && trigger.options.forceDistribute === true };
 }
 
@@ -52,7 +57,14 @@ function summarize(state: SyncState, plan: Plan<SyncAction>, outcomes: Outcomes,
     return { observed: {}, details: { nothingToDo: `parameter ${state.parameter} is not under the user path` } };
   }
   const users = state.resolution.users;
-  const instances = { inSync: [] as string[], changed: [] as string[], failed: [] as string[], notRegistered: [] as string[], notRun: [] as string[], drifted: [] as string[] };
+  const instances = {
+    inSync: [] as string[],
+    changed: [] as string[],
+    failed: [] as string[],
+    notRegistered: [] as string[],
+    notRun: [] as string[],
+    drifted: [] as string[],
+  };
   const { dryRun } = ctx;
   plan.actions.forEach((action, i) => {
     if (action.type !== 'install-htpasswd') return;
@@ -60,7 +72,8 @@ function summarize(state: SyncState, plan: Plan<SyncAction>, outcomes: Outcomes,
     if (dryRun) instances.drifted.push(action.target);
     else if (!outcome) instances.notRun.push(action.target);
     else if (outcome.status === 'failed') instances.failed.push(action.target);
-    else if (outcome.status === 'skipped') (/not registered/.test(outcome.reason) ? instances.notRegistered : instances.notRun).push(action.target);
+    else if (outcome.status === 'skipped')
+      (/not registered/.test(outcome.reason) ? instances.notRegistered : instances.notRun).push(action.target);
     else (outcome.detail?.changed === false ? instances.inSync : instances.changed).push(action.target);
   });
   for (const s of plan.skipped) (/^in sync/.test(s.reason) ? instances.inSync : instances.notRegistered).push(s.target);
@@ -80,7 +93,9 @@ function summarize(state: SyncState, plan: Plan<SyncAction>, outcomes: Outcomes,
       publish: publish ? 'changed' : 'unchanged',
       users: users.map((u) => ({ user: u.user, parameter: u.parameter, cost: u.cost, source: u.source })),
       ...(warnings.length > 0 ? { warnings } : {}),
-      instances: Object.fromEntries(Object.entries(instances).filter(([k, v]) => v.length > 0 || ['inSync', 'changed', 'failed'].includes(k))),
+      instances: Object.fromEntries(
+        Object.entries(instances).filter(([k, v]) => v.length > 0 || ['inSync', 'changed', 'failed'].includes(k)),
+      ),
     },
     metrics: {
       Users: users.length,

@@ -8,7 +8,10 @@ import { parseHtpasswd, sha256Hex } from '../../shared/htpasswd.ts';
 import type { RunContext } from '../../shared/job.ts';
 import { parseScriptOutput, runDocument } from './commands.ts';
 import type { SyncHtpasswdConfig } from './config.ts';
-import { resolveUsers, type Resolution, type UserParameter } from './users.ts';
+import type { InstanceDrift, SyncScope, SyncState } from './model.ts';
+import { resolveUsers, type UserParameter } from './users.ts';
+
+export type { FleetInstance, InstanceDrift, PublishedFile, SyncScope, SyncState } from './model.ts';
 
 /**
  * Reads, mapped to plain types (no SDK type leaves this file): the users under the path (decrypted, resolved
@@ -18,47 +21,6 @@ import { resolveUsers, type Resolution, type UserParameter } from './users.ts';
  * so a dry run does it too), all within DRIFT_CHECK_BUDGET from the start of observe. Nothing here is logged.
  */
 
-export interface PublishedFile {
-  /** sha256 of the object's body. */
-  readonly sha256: string;
-  /** The object's `sha256` metadata (what the boot script verifies against), if any. */
-  readonly metadataSha256: string | undefined;
-  readonly users: number;
-}
-
-export type InstanceDrift =
-  | { readonly state: 'reported'; readonly sha256: string | null }
-  | { readonly state: 'not-registered'; readonly reason: string }
-  | { readonly state: 'unknown'; readonly reason: string };
-
-export interface FleetInstance {
-  readonly instanceId: string;
-  /** ISO launch time; undefined when EC2 did not list the instance (treated as not recently launched). */
-  readonly launchTime?: string | undefined;
-  /** Undefined when the run did not check (forceDistribute, or the user set is invalid). */
-  readonly drift?: InstanceDrift;
-}
-
-export type SyncState =
-  | { readonly kind: 'out-of-scope'; readonly parameter: string }
-  | {
-      readonly kind: 'in-scope';
-      readonly parameters: number;
-      readonly resolution: Resolution;
-      readonly published: PublishedFile | undefined;
-      readonly instances: readonly FleetInstance[];
-      readonly instancesNotInService: number;
-      readonly driftChecked: boolean;
-    };
-
-/** What one run acts on (computed once by the runner from the trigger). */
-export interface SyncScope {
-  /** A parameter change outside HTPASSWD_PARAMETER_PATH: nothing to do. */
-  readonly outOfScope?: string;
-  /** A manual `forceDistribute`: install on every instance, skip the drift check. */
-  readonly forced: boolean;
-}
-
 export interface SyncClients {
   readonly s3: S3Client;
   readonly ssm: SSMClient;
@@ -66,7 +28,11 @@ export interface SyncClients {
   readonly ec2: EC2Client;
 }
 
-export async function observeSync(clients: SyncClients, scope: SyncScope, ctx: Pick<RunContext<SyncHtpasswdConfig>, 'config' | 'signal'>): Promise<SyncState> {
+export async function observeSync(
+  clients: SyncClients,
+  scope: SyncScope,
+  ctx: Pick<RunContext<SyncHtpasswdConfig>, 'config' | 'signal'>,
+): Promise<SyncState> {
   const { config, signal } = ctx;
   const deadline = Date.now() + config.driftCheckBudgetMs; // a budget of its own, well inside the Lambda's time
   if (scope.outOfScope !== undefined) return { kind: 'out-of-scope', parameter: scope.outOfScope };
@@ -130,7 +96,11 @@ async function readPublished(
   }
 }
 
-async function readFleet(asg: AutoScalingClient, name: string, signal: AbortSignal): Promise<{ inService: string[]; notInService: number }> {
+async function readFleet(
+  asg: AutoScalingClient,
+  name: string,
+  signal: AbortSignal,
+): Promise<{ inService: string[]; notInService: number }> {
   const res = await asg.send(new DescribeAutoScalingGroupsCommand({ AutoScalingGroupNames: [name] }), { abortSignal: signal });
   const group = res.AutoScalingGroups?.find((g) => g.AutoScalingGroupName === name);
   if (!group) throw new Error(`Auto Scaling group ${name} not found (ASG_NAME)`);
@@ -181,12 +151,18 @@ async function checkDrift(
   const drift = new Map<string, InstanceDrift>();
   for (const id of instanceIds) {
     const r = results.get(id);
-    if (!r) drift.set(id, { state: 'unknown', reason: `not checked within DRIFT_CHECK_BUDGET ${formatDuration(config.driftCheckBudgetMs)}` });
+    if (!r)
+      drift.set(id, { state: 'unknown', reason: `not checked within DRIFT_CHECK_BUDGET ${formatDuration(config.driftCheckBudgetMs)}` });
     else if (r.state === 'not-registered') drift.set(id, { state: 'not-registered', reason: r.error });
     else if (r.state !== 'success') drift.set(id, { state: 'unknown', reason: r.error });
     else {
       const { current } = parseScriptOutput(r.output);
-      drift.set(id, current === undefined ? { state: 'unknown', reason: 'the report printed no "current sha256=" line' } : { state: 'reported', sha256: current });
+      drift.set(
+        id,
+        current === undefined
+          ? { state: 'unknown', reason: 'the report printed no "current sha256=" line' }
+          : { state: 'reported', sha256: current },
+      );
     }
   }
   return drift;

@@ -2,7 +2,7 @@ import { formatDuration } from '../../shared/duration.ts';
 import { renderHtpasswd, sha256Hex, shortSha, WARN_BCRYPT_COST_ABOVE } from '../../shared/htpasswd.ts';
 import type { Action, Plan } from '../../shared/job.ts';
 import type { SyncHtpasswdConfig } from './config.ts';
-import type { SyncState } from './observe.ts';
+import type { SyncState } from './model.ts';
 import type { ResolvedUser, UserProblem } from './users.ts';
 
 /**
@@ -51,23 +51,30 @@ export function launchedRecently(launchTime: string | undefined, now: Date, grac
   return Number.isFinite(at) && now.getTime() - at < graceMs;
 }
 
-export const NOT_REGISTERED_REASON = 'not registered with SSM yet (its boot script installs the published file; the hourly drift check catches up)';
+export const NOT_REGISTERED_REASON =
+  'not registered with SSM yet (its boot script installs the published file; the hourly drift check catches up)';
 
 export function describeProblems(problems: readonly UserProblem[]): string {
   return problems.map((p) => `${p.parameter}: ${p.problem}`).join('; ');
 }
 
 /** The rendered file of a valid user set, with its sha256. Throws InvalidUserSetError on a refused set. */
-export function desiredFile(users: readonly ResolvedUser[], problems: readonly UserProblem[], policy: SyncPolicy): { content: string; sha256: string } {
+export function desiredFile(
+  users: readonly ResolvedUser[],
+  problems: readonly UserProblem[],
+  policy: SyncPolicy,
+): { content: string; sha256: string } {
   const path = policy.config.parameterPath;
   if (problems.length > 0) {
     throw new InvalidUserSetError(
-      `refusing to publish: ${problems.length} invalid parameter${problems.length === 1 ? '' : 's'} under ${path} (nothing was changed): ${describeProblems(problems)}`,
+      `refusing to publish: ${problems.length} invalid parameter${problems.length === 1 ? '' : 's'} under ${path} (nothing was ` +
+        `changed): ${describeProblems(problems)}`,
     );
   }
   if (users.length === 0 && !policy.config.allowEmptyUserSet) {
     throw new InvalidUserSetError(
-      `refusing to publish an empty user set: no parameters under ${path} (a missing or mistyped path?); set ALLOW_EMPTY_USER_SET=true to lock every user out on purpose`,
+      `refusing to publish an empty user set: no parameters under ${path} (a missing or mistyped path?); set ALLOW_EMPTY_USER_SET=true ` +
+        `to lock every user out on purpose`,
     );
   }
   const content = renderHtpasswd(users);
@@ -90,21 +97,37 @@ export function planSync(state: SyncState, policy: SyncPolicy): Plan<SyncAction>
         ? 'the object lacks the right sha256 metadata'
         : undefined;
   if (publishReason) {
-    const publish = { type: 'publish-htpasswd' as const, target, reason: publishReason, sha256, users: state.resolution.users.length, bytes: Buffer.byteLength(content) };
+    const publish = {
+      type: 'publish-htpasswd' as const,
+      target,
+      reason: publishReason,
+      sha256,
+      users: state.resolution.users.length,
+      bytes: Buffer.byteLength(content),
+    };
     actions.push(Object.defineProperty(publish, 'content', { value: content, enumerable: false }) as PublishAction);
   }
 
   for (const { instanceId, drift, launchTime } of state.instances) {
     const recentlyLaunched = launchedRecently(launchTime, policy.now, policy.config.registrationGraceMs);
-    const install = (reason: string): InstallAction => ({ type: 'install-htpasswd', target: instanceId, reason, sha256, recentlyLaunched, launchTime: launchTime ?? null });
+    const install = (reason: string): InstallAction => ({
+      type: 'install-htpasswd',
+      target: instanceId,
+      reason,
+      sha256,
+      recentlyLaunched,
+      launchTime: launchTime ?? null,
+    });
     if (policy.forceDistribute) actions.push(install('forceDistribute'));
     else if (!drift) actions.push(install(`not checked: installing sha256 ${shortSha(sha256)}`));
     else if (drift.state === 'not-registered' && recentlyLaunched) skipped.push(install(NOT_REGISTERED_REASON));
     else if (drift.state === 'not-registered') {
       const age = launchTime ? `launched ${formatDuration(policy.now.getTime() - Date.parse(launchTime))} ago` : 'launch time unknown';
-      actions.push(install(`unknown to SSM (${drift.reason}) but ${age}, past SSM_REGISTRATION_GRACE: trying to install sha256 ${shortSha(sha256)}`));
-    }
-    else if (drift.state === 'unknown') actions.push(install(`drift check failed (${drift.reason}): installing sha256 ${shortSha(sha256)}`));
+      actions.push(
+        install(`unknown to SSM (${drift.reason}) but ${age}, past SSM_REGISTRATION_GRACE: trying to install sha256 ${shortSha(sha256)}`),
+      );
+    } else if (drift.state === 'unknown')
+      actions.push(install(`drift check failed (${drift.reason}): installing sha256 ${shortSha(sha256)}`));
     else if (drift.sha256 === sha256) skipped.push(install(`in sync (sha256 ${shortSha(sha256)})`));
     else actions.push(install(`serves sha256 ${shortSha(drift.sha256)}, want ${shortSha(sha256)}`));
   }
@@ -115,5 +138,9 @@ export function planSync(state: SyncState, policy: SyncPolicy): Plan<SyncAction>
 export function costWarnings(users: readonly ResolvedUser[]): string[] {
   return users
     .filter((u) => u.cost > WARN_BCRYPT_COST_ABOVE)
-    .map((u) => `${u.user}: bcrypt cost ${u.cost} > ${WARN_BCRYPT_COST_ABOVE}: the registry pays it on every authenticated request (≈ 71 ms at 10, ≈ 279 ms at 12); rehash at a lower cost`);
+    .map(
+      (u) =>
+        `${u.user}: bcrypt cost ${u.cost} > ${WARN_BCRYPT_COST_ABOVE}: the registry pays it on every authenticated request (≈ 71 ms at ` +
+        `10, ≈ 279 ms at 12); rehash at a lower cost`,
+    );
 }

@@ -78,7 +78,9 @@ export async function resolveUsers(parameters: readonly UserParameter[], options
     }
     const sameName = byUser.get(user) ?? [];
     if (sameName.length > 1) {
-      fail(`duplicate user name "${user}" (also ${sameName.filter((n) => n !== p.name).join(', ')}): the user name is the last path component`);
+      fail(
+        `duplicate user name "${user}" (also ${sameName.filter((n) => n !== p.name).join(', ')}): the user name is the last path component`,
+      );
       continue;
     }
     if (p.type !== 'String' && p.type !== 'SecureString') {

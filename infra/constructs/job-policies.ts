@@ -1,7 +1,7 @@
 import type { Stack } from 'aws-cdk-lib';
 import { ArnFormat } from 'aws-cdk-lib';
 import * as iam from 'aws-cdk-lib/aws-iam';
-import { REPLACING_TAG, UNHEALTHY_SINCE_TAG } from '../../functions/replace-unhealthy-instances/fleet.ts';
+import { REPLACING_TAG, UNHEALTHY_SINCE_TAG } from '../../shared/fleet-tags.ts';
 import type { JobName } from '../config.ts';
 
 /** What the jobs act on; every statement below is scoped to one of these. */

@@ -10,9 +10,9 @@ import { join } from 'node:path';
 import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
 import bcrypt from 'bcryptjs';
 import { renderRegistryConfig } from '../../infra/registry-config.ts';
-import { startMoto, type Moto } from '../../test/support/moto.ts';
-import { freePort } from '../../test/support/ports.ts';
-import { startRegistry, type Registry } from '../../test/support/registry.ts';
+import { startMoto, type Moto } from '../../local/moto.ts';
+import { freePort } from '../../local/ports.ts';
+import { startRegistry, type Registry } from '../../local/registry.ts';
 
 export interface LocalFleet {
   moto: Moto;

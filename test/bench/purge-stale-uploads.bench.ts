@@ -30,11 +30,11 @@ import { parse, stringify } from 'yaml';
 import { renderRegistryConfig } from '../../infra/registry-config.ts';
 import { mapLimit } from '../../shared/concurrency.ts';
 import type { Report } from '../../shared/job.ts';
-import { startMoto, type Moto } from '../support/moto.ts';
-import { freePort } from '../support/ports.ts';
-import { answers } from '../support/process.ts';
-import { cancelUpload, pushImage, startRegistry, startUpload, type Registry } from '../support/registry.ts';
-import { startS3Proxy, type S3Proxy } from '../support/s3-proxy.ts';
+import { startMoto, type Moto } from '../../local/moto.ts';
+import { freePort } from '../../local/ports.ts';
+import { answers } from '../../local/process.ts';
+import { cancelUpload, pushImage, startRegistry, startUpload, type Registry } from '../../local/registry.ts';
+import { startS3Proxy, type S3Proxy } from '../../local/s3-proxy.ts';
 
 const REPOS = 1000;
 const NAMESPACES = 10;

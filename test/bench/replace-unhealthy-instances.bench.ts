@@ -13,7 +13,7 @@ export default async function bench(): Promise<string> {
   const { job } = await import('../../functions/replace-unhealthy-instances/job.ts');
   const { loadReplaceUnhealthyInstancesConfig } = await import('../../functions/replace-unhealthy-instances/config.ts');
   const { runJob } = await import('../../shared/job.ts');
-  const { UNHEALTHY_SINCE_TAG } = await import('../../functions/replace-unhealthy-instances/fleet.ts');
+  const { UNHEALTHY_SINCE_TAG } = await import('../../functions/replace-unhealthy-instances/model.ts');
   const config = loadReplaceUnhealthyInstancesConfig({ AWS_REGION: 'us-east-1', ASG_NAME, TARGET_GROUP_ARN });
   const schedule = { 'detail-type': 'Scheduled Event', source: 'aws.events', resources: ['rule/bench'], detail: {} };
 

@@ -11,12 +11,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { renderRegistryConfig } from '../../infra/registry-config.ts';
 import { fleetRegistryConfigOptions } from '../../infra/user-data.ts';
-import { startMoto } from '../support/moto.ts';
-import type { Moto } from '../support/moto.ts';
-import { freePort } from '../support/ports.ts';
-import { answers, spawnManaged, waitUntilReady } from '../support/process.ts';
-import type { ManagedProcess } from '../support/process.ts';
-import { patchUpload, completeUpload, pullBlob, pushBlob, sha256Digest, startUpload } from '../support/registry.ts';
+import { startMoto } from '../../local/moto.ts';
+import type { Moto } from '../../local/moto.ts';
+import { freePort } from '../../local/ports.ts';
+import { answers, spawnManaged, waitUntilReady } from '../../local/process.ts';
+import type { ManagedProcess } from '../../local/process.ts';
+import { patchUpload, completeUpload, pullBlob, pushBlob, sha256Digest, startUpload } from '../../local/registry.ts';
 
 const BUCKET = 'fleet-config-check';
 const HTTP_SECRET = 'fleet-shared-http-secret-0123456789abcdefXYZ';

@@ -22,7 +22,7 @@ import { MARK_TAG } from '../../functions/purge-disk-volumes/plan.ts';
 import { createJob } from '../../shared/job.ts';
 import { testContext } from '../support/run-context.ts';
 import { toTrigger } from '../../shared/triggers.ts';
-import { startMoto, type Moto } from '../support/moto.ts';
+import { startMoto, type Moto } from '../../local/moto.ts';
 
 const T0 = new Date('2026-11-23T03:00:00.000Z');
 const H = 3_600_000;

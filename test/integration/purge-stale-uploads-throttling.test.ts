@@ -4,8 +4,8 @@ import { CreateBucketCommand, CreateMultipartUploadCommand, ListMultipartUploads
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ConfigError } from '../../shared/errors.ts';
 import type { Report } from '../../shared/job.ts';
-import { startMoto, type Moto } from '../support/moto.ts';
-import { startS3Proxy, type S3Proxy } from '../support/s3-proxy.ts';
+import { startMoto, type Moto } from '../../local/moto.ts';
+import { startS3Proxy, type S3Proxy } from '../../local/s3-proxy.ts';
 
 const BUCKET = 'purge-throttle';
 const R = 'docker/registry/v2/repositories/';

@@ -11,12 +11,12 @@ import { logger } from '../../shared/observability.ts';
 import { loadRotateCertificatesConfig } from '../../functions/rotate-certificates/config.ts';
 import { createRotateCertificatesJob } from '../../functions/rotate-certificates/job.ts';
 import { normaliseSerial } from '../../functions/rotate-certificates/model.ts';
-import { startAlbStandIn, type AlbStandIn } from '../support/alb-stand-in.ts';
-import { makeCertificate } from '../support/certs.ts';
-import { awsClients, createLoadBalancer, importCertificate, type AwsClients, type LoadBalancerSetup } from '../support/elb.ts';
+import { startAlbStandIn, type AlbStandIn } from '../../local/alb-stand-in.ts';
+import { makeCertificate } from '../../local/certs.ts';
+import { awsClients, createLoadBalancer, importCertificate, type AwsClients, type LoadBalancerSetup } from '../../local/elb.ts';
 import { loadEvent } from '../support/events.ts';
-import { startMoto, type Moto } from '../support/moto.ts';
-import { startPebble, type Pebble } from '../support/pebble.ts';
+import { startMoto, type Moto } from '../../local/moto.ts';
+import { startPebble, type Pebble } from '../../local/pebble.ts';
 
 const DOMAIN = 'registry.example.com';
 let moto: Moto;

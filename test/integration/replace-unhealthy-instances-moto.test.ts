@@ -16,10 +16,10 @@ import {
 import { CreateLaunchTemplateCommand, CreateSubnetCommand, CreateVpcCommand, DescribeImagesCommand, DescribeInstancesCommand, EC2Client } from '@aws-sdk/client-ec2';
 import { CreateTargetGroupCommand, DescribeTargetHealthCommand, ElasticLoadBalancingV2Client } from '@aws-sdk/client-elastic-load-balancing-v2';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { REPLACING_TAG, type Fleet } from '../../functions/replace-unhealthy-instances/fleet.ts';
+import { REPLACING_TAG, type Fleet } from '../../functions/replace-unhealthy-instances/model.ts';
 import type { Report } from '../../shared/job.ts';
 import { loadEvent } from '../support/events.ts';
-import { startMoto, type Moto } from '../support/moto.ts';
+import { startMoto, type Moto } from '../../local/moto.ts';
 
 let moto: Moto;
 let run: (event: unknown) => Promise<Report>;

@@ -11,9 +11,9 @@ import {
 } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { renderRegistryConfig } from '../../infra/registry-config.ts';
-import { startMoto } from '../support/moto.ts';
-import type { Moto } from '../support/moto.ts';
-import { freePort } from '../support/ports.ts';
+import { startMoto } from '../../local/moto.ts';
+import type { Moto } from '../../local/moto.ts';
+import { freePort } from '../../local/ports.ts';
 import {
   cancelUpload,
   getManifest,
@@ -22,8 +22,8 @@ import {
   pushImage,
   startUpload,
   startRegistry,
-} from '../support/registry.ts';
-import type { OpenUpload, PushedBlob, PushedImage, Registry } from '../support/registry.ts';
+} from '../../local/registry.ts';
+import type { OpenUpload, PushedBlob, PushedImage, Registry } from '../../local/registry.ts';
 
 const HTTP_SECRET = 'layout-contract-http-secret-0123456789abcdef';
 const RFC3339 = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)$/;

@@ -15,11 +15,11 @@ import { loadRotateCertificatesConfig } from '../../functions/rotate-certificate
 import { tlsHandshake } from '../../functions/rotate-certificates/handshake.ts';
 import { createRotateCertificatesJob } from '../../functions/rotate-certificates/job.ts';
 import { normaliseSerial, TAG_ROLLED_BACK_AT, TAG_ROTATION_OF } from '../../functions/rotate-certificates/model.ts';
-import { startAlbStandIn, type AlbStandIn } from '../support/alb-stand-in.ts';
-import { makeCertificate } from '../support/certs.ts';
-import { awsClients, createLoadBalancer, importCertificate, type AwsClients, type LoadBalancerSetup } from '../support/elb.ts';
+import { startAlbStandIn, type AlbStandIn } from '../../local/alb-stand-in.ts';
+import { makeCertificate } from '../../local/certs.ts';
+import { awsClients, createLoadBalancer, importCertificate, type AwsClients, type LoadBalancerSetup } from '../../local/elb.ts';
 import { loadEvent } from '../support/events.ts';
-import { startMoto, type Moto } from '../support/moto.ts';
+import { startMoto, type Moto } from '../../local/moto.ts';
 
 const DOMAIN = 'registry.example.com';
 const FLEET_TAG = { Key: 'registry-fleet', Value: 'registry-it' };

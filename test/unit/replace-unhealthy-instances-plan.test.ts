@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { ConfigError, ValidationError } from '../../shared/errors.ts';
 import { toTrigger } from '../../shared/triggers.ts';
 import { loadReplaceUnhealthyInstancesConfig, type ReplaceConfig } from '../../functions/replace-unhealthy-instances/config.ts';
-import type { Fleet, Member, Request } from '../../functions/replace-unhealthy-instances/fleet.ts';
+import type { Fleet, Member, Request } from '../../functions/replace-unhealthy-instances/model.ts';
 import { job, summarizeReplacements, toRequest } from '../../functions/replace-unhealthy-instances/job.ts';
 import { planReplacements, type ReplacementPlan } from '../../functions/replace-unhealthy-instances/plan.ts';
 import { EVENTS_DIR, loadEvent } from '../support/events.ts';

@@ -15,8 +15,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { renderRegistryConfig } from '../../infra/registry-config.ts';
 import { JobFailedError } from '../../shared/errors.ts';
 import type { Report } from '../../shared/job.ts';
-import { startMoto, type Moto } from '../support/moto.ts';
-import { freePort } from '../support/ports.ts';
+import { startMoto, type Moto } from '../../local/moto.ts';
+import { freePort } from '../../local/ports.ts';
 import {
   cancelUpload,
   completeUpload,
@@ -31,7 +31,7 @@ import {
   type OpenUpload,
   type PushedImage,
   type Registry,
-} from '../support/registry.ts';
+} from '../../local/registry.ts';
 
 const BUCKET = 'purge-it';
 const ROOT = '/fleet/a';

@@ -3,14 +3,7 @@
  * on. No SDK type appears here.
  */
 
-/** Marker tag: when this job first saw the instance unhealthy (ISO time). Confirmation starts here. */
-export const UNHEALTHY_SINCE_TAG = 'registry-fleet:unhealthy-since';
-/**
- * Marker tag: the capacity-preserving path raised desired capacity to replace this instance. Value
- * `<ISO time> desired-before=<n>`: when, and the desired capacity before the raise (so a later run can tell
- * whether the raise is still in effect before it terminates with decrement).
- */
-export const REPLACING_TAG = 'registry-fleet:replacing';
+export { REPLACING_TAG, UNHEALTHY_SINCE_TAG } from '../../shared/fleet-tags.ts';
 
 export function replacingTagValue(at: string, desiredBefore: number): string {
   return `${at} desired-before=${desiredBefore}`;

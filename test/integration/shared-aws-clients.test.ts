@@ -2,7 +2,7 @@ import { CreateBucketCommand, ListBucketsCommand } from '@aws-sdk/client-s3';
 import { DescribeVolumesCommand } from '@aws-sdk/client-ec2';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { configureClients, ec2Client, MAX_ATTEMPTS, s3Client } from '../../shared/aws.ts';
-import { startMoto, type Moto } from '../support/moto.ts';
+import { startMoto, type Moto } from '../../local/moto.ts';
 
 /**
  * shared/aws.ts relies on the SDK's own endpoint variables instead of reading them itself: check that the

@@ -15,9 +15,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { renderRegistryConfig } from '../../infra/registry-config.ts';
 import { sha256Hex } from '../../shared/htpasswd.ts';
 import type { Report } from '../../shared/job.ts';
-import { startMoto, type Moto } from '../support/moto.ts';
-import { freePort } from '../support/ports.ts';
-import { startRegistry, type Registry } from '../support/registry.ts';
+import { startMoto, type Moto } from '../../local/moto.ts';
+import { freePort } from '../../local/ports.ts';
+import { startRegistry, type Registry } from '../../local/registry.ts';
 
 const exec = promisify(execFile);
 const SCRIPT = join(import.meta.dirname, '..', '..', 'infra', 'assets', 'install-htpasswd.sh');

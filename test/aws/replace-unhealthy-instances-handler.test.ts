@@ -8,7 +8,7 @@ import {
 } from '@aws-sdk/client-auto-scaling';
 import { CreateTagsCommand, DeleteTagsCommand, DescribeInstanceStatusCommand } from '@aws-sdk/client-ec2';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { REPLACING_TAG, UNHEALTHY_SINCE_TAG } from '../../functions/replace-unhealthy-instances/fleet.ts';
+import { REPLACING_TAG, UNHEALTHY_SINCE_TAG } from '../../functions/replace-unhealthy-instances/model.ts';
 import { JobFailedError, ValidationError } from '../../shared/errors.ts';
 import { loadEvent } from '../support/events.ts';
 import { FleetSim, type SimOptions } from '../support/fleet-sim.ts';

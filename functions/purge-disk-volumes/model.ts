@@ -1,0 +1,117 @@
+import type { Action, Plan } from '../../shared/job.ts';
+
+/**
+ * purge-disk-volumes' domain: what observe.ts maps the AWS responses to, the actions plan.ts decides on, and the
+ * constants both share. No SDK type appears here. The job's tags live in shared/fleet-tags.ts.
+ */
+
+export { KEEP_TAG, MARK_TAG, SOURCE_VOLUME_TAG } from '../../shared/fleet-tags.ts';
+
+/** How far back a disk reading may be to count (the agent publishes every 60 s). */
+export const DISK_READING_WINDOW_MS = 15 * 60_000;
+
+/**
+ * Estimated on-demand EBS storage price in USD per GB-month (us-east-1 list prices; provisioned IOPS and
+ * throughput are not included). An estimate for the report, not a bill.
+ */
+export const PRICE_PER_GB_MONTH_USD: Readonly<Record<string, number>> = {
+  gp3: 0.08,
+  gp2: 0.1,
+  io1: 0.125,
+  io2: 0.125,
+  st1: 0.045,
+  sc1: 0.015,
+  standard: 0.05,
+};
+
+export const estimateMonthlyUsd = (sizeGiB: number, volumeType: string): number =>
+  Math.round(sizeGiB * (PRICE_PER_GB_MONTH_USD[volumeType] ?? PRICE_PER_GB_MONTH_USD.gp3!) * 100) / 100;
+
+export interface Volume {
+  readonly id: string;
+  /** EC2 volume state: creating | available | in-use | deleting | deleted | error. */
+  readonly state: string;
+  readonly sizeGiB: number;
+  readonly volumeType: string;
+  /** Instance ids of the volume's attachments (any attachment state). */
+  readonly attachedTo: readonly string[];
+  readonly tags: Readonly<Record<string, string>>;
+}
+
+export interface FleetInstance {
+  readonly id: string;
+  /** Auto Scaling lifecycle state: InService, Pending, Terminating, Standby, … */
+  readonly lifecycleState: string;
+}
+
+export interface DiskReading {
+  readonly usedPercent: number;
+  readonly at: string;
+}
+
+/** What this run looks at, from the trigger (and the manual payload). */
+export interface Scope {
+  readonly volumes: boolean;
+  /** Manual `volumeIds`: only these volumes are considered. */
+  readonly volumeIds?: readonly string[];
+  readonly prune: boolean;
+  /** Instances to prune regardless of their reading (manual `instanceIds` or the alarm's InstanceId). */
+  readonly named?: { readonly ids: readonly string[]; readonly source: string };
+}
+
+export interface State {
+  readonly scope: Scope;
+  /** Undefined when the run does not look at volumes. */
+  readonly volumes?: readonly Volume[];
+  /** The Auto Scaling group's instances; undefined when the run does not prune. */
+  readonly instances?: readonly FleetInstance[];
+  /** Latest `disk_used_percent` per instance id (only instances with a datapoint in the window). */
+  readonly readings: Readonly<Record<string, DiskReading>>;
+  /** DISK_USED_PERCENT_THRESHOLD at the time of the run (for the report). */
+  readonly thresholdPercent?: number;
+}
+
+export interface Policy {
+  readonly fleetTag: { readonly key: string; readonly value: string };
+  readonly volumeGraceMs: number;
+  readonly snapshotBeforeDelete: boolean;
+  readonly maxVolumeDeletesPerRun: number;
+  readonly asgName: string;
+  readonly diskUsedPercentThreshold: number;
+  readonly pruneMaxLogMb: number;
+  readonly maxPruneInstancesPerRun: number;
+}
+
+interface VolumeFacts {
+  readonly sizeGiB: number;
+  readonly volumeType: string;
+}
+export interface MarkVolume extends Action, VolumeFacts {
+  readonly type: 'mark-volume';
+  readonly orphanedAt: string;
+}
+export interface UnmarkVolume extends Action, VolumeFacts {
+  readonly type: 'unmark-volume';
+  readonly markedAt: string;
+}
+export interface DeleteVolume extends Action, VolumeFacts {
+  readonly type: 'delete-volume';
+  /** The mark the plan saw: apply deletes only if the volume still carries exactly this mark. */
+  readonly markedAt: string;
+  readonly snapshot: boolean;
+  readonly estMonthlyUsd: number;
+}
+export interface PruneInstance extends Action {
+  readonly type: 'prune-instance';
+  readonly usedPercent?: number;
+  readonly maxLogMb: number;
+}
+export type PurgeAction = MarkVolume | UnmarkVolume | DeleteVolume | PruneInstance;
+export type PurgePlan = Plan<PurgeAction>;
+
+export interface ManualOptions {
+  volumeIds?: string[] | undefined;
+  instanceIds?: string[] | undefined;
+  skipVolumes?: boolean | undefined;
+  skipPrune?: boolean | undefined;
+}

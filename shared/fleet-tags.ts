@@ -1,0 +1,33 @@
+/**
+ * Every tag the control plane reads or writes, in one place (jobs, infra's IAM conditions and the demo import
+ * it from here, never from a job's folder). The fleet tag marks what belongs to one fleet; the marker tags
+ * carry one job's state between runs and all sit under one prefix, so IAM can allow exactly these keys.
+ */
+
+/** The fleet tag's default key (its value is the stack name): on instances, volumes, certificates this job made. */
+export const DEFAULT_FLEET_TAG_KEY = 'registry-fleet';
+/** The prefix of every marker tag a job writes. */
+export const MARKER_TAG_PREFIX = 'registry-fleet:';
+
+/** replace-unhealthy-instances: when this job first saw the instance unhealthy (ISO time). Confirmation starts here. */
+export const UNHEALTHY_SINCE_TAG = `${MARKER_TAG_PREFIX}unhealthy-since`;
+/**
+ * replace-unhealthy-instances: the capacity-preserving path raised desired capacity to replace this instance.
+ * Value `<ISO time> desired-before=<n>`: when, and the desired capacity before the raise.
+ */
+export const REPLACING_TAG = `${MARKER_TAG_PREFIX}replacing`;
+
+/** purge-disk-volumes: written on a volume the first time a run finds it orphaned; value = ISO 8601 time. */
+export const MARK_TAG = `${MARKER_TAG_PREFIX}orphaned-at`;
+/** Operators' opt-out: a volume with this tag (any value but `false`) is never marked, unmarked or deleted. */
+export const KEEP_TAG = `${MARKER_TAG_PREFIX}keep`;
+/** purge-disk-volumes: on the snapshot taken before a delete, the id of the volume it came from. */
+export const SOURCE_VOLUME_TAG = `${MARKER_TAG_PREFIX}source-volume`;
+
+/**
+ * rotate-certificates: on a certificate this job requested, the ARN of the listener certificate it replaces.
+ * (Still the first release's `registry:` prefix: deployed fleets have rotations in flight under this key.)
+ */
+export const TAG_ROTATION_OF = 'registry:rotation-of';
+/** rotate-certificates: set when a swap to this certificate was rolled back (ISO time). Blocks automatic retries. */
+export const TAG_ROLLED_BACK_AT = 'registry:rolled-back-at';

@@ -1,0 +1,71 @@
+import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { join, relative, resolve } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { JOB_NAMES } from '../../shared/job-names.ts';
+
+/**
+ * The project's shape (ARCHITECTURE §1, STYLE §11): every job folder speaks the same dialect, and the arrows
+ * between folders point one way — shared/ and infra/ never import a job, scripts/ never imports test/.
+ */
+const ROOT = resolve(import.meta.dirname, '../..');
+const DIALECT = ['handler.ts', 'job.ts', 'config.ts', 'model.ts', 'observe.ts', 'plan.ts', 'apply.ts'];
+
+function sources(dir: string): string[] {
+  return readdirSync(join(ROOT, dir)).flatMap((name) => {
+    const path = join(dir, name);
+    if (statSync(join(ROOT, path)).isDirectory()) return name === 'node_modules' ? [] : sources(path);
+    return /\.(ts|mjs)$/.test(name) ? [path] : [];
+  });
+}
+
+/** The project-relative files `file` imports (static and dynamic imports of relative paths). */
+function importsOf(file: string): string[] {
+  const text = readFileSync(join(ROOT, file), 'utf8');
+  const specs = [...text.matchAll(/(?:from\s+|import\s*\(\s*|import\s+)['"`](\.{1,2}\/[^'"`$]+)['"`]/g)].map((m) => m[1] as string);
+  return specs.map((spec) => relative(ROOT, resolve(ROOT, file, '..', spec)));
+}
+
+describe('project structure', () => {
+  it.each([...JOB_NAMES])('functions/%s has every dialect file', (job) => {
+    const files = readdirSync(join(ROOT, 'functions', job));
+    expect(DIALECT.filter((f) => !files.includes(f))).toEqual([]);
+  });
+
+  it('has a folder for every job and no other', () => {
+    const folders = readdirSync(join(ROOT, 'functions'), { withFileTypes: true }).filter((d) => d.isDirectory()).map((d) => d.name);
+    expect(folders.sort()).toEqual([...JOB_NAMES].sort());
+  });
+
+  it.each([
+    ['shared', 'functions/'],
+    ['infra', 'functions/'],
+    ['local', 'functions/'],
+    ['scripts', 'test/'],
+    ['local', 'test/'],
+    ['functions', 'test/'],
+    ['functions', 'scripts/'],
+  ])('%s/ imports nothing from %s', (dir, forbidden) => {
+    const offending = sources(dir).flatMap((file) => importsOf(file).filter((dep) => dep.startsWith(forbidden)).map((dep) => `${file} → ${dep}`));
+    expect(offending).toEqual([]);
+  });
+
+  it('no job imports another job', () => {
+    const offending = JOB_NAMES.flatMap((job) =>
+      sources(join('functions', job)).flatMap((file) =>
+        importsOf(file)
+          .filter((dep) => dep.startsWith('functions/') && !dep.startsWith(`functions/${job}/`))
+          .map((dep) => `${file} → ${dep}`),
+      ),
+    );
+    expect(offending).toEqual([]);
+  });
+
+  it('no line in functions/ is longer than 140 characters', () => {
+    const long = sources('functions').flatMap((file) =>
+      readFileSync(join(ROOT, file), 'utf8')
+        .split('\n')
+        .flatMap((line, i) => (line.length > 140 ? [`${file}:${i + 1} (${line.length})`] : [])),
+    );
+    expect(long).toEqual([]);
+  });
+});
