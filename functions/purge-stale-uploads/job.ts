@@ -8,7 +8,7 @@ import { applyPurge } from './apply.ts';
 import type { CommonConfig } from '../../shared/config.ts';
 import type { PurgeStaleUploadsConfig } from './config.ts';
 import type { UploadsState } from './model.ts';
-import { observeUploads } from './observe.ts';
+import { observeResumable } from './checkpoint.ts';
 import { deletionsOf, MAX_AGE_FLOOR_MS, planPurge, type PurgeAction, type PurgePolicy } from './plan.ts';
 
 const MAX_AGE_FORM = `expected a duration like 24h, 90m or 7d, at least ${formatDuration(MAX_AGE_FLOOR_MS)}`;
@@ -103,7 +103,7 @@ export const job: JobDefinition<Types> = {
   scope: scopeOf,
 
   async observe({ s3 }, { policy, repository }, ctx) {
-    const state = await observeUploads(s3, {
+    const state = await observeResumable(s3, {
       bucket: ctx.config.bucket,
       root: ctx.config.root,
       ...(repository !== undefined ? { repository } : {}),
@@ -112,11 +112,13 @@ export const job: JobDefinition<Types> = {
       listConcurrency: ctx.config.listConcurrency,
       now: ctx.now,
       signal: ctx.signal,
+      hasTime: ctx.hasTime,
     });
     return { ...state, maxAgeMs: policy.maxAgeMs };
   },
 
-  plan: (state, ctx) => planPurge(state, ctx.scope.policy, ctx.now),
+  // A listing resumed from earlier runs is judged as of the clock it began with (see checkpoint.ts).
+  plan: (state, ctx) => planPurge(state, ctx.scope.policy, state.listing ? new Date(state.listing.startedAt) : ctx.now),
 
   apply: ({ actions }, ctx, { s3 }) => applyPurge(s3, actions, ctx, { bucket: ctx.config.bucket, root: ctx.config.root }),
 
@@ -212,6 +214,7 @@ export function summarizePurge(
       perRepository: Object.fromEntries(repositories.slice(0, PER_REPOSITORY_CAP)),
       ...(repositories.length > PER_REPOSITORY_CAP ? { perRepositoryTruncated: repositories.length - PER_REPOSITORY_CAP } : {}),
       requests,
+      ...(state.listing ? { listing: state.listing } : {}),
     },
     metrics: {
       StaleUploads: staleUploads.length,

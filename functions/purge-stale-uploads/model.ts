@@ -53,6 +53,26 @@ export interface UploadsState {
   /** Open multipart uploads under `repositories/` that are not on an upload's data key: never aborted. */
   readonly foreignMultipartUploads: number;
   readonly startedAtReads: number;
+  /** How the listing went, when it is resumable (whole-registry runs): see checkpoint.ts. */
+  readonly listing?: ListingReport;
+}
+
+/** The report's `details.listing`: a whole-registry listing, complete or cut by the time budget (then resumed next run). */
+export interface ListingReport {
+  /** `partial`: the time budget ran out first; nothing was planned and the next run continues from the checkpoint. */
+  readonly status: 'complete' | 'partial';
+  /** Whether this listing began in an earlier run. */
+  readonly resumed: boolean;
+  /** Runs this listing has taken, this one included. */
+  readonly runs: number;
+  /** Keys listed over all its runs. */
+  readonly keysListed: number;
+  readonly keysListedThisRun: number;
+  readonly ranges: { readonly total: number; readonly done: number };
+  /** The clock of the run that began it: the plan judges ages as of then. */
+  readonly startedAt: string;
+  /** What happened to the checkpoint: `saved`, `cleared`, or `discarded: <why>` (then the listing started over). */
+  readonly checkpoint?: string;
 }
 
 /**

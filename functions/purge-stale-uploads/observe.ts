@@ -8,7 +8,7 @@ import {
 import { mapLimit } from '../../shared/concurrency.ts';
 import { ConfigError, errorName } from '../../shared/errors.ts';
 import { repositoriesPrefix, uploadDirPrefix, uploadsPrefix } from '../../shared/registry-layout.ts';
-import type { ListedMultipartUpload, ListedObject, StartedAtRead, UploadDirectory, UploadsState } from './model.ts';
+import type { ListedMultipartUpload, ListedObject, ListingReport, StartedAtRead, UploadDirectory, UploadsState } from './model.ts';
 import { collectUploads, mustReadStartedAt } from './model.ts';
 
 /** GETs of `startedat` in flight at once. */
@@ -24,6 +24,8 @@ export interface ObserveOptions {
   readonly listConcurrency: number;
   readonly now: Date;
   readonly signal: AbortSignal;
+  /** Budget-bounded, resumable listing (whole-registry runs; see checkpoint.ts). */
+  readonly resumable?: Resumable;
 }
 
 /**
@@ -44,15 +46,13 @@ export async function observeUploads(s3: S3Client, o: ObserveOptions): Promise<U
 
 async function observe(s3: S3Client, o: ObserveOptions): Promise<UploadsState> {
   const prefix = o.repository === undefined ? repositoriesPrefix(o.root) : uploadsPrefix(o.root, o.repository);
-  const multipartUploads = await listMultipartUploads(s3, o, prefix);
-  const tally = { listed: 0 };
-  const objects =
-    o.repository === undefined
-      ? await listParallel(s3, o, prefix, tally)
-      : await listRange(s3, o, { Prefix: prefix }, undefined, undefined, tally);
-  const collected = { ...collectUploads(objects, multipartUploads, o.root, o.repository), keysListed: tally.listed };
+  const listed = await listAll(s3, o, prefix);
+  if (!listed.complete) return partialState(o, listed);
+  const { multipartUploads, objects } = listed.progress;
+  const collected = { ...collectUploads(objects, multipartUploads, o.root, o.repository), keysListed: listed.progress.keysListed };
 
-  const now = o.now.getTime();
+  // A resumed listing keeps the clock it began with: what was listed then is judged as of then.
+  const now = listed.progress.startedAt;
   const toRead = collected.uploads.filter((dir) => {
     const startedAt = dir.objects.find((x) => x.rest === 'startedat');
     return startedAt !== undefined && mustReadStartedAt(startedAt.lastModified, o.maxAgeMs, o.startedAtReadWindowMs, now);
@@ -70,6 +70,36 @@ async function observe(s3: S3Client, o: ObserveOptions): Promise<UploadsState> {
       return startedAt ? { ...dir, startedAt } : dir;
     }),
     startedAtReads: toRead.length,
+    ...(o.resumable ? { listing: listingReport(listed, true) } : {}),
+  };
+}
+
+/** A listing the time budget cut short: nothing to plan on yet (a half-listed upload must never look complete). */
+function partialState(o: ObserveOptions, listed: Listed): UploadsState {
+  return {
+    ...(o.repository !== undefined ? { repository: o.repository } : {}),
+    uploads: [],
+    orphanMultipartUploads: [],
+    keysListed: listed.progress.keysListed,
+    strayUploadKeys: 0,
+    folderKeys: 0,
+    foreignKeys: 0,
+    foreignMultipartUploads: 0,
+    startedAtReads: 0,
+    listing: listingReport(listed, false),
+  };
+}
+
+function listingReport(listed: Listed, complete: boolean): ListingReport {
+  const { progress } = listed;
+  return {
+    status: complete ? 'complete' : 'partial',
+    resumed: progress.runs > 1,
+    runs: progress.runs,
+    keysListed: progress.keysListed,
+    keysListedThisRun: listed.keysListedThisRun,
+    ranges: { total: progress.ranges.length, done: progress.ranges.filter((r) => r.done).length },
+    startedAt: new Date(progress.startedAt).toISOString(),
   };
 }
 
@@ -115,39 +145,85 @@ async function listMultipartUploads(s3: S3Client, o: ObserveOptions, prefix: str
   return uploads;
 }
 
+/** One key range of the flat listing: `from <= key < to` (either bound optional), taken up to `after`. */
+export interface ListingRange {
+  readonly from?: string;
+  readonly to?: string;
+  /** The last key taken so far: the next page starts after it (StartAfter), in this run or the next. */
+  readonly after?: string;
+  readonly done: boolean;
+}
+
 /**
- * Every key under `prefix` (the repositories tree), listed flat in up to `listConcurrency` key ranges at
- * once. A delimiter listing gives the top-level names (one level deeper while there are fewer names than
- * ranges: a registry with one namespace); the ranges split them evenly; each range lists from its first
- * name (StartAfter) and stops at the next range's first name. The ranges partition the key space whatever
- * the names are. Extra cost over one flat listing: the delimiter listings plus at most one overlapping page
- * per range.
+ * Where a listing of the repositories tree stands: what a run that stops on its time budget saves (checkpoint.ts)
+ * and the next run resumes from. `objects` are the `_uploads` keys taken so far (enough to rebuild every
+ * candidate); `startedAt` is the clock of the run that began the listing, which stays the plan's `now`.
  */
-async function listParallel(s3: S3Client, o: ObserveOptions, prefix: string, tally: Tally): Promise<ListedObject[]> {
-  if (o.listConcurrency <= 1) return listRange(s3, o, { Prefix: prefix }, undefined, undefined, tally);
+export interface ListingProgress {
+  readonly startedAt: number;
+  readonly runs: number;
+  readonly ranges: readonly ListingRange[];
+  readonly multipartUploads: readonly ListedMultipartUpload[];
+  readonly objects: readonly ListedObject[];
+  readonly keysListed: number;
+}
+
+/** Makes the listing resumable: it stops taking pages once `hasTime()` is false and hands its progress to `save`. */
+export interface Resumable {
+  readonly from?: ListingProgress;
+  hasTime(): boolean;
+  save(progress: ListingProgress): void;
+}
+
+interface Listed {
+  readonly complete: boolean;
+  readonly progress: ListingProgress;
+  readonly keysListedThisRun: number;
+}
+
+/**
+ * Open multipart uploads, then every key under `prefix`: the whole listing, or (resumable) as much of it as the
+ * time budget allows, continuing where `resumable.from` stopped.
+ */
+async function listAll(s3: S3Client, o: ObserveOptions, prefix: string): Promise<Listed> {
+  const hasTime = o.resumable?.hasTime ?? (() => true);
+  const from = o.resumable?.from;
+  const multipartUploads = from?.multipartUploads ?? (await listMultipartUploads(s3, o, prefix));
+  const ranges = from?.ranges ?? (o.repository === undefined ? await planRanges(s3, o, prefix) : [{ done: false }]);
+  const tally = { listed: 0 };
+  const parts = await mapLimit(ranges, ranges.length, (range) => listRange(s3, o, prefix, range, tally, hasTime));
+  const progress: ListingProgress = {
+    startedAt: from?.startedAt ?? o.now.getTime(),
+    runs: (from?.runs ?? 0) + 1,
+    ranges: parts.map((p) => p.range),
+    multipartUploads,
+    objects: [...(from?.objects ?? []), ...parts.flatMap((p) => p.objects)],
+    keysListed: (from?.keysListed ?? 0) + tally.listed,
+  };
+  o.resumable?.save(progress);
+  return { complete: progress.ranges.every((r) => r.done), progress, keysListedThisRun: tally.listed };
+}
+
+/**
+ * The key ranges of the repositories tree, listed flat in parallel (up to `listConcurrency`). A delimiter listing
+ * gives the top-level names (one level deeper while there are fewer names than ranges: a registry with one
+ * namespace); the ranges split them evenly; each range lists from its first name (StartAfter) and stops at the
+ * next range's first name. The ranges partition the key space whatever the names are. Extra cost over one flat
+ * listing: the delimiter listings plus at most one overlapping page per range.
+ */
+async function planRanges(s3: S3Client, o: ObserveOptions, prefix: string): Promise<ListingRange[]> {
+  if (o.listConcurrency <= 1) return [{ done: false }];
   let names = await subPrefixes(s3, o, prefix);
   for (let depth = 0; depth < 2 && names.length > 0 && names.length < o.listConcurrency; depth += 1) {
     const deeper = (await mapLimit(names, o.listConcurrency, (name) => subPrefixes(s3, o, name))).flat();
     if (deeper.length <= names.length) break;
     names = deeper;
   }
-  if (names.length <= 1) return listRange(s3, o, { Prefix: prefix }, undefined, undefined, tally);
+  if (names.length <= 1) return [{ done: false }];
   names.sort(byteOrder);
-  const ranges = Math.min(o.listConcurrency, names.length);
-  const starts = Array.from({ length: ranges }, (_, i) => names[Math.floor((i * names.length) / ranges)] as string);
-  const parts = await mapLimit(starts, ranges, (from, i) =>
-    // StartAfter `…/name` (no slash) sorts just before every `…/name/…` key; keys between it and `from` belong
-    // to the previous range and are dropped by the `from` bound.
-    listRange(
-      s3,
-      o,
-      { Prefix: prefix, ...(i > 0 ? { StartAfter: from.slice(0, -1) } : {}) },
-      i > 0 ? from : undefined,
-      starts[i + 1],
-      tally,
-    ),
-  );
-  return parts.flat();
+  const count = Math.min(o.listConcurrency, names.length);
+  const starts = Array.from({ length: count }, (_, i) => names[Math.floor((i * names.length) / count)] as string);
+  return starts.map((from, i) => ({ ...(i > 0 ? { from } : {}), ...(i + 1 < count ? { to: starts[i + 1] } : {}), done: false }));
 }
 
 /** The common prefixes one level below `prefix` (a delimiter listing, every page). */
@@ -164,54 +240,75 @@ interface Tally {
 }
 
 /**
- * Keys of one flat listing with `from <= key < to` (either bound optional); stops once past `to`. Only keys
- * with an `_uploads` path component are kept in memory (the rest — links, manifests — are only counted).
+ * The keys of one range not taken yet; stops once past `to`, or before a page when `hasTime()` is false (the
+ * range then records the last key taken). Only keys with an `_uploads` path component are kept in memory (the
+ * rest — links, manifests — are only counted).
  */
 async function listRange(
   s3: S3Client,
   o: ObserveOptions,
-  input: Omit<ListObjectsV2CommandInput, 'Bucket'>,
-  from: string | undefined,
-  to: string | undefined,
+  prefix: string,
+  range: ListingRange,
   tally: Tally,
-): Promise<ListedObject[]> {
+  hasTime: () => boolean,
+): Promise<{ objects: ListedObject[]; range: ListingRange }> {
+  if (range.done) return { objects: [], range };
   const out: ListedObject[] = [];
-  await countedPages(o, { Bucket: o.bucket, ...input }, s3, (page) => {
-    let past = false;
-    for (const c of page.Contents ?? []) {
-      if (!c.Key) continue;
-      if (to !== undefined && byteOrder(c.Key, to) >= 0) {
-        past = true;
-        break;
+  const { from, to } = range;
+  let after = range.after;
+  // StartAfter `…/name` (no slash) sorts just before every `…/name/…` key; keys between it and `from` belong
+  // to the previous range and are dropped by the `from` bound.
+  const startAfter = after ?? from?.slice(0, -1);
+  const finished = await countedPages(
+    o,
+    { Bucket: o.bucket, Prefix: prefix, ...(startAfter !== undefined ? { StartAfter: startAfter } : {}) },
+    s3,
+    (page) => {
+      for (const c of page.Contents ?? []) {
+        if (!c.Key) continue;
+        if (to !== undefined && byteOrder(c.Key, to) >= 0) return true;
+        if (from !== undefined && byteOrder(c.Key, from) < 0) continue;
+        tally.listed += 1;
+        after = c.Key;
+        // No date: treat as written now (never old enough to delete).
+        if (c.Key.includes('/_uploads/'))
+          out.push({ key: c.Key, size: c.Size ?? 0, lastModified: c.LastModified?.getTime() ?? o.now.getTime() });
       }
-      if (from !== undefined && byteOrder(c.Key, from) < 0) continue;
-      tally.listed += 1;
-      // No date: treat as written now (never old enough to delete).
-      if (c.Key.includes('/_uploads/'))
-        out.push({ key: c.Key, size: c.Size ?? 0, lastModified: c.LastModified?.getTime() ?? o.now.getTime() });
-    }
-    return past;
-  });
-  return out;
+      return false;
+    },
+    hasTime,
+  );
+  return {
+    objects: out,
+    range: { ...(from !== undefined ? { from } : {}), ...(to !== undefined ? { to } : {}), ...(after ? { after } : {}), done: finished },
+  };
 }
 
 type Page = { Contents?: { Key?: string; Size?: number; LastModified?: Date }[]; CommonPrefixes?: { Prefix?: string }[] };
 
-/** Runs the ListObjectsV2 paginator (the client counts each page); `onPage` returning true stops it. */
+/**
+ * Runs the ListObjectsV2 paginator (the client counts each page); `onPage` returning true stops it. Resolves
+ * true when the listing ended (or `onPage` stopped it), false when `hasTime()` said no before a page.
+ */
 async function countedPages(
   o: ObserveOptions,
   input: ListObjectsV2CommandInput,
   s3: S3Client,
   onPage: (page: Page) => boolean | void,
-): Promise<void> {
+  hasTime: () => boolean = () => true,
+): Promise<boolean> {
   const pages = paginateListObjectsV2({ client: s3, pageSize: 1000 }, input, { abortSignal: o.signal });
   const it = pages[Symbol.asyncIterator]();
   for (;;) {
+    if (!hasTime()) {
+      await it.return?.(undefined);
+      return false;
+    }
     const next: IteratorResult<Page> = await it.next();
-    if (next.done) return;
+    if (next.done) return true;
     if (onPage(next.value) === true) {
       await it.return?.(undefined);
-      return;
+      return true;
     }
     if (o.signal.aborted) throw o.signal.reason;
   }

@@ -187,8 +187,8 @@ describe('purge-stale-uploads handler', () => {
         'library/nginx': { uploads: 3, stale: 2, objectsDeleted: 3, multipartUploadsAborted: 1 },
         'org/team/app': { uploads: 1, stale: 1, objectsDeleted: 4, multipartUploadsAborted: 1 },
       },
-      // 2 MPU pages (2 per page in this fake), 1 listing page, 2 aborts, 1 DeleteObjects.
-      requests: { total: 6, ListMultipartUploads: 2, ListObjectsV2: 1, AbortMultipartUpload: 2, DeleteObjects: 1 },
+      // 1 listing-checkpoint read (none there), 2 MPU pages (2 per page in this fake), 1 listing page, 2 aborts, 1 DeleteObjects.
+      requests: { total: 7, GetObject: 1, ListMultipartUploads: 2, ListObjectsV2: 1, AbortMultipartUpload: 2, DeleteObjects: 1 },
     });
     // Aborts go before deletes, deletes are batched and quiet.
     const order = s3.calls().map((c) => (c.args[0] as { constructor: { name: string } }).constructor.name);
@@ -227,7 +227,8 @@ describe('purge-stale-uploads handler', () => {
     const dir = upload('app', 1, 168 * H);
     put(`${dir}startedat`, 168 * H, at(400 * H).toISOString());
     const report = await run({});
-    expect(s3).toHaveReceivedCommandTimes(GetObjectCommand, 1);
+    expect(s3).toHaveReceivedCommandTimes(GetObjectCommand, 2); // startedat, and the listing checkpoint (none there)
+    expect(s3).toHaveReceivedCommandWith(GetObjectCommand, { Key: `${dir}startedat` });
     expect(report.actions[0]).toMatchObject({ target: `app/_uploads/${id(1)}`, reason: 'started 400h ago > 168h (startedat)', status: 'applied' });
   });
 
