@@ -10,14 +10,23 @@ const jobs = readdirSync(join(root, 'functions'), { withFileTypes: true })
   .filter((d) => d.isDirectory() && existsSync(join(root, 'functions', d.name, 'handler.ts')))
   .map((d) => d.name)
   .sort();
+// A job may have a second Lambda: functions/<job>/<name>-handler.ts → dist/functions/<job>-<name>/index.mjs
+// (purge-stale-uploads' inventory mode), bundled on its own like every job.
+const entries = jobs.flatMap((job) => [
+  { bundle: job, entry: join(root, 'functions', job, 'handler.ts') },
+  ...readdirSync(join(root, 'functions', job))
+    .filter((f) => /^[a-z0-9-]+-handler\.ts$/.test(f))
+    .sort()
+    .map((f) => ({ bundle: `${job}-${f.slice(0, -'-handler.ts'.length)}`, entry: join(root, 'functions', job, f) })),
+]);
 
 rmSync(join(root, 'dist', 'functions'), { recursive: true, force: true });
 
 const rows = [];
-for (const job of jobs) {
+for (const { bundle: job, entry } of entries) {
   const outdir = join(root, 'dist', 'functions', job);
   const result = await build({
-    entryPoints: { index: join(root, 'functions', job, 'handler.ts') },
+    entryPoints: { index: entry },
     outdir,
     outExtension: { '.js': '.mjs' },
     bundle: true,

@@ -300,12 +300,13 @@ function finish(
   logger.info('job report', { report });
   if (refusals.length > 0) {
     const [first] = refusals;
-    throw new JobFailedError(`${name}: refused (${refusals.length}): ${first?.type} ${first?.target}: ${first?.reason}`);
+    throw new JobFailedError(`${name}: refused (${refusals.length}): ${first?.type} ${first?.target}: ${first?.reason}`, report);
   }
   if (summary.failed > 0) {
     const first = actions.find((a) => a.status === 'failed');
     throw new JobFailedError(
       `${name}: ${summary.failed} of ${planned.length} actions failed (first: ${first?.type} ${first?.target}: ${first?.error})`,
+      report,
     );
   }
   return report;

@@ -52,8 +52,23 @@ async function observe(s3: S3Client, o: ObserveOptions): Promise<UploadsState> {
   const collected = { ...collectUploads(objects, multipartUploads, o.root, o.repository), keysListed: listed.progress.keysListed };
 
   // A resumed listing keeps the clock it began with: what was listed then is judged as of then.
-  const now = listed.progress.startedAt;
-  const toRead = collected.uploads.filter((dir) => {
+  const read = await readStartedAts(s3, o, collected.uploads, listed.progress.startedAt);
+  return {
+    ...(o.repository !== undefined ? { repository: o.repository } : {}),
+    ...collected,
+    ...read,
+    ...(o.resumable ? { listing: listingReport(listed, true) } : {}),
+  };
+}
+
+/** Reads `startedat` of the uploads whose object time alone cannot decide (near the age boundary as of `now`). */
+async function readStartedAts(
+  s3: S3Client,
+  o: ObserveOptions,
+  uploads: readonly UploadDirectory[],
+  now: number,
+): Promise<{ uploads: UploadDirectory[]; startedAtReads: number }> {
+  const toRead = uploads.filter((dir) => {
     const startedAt = dir.objects.find((x) => x.rest === 'startedat');
     return startedAt !== undefined && mustReadStartedAt(startedAt.lastModified, o.maxAgeMs, o.startedAtReadWindowMs, now);
   });
@@ -61,16 +76,12 @@ async function observe(s3: S3Client, o: ObserveOptions): Promise<UploadsState> {
   await mapLimit(toRead, STARTEDAT_READ_CONCURRENCY, async (dir) => {
     reads.set(dir, await readStartedAt(s3, o, `${uploadDirPrefix(o.root, dir.repository, dir.uploadId)}startedat`));
   });
-
   return {
-    ...(o.repository !== undefined ? { repository: o.repository } : {}),
-    ...collected,
-    uploads: collected.uploads.map((dir) => {
+    uploads: uploads.map((dir) => {
       const startedAt = reads.get(dir);
       return startedAt ? { ...dir, startedAt } : dir;
     }),
     startedAtReads: toRead.length,
-    ...(o.resumable ? { listing: listingReport(listed, true) } : {}),
   };
 }
 
@@ -120,7 +131,7 @@ async function readStartedAt(s3: S3Client, o: ObserveOptions, key: string): Prom
 }
 
 /** ListMultipartUploads under `prefix`, every page. */
-async function listMultipartUploads(s3: S3Client, o: ObserveOptions, prefix: string): Promise<ListedMultipartUpload[]> {
+export async function listMultipartUploads(s3: S3Client, o: ObserveOptions, prefix: string): Promise<ListedMultipartUpload[]> {
   const uploads: ListedMultipartUpload[] = [];
   let keyMarker: string | undefined;
   let uploadIdMarker: string | undefined;
@@ -251,6 +262,7 @@ async function listRange(
   range: ListingRange,
   tally: Tally,
   hasTime: () => boolean,
+  onKey?: (key: string) => void,
 ): Promise<{ objects: ListedObject[]; range: ListingRange }> {
   if (range.done) return { objects: [], range };
   const out: ListedObject[] = [];
@@ -270,6 +282,7 @@ async function listRange(
         if (from !== undefined && byteOrder(c.Key, from) < 0) continue;
         tally.listed += 1;
         after = c.Key;
+        onKey?.(c.Key);
         // No date: treat as written now (never old enough to delete).
         if (c.Key.includes('/_uploads/'))
           out.push({ key: c.Key, size: c.Size ?? 0, lastModified: c.LastModified?.getTime() ?? o.now.getTime() });
@@ -317,4 +330,59 @@ async function countedPages(
 /** S3 orders keys by UTF-8 bytes; for the ASCII names of the registry this is plain string order. */
 function byteOrder(a: string, b: string): number {
   return Buffer.compare(Buffer.from(a), Buffer.from(b));
+}
+
+/** An upload directory to re-read live (inventory mode: a candidate found in a day-old inventory). */
+export interface UploadDirRef {
+  readonly repository: string;
+  readonly uploadId: string;
+}
+
+export interface LiveUploads {
+  readonly state: UploadsState;
+  /** Directories listed live. */
+  readonly rechecked: number;
+  /** Directories with no object left now (completed or purged since the inventory). */
+  readonly vanished: number;
+  /** Directories `owns` gave to another shard. */
+  readonly notOwned: number;
+}
+
+/**
+ * The live state of some upload directories, read as the whole-registry observe reads it: each directory's own
+ * prefix listing, the open multipart uploads given (listed live at the start of the pass), then `startedat` where
+ * the object time cannot decide. `owns(dir, liveKeys)` decides which directories this caller acts on, so that
+ * two shards that both saw a directory never both act on it. A directory the time budget left unlisted is skipped.
+ */
+export async function observeUploadDirs(
+  s3: S3Client,
+  o: ObserveOptions,
+  dirs: readonly UploadDirRef[],
+  multipartUploads: readonly ListedMultipartUpload[],
+  owns: (dir: UploadDirRef, liveKeys: readonly string[]) => Promise<boolean>,
+  hasTime: () => boolean,
+): Promise<LiveUploads> {
+  const tally = { listed: 0 };
+  const listed = await mapLimit(dirs, STARTEDAT_READ_CONCURRENCY, async (dir) => {
+    const prefix = uploadDirPrefix(o.root, dir.repository, dir.uploadId);
+    // Every key of the directory, not only those the listing keeps (`owns` may want them).
+    const keys: string[] = [];
+    const part = await listRange(s3, o, prefix, { done: false }, tally, hasTime, (key) => keys.push(key));
+    return { dir, prefix, keys, part };
+  });
+  const done = listed.filter((l) => l.part.range.done);
+  const owned = (await mapLimit(done, STARTEDAT_READ_CONCURRENCY, async (l) => ((await owns(l.dir, l.keys)) ? [l] : []))).flat();
+  const ownedPrefixes = new Set(owned.map((l) => l.prefix));
+  const collected = collectUploads(
+    owned.flatMap((l) => l.part.objects),
+    multipartUploads.filter((m) => ownedPrefixes.has(m.key.slice(0, m.key.lastIndexOf('/') + 1))),
+    o.root,
+  );
+  const read = await readStartedAts(s3, o, collected.uploads, o.now.getTime());
+  return {
+    state: { ...collected, ...read, keysListed: tally.listed },
+    rechecked: done.length,
+    vanished: done.filter((l) => l.keys.length === 0).length,
+    notOwned: done.length - owned.length,
+  };
 }
