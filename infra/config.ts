@@ -103,6 +103,8 @@ const Context = z
       .default('/registry/users/')
       .pipe(z.string().regex(/^\/([A-Za-z0-9_.-]+\/)+$/, expected('an SSM parameter path that starts and ends with /, such as /registry/users/'))),
     uploadMaxAge: duration('168h', '1h'),
+    purgeMode: raw.default('listing').pipe(z.enum(['listing', 'inventory'], expected('listing or inventory'))),
+    purgeInventoryFormat: raw.default('Parquet').pipe(z.enum(['Parquet', 'CSV'], expected('Parquet or CSV'))),
     diskUsedPercentThreshold: int(50, 99, 85),
     dryRun: bool(false),
     alarmEmail: optionalText('an e-mail address', /^[^@\s]+@[^@\s]+\.[^@\s]+$/),

@@ -9,8 +9,10 @@ import { FleetDocuments } from './constructs/fleet-documents.ts';
 import { RegistryFleet } from './constructs/fleet.ts';
 import { RegistryLoadBalancer } from './constructs/load-balancer.ts';
 import { Monitoring } from './constructs/monitoring.ts';
+import { LISTING_CHECKPOINT_SID } from './constructs/job-policies.ts';
+import { PurgeInventory } from './constructs/purge-inventory.ts';
 import { RegistryNetwork } from './constructs/network.ts';
-import { HTPASSWD_OBJECT_KEY, RegistryStorage } from './constructs/storage.ts';
+import { HTPASSWD_OBJECT_KEY, REGISTRY_KEY_PREFIX, RegistryStorage } from './constructs/storage.ts';
 import { applyNagSuppressions } from './nag-suppressions.ts';
 import type { FleetScripts } from './user-data.ts';
 import { readFleetScripts, renderUserData } from './user-data.ts';
@@ -121,6 +123,23 @@ export class RegistryFleetStack extends Stack {
       dashboardName: this.stackName,
       ...(c.alarmEmail ? { alarmEmail: c.alarmEmail } : {}),
     });
+
+    if (c.purgeMode === 'inventory') {
+      const purge = controlPlane.functions['purge-stale-uploads'];
+      new PurgeInventory(this, 'PurgeInventory', {
+        namePrefix: this.stackName,
+        functionsDir: c.functionsDir,
+        bucket: storage.bucket,
+        registryKeyPrefix: REGISTRY_KEY_PREFIX,
+        format: c.purgeInventoryFormat,
+        dryRun: c.dryRun,
+        metricsNamespace: c.metricsNamespace,
+        logRetention,
+        environment: controlPlane.environments['purge-stale-uploads'],
+        uploadStatements: controlPlane.statements['purge-stale-uploads'].filter((s) => s.sid !== LISTING_CHECKPOINT_SID),
+        listingSchedule: purge.scheduleRule,
+      }).alarmTo(monitoring.topic);
+    }
 
     Tags.of(this).add('app', 'registry-fleet');
 

@@ -3,6 +3,7 @@ import type * as autoscaling from 'aws-cdk-lib/aws-autoscaling';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as cwActions from 'aws-cdk-lib/aws-cloudwatch-actions';
 import type * as elbv2 from 'aws-cdk-lib/aws-elasticloadbalancingv2';
+import type * as iam from 'aws-cdk-lib/aws-iam';
 import * as events from 'aws-cdk-lib/aws-events';
 import * as targets from 'aws-cdk-lib/aws-events-targets';
 import type * as logs from 'aws-cdk-lib/aws-logs';
@@ -57,6 +58,10 @@ export const DISK_QUERY = `SELECT MAX(disk_used_percent) FROM SCHEMA(CWAgent, In
  */
 export class ControlPlane extends Construct {
   readonly functions: Record<JobName, OpsFunction>;
+  /** Each job's least-privilege statements (inventory mode gives its shards the purge job's `_uploads` ones). */
+  readonly statements: Record<JobName, iam.PolicyStatement[]>;
+  /** Each job's environment (inventory mode's shards plan with the purge job's). */
+  readonly environments: Record<JobName, Record<string, string>>;
   readonly unhealthyHostsAlarm: cloudwatch.Alarm;
   readonly diskAlarm: cloudwatch.Alarm;
   readonly acmeAccountSecret?: secretsmanager.Secret;
@@ -142,6 +147,8 @@ export class ControlPlane extends Construct {
       });
     }
     this.functions = fns;
+    this.statements = statements;
+    this.environments = environment;
 
     // Target group health → replace-unhealthy-instances (the alarm action invokes the function directly).
     this.unhealthyHostsAlarm = new cloudwatch.Alarm(this, 'UnhealthyHostsAlarm', {

@@ -2,6 +2,7 @@ import type { Stack } from 'aws-cdk-lib';
 import { ArnFormat } from 'aws-cdk-lib';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import { REPLACING_TAG, UNHEALTHY_SINCE_TAG } from '../../shared/fleet-tags.ts';
+import { listingCheckpointKey } from '../../shared/purge-keys.ts';
 import type { JobName } from '../config.ts';
 
 /** What the jobs act on; every statement below is scoped to one of these. */
@@ -20,6 +21,9 @@ export interface JobResources {
   hostedZoneId?: string;
   acmeAccountSecretArn?: string;
 }
+
+/** The purge job's checkpoint statement (the inventory shards, which share the `_uploads` statements, leave it out). */
+export const LISTING_CHECKPOINT_SID = 'ListingCheckpoint';
 
 const allow = (actions: string[], resources: string[], conditions?: Record<string, unknown>): iam.PolicyStatement =>
   new iam.PolicyStatement({ actions, resources, ...(conditions ? { conditions } : {}) });
@@ -47,6 +51,12 @@ export function jobStatements(stack: Stack, r: JobResources): Record<JobName, ia
       allow(['s3:ListBucket', 's3:ListBucketMultipartUploads'], [r.bucketArn]),
       // Only upload directories: blobs, layer links and manifests stay out of reach even if a plan were wrong.
       allow(['s3:GetObject', 's3:DeleteObject', 's3:AbortMultipartUpload'], [`${r.bucketArn}/${r.registryKeyPrefix}registry/v2/repositories/*/_uploads/*`]),
+      // The resumable listing's checkpoint: this one key, outside the registry's tree.
+      new iam.PolicyStatement({
+        sid: LISTING_CHECKPOINT_SID,
+        actions: ['s3:GetObject', 's3:PutObject', 's3:DeleteObject'],
+        resources: [`${r.bucketArn}/${listingCheckpointKey('')}`],
+      }),
     ],
     'replace-unhealthy-instances': [
       allow(

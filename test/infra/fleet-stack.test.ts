@@ -353,8 +353,10 @@ describe('SSM document scripts', () => {
 
 describe('least privilege', () => {
   it('purge-stale-uploads: only the bucket, objects only inside upload directories', () => {
+    // … plus its listing checkpoint: one exact key (test/infra/purge-inventory.test.ts).
+    const checkpoint = ['s3:GetObject', 's3:PutObject', 's3:DeleteObject'];
     expect(actionsOf('purge-stale-uploads').sort()).toEqual(
-      ['s3:ListBucket', 's3:ListBucketMultipartUploads', 's3:GetObject', 's3:DeleteObject', 's3:AbortMultipartUpload'].sort(),
+      ['s3:ListBucket', 's3:ListBucketMultipartUploads', 's3:GetObject', 's3:DeleteObject', 's3:AbortMultipartUpload', ...checkpoint].sort(),
     );
     const objects = statementsOf('purge-stale-uploads').find((s) => [s.Action].flat().includes('s3:DeleteObject'));
     expect(JSON.stringify(objects?.Resource)).toMatch(/"\/docker\/registry\/v2\/repositories\/\*\/_uploads\/\*"\]/);

@@ -1,0 +1,211 @@
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Match, type Template } from 'aws-cdk-lib/assertions';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createApp } from '../../infra/app.ts';
+import { INVENTORY_BUNDLE, INVENTORY_MAP } from '../../infra/constructs/purge-inventory.ts';
+import { listingCheckpointKey, PURGE_INVENTORY_PREFIX, PURGE_PASSES_PREFIX } from '../../shared/purge-keys.ts';
+import { fakeFunctionsDir, synthFleet } from './support.ts';
+
+// The inventory mode (purgeMode=inventory): S3 Inventory, its delivery policy, the pass state machine and its IAM.
+const fake = fakeFunctionsDir();
+mkdirSync(join(fake.dir, INVENTORY_BUNDLE));
+writeFileSync(join(fake.dir, INVENTORY_BUNDLE, 'index.mjs'), 'export const handler = async () => ({});\n');
+let t: Template;
+let listing: Template;
+
+beforeAll(() => {
+  t = synthFleet({ domainName: 'registry.example.com', purgeMode: 'inventory' }, fake.dir).template; // cdk-nag on: throws on any finding
+  listing = synthFleet({ domainName: 'registry.example.com' }, fake.dir).template;
+}, 240_000);
+afterAll(() => fake.remove());
+
+type Resource = { Type: string; Properties: Record<string, unknown> };
+type Statement = { Effect: string; Action: string | string[]; Resource: unknown; Condition?: unknown; Principal?: unknown };
+const all = (tpl: Template, type: string, props: Record<string, unknown> = {}) => Object.entries(tpl.findResources(type, { Properties: props }) as Record<string, Resource>);
+const one = (tpl: Template, type: string, props: Record<string, unknown> = {}) => {
+  const found = all(tpl, type, props);
+  expect(found, type).toHaveLength(1);
+  return found[0] as [string, Resource];
+};
+const registryBucket = () => one(t, 'AWS::S3::Bucket', { InventoryConfigurations: Match.anyValue() });
+const inventoryBucket = () => all(t, 'AWS::S3::Bucket').find(([id]) => id.startsWith('PurgeInventoryBucket')) as [string, Resource];
+const actions = (s: Statement) => [s.Action].flat();
+/** Every statement of the policies attached to `roleId`. */
+const statementsOfRole = (roleId: string): Statement[] =>
+  all(t, 'AWS::IAM::Policy', { Roles: [{ Ref: roleId }] }).flatMap(([, p]) => (p.Properties.PolicyDocument as { Statement: Statement[] }).Statement);
+/** The state machine definition as JSON (CloudFormation references become "<LogicalId>" / "<Pseudo>"). */
+function definition(): { States: Record<string, Record<string, unknown>> } {
+  const [, sm] = one(t, 'AWS::StepFunctions::StateMachine');
+  const parts = ((sm.Properties.DefinitionString as { 'Fn::Join': [string, unknown[]] })['Fn::Join'][1] ?? []).map((p) =>
+    typeof p === 'string' ? p : `<${JSON.stringify(p).replace(/[{}"]/g, '')}>`,
+  );
+  return JSON.parse(parts.join('')) as { States: Record<string, Record<string, unknown>> };
+}
+
+describe('S3 Inventory of the registry', () => {
+  it('is daily, current versions, Key + Size + LastModifiedDate, only the repositories tree, into the stack\'s inventory bucket', () => {
+    const [, bucket] = registryBucket();
+    expect(bucket.Properties.InventoryConfigurations).toEqual([
+      {
+        Id: 'purge-stale-uploads',
+        Enabled: true,
+        Destination: { BucketArn: { 'Fn::GetAtt': [inventoryBucket()[0], 'Arn'] }, Format: 'Parquet', Prefix: PURGE_INVENTORY_PREFIX.replace(/\/$/, '') },
+        IncludedObjectVersions: 'Current',
+        OptionalFields: ['Size', 'LastModifiedDate'],
+        Prefix: 'docker/registry/v2/repositories/',
+        ScheduleFrequency: 'Daily',
+      },
+    ]);
+  });
+
+  it('may be delivered only by S3, only into the inventory prefix, only for the registry bucket and this account', () => {
+    const [id] = inventoryBucket();
+    const policy = one(t, 'AWS::S3::BucketPolicy', { Bucket: { Ref: id } })[1];
+    const statements = (policy.Properties.PolicyDocument as { Statement: Statement[] }).Statement;
+    const delivery = statements.filter((s) => JSON.stringify(s.Principal ?? '').includes('s3.amazonaws.com'));
+    expect(delivery).toEqual([
+      expect.objectContaining({
+        Effect: 'Allow',
+        Action: 's3:PutObject',
+        Principal: { Service: 's3.amazonaws.com' },
+        Resource: { 'Fn::Join': ['', [{ 'Fn::GetAtt': [id, 'Arn'] }, `/${PURGE_INVENTORY_PREFIX}*`]] },
+        Condition: { ArnLike: { 'aws:SourceArn': { 'Fn::GetAtt': [registryBucket()[0], 'Arn'] } }, StringEquals: { 'aws:SourceAccount': { Ref: 'AWS::AccountId' } } },
+      }),
+    ]);
+    expect(statements).toEqual(expect.arrayContaining([expect.objectContaining({ Effect: 'Deny', Condition: { Bool: { 'aws:SecureTransport': 'false' } } })]));
+    const [, bucket] = inventoryBucket();
+    expect(bucket.Properties).toMatchObject({
+      BucketEncryption: { ServerSideEncryptionConfiguration: [{ ServerSideEncryptionByDefault: { SSEAlgorithm: 'AES256' } }] },
+      PublicAccessBlockConfiguration: { BlockPublicAcls: true, BlockPublicPolicy: true, IgnorePublicAcls: true, RestrictPublicBuckets: true },
+      LifecycleConfiguration: { Rules: [expect.objectContaining({ ExpirationInDays: 14, Status: 'Enabled' })] },
+    });
+  });
+});
+
+describe('the pass state machine', () => {
+  it('plans, fans the data files out with a Distributed Map (ItemReader, MaxConcurrency, tolerated failures, retry), then orphans, then merges', () => {
+    const d = definition();
+    expect(d.States.Plan).toMatchObject({ Type: 'Task', Next: 'Shards', ResultPath: '$.plan', Parameters: { step: 'plan', 'pass.$': '$$.Execution.Name', 'input.$': '$$.Execution.Input' } });
+    const map = d.States.Shards as Record<string, unknown>;
+    expect(map).toMatchObject({
+      Type: 'Map',
+      Next: 'Orphans',
+      ResultPath: null,
+      MaxConcurrency: INVENTORY_MAP.maxConcurrency,
+      ToleratedFailurePercentage: INVENTORY_MAP.toleratedFailurePercentage,
+      ItemReader: {
+        Resource: 'arn:<Ref:AWS::Partition>:states:::s3:getObject',
+        ReaderConfig: { InputType: 'JSON' },
+        Parameters: { Bucket: `<Ref:${inventoryBucket()[0]}>`, 'Key.$': '$.plan.itemsKey' },
+      },
+      ItemProcessor: { ProcessorConfig: { Mode: 'DISTRIBUTED', ExecutionType: 'STANDARD' }, StartAt: 'Shard' },
+      Catch: [{ ErrorEquals: ['States.ALL'], ResultPath: '$.mapError', Next: 'MergeAfterMapFailure' }],
+    });
+    const shard = (map.ItemProcessor as { States: Record<string, Record<string, unknown>> }).States.Shard as Record<string, unknown>;
+    expect(shard).toMatchObject({ Type: 'Task', End: true });
+    expect(shard.Parameters).toBeUndefined(); // the item is the event
+    expect(shard.Retry).toEqual([
+      {
+        ErrorEquals: expect.arrayContaining(['Lambda.TooManyRequestsException', 'SlowDown', 'ThrottlingException']),
+        IntervalSeconds: INVENTORY_MAP.retry.intervalSeconds,
+        BackoffRate: INVENTORY_MAP.retry.backoffRate,
+        MaxAttempts: INVENTORY_MAP.retry.maxAttempts,
+        JitterStrategy: 'FULL',
+      },
+    ]);
+    expect(d.States.Orphans).toMatchObject({ Type: 'Task', InputPath: '$.plan.orphans', Next: 'Merge' });
+    expect(d.States.Merge).toMatchObject({ Type: 'Task', End: true, Parameters: { step: 'merge', 'pass.$': '$$.Execution.Name' } });
+    expect(d.States.MergeAfterMapFailure).toMatchObject({ Parameters: { step: 'merge', 'pass.$': '$$.Execution.Name', 'mapError.$': '$.mapError' } });
+    const [, sm] = one(t, 'AWS::StepFunctions::StateMachine');
+    expect(sm.Properties).toMatchObject({ StateMachineName: 'registry-fleet-purge-stale-uploads', TracingConfiguration: { Enabled: true }, LoggingConfiguration: { Level: 'ALL' } });
+  });
+
+  it('starts on the inventory delivery (manifest.json created) with the manifest key, and pages when a pass fails', () => {
+    const [smId] = one(t, 'AWS::StepFunctions::StateMachine');
+    const [, rule] = one(t, 'AWS::Events::Rule', { EventPattern: Match.objectLike({ 'detail-type': ['Object Created'] }) });
+    expect(rule.Properties.EventPattern).toEqual({
+      source: ['aws.s3'],
+      'detail-type': ['Object Created'],
+      detail: { bucket: { name: [{ Ref: inventoryBucket()[0] }] }, object: { key: [{ wildcard: `${PURGE_INVENTORY_PREFIX}*/purge-stale-uploads/*/manifest.json` }] } },
+    });
+    expect(rule.Properties.Targets).toEqual([
+      expect.objectContaining({
+        Arn: { Ref: smId },
+        InputTransformer: { InputPathsMap: { 'detail-object-key': '$.detail.object.key' }, InputTemplate: '{"manifestKey":<detail-object-key>,"reason":"S3 Inventory delivered"}' },
+      }),
+    ]);
+    t.hasResourceProperties('Custom::S3BucketNotifications', { BucketName: { Ref: inventoryBucket()[0] }, NotificationConfiguration: { EventBridgeConfiguration: {} } });
+    t.hasResourceProperties('AWS::CloudWatch::Alarm', { MetricName: 'ExecutionsFailed', Namespace: 'AWS/States', Dimensions: [{ Name: 'StateMachineArn', Value: { Ref: smId } }], AlarmActions: [Match.anyValue()] });
+  });
+
+  it("reads its items only from the pass folders (not CDK's whole-bucket grant)", () => {
+    const [, sm] = one(t, 'AWS::StepFunctions::StateMachine');
+    const roleId = (sm.Properties.RoleArn as { 'Fn::GetAtt': [string] })['Fn::GetAtt'][0];
+    const gets = statementsOfRole(roleId).filter((s) => actions(s).includes('s3:GetObject'));
+    expect(gets).toEqual([expect.objectContaining({ Resource: { 'Fn::Join': ['', [{ 'Fn::GetAtt': [inventoryBucket()[0], 'Arn'] }, `/${PURGE_PASSES_PREFIX}*`]] } })]);
+  });
+});
+
+describe('the inventory Lambda', () => {
+  const fn = () => one(t, 'AWS::Lambda::Function', { FunctionName: 'registry-fleet-purge-stale-uploads-inventory' });
+
+  it('reads the inventory, writes only its pass folders, and touches only _uploads keys of the registry, as the listing job', () => {
+    const [, f] = fn();
+    const roleId = (f.Properties.Role as { 'Fn::GetAtt': [string] })['Fn::GetAtt'][0];
+    const statements = statementsOfRole(roleId);
+    const registry = registryBucket()[0];
+    const inv = inventoryBucket()[0];
+    const objects = (bucket: string, path: string) => ({ 'Fn::Join': ['', [{ 'Fn::GetAtt': [bucket, 'Arn'] }, `/${path}`]] });
+    expect(statements.map((s) => ({ Action: s.Action, Resource: s.Resource }))).toEqual([
+      { Action: ['s3:ListBucket', 's3:ListBucketMultipartUploads'], Resource: { 'Fn::GetAtt': [registry, 'Arn'] } },
+      { Action: ['s3:GetObject', 's3:DeleteObject', 's3:AbortMultipartUpload'], Resource: objects(registry, 'docker/registry/v2/repositories/*/_uploads/*') },
+      { Action: 's3:GetObject', Resource: [objects(inv, `${PURGE_INVENTORY_PREFIX}*`), objects(inv, `${PURGE_PASSES_PREFIX}*`)] },
+      { Action: 's3:PutObject', Resource: objects(inv, `${PURGE_PASSES_PREFIX}*`) },
+    ]);
+    expect(JSON.stringify(statements)).not.toContain(listingCheckpointKey(''));
+    expect(f.Properties).toMatchObject({
+      Runtime: 'nodejs24.x',
+      Architectures: ['arm64'],
+      MemorySize: 1769,
+      Timeout: 900,
+      ReservedConcurrentExecutions: INVENTORY_MAP.maxConcurrency + 2,
+      Environment: { Variables: expect.objectContaining({ REGISTRY_BUCKET: { Ref: registry }, INVENTORY_BUCKET: { Ref: inv }, UPLOAD_MAX_AGE: '168h', DRY_RUN: 'false' }) },
+    });
+  });
+});
+
+describe('the mode switch', () => {
+  const schedule = (tpl: Template) => one(tpl, 'AWS::Events::Rule', { Description: 'runs purge-stale-uploads on its schedule' })[1].Properties.State;
+
+  it('listing (the default): no inventory, no state machine; the nightly listing runs', () => {
+    expect(all(listing, 'AWS::StepFunctions::StateMachine')).toEqual([]);
+    expect(all(listing, 'AWS::S3::Bucket', { InventoryConfigurations: Match.anyValue() })).toEqual([]);
+    expect(schedule(listing)).toBe('ENABLED');
+  });
+
+  it('inventory: the nightly listing is off (manual runs stay), the pass replaces it', () => {
+    expect(schedule(t)).toBe('DISABLED');
+  });
+
+  it('the listing job may read and write its checkpoint key, and no other key outside _uploads', () => {
+    const [, f] = one(listing, 'AWS::Lambda::Function', { FunctionName: 'registry-fleet-purge-stale-uploads' });
+    const roleId = (f.Properties.Role as { 'Fn::GetAtt': [string] })['Fn::GetAtt'][0];
+    const policies = all(listing, 'AWS::IAM::Policy', { Roles: [{ Ref: roleId }] }).flatMap(([, p]) => (p.Properties.PolicyDocument as { Statement: Statement[] }).Statement);
+    const bucketId = one(listing, 'AWS::S3::Bucket')[0];
+    expect(policies).toContainEqual(
+      expect.objectContaining({ Sid: 'ListingCheckpoint', Action: ['s3:GetObject', 's3:PutObject', 's3:DeleteObject'], Resource: { 'Fn::Join': ['', [{ 'Fn::GetAtt': [bucketId, 'Arn'] }, `/${listingCheckpointKey('')}`]] } }),
+    );
+  });
+
+  it('names a bad mode or format, and the missing inventory bundle', () => {
+    expect(() => createApp({ context: { domainName: 'registry.example.com', purgeMode: 'bulk', functionsDir: fake.dir } })).toThrow(/context purgeMode: expected listing or inventory \(got "bulk"\)/);
+    expect(() => createApp({ context: { domainName: 'registry.example.com', purgeInventoryFormat: 'ORC', functionsDir: fake.dir } })).toThrow(/context purgeInventoryFormat: expected Parquet or CSV \(got "ORC"\)/);
+    const bare = fakeFunctionsDir();
+    try {
+      expect(() => createApp({ context: { domainName: 'registry.example.com', purgeMode: 'inventory', functionsDir: bare.dir } })).toThrow(/PurgeInventory: no bundle at .*purge-stale-uploads-inventory\/index\.mjs/);
+    } finally {
+      bare.remove();
+    }
+  });
+});
