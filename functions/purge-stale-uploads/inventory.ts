@@ -126,9 +126,7 @@ export interface InventoryReadOptions {
 /** Every row of one data file whose key has an `_uploads` component, as the listing would have given it. */
 export async function readInventoryFile(s3: S3Client, o: InventoryReadOptions, stats: InventoryReadStats): Promise<ListedObject[]> {
   const out: ListedObject[] = [];
-  const keep = (key: string, size: number, lastModified: number): void => {
-    stats.rows += 1;
-    if (!key.includes('/_uploads/')) return;
+  const keep: Keep = (key, size, lastModified) => {
     stats.uploadRows += 1;
     out.push({ key, size, lastModified });
   };
@@ -159,8 +157,9 @@ async function readParquet(s3: S3Client, o: InventoryReadOptions, stats: Invento
       // Millisecond numbers, not Date objects: 10⁷ Dates are allocation the shard does not need.
       parsers: { timestampFromMilliseconds: (ms: bigint) => Number(ms) },
       onComplete: (rows: unknown[][]) => {
+        stats.rows += rows.length;
         for (const [key, size, lastModified] of rows as [string, bigint | number | null, number | null][]) {
-          keep(key, Number(size ?? 0), lastModified ?? o.now);
+          if (key.includes('/_uploads/')) keep(key, Number(size ?? 0), lastModified ?? o.now);
         }
       },
     });
@@ -195,9 +194,13 @@ async function readCsv(s3: S3Client, o: InventoryReadOptions, stats: InventoryRe
   body.on('data', (chunk: Buffer) => (stats.bytesRead += chunk.byteLength));
   const records = body.pipe(createGunzip()).pipe(parseCsv({ relax_column_count: true }));
   for await (const record of records as AsyncIterable<string[]>) {
+    stats.rows += 1;
     const raw = record[keyAt] ?? '';
-    // CSV inventory URL-encodes keys (spaces as %20 or +); registry keys rarely need it, so decode only when encoded.
+    // `_` is never URL-encoded: rows without `_uploads` (99 % of them) are dropped before any decoding.
+    if (!raw.includes('_uploads')) continue;
+    // CSV inventory URL-encodes keys (spaces as %20 or +).
     const key = /[%+]/.test(raw) ? decodeURIComponent(raw.replace(/\+/g, ' ')) : raw;
+    if (!key.includes('/_uploads/')) continue;
     const time = Date.parse(record[timeAt] ?? '');
     keep(key, Number(record[sizeAt] || 0), Number.isFinite(time) ? time : o.now);
   }

@@ -17,11 +17,12 @@ export interface SeededMoto {
   stop(): Promise<void>;
 }
 
-export async function startSeededMoto(): Promise<SeededMoto> {
+/** `script`: test/bench/moto-seeded.py (default) or moto-scale.py (plus an O(page) listing for 10⁶ keys). */
+export async function startSeededMoto({ script = 'moto-seeded.py' }: { script?: string } = {}): Promise<SeededMoto> {
   const port = await freePort();
   const endpoint = `http://127.0.0.1:${port}`;
   // Its own spawn (local/process.ts gives children no stdin): the seeding channel is the child's stdin.
-  const child = spawn('python3', [join(import.meta.dirname, '../bench/moto-seeded.py'), String(port)], { stdio: ['pipe', 'pipe', 'pipe'] });
+  const child = spawn('python3', [join(import.meta.dirname, '../bench', script), String(port)], { stdio: ['pipe', 'pipe', 'pipe'] });
   const pid = child.pid;
   if (pid === undefined) throw new Error('moto-seeded: could not spawn python3');
   const killOnExit = (): void => void (child.exitCode === null && child.kill('SIGKILL'));
