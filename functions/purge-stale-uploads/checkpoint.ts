@@ -1,7 +1,7 @@
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { DeleteObjectCommand, GetObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { formatDuration } from '../../shared/duration.ts';
-import { errorName } from '../../shared/errors.ts';
+import { ConfigError, errorName } from '../../shared/errors.ts';
 import { listingCheckpointKey } from '../../shared/purge-keys.ts';
 import type { UploadsState } from './model.ts';
 import { observeUploads, type ListingProgress, type ObserveOptions } from './observe.ts';
@@ -81,6 +81,10 @@ async function loadCheckpoint(s3: S3Client, o: ResumableOptions, key: string, id
     bytes = (await res.Body?.transformToByteArray()) ?? new Uint8Array();
   } catch (error) {
     if (errorName(error) === 'NoSuchKey') return { found: false };
+    // The first request of a run: a missing bucket is the configuration's fault, named as observe names it.
+    if (errorName(error) === 'NoSuchBucket') {
+      throw new ConfigError(`REGISTRY_BUCKET "${o.bucket}" does not exist (NoSuchBucket): check the function's REGISTRY_BUCKET`);
+    }
     throw error;
   }
   let checkpoint: Checkpoint;
