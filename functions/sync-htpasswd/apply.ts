@@ -3,9 +3,10 @@ import type { SSMClient } from '@aws-sdk/client-ssm';
 import { describeError } from '../../shared/errors.ts';
 import { shortSha } from '../../shared/htpasswd.ts';
 import type { ApplyContext, Outcome } from '../../shared/job.ts';
-import { parseScriptOutput, runDocument, type CommandResult } from './commands.ts';
+import { runCommand, type CommandResult } from '../../shared/ssm-commands.ts';
 import type { SyncHtpasswdConfig } from './config.ts';
 import type { InstallAction, PublishAction, SyncAction } from './plan.ts';
+import { installRequest, parseScriptOutput } from './script.ts';
 
 /**
  * Writes: publish first (PutObject with SSE and the sha256 in metadata; the object stays private — no ACL);
@@ -37,16 +38,10 @@ export async function applySync(
   const installs = actions.flatMap((a, i) => (a.type === 'install-htpasswd' ? [[a, i] as const] : []));
   if (installs.length === 0) return outcomes;
   const sha256 = (installs[0]?.[0] as InstallAction).sha256;
-  const results = await runDocument(
+  const results = await runCommand(
     clients.ssm,
-    {
-      documentName: config.documentName,
-      parameters: { Source: [`s3://${config.bucket}/${config.objectKey}`], Sha256: [sha256], Mode: ['install'] },
-      instanceIds: installs.map(([a]) => a.target),
-      maxConcurrency: String(config.maxConcurrency),
-      maxErrors: String(config.maxErrors),
-      comment: `sync-htpasswd install sha256=${shortSha(sha256)}`,
-    },
+    installRequest(config, sha256),
+    installs.map(([a]) => a.target),
     { signal, waitMs: config.commandWaitMs, pollIntervalMs: config.pollIntervalMs, hasTime: ctx.hasTime, stopOnFailure: true },
   );
   for (const [action, i] of installs) {
@@ -89,6 +84,8 @@ export function installOutcome(result: CommandResult, action: Pick<InstallAction
     case 'cancelled':
       return { status: 'skipped', reason: result.error };
     case 'failed':
+    case 'undelivered':
+    case 'unfinished': // an install that may still run is not done: the run fails and the next one re-checks
       return { status: 'failed', error: result.error };
     case 'success': {
       const { installed, previous } = parseScriptOutput(result.output);

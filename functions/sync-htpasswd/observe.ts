@@ -6,9 +6,10 @@ import { formatDuration } from '../../shared/duration.ts';
 import { errorName } from '../../shared/errors.ts';
 import { parseHtpasswd, sha256Hex } from '../../shared/htpasswd.ts';
 import type { RunContext } from '../../shared/job.ts';
-import { parseScriptOutput, runDocument } from './commands.ts';
+import { runCommand } from '../../shared/ssm-commands.ts';
 import type { SyncHtpasswdConfig } from './config.ts';
 import type { InstanceDrift, SyncScope, SyncState } from './model.ts';
+import { parseScriptOutput, reportRequest } from './script.ts';
 import { resolveUsers, type UserParameter } from './users.ts';
 
 export type { FleetInstance, InstanceDrift, PublishedFile, SyncScope, SyncState } from './model.ts';
@@ -136,18 +137,12 @@ async function checkDrift(
   instanceIds: readonly string[],
   { signal, deadline }: { signal: AbortSignal; deadline: number },
 ): Promise<Map<string, InstanceDrift>> {
-  const results = await runDocument(
-    ssm,
-    {
-      documentName: config.documentName,
-      parameters: { Source: [`s3://${config.bucket}/${config.objectKey}`], Sha256: ['-'], Mode: ['report'] },
-      instanceIds,
-      maxConcurrency: String(Math.min(50, Math.max(config.maxConcurrency, instanceIds.length))),
-      maxErrors: '100%', // a read: never stop early
-      comment: 'sync-htpasswd drift check',
-    },
-    { signal, waitMs: config.commandWaitMs, pollIntervalMs: config.pollIntervalMs, deadline },
-  );
+  const results = await runCommand(ssm, reportRequest(config, instanceIds.length), instanceIds, {
+    signal,
+    waitMs: config.commandWaitMs,
+    pollIntervalMs: config.pollIntervalMs,
+    deadline,
+  });
   const drift = new Map<string, InstanceDrift>();
   for (const id of instanceIds) {
     const r = results.get(id);

@@ -7,7 +7,7 @@ import { parseHtpasswd, renderHtpasswd, sha256Hex } from '../../shared/htpasswd.
 import { toTrigger } from '../../shared/triggers.ts';
 import { testContext } from '../support/run-context.ts';
 import { installOutcome } from '../../functions/sync-htpasswd/apply.ts';
-import { parseScriptOutput } from '../../functions/sync-htpasswd/commands.ts';
+import { parseScriptOutput } from '../../functions/sync-htpasswd/script.ts';
 import { loadSyncHtpasswdConfig } from '../../functions/sync-htpasswd/config.ts';
 import { job } from '../../functions/sync-htpasswd/job.ts';
 import type { FleetInstance, SyncState } from '../../functions/sync-htpasswd/observe.ts';
