@@ -26,6 +26,8 @@ export const REGISTRY_OBJECT_ACTIONS = [
 export interface RegistryStorageProps {
   /** The purge job's upload age (ms): the abort-incomplete-multipart lifecycle never undercuts it. */
   uploadMaxAgeMs: number;
+  /** S3 server access logs of the image bucket into `logsBucket` (off by default: one log object per few requests costs). */
+  serverAccessLogs?: boolean;
 }
 
 /** The image bucket (encrypted, private, TLS-only, RETAIN) and the fleet's shared `http.secret`. */
@@ -34,6 +36,7 @@ export class RegistryStorage extends Construct {
   readonly httpSecret: secretsmanager.Secret;
   /** Days after which S3 aborts an incomplete multipart upload (a backstop behind purge-stale-uploads). */
   readonly abortIncompleteUploadDays: number;
+  private logs?: s3.Bucket;
 
   constructor(scope: Construct, id: string, props: RegistryStorageProps) {
     super(scope, id);
@@ -50,12 +53,29 @@ export class RegistryStorage extends Construct {
       lifecycleRules: [
         { id: 'abort-incomplete-multipart-uploads', abortIncompleteMultipartUploadAfter: Duration.days(this.abortIncompleteUploadDays) },
       ],
+      ...(props.serverAccessLogs ? { serverAccessLogsBucket: this.logsBucket, serverAccessLogsPrefix: 's3-access/' } : {}),
     });
 
     this.httpSecret = new secretsmanager.Secret(this, 'HttpSecret', {
       description: 'registry http.secret: HMAC key for upload state, shared by every instance of the fleet',
       generateSecretString: { passwordLength: 64, excludePunctuation: true, includeSpace: false },
     });
+  }
+
+  /**
+   * The bucket for access logs (S3 server access logs, ALB access logs), created on first use: SSE-S3 (the only
+   * encryption ALB log delivery accepts), private, TLS-only, logs expire after 90 days.
+   */
+  get logsBucket(): s3.Bucket {
+    this.logs ??= new s3.Bucket(this, 'AccessLogs', {
+      encryption: s3.BucketEncryption.S3_MANAGED,
+      blockPublicAccess: s3.BlockPublicAccess.BLOCK_ALL,
+      objectOwnership: s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+      enforceSSL: true,
+      removalPolicy: RemovalPolicy.RETAIN,
+      lifecycleRules: [{ id: 'expire-access-logs', expiration: Duration.days(90) }],
+    });
+    return this.logs;
   }
 
   /**
