@@ -149,6 +149,9 @@ const Context = z
         else if (c[key]?.length !== c.availabilityZones?.length) issue(key, 'expected one entry per availability zone');
       }
     }
+    if (c.albAccessLogs && c.region === undefined) {
+      issue('albAccessLogs', 'expected the region context too: the log bucket policy names the region\'s load balancer log delivery account');
+    }
     if (c.certificateMode === 'acme') {
       if (c.acmeDirectoryUrl === undefined) issue('acmeDirectoryUrl', 'expected an https:// URL when certificateMode is acme');
       if (c.acmeEmail === undefined) issue('acmeEmail', 'expected an e-mail address when certificateMode is acme');

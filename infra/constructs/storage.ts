@@ -1,4 +1,4 @@
-import { Duration, RemovalPolicy } from 'aws-cdk-lib';
+import { Duration, RemovalPolicy, Stack } from 'aws-cdk-lib';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
@@ -53,13 +53,26 @@ export class RegistryStorage extends Construct {
       lifecycleRules: [
         { id: 'abort-incomplete-multipart-uploads', abortIncompleteMultipartUploadAfter: Duration.days(this.abortIncompleteUploadDays) },
       ],
-      ...(props.serverAccessLogs ? { serverAccessLogsBucket: this.logsBucket, serverAccessLogsPrefix: 's3-access/' } : {}),
     });
+    if (props.serverAccessLogs) this.logAccessTo(this.logsBucket);
 
     this.httpSecret = new secretsmanager.Secret(this, 'HttpSecret', {
       description: 'registry http.secret: HMAC key for upload state, shared by every instance of the fleet',
       generateSecretString: { passwordLength: 64, excludePunctuation: true, includeSpace: false },
     });
+  }
+
+  /** S3 server access logs through a bucket policy (not the log-delivery ACL: the log bucket enforces bucket ownership). */
+  private logAccessTo(logs: s3.Bucket): void {
+    (this.bucket.node.defaultChild as s3.CfnBucket).loggingConfiguration = { destinationBucketName: logs.bucketName, logFilePrefix: 's3-access/' };
+    logs.addToResourcePolicy(
+      new iam.PolicyStatement({
+        principals: [new iam.ServicePrincipal('logging.s3.amazonaws.com')],
+        actions: ['s3:PutObject'],
+        resources: [logs.arnForObjects('s3-access/*')],
+        conditions: { ArnLike: { 'aws:SourceArn': this.bucket.bucketArn }, StringEquals: { 'aws:SourceAccount': Stack.of(this).account } },
+      }),
+    );
   }
 
   /**
