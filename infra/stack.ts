@@ -6,7 +6,7 @@ import { parseDuration } from '../shared/duration.ts';
 import type { FleetConfig, JobName } from './config.ts';
 import { ControlPlane } from './constructs/control-plane.ts';
 import { FleetDocuments } from './constructs/fleet-documents.ts';
-import { RegistryFleet } from './constructs/fleet.ts';
+import { FleetBoot, RegistryFleet } from './constructs/fleet.ts';
 import { RegistryLoadBalancer } from './constructs/load-balancer.ts';
 import { Monitoring } from './constructs/monitoring.ts';
 import { RegistryNetwork } from './constructs/network.ts';
@@ -33,6 +33,7 @@ export class RegistryFleetStack extends Stack {
 
     const network = new RegistryNetwork(this, 'Network', {
       logRetention,
+      natGatewayPerAz: c.natGatewayPerAz,
       ...(vpcGiven
         ? {
             existing: {
@@ -46,8 +47,13 @@ export class RegistryFleetStack extends Stack {
         : {}),
     });
 
-    const storage = new RegistryStorage(this, 'Storage', { uploadMaxAgeMs: parseDuration(c.uploadMaxAge) ?? 0 });
+    const storage = new RegistryStorage(this, 'Storage', { uploadMaxAgeMs: parseDuration(c.uploadMaxAge) ?? 0, serverAccessLogs: c.bucketAccessLogs });
+    const boot = new FleetBoot(this, 'Boot', { logRetention });
     const userData = renderUserData({
+      logGroup: boot.logGroup.logGroupName,
+      waitHandleUrl: boot.waitHandle.ref,
+      // The instance tells the stack why it is late a few minutes before the wait condition times out.
+      bootReportAfterSeconds: (c.bootTimeoutMinutes - 5) * 60,
       region: this.region,
       bucket: storage.bucket.bucketName,
       registryImage: c.registryImage,
@@ -72,6 +78,7 @@ export class RegistryFleetStack extends Stack {
       fleet: fleet.autoScalingGroup,
       domainName: c.domainName,
       ingressCidrs: c.ingressCidrs,
+      ...(c.albAccessLogs ? { accessLogsBucket: storage.logsBucket } : {}),
       fleetTag,
       ...(hostedZone ? { hostedZone } : {}),
       ...(c.certificateArn ? { certificateArn: c.certificateArn } : {}),
@@ -118,9 +125,14 @@ export class RegistryFleetStack extends Stack {
       loadBalancer: lb.loadBalancer,
       targetGroup: lb.targetGroup,
       metricsNamespace: c.metricsNamespace,
-      dashboardName: this.stackName,
+      // Dashboards are global (not per region): the region keeps two regions' fleets of one name apart.
+      dashboardName: `${this.stackName}-${this.region}`,
       ...(c.alarmEmail ? { alarmEmail: c.alarmEmail } : {}),
     });
+
+    // Under the stack-wide dry run sync-htpasswd publishes nothing, so a first sync would be a no-op.
+    const firstSync = c.dryRun ? [] : [boot.syncUsersOnDeploy(controlPlane.functions['sync-htpasswd'].fn)];
+    boot.waitForInstances({ count: c.minCapacity, timeoutSeconds: c.bootTimeoutMinutes * 60, after: [fleet.autoScalingGroup, ...firstSync] });
 
     Tags.of(this).add('app', 'registry-fleet');
 
@@ -137,7 +149,8 @@ export class RegistryFleetStack extends Stack {
     output('SyncHtpasswdDocument', documents.syncHtpasswdName, 'SSM document: install htpasswd on instances');
     output('PruneDockerDocument', documents.pruneDockerName, 'SSM document: prune docker on instances');
     output('AlarmTopicArn', monitoring.topic.topicArn, 'job failure notifications');
-    output('DashboardName', this.stackName, 'CloudWatch dashboard');
+    output('DashboardName', monitoring.dashboard.dashboardName, 'CloudWatch dashboard');
+    output('RegistryLogGroup', boot.logGroup.logGroupName, "registry access logs (<instance>/registry) and boot logs (<instance>/bootstrap)");
     for (const [job, ops] of Object.entries(controlPlane.functions)) {
       output(`${job.replace(/(^|-)([a-z])/g, (_, __, ch: string) => ch.toUpperCase())}FunctionName`, ops.fn.functionName, `${job} Lambda`);
     }

@@ -4,6 +4,7 @@ import type * as autoscaling from 'aws-cdk-lib/aws-autoscaling';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as elbv2 from 'aws-cdk-lib/aws-elasticloadbalancingv2';
 import * as route53 from 'aws-cdk-lib/aws-route53';
+import type * as s3 from 'aws-cdk-lib/aws-s3';
 import * as route53Targets from 'aws-cdk-lib/aws-route53-targets';
 import { Construct } from 'constructs';
 import { REGISTRY_PORT } from '../user-data.ts';
@@ -21,6 +22,8 @@ export interface RegistryLoadBalancerProps {
   certificateArn?: string;
   /** Who may reach the registry (default: anyone). */
   ingressCidrs: readonly string[];
+  /** ALB access logs into this bucket (prefix `alb/`); unset: none. */
+  accessLogsBucket?: s3.IBucket;
   /** Tag on a certificate this construct requests, so rotate-certificates may later delete it. */
   fleetTag: { key: string; value: string };
 }
@@ -55,6 +58,8 @@ export class RegistryLoadBalancer extends Construct {
       idleTimeout: Duration.seconds(ALB_IDLE_TIMEOUT_SECONDS),
       dropInvalidHeaderFields: true,
     });
+
+    if (props.accessLogsBucket) this.loadBalancer.logAccessLogs(props.accessLogsBucket, 'alb');
 
     const zone = props.hostedZone
       ? route53.HostedZone.fromHostedZoneAttributes(this, 'Zone', { hostedZoneId: props.hostedZone.id, zoneName: props.hostedZone.name })

@@ -13,7 +13,8 @@ const fake = fakeFunctionsDir();
 let t: Template;
 
 beforeAll(() => {
-  t = synthFleet({ domainName: 'registry.example.com' }, fake.dir).template;
+  // The tag form of the image (the default pins a digest too: test/infra/boot.test.ts).
+  t = synthFleet({ domainName: 'registry.corp.internal', registryImage: 'registry:2.8.3' }, fake.dir).template;
 }, 120_000); // synth with cdk-nag takes seconds; more on a busy machine
 afterAll(() => fake.remove());
 
@@ -189,7 +190,7 @@ describe('load balancer', () => {
       Port: 443,
       Protocol: 'HTTPS',
       SslPolicy: 'ELBSecurityPolicy-TLS13-1-2-2021-06',
-      Certificates: [{ CertificateArn: { Ref: only('AWS::CertificateManager::Certificate', { DomainName: 'registry.example.com', ValidationMethod: 'DNS' })[0] } }],
+      Certificates: [{ CertificateArn: { Ref: only('AWS::CertificateManager::Certificate', { DomainName: 'registry.corp.internal', ValidationMethod: 'DNS' })[0] } }],
     });
   });
 
@@ -265,7 +266,7 @@ describe('control plane', () => {
       DISK_USED_PERCENT_THRESHOLD: '85',
       PRUNE_DOCUMENT_NAME: pruneDoc,
     });
-    expect(env('rotate-certificates')).toMatchObject({ LISTENER_ARN: https, DOMAIN_NAME: 'registry.example.com', CERTIFICATE_MODE: 'acm' });
+    expect(env('rotate-certificates')).toMatchObject({ LISTENER_ARN: https, DOMAIN_NAME: 'registry.corp.internal', CERTIFICATE_MODE: 'acm' });
     expect(env('rotate-certificates')).not.toHaveProperty('HOSTED_ZONE_ID');
     expect(env('sync-htpasswd')).toMatchObject({
       HTPASSWD_PARAMETER_PATH: '/registry/users/',
@@ -442,7 +443,7 @@ describe('monitoring', () => {
         'RotateCertificatesFunctionName', 'SyncHtpasswdFunctionName',
       ]),
     );
-    t.hasOutput('RegistryUrl', { Value: 'https://registry.example.com' });
+    t.hasOutput('RegistryUrl', { Value: 'https://registry.corp.internal' });
     t.hasOutput('UsersParameterPath', { Value: '/registry/users/' });
   });
 });
