@@ -18,8 +18,8 @@ import type { Report } from '../../shared/job.ts';
 import { fakeFunctionsDir, synthFleet } from '../infra/support.ts';
 import type { AwsFront, CfnTemplate, Sandbox } from '../support/boot-rehearsal.ts';
 import { launchTemplateUserData, refsIn, resolveIntrinsics, startAwsFront, startSandbox, tcpToUnix, waitFor } from '../support/boot-rehearsal.ts';
-import { startMoto, type Moto } from '../support/moto.ts';
-import { pushBlob } from '../support/registry.ts';
+import { startMoto, type Moto } from '../../local/moto.ts';
+import { pushBlob } from '../../local/registry.ts';
 
 const INSTANCE_ID = 'i-0b007c0ffee000001';
 const REGION = 'us-east-1';
