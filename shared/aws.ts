@@ -6,7 +6,9 @@ import { ElasticLoadBalancingV2Client } from '@aws-sdk/client-elastic-load-balan
 import { Route53Client } from '@aws-sdk/client-route-53';
 import { S3Client } from '@aws-sdk/client-s3';
 import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import { SNSClient } from '@aws-sdk/client-sns';
 import { SSMClient } from '@aws-sdk/client-ssm';
+import { withSdkErrorMapping } from './sdk-errors.ts';
 
 /**
  * The only file that constructs SDK clients (STYLE §4). Each client is a lazy singleton, reused across warm
@@ -15,6 +17,8 @@ import { SSMClient } from '@aws-sdk/client-ssm';
  * Region and endpoints come from the SDK's own environment handling: AWS_REGION, AWS_ENDPOINT_URL and
  * AWS_ENDPOINT_URL_<SERVICE> (e.g. AWS_ENDPOINT_URL_S3) point the clients at local emulators. Retries use the
  * SDK's standard mode (exponential backoff with jitter, throttling and 5xx included) with MAX_ATTEMPTS tries.
+ * Every client maps an answer no AWS API gives (an emulator's HTML page) to an error naming the operation and
+ * endpoint (shared/sdk-errors.ts).
  */
 export const MAX_ATTEMPTS = 5;
 
@@ -29,45 +33,51 @@ const base = { maxAttempts: MAX_ATTEMPTS, retryMode: 'standard' } as const;
 
 let s3: S3Client | undefined;
 export function s3Client(): S3Client {
-  return (s3 ??= new S3Client({ ...base, forcePathStyle: settings.s3ForcePathStyle }));
+  return (s3 ??= withSdkErrorMapping(new S3Client({ ...base, forcePathStyle: settings.s3ForcePathStyle })));
 }
 
 let ec2: EC2Client | undefined;
 export function ec2Client(): EC2Client {
-  return (ec2 ??= new EC2Client(base));
+  return (ec2 ??= withSdkErrorMapping(new EC2Client(base)));
 }
 
 let autoScaling: AutoScalingClient | undefined;
 export function autoScalingClient(): AutoScalingClient {
-  return (autoScaling ??= new AutoScalingClient(base));
+  return (autoScaling ??= withSdkErrorMapping(new AutoScalingClient(base)));
 }
 
 let elbv2: ElasticLoadBalancingV2Client | undefined;
 export function elbv2Client(): ElasticLoadBalancingV2Client {
-  return (elbv2 ??= new ElasticLoadBalancingV2Client(base));
+  return (elbv2 ??= withSdkErrorMapping(new ElasticLoadBalancingV2Client(base)));
 }
 
 let acm: ACMClient | undefined;
 export function acmClient(): ACMClient {
-  return (acm ??= new ACMClient(base));
+  return (acm ??= withSdkErrorMapping(new ACMClient(base)));
 }
 
 let route53: Route53Client | undefined;
 export function route53Client(): Route53Client {
-  return (route53 ??= new Route53Client(base));
+  return (route53 ??= withSdkErrorMapping(new Route53Client(base)));
 }
 
 let ssm: SSMClient | undefined;
 export function ssmClient(): SSMClient {
-  return (ssm ??= new SSMClient(base));
+  return (ssm ??= withSdkErrorMapping(new SSMClient(base)));
 }
 
 let cloudWatch: CloudWatchClient | undefined;
 export function cloudWatchClient(): CloudWatchClient {
-  return (cloudWatch ??= new CloudWatchClient(base));
+  return (cloudWatch ??= withSdkErrorMapping(new CloudWatchClient(base)));
 }
 
 let secretsManager: SecretsManagerClient | undefined;
 export function secretsManagerClient(): SecretsManagerClient {
-  return (secretsManager ??= new SecretsManagerClient(base));
+  return (secretsManager ??= withSdkErrorMapping(new SecretsManagerClient(base)));
+}
+
+let sns: SNSClient | undefined;
+/** Run notifications (shared/notify.ts). */
+export function snsClient(): SNSClient {
+  return (sns ??= withSdkErrorMapping(new SNSClient(base)));
 }
