@@ -6,8 +6,10 @@ import type * as z from 'zod/mini';
 import { configureClients } from './aws.ts';
 import type { CommonConfig } from './config.ts';
 import { describeError, JobFailedError, UnsupportedEventError } from './errors.ts';
+import type { HistoryRecord } from './history.ts';
 import { logger, metrics } from './observability.ts';
-import { asksForDryRun, toTrigger, type ManualOptionsShape, type Trigger, type TriggerKind } from './triggers.ts';
+import { recordRun, type RecordContext } from './run-record.ts';
+import { asksForDryRun, correlationIdOf, toTrigger, type ManualOptionsShape, type Trigger, type TriggerKind } from './triggers.ts';
 
 /**
  * The runner every job uses (ARCHITECTURE §4–§5): trigger → observe → plan (pure) → apply unless dry-run →
@@ -63,6 +65,10 @@ export interface Report {
   stoppedEarly?: 'time';
   /** Job-specific results (bytes freed, certificates seen, guards that fired …). */
   details?: Record<string, unknown>;
+  /** Ties the run's log lines, history object and notification to its event (shared/triggers.ts correlationIdOf). */
+  correlationId?: string;
+  /** Where the whole report is in the run history, or why it could not be written (shared/history.ts). */
+  history?: HistoryRecord;
 }
 
 /** What observe and plan see of the run. `now` is fixed for the run; plan receives it instead of a clock. */
@@ -147,7 +153,7 @@ export async function runJob<C extends CommonConfig, Shape extends ManualOptions
   job: JobDefinition<C, Shape, S, A>,
   config: C,
   event: unknown,
-  context: Partial<Pick<Context, 'getRemainingTimeInMillis'>>,
+  context: Partial<Pick<Context, 'getRemainingTimeInMillis'>> & RecordContext,
   { signal = new AbortController().signal, clock = () => new Date() }: RunOptions = {},
 ): Promise<Report> {
   const startedAt = clock();
@@ -158,12 +164,14 @@ export async function runJob<C extends CommonConfig, Shape extends ManualOptions
   // A payload can make a run safer, never less safe: DRY_RUN=true wins over anything the event says, and
   // `"dryRun": true` counts on any event, also on a copied schedule or alarm sample.
   const dryRun = config.dryRun || asksForDryRun(event);
-  logger.appendKeys({ job: job.name, trigger: trigger.kind, dryRun });
+  const correlationId = correlationIdOf(event, trigger, context.awsRequestId);
+  logger.appendKeys({ job: job.name, trigger: trigger.kind, dryRun, correlationId });
 
-  const base = { job: job.name, trigger, dryRun, startedAt: startedAt.toISOString() };
+  const base = { job: job.name, trigger, dryRun, correlationId, startedAt: startedAt.toISOString() };
+  const record = { config, context, signal };
   if (trigger.kind === 'ignored' || (trigger.kind === 'alarm' && trigger.state !== 'ALARM')) {
     const reason = trigger.kind === 'ignored' ? trigger.reason : `alarm ${trigger.alarmName} is ${trigger.state}`;
-    return finish(job.name, { ...base, observed: {}, details: { nothingToDo: reason } }, [], [], clock, {});
+    return finish(job.name, { ...base, observed: {}, details: { nothingToDo: reason } }, [], [], clock, {}, record);
   }
 
   const run: RunContext<C, z.output<z.ZodMiniObject<Shape>>> = { config, trigger, dryRun, now: startedAt, signal };
@@ -192,7 +200,7 @@ export async function runJob<C extends CommonConfig, Shape extends ManualOptions
     ...(summary.details ? { details: summary.details } : {}),
     ...(stoppedEarly ? { stoppedEarly } : {}),
   };
-  return finish(job.name, report, actions, plan.actions, clock, summary.metrics ?? {});
+  return finish(job.name, report, actions, plan.actions, clock, summary.metrics ?? {}, record);
 }
 
 function toReportAction(action: Action, outcome: Outcome | undefined): ReportAction {
@@ -215,14 +223,15 @@ function mergeDetail(extra: { detail?: Record<string, unknown> }, detail: Record
 
 const STATUS_ORDER: Record<ActionStatus, number> = { failed: 0, applied: 1, planned: 2, skipped: 3 };
 
-function finish(
+async function finish(
   name: string,
   partial: Omit<Report, 'finishedAt' | 'actions' | 'summary' | 'truncated'>,
   actions: ReportAction[],
   planned: readonly Action[],
   clock: () => Date,
   extraMetrics: Record<string, number>,
-): Report {
+  record: { config: CommonConfig; context: RecordContext; signal: AbortSignal },
+): Promise<Report> {
   const summary = { planned: 0, applied: 0, skipped: 0, failed: 0 };
   for (const a of actions) summary[a.status] += 1;
   const truncated = actions.length > REPORT_ACTION_CAP;
@@ -234,14 +243,16 @@ function finish(
         .slice(0, REPORT_ACTION_CAP)
         .map(([a]) => a)
     : actions;
-  const report: Report = { ...partial, finishedAt: clock().toISOString(), actions: listed, summary, truncated };
+  const built: Report = { ...partial, finishedAt: clock().toISOString(), actions: listed, summary, truncated };
 
-  metrics.addDimension('dryRun', String(report.dryRun));
+  metrics.addDimension('dryRun', String(built.dryRun));
   metrics.addMetric('PlannedActions', MetricUnit.Count, planned.length);
   metrics.addMetric('AppliedActions', MetricUnit.Count, summary.applied);
   metrics.addMetric('SkippedActions', MetricUnit.Count, summary.skipped);
   metrics.addMetric('FailedActions', MetricUnit.Count, summary.failed);
   for (const [metric, value] of Object.entries(extraMetrics)) metrics.addMetric(metric, MetricUnit.Count, value);
+  // Action log lines, the whole report to the run history, RunSucceeded, a notification: never fails the run.
+  const report = await recordRun(built, actions, record.config, record.context, { signal: record.signal, metrics: extraMetrics });
   metrics.publishStoredMetrics(); // one EMF line per run, whether run through the handler or called directly
 
   logger.info('job report', { report });
@@ -249,6 +260,7 @@ function finish(
     const first = actions.find((a) => a.status === 'failed');
     throw new JobFailedError(
       `${name}: ${summary.failed} of ${planned.length} actions failed (first: ${first?.type} ${first?.target}: ${first?.error})`,
+      report,
     );
   }
   return report;
