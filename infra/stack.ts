@@ -3,15 +3,17 @@ import type { StackProps } from 'aws-cdk-lib';
 import type * as logs from 'aws-cdk-lib/aws-logs';
 import type { Construct } from 'constructs';
 import { parseDuration } from '../shared/duration.ts';
-import type { FleetConfig, JobName } from './config.ts';
+import { JOBS, type FleetConfig, type JobName } from './config.ts';
 import { ControlPlane } from './constructs/control-plane.ts';
 import { FleetDocuments } from './constructs/fleet-documents.ts';
+import { RunHistory } from './constructs/history.ts';
+import { LogQueries } from './constructs/log-queries.ts';
 import { RegistryFleet } from './constructs/fleet.ts';
 import { RegistryLoadBalancer } from './constructs/load-balancer.ts';
 import { Monitoring } from './constructs/monitoring.ts';
 import { RegistryNetwork } from './constructs/network.ts';
 import { HTPASSWD_OBJECT_KEY, RegistryStorage } from './constructs/storage.ts';
-import { applyNagSuppressions } from './nag-suppressions.ts';
+import { applyHistoryNagSuppressions, applyNagSuppressions } from './nag-suppressions.ts';
 import type { FleetScripts } from './user-data.ts';
 import { readFleetScripts, renderUserData } from './user-data.ts';
 
@@ -112,13 +114,19 @@ export class RegistryFleetStack extends Stack {
         ...(c.acmeDirectoryUrl ? { acmeDirectoryUrl: c.acmeDirectoryUrl } : {}),
         ...(c.acmeEmail ? { acmeEmail: c.acmeEmail } : {}),
       },
+      logLevel: c.logLevel,
     });
+    const history = new RunHistory(this, 'History', { retentionDays: c.historyRetentionDays, jobs: JOBS, glueTable: c.historyGlueTable, namePrefix: this.stackName });
+    for (const [job, ops] of Object.entries(controlPlane.functions)) history.grantJob(job, ops.fn);
+    new LogQueries(this, 'LogQueries', { folder: this.stackName, logGroups: Object.values(controlPlane.functions).map((ops) => ops.logGroup) });
     const monitoring = new Monitoring(this, 'Monitoring', {
       controlPlane,
       loadBalancer: lb.loadBalancer,
       targetGroup: lb.targetGroup,
       metricsNamespace: c.metricsNamespace,
       dashboardName: this.stackName,
+      schedules,
+      circuitOpenAlarmMinutes: c.circuitOpenAlarmMinutes,
       ...(c.alarmEmail ? { alarmEmail: c.alarmEmail } : {}),
     });
 
@@ -138,10 +146,13 @@ export class RegistryFleetStack extends Stack {
     output('PruneDockerDocument', documents.pruneDockerName, 'SSM document: prune docker on instances');
     output('AlarmTopicArn', monitoring.topic.topicArn, 'job failure notifications');
     output('DashboardName', this.stackName, 'CloudWatch dashboard');
+    output('HistoryBucketName', history.bucket.bucketName, `every run's whole report (HISTORY_BUCKET for npm run history), kept ${c.historyRetentionDays} days`);
+    if (history.database) output('HistoryDatabase', `${history.database.ref}`, 'Glue database of the run history table "runs" (Athena)');
     for (const [job, ops] of Object.entries(controlPlane.functions)) {
       output(`${job.replace(/(^|-)([a-z])/g, (_, __, ch: string) => ch.toUpperCase())}FunctionName`, ops.fn.functionName, `${job} Lambda`);
     }
 
     applyNagSuppressions(this, { usersParameterPath: c.usersParameterPath });
+    applyHistoryNagSuppressions(this);
   }
 }
