@@ -128,6 +128,11 @@ const Context = z
     purgeDiskVolumesSchedule: schedule('cron(30 3 * * ? *)'),
     rotateCertificatesSchedule: schedule('cron(0 4 * * ? *)'),
     syncHtpasswdSchedule: schedule('rate(1 hour)'),
+    // Run history, pages and logs (infra/constructs/history.ts, monitoring.ts, log-queries.ts).
+    historyRetentionDays: int(1, 3650, 90),
+    historyGlueTable: bool(false),
+    circuitOpenAlarmMinutes: int(5, 1440, 30),
+    logLevel: raw.default('INFO').pipe(z.enum(['TRACE', 'DEBUG', 'INFO', 'WARN', 'ERROR', 'CRITICAL'], expected('one of TRACE, DEBUG, INFO, WARN, ERROR, CRITICAL'))),
   })
   .superRefine((c, ctx) => {
     const issue = (key: string, message: string) => ctx.addIssue({ code: 'custom', path: [key], message });

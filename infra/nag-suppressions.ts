@@ -66,3 +66,24 @@ export function applyNagSuppressions(stack: Stack, o: { usersParameterPath: stri
   ack(policy('SyncHtpasswd'), INSTANCES, 'ssm:SendCommand only to instances tagged with the fleet tag (ssm:resourceTag condition) and only the htpasswd document');
   ack(policy('SyncHtpasswd'), `AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:ssm:<AWS::Region>:<AWS::AccountId>:parameter/${usersPath}/*]`, 'users are the parameters under the users path');
 }
+
+/** The run history's bucket and the functions' report-writing grants (infra/constructs/history.ts). */
+export function applyHistoryNagSuppressions(stack: Stack): void {
+  const bucket = at(stack, 'History/Bucket');
+  ack(bucket, 'AwsSolutions-S1', 'the history bucket holds the jobs\' own reports, written by them only; access logs would need a second bucket per fleet');
+  const arn = `<${stack.getLogicalId(at(stack, 'History/Bucket/Resource') as CfnResource)}.Arn>`;
+  for (const [id, job] of [
+    ['ReplaceUnhealthyInstances', 'replace-unhealthy-instances'],
+    ['PurgeStaleUploads', 'purge-stale-uploads'],
+    ['PurgeDiskVolumes', 'purge-disk-volumes'],
+    ['RotateCertificates', 'rotate-certificates'],
+    ['SyncHtpasswd', 'sync-htpasswd'],
+  ] as const) {
+    ack(
+      at(stack, `ControlPlane/${id}/Function/ServiceRole/DefaultPolicy`),
+      `AwsSolutions-IAM5[Resource::${arn}/reports/job=${job}/*]`,
+      'PutObject only, only under the job\'s own history prefix; each run is a new object named by its start time and request id',
+    );
+  }
+}
+

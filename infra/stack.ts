@@ -3,15 +3,17 @@ import type { StackProps } from 'aws-cdk-lib';
 import type * as logs from 'aws-cdk-lib/aws-logs';
 import type { Construct } from 'constructs';
 import { parseDuration } from '../shared/duration.ts';
-import type { FleetConfig, JobName } from './config.ts';
+import { JOBS, type FleetConfig, type JobName } from './config.ts';
 import { ControlPlane } from './constructs/control-plane.ts';
 import { FleetDocuments } from './constructs/fleet-documents.ts';
 import { FleetBoot, RegistryFleet } from './constructs/fleet.ts';
+import { RunHistory } from './constructs/history.ts';
+import { LogQueries } from './constructs/log-queries.ts';
 import { RegistryLoadBalancer } from './constructs/load-balancer.ts';
 import { Monitoring } from './constructs/monitoring.ts';
 import { RegistryNetwork } from './constructs/network.ts';
 import { HTPASSWD_OBJECT_KEY, RegistryStorage } from './constructs/storage.ts';
-import { applyNagSuppressions } from './nag-suppressions.ts';
+import { applyHistoryNagSuppressions, applyNagSuppressions } from './nag-suppressions.ts';
 import type { FleetScripts } from './user-data.ts';
 import { readFleetScripts, renderUserData } from './user-data.ts';
 
@@ -119,7 +121,11 @@ export class RegistryFleetStack extends Stack {
         ...(c.acmeDirectoryUrl ? { acmeDirectoryUrl: c.acmeDirectoryUrl } : {}),
         ...(c.acmeEmail ? { acmeEmail: c.acmeEmail } : {}),
       },
+      logLevel: c.logLevel,
     });
+    const history = new RunHistory(this, 'History', { retentionDays: c.historyRetentionDays, jobs: JOBS, glueTable: c.historyGlueTable, namePrefix: this.stackName });
+    for (const [job, ops] of Object.entries(controlPlane.functions)) history.grantJob(job, ops.fn);
+    new LogQueries(this, 'LogQueries', { folder: this.stackName, logGroups: Object.values(controlPlane.functions).map((ops) => ops.logGroup) });
     const monitoring = new Monitoring(this, 'Monitoring', {
       controlPlane,
       loadBalancer: lb.loadBalancer,
@@ -127,6 +133,8 @@ export class RegistryFleetStack extends Stack {
       metricsNamespace: c.metricsNamespace,
       // Dashboards are global (not per region): the region keeps two regions' fleets of one name apart.
       dashboardName: `${this.stackName}-${this.region}`,
+      schedules,
+      circuitOpenAlarmMinutes: c.circuitOpenAlarmMinutes,
       ...(c.alarmEmail ? { alarmEmail: c.alarmEmail } : {}),
     });
 
@@ -151,10 +159,13 @@ export class RegistryFleetStack extends Stack {
     output('AlarmTopicArn', monitoring.topic.topicArn, 'job failure notifications');
     output('DashboardName', monitoring.dashboard.dashboardName, 'CloudWatch dashboard');
     output('RegistryLogGroup', boot.logGroup.logGroupName, "registry access logs (<instance>/registry) and boot logs (<instance>/bootstrap)");
+    output('HistoryBucketName', history.bucket.bucketName, `every run's whole report (HISTORY_BUCKET for npm run history), kept ${c.historyRetentionDays} days`);
+    if (history.database) output('HistoryDatabase', `${history.database.ref}`, 'Glue database of the run history table "runs" (Athena)');
     for (const [job, ops] of Object.entries(controlPlane.functions)) {
       output(`${job.replace(/(^|-)([a-z])/g, (_, __, ch: string) => ch.toUpperCase())}FunctionName`, ops.fn.functionName, `${job} Lambda`);
     }
 
     applyNagSuppressions(this, { usersParameterPath: c.usersParameterPath });
+    applyHistoryNagSuppressions(this);
   }
 }

@@ -25,7 +25,7 @@ import {
   EC2Client,
 } from '@aws-sdk/client-ec2';
 import { DescribeListenersCommand, DescribeTargetGroupsCommand, ElasticLoadBalancingV2Client } from '@aws-sdk/client-elastic-load-balancing-v2';
-import { GetObjectCommand, ListMultipartUploadsCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
+import { CreateBucketCommand, GetObjectCommand, ListMultipartUploadsCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
 import { PutParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import bcrypt from 'bcryptjs';
@@ -53,6 +53,7 @@ const DOMAIN = 'registry.demo.test';
 const FLEET = 'registry-demo';
 const USERS_PATH = '/registry/users/';
 const UPLOAD_MAX_AGE_S = 8;
+const HISTORY_BUCKET = 'registry-demo-history';
 
 const bold = (s: string) => (process.stdout.isTTY ? `\x1b[1m${s}\x1b[0m` : s);
 const say = (s = '') => console.log(s);
@@ -160,7 +161,10 @@ async function main(): Promise<void> {
       POWERTOOLS_LOG_LEVEL: 'WARN',
       POWERTOOLS_METRICS_DISABLED: 'true',
       POWERTOOLS_METRICS_NAMESPACE: 'RegistryControlPlane',
+      // Every run writes its whole report to the run history, as the stack's functions do.
+      HISTORY_BUCKET,
     };
+    await f.s3.send(new CreateBucketCommand({ Bucket: HISTORY_BUCKET }));
 
     // ------------------------------------------------------------------------------------------------
     const alice = randomBytes(9).toString('base64url');
@@ -341,6 +345,17 @@ async function main(): Promise<void> {
       await invoke('rotate-certificates', 'schedule.json', env);
     });
 
+    await step(`4. What the jobs did, from the run history (s3://${HISTORY_BUCKET})`, async () => {
+      say('  $ npm run history -- --since 1h');
+      const table = await runHistory(['--since', '1h'], { ...jobEnv, AWS_ENDPOINT_URL: f.moto.endpoint });
+      say(table.trimEnd());
+      const jobs = ['purge-stale-uploads', 'sync-htpasswd', 'replace-unhealthy-instances', 'purge-disk-volumes', 'rotate-certificates'];
+      check(jobs.every((j) => table.includes(` ${j} `)), 'every job run above left its report in the run history');
+      say('  $ npm run history -- purge-stale-uploads --action delete-upload --json');
+      const deletes = JSON.parse(await runHistory(['purge-stale-uploads', '--action', 'delete-upload', '--json'], { ...jobEnv, AWS_ENDPOINT_URL: f.moto.endpoint })) as Report[];
+      check(deletes.length === 1 && deletes[0]?.actions.every((a) => a.type === 'delete-upload') === true, `the purge run's ${deletes[0]?.actions.length ?? 0} upload deletions, every one`);
+    });
+
     say(failures === 0 ? `\n${bold('✓ demo finished: every step passed')}` : `\n${bold(`✗ demo finished with ${failures} failed step(s)`)}`);
   } catch (error) {
     failures += 1;
@@ -362,6 +377,21 @@ async function alive(pid: number): Promise<boolean> {
   } catch {
     return false;
   }
+}
+
+/** `npm run history -- …` (scripts/history.ts), as an operator runs it, against the demo's moto. */
+async function runHistory(args: string[], env: Record<string, string>): Promise<string> {
+  const child = spawn(process.execPath, [join(ROOT, 'node_modules/tsx/dist/cli.mjs'), join(ROOT, 'scripts/history.ts'), ...args], {
+    env: { PATH: process.env.PATH ?? '', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  let err = '';
+  child.stdout.on('data', (c: Buffer) => (out += c.toString()));
+  child.stderr.on('data', (c: Buffer) => (err += c.toString()));
+  const code = await new Promise<number>((resolve) => child.on('exit', (c) => resolve(c ?? 1)));
+  if (code !== 0) throw new Error(`npm run history exited ${code}: ${err.trim()}`);
+  return out;
 }
 
 async function runScript(script: string, args: string[]): Promise<string> {

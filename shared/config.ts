@@ -76,6 +76,10 @@ const common = {
   AWS_REGION: text('an AWS region such as us-east-1', /^[a-z]{2}(-[a-z]+)+-\d+$/),
   DRY_RUN: bool(false),
   S3_FORCE_PATH_STYLE: bool(false),
+  // Run history and notifications (shared/history.ts, shared/notify.ts): optional, each off when unset.
+  HISTORY_BUCKET: z.optional(env.bucket()),
+  HISTORY_PREFIX: z._default(text('a key prefix such as reports (letters, digits, - _ . and /, no leading or trailing /)', /^[A-Za-z0-9_.-]+(\/[A-Za-z0-9_.-]+)*$/), 'reports'),
+  NOTIFY_TOPIC_ARN: z.optional(env.arn('sns')),
 };
 
 export interface CommonConfig {
@@ -83,6 +87,10 @@ export interface CommonConfig {
   /** Stack-wide leash: when true every run of every trigger is a dry run. */
   readonly dryRun: boolean;
   readonly s3ForcePathStyle: boolean;
+  /** Where every run's whole report is written (HISTORY_BUCKET, HISTORY_PREFIX); no history when unset. */
+  readonly history?: { readonly bucket: string; readonly prefix: string };
+  /** The SNS topic run notifications go to (NOTIFY_TOPIC_ARN); none when unset. */
+  readonly notifyTopicArn?: string;
 }
 
 /**
@@ -97,12 +105,14 @@ export function loadConfig<Shape extends z.core.$ZodShape, C>(
   const schema = z.object({ ...common, ...shape });
   const result = schema.safeParse(source);
   if (!result.success) throw new ConfigError(`invalid configuration: ${describeIssues(result.error, source)}`);
-  const vars = result.data as unknown as z.output<z.ZodMiniObject<Shape>> & { AWS_REGION: string; DRY_RUN: boolean; S3_FORCE_PATH_STYLE: boolean };
+  const vars = result.data as unknown as z.output<z.ZodMiniObject<Shape>> & z.output<z.ZodMiniObject<typeof common>>;
   const config = {
     ...toConfig(vars),
     region: vars.AWS_REGION,
     dryRun: vars.DRY_RUN,
     s3ForcePathStyle: vars.S3_FORCE_PATH_STYLE,
+    ...(vars.HISTORY_BUCKET ? { history: { bucket: vars.HISTORY_BUCKET, prefix: vars.HISTORY_PREFIX } } : {}),
+    ...(vars.NOTIFY_TOPIC_ARN ? { notifyTopicArn: vars.NOTIFY_TOPIC_ARN } : {}),
   };
   return Object.freeze(config);
 }

@@ -21,6 +21,12 @@ export class ConfigError extends Error {
 /** Thrown after the report is logged when any action failed, so Lambda errors, alarms and retries see it. */
 export class JobFailedError extends Error {
   override readonly name = 'JobFailedError';
+  /** The failed run's report (a local invoke prints it; Lambda only serialises name and message). */
+  readonly report?: unknown;
+  constructor(message: string, report?: unknown) {
+    super(message);
+    if (report !== undefined) this.report = report;
+  }
 }
 
 /** The AWS SDK's error name (`NoSuchKey`, `InvalidVolume.NotFound`, `ThrottlingException`), if any. */

@@ -37,6 +37,8 @@ export interface ControlPlaneProps {
   domainName: string;
   hostedZoneId?: string;
   certificate: { mode: 'acm' | 'acme'; acmeDirectoryUrl?: string; acmeEmail?: string };
+  /** POWERTOOLS_LOG_LEVEL of every function (default INFO). */
+  logLevel?: string;
 }
 
 const TIMEOUTS: Record<JobName, Duration> = {
@@ -139,6 +141,7 @@ export class ControlPlane extends Construct {
         statements: statements[job],
         schedule: props.schedules[job],
         logRetention: props.logRetention,
+        ...(props.logLevel ? { logLevel: props.logLevel } : {}),
       });
     }
     this.functions = fns;

@@ -42,7 +42,8 @@ describe('the boot, as the default stack declares it', () => {
 
   it('keeps the cheap defaults: one NAT gateway, no access-log bucket', () => {
     t.resourceCountIs('AWS::EC2::NatGateway', 1);
-    t.resourceCountIs('AWS::S3::Bucket', 1);
+    // The image bucket and the run history's bucket; no access-log bucket.
+    t.resourceCountIs('AWS::S3::Bucket', 2);
   });
 });
 
@@ -58,7 +59,7 @@ describe('the hardening options', () => {
   });
 
   it('ALB access logs and the image bucket server access logs go to one private log bucket', () => {
-    const buckets = Object.entries(t.findResources('AWS::S3::Bucket') as Resources);
+    const buckets = Object.entries(t.findResources('AWS::S3::Bucket') as Resources).filter(([id]) => !id.startsWith('HistoryBucket'));
     expect(buckets).toHaveLength(2);
     const [logsId] = buckets.find(([, b]) => JSON.stringify(b.Properties).includes('expire-access-logs')) ?? [];
     t.hasResourceProperties('AWS::S3::Bucket', { LoggingConfiguration: { DestinationBucketName: { Ref: logsId }, LogFilePrefix: 's3-access/' } });
