@@ -5,7 +5,7 @@ import { shortSha } from '../../shared/htpasswd.ts';
 import type { ApplyContext, Outcome } from '../../shared/job.ts';
 import { runCommand, type CommandResult } from '../../shared/ssm-commands.ts';
 import type { SyncHtpasswdConfig } from './config.ts';
-import type { InstallAction, PublishAction, SyncAction } from './plan.ts';
+import type { InstallAction, PublishAction, SyncAction } from './model.ts';
 import { installRequest, parseScriptOutput } from './script.ts';
 
 /**

@@ -1,4 +1,5 @@
 import { env, loadConfig } from '../../shared/config.ts';
+import type { SyncPolicy } from './model.ts';
 
 /**
  * sync-htpasswd's environment (ARCHITECTURE §6). Beyond the contract's variables:
@@ -57,7 +58,26 @@ export function loadSyncHtpasswdConfig(source: Readonly<Record<string, string | 
     pollIntervalMs: v.COMMAND_POLL_INTERVAL,
     driftCheckBudgetMs: v.DRIFT_CHECK_BUDGET,
     registrationGraceMs: v.SSM_REGISTRATION_GRACE,
+    policy: policyOf(v),
   }));
+}
+
+/** What the plan decides by; a manual `forceDistribute` sets the last field in the run's scope. */
+function policyOf(v: {
+  REGISTRY_BUCKET: string;
+  HTPASSWD_OBJECT_KEY: string;
+  HTPASSWD_PARAMETER_PATH: string;
+  ALLOW_EMPTY_USER_SET: boolean;
+  SSM_REGISTRATION_GRACE: number;
+}): SyncPolicy {
+  return Object.freeze({
+    bucket: v.REGISTRY_BUCKET,
+    objectKey: v.HTPASSWD_OBJECT_KEY,
+    parameterPath: v.HTPASSWD_PARAMETER_PATH,
+    allowEmptyUserSet: v.ALLOW_EMPTY_USER_SET,
+    registrationGraceMs: v.SSM_REGISTRATION_GRACE,
+    forceDistribute: false,
+  });
 }
 
 export type SyncHtpasswdConfig = ReturnType<typeof loadSyncHtpasswdConfig>;

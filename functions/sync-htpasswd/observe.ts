@@ -29,7 +29,7 @@ export interface SyncClients {
   readonly ec2: EC2Client;
 }
 
-export async function observeSync(
+export async function observe(
   clients: SyncClients,
   scope: SyncScope,
   ctx: Pick<RunContext<SyncHtpasswdConfig>, 'config' | 'signal'>,
@@ -65,6 +65,9 @@ export async function observeSync(
     driftChecked: true,
   };
 }
+
+/** The name the tests and scripts have used. */
+export const observeSync = observe;
 
 export async function readUserParameters(ssm: SSMClient, path: string, signal: AbortSignal): Promise<UserParameter[]> {
   const parameters: UserParameter[] = [];

@@ -13,7 +13,16 @@ const ENV = {
 
 describe('loadSyncHtpasswdConfig', () => {
   it('applies the documented defaults', () => {
-    expect(loadSyncHtpasswdConfig(ENV)).toEqual({
+    const { policy, ...config } = loadSyncHtpasswdConfig(ENV);
+    expect(policy).toEqual({
+      bucket: 'registry-bucket',
+      objectKey: 'auth/htpasswd',
+      parameterPath: '/registry/users/',
+      allowEmptyUserSet: false,
+      registrationGraceMs: 900_000,
+      forceDistribute: false,
+    });
+    expect(config).toEqual({
       parameterPath: '/registry/users/',
       bucket: 'registry-bucket',
       objectKey: 'auth/htpasswd',

@@ -3,7 +3,7 @@ import { renderHtpasswd, sha256Hex } from '../../shared/htpasswd.ts';
 import { testContext } from '../support/run-context.ts';
 import { job } from '../../functions/sync-htpasswd/job.ts';
 import type { FleetInstance, SyncState } from '../../functions/sync-htpasswd/observe.ts';
-import { InvalidUserSetError, planSync, type SyncPolicy } from '../../functions/sync-htpasswd/plan.ts';
+import { InvalidUserSetError, planSync, type SyncPolicyInput as SyncPolicy } from '../../functions/sync-htpasswd/plan.ts';
 import type { ResolvedUser } from '../../functions/sync-htpasswd/users.ts';
 
 const HASH_A = '$2y$05$S4plFGOIoDOwbYYn5fn8tOEw59nkmorOU7oyiOqiGYNX2FwUeFJdu';
