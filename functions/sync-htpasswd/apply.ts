@@ -42,7 +42,7 @@ export async function applySync(
     clients.ssm,
     installRequest(config, sha256),
     installs.map(([a]) => a.target),
-    { signal, waitMs: config.commandWaitMs, pollIntervalMs: config.pollIntervalMs, hasTime: ctx.hasTime, stopOnFailure: true },
+    { signal, waitMs: config.commandWaitMs, pollIntervalMs: config.pollIntervalMs, hasTime: ctx.hasTime },
   );
   for (const [action, i] of installs) {
     const result = results.get(action.target);

@@ -85,7 +85,7 @@ describe('sync-htpasswd handler', () => {
         source: 's3://registry-bucket/auth/htpasswd',
         instanceIds: ['i-1', 'i-2'],
         maxConcurrency: '10',
-        maxErrors: '0',
+        maxErrors: '100%',
         documentName: 'registry-htpasswd-sync',
       },
     ]);
@@ -252,12 +252,19 @@ describe('sync-htpasswd handler', () => {
     expect(report.details).toMatchObject({ instances: { changed: ['i-slow'] } });
   });
 
-  it('sends at most 50 instances per SendCommand and stops after a batch with a failure', async () => {
-    for (let i = 0; i < 120; i++) world.instance(`i-${String(i).padStart(3, '0')}`, { served: OLD_FILE, behaviour: i === 7 ? 'fail-install' : 'ok' });
-    const { report } = await failedRun({ forceDistribute: true });
-    expect(installs().map((c) => c.instanceIds.length)).toEqual([50]);
-    expect(report.summary).toEqual({ planned: 0, applied: 50, skipped: 70, failed: 1 });
-    expect(report.actions.find((a) => a.target === 'i-100')).toMatchObject({ status: 'skipped', reason: 'not started: stopped after a failure' });
+  it('one broken instance never blocks the rest: installs go to every instance (MaxErrors 100%), then the run fails naming each failed one', async () => {
+    for (let i = 0; i < 120; i++) world.instance(`i-${String(i).padStart(3, '0')}`, { served: OLD_FILE, behaviour: i === 7 || i === 80 ? 'fail-install' : 'ok' });
+    const { error, report } = await failedRun({ forceDistribute: true });
+    expect(error).toBeInstanceOf(JobFailedError);
+    expect(installs().map((c) => [c.instanceIds.length, c.maxErrors])).toEqual([[50, '100%'], [50, '100%'], [20, '100%']]);
+    const served = [...world.state.instances].filter(([, i]) => i.served === world.state.object?.body).map(([id]) => id);
+    expect(served).toHaveLength(118);
+    expect(report.details).toMatchObject({ instances: { failed: ['i-007', 'i-080'] } });
+    expect(report.actions.filter((a) => a.status === 'failed').map((a) => [a.target, a.error])).toEqual([
+      ['i-007', 'Failed: install-htpasswd: download of s3://x failed (old file kept)'],
+      ['i-080', 'Failed: install-htpasswd: download of s3://x failed (old file kept)'],
+    ]);
+    expect(report.summary).toEqual({ planned: 0, applied: 119, skipped: 0, failed: 2 }); // the publish and 118 installs
   });
 
   it('sends in batches of 50 when all goes well', async () => {

@@ -32,7 +32,6 @@ describe('loadSyncHtpasswdConfig', () => {
       allowEmptyUserSet: false,
       objectSse: 'AES256',
       maxConcurrency: 10,
-      maxErrors: 0,
       commandWaitMs: 60_000,
       pollIntervalMs: 2_000,
       driftCheckBudgetMs: 120_000,
