@@ -61,6 +61,7 @@ export function loadSyncHtpasswdConfig(source: Readonly<Record<string, string | 
 
 /** What the plan decides by; a manual `forceDistribute` sets the last field in the run's scope. */
 function policyOf(v: {
+  ASG_NAME: string;
   REGISTRY_BUCKET: string;
   HTPASSWD_OBJECT_KEY: string;
   HTPASSWD_PARAMETER_PATH: string;
@@ -68,6 +69,7 @@ function policyOf(v: {
   SSM_REGISTRATION_GRACE: number;
 }): SyncPolicy {
   return Object.freeze({
+    asgName: v.ASG_NAME,
     bucket: v.REGISTRY_BUCKET,
     objectKey: v.HTPASSWD_OBJECT_KEY,
     parameterPath: v.HTPASSWD_PARAMETER_PATH,

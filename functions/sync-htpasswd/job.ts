@@ -4,7 +4,7 @@ import type { JobContext, JobDefinition, Outcomes, Plan } from '../../shared/job
 import type { Trigger } from '../../shared/triggers.ts';
 import { applySync } from './apply.ts';
 import type { SyncHtpasswdConfig } from './config.ts';
-import type { SyncScope, SyncState } from './model.ts';
+import type { JoinedInstances, SyncScope, SyncState } from './model.ts';
 import { observe } from './observe.ts';
 import { costWarnings, plan, type SyncAction } from './plan.ts';
 
@@ -50,7 +50,7 @@ export const job: JobDefinition<Types> = {
   observe,
   plan: (state, ctx) => plan(state, ctx.scope.policy, ctx.now),
   // A batch apply: the installs go out as one SendCommand per 50 instances, after the publish they depend on.
-  apply: (planned, ctx, clients) => applySync(planned.actions, ctx, clients),
+  apply: (planned, ctx, clients) => applySync(planned, ctx, clients),
   summarize,
 };
 
@@ -69,8 +69,13 @@ function summarize(state: SyncState, planned: Plan<SyncAction>, outcomes: Outcom
   };
   const { dryRun } = ctx;
   planned.actions.forEach((action, i) => {
-    if (action.type !== 'install-htpasswd') return;
     const outcome = outcomes[i];
+    if (action.type === 'install-joined-instances') {
+      const joined = outcome && outcome.status !== 'skipped' ? (outcome.detail?.joined as JoinedInstances | undefined) : undefined;
+      for (const [key, ids] of Object.entries(joined ?? {})) instances[key as keyof JoinedInstances].push(...ids);
+      return;
+    }
+    if (action.type !== 'install-htpasswd') return;
     if (dryRun) instances.drifted.push(action.target);
     else if (!outcome) instances.notRun.push(action.target);
     else if (outcome.status === 'failed') instances.failed.push(action.target);

@@ -41,6 +41,8 @@ export type SyncState =
 
 /** What the plan decides by: config.policy, with `forceDistribute` set by a manual payload in scope. */
 export interface SyncPolicy {
+  /** The fleet's group: after a publish it is read again for instances that joined during the run. */
+  readonly asgName: string;
   readonly bucket: string;
   readonly objectKey: string;
   readonly parameterPath: string;
@@ -77,7 +79,24 @@ export interface InstallAction extends Action {
   readonly launchTime: string | null;
 }
 
-export type SyncAction = PublishAction | InstallAction;
+/**
+ * After a publish: read the group again and install on InService members the plan did not cover. An instance
+ * that was Pending at observe time fetched the previous file in its boot script and would keep a revoked user.
+ */
+export interface InstallJoinedAction extends Action {
+  readonly type: 'install-joined-instances';
+  readonly sha256: string;
+}
+
+export type SyncAction = PublishAction | InstallAction | InstallJoinedAction;
+
+/** What the install on joined instances found, by result (the outcome's `detail.joined`). */
+export interface JoinedInstances {
+  readonly changed: readonly string[];
+  readonly inSync: readonly string[];
+  readonly failed: readonly string[];
+  readonly notRegistered: readonly string[];
+}
 
 export const NOT_REGISTERED_REASON =
   'not registered with SSM yet (its boot script installs the published file; the hourly drift check catches up)';

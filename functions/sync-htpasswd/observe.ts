@@ -100,7 +100,7 @@ async function readPublished(
   }
 }
 
-async function readFleet(
+export async function readFleet(
   asg: AutoScalingClient,
   name: string,
   signal: AbortSignal,
@@ -117,7 +117,7 @@ async function readFleet(
 }
 
 /** Launch time by instance id (filter, not InstanceIds: an instance gone meanwhile is simply absent, no error). */
-async function readLaunchTimes(ec2: EC2Client, instanceIds: readonly string[], signal: AbortSignal): Promise<Map<string, string>> {
+export async function readLaunchTimes(ec2: EC2Client, instanceIds: readonly string[], signal: AbortSignal): Promise<Map<string, string>> {
   const launched = new Map<string, string>();
   for (let i = 0; i < instanceIds.length; i += 200) {
     const pages = paginateDescribeInstances(

@@ -5,6 +5,7 @@ import type { SyncHtpasswdConfig } from './config.ts';
 import {
   NOT_REGISTERED_REASON,
   type InstallAction,
+  type InstallJoinedAction,
   type PublishAction,
   type SyncAction,
   type SyncPolicy,
@@ -12,7 +13,7 @@ import {
 } from './model.ts';
 import type { ResolvedUser, UserProblem } from './users.ts';
 
-export { NOT_REGISTERED_REASON, type InstallAction, type PublishAction, type SyncAction } from './model.ts';
+export { NOT_REGISTERED_REASON, type InstallAction, type InstallJoinedAction, type PublishAction, type SyncAction } from './model.ts';
 
 /**
  * Pure: (state, policy, now) → Plan. Guards: an invalid entry or an empty user set (unless allowed) throws
@@ -31,7 +32,10 @@ export class InvalidUserSetError extends Error {
 
 /** The shape the plan tests call `planSync` with (kept as an alias of `plan`). */
 export interface SyncPolicyInput {
-  readonly config: Pick<SyncHtpasswdConfig, 'bucket' | 'objectKey' | 'allowEmptyUserSet' | 'parameterPath' | 'registrationGraceMs'>;
+  readonly config: Pick<
+    SyncHtpasswdConfig,
+    'asgName' | 'bucket' | 'objectKey' | 'allowEmptyUserSet' | 'parameterPath' | 'registrationGraceMs'
+  >;
   readonly forceDistribute: boolean;
   readonly now: Date;
 }
@@ -119,7 +123,23 @@ export function plan(state: SyncState, policy: SyncPolicy, now: Date): Plan<Sync
     else if (drift.sha256 === sha256) skipped.push(install(`in sync (sha256 ${shortSha(sha256)})`));
     else actions.push(install(`serves sha256 ${shortSha(drift.sha256)}, want ${shortSha(sha256)}`));
   }
+  if (publishReason) actions.push(installJoined(policy, sha256));
   return { actions, skipped };
+}
+
+/**
+ * Members are listed before the drift check (up to DRIFT_CHECK_BUDGET) and the file is published after: an
+ * instance Pending at observe time fetched the previous file at boot. So a publish is followed by a re-read of
+ * the group and an install on every InService member this plan did not cover (its boot script's re-check of the
+ * published sha256 covers one still Pending then).
+ */
+function installJoined(policy: SyncPolicy, sha256: string): InstallJoinedAction {
+  return {
+    type: 'install-joined-instances',
+    target: policy.asgName,
+    reason: `after publishing sha256 ${shortSha(sha256)}: install on instances that joined the group during the run`,
+    sha256,
+  };
 }
 
 /** `plan` under the name and call shape the tests have used: `{ config, forceDistribute, now }`. */

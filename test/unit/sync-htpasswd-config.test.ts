@@ -15,6 +15,7 @@ describe('loadSyncHtpasswdConfig', () => {
   it('applies the documented defaults', () => {
     const { policy, ...config } = loadSyncHtpasswdConfig(ENV);
     expect(policy).toEqual({
+      asgName: 'registry-asg',
       bucket: 'registry-bucket',
       objectKey: 'auth/htpasswd',
       parameterPath: '/registry/users/',

@@ -19,7 +19,7 @@ const OLD_SHA = 'a'.repeat(64);
 const NOW = new Date('2026-05-01T12:00:00.000Z');
 const minutesAgo = (m: number): string => new Date(NOW.getTime() - m * 60_000).toISOString();
 const policy = (over: Partial<SyncPolicy['config']> = {}, forceDistribute = false): SyncPolicy => ({
-  config: { bucket: 'registry-bucket', objectKey: 'auth/htpasswd', allowEmptyUserSet: false, parameterPath: PATH, registrationGraceMs: 15 * 60_000, ...over },
+  config: { asgName: 'registry-asg', bucket: 'registry-bucket', objectKey: 'auth/htpasswd', allowEmptyUserSet: false, parameterPath: PATH, registrationGraceMs: 15 * 60_000, ...over },
   forceDistribute,
   now: NOW,
 });
@@ -37,6 +37,7 @@ function state(over: Partial<Extract<SyncState, { kind: 'in-scope' }>> = {}): Sy
   };
 }
 const reported = (id: string, sha: string | null): FleetInstance => ({ instanceId: id, drift: { state: 'reported', sha256: sha } });
+const JOINED = ['install-joined-instances', 'registry-asg', `after publishing sha256 ${SHA.slice(0, 12)}: install on instances that joined the group during the run`];
 const brief = (actions: readonly { type: string; target: string; reason: string }[]) => actions.map((a) => [a.type, a.target, a.reason]);
 
 describe('planSync', () => {
@@ -55,7 +56,7 @@ describe('planSync', () => {
     ['missing metadata', { sha256: SHA, metadataSha256: undefined, users: 2 }, 'the object lacks the right sha256 metadata'],
   ])('publishes when there is %s, carrying the content out of sight of the report', (_t, published, reason) => {
     const plan = planSync(state({ published }), policy());
-    expect(brief(plan.actions)).toEqual([['publish-htpasswd', 's3://registry-bucket/auth/htpasswd', reason]]);
+    expect(brief(plan.actions)).toEqual([['publish-htpasswd', 's3://registry-bucket/auth/htpasswd', reason], JOINED]);
     const publish = plan.actions[0];
     expect(publish).toMatchObject({ sha256: SHA, users: 2, bytes: Buffer.byteLength(FILE) });
     expect(publish && 'content' in publish && publish.content).toBe(FILE);
@@ -86,6 +87,7 @@ describe('planSync', () => {
       ['install-htpasswd', 'i-5', `drift check failed (Failed): installing sha256 ${SHA.slice(0, 12)}`],
       ['install-htpasswd', 'i-6', `unknown to SSM (InvalidInstanceId) but launched 15m ago, past SSM_REGISTRATION_GRACE: trying to install sha256 ${SHA.slice(0, 12)}`],
       ['install-htpasswd', 'i-7', `unknown to SSM (InvocationDoesNotExist) but launch time unknown, past SSM_REGISTRATION_GRACE: trying to install sha256 ${SHA.slice(0, 12)}`],
+      JOINED,
     ]);
     expect(plan.actions.filter((a) => a.type === 'install-htpasswd').map((a) => [a.target, 'recentlyLaunched' in a && a.recentlyLaunched])).toEqual([
       ['i-1', false],
@@ -100,6 +102,12 @@ describe('planSync', () => {
       ['install-htpasswd', 'i-4', expect.stringMatching(/^not registered with SSM yet/)],
     ]);
     expect(plan.actions.every((a) => a.type !== 'install-htpasswd' || a.sha256 === SHA)).toBe(true);
+  });
+
+  it('a publish is followed by an install on instances that join meanwhile; without a publish there is nothing to re-read for', () => {
+    const published = planSync(state({ published: undefined, instances: [reported('i-1', null)] }), policy());
+    expect(published.actions.at(-1)).toEqual({ type: JOINED[0], target: JOINED[1], reason: JOINED[2], sha256: SHA });
+    expect(planSync(state({ instances: [reported('i-1', OLD_SHA)] }), policy()).actions.map((a) => a.type)).toEqual(['install-htpasswd']);
   });
 
   it('forceDistribute installs on every InService instance, in sync or not', () => {
