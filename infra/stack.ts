@@ -1,5 +1,6 @@
 import { CfnOutput, Stack, Tags } from 'aws-cdk-lib';
 import type { StackProps } from 'aws-cdk-lib';
+import * as iam from 'aws-cdk-lib/aws-iam';
 import type * as logs from 'aws-cdk-lib/aws-logs';
 import type { Construct } from 'constructs';
 import { parseDuration } from '../shared/duration.ts';
@@ -10,6 +11,7 @@ import { RegistryFleet } from './constructs/fleet.ts';
 import { RegistryLoadBalancer } from './constructs/load-balancer.ts';
 import { Monitoring } from './constructs/monitoring.ts';
 import { RegistryNetwork } from './constructs/network.ts';
+import { denyUserParameters } from './constructs/job-policies.ts';
 import { HTPASSWD_OBJECT_KEY, RegistryStorage } from './constructs/storage.ts';
 import { applyNagSuppressions } from './nag-suppressions.ts';
 import type { FleetScripts } from './user-data.ts';
@@ -66,6 +68,7 @@ export class RegistryFleetStack extends Stack {
       userData,
       fleetTag,
     });
+    new iam.ManagedPolicy(this, 'InstanceUsersDeny', { statements: denyUserParameters(this, c.usersParameterPath), roles: [fleet.role] });
     const hostedZone = c.hostedZoneId && c.hostedZoneName ? { id: c.hostedZoneId, name: c.hostedZoneName } : undefined;
     const lb = new RegistryLoadBalancer(this, 'LoadBalancer', {
       vpc: network.vpc,
