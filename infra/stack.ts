@@ -1,5 +1,6 @@
 import { CfnOutput, Stack, Tags } from 'aws-cdk-lib';
 import type { StackProps } from 'aws-cdk-lib';
+import * as iam from 'aws-cdk-lib/aws-iam';
 import type * as logs from 'aws-cdk-lib/aws-logs';
 import type { Construct } from 'constructs';
 import { parseDuration } from '../shared/duration.ts';
@@ -12,6 +13,7 @@ import { LogQueries } from './constructs/log-queries.ts';
 import { RegistryLoadBalancer } from './constructs/load-balancer.ts';
 import { Monitoring } from './constructs/monitoring.ts';
 import { RegistryNetwork } from './constructs/network.ts';
+import { denyUserParameters } from './constructs/job-policies.ts';
 import { HTPASSWD_OBJECT_KEY, RegistryStorage } from './constructs/storage.ts';
 import { applyHistoryNagSuppressions, applyNagSuppressions } from './nag-suppressions.ts';
 import type { FleetScripts } from './user-data.ts';
@@ -74,6 +76,7 @@ export class RegistryFleetStack extends Stack {
       userData,
       fleetTag,
     });
+    new iam.ManagedPolicy(this, 'InstanceUsersDeny', { statements: denyUserParameters(this, c.usersParameterPath), roles: [fleet.role] });
     const hostedZone = c.hostedZoneId && c.hostedZoneName ? { id: c.hostedZoneId, name: c.hostedZoneName } : undefined;
     const lb = new RegistryLoadBalancer(this, 'LoadBalancer', {
       vpc: network.vpc,

@@ -63,14 +63,6 @@ export interface WaitOptions {
   readonly deadline?: number;
 }
 
-export interface RunOptions extends WaitOptions {
-  /** Send no further batch after a batch with a failure (a job that wants SSM's MaxErrors semantics across batches). */
-  readonly stopOnFailure?: boolean;
-}
-
-/** What `stopOnFailure` counts as a failed batch: the command did not do its work on an instance SSM knows. */
-const STOPS = new Set<CommandResult['state']>(['failed', 'undelivered', 'unfinished']);
-
 interface Invocation {
   readonly instanceId: string;
   readonly commandId: string;
@@ -87,13 +79,14 @@ export interface SentCommand {
 
 /**
  * Send to every instance in batches of ≤ 50 and wait for each batch's results before the next. An instance with
- * no entry in the map was never sent to (time budget, deadline, abort, or a stop after a failed batch).
+ * no entry in the map was never sent to (time budget, deadline or abort). Every batch is sent whatever the
+ * earlier ones answered: a failure on one instance is that instance's.
  */
 export async function runCommand(
   ssm: SSMClient,
   request: CommandRequest,
   instanceIds: readonly string[],
-  options: RunOptions,
+  options: WaitOptions,
 ): Promise<Map<string, CommandResult>> {
   const results = new Map<string, CommandResult>();
   for (let i = 0; i < instanceIds.length; i += MAX_IDS_PER_SEND) {
@@ -101,7 +94,6 @@ export async function runCommand(
     const batch = instanceIds.slice(i, i + MAX_IDS_PER_SEND);
     const sent = await sendCommand(ssm, request, batch, options.signal);
     for (const [id, result] of await awaitResults(ssm, sent, options)) results.set(id, result);
-    if (options.stopOnFailure && batch.some((id) => STOPS.has(results.get(id)?.state ?? 'success'))) break;
   }
   return results;
 }

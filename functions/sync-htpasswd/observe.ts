@@ -29,7 +29,7 @@ export interface SyncClients {
   readonly ec2: EC2Client;
 }
 
-export async function observeSync(
+export async function observe(
   clients: SyncClients,
   scope: SyncScope,
   ctx: Pick<RunContext<SyncHtpasswdConfig>, 'config' | 'signal'>,
@@ -66,6 +66,9 @@ export async function observeSync(
   };
 }
 
+/** The name the tests and scripts have used. */
+export const observeSync = observe;
+
 export async function readUserParameters(ssm: SSMClient, path: string, signal: AbortSignal): Promise<UserParameter[]> {
   const parameters: UserParameter[] = [];
   const pages = paginateGetParametersByPath(
@@ -97,7 +100,7 @@ async function readPublished(
   }
 }
 
-async function readFleet(
+export async function readFleet(
   asg: AutoScalingClient,
   name: string,
   signal: AbortSignal,
@@ -114,7 +117,7 @@ async function readFleet(
 }
 
 /** Launch time by instance id (filter, not InstanceIds: an instance gone meanwhile is simply absent, no error). */
-async function readLaunchTimes(ec2: EC2Client, instanceIds: readonly string[], signal: AbortSignal): Promise<Map<string, string>> {
+export async function readLaunchTimes(ec2: EC2Client, instanceIds: readonly string[], signal: AbortSignal): Promise<Map<string, string>> {
   const launched = new Map<string, string>();
   for (let i = 0; i < instanceIds.length; i += 200) {
     const pages = paginateDescribeInstances(

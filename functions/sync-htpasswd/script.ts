@@ -8,7 +8,7 @@ import type { SyncHtpasswdConfig } from './config.ts';
  * are shared/ssm-commands.ts's; what a result means for an instance is apply's and observe's.
  */
 
-type ScriptConfig = Pick<SyncHtpasswdConfig, 'documentName' | 'bucket' | 'objectKey' | 'maxConcurrency' | 'maxErrors'>;
+type ScriptConfig = Pick<SyncHtpasswdConfig, 'documentName' | 'bucket' | 'objectKey' | 'maxConcurrency'>;
 
 /** How long SSM tries to deliver one command to an instance. */
 const DELIVERY_TIMEOUT_S = 60;
@@ -20,7 +20,9 @@ export function installRequest(config: ScriptConfig, sha256: string): CommandReq
     documentName: config.documentName,
     parameters: { Source: [sourceOf(config)], Sha256: [sha256], Mode: ['install'] },
     maxConcurrency: String(config.maxConcurrency),
-    maxErrors: String(config.maxErrors),
+    // Send to all: the file was validated here and is validated again on each instance, so a failure is local to
+    // that instance; stopping after it would leave a revoked user working on every instance not yet reached.
+    maxErrors: '100%',
     timeoutSeconds: DELIVERY_TIMEOUT_S,
     comment: `sync-htpasswd install sha256=${shortSha(sha256)}`,
   };

@@ -126,3 +126,24 @@ export function jobStatements(stack: Stack, r: JobResources): Record<JobName, ia
     ],
   };
 }
+
+/**
+ * The instance role's explicit deny on the registry users (only sync-htpasswd may read them): its
+ * AmazonSSMManagedInstanceCore allows ssm:GetParameter(s) on `*`, so without this any process on an instance could
+ * read every user's SecureString. GetParametersByPath is denied on every path: a recursive read of a parent path
+ * returns the children even where a deny names them, and instances read no parameters by path. A policy of its
+ * own (a customer managed one on the instance role), so the deny stays visible apart from what the role may do.
+ */
+export function denyUserParameters(stack: Stack, usersParameterPath: string): iam.PolicyStatement[] {
+  const path = usersParameterPath.replace(/^\/|\/$/g, '');
+  const parameter = (name: string): string =>
+    stack.formatArn({ service: 'ssm', resource: 'parameter', resourceName: name, arnFormat: ArnFormat.SLASH_RESOURCE_NAME });
+  return [
+    new iam.PolicyStatement({
+      effect: iam.Effect.DENY,
+      actions: ['ssm:GetParameter', 'ssm:GetParameters', 'ssm:GetParameterHistory'],
+      resources: [parameter(path), parameter(`${path}/*`)],
+    }),
+    new iam.PolicyStatement({ effect: iam.Effect.DENY, actions: ['ssm:GetParametersByPath'], resources: ['*'] }),
+  ];
+}

@@ -178,14 +178,6 @@ describe('shared SSM engine: runCommand', () => {
     expect(results.get('i-000')?.state).toBe('unfinished');
     expect(results.has('i-050')).toBe(false);
   });
-
-  it('stopOnFailure sends no further batch after one with a failure', async () => {
-    answers['i-007'] = { Status: 'Failed' };
-    const results = await runCommand(client, REQUEST, ids(60), { ...FAST, stopOnFailure: true });
-    expect(sends.map((s) => s.length)).toEqual([50]);
-    expect(results.size).toBe(50);
-    expect(results.get('i-007')?.state).toBe('failed');
-  });
 });
 
 describe('shared SSM engine: sendCommand + awaitResults (send first, work meanwhile, read later)', () => {
