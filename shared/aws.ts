@@ -1,5 +1,6 @@
 import { ACMClient } from '@aws-sdk/client-acm';
 import { AutoScalingClient } from '@aws-sdk/client-auto-scaling';
+import { CloudTrailClient } from '@aws-sdk/client-cloudtrail';
 import { CloudWatchClient } from '@aws-sdk/client-cloudwatch';
 import { EC2Client } from '@aws-sdk/client-ec2';
 import { ElasticLoadBalancingV2Client } from '@aws-sdk/client-elastic-load-balancing-v2';
@@ -72,4 +73,9 @@ export function cloudWatchClient(): CloudWatchClient {
 let secretsManager: SecretsManagerClient | undefined;
 export function secretsManagerClient(): SecretsManagerClient {
   return (secretsManager ??= countRequests(new SecretsManagerClient(base), 'secretsmanager'));
+}
+
+let cloudTrail: CloudTrailClient | undefined;
+export function cloudTrailClient(): CloudTrailClient {
+  return (cloudTrail ??= countRequests(new CloudTrailClient(base), 'cloudtrail'));
 }
