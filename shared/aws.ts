@@ -1,5 +1,6 @@
 import { ACMClient } from '@aws-sdk/client-acm';
 import { AutoScalingClient } from '@aws-sdk/client-auto-scaling';
+import { CloudTrailClient } from '@aws-sdk/client-cloudtrail';
 import { CloudWatchClient } from '@aws-sdk/client-cloudwatch';
 import { EC2Client } from '@aws-sdk/client-ec2';
 import { ElasticLoadBalancingV2Client } from '@aws-sdk/client-elastic-load-balancing-v2';
@@ -82,4 +83,9 @@ let sns: SNSClient | undefined;
 /** Run notifications (shared/notify.ts). */
 export function snsClient(): SNSClient {
   return (sns ??= countRequests(withSdkErrorMapping(new SNSClient(base)), 'sns'));
+}
+
+let cloudTrail: CloudTrailClient | undefined;
+export function cloudTrailClient(): CloudTrailClient {
+  return (cloudTrail ??= countRequests(new CloudTrailClient(base), 'cloudtrail'));
 }

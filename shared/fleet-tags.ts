@@ -17,7 +17,10 @@ export const UNHEALTHY_SINCE_TAG = `${MARKER_TAG_PREFIX}unhealthy-since`;
  */
 export const REPLACING_TAG = `${MARKER_TAG_PREFIX}replacing`;
 
-/** purge-disk-volumes: written on a volume the first time a run finds it orphaned; value = ISO 8601 time. */
+/**
+ * purge-disk-volumes: written on a volume the first time a run finds it orphaned, and again when CloudTrail shows
+ * it was used since; value = exactly `Date#toISOString` (`2026-11-23T03:00:00.000Z`), any other value is no mark.
+ */
 export const MARK_TAG = `${MARKER_TAG_PREFIX}orphaned-at`;
 /** Operators' opt-out: a volume with this tag (any value but `false`) is never marked, unmarked or deleted. */
 export const KEEP_TAG = `${MARKER_TAG_PREFIX}keep`;

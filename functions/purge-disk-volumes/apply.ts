@@ -38,11 +38,19 @@ type Config = Pick<
 
 const VOLUME_GONE = new Set(['InvalidVolume.NotFound']);
 
+type VolumeAction = MarkVolume | UnmarkVolume | DeleteVolume;
+
+/** One volume action → its outcome (the dialect's `apply`; the prune commands are batched by `applyPlan`). */
+export function apply(action: VolumeAction, ctx: ApplyContext<Config>, clients: Pick<ApplyClients, 'ec2'>): Promise<Outcome> {
+  return applyVolumeAction(clients.ec2, action, ctx.config, ctx.signal);
+}
+
 /**
- * Prune commands are sent first (one SendCommand), the volume work runs while they execute on the instances,
- * then the command results are read (GetCommandInvocation per instance) within PRUNE_WAIT and the time budget.
+ * The whole plan. A batch, not `applyEach` over `apply`, because the prune commands go out as ONE SendCommand for
+ * every instance of the run: sent first, the volume work runs while they execute on the instances, then the
+ * command results are read (GetCommandInvocation per instance) within PRUNE_WAIT and the time budget.
  */
-export async function applyActions(
+export async function applyPlan(
   actions: readonly PurgeAction[],
   ctx: ApplyContext<Config>,
   clients: ApplyClients,
@@ -62,8 +70,8 @@ export async function applyActions(
     }
   }
 
-  const volumeActions = volumeIdx.map((i) => actions[i] as MarkVolume | UnmarkVolume | DeleteVolume);
-  const volumeOutcomes = await applyEach(volumeActions, ctx, (a) => applyVolumeAction(clients.ec2, a, ctx.config, ctx.signal));
+  const volumeActions = volumeIdx.map((i) => actions[i] as VolumeAction);
+  const volumeOutcomes = await applyEach(volumeActions, ctx, (a) => apply(a, ctx, clients));
   volumeIdx.forEach((i, k) => (outcomes[i] = volumeOutcomes[k]));
 
   if (commandId) {
@@ -79,12 +87,10 @@ export async function applyActions(
   return outcomes;
 }
 
-export function applyVolumeAction(
-  ec2: EC2Client,
-  a: MarkVolume | UnmarkVolume | DeleteVolume,
-  config: Config,
-  signal: AbortSignal,
-): Promise<Outcome> {
+/** The earlier name of `applyPlan`. */
+export const applyActions = applyPlan;
+
+export function applyVolumeAction(ec2: EC2Client, a: VolumeAction, config: Config, signal: AbortSignal): Promise<Outcome> {
   switch (a.type) {
     case 'mark-volume':
       return ignoreGone(async () => {
@@ -162,7 +168,9 @@ async function deleteVolume(ec2: EC2Client, a: DeleteVolume, config: Config, sig
 
 /**
  * Reuse a snapshot an earlier run started for this volume (a delete that failed after its snapshot), else start
- * one. EBS docs (https://docs.aws.amazon.com/ebs/latest/userguide/ebs-creating-snapshot.html): "Snapshot
+ * one. Only a snapshot started after the mark stands in: the mark is the last time the volume was seen in use (a
+ * use since then re-marks it), so an older snapshot may miss what was written before the volume was left alone.
+ * EBS docs (https://docs.aws.amazon.com/ebs/latest/userguide/ebs-creating-snapshot.html): "Snapshot
  * creation is asynchronous. The snapshot is created immediately, but it remains in the pending state until all
  * of data has been transferred to Amazon S3 ... The snapshot includes only the data that was written to the
  * volume at the time the snapshot was requested." The point-in-time copy is fixed once CreateSnapshot returns a
@@ -184,7 +192,11 @@ async function ensureSnapshot(
     }),
     { abortSignal: signal },
   );
-  const usable = (existing.Snapshots ?? []).find((s) => s.SnapshotId && (s.State === 'pending' || s.State === 'completed'));
+  const markedMs = Date.parse(a.markedAt);
+  const usable = (existing.Snapshots ?? []).find(
+    (s) =>
+      s.SnapshotId && (s.State === 'pending' || s.State === 'completed') && s.StartTime !== undefined && s.StartTime.getTime() >= markedMs,
+  );
   if (usable) return { id: usable.SnapshotId as string, state: usable.State as string };
 
   const snap = await ec2.send(

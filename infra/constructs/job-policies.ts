@@ -1,7 +1,7 @@
 import type { Stack } from 'aws-cdk-lib';
 import { ArnFormat } from 'aws-cdk-lib';
 import * as iam from 'aws-cdk-lib/aws-iam';
-import { REPLACING_TAG, UNHEALTHY_SINCE_TAG } from '../../shared/fleet-tags.ts';
+import { MARK_TAG, REPLACING_TAG, UNHEALTHY_SINCE_TAG } from '../../shared/fleet-tags.ts';
 import type { JobName } from '../config.ts';
 
 /** What the jobs act on; every statement below is scoped to one of these. */
@@ -78,7 +78,16 @@ export function jobStatements(stack: Stack, r: JobResources): Record<JobName, ia
     'purge-disk-volumes': [
       allow(['ec2:DescribeVolumes', 'ec2:DescribeInstances', 'ec2:DescribeSnapshots', 'cloudwatch:GetMetricData'], ['*']),
       describeGroups,
-      allow(['ec2:CreateTags', 'ec2:DeleteTags', 'ec2:DeleteVolume', 'ec2:CreateSnapshot'], [arn('ec2', 'volume', '*')], fleetTagged('aws:ResourceTag')),
+      allow(['ec2:DeleteVolume', 'ec2:CreateSnapshot'], [arn('ec2', 'volume', '*')], fleetTagged('aws:ResourceTag')),
+      // Its mark on the fleet's volumes, and no other key: a faulty plan cannot strip the keep or the fleet tag.
+      // ForAllValues holds for a request naming no key (DeleteTags without Tags removes them all): Null forbids that.
+      allow(['ec2:CreateTags', 'ec2:DeleteTags'], [arn('ec2', 'volume', '*')], {
+        ...fleetTagged('aws:ResourceTag'),
+        'ForAllValues:StringEquals': { 'aws:TagKeys': [MARK_TAG] },
+        Null: { 'aws:TagKeys': 'false' },
+      }),
+      // A mark counts only if the volume's CloudTrail history shows no attach since; LookupEvents has no resource scope.
+      allow(['cloudtrail:LookupEvents'], ['*']),
       allow(['ec2:CreateSnapshot'], [arn('ec2', 'snapshot', '*', '')]),
       allow(['ec2:CreateTags'], [arn('ec2', 'snapshot', '*', '')], { StringEquals: { 'ec2:CreateAction': 'CreateSnapshot' } }),
       ...sendCommand(r.pruneDocumentName),

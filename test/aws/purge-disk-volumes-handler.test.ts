@@ -1,4 +1,5 @@
 import { AutoScalingClient, DescribeAutoScalingGroupsCommand } from '@aws-sdk/client-auto-scaling';
+import { CloudTrailClient, LookupEventsCommand } from '@aws-sdk/client-cloudtrail';
 import { CloudWatchClient, GetMetricDataCommand } from '@aws-sdk/client-cloudwatch';
 import {
   CreateSnapshotCommand,
@@ -24,6 +25,8 @@ const ec2 = mockClient(EC2Client);
 const asg = mockClient(AutoScalingClient);
 const cw = mockClient(CloudWatchClient);
 const ssm = mockClient(SSMClient);
+// The delete candidates' attach history: nothing since their marks (used volumes: purge-disk-volumes-history.test.ts).
+const trail = mockClient(CloudTrailClient);
 
 const NOW = new Date('2026-11-23T03:00:00.000Z');
 const H = 3_600_000;
@@ -71,6 +74,7 @@ function fleet(volumes: SdkVolume[], { recheck }: { recheck?: SdkVolume[] } = {}
   ec2.on(CreateTagsCommand).resolves({});
   ec2.on(DeleteTagsCommand).resolves({});
   ec2.on(DeleteVolumeCommand).resolves({});
+  trail.on(LookupEventsCommand).resolves({ Events: [] });
   asg.on(DescribeAutoScalingGroupsCommand).resolves({
     AutoScalingGroups: [
       {
@@ -108,6 +112,7 @@ beforeEach(() => {
   asg.reset();
   cw.reset();
   ssm.reset();
+  trail.reset();
 });
 
 describe('purge-disk-volumes on a schedule', () => {
@@ -270,7 +275,7 @@ describe('snapshot before delete', () => {
 
   it('reuses the snapshot an earlier run started', async () => {
     fleet([RIPE]);
-    ec2.on(DescribeSnapshotsCommand).resolves({ Snapshots: [{ SnapshotId: 'snap-0000000000000aaaa', State: 'completed' }] });
+    ec2.on(DescribeSnapshotsCommand).resolves({ Snapshots: [{ SnapshotId: 'snap-0000000000000aaaa', State: 'completed', StartTime: new Date(ago(1 * H)) }] });
     const report = await withSnapshots({ skipPrune: true });
     expect(ec2).not.toHaveReceivedCommand(CreateSnapshotCommand);
     expect(ec2).toHaveReceivedCommandTimes(DeleteVolumeCommand, 1);
@@ -311,11 +316,16 @@ describe('instance disks', () => {
     expect(report.actions).toEqual([]);
   });
 
-  it('manual instanceIds: prunes named fleet instances, never strangers', async () => {
+  it('manual instanceIds: prunes named fleet instances, never strangers (a stranger is an error: nothing is pruned)', async () => {
     fleet([]);
-    const report = await run({ instanceIds: ['i-00000000000000003', 'i-0000000000000dead'], skipVolumes: true });
+    const report = await run({ instanceIds: ['i-00000000000000003'], skipVolumes: true });
     expect(ssm).toHaveReceivedCommandExactlyOnceWith(SendCommandCommand, { InstanceIds: ['i-00000000000000003'] });
-    expect(byTarget(report, 'i-0000000000000dead')[0]).toMatchObject({ status: 'skipped', reason: 'named by the manual payload but not an instance of prod-asg: never pruned' });
+    expect(byTarget(report, 'i-00000000000000003')[0]).toMatchObject({ status: 'applied', reason: 'named by the manual payload' });
+    ssm.resetHistory();
+    await expect(run({ instanceIds: ['i-00000000000000003', 'i-0000000000000dead'], skipVolumes: true })).rejects.toThrow(
+      'instanceIds: i-0000000000000dead is not a member of Auto Scaling group prod-asg',
+    );
+    expect(ssm).not.toHaveReceivedCommand(SendCommandCommand);
   });
 
   it('a failed command fails its action with the status and the last stderr line; the freed bytes are still read', async () => {
