@@ -6,6 +6,7 @@ import { ElasticLoadBalancingV2Client } from '@aws-sdk/client-elastic-load-balan
 import { Route53Client } from '@aws-sdk/client-route-53';
 import { S3Client } from '@aws-sdk/client-s3';
 import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import { SchedulerClient } from '@aws-sdk/client-scheduler';
 import { SSMClient } from '@aws-sdk/client-ssm';
 import { countRequests } from './requests.ts';
 
@@ -72,4 +73,9 @@ export function cloudWatchClient(): CloudWatchClient {
 let secretsManager: SecretsManagerClient | undefined;
 export function secretsManagerClient(): SecretsManagerClient {
   return (secretsManager ??= countRequests(new SecretsManagerClient(base), 'secretsmanager'));
+}
+
+let scheduler: SchedulerClient | undefined;
+export function schedulerClient(): SchedulerClient {
+  return (scheduler ??= countRequests(new SchedulerClient(base), 'scheduler'));
 }

@@ -16,6 +16,11 @@ export const UNHEALTHY_SINCE_TAG = `${MARKER_TAG_PREFIX}unhealthy-since`;
  * Value `<ISO time> desired-before=<n>`: when, and the desired capacity before the raise.
  */
 export const REPLACING_TAG = `${MARKER_TAG_PREFIX}replacing`;
+/**
+ * replace-unhealthy-instances, on the Auto Scaling group (not propagated): the replacement budget's ledger, the
+ * start times (ISO, to the second, space-separated) of the replacements inside the budget window.
+ */
+export const REPLACEMENTS_TAG = `${MARKER_TAG_PREFIX}replacements`;
 
 /** purge-disk-volumes: written on a volume the first time a run finds it orphaned; value = ISO 8601 time. */
 export const MARK_TAG = `${MARKER_TAG_PREFIX}orphaned-at`;

@@ -184,3 +184,27 @@ describe('fleet simulation', () => {
     expect(types).toEqual(['raise-desired', 'terminate-replaced', 'raise-desired', 'terminate-replaced']);
   });
 });
+
+describe('fleet simulation: a bad image (issue 12 item 12)', () => {
+  it('every new instance fails its health check: at most REPLACEMENT_BUDGET replacements per window, then it pages', async () => {
+    const { sim, play, reports } = setup();
+    const original = new Set(sim.instances.map((i) => i.id));
+    const broken = sim.instances[1]!.id;
+    sim.instance(broken).targetFault = () => true;
+    // The bad image: every instance launched from now on fails its health check once in service.
+    const launch = sim.launch.bind(sim);
+    sim.launch = () => {
+      const i = launch();
+      i.targetFault = () => true;
+      return i;
+    };
+    await play(3 * 60 * MIN);
+
+    const starts = sim.writesOf('SetInstanceHealth').map((w) => w.t);
+    for (const t of starts) expect(starts.filter((s) => s > t - 60 * MIN && s <= t).length).toBeLessThanOrEqual(3);
+    expect(starts.length).toBeLessThanOrEqual(9);
+    expect(sim.instances.filter((i) => original.has(i.id))).toHaveLength(3);
+    const exhausted = reports.filter((r) => r.actions.some((a) => a.reason.startsWith('replacement-budget-exhausted: ')));
+    expect(exhausted.length).toBeGreaterThan(0);
+  });
+});

@@ -15,7 +15,9 @@
  */
 import {
   AutoScalingClient,
+  CreateOrUpdateTagsCommand,
   DescribeAutoScalingGroupsCommand,
+  DescribeTagsCommand,
   DescribeInstanceRefreshesCommand,
   DescribeScalingActivitiesCommand,
   SetDesiredCapacityCommand,
@@ -24,6 +26,7 @@ import {
 } from '@aws-sdk/client-auto-scaling';
 import { CreateTagsCommand, DeleteTagsCommand, DescribeInstanceStatusCommand, DescribeInstancesCommand, EC2Client } from '@aws-sdk/client-ec2';
 import { DescribeTargetHealthCommand, ElasticLoadBalancingV2Client } from '@aws-sdk/client-elastic-load-balancing-v2';
+import { CreateScheduleCommand, DeleteScheduleCommand, SchedulerClient } from '@aws-sdk/client-scheduler';
 import { mockClient } from 'aws-sdk-client-mock';
 
 export type Fault = (t: number) => boolean;
@@ -88,6 +91,12 @@ export class FleetSim {
   readonly writes: { t: number; command: string; input: Record<string, unknown> }[] = [];
   readonly calls: Record<string, number> = {};
   readonly samples: Sample[] = [];
+  /** The group's own tags (CreateOrUpdateTags / DescribeTags). */
+  readonly groupTags = new Map<string, string>();
+  /** EventBridge Scheduler one-time schedules, by name: when they fire and the input they invoke the job with. */
+  readonly schedules = new Map<string, { group: string; at: number; input: string; target: string }>();
+  /** Schedules that fired (and deleted themselves: ActionAfterCompletion DELETE). */
+  readonly fired: { name: string; at: number }[] = [];
   /** Ids DescribeInstanceStatus does not know yet (EC2's eventual consistency right after a launch). */
   readonly unknownToStatus = new Set<string>();
   private seq = 0;
@@ -204,6 +213,21 @@ export class FleetSim {
     for (const k of Object.keys(this.calls)) delete this.calls[k];
   }
 
+  /**
+   * The schedules due now, removed as Scheduler's ActionAfterCompletion DELETE does, each with the event it
+   * delivers (its input with the context attributes filled in), oldest first.
+   */
+  takeDueSchedules(): { name: string; event: unknown }[] {
+    const due = [...this.schedules].filter(([, s]) => s.at <= this.now).sort(([, a], [, b]) => a.at - b.at);
+    return due.map(([name, s]) => {
+      this.schedules.delete(name);
+      this.fired.push({ name, at: this.now });
+      const arn = `arn:aws:scheduler:us-east-1:123456789012:schedule/${s.group}/${name}`;
+      const input = s.input.replace('<aws.scheduler.schedule-arn>', arn).replace('<aws.scheduler.scheduled-time>', new Date(s.at).toISOString());
+      return { name, event: JSON.parse(input) as unknown };
+    });
+  }
+
   writesOf(command: string): { t: number; command: string; input: Record<string, unknown> }[] {
     return this.writes.filter((w) => w.command === command);
   }
@@ -230,6 +254,7 @@ export class FleetSim {
             MaxSize: this.max,
             DesiredCapacity: this.desired,
             HealthCheckType: 'EC2',
+            Tags: [...this.groupTags].map(([Key, Value]) => ({ Key, Value, ResourceId: ASG_NAME, ResourceType: 'auto-scaling-group', PropagateAtLaunch: false })),
             SuspendedProcesses: this.suspended.map((ProcessName) => ({ ProcessName, SuspensionReason: 'test' })),
             ...(this.maintenancePolicy ? { InstanceMaintenancePolicy: this.maintenancePolicy } : {}),
             Instances: this.instances.map((i) => ({ InstanceId: i.id, LifecycleState: i.lifecycle, HealthStatus: i.asgHealth, AvailabilityZone: 'us-east-1a' })),
@@ -320,6 +345,33 @@ export class FleetSim {
       for (const id of input.Resources) for (const t of input.Tags) this.instances.find((i) => i.id === id)?.tags.delete(t.Key);
       return {};
     });
-    return { asg, elb, ec2, restore: () => [asg, elb, ec2].forEach((m) => m.restore()) };
+    asg.on(DescribeTagsCommand).callsFake((input: { Filters?: { Name: string; Values: string[] }[] }) => {
+      this.count('DescribeTags');
+      const keys = input.Filters?.find((f) => f.Name === 'key')?.Values;
+      const tags = [...this.groupTags].filter(([k]) => !keys || keys.includes(k));
+      return { Tags: tags.map(([Key, Value]) => ({ Key, Value, ResourceId: ASG_NAME, ResourceType: 'auto-scaling-group', PropagateAtLaunch: false })) };
+    });
+    asg.on(CreateOrUpdateTagsCommand).callsFake((input: { Tags: { Key: string; Value: string; ResourceId: string }[] }) => {
+      this.write('CreateOrUpdateTags', input);
+      for (const t of input.Tags) if (t.ResourceId === ASG_NAME) this.groupTags.set(t.Key, t.Value);
+      return {};
+    });
+
+    const scheduler = mockClient(SchedulerClient);
+    scheduler.on(CreateScheduleCommand).callsFake((input: { Name: string; GroupName: string; ScheduleExpression: string; Target: { Arn: string; Input: string } }) => {
+      this.write('CreateSchedule', input);
+      if (this.schedules.has(input.Name)) throw new SdkError('ConflictException', `Schedule ${input.Name} already exists.`);
+      const at = /^at\((\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)\)$/.exec(input.ScheduleExpression)?.[1];
+      if (!at) throw new SdkError('ValidationException', `Invalid Schedule Expression ${input.ScheduleExpression}.`);
+      this.schedules.set(input.Name, { group: input.GroupName, at: Date.parse(`${at}Z`), input: input.Target.Input, target: input.Target.Arn });
+      return { ScheduleArn: `arn:aws:scheduler:us-east-1:123456789012:schedule/${input.GroupName}/${input.Name}` };
+    });
+    scheduler.on(DeleteScheduleCommand).callsFake((input: { Name: string }) => {
+      this.write('DeleteSchedule', input);
+      if (!this.schedules.delete(input.Name)) throw new SdkError('ResourceNotFoundException', `Schedule ${input.Name} does not exist.`);
+      return {};
+    });
+    const all = [asg, elb, ec2, scheduler];
+    return { asg, elb, ec2, scheduler, restore: () => all.forEach((m) => m.restore()) };
   }
 }
