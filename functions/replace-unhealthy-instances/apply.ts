@@ -157,7 +157,7 @@ async function raiseDesired(action: ReplaceAction, ctx: ApplyRun, clients: Apply
   }
   if (action.forced) logger.warn('FORCED replacement past the open circuit breaker', { instanceId: id, reason: action.reason });
   await countReplacement(ctx, clients);
-  const tag = replacingTagValue(action.markedAt ?? '', desiredFrom);
+  const tag = replacingTagValue(action.markedAt ?? '', desiredFrom, action.causes?.includes('named'));
   await clients.ec2.send(new CreateTagsCommand({ Resources: [id], Tags: [{ Key: REPLACING_TAG, Value: tag }] }), opts);
   try {
     await setDesired(ctx, clients, desiredTo);

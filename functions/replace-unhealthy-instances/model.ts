@@ -7,30 +7,28 @@ export { REPLACEMENTS_TAG, REPLACING_TAG, UNHEALTHY_SINCE_TAG } from '../../shar
 
 /**
  * What a raise recorded on the instance it replaces: when, and the desired capacity before it. A raise is always
- * by one, so the tag says exactly which desired capacity the job set (`desiredBefore + 1`); the replacement's id
- * is added by the first run that sees it launched.
+ * by one, so the tag says exactly which desired capacity the job set (`desiredBefore + 1`). `by=operator` marks
+ * a replacement a manual `instanceIds` asked for: its instance is replaced whatever its health.
  */
 export interface ReplacingTag {
   readonly since: string;
   readonly desiredBefore?: number;
-  readonly replacement?: string;
+  readonly byOperator?: boolean;
 }
 
-export function replacingTagValue(at: string, desiredBefore: number, replacement?: string): string {
-  return `${at} desired-before=${desiredBefore}${replacement ? ` replacement=${replacement}` : ''}`;
+export function replacingTagValue(at: string, desiredBefore: number, byOperator = false): string {
+  return `${at} desired-before=${desiredBefore}${byOperator ? ' by=operator' : ''}`;
 }
 
 /** Parse a REPLACING_TAG value; fields the value does not record (older or hand-written tag) are absent. */
 export function parseReplacingTag(value: string): ReplacingTag {
   const [since = '', ...rest] = value.trim().split(/\s+/);
   const fields = new Map(rest.map((kv) => kv.split('=', 2) as [string, string | undefined]));
-  const count = (v: string | undefined): number | undefined => (v !== undefined && /^\d{1,6}$/.test(v) ? Number(v) : undefined);
-  const desiredBefore = count(fields.get('desired-before'));
-  const replacement = fields.get('replacement');
+  const before = fields.get('desired-before');
   return {
     since,
-    ...(desiredBefore !== undefined ? { desiredBefore } : {}),
-    ...(replacement && INSTANCE_ID.test(replacement) ? { replacement } : {}),
+    ...(before !== undefined && /^\d{1,6}$/.test(before) ? { desiredBefore: Number(before) } : {}),
+    ...(fields.get('by') === 'operator' ? { byOperator: true } : {}),
   };
 }
 
@@ -76,8 +74,8 @@ export interface Member {
   readonly replacingSince?: string;
   /** … the desired capacity before the raise (undefined when the tag does not record it; the raise set it + 1) … */
   readonly desiredBeforeRaise?: number;
-  /** … and its replacement, once a run recorded it. */
-  readonly replacementId?: string;
+  /** … and whether an operator asked for it (manual instanceIds): then it is replaced whatever its health. */
+  readonly replacementByOperator?: boolean;
 }
 
 export interface Group {

@@ -128,6 +128,7 @@ export async function observeFleet(
       ...(info?.tags[UNHEALTHY_SINCE_TAG] ? { unhealthySince: info.tags[UNHEALTHY_SINCE_TAG] } : {}),
       ...(replacing ? { replacingSince: replacing.since } : {}),
       ...(replacing?.desiredBefore !== undefined ? { desiredBeforeRaise: replacing.desiredBefore } : {}),
+      ...(replacing?.byOperator ? { replacementByOperator: true } : {}),
     };
     return [member];
   });

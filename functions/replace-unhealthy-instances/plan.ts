@@ -508,7 +508,8 @@ function replacementVerdict(
         `the raise, not terminating with decrement; ${untag}`,
     };
   }
-  if (causesOf(x).length === 0 && x.asgHealth === 'Healthy') {
+  // An operator's replacement (manual instanceIds) goes ahead whatever the instance's health; the job's own only while it is sick.
+  if (!x.replacementByOperator && causesOf(x).length === 0 && x.asgHealth === 'Healthy') {
     const reason = `${x.id} is healthy again: not terminated; the raise is undone, desired ${group.desired} → ${before}`;
     return { kind: 'undo', action: { type: 'undo-raise', target: x.id, reason, desiredFrom: group.desired, desiredTo: before } };
   }

@@ -66,6 +66,13 @@ export interface Sample {
   serving: number;
 }
 
+/** The job's follow-up settings as the stack sets them (the model plays EventBridge Scheduler). */
+export const FOLLOW_UP_ENV = {
+  FOLLOW_UP_GROUP: 'registry-replace-follow-ups',
+  FOLLOW_UP_ROLE_ARN: 'arn:aws:iam::123456789012:role/registry-replace-follow-up-invoke',
+  FOLLOW_UP_TARGET_ARN: 'arn:aws:lambda:us-east-1:123456789012:function:registry-replace-unhealthy-instances',
+};
+
 export const TARGET_GROUP_ARN = 'arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/registry/6d0ecf831eec9f09';
 export const ASG_NAME = 'registry';
 

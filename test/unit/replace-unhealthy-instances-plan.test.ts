@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { ValidationError } from '../../shared/errors.ts';
 import type { ReplacePolicy } from '../../functions/replace-unhealthy-instances/config.ts';
-import type { Fleet, Member, Request } from '../../functions/replace-unhealthy-instances/model.ts';
+import { followUpName, type Fleet, type Member, type Request } from '../../functions/replace-unhealthy-instances/model.ts';
 import { summarizeReplacements } from '../../functions/replace-unhealthy-instances/job.ts';
 import { ago, brief, fleet, HOUR, id, member, MIN, NOW, plan, schedule, sick } from '../support/replace-unhealthy-instances-fixtures.ts';
 
@@ -399,6 +399,11 @@ describe('a leftover replacing tag (issue 12 item 10)', () => {
     expect(p.actions.some((a) => a.type === 'terminate-replaced')).toBe(false);
   });
 
+  it('a replacement an operator asked for (manual instanceIds, by=operator) goes ahead although the instance looks healthy', () => {
+    const p = plan(fleet([member(1), member(2, { replacingSince: ago(5 * MIN), desiredBeforeRaise: 3, replacementByOperator: true }), member(3), fresh], { ...noPolicy, desired: 4 }));
+    expect(brief(p).actions).toEqual([`terminate-replaced ${id(2)}`]);
+  });
+
   it('a 48 h old tag never acts: it is reported stalled and removed', () => {
     const p = plan(fleet([member(1), tagged({ replacingSince: ago(48 * HOUR) }), member(3), member(4, { launchTime: ago(47 * HOUR) })], { ...noPolicy, desired: 4 }));
     expect(brief(p)).toEqual({ actions: [`expire-replacing ${id(2)}`], skipped: [`replacement-stalled ${id(2)}`] });
@@ -435,5 +440,69 @@ describe('the replacement budget (issue 12 item 12)', () => {
     const p = plan(f, schedule, budget);
     expect(brief(p).actions).toEqual([`set-instance-health ${id(2)}`]);
     expect(summarizeReplacements(f, p, []).metrics).toMatchObject({ ReplacementBudgetExhausted: 0 });
+  });
+});
+
+describe('follow-ups (issue 18 item 1)', () => {
+  const on = { followUps: true } as Partial<ReplacePolicy>;
+  const followUp = (n: number, markedAt?: string): Request => ({ kind: 'follow-up', instanceId: id(n), ...(markedAt ? { markedAt } : {}) });
+
+  it('a mark schedules exactly one follow-up at markedAt + UNHEALTHY_CONFIRM (to the second)', () => {
+    const p = plan(fleet([member(1), sick(2, { unhealthySince: undefined }), sick(3, { unhealthySince: undefined }), member(4), member(5)]), schedule, on);
+    expect(brief(p).actions).toEqual([`mark-unhealthy ${id(2)}`, `mark-unhealthy ${id(3)}`, `schedule-follow-up ${id(2)}`, `schedule-follow-up ${id(3)}`]);
+    expect(p.actions[2]).toMatchObject({ markedAt: NOW.toISOString(), at: '2026-11-23T03:02:00.000Z', followUp: `replace-follow-up-${id(2)}-20261123T030000Z` });
+    // Without FOLLOW_UP_* (or with UNHEALTHY_CONFIRM 0) nothing is scheduled: the sweep confirms.
+    expect(brief(plan(fleet([member(1), sick(2, { unhealthySince: undefined }), member(3)]))).actions).toEqual([`mark-unhealthy ${id(2)}`]);
+    expect(brief(plan(fleet([member(1), sick(2, { unhealthySince: undefined }), member(3)]), schedule, { ...on, unhealthyConfirmMs: 0 })).actions).toEqual([`set-instance-health ${id(2)}`]);
+  });
+
+  it('a mark already in place schedules nothing again (a second sighting is not a second mark)', () => {
+    const p = plan(fleet([member(1), sick(2, { unhealthySince: ago(MIN) }), member(3)]), schedule, on);
+    expect(brief(p)).toEqual({ actions: [], skipped: [`confirming ${id(2)}`] });
+  });
+
+  it('a follow-up when the window ends replaces the confirmed instance, and only it', () => {
+    const markedAt = ago(2 * MIN);
+    const p = plan(fleet([member(1), sick(2, { unhealthySince: markedAt }), sick(3, { unhealthySince: undefined }), member(4), member(5)]), followUp(2, markedAt), on);
+    expect(brief(p)).toEqual({ actions: [`set-instance-health ${id(2)}`], skipped: [] });
+    expect(p.assessment.followUp).toEqual({ instanceId: id(2), markedAt });
+  });
+
+  it.each([
+    ['recovered', [member(1), member(2, { unhealthySince: ago(2 * MIN) }), member(3)], /healthy again at .*: nothing to do/],
+    ['gone', [member(1), member(3)], /no longer a member of registry \(terminated or detached\): nothing to do/],
+    ['unmarked by the breaker', [member(1), sick(2, { unhealthySince: undefined }), member(3)], /no longer marked/],
+    ['marked again since', [member(1), sick(2, { unhealthySince: ago(MIN) }), member(3)], /marked again since/],
+    ['already being replaced by the group', [member(1), sick(2, { unhealthySince: ago(2 * MIN), lifecycle: 'Terminating' }), member(3)], /is Terminating: the group is handling it/],
+  ])('a follow-up for an instance that is %s plans nothing and says so', (_name, members, said) => {
+    const p = plan(fleet(members), followUp(2, ago(2 * MIN)), on);
+    expect(brief(p)).toEqual({ actions: [], skipped: [] });
+    expect(p.assessment.nothingToDo).toMatch(said);
+  });
+
+  it('a follow-up and a schedule tick together act once: the second run finds the replacement in flight', () => {
+    const markedAt = ago(2 * MIN);
+    const first = plan(fleet([member(1), sick(2, { unhealthySince: markedAt }), member(3)]), followUp(2, markedAt), on);
+    expect(brief(first).actions).toEqual([`set-instance-health ${id(2)}`]);
+    const after = fleet([member(1), sick(2, { unhealthySince: markedAt, asgHealth: 'Unhealthy' }), member(3)]);
+    expect(brief(plan(after, schedule, on))).toEqual({ actions: [], skipped: [`in-flight ${id(2)}`] });
+    expect(brief(plan(after, followUp(2, markedAt), on))).toEqual({ actions: [], skipped: [`in-flight ${id(2)}`] });
+  });
+
+  it('a follow-up respects the circuit breaker and the budget', () => {
+    const markedAt = ago(2 * MIN);
+    const outage = plan(fleet([sick(1), sick(2, { unhealthySince: markedAt }), sick(3), member(4)]), followUp(2, markedAt), on);
+    expect(brief(outage)).toEqual({ actions: [`unmark ${id(2)}`], skipped: [`circuit-open ${id(2)}`] });
+    const spent = { replacementLog: [ago(5 * MIN), ago(15 * MIN), ago(30 * MIN)] } as Partial<Fleet['group']>;
+    const broke = plan(fleet([member(1), sick(2, { unhealthySince: markedAt }), member(3)], spent), followUp(2, markedAt), on);
+    expect(brief(broke)).toEqual({ actions: [], skipped: [`replacement-budget-exhausted ${id(2)}`] });
+    expect(broke.assessment.budget).toMatchObject({ spent: 3, limit: 3, exhausted: true, nextAt: '2026-11-23T03:30:00.000Z' });
+  });
+
+  it('an unmark while the follow-up is still pending cancels it; a later unmark has nothing to cancel', () => {
+    const young = plan(fleet([member(1), member(2, { unhealthySince: ago(MIN) }), member(3)]), schedule, on);
+    expect(young.actions).toEqual([expect.objectContaining({ type: 'unmark', target: id(2), followUp: followUpName(id(2), ago(MIN)) })]);
+    const old = plan(fleet([member(1), member(2, { unhealthySince: ago(3 * MIN) }), member(3)]), schedule, on);
+    expect(old.actions[0]?.followUp).toBeUndefined();
   });
 });
