@@ -22,6 +22,12 @@ export const REPLACING_TAG = `${MARKER_TAG_PREFIX}replacing`;
  */
 export const REPLACEMENTS_TAG = `${MARKER_TAG_PREFIX}replacements`;
 
+/**
+ * replace-unhealthy-instances: the name prefix of its follow-up schedules (EventBridge Scheduler, in the job's own
+ * schedule group). Not a tag, but the same kind of contract: infra's IAM allows the job exactly these names.
+ */
+export const FOLLOW_UP_SCHEDULE_PREFIX = 'replace-follow-up-';
+
 /** purge-disk-volumes: written on a volume the first time a run finds it orphaned; value = ISO 8601 time. */
 export const MARK_TAG = `${MARKER_TAG_PREFIX}orphaned-at`;
 /** Operators' opt-out: a volume with this tag (any value but `false`) is never marked, unmarked or deleted. */

@@ -3,6 +3,8 @@
  * on. No SDK type appears here.
  */
 
+import { FOLLOW_UP_SCHEDULE_PREFIX } from '../../shared/fleet-tags.ts';
+
 export { REPLACEMENTS_TAG, REPLACING_TAG, UNHEALTHY_SINCE_TAG } from '../../shared/fleet-tags.ts';
 
 /**
@@ -40,7 +42,7 @@ export function parseReplacementLog(value: string | undefined): string[] {
 export const toSecond = (at: Date): string => `${at.toISOString().slice(0, 19)}Z`;
 
 /** Follow-up schedules: a name prefix and the schedule's name for one mark (unique per instance and mark). */
-export const FOLLOW_UP_PREFIX = 'replace-follow-up-';
+export const FOLLOW_UP_PREFIX = FOLLOW_UP_SCHEDULE_PREFIX;
 export function followUpName(instanceId: string, markedAt: string): string {
   return `${FOLLOW_UP_PREFIX}${instanceId}-${markedAt.replace(/[-:]|\.\d+/g, '')}`;
 }

@@ -57,6 +57,13 @@ export interface SimOptions {
   drainMs?: number;
   /** Age of the initial instances at `start`. */
   initialAgeMs?: number;
+  /**
+   * The group's native ELB health check (HealthCheckType ELB): every this many ms the group marks an InService
+   * member whose target is unhealthy Unhealthy and replaces it. Unset: EC2 checks only (this stack).
+   */
+  nativeElbCheckMs?: number;
+  /** Phase of the native check's sweeps (ms after start of the first one). */
+  nativeElbPhaseMs?: number;
 }
 
 export interface Sample {
@@ -106,7 +113,11 @@ export class FleetSim {
   readonly fired: { name: string; at: number }[] = [];
   /** Ids DescribeInstanceStatus does not know yet (EC2's eventual consistency right after a launch). */
   readonly unknownToStatus = new Set<string>();
+  /** Every time an instance was marked Unhealthy, and by whom (the job's SetInstanceHealth, or the group's ELB check). */
+  readonly unhealthyMarks: { id: string; t: number; by: 'job' | 'elb' }[] = [];
   private seq = 0;
+  private readonly nativeElbCheckMs: number | undefined;
+  private nextElbSweep: number;
   private readonly bootMs: number;
   private readonly initialMs: number;
   private readonly warmupMs: number;
@@ -122,6 +133,8 @@ export class FleetSim {
     this.initialMs = options.initialMs ?? 30_000;
     this.warmupMs = options.warmupMs ?? 30_000;
     this.drainMs = options.drainMs ?? 30_000;
+    this.nativeElbCheckMs = options.nativeElbCheckMs;
+    this.nextElbSweep = this.now + (options.nativeElbPhaseMs ?? 0);
     const age = options.initialAgeMs ?? 86_400_000;
     for (let i = 0; i < options.size; i += 1) {
       const at = this.now - age;
@@ -167,6 +180,13 @@ export class FleetSim {
     return this.instances.filter((i) => i.lifecycle === 'InService').length;
   }
 
+  /** When instance `i`'s target first served (healthy), if it has: InService + the initial health checks, no fault then. */
+  servingSince(i: SimInstance): number | undefined {
+    if (i.inServiceAt === undefined) return undefined;
+    const at = i.inServiceAt + this.initialMs;
+    return at <= this.now && !i.targetFault?.(at) && !this.outage(at, i) ? at : undefined;
+  }
+
   /** Advance virtual time by `ms`, in steps of `stepMs`, letting the group reconcile and sampling the invariants. */
   advance(ms: number, stepMs = 5_000): void {
     const end = this.now + ms;
@@ -186,6 +206,14 @@ export class FleetSim {
     }
     for (const i of [...this.instances]) {
       if (i.lifecycle === 'Terminating' && this.now - (i.terminatingAt ?? 0) >= this.drainMs) this.instances.splice(this.instances.indexOf(i), 1);
+    }
+    if (this.nativeElbCheckMs !== undefined && this.now >= this.nextElbSweep) {
+      this.nextElbSweep += this.nativeElbCheckMs;
+      for (const i of this.instances) {
+        if (i.lifecycle !== 'InService' || i.asgHealth !== 'Healthy' || this.targetState(i) !== 'unhealthy') continue;
+        i.asgHealth = 'Unhealthy';
+        this.unhealthyMarks.push({ id: i.id, t: this.now, by: 'elb' });
+      }
     }
     const launchFirst = (this.maintenancePolicy?.MinHealthyPercentage ?? 0) >= 100;
     for (const i of this.instances) {
@@ -224,8 +252,8 @@ export class FleetSim {
    * The schedules due now, removed as Scheduler's ActionAfterCompletion DELETE does, each with the event it
    * delivers (its input with the context attributes filled in), oldest first.
    */
-  takeDueSchedules(): { name: string; event: unknown }[] {
-    const due = [...this.schedules].filter(([, s]) => s.at <= this.now).sort(([, a], [, b]) => a.at - b.at);
+  takeDueSchedules(delayMs = 0): { name: string; event: unknown }[] {
+    const due = [...this.schedules].filter(([, s]) => s.at + delayMs <= this.now).sort(([, a], [, b]) => a.at - b.at);
     return due.map(([name, s]) => {
       this.schedules.delete(name);
       this.fired.push({ name, at: this.now });
@@ -285,6 +313,7 @@ export class FleetSim {
       const i = this.instances.find((x) => x.id === input.InstanceId);
       if (!i) throw new SdkError('ValidationError', `Instance Id not found - No instance(s) found with id ${input.InstanceId}`);
       i.asgHealth = input.HealthStatus as 'Healthy' | 'Unhealthy';
+      if (i.asgHealth === 'Unhealthy') this.unhealthyMarks.push({ id: i.id, t: this.now, by: 'job' });
       this.reconcile();
       return {};
     });
@@ -380,5 +409,45 @@ export class FleetSim {
     });
     const all = [asg, elb, ec2, scheduler];
     return { asg, elb, ec2, scheduler, restore: () => all.forEach((m) => m.restore()) };
+  }
+}
+
+/**
+ * The target group's UnHealthyHostCount alarm as CloudWatch evaluates it: one datapoint per minute (Maximum:
+ * breaching when any target was unhealthy during that minute), evaluated `lagMs` after each minute ends (the
+ * metric's publication delay); ALARM when the last `datapoints` minutes all breach. Its Lambda action fires on
+ * the transition into ALARM only.
+ */
+export class UnhealthyHostsAlarm {
+  state: 'OK' | 'ALARM' = 'OK';
+  readonly fired: number[] = [];
+  private readonly breached = new Set<number>();
+  private evaluatedUpTo: number;
+
+  constructor(
+    private readonly sim: FleetSim,
+    readonly datapoints = 2,
+    readonly lagMs = 30_000,
+  ) {
+    this.evaluatedUpTo = Math.floor(sim.now / 60_000);
+  }
+
+  /** Call once per simulation step: records the datapoint, returns true when the alarm action fires now. */
+  step(): boolean {
+    const minute = Math.floor(this.sim.now / 60_000);
+    if (this.sim.instances.some((i) => i.lifecycle === 'InService' && this.sim.targetState(i) === 'unhealthy')) this.breached.add(minute);
+    let fire = false;
+    // Evaluate every minute that ended at least lagMs ago.
+    while ((this.evaluatedUpTo + 1) * 60_000 + this.lagMs <= this.sim.now) {
+      const last = this.evaluatedUpTo; // the minute that just completed
+      this.evaluatedUpTo += 1;
+      const all = Array.from({ length: this.datapoints }, (_, k) => last - k).every((m) => this.breached.has(m));
+      if (all && this.state === 'OK') {
+        this.state = 'ALARM';
+        this.fired.push(this.sim.now);
+        fire = true;
+      } else if (!all) this.state = 'OK';
+    }
+    return fire;
   }
 }
