@@ -187,8 +187,11 @@ describe('fleet simulation', () => {
 });
 
 describe('fleet simulation: a bad image (issue 12 item 12)', () => {
-  it('every new instance fails its health check: at most REPLACEMENT_BUDGET replacements per window, then it pages', async () => {
-    const { sim, play, reports } = setup();
+  it.each([
+    ['confirmed by the sweep', {}],
+    ['confirmed by follow-ups', FOLLOW_UP_ENV],
+  ])('every new instance fails its health check (%s): at most REPLACEMENT_BUDGET replacements per window, then it pages', async (_name, env) => {
+    const { sim, play, reports } = setup({}, env);
     const original = new Set(sim.instances.map((i) => i.id));
     const broken = sim.instances[1]!.id;
     sim.instance(broken).targetFault = () => true;
@@ -207,6 +210,8 @@ describe('fleet simulation: a bad image (issue 12 item 12)', () => {
     expect(sim.instances.filter((i) => original.has(i.id))).toHaveLength(3);
     const exhausted = reports.filter((r) => r.actions.some((a) => a.reason.startsWith('replacement-budget-exhausted: ')));
     expect(exhausted.length).toBeGreaterThan(0);
+    expect(exhausted.every((r) => r.details?.budget !== undefined && (r.details.budget as { exhausted: boolean }).exhausted)).toBe(true);
+    expect(sim.schedules.size).toBeLessThanOrEqual(1); // at most the follow-up of the latest mark is pending
   });
 });
 
