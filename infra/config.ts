@@ -124,6 +124,7 @@ const Context = z
     fleetTagKey: text('a tag key such as registry-fleet', /^[A-Za-z0-9_.:/=+@-]{1,128}$/).default('registry-fleet'),
     functionsDir: raw.default('dist/functions').pipe(z.string().min(1, expected('a directory such as dist/functions'))),
     replaceUnhealthyInstancesSchedule: schedule('rate(5 minutes)'),
+    unhealthyAlarmDatapoints: int(1, 5, 2),
     purgeStaleUploadsSchedule: schedule('cron(0 3 * * ? *)'),
     purgeDiskVolumesSchedule: schedule('cron(30 3 * * ? *)'),
     rotateCertificatesSchedule: schedule('cron(0 4 * * ? *)'),

@@ -53,6 +53,11 @@ export function applyNagSuppressions(stack: Stack, o: { usersParameterPath: stri
     'the group is named exactly; the * is the group id IAM puts in Auto Scaling ARNs',
   );
   ack(policy('ReplaceUnhealthyInstances'), INSTANCES, 'ec2:CreateTags/DeleteTags only on instances tagged with the fleet tag, and only the job\'s two marker tag keys (aws:TagKeys)');
+  ack(
+    policy('ReplaceUnhealthyInstances'),
+    `AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:scheduler:<AWS::Region>:<AWS::AccountId>:schedule/${stack.stackName}-replace-follow-ups/replace-follow-up-*]`,
+    'its follow-up schedules are named per instance and mark when it marks one; only that name prefix, only in its own schedule group',
+  );
   ack(policy('PurgeDiskVolumes'), ANY, DESCRIBE_REASON);
   ack(policy('PurgeDiskVolumes'), 'AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:ec2:<AWS::Region>:<AWS::AccountId>:volume/*]', 'volume writes are conditioned on aws:ResourceTag = the fleet tag');
   ack(policy('PurgeDiskVolumes'), 'AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:ec2:<AWS::Region>::snapshot/*]', 'a snapshot before delete (SNAPSHOT_BEFORE_DELETE) has no id until created; tagging only during CreateSnapshot');

@@ -117,6 +117,7 @@ export class RegistryFleetStack extends Stack {
       usersParameterPath: c.usersParameterPath,
       uploadMaxAge: c.uploadMaxAge,
       diskUsedPercentThreshold: c.diskUsedPercentThreshold,
+      unhealthyAlarmDatapoints: c.unhealthyAlarmDatapoints,
       domainName: c.domainName,
       ...(c.hostedZoneId ? { hostedZoneId: c.hostedZoneId } : {}),
       certificate: {

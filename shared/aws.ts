@@ -8,6 +8,7 @@ import { Route53Client } from '@aws-sdk/client-route-53';
 import { S3Client } from '@aws-sdk/client-s3';
 import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { SNSClient } from '@aws-sdk/client-sns';
+import { SchedulerClient } from '@aws-sdk/client-scheduler';
 import { SSMClient } from '@aws-sdk/client-ssm';
 import { countRequests } from './requests.ts';
 import { withSdkErrorMapping } from './sdk-errors.ts';
@@ -88,4 +89,9 @@ export function snsClient(): SNSClient {
 let cloudTrail: CloudTrailClient | undefined;
 export function cloudTrailClient(): CloudTrailClient {
   return (cloudTrail ??= countRequests(new CloudTrailClient(base), 'cloudtrail'));
+}
+
+let scheduler: SchedulerClient | undefined;
+export function schedulerClient(): SchedulerClient {
+  return (scheduler ??= countRequests(new SchedulerClient(base), 'scheduler'));
 }

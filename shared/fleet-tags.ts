@@ -16,6 +16,17 @@ export const UNHEALTHY_SINCE_TAG = `${MARKER_TAG_PREFIX}unhealthy-since`;
  * Value `<ISO time> desired-before=<n>`: when, and the desired capacity before the raise.
  */
 export const REPLACING_TAG = `${MARKER_TAG_PREFIX}replacing`;
+/**
+ * replace-unhealthy-instances, on the Auto Scaling group (not propagated): the replacement budget's ledger, the
+ * start times (ISO, to the second, space-separated) of the replacements inside the budget window.
+ */
+export const REPLACEMENTS_TAG = `${MARKER_TAG_PREFIX}replacements`;
+
+/**
+ * replace-unhealthy-instances: the name prefix of its follow-up schedules (EventBridge Scheduler, in the job's own
+ * schedule group). Not a tag, but the same kind of contract: infra's IAM allows the job exactly these names.
+ */
+export const FOLLOW_UP_SCHEDULE_PREFIX = 'replace-follow-up-';
 
 /**
  * purge-disk-volumes: written on a volume the first time a run finds it orphaned, and again when CloudTrail shows

@@ -1,9 +1,11 @@
-import { Duration, SecretValue, Stack } from 'aws-cdk-lib';
+import { ArnFormat, Duration, SecretValue, Stack } from 'aws-cdk-lib';
 import type * as autoscaling from 'aws-cdk-lib/aws-autoscaling';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as cwActions from 'aws-cdk-lib/aws-cloudwatch-actions';
 import type * as elbv2 from 'aws-cdk-lib/aws-elasticloadbalancingv2';
 import * as events from 'aws-cdk-lib/aws-events';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import * as scheduler from 'aws-cdk-lib/aws-scheduler';
 import * as targets from 'aws-cdk-lib/aws-events-targets';
 import type * as logs from 'aws-cdk-lib/aws-logs';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
@@ -39,6 +41,8 @@ export interface ControlPlaneProps {
   certificate: { mode: 'acm' | 'acme'; acmeDirectoryUrl?: string; acmeEmail?: string };
   /** POWERTOOLS_LOG_LEVEL of every function (default INFO). */
   logLevel?: string;
+  /** UnHealthyHostCount datapoints (1-minute periods) before the alarm invokes replace-unhealthy-instances (default 2). */
+  unhealthyAlarmDatapoints?: number;
 }
 
 const TIMEOUTS: Record<JobName, Duration> = {
@@ -62,6 +66,9 @@ export class ControlPlane extends Construct {
   readonly unhealthyHostsAlarm: cloudwatch.Alarm;
   readonly diskAlarm: cloudwatch.Alarm;
   readonly acmeAccountSecret?: secretsmanager.Secret;
+  /** replace-unhealthy-instances' follow-ups: its own schedule group, and the role Scheduler assumes to invoke it. */
+  readonly followUpGroup: scheduler.CfnScheduleGroup;
+  readonly followUpRole: iam.Role;
 
   constructor(scope: Construct, id: string, props: ControlPlaneProps) {
     super(scope, id);
@@ -79,11 +86,30 @@ export class ControlPlane extends Construct {
       });
     }
 
+    // replace-unhealthy-instances schedules its own confirming run: a dedicated group, and a role Scheduler
+    // assumes that may invoke this one function only. The function's ARN is formatted from its name (the
+    // function cannot reference itself in its own environment).
+    const replaceName = `${props.namePrefix}-replace-unhealthy-instances`;
+    const replaceArn = stack.formatArn({ service: 'lambda', resource: 'function', resourceName: replaceName, arnFormat: ArnFormat.COLON_RESOURCE_NAME });
+    this.followUpGroup = new scheduler.CfnScheduleGroup(this, 'ReplaceFollowUps', { name: `${props.namePrefix}-replace-follow-ups` });
+    this.followUpRole = new iam.Role(this, 'ReplaceFollowUpInvoke', {
+      description: 'EventBridge Scheduler: invoke replace-unhealthy-instances for its follow-ups (nothing else)',
+      assumedBy: new iam.ServicePrincipal('scheduler.amazonaws.com', { conditions: { StringEquals: { 'aws:SourceAccount': stack.account } } }),
+    });
+    this.followUpRole.addToPolicy(new iam.PolicyStatement({ actions: ['lambda:InvokeFunction'], resources: [replaceArn] }));
+    const followUpGroupName = this.followUpGroup.name as string;
+
     const asgName = props.autoScalingGroup.autoScalingGroupName;
     const bucketName = props.storage.bucket.bucketName;
     const environment: Record<JobName, Record<string, string>> = {
       'purge-stale-uploads': { REGISTRY_BUCKET: bucketName, UPLOAD_MAX_AGE: props.uploadMaxAge },
-      'replace-unhealthy-instances': { ASG_NAME: asgName, TARGET_GROUP_ARN: props.targetGroup.targetGroupArn },
+      'replace-unhealthy-instances': {
+        ASG_NAME: asgName,
+        TARGET_GROUP_ARN: props.targetGroup.targetGroupArn,
+        FOLLOW_UP_GROUP: followUpGroupName,
+        FOLLOW_UP_ROLE_ARN: this.followUpRole.roleArn,
+        FOLLOW_UP_TARGET_ARN: replaceArn,
+      },
       'purge-disk-volumes': {
         FLEET_TAG_KEY: props.fleetTag.key,
         FLEET_TAG_VALUE: props.fleetTag.value,
@@ -126,6 +152,7 @@ export class ControlPlane extends Construct {
       fleetTag: props.fleetTag,
       ...(props.hostedZoneId ? { hostedZoneId: props.hostedZoneId } : {}),
       ...(this.acmeAccountSecret ? { acmeAccountSecretArn: this.acmeAccountSecret.secretArn } : {}),
+      followUp: { scheduleGroupName: followUpGroupName, invokeRoleArn: this.followUpRole.roleArn },
     });
 
     const fns = {} as Record<JobName, OpsFunction>;
@@ -152,8 +179,9 @@ export class ControlPlane extends Construct {
       metric: props.targetGroup.metrics.unhealthyHostCount({ period: Duration.minutes(1), statistic: 'Maximum' }),
       threshold: 1,
       comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-      evaluationPeriods: 2,
-      datapointsToAlarm: 2,
+      // Detection costs datapoints × 1 minute (+ CloudWatch's publication delay): 2 by default, 1 with the faster context.
+      evaluationPeriods: props.unhealthyAlarmDatapoints ?? 2,
+      datapointsToAlarm: props.unhealthyAlarmDatapoints ?? 2,
       treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
     });
     this.unhealthyHostsAlarm.addAlarmAction(new cwActions.LambdaAction(fns['replace-unhealthy-instances'].fn));

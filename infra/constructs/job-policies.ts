@@ -1,7 +1,7 @@
 import type { Stack } from 'aws-cdk-lib';
 import { ArnFormat } from 'aws-cdk-lib';
 import * as iam from 'aws-cdk-lib/aws-iam';
-import { MARK_TAG, REPLACING_TAG, UNHEALTHY_SINCE_TAG } from '../../shared/fleet-tags.ts';
+import { FOLLOW_UP_SCHEDULE_PREFIX, MARK_TAG, REPLACEMENTS_TAG, REPLACING_TAG, UNHEALTHY_SINCE_TAG } from '../../shared/fleet-tags.ts';
 import type { JobName } from '../config.ts';
 
 /** What the jobs act on; every statement below is scoped to one of these. */
@@ -19,6 +19,8 @@ export interface JobResources {
   fleetTag: { key: string; value: string };
   hostedZoneId?: string;
   acmeAccountSecretArn?: string;
+  /** replace-unhealthy-instances' follow-ups: its schedule group and the role Scheduler assumes to invoke it. */
+  followUp?: { scheduleGroupName: string; invokeRoleArn: string };
 }
 
 const allow = (actions: string[], resources: string[], conditions?: Record<string, unknown>): iam.PolicyStatement =>
@@ -74,6 +76,10 @@ export function jobStatements(stack: Stack, r: JobResources): Record<JobName, ia
         ...fleetTagged('aws:ResourceTag'),
         'ForAllValues:StringEquals': { 'aws:TagKeys': [UNHEALTHY_SINCE_TAG, REPLACING_TAG] },
       }),
+      // The replacement budget's ledger: one tag key, on the group only.
+      allow(['autoscaling:DescribeTags'], ['*']),
+      allow(['autoscaling:CreateOrUpdateTags'], [r.autoScalingGroupArn], { 'ForAllValues:StringEquals': { 'aws:TagKeys': [REPLACEMENTS_TAG] } }),
+      ...(r.followUp ? followUpStatements(stack, r.followUp) : []),
     ],
     'purge-disk-volumes': [
       allow(['ec2:DescribeVolumes', 'ec2:DescribeInstances', 'ec2:DescribeSnapshots', 'cloudwatch:GetMetricData'], ['*']),
@@ -154,5 +160,22 @@ export function denyUserParameters(stack: Stack, usersParameterPath: string): ia
       resources: [parameter(path), parameter(`${path}/*`)],
     }),
     new iam.PolicyStatement({ effect: iam.Effect.DENY, actions: ['ssm:GetParametersByPath'], resources: ['*'] }),
+  ];
+}
+
+/**
+ * replace-unhealthy-instances' follow-ups: create and delete only its own schedules (the name prefix, in its own
+ * group), and hand Scheduler only the role that can invoke nothing but this function.
+ */
+function followUpStatements(stack: Stack, f: NonNullable<JobResources['followUp']>): iam.PolicyStatement[] {
+  const schedules = stack.formatArn({
+    service: 'scheduler',
+    resource: 'schedule',
+    resourceName: `${f.scheduleGroupName}/${FOLLOW_UP_SCHEDULE_PREFIX}*`,
+    arnFormat: ArnFormat.SLASH_RESOURCE_NAME,
+  });
+  return [
+    allow(['scheduler:CreateSchedule', 'scheduler:DeleteSchedule'], [schedules]),
+    allow(['iam:PassRole'], [f.invokeRoleArn], { StringEquals: { 'iam:PassedToService': 'scheduler.amazonaws.com' } }),
   ];
 }
