@@ -63,9 +63,11 @@ export function applyNagSuppressions(stack: Stack, o: { usersParameterPath: stri
   ack(policy('PurgeDiskVolumes'), 'AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:ec2:<AWS::Region>::snapshot/*]', 'a snapshot before delete (SNAPSHOT_BEFORE_DELETE) has no id until created; tagging only during CreateSnapshot');
   ack(policy('PurgeDiskVolumes'), INSTANCES, 'ssm:SendCommand only to instances tagged with the fleet tag (ssm:resourceTag condition) and only the prune document');
   ack(policy('RotateCertificates'), ANY, `${DESCRIBE_REASON}; acm:RequestCertificate/ImportCertificate create new certificates (no ARN yet)`);
-  ack(policy('RotateCertificates'), 'AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:acm:<AWS::Region>:<AWS::AccountId>:certificate/*]', 'acm:DeleteCertificate only on certificates tagged with the fleet tag');
+  ack(policy('RotateCertificates'), 'AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:acm:<AWS::Region>:<AWS::AccountId>:certificate/*]', 'acm:DeleteCertificate, AddTagsToCertificate (the job\'s own keys) and ImportCertificate only on certificates tagged with the fleet tag');
   const acmeSecret = at(stack, 'ControlPlane').node.tryFindChild('AcmeAccountSecret');
   if (acmeSecret) ack(acmeSecret, 'AwsSolutions-SMG4', 'the ACME account key is rotated by the ACME account itself (key rollover), not by Secrets Manager; rotate-certificates owns it');
+  const pendingSecret = at(stack, 'ControlPlane').node.tryFindChild('AcmePendingSecret');
+  if (pendingSecret) ack(pendingSecret, 'AwsSolutions-SMG4', 'the pending stage of an ACME rotation is written by rotate-certificates at each stage; there is nothing to rotate');
   ack(policy('RotateCertificates'), 'AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:route53:::change/*]', 'route53:GetChange takes a change id that exists only after ChangeResourceRecordSets (hosted zone given)');
   ack(policy('SyncHtpasswd'), ANY, DESCRIBE_REASON);
   ack(policy('SyncHtpasswd'), INSTANCES, 'ssm:SendCommand only to instances tagged with the fleet tag (ssm:resourceTag condition) and only the htpasswd document');

@@ -112,6 +112,7 @@ export class RegistryFleetStack extends Stack {
       targetGroup: lb.targetGroup,
       loadBalancer: lb.loadBalancer,
       httpsListener: lb.httpsListener,
+      listenerCertificateArn: lb.certificate.certificateArn,
       documents,
       fleetTag,
       usersParameterPath: c.usersParameterPath,

@@ -40,8 +40,15 @@ export const SOURCE_VOLUME_TAG = `${MARKER_TAG_PREFIX}source-volume`;
 
 /**
  * rotate-certificates: on a certificate this job requested, the ARN of the listener certificate it replaces.
- * (Still the first release's `registry:` prefix: deployed fleets have rotations in flight under this key.)
+ * Under the one marker prefix since the second release, so IAM's aws:TagKeys can name the job's keys exactly;
+ * the first release wrote `registry:rotation-of` (LEGACY_TAG_ROTATION_OF), which the job still reads.
  */
-export const TAG_ROTATION_OF = 'registry:rotation-of';
+export const TAG_ROTATION_OF = `${MARKER_TAG_PREFIX}rotation-of`;
 /** rotate-certificates: set when a swap to this certificate was rolled back (ISO time). Blocks automatic retries. */
-export const TAG_ROLLED_BACK_AT = 'registry:rolled-back-at';
+export const TAG_ROLLED_BACK_AT = `${MARKER_TAG_PREFIX}rolled-back-at`;
+/**
+ * The first release's keys: read (deployed fleets have rotations in flight and rollbacks marked under them),
+ * never written. Drop them once no certificate carries them.
+ */
+export const LEGACY_TAG_ROTATION_OF = 'registry:rotation-of';
+export const LEGACY_TAG_ROLLED_BACK_AT = 'registry:rolled-back-at';

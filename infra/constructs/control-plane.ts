@@ -43,6 +43,11 @@ export interface ControlPlaneProps {
   logLevel?: string;
   /** UnHealthyHostCount datapoints (1-minute periods) before the alarm invokes replace-unhealthy-instances (default 2). */
   unhealthyAlarmDatapoints?: number;
+  /**
+   * rotate-certificates: the listener's certificate. The ACM expiry rule names it (events for other certificates in
+   * the account start no run), and it is the one certificate the job may re-import over without the fleet tag.
+   */
+  listenerCertificateArn?: string;
 }
 
 const TIMEOUTS: Record<JobName, Duration> = {
@@ -69,6 +74,8 @@ export class ControlPlane extends Construct {
   /** replace-unhealthy-instances' follow-ups: its own schedule group, and the role Scheduler assumes to invoke it. */
   readonly followUpGroup: scheduler.CfnScheduleGroup;
   readonly followUpRole: iam.Role;
+  /** rotate-certificates (acme): a rotation's pending stage (the issued certificate and key until ACM has them). */
+  readonly acmePendingSecret?: secretsmanager.Secret;
 
   constructor(scope: Construct, id: string, props: ControlPlaneProps) {
     super(scope, id);
@@ -82,6 +89,10 @@ export class ControlPlane extends Construct {
       }
       this.acmeAccountSecret = new secretsmanager.Secret(this, 'AcmeAccountSecret', {
         description: 'rotate-certificates: the ACME account key (written by the job on its first run)',
+        secretStringValue: SecretValue.unsafePlainText('{}'),
+      });
+      this.acmePendingSecret = new secretsmanager.Secret(this, 'AcmePendingSecret', {
+        description: 'rotate-certificates: the pending stage of an ACME rotation (written by the job; {} = nothing pending)',
         secretStringValue: SecretValue.unsafePlainText('{}'),
       });
     }
@@ -129,6 +140,7 @@ export class ControlPlane extends Construct {
               ACME_DIRECTORY_URL: props.certificate.acmeDirectoryUrl ?? '',
               ACME_EMAIL: props.certificate.acmeEmail ?? '',
               ACME_ACCOUNT_SECRET_ARN: this.acmeAccountSecret.secretArn,
+              ...(this.acmePendingSecret ? { ACME_PENDING_SECRET_ARN: this.acmePendingSecret.secretArn } : {}),
             }
           : {}),
       },
@@ -153,6 +165,8 @@ export class ControlPlane extends Construct {
       ...(props.hostedZoneId ? { hostedZoneId: props.hostedZoneId } : {}),
       ...(this.acmeAccountSecret ? { acmeAccountSecretArn: this.acmeAccountSecret.secretArn } : {}),
       followUp: { scheduleGroupName: followUpGroupName, invokeRoleArn: this.followUpRole.roleArn },
+      ...(this.acmePendingSecret ? { acmePendingSecretArn: this.acmePendingSecret.secretArn } : {}),
+      ...(props.listenerCertificateArn ? { listenerCertificateArn: props.listenerCertificateArn } : {}),
     });
 
     const fns = {} as Record<JobName, OpsFunction>;
@@ -209,7 +223,14 @@ export class ControlPlane extends Construct {
 
     new events.Rule(this, 'CertificateExpiring', {
       description: 'an ACM certificate approaches expiry: invokes rotate-certificates',
-      eventPattern: { source: ['aws.acm'], detailType: ['ACM Certificate Approaching Expiration'] },
+      // Only the listener's certificate: ACM sends this event daily for every expiring certificate in the account.
+      // After an acm-mode rotation the listener holds a new ARN; the daily schedule covers it (and the plan ignores
+      // an event for a certificate that is not the listener's).
+      eventPattern: {
+        source: ['aws.acm'],
+        detailType: ['ACM Certificate Approaching Expiration'],
+        ...(props.listenerCertificateArn ? { resources: [props.listenerCertificateArn] } : {}),
+      },
       targets: [new targets.LambdaFunction(fns['rotate-certificates'].fn)],
     });
   }

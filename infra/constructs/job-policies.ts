@@ -1,7 +1,7 @@
 import type { Stack } from 'aws-cdk-lib';
 import { ArnFormat } from 'aws-cdk-lib';
 import * as iam from 'aws-cdk-lib/aws-iam';
-import { FOLLOW_UP_SCHEDULE_PREFIX, MARK_TAG, REPLACEMENTS_TAG, REPLACING_TAG, UNHEALTHY_SINCE_TAG } from '../../shared/fleet-tags.ts';
+import { FOLLOW_UP_SCHEDULE_PREFIX, MARK_TAG, REPLACEMENTS_TAG, REPLACING_TAG, TAG_ROLLED_BACK_AT, TAG_ROTATION_OF, UNHEALTHY_SINCE_TAG } from '../../shared/fleet-tags.ts';
 import type { JobName } from '../config.ts';
 
 /** What the jobs act on; every statement below is scoped to one of these. */
@@ -21,6 +21,10 @@ export interface JobResources {
   acmeAccountSecretArn?: string;
   /** replace-unhealthy-instances' follow-ups: its schedule group and the role Scheduler assumes to invoke it. */
   followUp?: { scheduleGroupName: string; invokeRoleArn: string };
+  /** rotate-certificates: the listener's certificate at deploy time (the only one it may import over untagged). */
+  listenerCertificateArn?: string;
+  /** rotate-certificates (acme): the secret that keeps a rotation's pending stage. */
+  acmePendingSecretArn?: string;
 }
 
 const allow = (actions: string[], resources: string[], conditions?: Record<string, unknown>): iam.PolicyStatement =>
@@ -107,12 +111,23 @@ export function jobStatements(stack: Stack, r: JobResources): Record<JobName, ia
           'acm:DescribeCertificate',
           'acm:ListCertificates',
           'acm:ListTagsForCertificate',
-          'acm:RequestCertificate',
-          'acm:ImportCertificate',
-          'acm:AddTagsToCertificate',
         ],
         ['*'],
       ),
+      // A request must carry the fleet tag and may carry only the job's own keys: what it requests is the fleet's.
+      allow(['acm:RequestCertificate'], ['*'], {
+        StringEquals: { [`aws:RequestTag/${r.fleetTag.key}`]: r.fleetTag.value },
+        'ForAllValues:StringEquals': { 'aws:TagKeys': [r.fleetTag.key, TAG_ROTATION_OF] },
+      }),
+      // Tags only on the fleet's certificates, only the job's keys: adding the fleet tag to a foreign certificate
+      // (which would open DeleteCertificate to it) is impossible.
+      allow(['acm:AddTagsToCertificate'], [arn('acm', 'certificate', '*')], {
+        ...fleetTagged('aws:ResourceTag'),
+        'ForAllValues:StringEquals': { 'aws:TagKeys': [r.fleetTag.key, TAG_ROTATION_OF, TAG_ROLLED_BACK_AT] },
+      }),
+      // A re-import (acme mode) overwrites a certificate: only the listener's own, or one of the fleet's.
+      ...(r.listenerCertificateArn ? [allow(['acm:ImportCertificate'], [r.listenerCertificateArn])] : []),
+      allow(['acm:ImportCertificate'], [arn('acm', 'certificate', '*')], fleetTagged('aws:ResourceTag')),
       allow(
         ['elasticloadbalancing:ModifyListener', 'elasticloadbalancing:AddListenerCertificates', 'elasticloadbalancing:RemoveListenerCertificates'],
         [r.listenerArn],
@@ -126,6 +141,7 @@ export function jobStatements(stack: Stack, r: JobResources): Record<JobName, ia
           ]
         : []),
       ...(r.acmeAccountSecretArn ? [allow(['secretsmanager:GetSecretValue', 'secretsmanager:PutSecretValue'], [r.acmeAccountSecretArn])] : []),
+      ...(r.acmePendingSecretArn ? [allow(['secretsmanager:GetSecretValue', 'secretsmanager:PutSecretValue'], [r.acmePendingSecretArn])] : []),
     ],
     'sync-htpasswd': [
       allow(['ssm:GetParametersByPath', 'ssm:GetParameter', 'ssm:GetParameters'], [arn('ssm', 'parameter', path), arn('ssm', 'parameter', `${path}/*`)]),
