@@ -11,7 +11,7 @@ import { fakeFunctionsDir, synthFleet } from './support.ts';
 const fake = fakeFunctionsDir();
 let t: Template;
 beforeAll(() => {
-  t = synthFleet({ domainName: 'registry.example.com' }, fake.dir).template;
+  t = synthFleet({ domainName: 'registry.corp.internal' }, fake.dir).template;
 }, 120_000);
 afterAll(() => fake.remove());
 

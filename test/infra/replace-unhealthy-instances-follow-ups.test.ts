@@ -10,8 +10,8 @@ const fake = fakeFunctionsDir();
 let t: Template;
 let fast: Template;
 beforeAll(() => {
-  t = synthFleet({ domainName: 'registry.example.com' }, fake.dir).template;
-  fast = synthFleet({ domainName: 'registry.example.com', unhealthyAlarmDatapoints: '1' }, fake.dir).template;
+  t = synthFleet({ domainName: 'registry.corp.internal' }, fake.dir).template;
+  fast = synthFleet({ domainName: 'registry.corp.internal', unhealthyAlarmDatapoints: '1' }, fake.dir).template;
 }, 180_000);
 afterAll(() => fake.remove());
 

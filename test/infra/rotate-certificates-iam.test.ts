@@ -14,9 +14,9 @@ beforeAll(() => {
   acme = synthFleet(
     {
       stackName: 'edge-registry',
-      domainName: 'registry.example.com',
+      domainName: 'registry.corp.internal',
       hostedZoneId: 'Z0123456789ABCDEFGHIJ',
-      hostedZoneName: 'example.com',
+      hostedZoneName: 'corp.internal',
       certificateArn: CERT,
       certificateMode: 'acme',
       acmeDirectoryUrl: 'https://acme-v02.api.letsencrypt.org/directory',
@@ -24,7 +24,7 @@ beforeAll(() => {
     },
     fake.dir,
   ).template;
-  acm = synthFleet({ domainName: 'registry.example.com' }, fake.dir).template;
+  acm = synthFleet({ domainName: 'registry.corp.internal' }, fake.dir).template;
 }, 240_000);
 afterAll(() => fake.remove());
 

@@ -16,8 +16,8 @@ let t: Template;
 let custom: Template;
 
 beforeAll(() => {
-  t = synthFleet({ domainName: 'registry.example.com' }, fake.dir).template;
-  custom = synthFleet({ domainName: 'registry.example.com', usersParameterPath: '/teams/registry-users/' }, fake.dir).template;
+  t = synthFleet({ domainName: 'registry.corp.internal' }, fake.dir).template;
+  custom = synthFleet({ domainName: 'registry.corp.internal', usersParameterPath: '/teams/registry-users/' }, fake.dir).template;
 }, 240_000);
 afterAll(() => fake.remove());
 
