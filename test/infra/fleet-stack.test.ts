@@ -354,7 +354,7 @@ describe('SSM document scripts', () => {
 describe('least privilege', () => {
   it('purge-stale-uploads: only the bucket, objects only inside upload directories', () => {
     expect(actionsOf('purge-stale-uploads').sort()).toEqual(
-      ['s3:ListBucket', 's3:ListBucketMultipartUploads', 's3:GetObject', 's3:DeleteObject', 's3:AbortMultipartUpload'].sort(),
+      ['s3:ListBucket', 's3:ListBucketMultipartUploads', 's3:GetObject', 's3:DeleteObject', 's3:AbortMultipartUpload', 's3:ListMultipartUploadParts'].sort(),
     );
     const objects = statementsOf('purge-stale-uploads').find((s) => [s.Action].flat().includes('s3:DeleteObject'));
     expect(JSON.stringify(objects?.Resource)).toMatch(/"\/docker\/registry\/v2\/repositories\/\*\/_uploads\/\*"\]/);
