@@ -47,12 +47,15 @@ import {
 import { startLocalFleet, type LocalFleet } from './lib/local-fleet.ts';
 import { startMotoGaps, type MotoGaps } from './lib/moto-gaps.ts';
 import { formatReport } from './lib/report-table.ts';
+import { startS3Proxy, type S3Proxy } from '../local/s3-proxy.ts';
 
 const ROOT = join(import.meta.dirname, '..');
 const DOMAIN = 'registry.demo.test';
 const FLEET = 'registry-demo';
 const USERS_PATH = '/registry/users/';
-const UPLOAD_MAX_AGE_S = 8;
+/** The job's smallest max age; an S3 proxy makes the demo's abandoned uploads look older (moto stamps every time "now"). */
+const UPLOAD_MAX_AGE = '1h';
+const LOOKS_OLDER_MS = 2 * 3_600_000;
 const HISTORY_BUCKET = 'registry-demo-history';
 
 const bold = (s: string) => (process.stdout.isTTY ? `\x1b[1m${s}\x1b[0m` : s);
@@ -123,6 +126,7 @@ async function main(): Promise<void> {
   let fleet: LocalFleet | undefined;
   let gaps: MotoGaps | undefined;
   let standIn: AlbStandIn | undefined;
+  let aging: S3Proxy | undefined;
   const cleanup = async (): Promise<void> => {
     await standIn?.close().catch(() => undefined);
     await gaps?.close().catch(() => undefined);
@@ -215,6 +219,7 @@ async function main(): Promise<void> {
     const images: { repo: string; image: PushedImage; layers: Buffer[] }[] = [];
     const abandoned: OpenUpload[] = [];
     let fresh: { upload: OpenUpload; rest: Buffer; digest: string } | undefined;
+    let abandonedBefore = new Date();
     await step('2. Push images through the two registries and abandon some uploads', async () => {
       for (const [i, repo] of ['library/nginx', 'library/alpine', 'team/backend/api'].entries()) {
         const via = i % 2 === 0 ? a : b;
@@ -237,8 +242,9 @@ async function main(): Promise<void> {
       const cancelled = await startUpload(b.url, 'library/alpine', { auth: admin });
       await cancelUpload(cancelled.location, { auth: admin });
       say(`  abandoned 3 uploads mid-push and cancelled 1 (its orphan keeps a hashstates key but no startedat)`);
-      say(`  waiting ${UPLOAD_MAX_AGE_S + 1} s so they are older than UPLOAD_MAX_AGE=${UPLOAD_MAX_AGE_S}s …`);
-      await new Promise((r) => setTimeout(r, (UPLOAD_MAX_AGE_S + 1) * 1000));
+      abandonedBefore = new Date(Date.now() + 1);
+      say(`  the purge will see them through an S3 proxy that makes everything written until now look 2 h old (UPLOAD_MAX_AGE=${UPLOAD_MAX_AGE})`);
+      await new Promise((r) => setTimeout(r, 1_500)); // startedat has whole seconds: the fresh upload starts after the cut
       const rest = randomBytes(50_000);
       const head = randomBytes(50_000);
       const started = await startUpload(b.url, 'library/nginx', { bytes: head, auth: admin });
@@ -259,7 +265,10 @@ async function main(): Promise<void> {
     const before = await listUploads();
 
     await step('purge-stale-uploads (scheduled run)', async () => {
-      const report = await invoke('purge-stale-uploads', 'schedule.json', { REGISTRY_BUCKET: f.bucket, UPLOAD_MAX_AGE: `${UPLOAD_MAX_AGE_S}s` });
+      aging = await startS3Proxy(f.moto.endpoint);
+      aging.shiftTimes({ byMs: LOOKS_OLDER_MS, before: abandonedBefore, parts: true });
+      const env = { REGISTRY_BUCKET: f.bucket, UPLOAD_MAX_AGE, AWS_ENDPOINT_URL: aging.endpoint };
+      const report = await invoke('purge-stale-uploads', 'schedule.json', env).finally(() => aging?.stop());
       const after = await listUploads();
       check(before.dirs.size === 5 && after.dirs.size === 1, `upload directories in S3: ${before.dirs.size} before, ${after.dirs.size} after (the fresh one)`);
       check(after.mpus === 1, `open multipart uploads: ${before.mpus} before, ${after.mpus} after (their parts no longer cost money)`);

@@ -1,6 +1,6 @@
 import * as z from 'zod/mini';
 import en from 'zod/v4/locales/en.js';
-import { DURATION_FORM, parseDuration } from './duration.ts';
+import { DURATION_FORM, durationRule, type DurationBounds } from './duration.ts';
 import { ConfigError } from './errors.ts';
 
 /**
@@ -29,16 +29,15 @@ function int(opts: { min: number; max: number; default?: number }) {
   return opts.default === undefined ? schema : z._default(schema, opts.default);
 }
 
-function duration(opts: { default?: string; min?: string; max?: string } = {}) {
-  const min = opts.min === undefined ? 0 : (parseDuration(opts.min) ?? 0);
-  const max = opts.max === undefined ? Number.POSITIVE_INFINITY : (parseDuration(opts.max) ?? Number.POSITIVE_INFINITY);
-  const bounds = [opts.min && `at least ${opts.min}`, opts.max && `at most ${opts.max}`].filter(Boolean).join(' and ');
-  const form = bounds ? `${DURATION_FORM}, ${bounds}` : DURATION_FORM;
+/** A duration variable; every one has a maximum (`max`, else the 100-year ceiling of shared/duration.ts). */
+function duration(opts: DurationBounds & { default?: string } = {}) {
+  const rule = durationRule(opts);
+  const form = `${DURATION_FORM}, ${rule.bounds}`;
   const schema = z.pipe(
     z.string(expect(form)),
     z.transform((value: string, ctx) => {
-      const ms = parseDuration(value.trim());
-      if (ms === undefined || ms < min || ms > max) {
+      const ms = rule.check(value);
+      if (ms === undefined) {
         ctx.issues.push({ code: 'custom', message: `expected ${form}`, input: value });
         return z.NEVER;
       }
@@ -46,6 +45,26 @@ function duration(opts: { default?: string; min?: string; max?: string } = {}) {
     }),
   );
   return opts.default === undefined ? schema : z.pipe(z._default(z.string(), opts.default), schema);
+}
+
+/**
+ * A duration in a manual payload (`{"maxAge": "24h"}`): the same rule as `env.duration`, in the job's own words
+ * (`form`). The message echoes the value, which payload errors do not do by themselves.
+ */
+export function durationOption(form: string, bounds: DurationBounds) {
+  const rule = durationRule(bounds);
+  const message = (input: unknown) => `expected ${form}, ${rule.bounds} (got ${JSON.stringify(input)})`;
+  return z.pipe(
+    z.string({ error: (issue) => message(issue.input) }),
+    z.transform((value: string, ctx) => {
+      const ms = rule.check(value);
+      if (ms === undefined) {
+        ctx.issues.push({ code: 'custom', message: message(value), input: value });
+        return z.NEVER;
+      }
+      return ms;
+    }),
+  );
 }
 
 function bool(defaultValue: boolean) {

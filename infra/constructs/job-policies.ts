@@ -52,7 +52,8 @@ export function jobStatements(stack: Stack, r: JobResources): Record<JobName, ia
     'purge-stale-uploads': [
       allow(['s3:ListBucket', 's3:ListBucketMultipartUploads'], [r.bucketArn]),
       // Only upload directories: blobs, layer links and manifests stay out of reach even if a plan were wrong.
-      allow(['s3:GetObject', 's3:DeleteObject', 's3:AbortMultipartUpload'], [`${r.bucketArn}/${r.registryKeyPrefix}registry/v2/repositories/*/_uploads/*`]),
+      // ListMultipartUploadParts: the parts of a candidate are the only sign of life of a push streamed in one PATCH.
+      allow(['s3:GetObject', 's3:DeleteObject', 's3:AbortMultipartUpload', 's3:ListMultipartUploadParts'], [`${r.bucketArn}/${r.registryKeyPrefix}registry/v2/repositories/*/_uploads/*`]),
     ],
     'replace-unhealthy-instances': [
       allow(

@@ -357,7 +357,16 @@ describe('least privilege', () => {
   it('purge-stale-uploads: only the bucket, objects only inside upload directories', () => {
     expect(actionsOf('purge-stale-uploads').sort()).toEqual(
       // + its own run history prefix (PutObject) and run notifications (Publish): test/infra/history.test.ts.
-      ['s3:ListBucket', 's3:ListBucketMultipartUploads', 's3:GetObject', 's3:DeleteObject', 's3:AbortMultipartUpload', 's3:PutObject', 'sns:Publish'].sort(),
+      [
+        's3:ListBucket',
+        's3:ListBucketMultipartUploads',
+        's3:GetObject',
+        's3:DeleteObject',
+        's3:AbortMultipartUpload',
+        's3:ListMultipartUploadParts',
+        's3:PutObject',
+        'sns:Publish',
+      ].sort(),
     );
     const objects = statementsOf('purge-stale-uploads').find((s) => [s.Action].flat().includes('s3:DeleteObject'));
     expect(JSON.stringify(objects?.Resource)).toMatch(/"\/docker\/registry\/v2\/repositories\/\*\/_uploads\/\*"\]/);

@@ -10,6 +10,7 @@ import { startS3Proxy, type S3Proxy } from '../../local/s3-proxy.ts';
 /** The README's local-invoke commands, as written, against moto_server. */
 const ROOT = join(import.meta.dirname, '..', '..');
 let moto: Moto;
+let aging: S3Proxy;
 const BUCKET = 'invoke-check';
 const STALE = 'docker/registry/v2/repositories/library/nginx/_uploads/0b8f1c2e-4d3a-4f5b-9c6d-7e8f9a0b1c2d/hashstates/sha256/0';
 
@@ -29,16 +30,19 @@ beforeAll(async () => {
   const s3 = new S3Client({ endpoint: moto.endpoint, region: 'us-east-1', forcePathStyle: true });
   await s3.send(new CreateBucketCommand({ Bucket: BUCKET }));
   await s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: STALE, Body: 'x' }));
+  // The job's smallest max age is 1 h: the leftover is made to look 2 h old on its way to the job.
+  aging = await startS3Proxy(moto.endpoint);
+  aging.shiftTimes({ byMs: 2 * 3_600_000, parts: true });
 });
 
 afterAll(async () => {
+  await aging?.stop();
   await moto?.stop();
 });
 
 describe('npm run invoke', () => {
   it('runs a job handler against the environment’s AWS and prints its report; --dry-run changes nothing', async () => {
-    const env = { ...moto.env, REGISTRY_BUCKET: BUCKET, UPLOAD_MAX_AGE: '1s' };
-    await new Promise((r) => setTimeout(r, 1500)); // the leftover is now older than UPLOAD_MAX_AGE
+    const env = { ...moto.env, AWS_ENDPOINT_URL: aging.endpoint, REGISTRY_BUCKET: BUCKET, UPLOAD_MAX_AGE: '1h' };
     const dry = await npm(['run', '--silent', 'invoke', '--', 'purge-stale-uploads', 'events/schedule.json', '--dry-run'], env);
     expect(dry.code, dry.stderr).toBe(0);
     const report = JSON.parse(dry.stdout) as { job: string; dryRun: boolean; summary: Record<string, number>; actions: { target: string; status: string }[] };
