@@ -69,6 +69,7 @@ describe('npm run invoke never hides anything', () => {
   let dir: string;
   beforeAll(async () => {
     proxy = await startS3Proxy(moto.endpoint);
+    proxy.shiftTimes({ byMs: 2 * 3_600_000, parts: true }); // the 1 h floor: make the leftovers look 2 h old
     dir = await mkdtemp(join(tmpdir(), 'invoke-it-'));
   });
   afterAll(async () => {
@@ -79,13 +80,12 @@ describe('npm run invoke never hides anything', () => {
   it('prints the report of a failed run (stdout) and the one-line failure (stderr), exit 1', async () => {
     const s3 = new S3Client({ endpoint: moto.endpoint, region: 'us-east-1', forcePathStyle: true });
     await s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: STALE.replace('0b8f1c2e', '1c9f2d3e'), Body: 'x' }));
-    await new Promise((r) => setTimeout(r, 1500));
     proxy.failNext('DeleteObjects', 50, 403, 'AccessDenied');
     const out = await npm(['run', '--silent', 'invoke', '--', 'purge-stale-uploads', 'events/schedule.json'], {
       ...moto.env,
       AWS_ENDPOINT_URL_S3: proxy.endpoint,
       REGISTRY_BUCKET: BUCKET,
-      UPLOAD_MAX_AGE: '1s',
+      UPLOAD_MAX_AGE: '1h',
     });
     expect(out.code, out.stderr).toBe(1);
     const report = JSON.parse(out.stdout) as { summary: { failed: number }; actions: { status: string; error?: string }[] };
@@ -111,7 +111,7 @@ describe('npm run invoke never hides anything', () => {
 
   it('--env-file supplies the configuration (the environment wins); --bundle runs the built bundle', async () => {
     const envFile = join(dir, 'purge.env');
-    await writeFile(envFile, `# local purge\nREGISTRY_BUCKET=${BUCKET}\nUPLOAD_MAX_AGE=1s\nDRY_RUN=false\n`);
+    await writeFile(envFile, `# local purge\nREGISTRY_BUCKET=${BUCKET}\nUPLOAD_MAX_AGE=1h\nDRY_RUN=false\n`);
     const fromFile = await npm(['run', '--silent', 'invoke', '--', 'purge-stale-uploads', 'events/schedule.json', '--env-file', envFile], { ...moto.env, DRY_RUN: 'true' });
     expect(fromFile.code, fromFile.stderr).toBe(0);
     expect(JSON.parse(fromFile.stdout)).toMatchObject({ job: 'purge-stale-uploads', dryRun: true });
