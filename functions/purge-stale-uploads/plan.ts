@@ -106,8 +106,9 @@ export function plan(state: Pick<UploadsState, 'uploads' | 'orphanMultipartUploa
     if ('skip' in verdict) skipped.push(verdict.skip);
     else candidates.push(verdict);
   }
+  const onSameKey = siblingsByDataKey(state.orphanMultipartUploads);
   for (const mpu of state.orphanMultipartUploads) {
-    const verdict = judgeOrphan(mpu, policy, t);
+    const verdict = judgeOrphan(mpu, onSameKey.get(dataKeyId(mpu)) ?? [mpu], policy, t);
     if (verdict === undefined) continue;
     if ('skip' in verdict) skipped.push(verdict.skip);
     else candidates.push(verdict);
@@ -153,10 +154,22 @@ function judgeUpload(dir: UploadDirectory, policy: PurgePolicy, t: number): Verd
   return { action: { ...action, reason }, unchecked: dir.multipartUploads.some((m) => m.parts === undefined) };
 }
 
-function judgeOrphan(mpu: OpenMultipartUpload, policy: PurgePolicy, t: number): Verdict {
+const dataKeyId = (mpu: OpenMultipartUpload): string => `${mpu.repository}/_uploads/${mpu.uploadId}`;
+
+function siblingsByDataKey(mpus: readonly OpenMultipartUpload[]): Map<string, OpenMultipartUpload[]> {
+  const byKey = new Map<string, OpenMultipartUpload[]>();
+  for (const m of mpus) byKey.set(dataKeyId(m), [...(byKey.get(dataKeyId(m)) ?? []), m]);
+  return byKey;
+}
+
+/**
+ * An orphan's activity is that of every multipart upload on the same data key: the S3 driver resumes a push by
+ * listing the key's multipart uploads, so an old one may be the one a live push writes to next.
+ */
+function judgeOrphan(mpu: OpenMultipartUpload, onSameKey: readonly OpenMultipartUpload[], policy: PurgePolicy, t: number): Verdict {
   const ageMs = t - mpu.initiated;
   if (!(ageMs > policy.maxAgeMs)) return undefined;
-  const activity = latestActivity([], [mpu]) ?? { at: mpu.initiated, what: 'its multipart upload was initiated' };
+  const activity = latestActivity([], onSameKey) ?? { at: mpu.initiated, what: 'its multipart upload was initiated' };
   const maxAge = formatDuration(policy.maxAgeMs);
   if (t - activity.at <= ACTIVITY_GUARD_MS) {
     const reason = `multipart upload initiated ${formatDuration(ageMs)} ago but ${describeActivity(activity, t)}: a push in flight is kept`;

@@ -225,6 +225,16 @@ describe('planPurge', () => {
       expect(plan.skipped).toEqual([expect.objectContaining({ type: 'abort-multipart-upload', held: 'active', reason: expect.stringContaining('part 4 of its multipart upload was uploaded 5m ago') })]);
     });
 
+    it('keeps an old orphan multipart upload while another one on the same data key is fresh (found by the property test)', () => {
+      const key = `docker/registry/v2/repositories/localhost:5000/app/_uploads/${id(4)}/data`;
+      const old = { key, multipartUploadId: 'old', initiated: ago(2 * H) };
+      const fresh = { key, multipartUploadId: 'fresh', initiated: ago(-60_000) };
+      const s = withParts(state([], { extraMultipart: [fresh, old] }), () => ({ kind: 'read', count: 0, bytes: 0 }));
+      const plan = planPurge(s, { ...policy, maxAgeMs: H, maxDeletes: 1 }, NOW);
+      expect(plan.actions).toEqual([]);
+      expect(plan.skipped).toEqual([expect.objectContaining({ type: 'abort-multipart-upload', held: 'active' })]);
+    });
+
     it('the activity guard is never shorter than 1 h, whatever age the plan is given', () => {
       const plan = planPurge(state([{ repo: 'app', n: 1, startedAgo: 2 * H, writtenAgo: 45 * 60_000 }]), { ...policy, maxAgeMs: 30 * 60_000 }, NOW);
       expect(plan.actions).toEqual([]);
