@@ -171,6 +171,10 @@ wait_until_serving() {
 
 # Everything that needs a serving registry goes here, after it answers (and before the stack hears SUCCESS).
 after_registry_up() {
+  # sync-htpasswd may have published a new file (a revoked user) between this boot's fetch and the registry
+  # starting, before the group listed this instance: compare with the published sha256 once more.
+  /usr/local/bin/install-htpasswd.sh --recheck "$HTPASSWD_SOURCE" "$AUTH_DIR" ||
+    log "htpasswd re-check failed; the hourly drift check catches up"
   signal SUCCESS "registry answers on :5000"
 }
 
