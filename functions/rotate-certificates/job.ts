@@ -139,7 +139,8 @@ export function createRotateCertificatesJob(deps: JobDeps = {}): RotateCertifica
           servedMatchesListenerDefault:
             served.ok && state.certificates.find((c) => c.arn === listener.defaultCertificateArn)?.serial === served.serial,
         },
-        metrics: { CertificateDaysLeft: Math.max(0, plan.daysLeft ?? 0) },
+        // No certificate of its own seen (another certificate's event, a refusal): no reading, not a false 0 for the alarm.
+        metrics: plan.daysLeft === undefined ? ({} as Record<string, number>) : { CertificateDaysLeft: Math.max(0, plan.daysLeft) },
       };
     },
   };
