@@ -143,8 +143,9 @@ export class RegistryFleetStack extends Stack {
       ...(c.alarmEmail ? { alarmEmail: c.alarmEmail } : {}),
     });
 
-    // Under the stack-wide dry run sync-htpasswd publishes nothing, so a first sync would be a no-op.
-    const firstSync = c.dryRun ? [] : [boot.syncUsersOnDeploy(controlPlane.functions['sync-htpasswd'].fn)];
+    // Also under the stack-wide dry run: sync-htpasswd publishes the first file then too (nothing exists to
+    // overwrite or revoke), and no registry starts without it.
+    const firstSync = [boot.syncUsersOnDeploy(controlPlane.functions['sync-htpasswd'].fn)];
     boot.waitForInstances({ count: c.minCapacity, timeoutSeconds: c.bootTimeoutMinutes * 60, after: [fleet.autoScalingGroup, ...firstSync] });
 
     Tags.of(this).add('app', 'registry-fleet');

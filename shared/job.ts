@@ -30,6 +30,11 @@ export interface Action {
   readonly type: string;
   readonly target: string;
   readonly reason: string;
+  /**
+   * Applied even in a dry run. Only for an action that creates what does not exist yet and that a fleet waits
+   * for, changing and removing nothing (sync-htpasswd's first publish: without it no registry ever starts).
+   */
+  readonly dryRunSafe?: true;
 }
 
 export interface Plan<A extends Action> {
@@ -228,12 +233,14 @@ export async function runJob<T extends JobTypes>(
     const clients = job.clients();
     const state = await job.observe(clients, scope, ctx);
     const plan = job.plan(state, ctx);
-    const outcomes = dryRun ? [] : await job.apply(plan, ctx, clients);
+    const outcomes = dryRun ? await applyDryRunSafe(job, plan, ctx, clients) : await job.apply(plan, ctx, clients);
     const summary = job.summarize(state, plan, outcomes, ctx);
 
     const notStarted = stoppedEarly ? 'not started: the Lambda time budget ran low (the next run continues)' : 'not started: stopped after a failure';
     const actions: ReportAction[] = [
-      ...plan.actions.map((action, i) => toReportAction(action, dryRun ? undefined : (outcomes[i] ?? { status: 'skipped', reason: notStarted }))),
+      ...plan.actions.map((action, i) =>
+        toReportAction(action, dryRun && !action.dryRunSafe ? undefined : (outcomes[i] ?? { status: 'skipped', reason: notStarted })),
+      ),
       ...plan.skipped.map((action) => toReportAction(action, { status: 'skipped', reason: action.reason })),
     ];
     const refusals = (plan.refusals ?? []).map(({ type, target, reason }) => ({ type, target, reason }));
@@ -247,8 +254,18 @@ export async function runJob<T extends JobTypes>(
   });
 }
 
+/** A dry run applies only the plan's `dryRunSafe` actions (usually none); outcomes keep the plan's positions. */
+async function applyDryRunSafe<T extends JobTypes>(job: JobDefinition<T>, plan: T['plan'], ctx: JobContext<T>, clients: T['clients']): Promise<Outcomes> {
+  const safe = plan.actions.flatMap((a, i) => (a.dryRunSafe ? [i] : []));
+  if (safe.length === 0) return [];
+  const done = await job.apply({ ...plan, actions: safe.map((i) => plan.actions[i]) }, ctx, clients);
+  const outcomes = new Array<Outcome | undefined>(plan.actions.length).fill(undefined);
+  safe.forEach((at, k) => (outcomes[at] = done[k]));
+  return outcomes;
+}
+
 function toReportAction(action: Action, outcome: Outcome | undefined): ReportAction {
-  const { type, target, reason, ...rest } = action;
+  const { type, target, reason, dryRunSafe: _safe, ...rest } = action;
   const extra = Object.keys(rest).length > 0 ? { detail: rest as Record<string, unknown> } : {};
   if (!outcome) return { type, target, reason, status: 'planned', ...extra };
   switch (outcome.status) {

@@ -96,6 +96,9 @@ export function plan(state: SyncState, policy: SyncPolicy, now: Date): Plan<Sync
       sha256,
       users: state.resolution.users.length,
       bytes: Buffer.byteLength(content),
+      // The first file is published even in a dry run: the fleet's registries do not start without it, and
+      // creating it overwrites, revokes and installs nothing (a dry run still installs nowhere).
+      ...(published ? {} : { dryRunSafe: true as const }),
     };
     actions.push(Object.defineProperty(publish, 'content', { value: content, enumerable: false }) as PublishAction);
   }

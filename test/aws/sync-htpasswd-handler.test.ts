@@ -182,6 +182,21 @@ describe('sync-htpasswd handler', () => {
     expect(report.details).toMatchObject({ publish: 'changed', instances: { drifted: ['i-1'] } });
   });
 
+  it('a dry run still publishes the FIRST file (none exists yet: the fleet waits for it), and nothing else', async () => {
+    world.state.object = undefined;
+    world.instance('i-1', { served: OLD_FILE });
+    const want = renderHtpasswd([{ user: 'alice', hash: HASH_A }, { user: 'bob', hash: HASH_B }]);
+    const report = await run(loadEvent('sync-htpasswd/manual-dry-run.json'));
+    expect(report.dryRun).toBe(true);
+    expect(world.state.object).toEqual({ body: want, metadata: { sha256: sha256Hex(want) } });
+    expect(installs()).toEqual([]);
+    expect(report.actions.map((a) => [a.type, a.status])).toEqual([
+      ['publish-htpasswd', 'applied'],
+      ['install-htpasswd', 'planned'],
+      ['install-joined-instances', 'planned'],
+    ]);
+  });
+
   it('forceDistribute installs on every instance without a drift check, and tells in-sync from changed', async () => {
     const want = renderHtpasswd([{ user: 'alice', hash: HASH_A }, { user: 'bob', hash: HASH_B }]);
     publish(want);
