@@ -11,7 +11,7 @@ import { describeError, errorName } from './errors.ts';
  *
  * One rule for the ways a command does not finish:
  * - `not-registered`: SSM does not know the instance (InvalidInstanceId on send, or InvocationDoesNotExist on
- *   MISSING_INVOCATION_POLLS polls, or still no invocation when the wait ends);
+ *   MISSING_INVOCATION_POLLS polls (a caller may allow more), or still no invocation when the wait ends);
  * - `undelivered`: SSM knows it but could not deliver (StatusDetails Undeliverable, Terminated, Delivery Timed Out);
  *   the command never ran there;
  * - `failed`: the document ran and failed or timed out on the instance, or an SSM call failed;
@@ -35,7 +35,16 @@ const UNDELIVERED = new Set(['Undeliverable', 'Terminated', 'Delivery Timed Out'
 
 export type CommandResult =
   | { readonly state: 'success'; readonly commandId?: string; readonly output: string }
-  | { readonly state: 'failed'; readonly commandId?: string; readonly status?: string; readonly output?: string; readonly error: string }
+  | {
+      readonly state: 'failed';
+      readonly commandId?: string;
+      /** Set when the document ran and failed there: its Status, StatusDetails, stdout and stderr as SSM gave them. */
+      readonly status?: string;
+      readonly statusDetails?: string;
+      readonly output?: string;
+      readonly stderr?: string;
+      readonly error: string;
+    }
   | { readonly state: 'not-registered'; readonly commandId?: string; readonly error: string }
   | { readonly state: 'undelivered'; readonly commandId: string; readonly status: string; readonly error: string }
   | { readonly state: 'cancelled'; readonly commandId?: string; readonly error: string }
@@ -50,6 +59,12 @@ export interface CommandRequest {
   /** SendCommand TimeoutSeconds: how long SSM tries to deliver (the document's own timeout bounds the run). */
   readonly timeoutSeconds: number;
   readonly comment: string;
+  /**
+   * When SSM refuses a send because an id is unknown (InvalidInstanceId): true (the default) sends one by one to
+   * find that id; false fails every instance of the send with SSM's error (purge-disk-volumes' prune: one refused
+   * SendCommand fails the run's prunes, as it always did).
+   */
+  readonly splitOnInvalidInstanceId?: boolean;
 }
 
 export interface WaitOptions {
@@ -61,6 +76,16 @@ export interface WaitOptions {
   readonly hasTime?: () => boolean;
   /** Epoch ms: no send after it, and every wait ends by it (e.g. a drift check's own budget). */
   readonly deadline?: number;
+  /**
+   * InvocationDoesNotExist answers before the instance counts as not registered (default MISSING_INVOCATION_POLLS).
+   * POSITIVE_INFINITY: an invocation may still appear until the wait ends (the prune's rule).
+   */
+  readonly missingInvocationPolls?: number;
+  /**
+   * false (the default): the wait ends once a full poll interval no longer fits. true: the rest of the wait is slept
+   * and read once more at its end, so a command that finishes in the last interval is still seen (the prune's rule).
+   */
+  readonly pollAtDeadline?: boolean;
 }
 
 interface Invocation {
@@ -123,7 +148,7 @@ export async function sendCommand(
     const commandId = await sendTo(ssm, request, instanceIds, signal);
     return { sentAt, invocations: instanceIds.map((id) => invocation(id, commandId)), results };
   } catch (error) {
-    if (errorName(error) !== 'InvalidInstanceId') {
+    if (errorName(error) !== 'InvalidInstanceId' || request.splitOnInvalidInstanceId === false) {
       for (const id of instanceIds) results.set(id, { state: 'failed', error: `SendCommand: ${describeError(error)}` });
       return { sentAt, invocations: [], results };
     }
@@ -174,16 +199,17 @@ export async function awaitResults(ssm: SSMClient, sent: SentCommand, options: W
   let open = sent.invocations.filter((p) => !results.has(p.instanceId));
   while (open.length > 0) {
     await mapLimit(open, POLL_CONCURRENCY, async (p) => {
-      const result = await pollOnce(ssm, p, options.signal);
+      const result = await pollOnce(ssm, p, options.signal, options.missingInvocationPolls ?? MISSING_INVOCATION_POLLS);
       if (result) results.set(p.instanceId, result);
     });
     open = open.filter((p) => !results.has(p.instanceId));
     if (open.length === 0) break;
-    if (Date.now() + options.pollIntervalMs > deadline || !hasTime() || options.signal.aborted) {
+    const left = deadline - Date.now();
+    if (left <= 0 || (left < options.pollIntervalMs && !options.pollAtDeadline) || !hasTime() || options.signal.aborted) {
       for (const p of open) results.set(p.instanceId, endOfWait(p, Date.now() - sent.sentAt));
       break;
     }
-    await pause(options.pollIntervalMs, options.signal, hasTime);
+    await pause(Math.min(options.pollIntervalMs, left), options.signal, hasTime);
   }
   return results;
 }
@@ -208,7 +234,7 @@ async function pause(ms: number, signal: AbortSignal, hasTime: () => boolean): P
   }
 }
 
-async function pollOnce(ssm: SSMClient, p: Invocation, signal: AbortSignal): Promise<CommandResult | undefined> {
+async function pollOnce(ssm: SSMClient, p: Invocation, signal: AbortSignal, missingPolls: number): Promise<CommandResult | undefined> {
   const { commandId } = p;
   let res;
   try {
@@ -217,7 +243,7 @@ async function pollOnce(ssm: SSMClient, p: Invocation, signal: AbortSignal): Pro
     // The invocation is registered a moment after SendCommand returns: not there yet = ask again, a few times.
     if (errorName(error) === 'InvocationDoesNotExist') {
       p.missing += 1;
-      return p.missing >= MISSING_INVOCATION_POLLS
+      return p.missing >= missingPolls
         ? { state: 'not-registered', commandId, error: 'not registered with SSM yet (InvocationDoesNotExist)' }
         : undefined;
     }
@@ -238,7 +264,9 @@ async function pollOnce(ssm: SSMClient, p: Invocation, signal: AbortSignal): Pro
         state: 'failed',
         commandId,
         status,
+        ...(res.StatusDetails !== undefined ? { statusDetails: res.StatusDetails } : {}),
         output: res.StandardOutputContent ?? '',
+        stderr: res.StandardErrorContent ?? '',
         error: `${status}${details}${lastLine(res.StandardErrorContent)}`,
       };
     case 'Cancelled':

@@ -385,6 +385,29 @@ describe('instance disks', () => {
     expect(report.summary).toMatchObject({ applied: 0, failed: 1 });
   });
 
+  it('the last read lands at the end of PRUNE_WAIT: a command that finishes in the last poll interval is applied', async () => {
+    fleet([]);
+    ssm.reset();
+    ssm.on(SendCommandCommand).resolves({ Command: { CommandId: 'cmd-1' } });
+    // Reads at 0 and 200 ms see InProgress; a full 200 ms interval no longer fits in the 300 ms wait, the read at 300 ms sees Success.
+    ssm.on(GetCommandInvocationCommand).resolvesOnce({ Status: 'InProgress' }).resolvesOnce({ Status: 'InProgress' }).resolves({ Status: 'Success', StandardOutputContent: PRUNE_OUTPUT });
+    const report = await jobWith({ PRUNE_WAIT: '300ms', PRUNE_POLL_INTERVAL: '200ms' })({ skipVolumes: true });
+    expect(ssm).toHaveReceivedCommandTimes(GetCommandInvocationCommand, 3);
+    expect(byTarget(report, 'i-00000000000000001')).toEqual([expect.objectContaining({ status: 'applied', detail: expect.objectContaining({ commandStatus: 'Success', freedBytes: 2147483648 }) })]);
+  });
+
+  it('an invocation that shows up late (InvocationDoesNotExist on many reads) is still read to its result within PRUNE_WAIT', async () => {
+    fleet([]);
+    ssm.reset();
+    ssm.on(SendCommandCommand).resolves({ Command: { CommandId: 'cmd-1' } });
+    const late = ssm.on(GetCommandInvocationCommand);
+    for (let i = 0; i < 8; i++) late.rejectsOnce(awsError('InvocationDoesNotExist'));
+    late.resolves({ Status: 'Success', StandardOutputContent: PRUNE_OUTPUT });
+    const report = await run({ skipVolumes: true });
+    expect(ssm).toHaveReceivedCommandTimes(GetCommandInvocationCommand, 9);
+    expect(byTarget(report, 'i-00000000000000001')).toEqual([expect.objectContaining({ status: 'applied', detail: expect.objectContaining({ freedBytes: 2147483648 }) })]);
+  });
+
   it('an unreadable last line is reported, not guessed', async () => {
     fleet([]);
     ssm.on(GetCommandInvocationCommand).resolves({ Status: 'Success', StandardOutputContent: 'pruned things\n' });

@@ -123,8 +123,24 @@ describe('shared SSM engine: runCommand', () => {
     answers['i-1'] = { Status: 'Failed', StatusDetails: 'Failed', StandardOutputContent: '{"partial":1}\n', StandardErrorContent: 'noise\nscript: disk full\n' };
     answers['i-2'] = { Status: 'TimedOut', StatusDetails: 'ExecutionTimedOut' };
     const results = await runCommand(client, REQUEST, ['i-1', 'i-2'], FAST);
-    expect(results.get('i-1')).toEqual({ state: 'failed', commandId: 'cmd-1', status: 'Failed', output: '{"partial":1}\n', error: 'Failed: script: disk full' });
-    expect(results.get('i-2')).toEqual({ state: 'failed', commandId: 'cmd-1', status: 'TimedOut', output: '', error: 'TimedOut (ExecutionTimedOut)' });
+    expect(results.get('i-1')).toEqual({
+      state: 'failed',
+      commandId: 'cmd-1',
+      status: 'Failed',
+      statusDetails: 'Failed',
+      output: '{"partial":1}\n',
+      stderr: 'noise\nscript: disk full\n',
+      error: 'Failed: script: disk full',
+    });
+    expect(results.get('i-2')).toEqual({
+      state: 'failed',
+      commandId: 'cmd-1',
+      status: 'TimedOut',
+      statusDetails: 'ExecutionTimedOut',
+      output: '',
+      stderr: '',
+      error: 'TimedOut (ExecutionTimedOut)',
+    });
   });
 
   it('Cancelled is cancelled (SSM did not run it)', async () => {
@@ -200,5 +216,43 @@ describe('shared SSM engine: sendCommand + awaitResults (send first, work meanwh
   it('refuses more than 50 ids in one call', async () => {
     await expect(sendCommand(client, REQUEST, ids(51), signal)).rejects.toThrow('sendCommand: 51 instance ids, at most 50');
     expect(sends).toEqual([]);
+  });
+});
+
+// Options for a caller whose own rules differ (purge-disk-volumes' prune); each default is the rule above.
+describe('shared SSM engine: options', () => {
+  it('splitOnInvalidInstanceId false: an unknown id fails the whole send, naming the call, and nothing is re-sent', async () => {
+    unknown.add('i-new');
+    const results = await runCommand(client, { ...REQUEST, splitOnInvalidInstanceId: false }, ['i-1', 'i-new'], FAST);
+    expect(ssm.commandCalls(SendCommandCommand)).toHaveLength(1);
+    expect(ssm).not.toHaveReceivedCommand(GetCommandInvocationCommand);
+    expect([...results]).toEqual([
+      ['i-1', { state: 'failed', error: 'SendCommand: InvalidInstanceId: not valid' }],
+      ['i-new', { state: 'failed', error: 'SendCommand: InvalidInstanceId: not valid' }],
+    ]);
+  });
+
+  it('pollAtDeadline: when less than an interval is left, sleeps what is left and reads once more at the end of the wait', async () => {
+    answers['i-1'] = (poll) => (poll < 3 ? { Status: 'InProgress' } : { Status: 'Success', StandardOutputContent: 'done' });
+    const wait = { signal, waitMs: 300, pollIntervalMs: 200 };
+    expect((await runCommand(client, REQUEST, ['i-1'], wait)).get('i-1')).toMatchObject({ state: 'unfinished', status: 'InProgress' });
+    expect(polls.get('i-1')).toBe(2); // 0 ms and 200 ms: a third read would come after the wait
+
+    polls.clear();
+    const started = Date.now();
+    const results = await runCommand(client, REQUEST, ['i-1'], { ...wait, pollAtDeadline: true });
+    expect(results.get('i-1')).toEqual({ state: 'success', commandId: 'cmd-2', output: 'done' });
+    expect(polls.get('i-1')).toBe(3); // 0, 200 and 300 ms
+    expect(Date.now() - started).toBeGreaterThanOrEqual(290);
+  });
+
+  it('missingInvocationPolls: an invocation may appear after more misses; without one it is not-registered when the wait ends', async () => {
+    answers['i-late'] = (poll) => (poll <= MISSING_INVOCATION_POLLS + 2 ? 'missing' : { Status: 'Success', StandardOutputContent: 'ok' });
+    answers['i-ghost'] = 'missing';
+    const options = { ...FAST, waitMs: 400, missingInvocationPolls: Number.POSITIVE_INFINITY };
+    const results = await runCommand(client, REQUEST, ['i-late', 'i-ghost'], options);
+    expect(results.get('i-late')).toEqual({ state: 'success', commandId: 'cmd-1', output: 'ok' });
+    expect(results.get('i-ghost')).toEqual({ state: 'not-registered', commandId: 'cmd-1', error: 'not registered with SSM yet (no invocation appeared)' });
+    expect(polls.get('i-ghost')).toBeGreaterThan(MISSING_INVOCATION_POLLS + 2);
   });
 });
