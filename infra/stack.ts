@@ -61,6 +61,7 @@ export class RegistryFleetStack extends Stack {
       registryImage: c.registryImage,
       httpSecretArn: storage.httpSecret.secretArn,
       htpasswdSource: `s3://${storage.bucket.bucketName}/${HTPASSWD_OBJECT_KEY}`,
+      drainTimeoutSeconds: c.drainTimeoutSeconds,
       scripts,
     });
     const fleet = new RegistryFleet(this, 'Fleet', {
@@ -73,6 +74,7 @@ export class RegistryFleetStack extends Stack {
       rootVolumeGiB: c.rootVolumeGiB,
       userData,
       fleetTag,
+      drainTimeoutSeconds: c.drainTimeoutSeconds,
     });
     const hostedZone = c.hostedZoneId && c.hostedZoneName ? { id: c.hostedZoneId, name: c.hostedZoneName } : undefined;
     const lb = new RegistryLoadBalancer(this, 'LoadBalancer', {
@@ -82,6 +84,7 @@ export class RegistryFleetStack extends Stack {
       ingressCidrs: c.ingressCidrs,
       ...(c.albAccessLogs ? { accessLogsBucket: storage.logsBucket } : {}),
       fleetTag,
+      deregistrationDelaySeconds: c.drainTimeoutSeconds,
       ...(hostedZone ? { hostedZone } : {}),
       ...(c.certificateArn ? { certificateArn: c.certificateArn } : {}),
     });
