@@ -55,7 +55,7 @@ release() {
       log "completed ${DRAIN_HOOK_NAME} of ${group}: CONTINUE"
       return 0
     fi
-    [ "$out" = "$last" ] || log "cannot complete the hook yet: $out"
+    [ "$out" = "$last" ] || log "cannot complete the hook yet: $(tr -s '\n' ' ' <<<"$out")"
     last=$out
     sleep "$POLL"
   done
