@@ -115,6 +115,9 @@ const Context = z
     diskUsedPercentThreshold: int(50, 99, 85),
     dryRun: bool(false),
     bootTimeoutMinutes: int(10, 720, 30),
+    // Drain before terminate (infra/assets/drain-registry.sh): the ALB idle timeout (900 s) by default; the target
+    // group's deregistration delay is the same and cannot exceed 3600 s.
+    drainTimeoutSeconds: int(30, 3600, 900),
     natGatewayPerAz: bool(false),
     albAccessLogs: bool(false),
     bucketAccessLogs: bool(false),

@@ -35,6 +35,11 @@ export function applyNagSuppressions(stack: Stack, o: { usersParameterPath: stri
   ack(at(stack, 'Fleet/InstanceRole'), 'AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/AmazonSSMManagedInstanceCore]', 'the documented minimum for SSM managed instances (Run Command, Session Manager instead of SSH)');
   ack(at(stack, 'Fleet/InstanceRole'), 'AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/CloudWatchAgentServerPolicy]', 'the documented policy for the CloudWatch agent (disk_used_percent)');
   ack(at(stack, 'Fleet/InstanceRole'), `AwsSolutions-IAM5[Resource::${bucketArn}]`, 'the registry writes any key under docker/ (distribution S3 driver, empty rootdirectory); the actions are exactly the driver\'s');
+  ack(
+    at(stack, 'Fleet/DrainPolicy'),
+    `AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:autoscaling:<AWS::Region>:<AWS::AccountId>:autoScalingGroup:*:autoScalingGroupName/${asgName}]`,
+    'autoscaling:CompleteLifecycleAction on the fleet\'s own group, named exactly; the * is the group id IAM puts in Auto Scaling ARNs',
+  );
   ack(at(stack, 'Fleet/Group'), 'AwsSolutions-AS3', 'scaling events are watched by replace-unhealthy-instances and its alarms; per-event e-mails would be noise');
   ack(at(stack, 'Fleet/Group'), 'annotation::@aws-cdk/aws-autoscaling:desiredCapacitySet', 'the fleet size is fixed by context (min/desired/max); no scaling policy changes it between deploys');
   ack(at(stack, 'LoadBalancer/SecurityGroup'), 'AwsSolutions-EC23', 'a registry is a public HTTPS endpoint by default; restrict it with the ingressCidrs context');

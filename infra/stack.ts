@@ -63,6 +63,7 @@ export class RegistryFleetStack extends Stack {
       registryImage: c.registryImage,
       httpSecretArn: storage.httpSecret.secretArn,
       htpasswdSource: `s3://${storage.bucket.bucketName}/${HTPASSWD_OBJECT_KEY}`,
+      drainTimeoutSeconds: c.drainTimeoutSeconds,
       scripts,
     });
     const fleet = new RegistryFleet(this, 'Fleet', {
@@ -75,6 +76,7 @@ export class RegistryFleetStack extends Stack {
       rootVolumeGiB: c.rootVolumeGiB,
       userData,
       fleetTag,
+      drainTimeoutSeconds: c.drainTimeoutSeconds,
     });
     new iam.ManagedPolicy(this, 'InstanceUsersDeny', { statements: denyUserParameters(this, c.usersParameterPath), roles: [fleet.role] });
     const hostedZone = c.hostedZoneId && c.hostedZoneName ? { id: c.hostedZoneId, name: c.hostedZoneName } : undefined;
@@ -85,6 +87,7 @@ export class RegistryFleetStack extends Stack {
       ingressCidrs: c.ingressCidrs,
       ...(c.albAccessLogs ? { accessLogsBucket: storage.logsBucket } : {}),
       fleetTag,
+      deregistrationDelaySeconds: c.drainTimeoutSeconds,
       ...(hostedZone ? { hostedZone } : {}),
       ...(c.certificateArn ? { certificateArn: c.certificateArn } : {}),
     });

@@ -27,10 +27,28 @@ export const PATHS = {
   bootstrapUnit: '/etc/systemd/system/registry-bootstrap.service',
   bootstrapUnitName: 'registry-bootstrap.service',
   bootstrapLog: '/var/log/registry-bootstrap.log',
+  /** Drain before terminate (infra/assets/drain-registry.sh, its unit and its env file). */
+  drain: '/usr/local/sbin/registry-drain.sh',
+  drainUnit: '/etc/systemd/system/registry-drain.service',
+  drainUnitName: 'registry-drain.service',
 } as const;
 
 export const REGISTRY_PORT = 5000;
 export const REGISTRY_DEBUG_ADDR = '127.0.0.1:5001';
+/** The group's termination lifecycle hook the drain watcher completes (a literal: the user data cannot name the group). */
+export const DRAIN_HOOK_NAME = 'registry-drain';
+/** Default drain timeout: the load balancer's idle timeout (ALB_IDLE_TIMEOUT_SECONDS). */
+export const DEFAULT_DRAIN_TIMEOUT_SECONDS = 900;
+/**
+ * The hook waits this much longer than the watcher: the watcher's last complete call (it retries every poll) must
+ * land before the heartbeat timeout continues the termination on its own.
+ */
+export const DRAIN_HEARTBEAT_MARGIN_SECONDS = 120;
+export const DRAIN_POLL_SECONDS = 5;
+
+export function drainHeartbeatSeconds(drainTimeoutSeconds: number): number {
+  return drainTimeoutSeconds + DRAIN_HEARTBEAT_MARGIN_SECONDS;
+}
 /** EC2 user data limit (raw bytes, before base64). */
 export const USER_DATA_LIMIT = 16_384;
 
@@ -39,12 +57,14 @@ export interface FleetScripts {
   bootstrap: string;
   installHtpasswd: string;
   pruneDocker: string;
+  drain: string;
 }
 
 export const ASSET_FILES = {
   bootstrap: 'bootstrap-registry.sh',
   installHtpasswd: 'install-htpasswd.sh',
   pruneDocker: 'prune-docker.sh',
+  drain: 'drain-registry.sh',
 } as const satisfies Record<keyof FleetScripts, string>;
 
 /** Reads one file of infra/assets/; a missing file fails synth with a message saying who provides it. */
@@ -61,6 +81,7 @@ export function readFleetScripts(dir: string = ASSETS_DIR): FleetScripts {
     bootstrap: readAsset(ASSET_FILES.bootstrap, dir),
     installHtpasswd: readAsset(ASSET_FILES.installHtpasswd, dir),
     pruneDocker: readAsset(ASSET_FILES.pruneDocker, dir),
+    drain: readAsset(ASSET_FILES.drain, dir),
   };
 }
 
@@ -144,6 +165,51 @@ export function renderBootstrapUnit(): string {
   ].join('\n');
 }
 
+/**
+ * The drain watcher as a unit, running from boot: it only polls IMDS until termination starts. Its lines go to the
+ * boot log, which the CloudWatch agent already ships (stream `<instance>/bootstrap`). A crash is restarted; an
+ * exit 0 means the hook was completed or its heartbeat has run out.
+ */
+export function renderDrainUnit(env: Record<string, string>): string {
+  // Kept short (user data is capped at 16 KiB): Type=simple is the default, and no network ordering is needed
+  // because the script retries every call itself.
+  const environment = Object.entries(env).map(([key, value]) => {
+    if (!/^[^\s'"\\]*$/.test(value)) throw new Error(`user data: ${key} must not contain spaces, quotes or backslashes`);
+    return `Environment=${key}=${value}`;
+  });
+  return [
+    '[Unit]',
+    'Description=registry drain before terminate',
+    'StartLimitIntervalSec=0',
+    '[Service]',
+    ...environment,
+    `ExecStart=${PATHS.drain}`,
+    // StandardError inherits this: both go to the boot log.
+    `StandardOutput=append:${PATHS.bootstrapLog}`,
+    'Restart=on-failure',
+    'RestartSec=5s',
+    '[Install]',
+    'WantedBy=multi-user.target',
+    '',
+  ].join('\n');
+}
+
+/**
+ * The watcher's settings (the unit's Environment= lines). Where the registry listens (REGISTRY_URL, and
+ * REGISTRY_METRICS_URL on REGISTRY_DEBUG_ADDR) are the script's own defaults, which test/infra/drain.test.ts holds
+ * to these constants; tests point them elsewhere.
+ */
+export function drainEnv(o: { drainTimeoutSeconds: number; pollSeconds?: number }): Record<string, string> {
+  const timeout = o.drainTimeoutSeconds;
+  if (!Number.isInteger(timeout) || timeout < 1) throw new Error(`user data: drainTimeoutSeconds must be a whole number ≥ 1, got ${timeout}`);
+  return {
+    DRAIN_HOOK_NAME,
+    DRAIN_TIMEOUT_SECONDS: String(timeout),
+    DRAIN_HEARTBEAT_SECONDS: String(drainHeartbeatSeconds(timeout)),
+    DRAIN_POLL_SECONDS: String(o.pollSeconds ?? DRAIN_POLL_SECONDS),
+  };
+}
+
 export interface UserDataOptions {
   region: string;
   bucket: string;
@@ -161,6 +227,8 @@ export interface UserDataOptions {
   waitHandleUrl?: string;
   /** After this long without serving, the instance signals FAILURE with what blocks it (default 900 s). */
   bootReportAfterSeconds?: number;
+  /** How long a terminating instance waits for requests in flight (default DEFAULT_DRAIN_TIMEOUT_SECONDS). */
+  drainTimeoutSeconds?: number;
   scripts: FleetScripts;
 }
 
@@ -171,6 +239,17 @@ function heredoc(path: string, mode: string, content: string): string {
   if (content.split('\n').includes(DELIMITER)) throw new Error(`user data: ${path} contains the line ${DELIMITER}`);
   const body = content.endsWith('\n') ? content : `${content}\n`;
   return `cat >${path} <<'${DELIMITER}'\n${body}${DELIMITER}\nchmod ${mode} ${path}\n`;
+}
+
+/**
+ * A script without its whole-line comments (the shebang and shellcheck directives stay): the drain watcher's
+ * reasons live in the repository and the README, and every byte counts against EC2's 16 KiB user data limit.
+ */
+export function withoutComments(script: string): string {
+  return script
+    .split('\n')
+    .filter((line, i) => i === 0 || !/^\s*#/.test(line) || /^\s*# shellcheck /.test(line))
+    .join('\n');
 }
 
 /**
@@ -221,8 +300,13 @@ export function renderUserData(o: UserDataOptions): string {
     gzipped(PATHS.pruneDocker, '0755', o.scripts.pruneDocker),
     gzipped(PATHS.bootstrap, '0755', o.scripts.bootstrap),
     heredoc(PATHS.bootstrapUnit, '0644', renderBootstrapUnit()),
+    gzipped(PATHS.drain, '0755', withoutComments(o.scripts.drain)),
+    gzipped(PATHS.drainUnit, '0644', renderDrainUnit(drainEnv({ drainTimeoutSeconds: o.drainTimeoutSeconds ?? DEFAULT_DRAIN_TIMEOUT_SECONDS }))),
     // --no-block: cloud-init finishes while the unit works (and retries); systemd owns the boot from here.
     'systemctl daemon-reload',
+    // The drain watcher first (see renderDrainUnit): an instance terminated mid-boot is released at once.
+    `systemctl enable ${PATHS.drainUnitName}`,
+    `systemctl start --no-block ${PATHS.drainUnitName}`,
     `systemctl enable ${PATHS.bootstrapUnitName}`,
     `systemctl start --no-block ${PATHS.bootstrapUnitName}`,
     '',

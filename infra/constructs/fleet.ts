@@ -7,6 +7,7 @@ import * as logs from 'aws-cdk-lib/aws-logs';
 import * as triggers from 'aws-cdk-lib/triggers';
 import { Construct } from 'constructs';
 import type { IConstruct } from 'constructs';
+import { DEFAULT_DRAIN_TIMEOUT_SECONDS, DRAIN_HOOK_NAME, drainHeartbeatSeconds } from '../user-data.ts';
 import type { RegistryStorage } from './storage.ts';
 
 export interface RegistryFleetProps {
@@ -20,6 +21,8 @@ export interface RegistryFleetProps {
   /** The rendered user data script (infra/user-data.ts). */
   userData: string;
   fleetTag: { key: string; value: string };
+  /** How long a terminating instance may wait for its requests in flight (drainTimeoutSeconds context; default 900). */
+  drainTimeoutSeconds?: number;
 }
 
 /**
@@ -100,6 +103,31 @@ export class RegistryFleet extends Construct {
     });
     Tags.of(this.autoScalingGroup).add(props.fleetTag.key, props.fleetTag.value);
     Tags.of(this.autoScalingGroup).add('Name', `${props.fleetTag.value}-registry`);
+    this.addDrainHook(props.drainTimeoutSeconds ?? DEFAULT_DRAIN_TIMEOUT_SECONDS);
+  }
+
+  /**
+   * Drain before terminate: every termination (replacement, scale-in, instance refresh) waits in Terminating:Wait
+   * until the instance's watcher (infra/assets/drain-registry.sh) sees no request in flight and completes the hook.
+   * The heartbeat outlasts the watcher's own deadline and then CONTINUEs, so a dead watcher never holds a termination.
+   */
+  private addDrainHook(drainTimeoutSeconds: number): void {
+    const heartbeat = drainHeartbeatSeconds(drainTimeoutSeconds);
+    if (!(Number.isInteger(drainTimeoutSeconds) && drainTimeoutSeconds >= 30 && heartbeat <= 7_200)) {
+      throw new Error(`RegistryFleet: drainTimeoutSeconds must be a whole number from 30 to ${7_200 - (heartbeat - drainTimeoutSeconds)}, got ${drainTimeoutSeconds}`);
+    }
+    this.autoScalingGroup.addLifecycleHook('Drain', {
+      lifecycleHookName: DRAIN_HOOK_NAME,
+      lifecycleTransition: autoscaling.LifecycleTransition.INSTANCE_TERMINATING,
+      heartbeatTimeout: Duration.seconds(heartbeat),
+      defaultResult: autoscaling.DefaultResult.CONTINUE,
+    });
+    // A policy of its own, not the role's default policy: naming the group there would make the group (which needs
+    // the role through the launch template) depend on itself. Only this group's lifecycle actions.
+    new iam.Policy(this, 'DrainPolicy', {
+      roles: [this.role],
+      statements: [new iam.PolicyStatement({ actions: ['autoscaling:CompleteLifecycleAction'], resources: [this.autoScalingGroup.autoScalingGroupArn] })],
+    });
   }
 }
 

@@ -26,6 +26,11 @@ export interface RegistryLoadBalancerProps {
   accessLogsBucket?: s3.IBucket;
   /** Tag on a certificate this construct requests, so rotate-certificates may later delete it. */
   fleetTag: { key: string; value: string };
+  /**
+   * How long a deregistering target keeps its requests in flight (the drain timeout; default the idle timeout):
+   * the load balancer ends the wait early once the target has none. At most 3600 s.
+   */
+  deregistrationDelaySeconds?: number;
 }
 
 /** The public HTTPS entry: ALB (TLS 1.2+, HTTP→HTTPS), target group on the registry port, optional alias. */
@@ -39,6 +44,10 @@ export class RegistryLoadBalancer extends Construct {
   constructor(scope: Construct, id: string, props: RegistryLoadBalancerProps) {
     super(scope, id);
     if (props.ingressCidrs.length === 0) throw new Error('RegistryLoadBalancer: ingressCidrs must not be empty');
+    const deregistrationDelay = props.deregistrationDelaySeconds ?? ALB_IDLE_TIMEOUT_SECONDS;
+    if (!(Number.isInteger(deregistrationDelay) && deregistrationDelay >= 0 && deregistrationDelay <= 3_600)) {
+      throw new Error(`RegistryLoadBalancer: deregistrationDelaySeconds must be a whole number from 0 to 3600, got ${deregistrationDelay}`);
+    }
 
     const securityGroup = new ec2.SecurityGroup(this, 'SecurityGroup', {
       vpc: props.vpc,
@@ -92,7 +101,7 @@ export class RegistryLoadBalancer extends Construct {
       port: REGISTRY_PORT,
       protocol: elbv2.ApplicationProtocol.HTTP,
       targets: [props.fleet],
-      deregistrationDelay: Duration.seconds(60),
+      deregistrationDelay: Duration.seconds(deregistrationDelay),
       healthCheck: {
         // GET / is 200 without credentials unless the registry's own (storage) health checks fail.
         path: '/',
