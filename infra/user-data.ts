@@ -242,8 +242,9 @@ function heredoc(path: string, mode: string, content: string): string {
 }
 
 /**
- * A script without its whole-line comments (the shebang and shellcheck directives stay): the drain watcher's
- * reasons live in the repository and the README, and every byte counts against EC2's 16 KiB user data limit.
+ * A script without its whole-line comments (the shebang and shellcheck directives stay): the scripts' reasons live
+ * in the repository and the README, and every byte counts against EC2's 16 KiB user data limit. No script here has
+ * a heredoc whose body holds a line starting with `#` (test/unit/infra-user-data.test.ts checks it).
  */
 export function withoutComments(script: string): string {
   return script
@@ -296,9 +297,9 @@ export function renderUserData(o: UserDataOptions): string {
     heredoc(PATHS.fleetEnv, '0644', fleetEnv),
     heredoc(PATHS.config, '0644', config),
     heredoc(PATHS.cloudWatchAgentConfig, '0644', renderCloudWatchAgentConfig({ logGroup: o.logGroup })),
-    gzipped(PATHS.installHtpasswd, '0755', o.scripts.installHtpasswd),
-    gzipped(PATHS.pruneDocker, '0755', o.scripts.pruneDocker),
-    gzipped(PATHS.bootstrap, '0755', o.scripts.bootstrap),
+    gzipped(PATHS.installHtpasswd, '0755', withoutComments(o.scripts.installHtpasswd)),
+    gzipped(PATHS.pruneDocker, '0755', withoutComments(o.scripts.pruneDocker)),
+    gzipped(PATHS.bootstrap, '0755', withoutComments(o.scripts.bootstrap)),
     heredoc(PATHS.bootstrapUnit, '0644', renderBootstrapUnit()),
     gzipped(PATHS.drain, '0755', withoutComments(o.scripts.drain)),
     gzipped(PATHS.drainUnit, '0644', renderDrainUnit(drainEnv({ drainTimeoutSeconds: o.drainTimeoutSeconds ?? DEFAULT_DRAIN_TIMEOUT_SECONDS }))),

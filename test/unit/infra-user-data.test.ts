@@ -14,6 +14,7 @@ import {
   renderBootstrapUnit,
   renderCloudWatchAgentConfig,
   renderUserData,
+  withoutComments,
 } from '../../infra/user-data.ts';
 import type { UserDataOptions } from '../../infra/user-data.ts';
 
@@ -68,10 +69,23 @@ describe('renderUserData', () => {
     expect(r.status).toBe(0);
   });
 
-  it('installs the scripts unchanged', () => {
-    expect(fileIn(userData, PATHS.bootstrap)).toBe(readAsset(ASSET_FILES.bootstrap));
-    expect(fileIn(userData, PATHS.installHtpasswd)).toBe(readAsset(ASSET_FILES.installHtpasswd));
-    expect(fileIn(userData, PATHS.pruneDocker)).toBe(readAsset(ASSET_FILES.pruneDocker));
+  it('no embedded script has a heredoc body line starting with # (withoutComments would change it)', () => {
+    for (const file of Object.values(ASSET_FILES)) {
+      const lines = readAsset(file).split('\n');
+      let end: string | undefined;
+      for (const line of lines) {
+        if (end !== undefined) {
+          if (line.trim() === end) end = undefined;
+          else expect(/^\s*#/.test(line), `${file}: ${line}`).toBe(false);
+        } else end = /<<-?\s*'?(\w+)'?\s*$/.exec(line)?.[1];
+      }
+    }
+  });
+
+  it('installs the scripts unchanged but for their whole-line comments (16 KiB user data limit)', () => {
+    expect(fileIn(userData, PATHS.bootstrap)).toBe(withoutComments(readAsset(ASSET_FILES.bootstrap)));
+    expect(fileIn(userData, PATHS.installHtpasswd)).toBe(withoutComments(readAsset(ASSET_FILES.installHtpasswd)));
+    expect(fileIn(userData, PATHS.pruneDocker)).toBe(withoutComments(readAsset(ASSET_FILES.pruneDocker)));
   });
 
   it('writes the fleet registry config: instance role, purging off, htpasswd dir, health check, loopback debug, no secret', () => {
@@ -118,7 +132,7 @@ describe('renderUserData', () => {
 
   it('keeps user data under the EC2 limit', () => {
     expect(Buffer.byteLength(userData)).toBeLessThan(16_384);
-    expect(() => renderUserData({ ...options, scripts: { ...options.scripts, bootstrap: `#!/bin/bash\n# ${randomBytes(12_000).toString('hex')}` } })).toThrow(/over EC2's 16384-byte limit/);
+    expect(() => renderUserData({ ...options, scripts: { ...options.scripts, bootstrap: `#!/bin/bash\necho ${randomBytes(12_000).toString('hex')}` } })).toThrow(/over EC2's 16384-byte limit/);
   });
 
   it('refuses values it cannot quote and content holding its delimiter', () => {
