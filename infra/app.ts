@@ -1,7 +1,7 @@
 import { pathToFileURL } from 'node:url';
 import { App, Validations } from 'aws-cdk-lib';
 import { AwsSolutionsChecks } from 'cdk-nag';
-import { CONTEXT_KEYS, FleetConfigError, parseFleetConfig } from './config.ts';
+import { FleetConfigError, parseFleetConfig } from './config.ts';
 import type { FleetConfig } from './config.ts';
 import { RegistryFleetStack } from './stack.ts';
 
@@ -17,8 +17,8 @@ export interface CreatedApp {
 
 export function createApp(options: { context?: Record<string, unknown>; outdir?: string; nag?: boolean } = {}): CreatedApp {
   const app = new App({ ...(options.context ? { context: options.context } : {}), ...(options.outdir ? { outdir: options.outdir } : {}) });
-  const context = Object.fromEntries(CONTEXT_KEYS.map((key) => [key, app.node.tryGetContext(key) as unknown]));
-  const config = parseFleetConfig(context);
+  // All of the context, so a key this app does not know (a typo) fails synth instead of being ignored.
+  const config = parseFleetConfig(app.node.getAllContext() as Record<string, unknown>);
   // Env-agnostic unless account/region are given: synth needs no credentials and makes no lookups.
   const env = config.account || config.region ? { ...(config.account ? { account: config.account } : {}), ...(config.region ? { region: config.region } : {}) } : undefined;
   const stack = new RegistryFleetStack(app, config.stackName, {

@@ -65,7 +65,16 @@ const schedule = (def: string) =>
   raw.default(def).pipe(z.string().regex(SCHEDULE, expected('an EventBridge schedule: rate(5 minutes) or cron(0 3 * * ? *)')));
 
 const DNS_NAME = /^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z][a-z0-9-]{0,61}[a-z0-9]$/;
-const IMAGE = /^[a-z0-9]([a-z0-9._/:-]*[a-z0-9])?(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}|@sha256:[0-9a-f]{64})$/;
+const IMAGE = /^[a-z0-9]([a-z0-9._/:-]*[a-z0-9])?(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}|@sha256:[0-9a-f]{64}|:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}@sha256:[0-9a-f]{64})$/;
+
+/**
+ * registry:2.8.3 pinned by digest (the multi-architecture index on Docker Hub): a re-pushed tag can never change
+ * what boots. Check it with `skopeo inspect --raw docker://docker.io/library/registry:2.8.3 | sha256sum`.
+ */
+export const DEFAULT_REGISTRY_IMAGE = 'registry:2.8.3@sha256:a3d8aaa63ed8681a604f1dea0aa03f100d5895b6a58ace528858a7b332415373';
+
+/** RFC 2606 names: a deploy left at the sample domain can never get a certificate, so no registry would ever serve. */
+const EXAMPLE_DOMAIN = /(^|\.)example(\.[a-z0-9-]+)?$/;
 const CIDR = /^(\d{1,3}\.){3}\d{1,3}\/\d{1,2}$/;
 
 const Context = z
@@ -97,7 +106,7 @@ const Context = z
     rootVolumeGiB: int(20, 1000, 30),
     registryImage: text('a pinned image reference such as registry:2.8.3 (a tag other than latest, or @sha256:...)', IMAGE)
       .refine((v) => !/:latest$/.test(v), expected('a pinned image reference, not :latest'))
-      .default('registry:2.8.3'),
+      .default(DEFAULT_REGISTRY_IMAGE),
     ingressCidrs: list('IPv4 CIDR blocks such as 0.0.0.0/0', CIDR).default(['0.0.0.0/0']),
     usersParameterPath: raw
       .default('/registry/users/')
@@ -107,19 +116,35 @@ const Context = z
     purgeInventoryFormat: raw.default('Parquet').pipe(z.enum(['Parquet', 'CSV'], expected('Parquet or CSV'))),
     diskUsedPercentThreshold: int(50, 99, 85),
     dryRun: bool(false),
+    bootTimeoutMinutes: int(10, 720, 30),
+    // Drain before terminate (infra/assets/drain-registry.sh): the ALB idle timeout (900 s) by default; the target
+    // group's deregistration delay is the same and cannot exceed 3600 s.
+    drainTimeoutSeconds: int(30, 3600, 900),
+    natGatewayPerAz: bool(false),
+    albAccessLogs: bool(false),
+    bucketAccessLogs: bool(false),
     alarmEmail: optionalText('an e-mail address', /^[^@\s]+@[^@\s]+\.[^@\s]+$/),
     logRetentionDays: int(1, 3653, 30).refine((d) => LOG_RETENTION_DAYS.includes(d), expected(`one of ${LOG_RETENTION_DAYS.join(', ')}`)),
     metricsNamespace: text('a CloudWatch namespace such as RegistryControlPlane', /^[A-Za-z0-9._/#:-]{1,255}$/).default('RegistryControlPlane'),
     fleetTagKey: text('a tag key such as registry-fleet', /^[A-Za-z0-9_.:/=+@-]{1,128}$/).default('registry-fleet'),
     functionsDir: raw.default('dist/functions').pipe(z.string().min(1, expected('a directory such as dist/functions'))),
     replaceUnhealthyInstancesSchedule: schedule('rate(5 minutes)'),
+    unhealthyAlarmDatapoints: int(1, 5, 2),
     purgeStaleUploadsSchedule: schedule('cron(0 3 * * ? *)'),
     purgeDiskVolumesSchedule: schedule('cron(30 3 * * ? *)'),
     rotateCertificatesSchedule: schedule('cron(0 4 * * ? *)'),
     syncHtpasswdSchedule: schedule('rate(1 hour)'),
+    // Run history, pages and logs (infra/constructs/history.ts, monitoring.ts, log-queries.ts).
+    historyRetentionDays: int(1, 3650, 90),
+    historyGlueTable: bool(false),
+    circuitOpenAlarmMinutes: int(5, 1440, 30),
+    logLevel: raw.default('INFO').pipe(z.enum(['TRACE', 'DEBUG', 'INFO', 'WARN', 'ERROR', 'CRITICAL'], expected('one of TRACE, DEBUG, INFO, WARN, ERROR, CRITICAL'))),
   })
   .superRefine((c, ctx) => {
     const issue = (key: string, message: string) => ctx.addIssue({ code: 'custom', path: [key], message });
+    if (EXAMPLE_DOMAIN.test(c.domainName)) {
+      issue('domainName', 'expected your registry\'s own host name, not an example.* sample name (cdk.json ships one): set -c domainName=registry.<your domain>');
+    }
     if (!(c.minCapacity <= c.desiredCapacity && c.desiredCapacity <= c.maxCapacity)) {
       issue('desiredCapacity', `expected minCapacity ≤ desiredCapacity ≤ maxCapacity (got ${c.minCapacity} / ${c.desiredCapacity} / ${c.maxCapacity})`);
     }
@@ -135,6 +160,9 @@ const Context = z
         else if (c[key]?.length !== c.availabilityZones?.length) issue(key, 'expected one entry per availability zone');
       }
     }
+    if (c.albAccessLogs && c.region === undefined) {
+      issue('albAccessLogs', 'expected the region context too: the log bucket policy names the region\'s load balancer log delivery account');
+    }
     if (c.certificateMode === 'acme') {
       if (c.acmeDirectoryUrl === undefined) issue('acmeDirectoryUrl', 'expected an https:// URL when certificateMode is acme');
       if (c.acmeEmail === undefined) issue('acmeEmail', 'expected an e-mail address when certificateMode is acme');
@@ -144,8 +172,22 @@ const Context = z
 
 export type FleetConfig = Readonly<z.output<typeof Context>>;
 
-/** The context keys this app reads (everything else in the context is ignored). */
+/** The context keys this app reads. */
 export const CONTEXT_KEYS = Object.keys(Context.shape) as readonly (keyof FleetConfig)[];
+
+/** Context keys the app reads that are not fleet settings (`-c nag=false` turns cdk-nag off). */
+export const APP_CONTEXT_KEYS = ['nag'] as const;
+
+/** The CDK's own context (feature flags `@aws-cdk/...`, `aws:cdk:...`, lookups `key:account=...`) and CLI settings. */
+function isFrameworkKey(key: string): boolean {
+  return key.includes(':') || key.startsWith('@') || key.startsWith('aws-cdk') || key.startsWith('cdk') || key === 'acknowledged-issue-numbers';
+}
+
+/** Context keys that are neither fleet settings nor the CDK's own: a typo such as `minCapcity` is never ignored. */
+export function unknownContextKeys(context: Readonly<Record<string, unknown>>): string[] {
+  const known = new Set<string>([...CONTEXT_KEYS, ...APP_CONTEXT_KEYS]);
+  return Object.keys(context).filter((k) => !known.has(k) && !isFrameworkKey(k)).sort();
+}
 
 /** Raised for a bad context value; the message names every bad key. */
 export class FleetConfigError extends Error {
@@ -160,6 +202,13 @@ function show(value: unknown): string {
 
 /** Parses the CDK context (`key → value` as the app reads it). Throws `FleetConfigError` naming each bad key. */
 export function parseFleetConfig(context: Readonly<Record<string, unknown>>): FleetConfig {
+  const unknown = unknownContextKeys(context);
+  if (unknown.length > 0) {
+    throw new FleetConfigError(
+      `invalid CDK context (set it with -c key=value or in cdk.json):\n${unknown.map((k) => `  context ${k}: not a setting of this app`).join('\n')}\n` +
+        `  known keys: ${[...CONTEXT_KEYS].sort().join(', ')}`,
+    );
+  }
   const picked = Object.fromEntries(CONTEXT_KEYS.map((k) => [k, context[k]]).filter(([, v]) => v !== undefined && v !== null));
   const result = Context.safeParse(picked);
   if (!result.success) {

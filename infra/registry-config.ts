@@ -32,6 +32,8 @@ export interface RegistryConfigOptions {
   /** `health.storagedriver`: `true` for distribution's defaults, or explicit interval/threshold. */
   storageHealthCheck?: boolean | { interval?: string; threshold?: number };
   logLevel?: LogLevel;
+  /** `log.formatter`: `json` makes every request a JSON object (fields such as `auth.user.name`) for Logs Insights. */
+  logFormatter?: 'text' | 'json' | 'logstash';
 }
 
 export const LOG_LEVELS = ['error', 'warn', 'info', 'debug'] as const;
@@ -66,6 +68,9 @@ function validate(o: RegistryConfigOptions): void {
   }
   if (o.htpasswdPath !== undefined && !o.htpasswdPath.startsWith('/')) {
     fail('htpasswdPath', `"${o.htpasswdPath}" must be an absolute path`);
+  }
+  if (o.logFormatter !== undefined && !['text', 'json', 'logstash'].includes(o.logFormatter)) {
+    fail('logFormatter', `"${String(o.logFormatter)}" is not one of text, json, logstash`);
   }
   if (o.logLevel !== undefined && !LOG_LEVELS.includes(o.logLevel)) {
     fail('logLevel', `"${String(o.logLevel)}" is not one of ${LOG_LEVELS.join(', ')}`);
@@ -129,7 +134,7 @@ export function renderRegistryConfig(opts: RegistryConfigOptions): string {
   const health = healthSection(opts.storageHealthCheck);
   const config = {
     version: 0.1,
-    log: { level: opts.logLevel ?? 'info', fields: { service: 'registry' } },
+    log: { level: opts.logLevel ?? 'info', ...(opts.logFormatter ? { formatter: opts.logFormatter } : {}), fields: { service: 'registry' } },
     storage: storageSection(opts),
     http: httpSection(opts),
     ...(opts.htpasswdPath !== undefined

@@ -1,19 +1,22 @@
 import { CfnOutput, Stack, Tags } from 'aws-cdk-lib';
 import type { StackProps } from 'aws-cdk-lib';
+import * as iam from 'aws-cdk-lib/aws-iam';
 import type * as logs from 'aws-cdk-lib/aws-logs';
 import type { Construct } from 'constructs';
 import { parseDuration } from '../shared/duration.ts';
-import type { FleetConfig, JobName } from './config.ts';
+import { JOBS, type FleetConfig, type JobName } from './config.ts';
 import { ControlPlane } from './constructs/control-plane.ts';
 import { FleetDocuments } from './constructs/fleet-documents.ts';
-import { RegistryFleet } from './constructs/fleet.ts';
+import { FleetBoot, RegistryFleet } from './constructs/fleet.ts';
+import { RunHistory } from './constructs/history.ts';
+import { LogQueries } from './constructs/log-queries.ts';
 import { RegistryLoadBalancer } from './constructs/load-balancer.ts';
 import { Monitoring } from './constructs/monitoring.ts';
-import { LISTING_CHECKPOINT_SID } from './constructs/job-policies.ts';
+import { denyUserParameters, LISTING_CHECKPOINT_SID } from './constructs/job-policies.ts';
 import { PurgeInventory } from './constructs/purge-inventory.ts';
 import { RegistryNetwork } from './constructs/network.ts';
 import { HTPASSWD_OBJECT_KEY, REGISTRY_KEY_PREFIX, RegistryStorage } from './constructs/storage.ts';
-import { applyNagSuppressions } from './nag-suppressions.ts';
+import { applyHistoryNagSuppressions, applyNagSuppressions } from './nag-suppressions.ts';
 import type { FleetScripts } from './user-data.ts';
 import { readFleetScripts, renderUserData } from './user-data.ts';
 
@@ -35,6 +38,7 @@ export class RegistryFleetStack extends Stack {
 
     const network = new RegistryNetwork(this, 'Network', {
       logRetention,
+      natGatewayPerAz: c.natGatewayPerAz,
       ...(vpcGiven
         ? {
             existing: {
@@ -48,13 +52,19 @@ export class RegistryFleetStack extends Stack {
         : {}),
     });
 
-    const storage = new RegistryStorage(this, 'Storage', { uploadMaxAgeMs: parseDuration(c.uploadMaxAge) ?? 0 });
+    const storage = new RegistryStorage(this, 'Storage', { uploadMaxAgeMs: parseDuration(c.uploadMaxAge) ?? 0, serverAccessLogs: c.bucketAccessLogs });
+    const boot = new FleetBoot(this, 'Boot', { logRetention });
     const userData = renderUserData({
+      logGroup: boot.logGroup.logGroupName,
+      waitHandleUrl: boot.waitHandle.ref,
+      // The instance tells the stack why it is late a few minutes before the wait condition times out.
+      bootReportAfterSeconds: (c.bootTimeoutMinutes - 5) * 60,
       region: this.region,
       bucket: storage.bucket.bucketName,
       registryImage: c.registryImage,
       httpSecretArn: storage.httpSecret.secretArn,
       htpasswdSource: `s3://${storage.bucket.bucketName}/${HTPASSWD_OBJECT_KEY}`,
+      drainTimeoutSeconds: c.drainTimeoutSeconds,
       scripts,
     });
     const fleet = new RegistryFleet(this, 'Fleet', {
@@ -67,14 +77,18 @@ export class RegistryFleetStack extends Stack {
       rootVolumeGiB: c.rootVolumeGiB,
       userData,
       fleetTag,
+      drainTimeoutSeconds: c.drainTimeoutSeconds,
     });
+    new iam.ManagedPolicy(this, 'InstanceUsersDeny', { statements: denyUserParameters(this, c.usersParameterPath), roles: [fleet.role] });
     const hostedZone = c.hostedZoneId && c.hostedZoneName ? { id: c.hostedZoneId, name: c.hostedZoneName } : undefined;
     const lb = new RegistryLoadBalancer(this, 'LoadBalancer', {
       vpc: network.vpc,
       fleet: fleet.autoScalingGroup,
       domainName: c.domainName,
       ingressCidrs: c.ingressCidrs,
+      ...(c.albAccessLogs ? { accessLogsBucket: storage.logsBucket } : {}),
       fleetTag,
+      deregistrationDelaySeconds: c.drainTimeoutSeconds,
       ...(hostedZone ? { hostedZone } : {}),
       ...(c.certificateArn ? { certificateArn: c.certificateArn } : {}),
     });
@@ -102,11 +116,13 @@ export class RegistryFleetStack extends Stack {
       targetGroup: lb.targetGroup,
       loadBalancer: lb.loadBalancer,
       httpsListener: lb.httpsListener,
+      listenerCertificateArn: lb.certificate.certificateArn,
       documents,
       fleetTag,
       usersParameterPath: c.usersParameterPath,
       uploadMaxAge: c.uploadMaxAge,
       diskUsedPercentThreshold: c.diskUsedPercentThreshold,
+      unhealthyAlarmDatapoints: c.unhealthyAlarmDatapoints,
       domainName: c.domainName,
       ...(c.hostedZoneId ? { hostedZoneId: c.hostedZoneId } : {}),
       certificate: {
@@ -114,13 +130,20 @@ export class RegistryFleetStack extends Stack {
         ...(c.acmeDirectoryUrl ? { acmeDirectoryUrl: c.acmeDirectoryUrl } : {}),
         ...(c.acmeEmail ? { acmeEmail: c.acmeEmail } : {}),
       },
+      logLevel: c.logLevel,
     });
+    const history = new RunHistory(this, 'History', { retentionDays: c.historyRetentionDays, jobs: JOBS, glueTable: c.historyGlueTable, namePrefix: this.stackName });
+    for (const [job, ops] of Object.entries(controlPlane.functions)) history.grantJob(job, ops.fn);
+    new LogQueries(this, 'LogQueries', { folder: this.stackName, logGroups: Object.values(controlPlane.functions).map((ops) => ops.logGroup) });
     const monitoring = new Monitoring(this, 'Monitoring', {
       controlPlane,
       loadBalancer: lb.loadBalancer,
       targetGroup: lb.targetGroup,
       metricsNamespace: c.metricsNamespace,
-      dashboardName: this.stackName,
+      // Dashboards are global (not per region): the region keeps two regions' fleets of one name apart.
+      dashboardName: `${this.stackName}-${this.region}`,
+      schedules,
+      circuitOpenAlarmMinutes: c.circuitOpenAlarmMinutes,
       ...(c.alarmEmail ? { alarmEmail: c.alarmEmail } : {}),
     });
 
@@ -141,6 +164,11 @@ export class RegistryFleetStack extends Stack {
       }).alarmTo(monitoring.topic);
     }
 
+    // Also under the stack-wide dry run: sync-htpasswd publishes the first file then too (nothing exists to
+    // overwrite or revoke), and no registry starts without it.
+    const firstSync = [boot.syncUsersOnDeploy(controlPlane.functions['sync-htpasswd'].fn)];
+    boot.waitForInstances({ count: c.minCapacity, timeoutSeconds: c.bootTimeoutMinutes * 60, after: [fleet.autoScalingGroup, ...firstSync] });
+
     Tags.of(this).add('app', 'registry-fleet');
 
     const output = (id: string, value: string, description: string) => new CfnOutput(this, id, { value, description });
@@ -156,11 +184,15 @@ export class RegistryFleetStack extends Stack {
     output('SyncHtpasswdDocument', documents.syncHtpasswdName, 'SSM document: install htpasswd on instances');
     output('PruneDockerDocument', documents.pruneDockerName, 'SSM document: prune docker on instances');
     output('AlarmTopicArn', monitoring.topic.topicArn, 'job failure notifications');
-    output('DashboardName', this.stackName, 'CloudWatch dashboard');
+    output('DashboardName', monitoring.dashboard.dashboardName, 'CloudWatch dashboard');
+    output('RegistryLogGroup', boot.logGroup.logGroupName, "registry access logs (<instance>/registry) and boot logs (<instance>/bootstrap)");
+    output('HistoryBucketName', history.bucket.bucketName, `every run's whole report (HISTORY_BUCKET for npm run history), kept ${c.historyRetentionDays} days`);
+    if (history.database) output('HistoryDatabase', `${history.database.ref}`, 'Glue database of the run history table "runs" (Athena)');
     for (const [job, ops] of Object.entries(controlPlane.functions)) {
       output(`${job.replace(/(^|-)([a-z])/g, (_, __, ch: string) => ch.toUpperCase())}FunctionName`, ops.fn.functionName, `${job} Lambda`);
     }
 
     applyNagSuppressions(this, { usersParameterPath: c.usersParameterPath });
+    applyHistoryNagSuppressions(this);
   }
 }

@@ -9,17 +9,25 @@ export interface TestCertificate {
 }
 
 /**
- * A self-signed certificate made with `openssl req -x509` (EC P-256: fast). `serialHex` sets the serial (the
- * ALB stand-in mimics ACM certificates by serial); `ip` adds an IP SAN (Pebble's loopback listener).
+ * A self-signed certificate made with `openssl req -x509` (EC P-256 unless `key` says otherwise: fast). `serialHex`
+ * sets the serial (the ALB stand-in mimics ACM certificates by serial); `ip` adds an IP SAN (Pebble's loopback
+ * listener); `key: 'rsa:2048'` (or another size) makes an RSA key, as moto issues for every requested certificate.
  */
-export function makeCertificate(opts: { cn: string; sans?: string[]; ip?: string; days?: number; serialHex?: string }): TestCertificate {
+export function makeCertificate(opts: {
+  cn: string;
+  sans?: string[];
+  ip?: string;
+  days?: number;
+  serialHex?: string;
+  key?: `rsa:${number}` | 'ec:prime256v1' | 'ec:secp384r1';
+}): TestCertificate {
   const dir = mkdtempSync(join(tmpdir(), 'cert-'));
   try {
     const san = [...(opts.sans ?? [opts.cn]).map((n) => `DNS:${n}`), ...(opts.ip ? [`IP:${opts.ip}`] : [])].join(',');
     execFileSync(
       'openssl',
       [
-        'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes',
+        'req', '-x509', ...newKey(opts.key ?? 'ec:prime256v1'), '-nodes',
         '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem'),
         '-days', String(opts.days ?? 30), '-subj', `/CN=${opts.cn}`, '-addext', `subjectAltName=${san}`,
         ...(opts.serialHex ? ['-set_serial', `0x${opts.serialHex}`] : []),
@@ -30,4 +38,9 @@ export function makeCertificate(opts: { cn: string; sans?: string[]; ip?: string
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+}
+
+function newKey(key: string): string[] {
+  const [type, param] = key.split(':');
+  return type === 'rsa' ? ['-newkey', `rsa:${param}`] : ['-newkey', 'ec', '-pkeyopt', `ec_paramgen_curve:${param}`];
 }

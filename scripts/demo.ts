@@ -25,7 +25,7 @@ import {
   EC2Client,
 } from '@aws-sdk/client-ec2';
 import { DescribeListenersCommand, DescribeTargetGroupsCommand, ElasticLoadBalancingV2Client } from '@aws-sdk/client-elastic-load-balancing-v2';
-import { GetObjectCommand, ListMultipartUploadsCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
+import { CreateBucketCommand, GetObjectCommand, ListMultipartUploadsCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
 import { PutParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import bcrypt from 'bcryptjs';
@@ -47,12 +47,16 @@ import {
 import { startLocalFleet, type LocalFleet } from './lib/local-fleet.ts';
 import { startMotoGaps, type MotoGaps } from './lib/moto-gaps.ts';
 import { formatReport } from './lib/report-table.ts';
+import { startS3Proxy, type S3Proxy } from '../local/s3-proxy.ts';
 
 const ROOT = join(import.meta.dirname, '..');
 const DOMAIN = 'registry.demo.test';
 const FLEET = 'registry-demo';
 const USERS_PATH = '/registry/users/';
-const UPLOAD_MAX_AGE_S = 8;
+/** The job's smallest max age; an S3 proxy makes the demo's abandoned uploads look older (moto stamps every time "now"). */
+const UPLOAD_MAX_AGE = '1h';
+const LOOKS_OLDER_MS = 2 * 3_600_000;
+const HISTORY_BUCKET = 'registry-demo-history';
 
 const bold = (s: string) => (process.stdout.isTTY ? `\x1b[1m${s}\x1b[0m` : s);
 const say = (s = '') => console.log(s);
@@ -122,6 +126,7 @@ async function main(): Promise<void> {
   let fleet: LocalFleet | undefined;
   let gaps: MotoGaps | undefined;
   let standIn: AlbStandIn | undefined;
+  let aging: S3Proxy | undefined;
   const cleanup = async (): Promise<void> => {
     await standIn?.close().catch(() => undefined);
     await gaps?.close().catch(() => undefined);
@@ -160,7 +165,10 @@ async function main(): Promise<void> {
       POWERTOOLS_LOG_LEVEL: 'WARN',
       POWERTOOLS_METRICS_DISABLED: 'true',
       POWERTOOLS_METRICS_NAMESPACE: 'RegistryControlPlane',
+      // Every run writes its whole report to the run history, as the stack's functions do.
+      HISTORY_BUCKET,
     };
+    await f.s3.send(new CreateBucketCommand({ Bucket: HISTORY_BUCKET }));
 
     // ------------------------------------------------------------------------------------------------
     const alice = randomBytes(9).toString('base64url');
@@ -211,6 +219,7 @@ async function main(): Promise<void> {
     const images: { repo: string; image: PushedImage; layers: Buffer[] }[] = [];
     const abandoned: OpenUpload[] = [];
     let fresh: { upload: OpenUpload; rest: Buffer; digest: string } | undefined;
+    let abandonedBefore = new Date();
     await step('2. Push images through the two registries and abandon some uploads', async () => {
       for (const [i, repo] of ['library/nginx', 'library/alpine', 'team/backend/api'].entries()) {
         const via = i % 2 === 0 ? a : b;
@@ -233,8 +242,9 @@ async function main(): Promise<void> {
       const cancelled = await startUpload(b.url, 'library/alpine', { auth: admin });
       await cancelUpload(cancelled.location, { auth: admin });
       say(`  abandoned 3 uploads mid-push and cancelled 1 (its orphan keeps a hashstates key but no startedat)`);
-      say(`  waiting ${UPLOAD_MAX_AGE_S + 1} s so they are older than UPLOAD_MAX_AGE=${UPLOAD_MAX_AGE_S}s …`);
-      await new Promise((r) => setTimeout(r, (UPLOAD_MAX_AGE_S + 1) * 1000));
+      abandonedBefore = new Date(Date.now() + 1);
+      say(`  the purge will see them through an S3 proxy that makes everything written until now look 2 h old (UPLOAD_MAX_AGE=${UPLOAD_MAX_AGE})`);
+      await new Promise((r) => setTimeout(r, 1_500)); // startedat has whole seconds: the fresh upload starts after the cut
       const rest = randomBytes(50_000);
       const head = randomBytes(50_000);
       const started = await startUpload(b.url, 'library/nginx', { bytes: head, auth: admin });
@@ -255,7 +265,10 @@ async function main(): Promise<void> {
     const before = await listUploads();
 
     await step('purge-stale-uploads (scheduled run)', async () => {
-      const report = await invoke('purge-stale-uploads', 'schedule.json', { REGISTRY_BUCKET: f.bucket, UPLOAD_MAX_AGE: `${UPLOAD_MAX_AGE_S}s` });
+      aging = await startS3Proxy(f.moto.endpoint);
+      aging.shiftTimes({ byMs: LOOKS_OLDER_MS, before: abandonedBefore, parts: true });
+      const env = { REGISTRY_BUCKET: f.bucket, UPLOAD_MAX_AGE, AWS_ENDPOINT_URL: aging.endpoint };
+      const report = await invoke('purge-stale-uploads', 'schedule.json', env).finally(() => aging?.stop());
       const after = await listUploads();
       check(before.dirs.size === 5 && after.dirs.size === 1, `upload directories in S3: ${before.dirs.size} before, ${after.dirs.size} after (the fresh one)`);
       check(after.mpus === 1, `open multipart uploads: ${before.mpus} before, ${after.mpus} after (their parts no longer cost money)`);
@@ -341,6 +354,17 @@ async function main(): Promise<void> {
       await invoke('rotate-certificates', 'schedule.json', env);
     });
 
+    await step(`4. What the jobs did, from the run history (s3://${HISTORY_BUCKET})`, async () => {
+      say('  $ npm run history -- --since 1h');
+      const table = await runHistory(['--since', '1h'], { ...jobEnv, AWS_ENDPOINT_URL: f.moto.endpoint });
+      say(table.trimEnd());
+      const jobs = ['purge-stale-uploads', 'sync-htpasswd', 'replace-unhealthy-instances', 'purge-disk-volumes', 'rotate-certificates'];
+      check(jobs.every((j) => table.includes(` ${j} `)), 'every job run above left its report in the run history');
+      say('  $ npm run history -- purge-stale-uploads --action delete-upload --json');
+      const deletes = JSON.parse(await runHistory(['purge-stale-uploads', '--action', 'delete-upload', '--json'], { ...jobEnv, AWS_ENDPOINT_URL: f.moto.endpoint })) as Report[];
+      check(deletes.length === 1 && deletes[0]?.actions.every((a) => a.type === 'delete-upload') === true, `the purge run's ${deletes[0]?.actions.length ?? 0} upload deletions, every one`);
+    });
+
     say(failures === 0 ? `\n${bold('✓ demo finished: every step passed')}` : `\n${bold(`✗ demo finished with ${failures} failed step(s)`)}`);
   } catch (error) {
     failures += 1;
@@ -362,6 +386,21 @@ async function alive(pid: number): Promise<boolean> {
   } catch {
     return false;
   }
+}
+
+/** `npm run history -- …` (scripts/history.ts), as an operator runs it, against the demo's moto. */
+async function runHistory(args: string[], env: Record<string, string>): Promise<string> {
+  const child = spawn(process.execPath, [join(ROOT, 'node_modules/tsx/dist/cli.mjs'), join(ROOT, 'scripts/history.ts'), ...args], {
+    env: { PATH: process.env.PATH ?? '', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  let err = '';
+  child.stdout.on('data', (c: Buffer) => (out += c.toString()));
+  child.stderr.on('data', (c: Buffer) => (err += c.toString()));
+  const code = await new Promise<number>((resolve) => child.on('exit', (c) => resolve(c ?? 1)));
+  if (code !== 0) throw new Error(`npm run history exited ${code}: ${err.trim()}`);
+  return out;
 }
 
 async function runScript(script: string, args: string[]): Promise<string> {

@@ -1,6 +1,6 @@
 import * as z from 'zod/mini';
 import en from 'zod/v4/locales/en.js';
-import { DURATION_FORM, parseDuration } from './duration.ts';
+import { DURATION_FORM, durationRule, type DurationBounds } from './duration.ts';
 import { ConfigError } from './errors.ts';
 
 /**
@@ -29,16 +29,15 @@ function int(opts: { min: number; max: number; default?: number }) {
   return opts.default === undefined ? schema : z._default(schema, opts.default);
 }
 
-function duration(opts: { default?: string; min?: string; max?: string } = {}) {
-  const min = opts.min === undefined ? 0 : (parseDuration(opts.min) ?? 0);
-  const max = opts.max === undefined ? Number.POSITIVE_INFINITY : (parseDuration(opts.max) ?? Number.POSITIVE_INFINITY);
-  const bounds = [opts.min && `at least ${opts.min}`, opts.max && `at most ${opts.max}`].filter(Boolean).join(' and ');
-  const form = bounds ? `${DURATION_FORM}, ${bounds}` : DURATION_FORM;
+/** A duration variable; every one has a maximum (`max`, else the 100-year ceiling of shared/duration.ts). */
+function duration(opts: DurationBounds & { default?: string } = {}) {
+  const rule = durationRule(opts);
+  const form = `${DURATION_FORM}, ${rule.bounds}`;
   const schema = z.pipe(
     z.string(expect(form)),
     z.transform((value: string, ctx) => {
-      const ms = parseDuration(value.trim());
-      if (ms === undefined || ms < min || ms > max) {
+      const ms = rule.check(value);
+      if (ms === undefined) {
         ctx.issues.push({ code: 'custom', message: `expected ${form}`, input: value });
         return z.NEVER;
       }
@@ -46,6 +45,26 @@ function duration(opts: { default?: string; min?: string; max?: string } = {}) {
     }),
   );
   return opts.default === undefined ? schema : z.pipe(z._default(z.string(), opts.default), schema);
+}
+
+/**
+ * A duration in a manual payload (`{"maxAge": "24h"}`): the same rule as `env.duration`, in the job's own words
+ * (`form`). The message echoes the value, which payload errors do not do by themselves.
+ */
+export function durationOption(form: string, bounds: DurationBounds) {
+  const rule = durationRule(bounds);
+  const message = (input: unknown) => `expected ${form}, ${rule.bounds} (got ${JSON.stringify(input)})`;
+  return z.pipe(
+    z.string({ error: (issue) => message(issue.input) }),
+    z.transform((value: string, ctx) => {
+      const ms = rule.check(value);
+      if (ms === undefined) {
+        ctx.issues.push({ code: 'custom', message: message(value), input: value });
+        return z.NEVER;
+      }
+      return ms;
+    }),
+  );
 }
 
 function bool(defaultValue: boolean) {
@@ -76,6 +95,10 @@ const common = {
   AWS_REGION: text('an AWS region such as us-east-1', /^[a-z]{2}(-[a-z]+)+-\d+$/),
   DRY_RUN: bool(false),
   S3_FORCE_PATH_STYLE: bool(false),
+  // Run history and notifications (shared/history.ts, shared/notify.ts): optional, each off when unset.
+  HISTORY_BUCKET: z.optional(env.bucket()),
+  HISTORY_PREFIX: z._default(text('a key prefix such as reports (letters, digits, - _ . and /, no leading or trailing /)', /^[A-Za-z0-9_.-]+(\/[A-Za-z0-9_.-]+)*$/), 'reports'),
+  NOTIFY_TOPIC_ARN: z.optional(env.arn('sns')),
 };
 
 export interface CommonConfig {
@@ -83,6 +106,10 @@ export interface CommonConfig {
   /** Stack-wide leash: when true every run of every trigger is a dry run. */
   readonly dryRun: boolean;
   readonly s3ForcePathStyle: boolean;
+  /** Where every run's whole report is written (HISTORY_BUCKET, HISTORY_PREFIX); no history when unset. */
+  readonly history?: { readonly bucket: string; readonly prefix: string };
+  /** The SNS topic run notifications go to (NOTIFY_TOPIC_ARN); none when unset. */
+  readonly notifyTopicArn?: string;
 }
 
 /**
@@ -97,12 +124,14 @@ export function loadConfig<Shape extends z.core.$ZodShape, C>(
   const schema = z.object({ ...common, ...shape });
   const result = schema.safeParse(source);
   if (!result.success) throw new ConfigError(`invalid configuration: ${describeIssues(result.error, source)}`);
-  const vars = result.data as unknown as z.output<z.ZodMiniObject<Shape>> & { AWS_REGION: string; DRY_RUN: boolean; S3_FORCE_PATH_STYLE: boolean };
+  const vars = result.data as unknown as z.output<z.ZodMiniObject<Shape>> & z.output<z.ZodMiniObject<typeof common>>;
   const config = {
     ...toConfig(vars),
     region: vars.AWS_REGION,
     dryRun: vars.DRY_RUN,
     s3ForcePathStyle: vars.S3_FORCE_PATH_STYLE,
+    ...(vars.HISTORY_BUCKET ? { history: { bucket: vars.HISTORY_BUCKET, prefix: vars.HISTORY_PREFIX } } : {}),
+    ...(vars.NOTIFY_TOPIC_ARN ? { notifyTopicArn: vars.NOTIFY_TOPIC_ARN } : {}),
   };
   return Object.freeze(config);
 }

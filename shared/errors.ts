@@ -21,7 +21,7 @@ export class ConfigError extends Error {
 /** Thrown after the report is logged when any action failed, so Lambda errors, alarms and retries see it. */
 export class JobFailedError extends Error {
   override readonly name = 'JobFailedError';
-  /** The run's report, when the runner threw after it (an inventory pass keeps every shard's report). */
+  /** The failed run's report (a local invoke prints it; an inventory pass keeps every shard's; Lambda serialises only name and message). */
   readonly report?: unknown;
   constructor(message: string, report?: unknown) {
     super(message);

@@ -6,10 +6,12 @@ import type * as z from 'zod/mini';
 import { configureClients } from './aws.ts';
 import type { CommonConfig } from './config.ts';
 import { describeError, JobFailedError, UnsupportedEventError } from './errors.ts';
+import type { HistoryRecord } from './history.ts';
 import { logger, metrics } from './observability.ts';
 import { pool } from './concurrency.ts';
 import { RequestCounter, withRequestCounter } from './requests.ts';
-import { asksForDryRun, toTrigger, type ManualOptionsShape, type Trigger, type TriggerKind } from './triggers.ts';
+import { recordRun, type RecordContext } from './run-record.ts';
+import { asksForDryRun, correlationIdOf, toTrigger, type ManualOptionsShape, type Trigger, type TriggerKind } from './triggers.ts';
 
 /**
  * The runner every job uses (ARCHITECTURE §4–§5): trigger → observe → plan (pure) → apply unless dry-run →
@@ -28,6 +30,11 @@ export interface Action {
   readonly type: string;
   readonly target: string;
   readonly reason: string;
+  /**
+   * Applied even in a dry run. Only for an action that creates what does not exist yet and that a fleet waits
+   * for, changing and removing nothing (sync-htpasswd's first publish: without it no registry ever starts).
+   */
+  readonly dryRunSafe?: true;
 }
 
 export interface Plan<A extends Action> {
@@ -69,6 +76,10 @@ export interface Report {
   refusals?: Refusal[];
   /** Job-specific results (bytes freed, certificates seen, guards that fired …). */
   details?: Record<string, unknown>;
+  /** Ties the run's log lines, history object and notification to its event (shared/triggers.ts correlationIdOf). */
+  correlationId?: string;
+  /** Where the whole report is in the run history, or why it could not be written (shared/history.ts). */
+  history?: HistoryRecord;
 }
 
 /**
@@ -185,7 +196,7 @@ export async function runJob<T extends JobTypes>(
   job: JobDefinition<T>,
   config: T['config'],
   event: unknown,
-  context: Partial<Pick<Context, 'getRemainingTimeInMillis'>>,
+  context: Partial<Pick<Context, 'getRemainingTimeInMillis'>> & RecordContext,
   { signal = new AbortController().signal, clock = () => new Date() }: RunOptions = {},
 ): Promise<Report> {
   const startedAt = clock();
@@ -196,12 +207,14 @@ export async function runJob<T extends JobTypes>(
   // A payload can make a run safer, never less safe: DRY_RUN=true wins over anything the event says, and
   // `"dryRun": true` counts on any event, also on a copied schedule or alarm sample.
   const dryRun = config.dryRun || asksForDryRun(event);
-  logger.appendKeys({ job: job.name, trigger: trigger.kind, dryRun });
+  const correlationId = correlationIdOf(event, trigger, context.awsRequestId);
+  logger.appendKeys({ job: job.name, trigger: trigger.kind, dryRun, correlationId });
 
-  const base = { job: job.name, trigger, dryRun, startedAt: startedAt.toISOString() };
+  const base = { job: job.name, trigger, dryRun, correlationId, startedAt: startedAt.toISOString() };
+  const record = { config, context, signal };
   if (trigger.kind === 'ignored' || (trigger.kind === 'alarm' && trigger.state !== 'ALARM')) {
     const reason = trigger.kind === 'ignored' ? trigger.reason : `alarm ${trigger.alarmName} is ${trigger.state}`;
-    return finish(job.name, { ...base, observed: {}, details: { nothingToDo: reason } }, [], [], [], clock, {});
+    return finish(job.name, { ...base, observed: {}, details: { nothingToDo: reason } }, [], [], [], clock, {}, record);
   }
 
   const scope = job.scope(trigger, config); // bad input throws before any AWS call
@@ -220,12 +233,14 @@ export async function runJob<T extends JobTypes>(
     const clients = job.clients();
     const state = await job.observe(clients, scope, ctx);
     const plan = job.plan(state, ctx);
-    const outcomes = dryRun ? [] : await job.apply(plan, ctx, clients);
+    const outcomes = dryRun ? await applyDryRunSafe(job, plan, ctx, clients) : await job.apply(plan, ctx, clients);
     const summary = job.summarize(state, plan, outcomes, ctx);
 
     const notStarted = stoppedEarly ? 'not started: the Lambda time budget ran low (the next run continues)' : 'not started: stopped after a failure';
     const actions: ReportAction[] = [
-      ...plan.actions.map((action, i) => toReportAction(action, dryRun ? undefined : (outcomes[i] ?? { status: 'skipped', reason: notStarted }))),
+      ...plan.actions.map((action, i) =>
+        toReportAction(action, dryRun && !action.dryRunSafe ? undefined : (outcomes[i] ?? { status: 'skipped', reason: notStarted })),
+      ),
       ...plan.skipped.map((action) => toReportAction(action, { status: 'skipped', reason: action.reason })),
     ];
     const refusals = (plan.refusals ?? []).map(({ type, target, reason }) => ({ type, target, reason }));
@@ -235,12 +250,22 @@ export async function runJob<T extends JobTypes>(
       ...(summary.details ? { details: summary.details } : {}),
       ...(stoppedEarly ? { stoppedEarly } : {}),
     };
-    return finish(job.name, report, actions, plan.actions, refusals, clock, summary.metrics ?? {});
+    return finish(job.name, report, actions, plan.actions, refusals, clock, summary.metrics ?? {}, record);
   });
 }
 
+/** A dry run applies only the plan's `dryRunSafe` actions (usually none); outcomes keep the plan's positions. */
+async function applyDryRunSafe<T extends JobTypes>(job: JobDefinition<T>, plan: T['plan'], ctx: JobContext<T>, clients: T['clients']): Promise<Outcomes> {
+  const safe = plan.actions.flatMap((a, i) => (a.dryRunSafe ? [i] : []));
+  if (safe.length === 0) return [];
+  const done = await job.apply({ ...plan, actions: safe.map((i) => plan.actions[i]) }, ctx, clients);
+  const outcomes = new Array<Outcome | undefined>(plan.actions.length).fill(undefined);
+  safe.forEach((at, k) => (outcomes[at] = done[k]));
+  return outcomes;
+}
+
 function toReportAction(action: Action, outcome: Outcome | undefined): ReportAction {
-  const { type, target, reason, ...rest } = action;
+  const { type, target, reason, dryRunSafe: _safe, ...rest } = action;
   const extra = Object.keys(rest).length > 0 ? { detail: rest as Record<string, unknown> } : {};
   if (!outcome) return { type, target, reason, status: 'planned', ...extra };
   switch (outcome.status) {
@@ -259,7 +284,7 @@ function mergeDetail(extra: { detail?: Record<string, unknown> }, detail: Record
 
 const STATUS_ORDER: Record<ActionStatus, number> = { failed: 0, applied: 1, planned: 2, skipped: 3 };
 
-function finish(
+async function finish(
   name: string,
   partial: Omit<Report, 'finishedAt' | 'actions' | 'summary' | 'truncated'>,
   actions: ReportAction[],
@@ -267,7 +292,8 @@ function finish(
   refusals: Refusal[],
   clock: () => Date,
   extraMetrics: Record<string, number>,
-): Report {
+  record: { config: CommonConfig; context: RecordContext; signal: AbortSignal },
+): Promise<Report> {
   const summary = { planned: 0, applied: 0, skipped: 0, failed: 0 };
   for (const a of actions) summary[a.status] += 1;
   const truncated = actions.length > REPORT_ACTION_CAP;
@@ -279,7 +305,7 @@ function finish(
         .slice(0, REPORT_ACTION_CAP)
         .map(([a]) => a)
     : actions;
-  const report: Report = {
+  const built: Report = {
     ...partial,
     finishedAt: clock().toISOString(),
     actions: listed,
@@ -288,13 +314,15 @@ function finish(
     ...(refusals.length > 0 ? { refusals } : {}),
   };
 
-  metrics.addDimension('dryRun', String(report.dryRun));
+  metrics.addDimension('dryRun', String(built.dryRun));
   metrics.addMetric('PlannedActions', MetricUnit.Count, planned.length);
   metrics.addMetric('AppliedActions', MetricUnit.Count, summary.applied);
   metrics.addMetric('SkippedActions', MetricUnit.Count, summary.skipped);
   metrics.addMetric('FailedActions', MetricUnit.Count, summary.failed);
   metrics.addMetric('Refusals', MetricUnit.Count, refusals.length);
   for (const [metric, value] of Object.entries(extraMetrics)) metrics.addMetric(metric, MetricUnit.Count, value);
+  // Action log lines, the whole report to the run history, RunSucceeded, a notification: never fails the run.
+  const report = await recordRun(built, actions, record.config, record.context, { signal: record.signal, metrics: extraMetrics });
   metrics.publishStoredMetrics(); // one EMF line per run, whether run through the handler or called directly
 
   logger.info('job report', { report });

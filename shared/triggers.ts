@@ -22,6 +22,11 @@ export type Trigger<Options = Record<string, unknown>> =
     }
   | { kind: 'parameter-change'; name: string; operation: string; time?: string }
   | { kind: 'certificate-expiry'; certificateArn: string; daysToExpiry?: number; time?: string }
+  /**
+   * A follow-up a job arranged for itself (an EventBridge Scheduler one-time schedule whose input is
+   * `followUpInput(...)`): look at `target` again, the way `job` asked, at the time it asked for.
+   */
+  | { kind: 'follow-up'; source: 'scheduler'; job: string; target: string; since?: string; schedule: string; time?: string }
   /** Events that are recognised and deliberately do nothing (ASG `autoscaling:TEST_NOTIFICATION`). */
   | { kind: 'ignored'; reason: string }
   | { kind: 'manual'; dryRun: boolean; reason?: string; options: Options };
@@ -35,6 +40,24 @@ export type ManualOptionsShape = z.core.$ZodShape;
 z.config(en());
 
 const ALARM_STATES = new Set<string>(['OK', 'ALARM', 'INSUFFICIENT_DATA']);
+
+/** The `source` and `detail-type` of a follow-up's input: the control plane's own, never an AWS event's. */
+export const FOLLOW_UP_SOURCE = 'registry.control-plane';
+export const FOLLOW_UP_DETAIL_TYPE = 'Follow-up';
+
+/**
+ * The input of a follow-up schedule. `<aws.scheduler.…>` are Scheduler's context attributes: it fills in the
+ * schedule's ARN and the time it fired when it invokes the target.
+ */
+export function followUpInput(follow: { job: string; target: string; since?: string }): Record<string, unknown> {
+  return {
+    source: FOLLOW_UP_SOURCE,
+    'detail-type': FOLLOW_UP_DETAIL_TYPE,
+    scheduleArn: '<aws.scheduler.schedule-arn>',
+    scheduledTime: '<aws.scheduler.scheduled-time>',
+    detail: { job: follow.job, target: follow.target, ...(follow.since ? { since: follow.since } : {}) },
+  };
+}
 
 type Json = Record<string, unknown>;
 const isObject = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -88,9 +111,19 @@ function fromEventBridge(event: Json): Trigger<never> | undefined {
       const days = detail.DaysToExpiry;
       return { kind: 'certificate-expiry', certificateArn, ...(typeof days === 'number' ? { daysToExpiry: days } : {}), ...time(event.time) };
     }
+    case `${FOLLOW_UP_SOURCE}|${FOLLOW_UP_DETAIL_TYPE}`:
+      return followUp(detail, event);
     default:
       throw new UnsupportedEventError(`EventBridge event source=${String(event.source)} detail-type=${detailType}`);
   }
+}
+
+function followUp(detail: Json, event: Json): Trigger<never> {
+  const job = str(detail.job);
+  const target = str(detail.target);
+  if (!job || !target) throw new ValidationError(`invalid follow-up: detail.job and detail.target: expected two non-empty strings, got ${JSON.stringify(detail)}`);
+  const since = str(detail.since);
+  return { kind: 'follow-up', source: 'scheduler', job, target, ...(since ? { since } : {}), schedule: str(event.scheduleArn) ?? 'unknown', ...time(event.scheduledTime) };
 }
 
 /** A CloudWatch alarm action that invokes the Lambda directly: `{ source: 'aws.cloudwatch', alarmData }`. */
@@ -205,4 +238,25 @@ function describe(value: unknown): string {
   if (value === null) return 'null';
   if (Array.isArray(value)) return 'an array';
   return `a ${typeof value}`;
+}
+
+/** Correlation ids longer than this are cut (a manual `reason` may be up to 500 characters). */
+const CORRELATION_ID_MAX = 200;
+
+/**
+ * The id that ties a run's log lines, report, history object and notification to what started it: the
+ * EventBridge event's `id` (schedules, alarm state changes, parameter changes, ACM events), the alarm's name
+ * (an alarm action or an SNS-wrapped alarm, with its state-change time), the manual payload's `reason`, or
+ * else the Lambda request id.
+ */
+export function correlationIdOf(event: unknown, trigger: Trigger<unknown>, requestId?: string): string {
+  const fallback = requestId ?? 'local';
+  const id = isObject(event) ? str(event.id) : undefined;
+  const chosen = (() => {
+    if (id && trigger.kind !== 'manual') return id;
+    if (trigger.kind === 'alarm') return trigger.time ? `${trigger.alarmName}@${trigger.time}` : trigger.alarmName;
+    if (trigger.kind === 'manual') return trigger.reason ?? `manual-${fallback}`;
+    return id ?? fallback;
+  })();
+  return chosen.length > CORRELATION_ID_MAX ? chosen.slice(0, CORRELATION_ID_MAX) : chosen;
 }

@@ -7,11 +7,18 @@ import {
   DescribeVolumesCommand,
   type EC2Client,
 } from '@aws-sdk/client-ec2';
-import { GetCommandInvocationCommand, SendCommandCommand, type SSMClient } from '@aws-sdk/client-ssm';
-import { setTimeout as sleep } from 'node:timers/promises';
+import type { SSMClient } from '@aws-sdk/client-ssm';
 import { formatDuration } from '../../shared/duration.ts';
-import { describeError, errorName } from '../../shared/errors.ts';
+import { errorName } from '../../shared/errors.ts';
 import { applyEach, type ApplyContext, type Outcome } from '../../shared/job.ts';
+import {
+  awaitResults,
+  canStart,
+  sendCommand,
+  type CommandRequest,
+  type CommandResult,
+  type WaitOptions,
+} from '../../shared/ssm-commands.ts';
 import type { PurgeDiskVolumesConfig } from './config.ts';
 import {
   KEEP_TAG,
@@ -38,11 +45,20 @@ type Config = Pick<
 
 const VOLUME_GONE = new Set(['InvalidVolume.NotFound']);
 
+type VolumeAction = MarkVolume | UnmarkVolume | DeleteVolume;
+
+/** One volume action → its outcome (the dialect's `apply`; the prune commands are batched by `applyPlan`). */
+export function apply(action: VolumeAction, ctx: ApplyContext<Config>, clients: Pick<ApplyClients, 'ec2'>): Promise<Outcome> {
+  return applyVolumeAction(clients.ec2, action, ctx.config, ctx.signal);
+}
+
 /**
- * Prune commands are sent first (one SendCommand), the volume work runs while they execute on the instances,
- * then the command results are read (GetCommandInvocation per instance) within PRUNE_WAIT and the time budget.
+ * The whole plan. A batch, not `applyEach` over `apply`, because the prune commands go out as ONE SendCommand for
+ * every instance of the run: sent first, the volume work runs while they execute on the instances, then the
+ * command results are read (GetCommandInvocation per instance) within PRUNE_WAIT and the time budget. Sending and
+ * reading are shared/ssm-commands.ts's; what a result means for a prune (and its freed bytes) is `pruneOutcome`'s.
  */
-export async function applyActions(
+export async function applyPlan(
   actions: readonly PurgeAction[],
   ctx: ApplyContext<Config>,
   clients: ApplyClients,
@@ -51,40 +67,33 @@ export async function applyActions(
   const pruneIdx = actions.flatMap((a, i) => (a.type === 'prune-instance' ? [i] : []));
   const volumeIdx = actions.flatMap((a, i) => (a.type === 'prune-instance' ? [] : [i]));
 
-  const started = Date.now();
-  let commandId: string | undefined;
-  if (pruneIdx.length > 0 && ctx.hasTime() && !ctx.signal.aborted) {
-    const prunes = pruneIdx.map((i) => actions[i] as PruneInstance);
-    try {
-      commandId = await sendPrune(clients.ssm, prunes, ctx.config, ctx.signal);
-    } catch (error) {
-      for (const i of pruneIdx) outcomes[i] = { status: 'failed', error: `SendCommand: ${describeError(error)}` };
-    }
-  }
+  const prunes = pruneIdx.map((i) => actions[i] as PruneInstance);
+  const wait = pruneWait(ctx);
+  // Sent before the volume work so the commands run meanwhile; the wait counts from the send.
+  const sent =
+    prunes.length > 0 && canStart(wait)
+      ? await sendCommand(clients.ssm, pruneRequest(prunes, ctx.config), ids(prunes), ctx.signal)
+      : undefined;
 
-  const volumeActions = volumeIdx.map((i) => actions[i] as MarkVolume | UnmarkVolume | DeleteVolume);
-  const volumeOutcomes = await applyEach(volumeActions, ctx, (a) => applyVolumeAction(clients.ec2, a, ctx.config, ctx.signal));
+  const volumeActions = volumeIdx.map((i) => actions[i] as VolumeAction);
+  const volumeOutcomes = await applyEach(volumeActions, ctx, (a) => apply(a, ctx, clients));
   volumeIdx.forEach((i, k) => (outcomes[i] = volumeOutcomes[k]));
 
-  if (commandId) {
-    const ids = pruneIdx.map((i) => actions[i]!.target);
-    const results = await readPruneResults(clients.ssm, commandId, ids, {
-      started,
-      waitMs: ctx.config.pruneWaitMs,
-      intervalMs: ctx.config.prunePollIntervalMs,
-      ctx,
+  if (sent) {
+    const results = await awaitResults(clients.ssm, sent, wait);
+    const end = endOfWait(sent.sentAt, wait.waitMs);
+    pruneIdx.forEach((i, k) => {
+      const id = prunes[k]!.target;
+      outcomes[i] = pruneOutcome(id, results.get(id), end);
     });
-    pruneIdx.forEach((i, k) => (outcomes[i] = results[k]));
   }
   return outcomes;
 }
 
-export function applyVolumeAction(
-  ec2: EC2Client,
-  a: MarkVolume | UnmarkVolume | DeleteVolume,
-  config: Config,
-  signal: AbortSignal,
-): Promise<Outcome> {
+/** The earlier name of `applyPlan`. */
+export const applyActions = applyPlan;
+
+export function applyVolumeAction(ec2: EC2Client, a: VolumeAction, config: Config, signal: AbortSignal): Promise<Outcome> {
   switch (a.type) {
     case 'mark-volume':
       return ignoreGone(async () => {
@@ -162,7 +171,9 @@ async function deleteVolume(ec2: EC2Client, a: DeleteVolume, config: Config, sig
 
 /**
  * Reuse a snapshot an earlier run started for this volume (a delete that failed after its snapshot), else start
- * one. EBS docs (https://docs.aws.amazon.com/ebs/latest/userguide/ebs-creating-snapshot.html): "Snapshot
+ * one. Only a snapshot started after the mark stands in: the mark is the last time the volume was seen in use (a
+ * use since then re-marks it), so an older snapshot may miss what was written before the volume was left alone.
+ * EBS docs (https://docs.aws.amazon.com/ebs/latest/userguide/ebs-creating-snapshot.html): "Snapshot
  * creation is asynchronous. The snapshot is created immediately, but it remains in the pending state until all
  * of data has been transferred to Amazon S3 ... The snapshot includes only the data that was written to the
  * volume at the time the snapshot was requested." The point-in-time copy is fixed once CreateSnapshot returns a
@@ -184,7 +195,11 @@ async function ensureSnapshot(
     }),
     { abortSignal: signal },
   );
-  const usable = (existing.Snapshots ?? []).find((s) => s.SnapshotId && (s.State === 'pending' || s.State === 'completed'));
+  const markedMs = Date.parse(a.markedAt);
+  const usable = (existing.Snapshots ?? []).find(
+    (s) =>
+      s.SnapshotId && (s.State === 'pending' || s.State === 'completed') && s.StartTime !== undefined && s.StartTime.getTime() >= markedMs,
+  );
   if (usable) return { id: usable.SnapshotId as string, state: usable.State as string };
 
   const snap = await ec2.send(
@@ -210,40 +225,44 @@ async function ensureSnapshot(
 
 // ---------- instance disks ----------
 
-/** The prune document must finish within this on the instance side (the document's own timeout bounds the run). */
+/**
+ * How long SSM tries to deliver the prune document (SendCommand TimeoutSeconds); the document's own timeout bounds
+ * the run on the instance.
+ */
 const DELIVERY_TIMEOUT_S = 600;
 
-async function sendPrune(ssm: SSMClient, prunes: readonly PruneInstance[], config: Config, signal: AbortSignal): Promise<string> {
-  // One command for every instance of this run: InstanceIds (at most 50 per call; the plan caps it at
-  // MAX_PRUNE_INSTANCES_PER_RUN ≤ 50). Explicit ids, never tag targets: exactly the instances the plan chose.
-  const res = await ssm.send(
-    new SendCommandCommand({
-      DocumentName: config.pruneDocumentName,
-      InstanceIds: prunes.map((p) => p.target),
-      Parameters: { MaxLogMb: [String(config.pruneMaxLogMb)] },
-      Comment: `purge-disk-volumes: prune ${prunes.length} instance(s)`.slice(0, 100),
-      TimeoutSeconds: DELIVERY_TIMEOUT_S,
-    }),
-    { abortSignal: signal },
-  );
-  const id = res.Command?.CommandId;
-  if (!id) throw new Error('SendCommand returned no CommandId');
-  return id;
+const ids = (prunes: readonly PruneInstance[]): string[] => prunes.map((p) => p.target);
+
+/**
+ * One command for every instance of this run: at most 50 ids per SendCommand, and the plan caps the run at
+ * MAX_PRUNE_INSTANCES_PER_RUN ≤ 50. SSM's MaxConcurrency / MaxErrors defaults apply. A refused send (an unknown id
+ * too) fails every prune of the run, naming SSM's error: the job's rule before the shared engine, kept.
+ */
+function pruneRequest(prunes: readonly PruneInstance[], config: Config): CommandRequest {
+  return {
+    documentName: config.pruneDocumentName,
+    parameters: { MaxLogMb: [String(config.pruneMaxLogMb)] },
+    timeoutSeconds: DELIVERY_TIMEOUT_S,
+    comment: `purge-disk-volumes: prune ${prunes.length} instance(s)`,
+    splitOnInvalidInstanceId: false,
+  };
 }
 
-const TERMINAL = new Set(['Success', 'Failed', 'TimedOut', 'Cancelled']);
 /**
- * Per-instance StatusDetails that mean the command never ran there (terminal, whatever `Status` says):
- * https://docs.aws.amazon.com/systems-manager/latest/userguide/monitor-commands.html
+ * PRUNE_WAIT from the send, polled every PRUNE_POLL_INTERVAL within the time budget (the engine sleeps in ≤ 1 s
+ * slices, so a 1-minute interval never outlasts the runner's 15 s margin). The prune's own rules: the last read
+ * lands at the end of PRUNE_WAIT, and a missing invocation is asked for until then.
  */
-const UNDELIVERED = new Set(['Undeliverable', 'Terminated', 'Delivery Timed Out', 'DeliveryTimedOut']);
-/** No invocation for the instance yet (GetCommandInvocation: InvocationDoesNotExist). */
-const NOT_REGISTERED = 'NotRegisteredYet';
-/**
- * Sleep in slices of at most this, re-checking the time budget: PRUNE_POLL_INTERVAL (≤ 1m) must not outlast the
- * runner's margin (15 s).
- */
-const SLEEP_SLICE_MS = 1_000;
+function pruneWait(ctx: ApplyContext<Config>): WaitOptions {
+  return {
+    signal: ctx.signal,
+    waitMs: ctx.config.pruneWaitMs,
+    pollIntervalMs: ctx.config.prunePollIntervalMs,
+    hasTime: () => ctx.hasTime(),
+    pollAtDeadline: true,
+    missingInvocationPolls: Number.POSITIVE_INFINITY,
+  };
+}
 
 export interface PruneResult {
   freedBytes: number;
@@ -275,83 +294,65 @@ export function parsePruneOutput(stdout: string | undefined): PruneResult | unde
   return undefined;
 }
 
-async function readPruneResults(
-  ssm: SSMClient,
-  commandId: string,
-  instanceIds: readonly string[],
-  { started, waitMs, intervalMs, ctx }: { started: number; waitMs: number; intervalMs: number; ctx: ApplyContext<unknown> },
-): Promise<Outcome[]> {
-  const deadline = started + waitMs;
-  const results = new Map<string, Outcome>();
-  const lastStatus = new Map<string, string>(instanceIds.map((id) => [id, NOT_REGISTERED]));
-  for (;;) {
-    for (const id of instanceIds) {
-      if (results.has(id) || ctx.signal.aborted) continue;
-      try {
-        const inv = await ssm.send(new GetCommandInvocationCommand({ CommandId: commandId, InstanceId: id }), { abortSignal: ctx.signal });
-        const status = inv.Status ?? 'Pending';
-        const undelivered = UNDELIVERED.has(inv.StatusDetails ?? '');
-        lastStatus.set(id, undelivered ? (inv.StatusDetails as string) : status);
-        if (undelivered && !TERMINAL.has(status)) {
-          results.set(id, {
-            status: 'failed',
-            error: `prune command not delivered (${inv.StatusDetails}): command ${commandId}`,
-            detail: { commandId, commandStatus: status },
-          });
-          continue;
-        }
-        if (!TERMINAL.has(status)) continue;
-        const parsed = parsePruneOutput(inv.StandardOutputContent);
-        const detail = { commandId, commandStatus: status, ...(parsed ?? { output: 'unreadable: no JSON last line' }) };
-        if (status === 'Success') results.set(id, { status: 'applied', detail });
-        else {
-          const stderr = (inv.StandardErrorContent ?? '').trim().split('\n').at(-1)?.slice(0, 200);
-          results.set(id, {
-            status: 'failed',
-            error: `prune command ${status} (${inv.StatusDetails ?? 'no details'})${stderr ? `: ${stderr}` : ''}`,
-            detail,
-          });
-        }
-      } catch (error) {
-        // The invocation is registered a moment after SendCommand returns: not there yet = ask again.
-        if (errorName(error) === 'InvocationDoesNotExist') continue;
-        results.set(id, { status: 'failed', error: `GetCommandInvocation: ${describeError(error)}`, detail: { commandId } });
-      }
+/** No invocation for the instance (GetCommandInvocation: InvocationDoesNotExist), as `commandStatus`. */
+const NOT_REGISTERED = 'NotRegisteredYet';
+
+interface EndOfWait {
+  readonly waited: string;
+  /** True when PRUNE_WAIT ended the wait, false when the time budget (or an abort) did. */
+  readonly waitOver: boolean;
+  readonly waitMs: number;
+}
+
+/** How the wait ended, for the report's wording only (elapsed time, not a decision: apply takes none by the clock). */
+function endOfWait(sentAt: number, waitMs: number): EndOfWait {
+  const waitedMs = Date.now() - sentAt;
+  return { waited: duration(waitedMs), waitOver: waitedMs >= waitMs, waitMs };
+}
+
+/**
+ * The engine's neutral result → the prune's outcome. Never applied without a final status. Still queued or
+ * running → skipped with the command id (it keeps running on the instance; the next run sees its disk). Not
+ * delivered or no invocation → failed (the disk stays full and nobody would know), like a failed command.
+ */
+function pruneOutcome(instanceId: string, r: CommandResult | undefined, end: EndOfWait): Outcome {
+  if (!r) return { status: 'failed', error: 'prune command: no result from the SSM engine' };
+  const see = `command ${r.commandId}; see it with aws ssm get-command-invocation --command-id ${r.commandId} --instance-id ${instanceId}`;
+  const cmd = r.commandId ? { commandId: r.commandId } : {};
+  switch (r.state) {
+    case 'success':
+      return { status: 'applied', detail: { ...cmd, commandStatus: 'Success', ...readOutput(r.output) } };
+    case 'failed': {
+      if (r.status === undefined) return { status: 'failed', error: r.error, ...(r.commandId ? { detail: cmd } : {}) };
+      const stderr = (r.stderr ?? '').trim().split('\n').at(-1)?.slice(0, 200);
+      return {
+        status: 'failed',
+        error: `prune command ${r.status} (${r.statusDetails ?? 'no details'})${stderr ? `: ${stderr}` : ''}`,
+        detail: { ...cmd, commandStatus: r.status, ...readOutput(r.output) },
+      };
     }
-    const waitLeft = deadline - Date.now();
-    if (results.size === instanceIds.length || waitLeft <= 0 || ctx.signal.aborted || !ctx.hasTime()) break;
-    await pause(Math.min(intervalMs, waitLeft), ctx);
-    if (ctx.signal.aborted || !ctx.hasTime()) break;
-  }
-  // No final status: never reported as applied. Not delivered → failed (the disk stays full and nobody would know);
-  // still queued or running → skipped with the command id (it keeps running on the instance; the next run sees its disk).
-  const waited = duration(Date.now() - started);
-  const why = Date.now() >= deadline ? `PRUNE_WAIT ${duration(waitMs)}` : 'the Lambda time budget ran low';
-  return instanceIds.map((id) => {
-    const done = results.get(id);
-    if (done) return done;
-    const status = lastStatus.get(id) ?? NOT_REGISTERED;
-    const see = `command ${commandId}; see it with aws ssm get-command-invocation --command-id ${commandId} --instance-id ${id}`;
-    if (status === NOT_REGISTERED || UNDELIVERED.has(status)) {
+    case 'undelivered':
+      return { status: 'failed', error: `prune command ${r.error}`, detail: { ...cmd, commandStatus: r.status } };
+    case 'cancelled':
+      return { status: 'failed', error: `prune command ${r.error}`, detail: cmd };
+    case 'not-registered':
+      if (!r.commandId) return { status: 'failed', error: r.error };
       return {
         status: 'failed',
         error:
-          `prune command never delivered: ` +
-          `${status === NOT_REGISTERED ? 'no invocation for the instance (SSM agent down or not registered?)' : status} after ` +
-          `${waited}: ${see}`,
-        detail: { commandId, commandStatus: status },
+          'prune command never delivered: no invocation for the instance (SSM agent down or not registered?) ' +
+          `after ${end.waited}: ${see}`,
+        detail: { ...cmd, commandStatus: NOT_REGISTERED },
       };
+    case 'unfinished': {
+      const why = end.waitOver ? `PRUNE_WAIT ${duration(end.waitMs)}` : 'the Lambda time budget ran low';
+      return { status: 'skipped', reason: `prune command still ${r.status} after ${end.waited} (${why}): ${see}` };
     }
-    return { status: 'skipped', reason: `prune command still ${status} after ${waited} (${why}): ${see}` };
-  });
-}
-
-const duration = (ms: number): string => (ms < 1_000 ? `${Math.max(0, Math.round(ms))}ms` : formatDuration(ms));
-
-/** Sleep up to `ms`, in slices of ≤ SLEEP_SLICE_MS; return early when the time budget runs low or the run is aborted. */
-async function pause(ms: number, ctx: ApplyContext<unknown>): Promise<void> {
-  const until = Date.now() + ms;
-  for (let left = ms; left > 0 && ctx.hasTime() && !ctx.signal.aborted; left = until - Date.now()) {
-    await sleep(Math.min(SLEEP_SLICE_MS, left), undefined, { signal: ctx.signal }).catch(() => undefined);
   }
 }
+
+/** The freed bytes and usage, or a note that the script's last line was unreadable (never guessed). */
+const readOutput = (stdout: string | undefined): PruneResult | { output: string } =>
+  parsePruneOutput(stdout) ?? { output: 'unreadable: no JSON last line' };
+
+const duration = (ms: number): string => (ms < 1_000 ? `${Math.max(0, Math.round(ms))}ms` : formatDuration(ms));

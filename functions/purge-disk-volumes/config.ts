@@ -10,7 +10,8 @@ import type { Policy } from './plan.ts';
 const shape = {
   FLEET_TAG_KEY: z._default(env.text(`a tag key such as ${DEFAULT_FLEET_TAG_KEY}`), DEFAULT_FLEET_TAG_KEY),
   FLEET_TAG_VALUE: env.text('the fleet tag value (the stack name)'),
-  VOLUME_GRACE: env.duration({ default: '24h', min: '1s', max: '365d' }),
+  // At most 60d: a mark is verified against CloudTrail's 90-day event history, and a run must find it verifiable.
+  VOLUME_GRACE: env.duration({ default: '24h', min: '1s', max: '60d' }),
   SNAPSHOT_BEFORE_DELETE: env.bool(false),
   MAX_VOLUME_DELETES_PER_RUN: env.int({ min: 1, max: 100, default: 10 }),
   ASG_NAME: env.text('an Auto Scaling group name'),
@@ -23,8 +24,12 @@ const shape = {
   PRUNE_POLL_INTERVAL: env.duration({ default: '5s', min: '100ms', max: '1m' }),
 };
 
-/** The plan's policy (plan.ts) plus what only observe/apply need. */
+/**
+ * The plan's policy (plan.ts) in `policy`, plus what only observe/apply need. The policy's fields are also on the
+ * config itself, where observe and apply read the ones they need (the fleet tag, the group, the snapshot switch).
+ */
 export interface PurgeDiskVolumesConfig extends Policy {
+  readonly policy: Policy;
   readonly pruneDocumentName: string;
   /** How long a run waits for the prune commands' results (bounded further by the Lambda's remaining time). */
   readonly pruneWaitMs: number;
@@ -32,19 +37,25 @@ export interface PurgeDiskVolumesConfig extends Policy {
 }
 
 export function loadPurgeDiskVolumesConfig(source: Readonly<Record<string, string | undefined>>) {
-  return loadConfig(shape, source, (v): PurgeDiskVolumesConfig => ({
-    fleetTag: { key: v.FLEET_TAG_KEY, value: v.FLEET_TAG_VALUE },
-    volumeGraceMs: v.VOLUME_GRACE,
-    snapshotBeforeDelete: v.SNAPSHOT_BEFORE_DELETE,
-    maxVolumeDeletesPerRun: v.MAX_VOLUME_DELETES_PER_RUN,
-    asgName: v.ASG_NAME,
-    diskUsedPercentThreshold: v.DISK_USED_PERCENT_THRESHOLD,
-    pruneDocumentName: v.PRUNE_DOCUMENT_NAME,
-    pruneMaxLogMb: v.PRUNE_MAX_LOG_MB,
-    maxPruneInstancesPerRun: v.MAX_PRUNE_INSTANCES_PER_RUN,
-    pruneWaitMs: v.PRUNE_WAIT,
-    prunePollIntervalMs: v.PRUNE_POLL_INTERVAL,
-  }));
+  return loadConfig(shape, source, (v): PurgeDiskVolumesConfig => {
+    const policy: Policy = Object.freeze({
+      fleetTag: { key: v.FLEET_TAG_KEY, value: v.FLEET_TAG_VALUE },
+      volumeGraceMs: v.VOLUME_GRACE,
+      snapshotBeforeDelete: v.SNAPSHOT_BEFORE_DELETE,
+      maxVolumeDeletesPerRun: v.MAX_VOLUME_DELETES_PER_RUN,
+      asgName: v.ASG_NAME,
+      diskUsedPercentThreshold: v.DISK_USED_PERCENT_THRESHOLD,
+      pruneMaxLogMb: v.PRUNE_MAX_LOG_MB,
+      maxPruneInstancesPerRun: v.MAX_PRUNE_INSTANCES_PER_RUN,
+    });
+    return {
+      ...policy,
+      policy,
+      pruneDocumentName: v.PRUNE_DOCUMENT_NAME,
+      pruneWaitMs: v.PRUNE_WAIT,
+      prunePollIntervalMs: v.PRUNE_POLL_INTERVAL,
+    };
+  });
 }
 
 export type LoadedConfig = ReturnType<typeof loadPurgeDiskVolumesConfig>;

@@ -1,13 +1,13 @@
 import * as z from 'zod/mini';
-import { autoScalingClient, cloudWatchClient, ec2Client, ssmClient } from '../../shared/aws.ts';
+import { autoScalingClient, cloudTrailClient, cloudWatchClient, ec2Client, ssmClient } from '../../shared/aws.ts';
 import type { JobContext, JobDefinition, Outcome, Outcomes, Summary } from '../../shared/job.ts';
-import { applyActions } from './apply.ts';
+import { applyPlan } from './apply.ts';
 import type { LoadedConfig } from './config.ts';
-import { observeState } from './observe.ts';
+import { observe } from './observe.ts';
 import {
   estimateMonthlyUsd,
   MARK_TAG,
-  planPurge,
+  plan,
   scopeOf,
   type Policy,
   type PurgeAction,
@@ -46,18 +46,16 @@ export const options = {
   skipPrune: z.optional(z.boolean({ error: 'expected true or false' })),
 };
 
-export const policyOf = (c: LoadedConfig): Policy => ({
-  fleetTag: c.fleetTag,
-  volumeGraceMs: c.volumeGraceMs,
-  snapshotBeforeDelete: c.snapshotBeforeDelete,
-  maxVolumeDeletesPerRun: c.maxVolumeDeletesPerRun,
-  asgName: c.asgName,
-  diskUsedPercentThreshold: c.diskUsedPercentThreshold,
-  pruneMaxLogMb: c.pruneMaxLogMb,
-  maxPruneInstancesPerRun: c.maxPruneInstancesPerRun,
-});
+/** The plan's policy: `config.policy` (kept as a function for callers that used it). */
+export const policyOf = (c: LoadedConfig): Policy => c.policy;
 
-const clients = () => ({ ec2: ec2Client(), autoScaling: autoScalingClient(), cloudWatch: cloudWatchClient(), ssm: ssmClient() });
+const clients = () => ({
+  ec2: ec2Client(),
+  autoScaling: autoScalingClient(),
+  cloudWatch: cloudWatchClient(),
+  cloudTrail: cloudTrailClient(),
+  ssm: ssmClient(),
+});
 
 type Types = {
   config: LoadedConfig;
@@ -75,24 +73,16 @@ export const job: JobDefinition<Types> = {
   options,
   clients,
   scope: (trigger) => scopeOf(trigger),
-  observe: (clients, scope, ctx) =>
-    observeState(clients, {
-      scope,
-      fleetTag: ctx.config.fleetTag,
-      asgName: ctx.config.asgName,
-      thresholdPercent: ctx.config.diskUsedPercentThreshold,
-      now: ctx.now,
-      signal: ctx.signal,
-    }),
-  plan: (state, ctx) => planPurge(state, policyOf(ctx.config), ctx.now),
-  apply: ({ actions }, ctx, clients) => applyActions(actions, ctx, clients),
+  observe,
+  plan: (state, ctx) => plan(state, ctx.config.policy, ctx.now),
+  apply: ({ actions }, ctx, clients) => applyPlan(actions, ctx, clients),
   summarize,
 };
 
 const sum = (ns: readonly number[]): number => ns.reduce((a, b) => a + b, 0);
 const money = (n: number): number => Math.round(n * 100) / 100;
 
-export function summarize(state: State, plan: PurgePlan, outcomes: Outcomes, ctx: Pick<JobContext<Types>, 'dryRun'>): Summary {
+export function summarize(state: State, plan: PurgePlan, outcomes: Outcomes, ctx: Pick<JobContext<Types>, 'dryRun' | 'requests'>): Summary {
   const dry = ctx.dryRun;
   const outcomeOf = (a: PurgeAction): Outcome | undefined => outcomes[plan.actions.indexOf(a)];
   const applied = (a: PurgeAction): boolean => outcomeOf(a)?.status === 'applied';
@@ -155,6 +145,12 @@ export function summarize(state: State, plan: PurgePlan, outcomes: Outcomes, ctx
       ...(dry
         ? { deletePlanned: { count: deletes.length, sizeGiB: gib(deletes), estMonthlySavingsUsd: usd(deletes) } }
         : { deleted: { count: doneDeletes.length, sizeGiB: gib(doneDeletes), estMonthlySavingsUsd: usd(doneDeletes) } }),
+      // The CloudTrail lookups behind the deletes: how many candidates, how many were used since their mark.
+      history: {
+        volumes: Object.keys(state.usage ?? {}).length,
+        usedSinceMark: marks.filter((a) => a.reason.startsWith('used since its mark')).length,
+        requests: ctx.requests.of('cloudtrail').total,
+      },
       snapshots: deletes.flatMap((a) => {
         const snapshotId = detailOf(a).snapshotId;
         return typeof snapshotId === 'string' ? [{ volumeId: a.target, snapshotId }] : [];

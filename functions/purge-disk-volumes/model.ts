@@ -10,6 +10,22 @@ export { KEEP_TAG, MARK_TAG, SOURCE_VOLUME_TAG } from '../../shared/fleet-tags.t
 /** How far back a disk reading may be to count (the agent publishes every 60 s). */
 export const DISK_READING_WINDOW_MS = 15 * 60_000;
 
+const DAY_MS = 86_400_000;
+/**
+ * A mark is verified against CloudTrail's event history, which keeps 90 days of management events. A mark older
+ * than this cannot be verified back to its start (the lookup reaches a minute before it) and is written again.
+ */
+export const MARK_MAX_AGE_MS = 89 * DAY_MS;
+/**
+ * An attach or detach this long before the mark counts as use after it: CloudTrail's event times have whole
+ * seconds and come from AWS's clocks, the mark from the Lambda's.
+ */
+export const MARK_EVENT_SLACK_MS = 60_000;
+/** The CloudTrail events that mean a volume was in use: the only ways to attach an existing volume, or detach it. */
+export const USAGE_EVENTS: readonly string[] = ['AttachVolume', 'DetachVolume'];
+/** Where manual instance ids come from; names from a payload must be members (an alarm may outlive its instance). */
+export const PAYLOAD_SOURCE = 'the manual payload';
+
 /**
  * Estimated on-demand EBS storage price in USD per GB-month (us-east-1 list prices; provisioned IOPS and
  * throughput are not included). An estimate for the report, not a bill.
@@ -59,10 +75,27 @@ export interface Scope {
   readonly named?: { readonly ids: readonly string[]; readonly source: string };
 }
 
+/** One AttachVolume / DetachVolume on a volume, as CloudTrail recorded it. */
+export interface VolumeEvent {
+  readonly name: string;
+  readonly at: string;
+  readonly instanceId?: string;
+}
+
+/**
+ * A delete candidate's attach history (CloudTrail LookupEvents by the volume id) from `since` to `until`, or why
+ * it could not be read.
+ */
+export type VolumeUsage =
+  | { readonly kind: 'history'; readonly since: string; readonly until: string; readonly events: readonly VolumeEvent[] }
+  | { readonly kind: 'unreadable'; readonly error: string };
+
 export interface State {
   readonly scope: Scope;
   /** Undefined when the run does not look at volumes. */
   readonly volumes?: readonly Volume[];
+  /** The attach history of this run's delete candidates (see `deleteCandidates`), by volume id. */
+  readonly usage?: Readonly<Record<string, VolumeUsage>>;
   /** The Auto Scaling group's instances; undefined when the run does not prune. */
   readonly instances?: readonly FleetInstance[];
   /** Latest `disk_used_percent` per instance id (only instances with a datapoint in the window). */
@@ -89,6 +122,8 @@ interface VolumeFacts {
 export interface MarkVolume extends Action, VolumeFacts {
   readonly type: 'mark-volume';
   readonly orphanedAt: string;
+  /** The mark this one replaces (unreadable, too old to verify, or the volume was used since). */
+  readonly previousMark?: string;
 }
 export interface UnmarkVolume extends Action, VolumeFacts {
   readonly type: 'unmark-volume';

@@ -1,7 +1,23 @@
 import { DescribeAutoScalingGroupsCommand, type AutoScalingClient } from '@aws-sdk/client-auto-scaling';
+import { paginateLookupEvents, type CloudTrailClient, type Event as TrailEvent } from '@aws-sdk/client-cloudtrail';
 import { paginateGetMetricData, type CloudWatchClient, type MetricDataQuery } from '@aws-sdk/client-cloudwatch';
 import { paginateDescribeVolumes, type EC2Client, type Filter } from '@aws-sdk/client-ec2';
-import { DISK_READING_WINDOW_MS, type DiskReading, type FleetInstance, type Scope, type State, type Volume } from './plan.ts';
+import { describeError } from '../../shared/errors.ts';
+import type { RunContext } from '../../shared/job.ts';
+import type { LoadedConfig } from './config.ts';
+import { deleteCandidates } from './plan.ts';
+import {
+  DISK_READING_WINDOW_MS,
+  MARK_EVENT_SLACK_MS,
+  USAGE_EVENTS,
+  type DiskReading,
+  type FleetInstance,
+  type Scope,
+  type State,
+  type Volume,
+  type VolumeEvent,
+  type VolumeUsage,
+} from './model.ts';
 
 /** Read-only AWS calls → plain domain types (SDK types never leave this file). */
 
@@ -9,30 +25,98 @@ export interface ObserveClients {
   readonly ec2: EC2Client;
   readonly autoScaling: AutoScalingClient;
   readonly cloudWatch: CloudWatchClient;
+  readonly cloudTrail: CloudTrailClient;
 }
 
-export interface ObserveInput {
-  readonly scope: Scope;
-  readonly fleetTag: { readonly key: string; readonly value: string };
-  readonly asgName: string;
-  readonly thresholdPercent: number;
-  readonly now: Date;
-  readonly signal: AbortSignal;
-}
+type ObserveContext = Pick<RunContext<LoadedConfig>, 'config' | 'now' | 'signal' | 'hasTime'>;
 
-export async function observeState(clients: ObserveClients, input: ObserveInput): Promise<State> {
-  const { scope, signal } = input;
-  const volumes = scope.volumes ? await observeVolumes(clients.ec2, input.fleetTag, scope.volumeIds, signal) : undefined;
-  const instances = scope.prune ? await observeInstances(clients.autoScaling, input.asgName, signal) : undefined;
+/**
+ * The volumes and disks the scope asks for, then the CloudTrail history of exactly the volumes plan will consider
+ * deleting (`deleteCandidates`: the oldest marks past the grace, at most the per-run limit).
+ */
+export async function observe(clients: ObserveClients, scope: Scope, ctx: ObserveContext): Promise<State> {
+  const { config, signal } = ctx;
+  const volumes = scope.volumes ? await observeVolumes(clients.ec2, config.fleetTag, scope.volumeIds, signal) : undefined;
+  const usage = volumes ? await observeUsage(clients.cloudTrail, deleteCandidates(volumes, config.policy, ctx.now), ctx) : undefined;
+  const instances = scope.prune ? await observeInstances(clients.autoScaling, config.asgName, signal) : undefined;
   const inService = (instances ?? []).filter((i) => i.lifecycleState === 'InService').map((i) => i.id);
-  const readings = inService.length > 0 ? await observeDiskReadings(clients.cloudWatch, inService, input.now, signal) : {};
+  const readings = inService.length > 0 ? await observeDiskReadings(clients.cloudWatch, inService, ctx.now, signal) : {};
   return {
     scope,
     ...(volumes ? { volumes } : {}),
+    ...(usage ? { usage } : {}),
     ...(instances ? { instances } : {}),
     readings,
-    thresholdPercent: input.thresholdPercent,
+    thresholdPercent: config.diskUsedPercentThreshold,
   };
+}
+
+/** LookupEvents pages (50 events each) read per volume; a volume with more events since its mark is not verified. */
+const MAX_HISTORY_PAGES = 20;
+
+/**
+ * Each candidate's AttachVolume/DetachVolume events from a minute before its mark up to now, by the volume id
+ * (LookupEvents takes one attribute; `ResourceName` matches the volume, the event names are filtered here). One
+ * volume at a time: CloudTrail allows 2 LookupEvents per second per account and region, and the SDK's retries
+ * absorb throttling. A volume whose history cannot be read is reported as such; plan never deletes it.
+ */
+export async function observeUsage(
+  cloudTrail: CloudTrailClient,
+  candidates: readonly { volume: Volume; markedMs: number }[],
+  ctx: Pick<ObserveContext, 'now' | 'signal' | 'hasTime'>,
+): Promise<Record<string, VolumeUsage>> {
+  const usage: Record<string, VolumeUsage> = {};
+  for (const { volume, markedMs } of candidates) {
+    if (ctx.signal.aborted || !ctx.hasTime()) break; // not read = not deleted this run
+    const since = new Date(markedMs - MARK_EVENT_SLACK_MS);
+    try {
+      usage[volume.id] = {
+        kind: 'history',
+        since: since.toISOString(),
+        until: ctx.now.toISOString(),
+        events: await volumeEvents(cloudTrail, volume.id, since, ctx),
+      };
+    } catch (error) {
+      usage[volume.id] = { kind: 'unreadable', error: describeError(error) };
+    }
+  }
+  return usage;
+}
+
+async function volumeEvents(
+  cloudTrail: CloudTrailClient,
+  volumeId: string,
+  since: Date,
+  ctx: Pick<ObserveContext, 'now' | 'signal'>,
+): Promise<VolumeEvent[]> {
+  const input = {
+    LookupAttributes: [{ AttributeKey: 'ResourceName' as const, AttributeValue: volumeId }],
+    StartTime: since,
+    EndTime: ctx.now,
+    MaxResults: 50,
+  };
+  const events: VolumeEvent[] = [];
+  let pages = 0;
+  for await (const page of paginateLookupEvents({ client: cloudTrail }, input, { abortSignal: ctx.signal })) {
+    pages += 1;
+    if (pages > MAX_HISTORY_PAGES)
+      throw new Error(`more than ${MAX_HISTORY_PAGES * 50} events on ${volumeId} since its mark: not verified`);
+    for (const e of page.Events ?? []) {
+      const event = toVolumeEvent(e);
+      if (event) events.push(event);
+    }
+  }
+  return events;
+}
+
+/**
+ * Every AttachVolume/DetachVolume the lookup by the volume's id returns counts, failed calls included: whoever
+ * tried to attach the volume wants it, so it is safer to start the grace over than to delete it.
+ */
+function toVolumeEvent(e: TrailEvent): VolumeEvent | undefined {
+  if (!e.EventName || !USAGE_EVENTS.includes(e.EventName) || !e.EventTime) return undefined;
+  const instanceId = e.Resources?.find((r) => r.ResourceType === 'AWS::EC2::Instance')?.ResourceName;
+  return { name: e.EventName, at: e.EventTime.toISOString(), ...(instanceId ? { instanceId } : {}) };
 }
 
 /**

@@ -1,17 +1,24 @@
 import { AbortMultipartUploadCommand, DeleteObjectsCommand, type S3Client } from '@aws-sdk/client-s3';
 import { mapLimit } from '../../shared/concurrency.ts';
 import { describeError, errorName } from '../../shared/errors.ts';
-import type { ApplyContext, Outcome } from '../../shared/job.ts';
+import type { ApplyContext, Outcome, Plan } from '../../shared/job.ts';
+import type { Config } from './config.ts';
+import { CHANGED_DURING_RUN } from './model.ts';
 import { dataKeyOf, objectKeysOf, type PurgeAction } from './plan.ts';
+import { movedSince, multipartUploadIdsOf, readActivity } from './recheck.ts';
 
 /**
- * Applies a purge plan in two phases:
+ * Applies a purge plan in two phases. It batches (DeleteObjects carries up to 1000 keys of many uploads), so
+ * apply works on the whole plan rather than one action at a time as the other jobs' `apply(action, …)` do.
  *
- * 1. **Abort** every multipart upload of the plan, `ABORT_CONCURRENCY` at a time. The parts are what costs
+ * 1. **Re-check, then abort**, `ABORT_CONCURRENCY` actions at a time: right before its abort, each action's upload
+ *    is read again (its prefix listing + ListParts, recheck.ts); if anything moved since the plan — an object or
+ *    a part newer than what the plan saw, a new or missing object — it is skipped (`changed-during-run`) and left
+ *    whole for the next run. Then its multipart upload(s) are aborted. The parts are what costs
  *    money, so they go first: if the run dies after this phase, the upload's directory (a few bytes) is still
  *    listed, still stale, and the next run deletes it. (Deleting first would leave, on a crash, a multipart
- *    upload that only ListMultipartUploads can find.) An in-flight push whose upload was aborted gets an error
- *    on its next PATCH and starts over; it cannot complete a blob with missing bytes.
+ *    upload that only ListMultipartUploads can find.) Once aborted, an upload cannot be resumed, so the re-check
+ *    before the abort also covers the deletes that follow.
  * 2. **Delete** the directories' objects with DeleteObjects, at most 1000 keys per request (Quiet: only
  *    failures come back), `DELETE_CONCURRENCY` requests at a time. A directory whose abort failed is not
  *    deleted, so the next run still sees the whole upload and retries both.
@@ -29,7 +36,15 @@ export interface ApplyOptions {
   readonly root: string;
 }
 
+/** The job's apply: the whole plan at once (see above). */
+export function apply(plan: Plan<PurgeAction>, ctx: ApplyContext<Config>, { s3 }: { s3: S3Client }): Promise<(Outcome | undefined)[]> {
+  return applyPurge(s3, plan.actions, ctx, { bucket: ctx.config.bucket, root: ctx.config.root });
+}
+
 interface Progress {
+  notStarted: boolean;
+  /** Why the re-check found it moved (then nothing is done to it). */
+  changed?: string;
   aborted: number;
   abortsAlreadyGone: number;
   abortsNotStarted: number;
@@ -41,10 +56,11 @@ interface Progress {
 export async function applyPurge(
   s3: S3Client,
   actions: readonly PurgeAction[],
-  ctx: Pick<ApplyContext<unknown>, 'signal' | 'hasTime'>,
+  ctx: Pick<ApplyContext<unknown>, 'signal' | 'hasTime' | 'now'>,
   o: ApplyOptions,
 ): Promise<(Outcome | undefined)[]> {
   const progress: Progress[] = actions.map(() => ({
+    notStarted: false,
     aborted: 0,
     abortsAlreadyGone: 0,
     abortsNotStarted: 0,
@@ -54,27 +70,14 @@ export async function applyPurge(
   }));
   const canStart = (): boolean => !ctx.signal.aborted && ctx.hasTime();
 
-  // Phase 1: abort multipart uploads.
-  const aborts = actions.flatMap((action, index) =>
-    (action.type === 'delete-upload' ? action.multipartUploadIds : [action.multipartUploadId]).map((uploadId) => ({
-      index,
-      key: dataKeyOf(action, o.root),
-      uploadId,
-    })),
-  );
-  await mapLimit(aborts, ABORT_CONCURRENCY, async ({ index, key, uploadId }) => {
+  // Phase 1: re-check each action's upload, then abort its multipart upload(s).
+  await mapLimit(actions, ABORT_CONCURRENCY, async (action, index) => {
     const p = progress[index] as Progress;
     if (!canStart()) {
-      p.abortsNotStarted += 1;
+      p.notStarted = true;
       return;
     }
-    try {
-      await s3.send(new AbortMultipartUploadCommand({ Bucket: o.bucket, Key: key, UploadId: uploadId }), { abortSignal: ctx.signal });
-      p.aborted += 1;
-    } catch (error) {
-      if (errorName(error) === 'NoSuchUpload' || errorName(error) === 'NoSuchKey') p.abortsAlreadyGone += 1;
-      else p.errors.push(`abort ${uploadId}: ${describeError(error)}`);
-    }
+    await recheckAndAbort(s3, action, p, { ...o, signal: ctx.signal, now: ctx.now }, canStart);
   });
 
   // Phase 2: delete the objects of every upload whose multipart uploads are all gone.
@@ -82,7 +85,7 @@ export async function applyPurge(
   const keys: string[] = [];
   actions.forEach((action, index) => {
     const p = progress[index] as Progress;
-    if (p.errors.length > 0 || p.abortsNotStarted > 0) return;
+    if (p.notStarted || p.changed !== undefined || p.errors.length > 0 || p.abortsNotStarted > 0) return;
     for (const key of objectKeysOf(action, o.root)) {
       owner.set(key, index);
       keys.push(key);
@@ -120,7 +123,45 @@ export async function applyPurge(
   return actions.map((action, index) => outcomeOf(action, progress[index] as Progress));
 }
 
+async function recheckAndAbort(
+  s3: S3Client,
+  action: PurgeAction,
+  p: Progress,
+  o: ApplyOptions & { signal: AbortSignal; now: Date },
+  canStart: () => boolean,
+): Promise<void> {
+  let now;
+  try {
+    now = await readActivity(s3, o, action);
+  } catch (error) {
+    p.errors.push(`re-check: ${describeError(error)}`);
+    return;
+  }
+  p.changed = movedSince(action, now);
+  if (p.changed !== undefined) return;
+  const key = dataKeyOf(action, o.root);
+  for (const [i, uploadId] of multipartUploadIdsOf(action).entries()) {
+    if (now.parts[i]?.kind === 'gone') {
+      p.abortsAlreadyGone += 1; // completed or aborted since the plan: nothing left to abort
+      continue;
+    }
+    if (!canStart()) {
+      p.abortsNotStarted += 1;
+      continue;
+    }
+    try {
+      await s3.send(new AbortMultipartUploadCommand({ Bucket: o.bucket, Key: key, UploadId: uploadId }), { abortSignal: o.signal });
+      p.aborted += 1;
+    } catch (error) {
+      if (errorName(error) === 'NoSuchUpload' || errorName(error) === 'NoSuchKey') p.abortsAlreadyGone += 1;
+      else p.errors.push(`abort ${uploadId}: ${describeError(error)}`);
+    }
+  }
+}
+
 function outcomeOf(action: PurgeAction, p: Progress): Outcome | undefined {
+  if (p.notStarted) return undefined;
+  if (p.changed !== undefined) return { status: 'skipped', reason: `${CHANGED_DURING_RUN}: ${p.changed}: left whole for the next run` };
   const detail = {
     multipartUploadsAborted: p.aborted + p.abortsAlreadyGone,
     objectsDeleted: p.deleted,

@@ -4,7 +4,7 @@ import { formatDuration } from '../../shared/duration.ts';
 import { ConfigError, errorName } from '../../shared/errors.ts';
 import { listingCheckpointKey } from '../../shared/purge-keys.ts';
 import type { UploadsState } from './model.ts';
-import { observeUploads, type ListingProgress, type ObserveOptions } from './observe.ts';
+import type { ListingProgress, ObserveOptions } from './observe.ts';
 
 /**
  * The resumable listing (the default mode, up to ~10⁷ keys). A whole-registry run lists until its time budget
@@ -40,11 +40,14 @@ export interface ResumableOptions extends Omit<ObserveOptions, 'resumable'> {
   hasTime(): boolean;
 }
 
+/** The listing itself (observe.ts observeUploads), handed in so that this file and observe.ts do not import each other. */
+export type Lister = (s3: S3Client, o: ObserveOptions) => Promise<UploadsState>;
+
 /**
- * observe for the job: whole-registry runs list resumably through the checkpoint; a run limited to one repository
- * lists it whole, as before (it is small), and never touches the checkpoint.
+ * The listing for the job's observe: whole-registry runs list resumably through the checkpoint; a run limited to
+ * one repository lists it whole, as before (it is small), and never touches the checkpoint.
  */
-export async function observeResumable(s3: S3Client, o: ResumableOptions): Promise<UploadsState> {
+export async function observeResumable(s3: S3Client, o: ResumableOptions, observeUploads: Lister): Promise<UploadsState> {
   if (o.repository !== undefined) return observeUploads(s3, o);
   const key = listingCheckpointKey(o.root);
   const identity: ListingIdentity = { bucket: o.bucket, root: o.root, prefix: 'repositories/', listConcurrency: o.listConcurrency };

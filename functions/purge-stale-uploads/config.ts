@@ -1,6 +1,7 @@
 import * as z from 'zod/mini';
 import { env, loadConfig } from '../../shared/config.ts';
 import { normalizeRoot } from '../../shared/registry-layout.ts';
+import { MAX_AGE_CEILING, MAX_AGE_FLOOR, type PurgePolicy } from './model.ts';
 
 /**
  * Environment of purge-stale-uploads (ARCHITECTURE §6). Beyond the contract's four variables:
@@ -10,10 +11,12 @@ export interface PurgeStaleUploadsConfig {
   readonly bucket: string;
   /** `storage.s3.rootdirectory` without leading/trailing slashes (`''` = keys start `docker/registry/v2/`). */
   readonly root: string;
-  /** Uploads older than this are stale (distribution's `uploadpurging.age`). */
-  readonly maxAgeMs: number;
-  /** Per run: S3 objects deleted + multipart uploads aborted. The rest waits for the next run. */
-  readonly maxDeletes: number;
+  /**
+   * What plan decides with (a manual `maxAge` may override the age for one run): uploads older than `maxAgeMs`
+   * are stale (distribution's `uploadpurging.age`); per run at most `maxDeletes` S3 objects deleted + multipart
+   * uploads aborted, the rest waits for the next run.
+   */
+  readonly policy: PurgePolicy;
   /** Ranges of the repositories tree listed in parallel. */
   readonly listConcurrency: number;
   /**
@@ -40,7 +43,7 @@ const registryRoot = z.pipe(
 const shape = {
   REGISTRY_BUCKET: env.bucket(),
   REGISTRY_ROOT: registryRoot,
-  UPLOAD_MAX_AGE: env.duration({ default: '168h', min: '1s' }),
+  UPLOAD_MAX_AGE: env.duration({ default: '168h', min: MAX_AGE_FLOOR, max: MAX_AGE_CEILING }),
   MAX_DELETES_PER_RUN: env.int({ min: 1, max: 1_000_000, default: 10_000 }),
   LIST_CONCURRENCY: env.int({ min: 1, max: 64, default: 8 }),
   STARTEDAT_READ_WINDOW: env.duration({ default: '5m', max: '876000h' }),
@@ -50,11 +53,12 @@ export function loadPurgeStaleUploadsConfig(source: Readonly<Record<string, stri
   return loadConfig(shape, source, (v): PurgeStaleUploadsConfig => ({
     bucket: v.REGISTRY_BUCKET,
     root: v.REGISTRY_ROOT,
-    maxAgeMs: v.UPLOAD_MAX_AGE,
-    maxDeletes: v.MAX_DELETES_PER_RUN,
+    policy: Object.freeze({ maxAgeMs: v.UPLOAD_MAX_AGE, maxDeletes: v.MAX_DELETES_PER_RUN }),
     listConcurrency: v.LIST_CONCURRENCY,
     startedAtReadWindowMs: v.STARTEDAT_READ_WINDOW,
   }));
 }
 
 export type LoadedPurgeStaleUploadsConfig = ReturnType<typeof loadPurgeStaleUploadsConfig>;
+/** The config every part of the job sees (ctx.config). */
+export type Config = LoadedPurgeStaleUploadsConfig;

@@ -1,36 +1,25 @@
 import * as z from 'zod/mini';
 import { s3Client } from '../../shared/aws.ts';
-import { formatDuration, parseDuration } from '../../shared/duration.ts';
+import { durationOption } from '../../shared/config.ts';
+import { formatDuration } from '../../shared/duration.ts';
 import type { JobDefinition, Outcomes, Plan, Summary } from '../../shared/job.ts';
 import type { Trigger } from '../../shared/triggers.ts';
 import { isRepositoryName, REPOSITORY_NAME_MAX_LENGTH } from '../../shared/registry-layout.ts';
-import { applyPurge } from './apply.ts';
-import type { CommonConfig } from '../../shared/config.ts';
-import type { PurgeStaleUploadsConfig } from './config.ts';
-import type { UploadsState } from './model.ts';
-import { observeResumable } from './checkpoint.ts';
-import { deletionsOf, MAX_AGE_FLOOR_MS, planPurge, type PurgeAction, type PurgePolicy } from './plan.ts';
+import { apply } from './apply.ts';
+import type { Config } from './config.ts';
+import { CHANGED_DURING_RUN, MAX_AGE_CEILING, MAX_AGE_FLOOR, planClock, type PurgeScope, type PurgeState } from './model.ts';
+import { observe } from './observe.ts';
+import { deletionsOf, plan, type PurgeAction } from './plan.ts';
 
-const MAX_AGE_FORM = `expected a duration like 24h, 90m or 7d, at least ${formatDuration(MAX_AGE_FLOOR_MS)}`;
+export type { PurgeScope, PurgeState } from './model.ts';
+
 const REPOSITORY_FORM =
   'expected a repository name such as library/nginx (lower-case components of letters, digits and . _ __ - joined by /)';
 
 /** The manual payload's keys (besides `dryRun` and `reason`). */
 export const options = {
-  /** Override UPLOAD_MAX_AGE for this run; never below the floor that protects pushes in flight. */
-  maxAge: z.optional(
-    z.pipe(
-      z.string({ error: MAX_AGE_FORM }),
-      z.transform((value: string, ctx) => {
-        const ms = parseDuration(value.trim());
-        if (ms === undefined || ms < MAX_AGE_FLOOR_MS) {
-          ctx.issues.push({ code: 'custom', message: MAX_AGE_FORM, input: value });
-          return z.NEVER;
-        }
-        return ms;
-      }),
-    ),
-  ),
+  /** Override UPLOAD_MAX_AGE for this run, within the same bounds (the floor protects pushes in flight). */
+  maxAge: z.optional(durationOption('a duration like 24h, 90m or 7d', { min: MAX_AGE_FLOOR, max: MAX_AGE_CEILING })),
   /** Limit the run to one repository's own `_uploads/` (not nested repositories). */
   repository: z.optional(
     z.pipe(
@@ -56,18 +45,11 @@ export const options = {
 };
 
 type Options = z.output<z.ZodMiniObject<typeof options>>;
-type Config = PurgeStaleUploadsConfig & CommonConfig;
-
-/** What one run acts on: the policy (a manual `maxAge` overrides UPLOAD_MAX_AGE) and the optional repository. */
-export interface PurgeScope {
-  readonly policy: PurgePolicy;
-  readonly repository?: string;
-}
 
 export function scopeOf(trigger: Trigger<Options>, config: Config): PurgeScope {
   const manual = trigger.kind === 'manual' ? trigger.options : {};
   return {
-    policy: { maxAgeMs: manual.maxAge ?? config.maxAgeMs, maxDeletes: config.maxDeletes },
+    policy: { ...config.policy, ...(manual.maxAge !== undefined ? { maxAgeMs: manual.maxAge } : {}) },
     ...(manual.repository !== undefined ? { repository: manual.repository } : {}),
   };
 }
@@ -87,11 +69,6 @@ type Types = {
 /** Repositories listed in `details.perRepository` (the most stale uploads first); the counts are exact. */
 export const PER_REPOSITORY_CAP = 100;
 
-export interface PurgeState extends UploadsState {
-  /** The age this run used (for the report). */
-  readonly maxAgeMs: number;
-}
-
 /** The report's `requests`: this run's S3 requests by operation (retries included). */
 export type RequestTally = Record<string, number>;
 
@@ -102,25 +79,10 @@ export const job: JobDefinition<Types> = {
   clients,
   scope: scopeOf,
 
-  async observe({ s3 }, { policy, repository }, ctx) {
-    const state = await observeResumable(s3, {
-      bucket: ctx.config.bucket,
-      root: ctx.config.root,
-      ...(repository !== undefined ? { repository } : {}),
-      maxAgeMs: policy.maxAgeMs,
-      startedAtReadWindowMs: ctx.config.startedAtReadWindowMs,
-      listConcurrency: ctx.config.listConcurrency,
-      now: ctx.now,
-      signal: ctx.signal,
-      hasTime: ctx.hasTime,
-    });
-    return { ...state, maxAgeMs: policy.maxAgeMs };
-  },
-
+  observe,
   // A listing resumed from earlier runs is judged as of the clock it began with (see checkpoint.ts).
-  plan: (state, ctx) => planPurge(state, ctx.scope.policy, state.listing ? new Date(state.listing.startedAt) : ctx.now),
-
-  apply: ({ actions }, ctx, { s3 }) => applyPurge(s3, actions, ctx, { bucket: ctx.config.bucket, root: ctx.config.root }),
+  plan: (state, ctx) => plan(state, ctx.scope.policy, planClock(state, ctx.now)),
+  apply,
 
   summarize: (state, plan, outcomes, ctx) => summarizePurge(state, plan.actions, plan.skipped, outcomes, ctx.requests.of('s3')),
 };
@@ -140,11 +102,13 @@ export function summarizePurge(
   requests: RequestTally,
 ): Summary {
   const held = (why: string) => skipped.filter((a) => a.held === why);
-  const staleUploads = [...actions, ...held('limit'), ...held('too-large')].filter((a) => a.type === 'delete-upload');
-  const active = held('active').length;
+  const staleUploads = [...actions, ...held('limit'), ...held('too-large'), ...held('unchecked')].filter((a) => a.type === 'delete-upload');
+  const activeUploads = held('active').filter((a) => a.type === 'delete-upload').length;
   const changed = held('changed').length;
+  // Acted on by no one: the re-check right before the abort found the upload moved (apply.ts).
+  const changedInApply = outcomes.filter((o) => o?.status === 'skipped' && o.reason.startsWith(CHANGED_DURING_RUN)).length;
   const openMultipart = state.uploads.reduce((n, u) => n + u.multipartUploads.length, 0) + state.orphanMultipartUploads.length;
-  const staleOrphans = [...actions, ...skipped].filter((a) => a.type === 'abort-multipart-upload').length;
+  const staleOrphans = [...actions, ...skipped].filter((a) => a.type === 'abort-multipart-upload' && a.held !== 'active').length;
 
   const perRepository = new Map<string, RepositoryCounts>();
   const counts = (repository: string): RepositoryCounts => {
@@ -191,14 +155,16 @@ export function summarizePurge(
     observed: {
       uploads: state.uploads.length,
       stale: staleUploads.length,
-      fresh: state.uploads.length - staleUploads.length - active - changed,
-      keptActive: active,
-      changedDuringRun: changed,
+      fresh: state.uploads.length - staleUploads.length - activeUploads - changed,
+      keptActive: held('active').length,
+      changedDuringRun: changed + changedInApply,
+      partsUnread: held('unchecked').length,
       multipartUploads: openMultipart,
       orphanMultipartUploads: state.orphanMultipartUploads.length,
       staleOrphanMultipartUploads: staleOrphans,
       keysListed: state.keysListed,
       startedAtReads: state.startedAtReads,
+      partsReads: state.partsReads,
       folderKeys: state.folderKeys,
       strayUploadKeys: state.strayUploadKeys,
       foreignKeys: state.foreignKeys,

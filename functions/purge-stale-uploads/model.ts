@@ -1,5 +1,33 @@
 /** Domain types of purge-stale-uploads: what observe sees, what plan decides over. No SDK types. */
+import { formatDuration } from '../../shared/duration.ts';
 import { classifyKey, parseUploadDataKey } from '../../shared/registry-layout.ts';
+
+/**
+ * The shortest max age, for UPLOAD_MAX_AGE and a manual `maxAge` alike: one rule, so no setting can purge an
+ * upload younger than an hour. Tests that need younger uploads to look stale move the job's clock instead.
+ */
+export const MAX_AGE_FLOOR = '1h';
+/** The longest max age: past a year the purge would never run, which is a typo rather than a policy. */
+export const MAX_AGE_CEILING = '365d';
+/**
+ * An upload with any sign of life (an object written, its multipart upload initiated, a part uploaded) within
+ * this long is kept whatever its age: a push in flight. Never shorter, whatever the max age.
+ */
+export const ACTIVITY_GUARD_MS = 3_600_000;
+/** The reason prefix of a candidate apply skipped because it moved after the plan (its re-check). */
+export const CHANGED_DURING_RUN = 'changed-during-run';
+
+export interface PurgePolicy {
+  readonly maxAgeMs: number;
+  /** Objects deleted + multipart uploads aborted, per run. */
+  readonly maxDeletes: number;
+}
+
+/** What one run acts on: the policy (a manual `maxAge` overrides UPLOAD_MAX_AGE) and the optional repository. */
+export interface PurgeScope {
+  readonly policy: PurgePolicy;
+  readonly repository?: string;
+}
 
 /** One S3 object inside an upload directory. */
 export interface UploadObject {
@@ -18,6 +46,48 @@ export interface OpenMultipartUpload {
   readonly multipartUploadId: string;
   /** Epoch ms (S3 Initiated). */
   readonly initiated: number;
+  /** Its parts, as ListParts told (observe reads them only for candidates; absent: not read). */
+  readonly parts?: PartsRead;
+}
+
+/**
+ * What ListParts told about one multipart upload. A push streamed in one long PATCH writes no object until the
+ * request ends, only parts: their times are its sign of life. `gone`: NoSuchUpload, completed or aborted meanwhile.
+ */
+export type PartsRead =
+  | {
+      readonly kind: 'read';
+      readonly count: number;
+      readonly bytes: number;
+      readonly newest?: { readonly partNumber: number; readonly at: number };
+    }
+  | { readonly kind: 'gone' };
+
+/** The newest sign of life of an upload and what it was (for the reason). */
+export interface Activity {
+  /** Epoch ms. */
+  readonly at: number;
+  /** `written` (an object), `its multipart upload was initiated`, `part 3 of its multipart upload was uploaded`. */
+  readonly what: string;
+}
+
+/** The newest of its objects' times, its multipart uploads' Initiated and their parts' times (those read). */
+export function latestActivity(objects: readonly UploadObject[], multipartUploads: readonly OpenMultipartUpload[]): Activity | undefined {
+  let best: Activity | undefined;
+  for (const o of objects) if (!best || o.lastModified > best.at) best = { at: o.lastModified, what: 'written' };
+  for (const m of multipartUploads) {
+    if (!best || m.initiated > best.at) best = { at: m.initiated, what: 'its multipart upload was initiated' };
+    const newest = m.parts?.kind === 'read' ? m.parts.newest : undefined;
+    if (newest && newest.at > best.at) best = { at: newest.at, what: `part ${newest.partNumber} of its multipart upload was uploaded` };
+  }
+  return best;
+}
+
+/** `written 10m ago`, `part 3 of its multipart upload was uploaded 5m ago (2026-…Z)`: the time of a non-object sign too. */
+export function describeActivity(activity: Activity, now: number): string {
+  const idle = now - activity.at;
+  const when = idle < 0 ? `${formatDuration(-idle)} in the future (clock skew)` : `${formatDuration(idle)} ago`;
+  return activity.what === 'written' ? `${activity.what} ${when}` : `${activity.what} ${when} (${new Date(activity.at).toISOString()})`;
 }
 
 /** What observe learnt from reading `startedat` (absent when it was not read). */
@@ -73,6 +143,22 @@ export interface ListingReport {
   readonly startedAt: string;
   /** What happened to the checkpoint: `saved`, `cleared`, or `discarded: <why>` (then the listing started over). */
   readonly checkpoint?: string;
+}
+
+/** What observe hands the plan: the uploads, with the parts of every candidate read. */
+export interface PurgeState extends UploadsState {
+  /** The age this run used (for the report). */
+  readonly maxAgeMs: number;
+  /** Multipart uploads whose parts observe read (ListParts), candidates only. */
+  readonly partsReads: number;
+}
+
+/**
+ * The plan's `now`: a listing resumed from earlier runs is judged as of the clock it began with (checkpoint.ts),
+ * so that keys listed then are never aged by the runs it took; any other state, as of the run's own clock.
+ */
+export function planClock(state: Pick<UploadsState, 'listing'>, now: Date): Date {
+  return state.listing ? new Date(state.listing.startedAt) : now;
 }
 
 /**

@@ -7,12 +7,52 @@ import {
 } from '@aws-sdk/client-s3';
 import { mapLimit } from '../../shared/concurrency.ts';
 import { ConfigError, errorName } from '../../shared/errors.ts';
-import { repositoriesPrefix, uploadDirPrefix, uploadsPrefix } from '../../shared/registry-layout.ts';
-import type { ListedMultipartUpload, ListedObject, ListingReport, StartedAtRead, UploadDirectory, UploadsState } from './model.ts';
-import { collectUploads, mustReadStartedAt } from './model.ts';
+import type { RunContext } from '../../shared/job.ts';
+import { repositoriesPrefix, uploadDataKey, uploadDirPrefix, uploadsPrefix } from '../../shared/registry-layout.ts';
+import { observeResumable } from './checkpoint.ts';
+import type { Config } from './config.ts';
+import type {
+  ListedMultipartUpload,
+  ListedObject,
+  ListingReport,
+  OpenMultipartUpload,
+  PartsRead,
+  PurgePolicy,
+  PurgeScope,
+  PurgeState,
+  StartedAtRead,
+  UploadDirectory,
+  UploadsState,
+} from './model.ts';
+import { collectUploads, mustReadStartedAt, planClock } from './model.ts';
+import { plan } from './plan.ts';
+import { readParts } from './recheck.ts';
 
 /** GETs of `startedat` in flight at once. */
 export const STARTEDAT_READ_CONCURRENCY = 16;
+/** ListParts in flight at once (candidates only). */
+export const PARTS_READ_CONCURRENCY = 16;
+
+/**
+ * The job's observe: the listing (observeUploads; resumable through the checkpoint for whole-registry runs, see
+ * checkpoint.ts), then the parts of every candidate (readCandidateParts), judged as of the plan's clock.
+ */
+export async function observe({ s3 }: { s3: S3Client }, scope: PurgeScope, ctx: RunContext<Config>): Promise<PurgeState> {
+  const { policy, repository } = scope;
+  const options: ObserveOptions = {
+    bucket: ctx.config.bucket,
+    root: ctx.config.root,
+    ...(repository !== undefined ? { repository } : {}),
+    maxAgeMs: policy.maxAgeMs,
+    startedAtReadWindowMs: ctx.config.startedAtReadWindowMs,
+    listConcurrency: ctx.config.listConcurrency,
+    now: ctx.now,
+    signal: ctx.signal,
+  };
+  const state = await observeResumable(s3, { ...options, hasTime: ctx.hasTime }, observeUploads);
+  const { state: read, partsReads } = await readCandidateParts(s3, state, policy, ctx, planClock(state, ctx.now));
+  return { ...read, maxAgeMs: policy.maxAgeMs, partsReads };
+}
 
 export interface ObserveOptions {
   readonly bucket: string;
@@ -35,7 +75,7 @@ export interface ObserveOptions {
  */
 export async function observeUploads(s3: S3Client, o: ObserveOptions): Promise<UploadsState> {
   try {
-    return await observe(s3, o);
+    return await observeListing(s3, o);
   } catch (error) {
     if (errorName(error) === 'NoSuchBucket') {
       throw new ConfigError(`REGISTRY_BUCKET "${o.bucket}" does not exist (NoSuchBucket): check the function's REGISTRY_BUCKET`);
@@ -44,7 +84,7 @@ export async function observeUploads(s3: S3Client, o: ObserveOptions): Promise<U
   }
 }
 
-async function observe(s3: S3Client, o: ObserveOptions): Promise<UploadsState> {
+async function observeListing(s3: S3Client, o: ObserveOptions): Promise<UploadsState> {
   const prefix = o.repository === undefined ? repositoriesPrefix(o.root) : uploadsPrefix(o.root, o.repository);
   const listed = await listAll(s3, o, prefix);
   if (!listed.complete) return partialState(o, listed);
@@ -384,5 +424,62 @@ export async function observeUploadDirs(
     rechecked: done.length,
     vanished: done.filter((l) => l.keys.length === 0).length,
     notOwned: done.length - owned.length,
+  };
+}
+
+/**
+ * ListParts for exactly the multipart uploads the plan would act on (an upload's parts are its only sign of life
+ * during one long PATCH), in rounds: plan, read the parts of the `unchecked` candidates that fit the budget, plan
+ * again — a candidate found active frees its budget for the next one. Fresh and deferred uploads are never read.
+ * Stops when the time budget runs low: what is left unread stays `unchecked` (kept), never deleted. `planNow` is
+ * the clock the plan will judge with (planClock; the shard mode's pass clock): the candidates are the plan's.
+ */
+export async function readCandidateParts(
+  s3: S3Client,
+  state: UploadsState,
+  policy: PurgePolicy,
+  ctx: Pick<RunContext<Pick<Config, 'bucket' | 'root'>>, 'config' | 'signal' | 'now' | 'hasTime'>,
+  planNow: Date = ctx.now,
+): Promise<{ state: UploadsState; partsReads: number }> {
+  const o = { bucket: ctx.config.bucket, root: ctx.config.root, signal: ctx.signal, now: ctx.now };
+  let current = state;
+  let partsReads = 0;
+  for (;;) {
+    const unread = unreadOfCandidates(current, policy, planNow);
+    if (unread.length === 0 || !ctx.hasTime()) return { state: current, partsReads };
+    const reads = new Map<OpenMultipartUpload, PartsRead>();
+    await mapLimit(unread, PARTS_READ_CONCURRENCY, async (mpu) => {
+      if (!ctx.hasTime()) return;
+      reads.set(mpu, await readParts(s3, o, uploadDataKey(o.root, mpu.repository, mpu.uploadId), mpu.multipartUploadId));
+    });
+    partsReads += reads.size;
+    current = withParts(current, reads);
+  }
+}
+
+/** The multipart uploads, not read yet, of the candidates the plan holds as `unchecked`. */
+function unreadOfCandidates(state: UploadsState, policy: PurgePolicy, now: Date): OpenMultipartUpload[] {
+  const targets = new Set(
+    plan(state, policy, now)
+      .skipped.filter((a) => a.held === 'unchecked')
+      .map((a) => a.target),
+  );
+  if (targets.size === 0) return [];
+  const dirs = state.uploads.filter((d) => targets.has(`${d.repository}/_uploads/${d.uploadId}`)).flatMap((d) => d.multipartUploads);
+  const orphans = state.orphanMultipartUploads.filter((m) => targets.has(`${m.repository}/_uploads/${m.uploadId}/data`));
+  return [...dirs, ...orphans].filter((m) => m.parts === undefined);
+}
+
+function withParts(state: UploadsState, reads: ReadonlyMap<OpenMultipartUpload, PartsRead>): UploadsState {
+  const attach = (m: OpenMultipartUpload): OpenMultipartUpload => {
+    const parts = reads.get(m);
+    return parts ? { ...m, parts } : m;
+  };
+  return {
+    ...state,
+    uploads: state.uploads.map((d) =>
+      d.multipartUploads.some((m) => reads.has(m)) ? { ...d, multipartUploads: d.multipartUploads.map(attach) } : d,
+    ),
+    orphanMultipartUploads: state.orphanMultipartUploads.map(attach),
   };
 }

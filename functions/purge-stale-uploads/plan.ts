@@ -1,28 +1,26 @@
 import { formatDuration } from '../../shared/duration.ts';
 import type { Action, Plan } from '../../shared/job.ts';
 import { hashStateOffset, uploadDataKey, uploadDirPrefix } from '../../shared/registry-layout.ts';
-import type { OpenMultipartUpload, UploadDirectory, UploadsState } from './model.ts';
+import {
+  ACTIVITY_GUARD_MS,
+  describeActivity,
+  latestActivity,
+  type OpenMultipartUpload,
+  type PurgePolicy,
+  type UploadDirectory,
+  type UploadsState,
+} from './model.ts';
 
 /**
  * The purge decision, pure: (state, policy, now) → Plan. An upload is stale when older than the max age
- * (strictly, as distribution's purger: exactly at the boundary is fresh). Its action aborts its multipart
- * upload(s) and deletes every object of its directory — nothing else is ever planned: every key an action
- * names is `<root>/docker/registry/v2/repositories/<name>/_uploads/<uuid>/<rest>` of a stale directory.
+ * (strictly, as distribution's purger: exactly at the boundary is fresh) and idle: nothing of it — an object,
+ * its multipart upload's Initiated, one of its parts — is newer than the activity guard. Its action aborts its
+ * multipart upload(s) and deletes every object of its directory — nothing else is ever planned: every key an
+ * action names is `<root>/docker/registry/v2/repositories/<name>/_uploads/<uuid>/<rest>` of a stale directory.
+ * An upload whose parts were not read is never planned (`unchecked`): observe reads them for every candidate.
  */
 
-/** The manual `maxAge` can never go below this: pushes in flight are safe for at least this long. */
-export const MAX_AGE_FLOOR_MS = 3_600_000;
-/**
- * An upload written to within min(max age, this) is kept whatever its `startedat` says: a slow push still
- * in flight (new hash states are written on every PATCH).
- */
-export const ACTIVITY_GUARD_MS = 3_600_000;
-
-export interface PurgePolicy {
-  readonly maxAgeMs: number;
-  /** Objects deleted + multipart uploads aborted, per run. */
-  readonly maxDeletes: number;
-}
+export { ACTIVITY_GUARD_MS, type PurgePolicy } from './model.ts';
 
 export interface DeleteUpload extends Action {
   readonly type: 'delete-upload';
@@ -37,8 +35,10 @@ export interface DeleteUpload extends Action {
   /** Bytes the client had sent (the highest hash-state offset): what the multipart upload's parts hold. */
   readonly uploadedBytes?: number;
   readonly ageMs: number;
+  /** The newest sign of life the plan saw (ISO): apply's re-check skips the upload if anything is newer. */
+  readonly lastActivityAt: string;
   /** Why skipped, when in `plan.skipped`. */
-  readonly held?: 'limit' | 'active' | 'changed' | 'too-large';
+  readonly held?: 'limit' | 'active' | 'changed' | 'too-large' | 'unchecked';
 }
 
 export interface AbortMultipartUpload extends Action {
@@ -47,7 +47,8 @@ export interface AbortMultipartUpload extends Action {
   readonly uploadId: string;
   readonly multipartUploadId: string;
   readonly ageMs: number;
-  readonly held?: 'limit';
+  readonly lastActivityAt: string;
+  readonly held?: 'limit' | 'active' | 'unchecked';
 }
 
 export type PurgeAction = DeleteUpload | AbortMultipartUpload;
@@ -87,73 +88,111 @@ function ageOf(dir: UploadDirectory): Age | undefined {
   return { since: newest, source: 'no startedat: a cancelled-upload leftover' };
 }
 
-export function planPurge(
-  state: Pick<UploadsState, 'uploads' | 'orphanMultipartUploads'>,
-  policy: PurgePolicy,
-  now: Date,
-): Plan<PurgeAction> {
+const UNCHECKED = "its multipart upload's parts were not read (ListParts): kept until a run reads them";
+
+/** A candidate before the budget: an action, or one whose parts must be read first (it still holds its budget). */
+interface Candidate {
+  readonly action: PurgeAction;
+  readonly unchecked: boolean;
+}
+
+export function plan(state: Pick<UploadsState, 'uploads' | 'orphanMultipartUploads'>, policy: PurgePolicy, now: Date): Plan<PurgeAction> {
   const t = now.getTime();
-  const maxAge = formatDuration(policy.maxAgeMs);
-  const candidates: PurgeAction[] = [];
+  const candidates: Candidate[] = [];
   const skipped: PurgeAction[] = [];
-
   for (const dir of state.uploads) {
-    const target = `${dir.repository}/_uploads/${dir.uploadId}`;
-    const base = {
-      type: 'delete-upload' as const,
-      target,
-      repository: dir.repository,
-      uploadId: dir.uploadId,
-      objects: dir.objects.map((o) => o.rest).sort(),
-      multipartUploadIds: dir.multipartUploads.map((m) => m.multipartUploadId).sort(),
-      bytes: dir.objects.reduce((sum, o) => sum + o.size, 0),
-      ...uploadedBytes(dir),
-    };
-    if (dir.startedAt?.kind === 'vanished') {
-      skipped.push({
-        ...base,
-        ageMs: 0,
-        held: 'changed',
-        reason: 'startedat vanished during the run (completed or cancelled): left for the next run',
-      });
-      continue;
-    }
-    const age = ageOf(dir);
-    if (!age) continue;
-    const ageMs = t - age.since;
-    if (!(ageMs > policy.maxAgeMs)) continue; // fresh: untouched, counted in the report
-    const idleMs = t - Math.max(...dir.objects.map((o) => o.lastModified));
-    const guard = Math.min(policy.maxAgeMs, ACTIVITY_GUARD_MS);
-    if (idleMs <= guard) {
-      skipped.push({
-        ...base,
-        ageMs,
-        held: 'active',
-        reason: `started ${formatDuration(ageMs)} ago but written ${formatDuration(idleMs)} ago: a push in flight is kept`,
-      });
-      continue;
-    }
-    const verb = age.source.startsWith('startedat') ? 'started' : 'last written';
-    candidates.push({ ...base, ageMs, reason: `${verb} ${formatDuration(ageMs)} ago > ${maxAge} (${age.source})` });
+    const verdict = judgeUpload(dir, policy, t);
+    if (verdict === undefined) continue;
+    if ('skip' in verdict) skipped.push(verdict.skip);
+    else candidates.push(verdict);
   }
-
+  const onSameKey = siblingsByDataKey(state.orphanMultipartUploads);
   for (const mpu of state.orphanMultipartUploads) {
-    const ageMs = t - mpu.initiated;
-    if (!(ageMs > policy.maxAgeMs)) continue;
-    candidates.push(
-      orphanAction(mpu, ageMs, `multipart upload initiated ${formatDuration(ageMs)} ago > ${maxAge}, no upload directory left`),
-    );
+    const verdict = judgeOrphan(mpu, onSameKey.get(dataKeyId(mpu)) ?? [mpu], policy, t);
+    if (verdict === undefined) continue;
+    if ('skip' in verdict) skipped.push(verdict.skip);
+    else candidates.push(verdict);
   }
+  return withinBudget(candidates, skipped, policy);
+}
 
-  // Oldest first, so a run cut by the limit removes what has cost the longest; the next run continues.
-  candidates.sort((a, b) => b.ageMs - a.ageMs || (a.target < b.target ? -1 : a.target > b.target ? 1 : 0));
+/** The dialect's name and the one the tests have always imported. */
+export const planPurge = plan;
+
+type Verdict = Candidate | { readonly skip: PurgeAction } | undefined;
+
+/** Fresh (undefined), held (skip), or a candidate; `unchecked` when its parts were not read. */
+function judgeUpload(dir: UploadDirectory, policy: PurgePolicy, t: number): Verdict {
+  const activity = latestActivity(dir.objects, dir.multipartUploads);
+  const base = {
+    type: 'delete-upload' as const,
+    target: `${dir.repository}/_uploads/${dir.uploadId}`,
+    repository: dir.repository,
+    uploadId: dir.uploadId,
+    objects: dir.objects.map((o) => o.rest).sort(),
+    multipartUploadIds: dir.multipartUploads.map((m) => m.multipartUploadId).sort(),
+    bytes: dir.objects.reduce((sum, o) => sum + o.size, 0),
+    ...uploadedBytes(dir),
+  };
+  const lastActivityAt = new Date(activity?.at ?? t).toISOString();
+  if (dir.startedAt?.kind === 'vanished') {
+    const reason = 'startedat vanished during the run (completed or cancelled): left for the next run';
+    return { skip: { ...base, ageMs: 0, lastActivityAt, held: 'changed', reason } };
+  }
+  const age = ageOf(dir);
+  if (!age || !activity) return undefined;
+  const ageMs = t - age.since;
+  if (!(ageMs > policy.maxAgeMs)) return undefined; // fresh: untouched, counted in the report
+  const action = { ...base, ageMs, lastActivityAt };
+  // The guard is fixed, not min(max age, guard): a shorter max age must not shorten the protection of a push.
+  if (t - activity.at <= ACTIVITY_GUARD_MS) {
+    const reason = `started ${formatDuration(ageMs)} ago but ${describeActivity(activity, t)}: a push in flight is kept`;
+    return { skip: { ...action, held: 'active', reason } };
+  }
+  const verb = age.source.startsWith('startedat') ? 'started' : 'last written';
+  const reason = `${verb} ${formatDuration(ageMs)} ago > ${formatDuration(policy.maxAgeMs)} (${age.source})`;
+  return { action: { ...action, reason }, unchecked: dir.multipartUploads.some((m) => m.parts === undefined) };
+}
+
+const dataKeyId = (mpu: OpenMultipartUpload): string => `${mpu.repository}/_uploads/${mpu.uploadId}`;
+
+function siblingsByDataKey(mpus: readonly OpenMultipartUpload[]): Map<string, OpenMultipartUpload[]> {
+  const byKey = new Map<string, OpenMultipartUpload[]>();
+  for (const m of mpus) byKey.set(dataKeyId(m), [...(byKey.get(dataKeyId(m)) ?? []), m]);
+  return byKey;
+}
+
+/**
+ * An orphan's activity is that of every multipart upload on the same data key: the S3 driver resumes a push by
+ * listing the key's multipart uploads, so an old one may be the one a live push writes to next.
+ */
+function judgeOrphan(mpu: OpenMultipartUpload, onSameKey: readonly OpenMultipartUpload[], policy: PurgePolicy, t: number): Verdict {
+  const ageMs = t - mpu.initiated;
+  if (!(ageMs > policy.maxAgeMs)) return undefined;
+  const activity = latestActivity([], onSameKey) ?? { at: mpu.initiated, what: 'its multipart upload was initiated' };
+  const maxAge = formatDuration(policy.maxAgeMs);
+  if (t - activity.at <= ACTIVITY_GUARD_MS) {
+    const reason = `multipart upload initiated ${formatDuration(ageMs)} ago but ${describeActivity(activity, t)}: a push in flight is kept`;
+    return { skip: { ...orphanAction(mpu, ageMs, activity.at, reason), held: 'active' } };
+  }
+  const reason = `multipart upload initiated ${formatDuration(ageMs)} ago > ${maxAge}, no upload directory left`;
+  return { action: orphanAction(mpu, ageMs, activity.at, reason), unchecked: mpu.parts === undefined };
+}
+
+/**
+ * Oldest first, so a run cut by the limit removes what has cost the longest; the next run continues. An unchecked
+ * candidate keeps its place in the budget: observe reads exactly the parts of those that fit, then plans again.
+ */
+function withinBudget(candidates: Candidate[], skipped: PurgeAction[], policy: PurgePolicy): Plan<PurgeAction> {
+  candidates.sort(({ action: a }, { action: b }) => b.ageMs - a.ageMs || (a.target < b.target ? -1 : a.target > b.target ? 1 : 0));
   const actions: PurgeAction[] = [];
   let budget = policy.maxDeletes;
-  for (const action of candidates) {
+  for (const { action, unchecked } of candidates) {
     const cost = deletionsOf(action);
     if (cost <= budget) {
-      actions.push(action);
       budget -= cost;
+      if (unchecked) skipped.push({ ...action, held: 'unchecked', reason: UNCHECKED });
+      else actions.push(action);
     } else if (action.type === 'delete-upload' && cost > policy.maxDeletes) {
       skipped.push({
         ...action,
@@ -161,17 +200,14 @@ export function planPurge(
         reason: `needs ${cost} deletions, more than MAX_DELETES_PER_RUN=${policy.maxDeletes}: raise it to purge this upload`,
       });
     } else {
-      skipped.push({
-        ...action,
-        held: 'limit',
-        reason: `deferred: MAX_DELETES_PER_RUN=${policy.maxDeletes} reached (the next run continues)`,
-      } as PurgeAction);
+      const reason = `deferred: MAX_DELETES_PER_RUN=${policy.maxDeletes} reached (the next run continues)`;
+      skipped.push({ ...action, held: 'limit', reason } as PurgeAction);
     }
   }
   return { actions, skipped };
 }
 
-function orphanAction(mpu: OpenMultipartUpload, ageMs: number, reason: string): AbortMultipartUpload {
+function orphanAction(mpu: OpenMultipartUpload, ageMs: number, lastActivity: number, reason: string): AbortMultipartUpload {
   return {
     type: 'abort-multipart-upload',
     target: `${mpu.repository}/_uploads/${mpu.uploadId}/data`,
@@ -180,6 +216,7 @@ function orphanAction(mpu: OpenMultipartUpload, ageMs: number, reason: string): 
     uploadId: mpu.uploadId,
     multipartUploadId: mpu.multipartUploadId,
     ageMs,
+    lastActivityAt: new Date(lastActivity).toISOString(),
   };
 }
 

@@ -24,7 +24,7 @@ import { loadPurgeStaleUploadsConfig, type PurgeStaleUploadsConfig } from './con
 import { parseManifest, readInventoryFile, type InventoryManifest, type InventoryReadStats } from './inventory.ts';
 import { job, options as purgeOptions, PER_REPOSITORY_CAP, type PurgeState } from './job.ts';
 import { collectUploads, type ListedMultipartUpload, type ListedObject } from './model.ts';
-import { listMultipartUploads, observeUploadDirs, type ObserveOptions, type UploadDirRef } from './observe.ts';
+import { listMultipartUploads, observeUploadDirs, readCandidateParts, type ObserveOptions, type UploadDirRef } from './observe.ts';
 import type { PurgeAction } from './plan.ts';
 
 /**
@@ -37,8 +37,9 @@ import type { PurgeAction } from './plan.ts';
  *    Distributed Map reads.
  * 2. **shard** (`shardJob`, one per item, run by the job runner): streams its data file, keeps the `_uploads/`
  *    rows, groups them by upload and plans with the job's own plan (inventory rows become the observed state).
- *    Inventory is up to a day old, so every candidate is then re-read live (its prefix listing, `startedat`) and
- *    planned again on that live state, with the job's own plan and apply (which re-checks right before acting).
+ *    Inventory is up to a day old, so every candidate is then re-read live (its prefix listing, `startedat`, the
+ *    parts of its multipart uploads) and planned again on that live state, with the job's own plan and apply
+ *    (which re-checks each upload right before its abort).
  *    A directory whose rows fall in two data files is acted on by one shard only: the first to claim it (a
  *    conditional PUT of `claims/<repository>/<uuid>` in the pass folder; the others get 412). After the map,
  *    one more shard (index = number of data files) takes the multipart uploads left without a directory: it
@@ -162,7 +163,7 @@ export async function planPass(
   const manifest = await readManifest(s3, config, manifestKey, now, signal);
   const multipartUploads = await listMultipartUploads(
     s3,
-    observeOptions(config, config.maxAgeMs, now, signal),
+    observeOptions(config, config.policy.maxAgeMs, now, signal),
     repositoriesPrefix(config.root),
   );
   const keys = passKeys(config, pass);
@@ -172,7 +173,7 @@ export async function planPass(
     manifestKey,
     manifest,
     now: now.getTime(),
-    maxAgeMs: trigger.options.maxAge ?? config.maxAgeMs,
+    maxAgeMs: trigger.options.maxAge ?? config.policy.maxAgeMs,
     dryRun,
     ...(trigger.reason ? { reason: trigger.reason } : {}),
     shards: manifest.files.length + 1,
@@ -277,7 +278,7 @@ type ShardPlan = Plan<PurgeAction> & { readonly descriptor: PassDescriptor };
 function purgeContext(ctx: RunContext<ShardConfig, ShardOptions, ShardScope>, d: PassDescriptor): PurgeContext {
   return {
     ...ctx,
-    scope: { policy: { maxAgeMs: d.maxAgeMs, maxDeletes: ctx.config.maxDeletes } },
+    scope: { policy: { ...ctx.config.policy, maxAgeMs: d.maxAgeMs } },
     now: new Date(Math.min(d.now, ctx.now.getTime())),
     trigger: ctx.trigger.kind === 'manual' ? { ...ctx.trigger, options: {} } : ctx.trigger,
   } as PurgeContext;
@@ -336,10 +337,10 @@ async function observeShard(s3: S3Client, scope: ShardScope, ctx: RunContext<Sha
   // Inventory rows → the observed state → the job's own plan: its candidates are what gets re-read live.
   const fromInventory = collectUploads(rows, multipartUploads, config.root);
   const preState = file ? { ...fromInventory, orphanMultipartUploads: [] } : { ...fromInventory, uploads: [] };
-  const prePlan = job.plan({ ...preState, startedAtReads: 0, maxAgeMs: descriptor.maxAgeMs }, purgeCtx);
+  const prePlan = job.plan({ ...preState, startedAtReads: 0, maxAgeMs: descriptor.maxAgeMs, partsReads: 0 }, purgeCtx);
   const candidates = uniqueDirs(
-    [...prePlan.actions, ...prePlan.skipped.filter((a) => a.held === 'limit' || a.held === 'too-large')].filter((a) =>
-      file ? a.type === 'delete-upload' : a.type === 'abort-multipart-upload',
+    [...prePlan.actions, ...prePlan.skipped.filter((a) => a.held === 'limit' || a.held === 'too-large' || a.held === 'unchecked')].filter(
+      (a) => (file ? a.type === 'delete-upload' : a.type === 'abort-multipart-upload'),
     ),
   );
   // Data shards claim each directory they act on (two shards may see one directory); the last shard runs alone.
@@ -348,9 +349,12 @@ async function observeShard(s3: S3Client, scope: ShardScope, ctx: RunContext<Sha
         live.length > 0 ? claim(s3, config, keys.claim(dir), ctx.signal) : Promise.resolve(false)
     : (_: UploadDirRef, live: readonly string[]) => Promise.resolve(live.length === 0);
   const live = await observeUploadDirs(s3, o, candidates, multipartUploads, owns, ctx.hasTime);
+  // The parts of the live candidates' multipart uploads, as the job's own observe reads them (ListParts).
+  const { state: read, partsReads } = await readCandidateParts(s3, live.state, purgeCtx.scope.policy, purgeCtx);
   return {
-    ...live.state,
+    ...read,
     maxAgeMs: descriptor.maxAgeMs,
+    partsReads,
     descriptor,
     inventory: {
       item: file ? 'data-file' : 'multipart-uploads',

@@ -1,25 +1,52 @@
 import {
+  CreateOrUpdateTagsCommand,
+  DescribeTagsCommand,
   SetDesiredCapacityCommand,
   SetInstanceHealthCommand,
   TerminateInstanceInAutoScalingGroupCommand,
   type AutoScalingClient,
 } from '@aws-sdk/client-auto-scaling';
 import { CreateTagsCommand, DeleteTagsCommand, type EC2Client } from '@aws-sdk/client-ec2';
+import { CreateScheduleCommand, DeleteScheduleCommand, type SchedulerClient } from '@aws-sdk/client-scheduler';
 import { describeError, errorName } from '../../shared/errors.ts';
-import { applyEach, type ApplyContext, type Outcome } from '../../shared/job.ts';
+import type { Outcome, RunContext } from '../../shared/job.ts';
 import { logger } from '../../shared/observability.ts';
-import { REPLACING_TAG, replacingTagValue, UNHEALTHY_SINCE_TAG } from './model.ts';
+import { followUpInput } from '../../shared/triggers.ts';
+import type { FollowUpTarget } from './config.ts';
+import {
+  LEDGER_MAX,
+  parseReplacementLog,
+  REPLACEMENTS_TAG,
+  REPLACING_TAG,
+  replacingTagValue,
+  toSecond,
+  UNHEALTHY_SINCE_TAG,
+} from './model.ts';
 import type { ReplaceAction } from './plan.ts';
 
 /**
- * The writes, one branch per action kind. Idempotent: an instance that is already gone counts as done, and
- * every step leaves a marker tag a later run reads, so a re-run mid-replacement never acts twice.
+ * The writes, one branch per action kind. Idempotent: an instance that is already gone counts as done, a
+ * follow-up already scheduled counts as done, and every step leaves a marker tag a later run reads, so a
+ * re-run mid-replacement never acts twice.
  */
 
 export interface ApplyClients {
   readonly autoScaling: AutoScalingClient;
   readonly ec2: EC2Client;
+  readonly scheduler: SchedulerClient;
 }
+
+/** What apply reads of the config. */
+export interface ApplyConfig {
+  readonly asgName: string;
+  readonly replacementBudgetWindowMs: number;
+  readonly followUp?: FollowUpTarget;
+}
+
+export type ApplyRun = Pick<RunContext<ApplyConfig>, 'config' | 'signal' | 'now'>;
+
+/** The job's name, as the follow-up trigger carries it (job.ts checks it). */
+export const JOB_NAME = 'replace-unhealthy-instances';
 
 /** Errors that mean the instance is no longer there (terminated, or left the group). */
 function isGone(error: unknown): boolean {
@@ -28,70 +55,100 @@ function isGone(error: unknown): boolean {
   return name === 'ValidationError' && /not found|not part of|not a member|does not exist/i.test((error as Error).message);
 }
 
-export async function applyReplacements<C extends { readonly asgName: string }>(
-  actions: readonly ReplaceAction[],
-  ctx: ApplyContext<C>,
-  clients: ApplyClients,
-): Promise<(Outcome | undefined)[]> {
-  const opts = { abortSignal: ctx.signal };
-  const gone = (id: string): Outcome => ({ status: 'skipped', reason: `${id} is no longer there: nothing to do` });
+export async function apply(action: ReplaceAction, ctx: ApplyRun, clients: ApplyClients): Promise<Outcome> {
+  try {
+    return await applyOne(action, ctx, clients);
+  } catch (error) {
+    if (isGone(error)) return { status: 'skipped', reason: `${action.target} is no longer there: nothing to do` };
+    throw error;
+  }
+}
 
-  return applyEach(
-    actions,
-    ctx,
-    async (action): Promise<Outcome> => {
-      const id = action.target;
-      try {
-        switch (action.type) {
-          case 'mark-unhealthy':
-            await clients.ec2.send(
-              new CreateTagsCommand({ Resources: [id], Tags: [{ Key: UNHEALTHY_SINCE_TAG, Value: action.markedAt ?? '' }] }),
-              opts,
-            );
-            return { status: 'applied', detail: { tag: UNHEALTHY_SINCE_TAG } };
-          case 'unmark':
-            await clients.ec2.send(new DeleteTagsCommand({ Resources: [id], Tags: [{ Key: UNHEALTHY_SINCE_TAG }] }), opts);
-            return { status: 'applied', detail: { tag: UNHEALTHY_SINCE_TAG } };
-          case 'set-instance-health':
-            if (action.forced) logger.warn('FORCED replacement past the open circuit breaker', { instanceId: id, reason: action.reason });
-            // ShouldRespectGracePeriod false: this job already applied its own GRACE_PERIOD; respecting the
-            // group's grace would make the call a silent no-op for an instance the plan decided to replace.
-            await clients.autoScaling.send(
-              new SetInstanceHealthCommand({ InstanceId: id, HealthStatus: 'Unhealthy', ShouldRespectGracePeriod: false }),
-              opts,
-            );
-            return { status: 'applied', detail: { path: 'set-instance-health' } };
-          case 'raise-desired':
-            return await raiseDesired(action, ctx.config.asgName, clients, opts);
-          case 'terminate-replaced':
-            await clients.autoScaling.send(
-              new TerminateInstanceInAutoScalingGroupCommand({ InstanceId: id, ShouldDecrementDesiredCapacity: true }),
-              opts,
-            );
-            return { status: 'applied', detail: { path: 'launch-then-terminate', decremented: true } };
-          case 'replace-instance':
-            return { status: 'skipped', reason: action.reason };
-        }
-      } catch (error) {
-        if (isGone(error)) return gone(id);
-        throw error;
-      }
-    },
-    { stopOnFailure: true },
+async function applyOne(action: ReplaceAction, ctx: ApplyRun, clients: ApplyClients): Promise<Outcome> {
+  const id = action.target;
+  const opts = { abortSignal: ctx.signal };
+  switch (action.type) {
+    case 'mark-unhealthy':
+      await clients.ec2.send(
+        new CreateTagsCommand({ Resources: [id], Tags: [{ Key: UNHEALTHY_SINCE_TAG, Value: action.markedAt ?? '' }] }),
+        opts,
+      );
+      return { status: 'applied', detail: { tag: UNHEALTHY_SINCE_TAG } };
+    case 'unmark': {
+      await clients.ec2.send(new DeleteTagsCommand({ Resources: [id], Tags: [{ Key: UNHEALTHY_SINCE_TAG }] }), opts);
+      if (!action.followUp) return { status: 'applied', detail: { tag: UNHEALTHY_SINCE_TAG } };
+      const cancelled = await cancelFollowUp(action.followUp, ctx, clients);
+      return { status: 'applied', detail: { tag: UNHEALTHY_SINCE_TAG, followUpCancelled: cancelled } };
+    }
+    case 'schedule-follow-up':
+      return scheduleFollowUp(action, ctx, clients);
+    case 'set-instance-health':
+      if (action.forced) logger.warn('FORCED replacement past the open circuit breaker', { instanceId: id, reason: action.reason });
+      await countReplacement(ctx, clients);
+      // ShouldRespectGracePeriod false: this job already applied its own GRACE_PERIOD; respecting the
+      // group's grace would make the call a silent no-op for an instance the plan decided to replace.
+      await clients.autoScaling.send(
+        new SetInstanceHealthCommand({ InstanceId: id, HealthStatus: 'Unhealthy', ShouldRespectGracePeriod: false }),
+        opts,
+      );
+      return { status: 'applied', detail: { path: 'set-instance-health' } };
+    case 'raise-desired':
+      return raiseDesired(action, ctx, clients);
+    case 'terminate-replaced':
+      await clients.autoScaling.send(
+        new TerminateInstanceInAutoScalingGroupCommand({ InstanceId: id, ShouldDecrementDesiredCapacity: true }),
+        opts,
+      );
+      return { status: 'applied', detail: { path: 'launch-then-terminate', decremented: true } };
+    case 'undo-raise':
+      await setDesired(ctx, clients, action.desiredTo);
+      await clients.ec2.send(new DeleteTagsCommand({ Resources: [id], Tags: [{ Key: REPLACING_TAG }] }), opts);
+      return { status: 'applied', detail: { desiredTo: action.desiredTo, tag: REPLACING_TAG } };
+    case 'expire-replacing':
+      await clients.ec2.send(new DeleteTagsCommand({ Resources: [id], Tags: [{ Key: REPLACING_TAG }] }), opts);
+      return { status: 'applied', detail: { tag: REPLACING_TAG } };
+    case 'replace-instance':
+      return { status: 'skipped', reason: action.reason };
+  }
+}
+
+async function setDesired(ctx: ApplyRun, clients: ApplyClients, desired: number | undefined): Promise<void> {
+  if (desired === undefined) throw new Error('SetDesiredCapacity: no desired capacity in the action; refusing');
+  await clients.autoScaling.send(
+    new SetDesiredCapacityCommand({ AutoScalingGroupName: ctx.config.asgName, DesiredCapacity: desired, HonorCooldown: false }),
+    { abortSignal: ctx.signal },
   );
+}
+
+/**
+ * The replacement budget's ledger, written BEFORE the replacement: a run that dies between the two has counted
+ * one replacement too many (the safe side). The tag is re-read here rather than taken from the observation, so
+ * an entry written since is never lost.
+ */
+async function countReplacement(ctx: ApplyRun, clients: ApplyClients): Promise<void> {
+  const opts = { abortSignal: ctx.signal };
+  const { asgName, replacementBudgetWindowMs } = ctx.config;
+  const filters = [
+    { Name: 'auto-scaling-group', Values: [asgName] },
+    { Name: 'key', Values: [REPLACEMENTS_TAG] },
+  ];
+  const found = await clients.autoScaling.send(new DescribeTagsCommand({ Filters: filters }), opts);
+  const now = ctx.now.getTime();
+  const kept = parseReplacementLog(found.Tags?.find((t) => t.Key === REPLACEMENTS_TAG)?.Value).filter(
+    (t) => now - Date.parse(t) < replacementBudgetWindowMs,
+  );
+  const value = [...kept, toSecond(ctx.now)].slice(-LEDGER_MAX).join(' ');
+  const tag = { ResourceId: asgName, ResourceType: 'auto-scaling-group', Key: REPLACEMENTS_TAG, Value: value, PropagateAtLaunch: false };
+  await clients.autoScaling.send(new CreateOrUpdateTagsCommand({ Tags: [tag] }), opts);
 }
 
 /**
  * Capacity-preserving path, phase 1: tag the instance (the memory of later runs: the time and the desired
  * capacity before the raise), then raise desired capacity by one. If raising fails, remove the tag again so the
- * next run starts clean (a tag left behind is harmless: the plan terminates only while the raise is in effect).
+ * next run starts clean (a tag left behind is harmless: the plan terminates only while exactly this raise is in effect).
  */
-async function raiseDesired(
-  action: ReplaceAction,
-  asgName: string,
-  clients: ApplyClients,
-  opts: { abortSignal: AbortSignal },
-): Promise<Outcome> {
+async function raiseDesired(action: ReplaceAction, ctx: ApplyRun, clients: ApplyClients): Promise<Outcome> {
+  const opts = { abortSignal: ctx.signal };
   const id = action.target;
   const { desiredFrom, desiredTo } = action;
   if (desiredFrom === undefined || desiredTo !== desiredFrom + 1) {
@@ -99,13 +156,11 @@ async function raiseDesired(
     return { status: 'failed', error };
   }
   if (action.forced) logger.warn('FORCED replacement past the open circuit breaker', { instanceId: id, reason: action.reason });
-  const tag = replacingTagValue(action.markedAt ?? '', desiredFrom);
+  await countReplacement(ctx, clients);
+  const tag = replacingTagValue(action.markedAt ?? '', desiredFrom, action.causes?.includes('named'));
   await clients.ec2.send(new CreateTagsCommand({ Resources: [id], Tags: [{ Key: REPLACING_TAG, Value: tag }] }), opts);
   try {
-    await clients.autoScaling.send(
-      new SetDesiredCapacityCommand({ AutoScalingGroupName: asgName, DesiredCapacity: desiredTo, HonorCooldown: false }),
-      opts,
-    );
+    await setDesired(ctx, clients, desiredTo);
   } catch (error) {
     let rollback = 'tag removed';
     try {
@@ -116,4 +171,54 @@ async function raiseDesired(
     return { status: 'failed', error: `SetDesiredCapacity: ${describeError(error)}; ${rollback}` };
   }
   return { status: 'applied', detail: { path: 'launch-then-terminate', desiredTo, tag: REPLACING_TAG } };
+}
+
+/**
+ * A one-time EventBridge Scheduler schedule that invokes this function at `action.at` with a follow-up trigger,
+ * and deletes itself after it ran. The name is unique per instance and mark, so a second attempt for the same
+ * mark is a ConflictException: already scheduled, counted as done.
+ */
+async function scheduleFollowUp(action: ReplaceAction, ctx: ApplyRun, clients: ApplyClients): Promise<Outcome> {
+  const target = ctx.config.followUp;
+  if (!target || !action.followUp || !action.at) return { status: 'failed', error: 'schedule-follow-up: FOLLOW_UP_* not configured' };
+  const input = followUpInput({ job: JOB_NAME, target: action.target, ...(action.markedAt ? { since: action.markedAt } : {}) });
+  try {
+    await clients.scheduler.send(
+      new CreateScheduleCommand({
+        Name: action.followUp,
+        GroupName: target.group,
+        ScheduleExpression: `at(${action.at.slice(0, 19)})`,
+        ScheduleExpressionTimezone: 'UTC',
+        FlexibleTimeWindow: { Mode: 'OFF' },
+        ActionAfterCompletion: 'DELETE',
+        Description: `replace-unhealthy-instances: confirm ${action.target} (marked ${action.markedAt})`,
+        Target: {
+          Arn: target.targetArn,
+          RoleArn: target.roleArn,
+          Input: JSON.stringify(input),
+          // A late follow-up is useless: the 5-minute sweep confirms by then.
+          RetryPolicy: { MaximumRetryAttempts: 2, MaximumEventAgeInSeconds: 300 },
+        },
+      }),
+      { abortSignal: ctx.signal },
+    );
+  } catch (error) {
+    if (errorName(error) === 'ConflictException')
+      return { status: 'skipped', reason: `${action.followUp} is already scheduled: nothing to do` };
+    throw error;
+  }
+  return { status: 'applied', detail: { schedule: action.followUp, group: target.group, at: action.at } };
+}
+
+/** Delete a follow-up that has not fired yet; one that already ran deleted itself (ResourceNotFound: done). */
+async function cancelFollowUp(name: string, ctx: ApplyRun, clients: ApplyClients): Promise<boolean> {
+  const group = ctx.config.followUp?.group;
+  if (!group) return false;
+  try {
+    await clients.scheduler.send(new DeleteScheduleCommand({ Name: name, GroupName: group }), { abortSignal: ctx.signal });
+    return true;
+  } catch (error) {
+    if (errorName(error) === 'ResourceNotFoundException') return false;
+    throw error;
+  }
 }

@@ -1,8 +1,10 @@
+import * as z from 'zod/mini';
 import { env, loadConfig } from '../../shared/config.ts';
+import { ConfigError } from '../../shared/errors.ts';
 
 /**
  * Environment of replace-unhealthy-instances (ARCHITECTURE §6). Added beyond the contract (documented in the
- * README runbook): UNHEALTHY_CONFIRM and REPLACEMENT_TIMEOUT.
+ * README runbook): UNHEALTHY_CONFIRM, REPLACEMENT_TIMEOUT, the replacement budget and the follow-up schedules.
  */
 const shape = {
   ASG_NAME: env.text('an Auto Scaling group name (1-255 characters)', /^[^:]{1,255}$/),
@@ -12,33 +14,81 @@ const shape = {
   GRACE_PERIOD: env.duration({ default: '300s', max: '24h' }),
   UNHEALTHY_CONFIRM: env.duration({ default: '2m', max: '1h' }),
   REPLACEMENT_TIMEOUT: env.duration({ default: '30m', min: '1m', max: '24h' }),
+  REPLACEMENT_BUDGET: env.int({ min: 1, max: 10, default: 3 }),
+  REPLACEMENT_BUDGET_WINDOW: env.duration({ default: '1h', min: '10m', max: '24h' }),
+  FOLLOW_UP_GROUP: env.optionalText('an EventBridge Scheduler group name (1-64 letters, digits, - _ .)', /^[0-9A-Za-z_.-]{1,64}$/),
+  FOLLOW_UP_ROLE_ARN: z.optional(env.arn('iam')),
+  FOLLOW_UP_TARGET_ARN: z.optional(env.arn('lambda')),
 };
 
-export interface ReplaceConfig {
-  readonly asgName: string;
+/** What the pure plan decides with (`config.policy`). */
+export interface ReplacePolicy {
+  /** Only the alarm's target group dimension is compared with it. */
   readonly targetGroupArn: string;
   /** Replacements started per run (either path). */
   readonly maxReplacementsPerRun: number;
-  /** Circuit breaker: replace nothing when MORE than this percentage of InService members is unhealthy. */
+  /** Circuit breaker: replace nothing when MORE than this percentage of InService members is unhealthy (and ≥ 2 are). */
   readonly maxUnhealthyPercent: number;
   /** An instance younger than this (since EC2 launch) is never a candidate. */
   readonly gracePeriodMs: number;
   /** A candidate must have been seen unhealthy (and marked) at least this long before it is replaced. 0 = at once. */
   readonly unhealthyConfirmMs: number;
-  /** Capacity-preserving path: a replacement still not healthy after this long is reported stalled. */
+  /** Capacity-preserving path: a replacement still not done after this long is reported stalled and its tag removed. */
   readonly replacementTimeoutMs: number;
+  /** At most this many replacements start per budget window (automatic ones; a manual instanceIds run is counted, not stopped). */
+  readonly replacementBudget: number;
+  readonly replacementBudgetWindowMs: number;
+  /** Whether a mark arranges its own follow-up run (FOLLOW_UP_* set). */
+  readonly followUps?: boolean;
+}
+
+export interface FollowUpTarget {
+  /** The dedicated schedule group; every follow-up schedule is created in it. */
+  readonly group: string;
+  /** The role EventBridge Scheduler assumes to invoke the target. */
+  readonly roleArn: string;
+  /** This function's ARN. */
+  readonly targetArn: string;
+}
+
+export interface ReplaceConfig extends ReplacePolicy {
+  readonly asgName: string;
+  readonly targetGroupArn: string;
+  /** Set when the three FOLLOW_UP_* variables are: marks then schedule their follow-up. */
+  readonly followUp?: FollowUpTarget;
+  readonly policy: ReplacePolicy;
 }
 
 export function loadReplaceUnhealthyInstancesConfig(source: Readonly<Record<string, string | undefined>>) {
-  return loadConfig(shape, source, (v): ReplaceConfig => ({
-    asgName: v.ASG_NAME,
-    targetGroupArn: v.TARGET_GROUP_ARN,
-    maxReplacementsPerRun: v.MAX_REPLACEMENTS_PER_RUN,
-    maxUnhealthyPercent: v.MAX_UNHEALTHY_PERCENT,
-    gracePeriodMs: v.GRACE_PERIOD,
-    unhealthyConfirmMs: v.UNHEALTHY_CONFIRM,
-    replacementTimeoutMs: v.REPLACEMENT_TIMEOUT,
-  }));
+  return loadConfig(shape, source, (v): ReplaceConfig => {
+    const followUp = followUpOf(v.FOLLOW_UP_GROUP, v.FOLLOW_UP_ROLE_ARN, v.FOLLOW_UP_TARGET_ARN);
+    const policy: ReplacePolicy = Object.freeze({
+      targetGroupArn: v.TARGET_GROUP_ARN,
+      maxReplacementsPerRun: v.MAX_REPLACEMENTS_PER_RUN,
+      maxUnhealthyPercent: v.MAX_UNHEALTHY_PERCENT,
+      gracePeriodMs: v.GRACE_PERIOD,
+      unhealthyConfirmMs: v.UNHEALTHY_CONFIRM,
+      replacementTimeoutMs: v.REPLACEMENT_TIMEOUT,
+      replacementBudget: v.REPLACEMENT_BUDGET,
+      replacementBudgetWindowMs: v.REPLACEMENT_BUDGET_WINDOW,
+      ...(followUp ? { followUps: true } : {}),
+    });
+    return { ...policy, asgName: v.ASG_NAME, ...(followUp ? { followUp } : {}), policy };
+  });
+}
+
+/** All three or none: a follow-up needs its group, the role Scheduler assumes and the function to invoke. */
+function followUpOf(group?: string, roleArn?: string, targetArn?: string): FollowUpTarget | undefined {
+  const given = { FOLLOW_UP_GROUP: group, FOLLOW_UP_ROLE_ARN: roleArn, FOLLOW_UP_TARGET_ARN: targetArn };
+  const missing = Object.entries(given)
+    .filter(([, v]) => v === undefined)
+    .map(([k]) => k);
+  if (missing.length === 3) return undefined;
+  if (missing.length > 0 || !group || !roleArn || !targetArn) {
+    const expected = 'expected FOLLOW_UP_GROUP, FOLLOW_UP_ROLE_ARN and FOLLOW_UP_TARGET_ARN together, or none';
+    throw new ConfigError(`invalid configuration: ${missing.join(', ')} missing: ${expected}`);
+  }
+  return { group, roleArn, targetArn };
 }
 
 export type ReplaceUnhealthyInstancesConfig = ReturnType<typeof loadReplaceUnhealthyInstancesConfig>;

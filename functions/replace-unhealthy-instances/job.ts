@@ -1,12 +1,13 @@
 import * as z from 'zod/mini';
-import { autoScalingClient, ec2Client, elbv2Client } from '../../shared/aws.ts';
-import type { JobDefinition, Outcomes, Summary } from '../../shared/job.ts';
+import { autoScalingClient, ec2Client, elbv2Client, schedulerClient } from '../../shared/aws.ts';
+import { ValidationError } from '../../shared/errors.ts';
+import { applyEach, type JobDefinition, type Outcomes, type Summary } from '../../shared/job.ts';
 import type { Trigger } from '../../shared/triggers.ts';
-import { applyReplacements } from './apply.ts';
+import { apply, JOB_NAME } from './apply.ts';
 import type { ReplaceUnhealthyInstancesConfig } from './config.ts';
-import { INSTANCE_ID, type Fleet, type Request } from './model.ts';
-import { observeFleet } from './observe.ts';
-import { checkManualRequest, planReplacements, type ReplaceAction, type ReplacementPlan } from './plan.ts';
+import { INSTANCE_ID, type Fleet, type FleetState, type Request } from './model.ts';
+import { observe } from './observe.ts';
+import { checkManualRequest, plan, type ReplaceAction, type ReplacementPlan } from './plan.ts';
 
 /** Manual payload keys (besides `dryRun` and `reason`). */
 export const options = {
@@ -44,9 +45,29 @@ export function toRequest(trigger: Trigger<Options>): Request {
         ...(trigger.options.instanceIds ? { instanceIds: trigger.options.instanceIds } : {}),
         ...(trigger.options.force !== undefined ? { force: trigger.options.force } : {}),
       };
+    case 'follow-up':
+      return followUpRequest(trigger);
     default:
       return { kind: 'schedule' };
   }
+}
+
+/** A follow-up for this job and a well-formed instance id; anything else is bad input, named. */
+function followUpRequest(trigger: Extract<Trigger, { kind: 'follow-up' }>): Request {
+  if (trigger.job !== JOB_NAME) {
+    throw new ValidationError(`invalid follow-up: detail.job: expected ${JOB_NAME}, got ${JSON.stringify(trigger.job)}`);
+  }
+  if (!INSTANCE_ID.test(trigger.target)) {
+    throw new ValidationError(
+      `invalid follow-up: detail.target: expected an instance id like i-0123456789abcdef0, got ${JSON.stringify(trigger.target)}`,
+    );
+  }
+  if (trigger.since !== undefined && Number.isNaN(Date.parse(trigger.since))) {
+    throw new ValidationError(
+      `invalid follow-up: detail.since: expected an ISO time like 2026-11-23T03:00:00.000Z, got ${JSON.stringify(trigger.since)}`,
+    );
+  }
+  return { kind: 'follow-up', instanceId: trigger.target, ...(trigger.since ? { markedAt: trigger.since } : {}) };
 }
 
 const tally = (values: readonly string[]): Record<string, number> => {
@@ -89,7 +110,9 @@ export function summarizeReplacements(fleet: Fleet, plan: ReplacementPlan, outco
       candidates: a.candidates,
       forced: a.forced,
       stalled: a.stalled,
+      budget: a.budget,
       ...(a.alarm ? { alarm: a.alarm } : {}),
+      ...(a.followUp ? { followUp: a.followUp } : {}),
     },
     metrics: {
       CircuitOpen: a.circuitOpen ? 1 : 0,
@@ -98,25 +121,27 @@ export function summarizeReplacements(fleet: Fleet, plan: ReplacementPlan, outco
       ReplacementsCompleted: applied('terminate-replaced'),
       ReplacementStalled: a.stalled.length > 0 ? 1 : 0,
       ForcedReplacements: a.forced.length,
+      // Pages (an alarm on this exact name): the budget stopped a replacement this run.
+      ReplacementBudgetExhausted: a.budget.exhausted ? 1 : 0,
     },
   };
 }
 
-const clients = () => ({ autoScaling: autoScalingClient(), elbv2: elbv2Client(), ec2: ec2Client() });
+const clients = () => ({ autoScaling: autoScalingClient(), elbv2: elbv2Client(), ec2: ec2Client(), scheduler: schedulerClient() });
 
 type Types = {
   config: ReplaceUnhealthyInstancesConfig;
   options: typeof options;
   scope: Request;
-  state: Fleet;
+  state: FleetState;
   action: ReplaceAction;
   plan: ReplacementPlan;
   clients: ReturnType<typeof clients>;
 };
 
 export const job: JobDefinition<Types> = {
-  name: 'replace-unhealthy-instances',
-  accepts: ['alarm', 'schedule', 'manual'],
+  name: JOB_NAME,
+  accepts: ['alarm', 'schedule', 'manual', 'follow-up'],
   options,
   clients,
   scope: (trigger) => {
@@ -124,8 +149,9 @@ export const job: JobDefinition<Types> = {
     checkManualRequest(request); // bad input throws before any call
     return request;
   },
-  observe: (clients, _request, ctx) => observeFleet(clients, ctx.config, ctx),
-  plan: (fleet, { config, scope, now }) => planReplacements(fleet, config, scope, now),
-  apply: ({ actions }, ctx, clients) => applyReplacements(actions, ctx, clients),
+  observe,
+  plan: (state, { config, now }) => plan(state, config.policy, now),
+  // One at a time, stopping at the first failure: each write is a step of a replacement the next run reads.
+  apply: ({ actions }, ctx, clients) => applyEach(actions, ctx, (action) => apply(action, ctx, clients), { stopOnFailure: true }),
   summarize: summarizeReplacements,
 };

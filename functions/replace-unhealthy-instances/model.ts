@@ -3,17 +3,48 @@
  * on. No SDK type appears here.
  */
 
-export { REPLACING_TAG, UNHEALTHY_SINCE_TAG } from '../../shared/fleet-tags.ts';
+import { FOLLOW_UP_SCHEDULE_PREFIX } from '../../shared/fleet-tags.ts';
 
-export function replacingTagValue(at: string, desiredBefore: number): string {
-  return `${at} desired-before=${desiredBefore}`;
+export { REPLACEMENTS_TAG, REPLACING_TAG, UNHEALTHY_SINCE_TAG } from '../../shared/fleet-tags.ts';
+
+/**
+ * What a raise recorded on the instance it replaces: when, and the desired capacity before it. A raise is always
+ * by one, so the tag says exactly which desired capacity the job set (`desiredBefore + 1`). `by=operator` marks
+ * a replacement a manual `instanceIds` asked for: its instance is replaced whatever its health.
+ */
+export interface ReplacingTag {
+  readonly since: string;
+  readonly desiredBefore?: number;
+  readonly byOperator?: boolean;
 }
 
-/** Parse a REPLACING_TAG value; `desiredBefore` is absent when the value does not record it (older or hand-written tag). */
-export function parseReplacingTag(value: string): { since: string; desiredBefore?: number } {
+export function replacingTagValue(at: string, desiredBefore: number, byOperator = false): string {
+  return `${at} desired-before=${desiredBefore}${byOperator ? ' by=operator' : ''}`;
+}
+
+/** Parse a REPLACING_TAG value; fields the value does not record (older or hand-written tag) are absent. */
+export function parseReplacingTag(value: string): ReplacingTag {
   const [since = '', ...rest] = value.trim().split(/\s+/);
-  const recorded = /^desired-before=(\d{1,6})$/.exec(rest.join(' '));
-  return { since, ...(recorded ? { desiredBefore: Number(recorded[1]) } : {}) };
+  const fields = new Map(rest.map((kv) => kv.split('=', 2) as [string, string | undefined]));
+  const before = fields.get('desired-before');
+  return {
+    since,
+    ...(before !== undefined && /^\d{1,6}$/.test(before) ? { desiredBefore: Number(before) } : {}),
+    ...(fields.get('by') === 'operator' ? { byOperator: true } : {}),
+  };
+}
+
+/** The replacement budget's ledger (REPLACEMENTS_TAG): start times, to the second, space-separated; at most 10 kept. */
+export const LEDGER_MAX = 10;
+export function parseReplacementLog(value: string | undefined): string[] {
+  return (value ?? '').split(/\s+/).filter((t) => /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/.test(t));
+}
+export const toSecond = (at: Date): string => `${at.toISOString().slice(0, 19)}Z`;
+
+/** Follow-up schedules: a name prefix and the schedule's name for one mark (unique per instance and mark). */
+export const FOLLOW_UP_PREFIX = FOLLOW_UP_SCHEDULE_PREFIX;
+export function followUpName(instanceId: string, markedAt: string): string {
+  return `${FOLLOW_UP_PREFIX}${instanceId}-${markedAt.replace(/[-:]|\.\d+/g, '')}`;
 }
 
 /** An EC2 instance id: `i-` and 8 or 17 lower-case hex digits. */
@@ -43,8 +74,10 @@ export interface Member {
   readonly unhealthySince?: string;
   /** REPLACING_TAG, if set: its time (ISO) … */
   readonly replacingSince?: string;
-  /** … and the desired capacity before the raise (undefined when the tag does not record it). */
+  /** … the desired capacity before the raise (undefined when the tag does not record it; the raise set it + 1) … */
   readonly desiredBeforeRaise?: number;
+  /** … and whether an operator asked for it (manual instanceIds): then it is replaced whatever its health. */
+  readonly replacementByOperator?: boolean;
 }
 
 export interface Group {
@@ -56,6 +89,8 @@ export interface Group {
   /** InstanceMaintenancePolicy; `minHealthyPercentage >= 100` means launch before terminate. */
   readonly maintenancePolicy?: { readonly minHealthyPercentage?: number; readonly maxHealthyPercentage?: number };
   readonly healthCheckType?: string;
+  /** The replacement budget's ledger (REPLACEMENTS_TAG on the group): when replacements started, newest last. */
+  readonly replacementLog?: readonly string[];
 }
 
 export interface Fleet {
@@ -71,8 +106,15 @@ export interface Fleet {
   readonly apiCalls: Readonly<Record<string, number>>;
 }
 
-/** What started the run, as the plan needs it. */
+/** What started the run, as the plan needs it (the job's scope). */
 export type Request =
   | { readonly kind: 'schedule' }
+  /** The follow-up this job scheduled when it marked `instanceId` at `markedAt`. */
+  | { readonly kind: 'follow-up'; readonly instanceId: string; readonly markedAt?: string }
   | { readonly kind: 'alarm'; readonly state: string; readonly instanceId?: string; readonly targetGroup?: string }
   | { readonly kind: 'manual'; readonly instanceIds?: readonly string[]; readonly force?: boolean };
+
+/** What plan sees: the fleet and the request it was observed for (the scope travels in the state). */
+export interface FleetState extends Fleet {
+  readonly request: Request;
+}

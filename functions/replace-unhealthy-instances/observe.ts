@@ -9,7 +9,18 @@ import { DescribeTargetHealthCommand, type ElasticLoadBalancingV2Client } from '
 import { errorName } from '../../shared/errors.ts';
 import { logger } from '../../shared/observability.ts';
 import type { RequestCounter } from '../../shared/requests.ts';
-import { parseReplacingTag, REPLACING_TAG, UNHEALTHY_SINCE_TAG, type Fleet, type Member, type TargetHealth } from './model.ts';
+import {
+  parseReplacementLog,
+  parseReplacingTag,
+  REPLACEMENTS_TAG,
+  REPLACING_TAG,
+  UNHEALTHY_SINCE_TAG,
+  type Fleet,
+  type FleetState,
+  type Member,
+  type Request,
+  type TargetHealth,
+} from './model.ts';
 
 /**
  * Read the fleet in a fixed number of calls (bar the 100-id batches of the two EC2 calls):
@@ -32,6 +43,15 @@ const ACTIVE_REFRESH = new Set(['Pending', 'InProgress', 'Cancelling', 'Rollback
 
 export class GroupNotFoundError extends Error {
   override readonly name = 'GroupNotFoundError';
+}
+
+/** The dialect's observe: the fleet, with the request (the run's scope) it was observed for. */
+export async function observe(
+  clients: ObserveClients,
+  scope: Request,
+  ctx: { readonly config: { asgName: string; targetGroupArn: string }; readonly signal: AbortSignal; readonly requests: RequestCounter },
+): Promise<FleetState> {
+  return { ...(await observeFleet(clients, ctx.config, ctx)), request: scope };
 }
 
 /**
@@ -108,11 +128,13 @@ export async function observeFleet(
       ...(info?.tags[UNHEALTHY_SINCE_TAG] ? { unhealthySince: info.tags[UNHEALTHY_SINCE_TAG] } : {}),
       ...(replacing ? { replacingSince: replacing.since } : {}),
       ...(replacing?.desiredBefore !== undefined ? { desiredBeforeRaise: replacing.desiredBefore } : {}),
+      ...(replacing?.byOperator ? { replacementByOperator: true } : {}),
     };
     return [member];
   });
 
   const policy = g.InstanceMaintenancePolicy;
+  const ledger = g.Tags?.find((t) => t.Key === REPLACEMENTS_TAG)?.Value;
   const fleet: Fleet = {
     group: {
       name: asgName,
@@ -129,6 +151,7 @@ export async function observeFleet(
           }
         : {}),
       ...(g.HealthCheckType ? { healthCheckType: g.HealthCheckType } : {}),
+      replacementLog: parseReplacementLog(ledger),
     },
     members,
     activitiesInProgress: (activities.Activities ?? [])

@@ -1,13 +1,13 @@
 import { readFileSync } from 'node:fs';
 import { Agent } from 'node:https';
-import { setTimeout as sleep } from 'node:timers/promises';
-import { ChangeResourceRecordSetsCommand, GetChangeCommand, type Route53Client } from '@aws-sdk/client-route-53';
+import type { Route53Client } from '@aws-sdk/client-route-53';
 import { GetSecretValueCommand, PutSecretValueCommand, type SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import * as acme from 'acme-client';
 import { errorName } from '../../shared/errors.ts';
 import { logger } from '../../shared/observability.ts';
 import type { AcmeSettings } from './config.ts';
-import { normaliseName } from './model.ts';
+import { keySpecOf, normaliseName } from './model.ts';
+import { changeRecords, waitInSync } from './route53.ts';
 
 /**
  * An ACME order for one domain with DNS-01 through Route 53. The ACME account key lives in Secrets Manager
@@ -30,13 +30,20 @@ export interface AcmeDeps {
 
 export interface AcmeOrder {
   readonly domainName: string;
+  /** Every name the certificate must carry (DOMAIN_NAME first): those of the certificate it renews. */
+  readonly names: readonly string[];
+  /** ACM's name of the renewed certificate's key algorithm (RSA_4096, EC_prime256v1 …): the new key is the same kind. */
+  readonly keyAlgorithm: string;
   readonly hostedZoneId: string;
   readonly settings: AcmeSettings;
   readonly dnsChangeTimeoutMs: number;
   readonly signal: AbortSignal;
+  /** The run's time budget: waiting for a DNS change stops when it runs low. */
+  readonly hasTime: () => boolean;
 }
 
 const CHALLENGE_TTL = 60;
+const COMMENT = 'rotate-certificates ACME DNS-01';
 
 acme.setLogger((message) => logger.debug('acme', { message }));
 
@@ -70,42 +77,24 @@ export async function loadAccountKey(secrets: SecretsManagerClient, secretArn: s
   return key;
 }
 
-async function waitInSync(route53: Route53Client, changeId: string | undefined, timeoutMs: number, signal: AbortSignal): Promise<void> {
-  if (!changeId) return;
-  const deadline = Date.now() + timeoutMs;
-  for (let delay = 1_000; ; delay = Math.min(delay * 2, 10_000)) {
-    const res = await route53.send(new GetChangeCommand({ Id: changeId }), { abortSignal: signal });
-    if (res.ChangeInfo?.Status === 'INSYNC') return;
-    if (Date.now() + delay > deadline) throw new Error(`Route 53 change ${changeId} not INSYNC after ${timeoutMs} ms`);
-    await sleep(delay, undefined, { signal });
-  }
+/**
+ * A new key of the same algorithm and size as the certificate it renews, and a CSR for every name: ACM refuses a
+ * re-import that changes the key type or size, and dropping a name would break the clients that use it.
+ */
+export async function createCertificateRequest(names: readonly string[], keyAlgorithm: string): Promise<{ keyPem: string; csr: Buffer }> {
+  const spec = keySpecOf(keyAlgorithm);
+  if (!spec) throw new Error(`cannot make a key like ${keyAlgorithm} (expected RSA_<bits> or EC_prime256v1 / EC_secp384r1 / EC_secp521r1)`);
+  const key =
+    spec.type === 'rsa' ? await acme.crypto.createPrivateRsaKey(spec.bits) : await acme.crypto.createPrivateEcdsaKey(spec.curve as 'P-256');
+  const [commonName, ...rest] = names;
+  const [, csr] = await acme.crypto.createCsr(
+    { ...(commonName ? { commonName } : {}), altNames: [...(commonName ? [commonName] : []), ...rest] },
+    key,
+  );
+  return { keyPem: key.toString(), csr };
 }
 
-async function changeTxt(
-  route53: Route53Client,
-  zoneId: string,
-  action: 'UPSERT' | 'DELETE',
-  name: string,
-  value: string,
-  signal: AbortSignal,
-) {
-  const res = await route53.send(
-    new ChangeResourceRecordSetsCommand({
-      HostedZoneId: zoneId,
-      ChangeBatch: {
-        Comment: 'rotate-certificates ACME DNS-01',
-        Changes: [
-          {
-            Action: action,
-            ResourceRecordSet: { Name: name, Type: 'TXT', TTL: CHALLENGE_TTL, ResourceRecords: [{ Value: `"${value}"` }] },
-          },
-        ],
-      },
-    }),
-    { abortSignal: signal },
-  );
-  return res.ChangeInfo?.Id;
-}
+const txt = (name: string, value: string) => [{ name, type: 'TXT', value: `"${value}"` }];
 
 let trustedBundle: string | undefined;
 function trust(caBundlePath: string | undefined): void {
@@ -127,7 +116,13 @@ export async function issueWithAcme(order: AcmeOrder, deps: AcmeDeps): Promise<I
     backoffMin: 1_000,
     backoffMax: 10_000,
   });
-  const [privateKey, csr] = await acme.crypto.createCsr({ commonName: order.domainName, altNames: [order.domainName] });
+  const { keyPem, csr } = await createCertificateRequest(order.names.length > 0 ? order.names : [order.domainName], order.keyAlgorithm);
+  const change = (name: string, value: string) => ({
+    zoneId: order.hostedZoneId,
+    records: txt(name, value),
+    ttl: CHALLENGE_TTL,
+    comment: COMMENT,
+  });
   const fullChain = await client.auto({
     csr,
     email: settings.email,
@@ -139,14 +134,14 @@ export async function issueWithAcme(order: AcmeOrder, deps: AcmeDeps): Promise<I
     challengeCreateFn: async (authz, challenge, keyAuthorization) => {
       if (challenge.type !== 'dns-01') throw new Error(`ACME server offered ${challenge.type}, this job only does dns-01`);
       const name = normaliseName(`_acme-challenge.${authz.identifier.value}`);
-      const changeId = await changeTxt(deps.route53, order.hostedZoneId, 'UPSERT', name, keyAuthorization, signal);
-      await waitInSync(deps.route53, changeId, order.dnsChangeTimeoutMs, signal);
+      const changeId = await changeRecords(deps.route53, 'UPSERT', change(name, keyAuthorization), signal);
+      await waitInSync(deps.route53, changeId, { timeoutMs: order.dnsChangeTimeoutMs, hasTime: order.hasTime, signal });
       logger.info('acme challenge record in sync', { name });
     },
     challengeRemoveFn: async (authz, _challenge, keyAuthorization) => {
       const name = normaliseName(`_acme-challenge.${authz.identifier.value}`);
       try {
-        await changeTxt(deps.route53, order.hostedZoneId, 'DELETE', name, keyAuthorization, signal);
+        await changeRecords(deps.route53, 'DELETE', change(name, keyAuthorization), signal);
       } catch (error) {
         if (errorName(error) !== 'InvalidChangeBatch') throw error; // already gone
       }
@@ -154,5 +149,5 @@ export async function issueWithAcme(order: AcmeOrder, deps: AcmeDeps): Promise<I
   });
   const [certificatePem, ...chain] = acme.crypto.splitPemChain(fullChain);
   if (!certificatePem) throw new Error('ACME server returned no certificate');
-  return { certificatePem, chainPem: chain.join('\n'), privateKeyPem: privateKey.toString() };
+  return { certificatePem, chainPem: chain.join('\n'), privateKeyPem: keyPem };
 }

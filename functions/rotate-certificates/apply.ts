@@ -15,18 +15,30 @@ import {
   RemoveListenerCertificatesCommand,
   type ElasticLoadBalancingV2Client,
 } from '@aws-sdk/client-elastic-load-balancing-v2';
-import { ChangeResourceRecordSetsCommand, type Route53Client } from '@aws-sdk/client-route-53';
+import type { Route53Client } from '@aws-sdk/client-route-53';
 import type { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { describeError, errorName } from '../../shared/errors.ts';
-import { applyEach, type ApplyContext, type Outcome } from '../../shared/job.ts';
-import { logger } from '../../shared/observability.ts';
+import type { Outcome, RunContext } from '../../shared/job.ts';
 import type { IssuedCertificate, AcmeOrder, AcmeDeps } from './acme.ts';
 import type { RotateCertificatesConfig } from './config.ts';
 import type { Handshake } from './handshake.ts';
-import { certificateProblem, normaliseName, normaliseSerial, TAG_ROLLED_BACK_AT, type DnsRecord, type Served } from './model.ts';
-import { describeRecords, NO_ZONE, type CertAction, type Tag } from './plan.ts';
+import {
+  certificateProblem,
+  normaliseName,
+  normaliseSerial,
+  TAG_ROLLED_BACK_AT,
+  type CertAction,
+  type DnsRecord,
+  type PendingStage,
+  type Served,
+  type Tag,
+} from './model.ts';
+import { readPendingStage, withoutKeyMaterial, writePendingStage } from './pending.ts';
+import { describeRecords, NO_ZONE } from './plan.ts';
+import { upsertRecords } from './route53.ts';
 
-export interface ApplyDeps {
+/** What apply talks to: the SDK clients, and the handshake and ACME issuer (seams for tests; the real ones by default). */
+export interface RotationClients {
   readonly elbv2: ElasticLoadBalancingV2Client;
   readonly acm: ACMClient;
   readonly route53: Route53Client;
@@ -36,33 +48,16 @@ export interface ApplyDeps {
   /** Wait between handshake attempts while verifying a change. */
   readonly pollMs?: number;
 }
+/** The former name of RotationClients. */
+export type ApplyDeps = RotationClients;
+
+type Ctx = Pick<RunContext<RotateCertificatesConfig>, 'config' | 'signal' | 'now' | 'hasTime' | 'logger'>;
 
 const VALIDATION_TTL = 300;
-/** How long a request-certificate action waits for ACM to publish the validation records. */
-const RECORDS_WAIT_MS = 20_000;
-
-async function upsertRecords(
-  route53: Route53Client,
-  zoneId: string,
-  records: readonly DnsRecord[],
-  signal: AbortSignal,
-): Promise<string | undefined> {
-  if (records.length === 0) return undefined;
-  const res = await route53.send(
-    new ChangeResourceRecordSetsCommand({
-      HostedZoneId: zoneId,
-      ChangeBatch: {
-        Comment: 'rotate-certificates ACM DNS validation',
-        Changes: records.map((r) => ({
-          Action: 'UPSERT' as const,
-          ResourceRecordSet: { Name: r.name, Type: r.type as 'CNAME', TTL: VALIDATION_TTL, ResourceRecords: [{ Value: r.value }] },
-        })),
-      },
-    }),
-    { abortSignal: signal },
-  );
-  return res.ChangeInfo?.Id;
-}
+/** A request-certificate action re-reads ACM this many times, 2 s apart, for the validation records it publishes. */
+const RECORDS_ATTEMPTS = 10;
+const RECORDS_POLL_MS = 2_000;
+const DEFAULT_POLL_MS = 5_000;
 
 /**
  * The validation records of every name, one per record name (a name and its wildcard share one); `complete` once ACM
@@ -83,237 +78,344 @@ async function readValidationRecords(
   return { records: [...records.values()], complete };
 }
 
-/** Handshake until `matches` says yes or `waitMs` passes; returns the last result. */
+const validation = (zoneId: string, records: readonly DnsRecord[]) => ({
+  zoneId,
+  records,
+  ttl: VALIDATION_TTL,
+  comment: 'rotate-certificates ACM DNS validation',
+});
+
+/**
+ * Handshake until `matches` says yes, HANDSHAKE_WAIT's worth of attempts are used up, or the run's time budget runs
+ * low (`outOfTime`: a verify that outlived the Lambda would leave no report; this one leaves a resumable state).
+ * Attempts, not a clock: apply never reads the clock.
+ */
 async function handshakeUntil(
-  deps: ApplyDeps,
-  config: RotateCertificatesConfig,
+  clients: RotationClients,
+  ctx: Ctx,
   host: string,
   matches: (served: Served) => boolean,
-  signal: AbortSignal,
-): Promise<Served> {
-  const deadline = Date.now() + config.handshake.waitMs;
+): Promise<{ served: Served; outOfTime: boolean }> {
+  const { config, signal } = ctx;
+  const pollMs = clients.pollMs ?? DEFAULT_POLL_MS;
+  const attempts = 1 + Math.floor(config.handshake.waitMs / pollMs);
   const target = { host, port: config.handshake.port, servername: config.domainName, timeoutMs: config.handshake.timeoutMs };
-  for (;;) {
-    const served = await deps.handshake(target, signal);
-    if (matches(served) || Date.now() + (deps.pollMs ?? 5_000) > deadline || signal.aborted) return served;
-    await sleep(deps.pollMs ?? 5_000, undefined, { signal });
+  for (let attempt = 1; ; attempt++) {
+    const served = await clients.handshake(target, signal);
+    if (matches(served) || attempt >= attempts || signal.aborted) return { served, outOfTime: false };
+    if (!ctx.hasTime()) return { served, outOfTime: true };
+    await sleep(pollMs, undefined, { signal });
   }
 }
 
 const describeServed = (s: Served): string => (s.ok ? `serial ${s.serial} (valid until ${s.notAfter})` : `no handshake (${s.error})`);
 
-export async function applyCertificatePlan(
-  actions: readonly CertAction[],
-  ctx: ApplyContext<RotateCertificatesConfig>,
-  deps: ApplyDeps,
-  handshakeHost: string | undefined,
-): Promise<(Outcome | undefined)[]> {
+/** The dialect's entry: one action → one outcome. The job applies them in order and stops after a failure. */
+export async function apply(action: CertAction, ctx: Ctx, clients: RotationClients): Promise<Outcome> {
+  switch (action.type) {
+    case 'restore-validation-records':
+    case 'create-validation-records':
+      return writeValidationRecords(action.records, ctx, clients);
+    case 'request-certificate':
+      return requestCertificate(action, ctx, clients);
+    case 'swap-listener-certificate':
+      return swap(action, ctx, clients);
+    case 'verify-handshake':
+      return verifyHandshake(action, ctx, clients);
+    case 'rollback-listener-certificate':
+      return rollbackLater(action, ctx, clients);
+    case 'remove-listener-certificate':
+      return removeListenerCertificate(action, ctx, clients);
+    case 'delete-certificate':
+      return deleteCertificate(action, ctx, clients);
+    case 'renew-acme-certificate':
+      return renewAcme(action, ctx, clients);
+    case 'import-acme-certificate':
+      return importAcme(action, ctx, clients);
+    case 'finish-acme-rotation':
+      return finishAcme(action.serial, ctx, clients);
+    case 'ignore-event':
+    case 'wait':
+      return { status: 'skipped', reason: action.reason };
+  }
+}
+
+async function writeValidationRecords(records: DnsRecord[], ctx: Ctx, clients: RotationClients): Promise<Outcome> {
+  const zoneId = ctx.config.hostedZoneId;
+  // The plan skips these without a zone; an action reaching here anyway writes nothing.
+  if (!zoneId) return { status: 'skipped', reason: `${NO_ZONE}: ${describeRecords(records)}` };
+  const changeId = await upsertRecords(clients.route53, validation(zoneId, records), ctx.signal);
+  return { status: 'applied', detail: { changeId, records: records.map((r) => r.name) } };
+}
+
+type ActionOf<T extends CertAction['type']> = Extract<CertAction, { type: T }>;
+
+async function requestCertificate(action: ActionOf<'request-certificate'>, ctx: Ctx, clients: RotationClients): Promise<Outcome> {
   const { config, signal } = ctx;
-  let importedSerial: string | undefined;
-
-  return applyEach(
-    actions,
-    ctx,
-    async (action): Promise<Outcome> => {
-      switch (action.type) {
-        case 'restore-validation-records':
-        case 'create-validation-records': {
-          // The plan skips these without a zone; an action reaching here anyway writes nothing.
-          if (!config.hostedZoneId) return { status: 'skipped', reason: `${NO_ZONE}: ${describeRecords(action.records)}` };
-          const changeId = await upsertRecords(deps.route53, config.hostedZoneId, action.records, signal);
-          return { status: 'applied', detail: { changeId, records: action.records.map((r) => r.name) } };
-        }
-
-        case 'request-certificate': {
-          const res = await deps.acm.send(
-            new RequestCertificateCommand({
-              DomainName: action.domainName,
-              SubjectAlternativeNames: action.subjectAlternativeNames,
-              ...(action.keyAlgorithm ? { KeyAlgorithm: action.keyAlgorithm } : {}),
-              ValidationMethod: 'DNS',
-              IdempotencyToken: action.idempotencyToken,
-              Tags: action.tags,
-            }),
-            { abortSignal: signal },
-          );
-          const arn = res.CertificateArn as string;
-          // ACM publishes the validation records (one per name) a few seconds after the request; create those it
-          // publishes in time, the next run's create-validation-records creates the rest.
-          const deadline = Date.now() + RECORDS_WAIT_MS;
-          let { records, complete } = await readValidationRecords(deps.acm, arn, signal);
-          while (!complete && Date.now() < deadline) {
-            await sleep(2_000, undefined, { signal });
-            ({ records, complete } = await readValidationRecords(deps.acm, arn, signal));
-          }
-          if (!config.hostedZoneId) {
-            // No zone to write to: report the records; the next runs report them too until ACM validates.
-            return {
-              status: 'applied',
-              detail: {
-                certificateArn: arn,
-                validationRecords: records.map((r) => r.name),
-                note:
-                  records.length > 0
-                    ? `${NO_ZONE}: ${describeRecords(records)}` +
-                      (complete ? '' : " (ACM has not published every name's record yet: the next run reports the rest)")
-                    : 'validation records not published yet: the next run reports them',
-              },
-            };
-          }
-          const changeId = await upsertRecords(deps.route53, config.hostedZoneId, records, signal);
-          return {
-            status: 'applied',
-            detail: {
-              certificateArn: arn,
-              validationRecords: records.map((r) => r.name),
-              ...(changeId ? { changeId } : { note: 'validation records not published yet: the next run creates them' }),
-              ...(changeId && !complete ? { note: "ACM has not published every name's record yet: the next run creates the rest" } : {}),
-            },
-          };
-        }
-
-        case 'swap-listener-certificate': {
-          await deps.elbv2.send(
-            new ModifyListenerCommand({ ListenerArn: action.target, Certificates: [{ CertificateArn: action.newCertificateArn }] }),
-            { abortSignal: signal },
-          );
-          // Keep the old certificate on the listener (SNI list) until a handshake proves the new one.
-          await deps.elbv2.send(
-            new AddListenerCertificatesCommand({
-              ListenerArn: action.target,
-              Certificates: [{ CertificateArn: action.oldCertificateArn }],
-            }),
-            { abortSignal: signal },
-          );
-          return {
-            status: 'applied',
-            detail: { defaultCertificateArn: action.newCertificateArn, keptForRollback: action.oldCertificateArn },
-          };
-        }
-
-        case 'verify-handshake': {
-          const expected = action.expectSerial ?? importedSerial;
-          if (!expected) return { status: 'failed', error: 'no serial to expect: the change before this check did not complete' };
-          if (!handshakeHost) return { status: 'failed', error: 'no host to connect to (set HANDSHAKE_HOST)' };
-          const served = await handshakeUntil(deps, config, handshakeHost, (s) => s.ok && s.serial === expected, signal);
-          if (served.ok && served.serial === expected)
-            return { status: 'applied', detail: { serial: served.serial, notAfter: served.notAfter } };
-          const mismatch =
-            `after ${config.handshake.waitMs / 1000}s the handshake shows ${describeServed(served)}, expected serial ` + `${expected}`;
-          if (!action.rollback) return { status: 'failed', error: mismatch, detail: { served } };
-          await rollback(deps, action.rollback, signal);
-          return {
-            status: 'failed',
-            error: `${mismatch}: rolled back to ${action.rollback.restoreCertificateArn}`,
-            detail: { rolledBack: true, served },
-          };
-        }
-
-        case 'rollback-listener-certificate':
-          // The listener is safe again, but the rotation did not happen: fail the run so the alarm fires.
-          await rollback(
-            deps,
-            {
-              listenerArn: action.target,
-              restoreCertificateArn: action.restoreCertificateArn,
-              rolledBackCertificateArn: action.rolledBackCertificateArn,
-            },
-            signal,
-          );
-          return {
-            status: 'failed',
-            error:
-              `rolled back to ${action.restoreCertificateArn} because the handshake showed serial ${action.servedSerial}, not ` +
-              `${action.expectedSerial} of ${action.rolledBackCertificateArn}`,
-            detail: { defaultCertificateArn: action.restoreCertificateArn, rolledBack: true },
-          };
-
-        case 'remove-listener-certificate':
-          try {
-            await deps.elbv2.send(
-              new RemoveListenerCertificatesCommand({
-                ListenerArn: action.target,
-                Certificates: [{ CertificateArn: action.certificateArn }],
-              }),
-              { abortSignal: signal },
-            );
-          } catch (error) {
-            if (errorName(error) !== 'CertificateNotFoundException') throw error;
-          }
-          return { status: 'applied' };
-
-        case 'delete-certificate':
-          try {
-            await deps.acm.send(new DeleteCertificateCommand({ CertificateArn: action.target }), { abortSignal: signal });
-          } catch (error) {
-            if (errorName(error) === 'ResourceNotFoundException') return { status: 'applied', detail: { note: 'already deleted' } };
-            if (errorName(error) === 'ResourceInUseException')
-              return { status: 'skipped', reason: 'ACM still lists a user of it: the next run deletes it' };
-            throw error;
-          }
-          return { status: 'applied' };
-
-        case 'renew-acme-certificate': {
-          if (!config.acme || !config.hostedZoneId)
-            return { status: 'failed', error: 'CERTIFICATE_MODE=acme without ACME settings or HOSTED_ZONE_ID' };
-          const issued = await deps.issue(
-            {
-              domainName: action.domainName,
-              hostedZoneId: config.hostedZoneId,
-              settings: config.acme,
-              dnsChangeTimeoutMs: config.dnsChangeTimeoutMs,
-              signal,
-            },
-            { route53: deps.route53, secrets: deps.secrets },
-          );
-          const x509 = new X509Certificate(issued.certificatePem);
-          const names = (x509.subjectAltName ?? '')
-            .split(',')
-            .map((s) => s.trim())
-            .filter((s) => s.startsWith('DNS:'))
-            .map((s) => s.slice(4));
-          const notBefore = new Date(x509.validFrom).toISOString();
-          const notAfter = new Date(x509.validTo).toISOString();
-          const problem = certificateProblem({ names, notBefore, notAfter }, action.domainName, new Date());
-          if (problem) return { status: 'failed', error: `ACME certificate ${problem}: not imported` };
-          const enc = new TextEncoder();
-          await deps.acm.send(
-            new ImportCertificateCommand({
-              CertificateArn: action.target,
-              Certificate: enc.encode(issued.certificatePem),
-              PrivateKey: enc.encode(issued.privateKeyPem),
-              ...(issued.chainPem ? { CertificateChain: enc.encode(issued.chainPem) } : {}),
-            }),
-            { abortSignal: signal },
-          );
-          importedSerial = normaliseSerial(x509.serialNumber);
-          logger.info('certificate re-imported', { certificateArn: action.target, serial: importedSerial, notAfter });
-          // The certificate is in place: a tag that cannot be put back is reported, not a reason to skip the check.
-          let tags: Record<string, unknown> = {};
-          try {
-            const restored = await restoreTags(deps.acm, action.target, action.keepTags, signal);
-            if (restored.length > 0) tags = { tagsRestored: restored };
-          } catch (error) {
-            if (signal.aborted) throw error;
-            logger.warn('could not restore certificate tags after the re-import', {
-              certificateArn: action.target,
-              error: describeError(error),
-            });
-            tags = { tagRestoreError: describeError(error) };
-          }
-          return { status: 'applied', detail: { serial: importedSerial, notAfter, ...tags } };
-        }
-
-        case 'refuse-certificate':
-        case 'rotation-blocked':
-          return { status: 'failed', error: action.reason };
-
-        case 'wait':
-          return { status: 'skipped', reason: action.reason };
-      }
-    },
-    { stopOnFailure: true },
+  const res = await clients.acm.send(
+    new RequestCertificateCommand({
+      DomainName: action.domainName,
+      SubjectAlternativeNames: action.subjectAlternativeNames,
+      ...(action.keyAlgorithm ? { KeyAlgorithm: action.keyAlgorithm } : {}),
+      ValidationMethod: 'DNS',
+      IdempotencyToken: action.idempotencyToken,
+      Tags: action.tags,
+    }),
+    { abortSignal: signal },
   );
+  const arn = res.CertificateArn as string;
+  // ACM publishes the validation records (one per name) a few seconds after the request; create those it
+  // publishes in time, the next run's create-validation-records creates the rest.
+  let { records, complete } = await readValidationRecords(clients.acm, arn, signal);
+  for (let attempt = 1; !complete && attempt < RECORDS_ATTEMPTS && ctx.hasTime(); attempt++) {
+    await sleep(RECORDS_POLL_MS, undefined, { signal });
+    ({ records, complete } = await readValidationRecords(clients.acm, arn, signal));
+  }
+  if (!config.hostedZoneId) {
+    // No zone to write to: report the records; the next runs report them too until ACM validates.
+    return {
+      status: 'applied',
+      detail: {
+        certificateArn: arn,
+        validationRecords: records.map((r) => r.name),
+        note:
+          records.length > 0
+            ? `${NO_ZONE}: ${describeRecords(records)}` +
+              (complete ? '' : " (ACM has not published every name's record yet: the next run reports the rest)")
+            : 'validation records not published yet: the next run reports them',
+      },
+    };
+  }
+  const changeId = await upsertRecords(clients.route53, validation(config.hostedZoneId, records), signal);
+  return {
+    status: 'applied',
+    detail: {
+      certificateArn: arn,
+      validationRecords: records.map((r) => r.name),
+      ...(changeId ? { changeId } : { note: 'validation records not published yet: the next run creates them' }),
+      ...(changeId && !complete ? { note: "ACM has not published every name's record yet: the next run creates the rest" } : {}),
+    },
+  };
+}
+
+async function swap(action: ActionOf<'swap-listener-certificate'>, ctx: Ctx, clients: RotationClients): Promise<Outcome> {
+  const { signal } = ctx;
+  await clients.elbv2.send(
+    new ModifyListenerCommand({ ListenerArn: action.target, Certificates: [{ CertificateArn: action.newCertificateArn }] }),
+    { abortSignal: signal },
+  );
+  // Keep the old certificate on the listener (SNI list) until a handshake proves the new one, unless the load
+  // balancer would prefer it over the new one: then a rollback re-swaps the default instead.
+  if (action.keepForRollback) {
+    await clients.elbv2.send(
+      new AddListenerCertificatesCommand({ ListenerArn: action.target, Certificates: [{ CertificateArn: action.oldCertificateArn }] }),
+      { abortSignal: signal },
+    );
+  }
+  return {
+    status: 'applied',
+    detail: { defaultCertificateArn: action.newCertificateArn, keptForRollback: action.keepForRollback ? action.oldCertificateArn : null },
+  };
+}
+
+async function verifyHandshake(action: ActionOf<'verify-handshake'>, ctx: Ctx, clients: RotationClients): Promise<Outcome> {
+  const { config } = ctx;
+  const stage = action.expectSerial === null || action.finishesStage ? await readStage(ctx, clients) : undefined;
+  const expected = action.expectSerial ?? stage?.serial;
+  if (!expected) return { status: 'failed', error: 'no serial to expect: the change before this check did not complete' };
+  if (!action.host) return { status: 'failed', error: 'no host to connect to (set HANDSHAKE_HOST)' };
+  const { served, outOfTime } = await handshakeUntil(clients, ctx, action.host, (s) => s.ok && s.serial === expected);
+  if (served.ok && served.serial === expected) {
+    const finished = action.finishesStage && stage ? await finishStage(stage, expected, ctx, clients) : false;
+    return { status: 'applied', detail: { serial: served.serial, notAfter: served.notAfter, ...(finished ? { stage: 'verified' } : {}) } };
+  }
+  if (outOfTime) {
+    return {
+      status: 'skipped',
+      reason:
+        `the Lambda time budget ran low before the handshake showed serial ${expected} (it shows ${describeServed(served)}): ` +
+        `nothing was rolled back; the next run verifies again`,
+    };
+  }
+  const mismatch = `after ${config.handshake.waitMs / 1000}s the handshake shows ${describeServed(served)}, expected serial ${expected}`;
+  if (!action.rollback) {
+    const resumable = stage ? ': the stage stays imported, the next run verifies again (it never orders again)' : '';
+    return { status: 'failed', error: `${mismatch}${resumable}`, detail: { served } };
+  }
+  await rollback(clients, action.rollback, ctx);
+  return {
+    status: 'failed',
+    error: `${mismatch}: rolled back to ${action.rollback.restoreCertificateArn}`,
+    detail: { rolledBack: true, served },
+  };
+}
+
+async function rollbackLater(action: ActionOf<'rollback-listener-certificate'>, ctx: Ctx, clients: RotationClients): Promise<Outcome> {
+  // The listener is safe again, but the rotation did not happen: fail the run so the alarm fires.
+  const { target, restoreCertificateArn, rolledBackCertificateArn } = action;
+  await rollback(clients, { listenerArn: target, restoreCertificateArn, rolledBackCertificateArn }, ctx);
+  return {
+    status: 'failed',
+    error:
+      `rolled back to ${restoreCertificateArn} because the handshake showed serial ${action.servedSerial}, not ` +
+      `${action.expectedSerial} of ${rolledBackCertificateArn}`,
+    detail: { defaultCertificateArn: restoreCertificateArn, rolledBack: true },
+  };
+}
+
+async function removeListenerCertificate(
+  action: ActionOf<'remove-listener-certificate'>,
+  ctx: Ctx,
+  clients: RotationClients,
+): Promise<Outcome> {
+  try {
+    await clients.elbv2.send(
+      new RemoveListenerCertificatesCommand({ ListenerArn: action.target, Certificates: [{ CertificateArn: action.certificateArn }] }),
+      { abortSignal: ctx.signal },
+    );
+  } catch (error) {
+    if (errorName(error) !== 'CertificateNotFoundException') throw error;
+  }
+  return { status: 'applied' };
+}
+
+async function deleteCertificate(action: ActionOf<'delete-certificate'>, ctx: Ctx, clients: RotationClients): Promise<Outcome> {
+  try {
+    await clients.acm.send(new DeleteCertificateCommand({ CertificateArn: action.target }), { abortSignal: ctx.signal });
+  } catch (error) {
+    if (errorName(error) === 'ResourceNotFoundException') return { status: 'applied', detail: { note: 'already deleted' } };
+    if (errorName(error) === 'ResourceInUseException')
+      return { status: 'skipped', reason: 'ACM still lists a user of it: the next run deletes it' };
+    throw error;
+  }
+  return { status: 'applied' };
+}
+
+/** ACM's key algorithm name of a certificate's public key (RSA_2048, EC_prime256v1 …). */
+function keyAlgorithmOf(x509: X509Certificate): string {
+  const key = x509.publicKey;
+  const details = key.asymmetricKeyDetails ?? {};
+  return key.asymmetricKeyType === 'ec' ? `EC_${details.namedCurve}` : `RSA_${details.modulusLength}`;
+}
+
+function dnsNames(x509: X509Certificate): string[] {
+  return (x509.subjectAltName ?? '')
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s.startsWith('DNS:'))
+    .map((s) => s.slice(4).toLowerCase());
+}
+
+/** Order (the stage is written first: the cooldown counts from it), store the result, then import it. */
+async function renewAcme(action: ActionOf<'renew-acme-certificate'>, ctx: Ctx, clients: RotationClients): Promise<Outcome> {
+  const { config, signal, now } = ctx;
+  if (!config.acme || !config.hostedZoneId)
+    return { status: 'failed', error: 'CERTIFICATE_MODE=acme without ACME settings or HOSTED_ZONE_ID' };
+  const ordering: PendingStage = { certificateArn: action.target, stage: 'ordering', orderedAt: now.toISOString() };
+  await writePendingStage(clients.secrets, config.acme.pendingSecretArn, ordering, signal);
+  const issued = await clients.issue(
+    {
+      domainName: action.domainName,
+      names: action.names,
+      keyAlgorithm: action.keyAlgorithm,
+      hostedZoneId: config.hostedZoneId,
+      settings: config.acme,
+      dnsChangeTimeoutMs: config.dnsChangeTimeoutMs,
+      signal,
+      hasTime: ctx.hasTime,
+    },
+    { route53: clients.route53, secrets: clients.secrets },
+  );
+  const x509 = new X509Certificate(issued.certificatePem);
+  const names = dnsNames(x509);
+  const notAfter = new Date(x509.validTo).toISOString();
+  // Not notBefore: a certificate issued during this run may start after the run's `now`.
+  const problem =
+    certificateProblem({ names, notAfter }, action.domainName, now) ??
+    (action.keyAlgorithmKnown && keyAlgorithmOf(x509) !== action.keyAlgorithm
+      ? `has a ${keyAlgorithmOf(x509)}, not ${action.keyAlgorithm} key (ACM refuses a re-import that changes it)`
+      : undefined) ??
+    (action.names.some((n) => !names.includes(n)) ? `lacks ${action.names.filter((n) => !names.includes(n)).join(', ')}` : undefined);
+  if (problem) return { status: 'failed', error: `ACME certificate ${problem}: not imported` };
+  const stored: PendingStage = {
+    ...ordering,
+    stage: 'issued',
+    serial: normaliseSerial(x509.serialNumber),
+    notAfter,
+    names,
+    certificatePem: issued.certificatePem,
+    chainPem: issued.chainPem,
+    privateKeyPem: issued.privateKeyPem,
+  };
+  // Stored before the import: if the import (or anything after it) fails, the next run resumes here, never re-orders.
+  await writePendingStage(clients.secrets, config.acme.pendingSecretArn, stored, signal);
+  return importStage(stored, action.keepTags, ctx, clients);
+}
+
+/** Resume at import: the certificate and key of the stage, re-checked right before acting. */
+async function importAcme(action: ActionOf<'import-acme-certificate'>, ctx: Ctx, clients: RotationClients): Promise<Outcome> {
+  const stage = await readStage(ctx, clients);
+  if (!stage || stage.stage !== 'issued' || stage.certificateArn !== action.target || !stage.certificatePem || !stage.privateKeyPem) {
+    return { status: 'failed', error: `the pending stage no longer holds an issued certificate for ${action.target}: nothing imported` };
+  }
+  return importStage(stage, action.keepTags, ctx, clients);
+}
+
+async function importStage(stage: PendingStage, keepTags: readonly Tag[], ctx: Ctx, clients: RotationClients): Promise<Outcome> {
+  const { config, signal } = ctx;
+  const enc = new TextEncoder();
+  await clients.acm.send(
+    new ImportCertificateCommand({
+      CertificateArn: stage.certificateArn,
+      Certificate: enc.encode(stage.certificatePem),
+      PrivateKey: enc.encode(stage.privateKeyPem),
+      ...(stage.chainPem ? { CertificateChain: enc.encode(stage.chainPem) } : {}),
+    }),
+    { abortSignal: signal },
+  );
+  ctx.logger.info('certificate re-imported', { certificateArn: stage.certificateArn, serial: stage.serial, notAfter: stage.notAfter });
+  const secretArn = (config.acme as { pendingSecretArn: string }).pendingSecretArn;
+  await writePendingStage(clients.secrets, secretArn, { ...withoutKeyMaterial(stage), stage: 'imported' }, signal);
+  // The certificate is in place: a tag that cannot be put back is reported, not a reason to skip the check.
+  let tags: Record<string, unknown> = {};
+  try {
+    const restored = await restoreTags(clients.acm, stage.certificateArn, keepTags, signal);
+    if (restored.length > 0) tags = { tagsRestored: restored };
+  } catch (error) {
+    if (signal.aborted) throw error;
+    ctx.logger.warn('could not restore certificate tags after the re-import', {
+      certificateArn: stage.certificateArn,
+      error: describeError(error),
+    });
+    tags = { tagRestoreError: describeError(error) };
+  }
+  return { status: 'applied', detail: { serial: stage.serial, notAfter: stage.notAfter, ...tags } };
+}
+
+async function finishAcme(serial: string, ctx: Ctx, clients: RotationClients): Promise<Outcome> {
+  const stage = await readStage(ctx, clients);
+  if (!stage) return { status: 'skipped', reason: 'no pending stage any more: nothing to finish' };
+  const finished = await finishStage(stage, serial, ctx, clients);
+  return finished
+    ? { status: 'applied', detail: { serial, stage: 'verified' } }
+    : { status: 'skipped', reason: `the pending stage is not for serial ${serial}` };
+}
+
+/** The served serial is the stage's: mark it verified and drop what is left of its key material. */
+async function finishStage(stage: PendingStage, serial: string, ctx: Ctx, clients: RotationClients): Promise<boolean> {
+  if (stage.serial !== serial || !ctx.config.acme) return false;
+  await writePendingStage(
+    clients.secrets,
+    ctx.config.acme.pendingSecretArn,
+    { ...withoutKeyMaterial(stage), stage: 'verified' },
+    ctx.signal,
+  );
+  return true;
+}
+
+function readStage(ctx: Ctx, clients: RotationClients): Promise<PendingStage | undefined> {
+  const acme = ctx.config.acme;
+  return acme ? readPendingStage(clients.secrets, acme.pendingSecretArn, ctx.signal) : Promise.resolve(undefined);
 }
 
 /**
@@ -329,23 +431,23 @@ async function restoreTags(acm: ACMClient, arn: string, keep: readonly Tag[], si
   return missing.map((t) => t.Key);
 }
 
+/** Re-swap the default (the old certificate need not be attached) and mark the replacement so nothing retries it. */
 async function rollback(
-  deps: ApplyDeps,
+  clients: RotationClients,
   r: { listenerArn: string; restoreCertificateArn: string; rolledBackCertificateArn: string },
-  signal: AbortSignal,
+  ctx: Ctx,
 ): Promise<void> {
-  await deps.elbv2.send(
+  const { signal } = ctx;
+  await clients.elbv2.send(
     new ModifyListenerCommand({ ListenerArn: r.listenerArn, Certificates: [{ CertificateArn: r.restoreCertificateArn }] }),
-    {
-      abortSignal: signal,
-    },
+    { abortSignal: signal },
   );
-  await deps.acm.send(
+  await clients.acm.send(
     new AddTagsToCertificateCommand({
       CertificateArn: r.rolledBackCertificateArn,
-      Tags: [{ Key: TAG_ROLLED_BACK_AT, Value: new Date().toISOString() }],
+      Tags: [{ Key: TAG_ROLLED_BACK_AT, Value: ctx.now.toISOString() }],
     }),
     { abortSignal: signal },
   );
-  logger.warn('listener certificate rolled back', { ...r });
+  ctx.logger.warn('listener certificate rolled back', { ...r });
 }

@@ -2,7 +2,7 @@ import { DEFAULT_FLEET_TAG_KEY } from '../../shared/fleet-tags.ts';
 import * as z from 'zod/mini';
 import { env, loadConfig } from '../../shared/config.ts';
 import { ConfigError } from '../../shared/errors.ts';
-import type { CertificateMode } from './model.ts';
+import type { CertificateMode, RotationPolicy } from './model.ts';
 
 /** A DNS host name: at least two labels of letters, digits and inner hyphens, at most 253 characters. */
 export const HOSTNAME = /^(?=.{1,253}$)(?!-)[a-z0-9-]{1,63}(?<!-)(\.(?!-)[a-z0-9-]{1,63}(?<!-))+$/i;
@@ -23,6 +23,13 @@ const shape = {
   ACME_DIRECTORY_URL: env.optionalText('an https:// URL of an ACME directory', /^https:\/\/\S+$/),
   ACME_ACCOUNT_SECRET_ARN: z.optional(env.arn('secretsmanager')),
   ACME_EMAIL: env.optionalText('an email address', /^[^@\s]+@[^@\s]+\.[^@\s]+$/),
+  /**
+   * acme mode: the secret next to the account secret that holds a rotation's pending stage (the issued certificate
+   * and its key until ACM has them, then only the stage and when it was ordered). Infra creates it with `{}`.
+   */
+  ACME_PENDING_SECRET_ARN: z.optional(env.arn('secretsmanager')),
+  /** acme mode: at most one ACME order per certificate per this long, also across retries and forced runs. */
+  ACME_ORDER_COOLDOWN: env.duration({ default: '24h', min: '1h', max: '30d' }),
   /** PEM file of extra CAs the ACME client trusts (Pebble in tests); the system CAs are used without it. */
   ACME_CA_BUNDLE: env.optionalText('a path to a PEM file'),
   /** Where to connect for the handshake check; default: the load balancer's DNS name. SNI is always DOMAIN_NAME. */
@@ -46,6 +53,8 @@ export interface AcmeSettings {
   readonly accountSecretArn: string;
   readonly email: string;
   readonly caBundlePath?: string;
+  /** The pending stage's secret (ACME_PENDING_SECRET_ARN). */
+  readonly pendingSecretArn: string;
 }
 
 export interface RotateCertificatesConfig {
@@ -59,6 +68,8 @@ export interface RotateCertificatesConfig {
   readonly handshake: { readonly host?: string; readonly port: number; readonly timeoutMs: number; readonly waitMs: number };
   readonly dnsChangeTimeoutMs: number;
   readonly fleetTag: FleetTag;
+  /** What plan decides on; a run's scope adjusts it (`force`, the certificate an expiry event names). */
+  readonly policy: RotationPolicy;
 }
 
 export interface FleetTag {
@@ -85,16 +96,26 @@ export function loadRotateCertificatesConfig(source: Readonly<Record<string, str
             'HOSTED_ZONE_ID',
         );
       }
+      // Without it an issued certificate would live only in the run's memory: a failed import or verify re-orders.
+      if (v.ACME_PENDING_SECRET_ARN === undefined) {
+        throw new ConfigError(
+          'invalid configuration: CERTIFICATE_MODE=acme needs ACME_PENDING_SECRET_ARN (a Secrets Manager secret, value {}, that keeps a ' +
+            "rotation's pending stage across runs); missing: ACME_PENDING_SECRET_ARN",
+        );
+      }
       acme = {
         directoryUrl: v.ACME_DIRECTORY_URL as string,
         accountSecretArn: v.ACME_ACCOUNT_SECRET_ARN as string,
         email: v.ACME_EMAIL as string,
         ...(v.ACME_CA_BUNDLE ? { caBundlePath: v.ACME_CA_BUNDLE } : {}),
+        pendingSecretArn: v.ACME_PENDING_SECRET_ARN,
       };
     }
+    const domainName = v.DOMAIN_NAME.toLowerCase();
+    const fleetTag = { key: v.FLEET_TAG_KEY, value: v.FLEET_TAG_VALUE };
     return {
       listenerArn: v.LISTENER_ARN,
-      domainName: v.DOMAIN_NAME.toLowerCase(),
+      domainName,
       ...(v.HOSTED_ZONE_ID ? { hostedZoneId: v.HOSTED_ZONE_ID.replace(/^\/hostedzone\//, '') } : {}),
       renewBeforeMs: v.RENEW_BEFORE,
       mode: v.CERTIFICATE_MODE,
@@ -106,7 +127,16 @@ export function loadRotateCertificatesConfig(source: Readonly<Record<string, str
         waitMs: v.HANDSHAKE_WAIT,
       },
       dnsChangeTimeoutMs: v.DNS_CHANGE_TIMEOUT,
-      fleetTag: { key: v.FLEET_TAG_KEY, value: v.FLEET_TAG_VALUE },
+      fleetTag,
+      policy: {
+        mode: v.CERTIFICATE_MODE,
+        domainName,
+        renewBeforeMs: v.RENEW_BEFORE,
+        force: false,
+        fleetTag,
+        hostedZone: v.HOSTED_ZONE_ID !== undefined,
+        orderCooldownMs: v.ACME_ORDER_COOLDOWN,
+      },
     };
   });
 }

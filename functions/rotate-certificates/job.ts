@@ -1,46 +1,43 @@
 import * as z from 'zod/mini';
 import { acmClient, elbv2Client, route53Client, secretsManagerClient } from '../../shared/aws.ts';
-import type { JobDefinition } from '../../shared/job.ts';
+import { applyEach, type JobDefinition } from '../../shared/job.ts';
 import type { Trigger } from '../../shared/triggers.ts';
 import type { AcmeDeps, AcmeOrder, IssuedCertificate } from './acme.ts';
-import { applyCertificatePlan, type ApplyDeps } from './apply.ts';
+import { apply, type RotationClients } from './apply.ts';
 import type { LoadedRotateCertificatesConfig } from './config.ts';
 import { tlsHandshake, type Handshake } from './handshake.ts';
-import { daysLeft, TAG_ROTATION_OF, type CertState } from './model.ts';
-import { observeCertificates } from './observe.ts';
-import { planRotation, type CertAction, type CertificatePlan } from './plan.ts';
+import { daysLeft, rotationOf, type CertAction, type CertificatePlan, type RotationPolicy } from './model.ts';
+import { observe, type RotationState } from './observe.ts';
+import { plan } from './plan.ts';
+
+export type { RotationState } from './observe.ts';
 
 export const options = {
   force: z.optional(z.boolean({ error: 'expected true or false (true = rotate now, even outside RENEW_BEFORE)' })),
 };
 
-/** What one run acts on: a manual `force` rotates now, even outside RENEW_BEFORE. */
+/**
+ * What one run acts on: a manual `force` rotates now, even outside RENEW_BEFORE; an ACM expiry event names the
+ * certificate it is about (the plan ignores an event for a certificate that is not the listener's).
+ */
 export interface RotationScope {
   readonly force: boolean;
-}
-
-/** The observed certificates plus the host the handshake checks (the configured one or the load balancer's name). */
-export interface RotationState extends CertState {
-  readonly handshakeHost: string | undefined;
+  readonly eventCertificateArn?: string;
 }
 
 export function scopeOf(trigger: Trigger<{ force?: boolean | undefined }>): RotationScope {
-  return { force: trigger.kind === 'manual' && trigger.options.force === true };
+  return {
+    force: trigger.kind === 'manual' && trigger.options.force === true,
+    ...(trigger.kind === 'certificate-expiry' ? { eventCertificateArn: trigger.certificateArn } : {}),
+  };
 }
 
-const clients = () => ({ elbv2: elbv2Client(), acm: acmClient(), route53: route53Client(), secrets: secretsManagerClient() });
-
-type Types = {
-  config: LoadedRotateCertificatesConfig;
-  options: typeof options;
-  scope: RotationScope;
-  state: RotationState;
-  action: CertAction;
-  plan: CertificatePlan & { readonly handshakeHost: string | undefined };
-  clients: ReturnType<typeof clients>;
-};
-
-export type RotateCertificatesJob = JobDefinition<Types>;
+/** The config's policy, adjusted by the run's scope. */
+export const policyOf = (config: LoadedRotateCertificatesConfig, scope: RotationScope): RotationPolicy => ({
+  ...config.policy,
+  force: scope.force,
+  ...(scope.eventCertificateArn ? { eventCertificateArn: scope.eventCertificateArn } : {}),
+});
 
 /**
  * The real ACME issuer, loaded on first use: acme-client (node-forge, axios, mime-db, …) is most of the bundle and
@@ -54,12 +51,32 @@ async function issueWithAcme(order: AcmeOrder, deps: AcmeDeps): Promise<IssuedCe
 /** Seams for tests: the handshake, the ACME issuer and the poll interval. Defaults are the real ones. */
 export interface JobDeps {
   readonly handshake?: Handshake;
-  readonly issue?: ApplyDeps['issue'];
+  readonly issue?: RotationClients['issue'];
   readonly pollMs?: number;
 }
 
+type Types = {
+  config: LoadedRotateCertificatesConfig;
+  options: typeof options;
+  scope: RotationScope;
+  state: RotationState;
+  action: CertAction;
+  plan: CertificatePlan;
+  clients: RotationClients;
+};
+
+export type RotateCertificatesJob = JobDefinition<Types>;
+
 export function createRotateCertificatesJob(deps: JobDeps = {}): RotateCertificatesJob {
-  const handshake = deps.handshake ?? tlsHandshake;
+  const clients = (): RotationClients => ({
+    elbv2: elbv2Client(),
+    acm: acmClient(),
+    route53: route53Client(),
+    secrets: secretsManagerClient(),
+    handshake: deps.handshake ?? tlsHandshake,
+    issue: deps.issue ?? issueWithAcme,
+    ...(deps.pollMs === undefined ? {} : { pollMs: deps.pollMs }),
+  });
   return {
     name: 'rotate-certificates',
     accepts: ['schedule', 'certificate-expiry', 'manual'],
@@ -68,33 +85,10 @@ export function createRotateCertificatesJob(deps: JobDeps = {}): RotateCertifica
     timeMarginMs: 240_000,
     clients,
     scope: scopeOf,
-
-    async observe({ elbv2, acm, route53 }, _scope, { config, signal }) {
-      const state = await observeCertificates(config, { elbv2, acm, route53, handshake }, signal);
-      return { ...state, handshakeHost: config.handshake.host ?? state.listener.loadBalancerDnsName };
-    },
-
-    plan(state, { config, scope, now }) {
-      const plan = planRotation(
-        state,
-        {
-          mode: config.mode,
-          domainName: config.domainName,
-          renewBeforeMs: config.renewBeforeMs,
-          force: scope.force,
-          fleetTag: config.fleetTag,
-          hostedZone: config.hostedZoneId !== undefined,
-        },
-        now,
-      );
-      return { ...plan, handshakeHost: state.handshakeHost };
-    },
-
-    apply(plan, ctx, clients) {
-      const issue = deps.issue ?? issueWithAcme;
-      const seams = { handshake, issue, ...(deps.pollMs === undefined ? {} : { pollMs: deps.pollMs }) };
-      return applyCertificatePlan(plan.actions, ctx, { ...clients, ...seams }, plan.handshakeHost);
-    },
+    observe,
+    plan: (state, { config, scope, now }) => plan(state, policyOf(config, scope), now),
+    // In order, one at a time, stopping after a failure: each step needs the one before (swap → verify, order → import).
+    apply: ({ actions }, ctx, c) => applyEach(actions, ctx, (action) => apply(action, ctx, c), { stopOnFailure: true }),
 
     summarize(state, plan, _outcomes, { now }) {
       const { listener, served } = state;
@@ -102,7 +96,7 @@ export function createRotateCertificatesJob(deps: JobDeps = {}): RotateCertifica
         if (arn === listener.defaultCertificateArn) return 'default';
         if (listener.sniCertificateArns.includes(arn)) return 'sni';
         const current = state.certificates.find((c) => c.arn === listener.defaultCertificateArn);
-        if (current?.tags[TAG_ROTATION_OF] === arn) return 'replaced';
+        if (current && rotationOf(current) === arn) return 'replaced';
         return 'replacement';
       };
       const { step } = plan;
@@ -140,11 +134,13 @@ export function createRotateCertificatesJob(deps: JobDeps = {}): RotateCertifica
         },
         details: {
           step,
+          ...(state.pending ? { acmeStage: state.pending } : {}),
           daysLeft: plan.daysLeft,
           servedMatchesListenerDefault:
             served.ok && state.certificates.find((c) => c.arn === listener.defaultCertificateArn)?.serial === served.serial,
         },
-        metrics: { CertificateDaysLeft: Math.max(0, plan.daysLeft ?? 0) },
+        // No certificate of its own seen (another certificate's event, a refusal): no reading, not a false 0 for the alarm.
+        metrics: plan.daysLeft === undefined ? ({} as Record<string, number>) : { CertificateDaysLeft: Math.max(0, plan.daysLeft) },
       };
     },
   };

@@ -14,24 +14,52 @@ import {
   type ElasticLoadBalancingV2Client,
 } from '@aws-sdk/client-elastic-load-balancing-v2';
 import { ListResourceRecordSetsCommand, type Route53Client } from '@aws-sdk/client-route-53';
+import type { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { errorName, ValidationError } from '../../shared/errors.ts';
+import type { RunContext } from '../../shared/job.ts';
 import type { RotateCertificatesConfig } from './config.ts';
 import type { Handshake } from './handshake.ts';
 import {
   normaliseName,
   normaliseSerial,
-  TAG_ROTATION_OF,
+  rotationOf,
+  viewOf,
   type CertificateView,
   type CertState,
   type DnsRecord,
   type ListenerView,
 } from './model.ts';
+import { readPendingStage } from './pending.ts';
 
 export interface ObserveDeps {
   readonly elbv2: ElasticLoadBalancingV2Client;
   readonly acm: ACMClient;
   readonly route53: Route53Client;
   readonly handshake: Handshake;
+  /** acme mode: where the pending stage lives. */
+  readonly secrets?: SecretsManagerClient;
+}
+
+/** The observed certificates plus the host the handshake checks (the configured one or the load balancer's name). */
+export interface RotationState extends CertState {
+  readonly handshakeHost: string | undefined;
+}
+
+/** The dialect's entry: AWS reads (listener, certificates, zone, pending stage) and one TLS handshake → RotationState. */
+export async function observe(
+  clients: ObserveDeps,
+  _scope: unknown,
+  ctx: Pick<RunContext<RotateCertificatesConfig>, 'config' | 'signal'>,
+): Promise<RotationState> {
+  const { config, signal } = ctx;
+  const state = await observeCertificates(config, clients, signal);
+  const pending =
+    config.acme && clients.secrets ? await readPendingStage(clients.secrets, config.acme.pendingSecretArn, signal) : undefined;
+  return {
+    ...state,
+    ...(pending ? { pending: viewOf(pending) } : {}),
+    handshakeHost: config.handshake.host ?? state.listener.loadBalancerDnsName,
+  };
 }
 
 /** ListCertificates returns only RSA_2048 unless asked: ask for every key type ACM and ALB use. */
@@ -168,17 +196,15 @@ export async function observeCertificates(config: RotateCertificatesConfig, deps
   };
   for (const arn of attached) await read(arn);
   const current = certificates.find((c) => c.arn === listener.defaultCertificateArn);
-  const previousArn = current?.tags[TAG_ROTATION_OF];
+  const previousArn = current ? rotationOf(current) : undefined;
   if (previousArn) await read(previousArn);
-  for (const arn of candidates) await read(arn, (c) => c.tags[TAG_ROTATION_OF] !== undefined && c.tags[TAG_ROTATION_OF] === current?.arn);
+  for (const arn of candidates) await read(arn, (c) => rotationOf(c) !== undefined && rotationOf(c) === current?.arn);
 
   // Without HOSTED_ZONE_ID (acm mode) there is no zone to read: the plan reports the records to create by hand.
   const zoneRecords: Record<string, string[]> = {};
   const zoneId = config.hostedZoneId;
   if (zoneId) {
-    const wanted = [current, ...certificates.filter((c) => c.tags[TAG_ROTATION_OF] === current?.arn)].flatMap(
-      (c) => c?.validationRecords ?? [],
-    );
+    const wanted = [current, ...certificates.filter((c) => rotationOf(c) === current?.arn)].flatMap((c) => c?.validationRecords ?? []);
     for (const record of wanted) {
       if (zoneRecords[record.name]) continue;
       zoneRecords[record.name] = await readZoneValues(deps.route53, zoneId, record, signal);

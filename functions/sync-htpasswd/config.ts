@@ -1,9 +1,10 @@
 import { env, loadConfig } from '../../shared/config.ts';
+import type { SyncPolicy } from './model.ts';
 
 /**
  * sync-htpasswd's environment (ARCHITECTURE §6). Beyond the contract's variables:
  * BCRYPT_COST (hashing SecureString passwords), ALLOW_EMPTY_USER_SET, HTPASSWD_OBJECT_SSE, the SSM fan-out
- * bounds (DISTRIBUTE_MAX_CONCURRENCY, DISTRIBUTE_MAX_ERRORS), the command wait (COMMAND_WAIT, COMMAND_POLL_INTERVAL),
+ * bound (DISTRIBUTE_MAX_CONCURRENCY), the command wait (COMMAND_WAIT, COMMAND_POLL_INTERVAL),
  * the drift check's total budget (DRIFT_CHECK_BUDGET) and how long a new instance may be unknown to SSM
  * (SSM_REGISTRATION_GRACE).
  */
@@ -22,8 +23,6 @@ const shape = {
   HTPASSWD_OBJECT_SSE: env.oneOf(['AES256', 'aws:kms'] as const, 'AES256'),
   /** SendCommand MaxConcurrency: instances installing at the same time. */
   DISTRIBUTE_MAX_CONCURRENCY: env.int({ min: 1, max: 50, default: 10 }),
-  /** SendCommand MaxErrors: failed installs tolerated before SSM stops sending (0 = stop at the first). */
-  DISTRIBUTE_MAX_ERRORS: env.int({ min: 0, max: 50, default: 0 }),
   /** How long to wait for the instances' results of one command (report or install). */
   COMMAND_WAIT: env.duration({ default: '60s', min: '5s', max: '10m' }),
   COMMAND_POLL_INTERVAL: env.duration({ default: '2s', min: '10ms', max: '30s' }),
@@ -52,12 +51,32 @@ export function loadSyncHtpasswdConfig(source: Readonly<Record<string, string | 
     allowEmptyUserSet: v.ALLOW_EMPTY_USER_SET,
     objectSse: v.HTPASSWD_OBJECT_SSE,
     maxConcurrency: v.DISTRIBUTE_MAX_CONCURRENCY,
-    maxErrors: v.DISTRIBUTE_MAX_ERRORS,
     commandWaitMs: v.COMMAND_WAIT,
     pollIntervalMs: v.COMMAND_POLL_INTERVAL,
     driftCheckBudgetMs: v.DRIFT_CHECK_BUDGET,
     registrationGraceMs: v.SSM_REGISTRATION_GRACE,
+    policy: policyOf(v),
   }));
+}
+
+/** What the plan decides by; a manual `forceDistribute` sets the last field in the run's scope. */
+function policyOf(v: {
+  ASG_NAME: string;
+  REGISTRY_BUCKET: string;
+  HTPASSWD_OBJECT_KEY: string;
+  HTPASSWD_PARAMETER_PATH: string;
+  ALLOW_EMPTY_USER_SET: boolean;
+  SSM_REGISTRATION_GRACE: number;
+}): SyncPolicy {
+  return Object.freeze({
+    asgName: v.ASG_NAME,
+    bucket: v.REGISTRY_BUCKET,
+    objectKey: v.HTPASSWD_OBJECT_KEY,
+    parameterPath: v.HTPASSWD_PARAMETER_PATH,
+    allowEmptyUserSet: v.ALLOW_EMPTY_USER_SET,
+    registrationGraceMs: v.SSM_REGISTRATION_GRACE,
+    forceDistribute: false,
+  });
 }
 
 export type SyncHtpasswdConfig = ReturnType<typeof loadSyncHtpasswdConfig>;

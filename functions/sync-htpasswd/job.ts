@@ -4,9 +4,9 @@ import type { JobContext, JobDefinition, Outcomes, Plan } from '../../shared/job
 import type { Trigger } from '../../shared/triggers.ts';
 import { applySync } from './apply.ts';
 import type { SyncHtpasswdConfig } from './config.ts';
-import type { SyncScope, SyncState } from './model.ts';
-import { observeSync } from './observe.ts';
-import { costWarnings, planSync, type SyncAction } from './plan.ts';
+import type { JoinedInstances, SyncScope, SyncState } from './model.ts';
+import { observe } from './observe.ts';
+import { costWarnings, plan, type SyncAction } from './plan.ts';
 
 /**
  * sync-htpasswd: registry users from SSM Parameter Store (one parameter per user under
@@ -33,11 +33,12 @@ type Types = {
 /** The run's scope: a parameter change outside the user path is out of scope; a manual run may force distribution. */
 export function scopeOf(
   trigger: Trigger<{ forceDistribute?: boolean | undefined }>,
-  config: Pick<SyncHtpasswdConfig, 'parameterPath'>,
+  config: Pick<SyncHtpasswdConfig, 'parameterPath' | 'policy'>,
 ): SyncScope {
   if (trigger.kind === 'parameter-change' && !trigger.name.startsWith(config.parameterPath))
-    return { outOfScope: trigger.name, forced: false };
-  return { forced: trigger.kind === 'manual' && trigger.options.forceDistribute === true };
+    return { outOfScope: trigger.name, forced: false, policy: config.policy };
+  const forced = trigger.kind === 'manual' && trigger.options.forceDistribute === true;
+  return { forced, policy: forced ? { ...config.policy, forceDistribute: true } : config.policy };
 }
 
 export const job: JobDefinition<Types> = {
@@ -46,13 +47,14 @@ export const job: JobDefinition<Types> = {
   options,
   clients,
   scope: scopeOf,
-  observe: observeSync,
-  plan: (state, ctx) => planSync(state, { config: ctx.config, forceDistribute: ctx.scope.forced, now: ctx.now }),
-  apply: (plan, ctx, clients) => applySync(plan.actions, ctx, clients),
+  observe,
+  plan: (state, ctx) => plan(state, ctx.scope.policy, ctx.now),
+  // A batch apply: the installs go out as one SendCommand per 50 instances, after the publish they depend on.
+  apply: (planned, ctx, clients) => applySync(planned, ctx, clients),
   summarize,
 };
 
-function summarize(state: SyncState, plan: Plan<SyncAction>, outcomes: Outcomes, ctx: Pick<JobContext<Types>, 'dryRun'>) {
+function summarize(state: SyncState, planned: Plan<SyncAction>, outcomes: Outcomes, ctx: Pick<JobContext<Types>, 'dryRun'>) {
   if (state.kind === 'out-of-scope') {
     return { observed: {}, details: { nothingToDo: `parameter ${state.parameter} is not under the user path` } };
   }
@@ -66,9 +68,14 @@ function summarize(state: SyncState, plan: Plan<SyncAction>, outcomes: Outcomes,
     drifted: [] as string[],
   };
   const { dryRun } = ctx;
-  plan.actions.forEach((action, i) => {
-    if (action.type !== 'install-htpasswd') return;
+  planned.actions.forEach((action, i) => {
     const outcome = outcomes[i];
+    if (action.type === 'install-joined-instances') {
+      const joined = outcome && outcome.status !== 'skipped' ? (outcome.detail?.joined as JoinedInstances | undefined) : undefined;
+      for (const [key, ids] of Object.entries(joined ?? {})) instances[key as keyof JoinedInstances].push(...ids);
+      return;
+    }
+    if (action.type !== 'install-htpasswd') return;
     if (dryRun) instances.drifted.push(action.target);
     else if (!outcome) instances.notRun.push(action.target);
     else if (outcome.status === 'failed') instances.failed.push(action.target);
@@ -76,8 +83,8 @@ function summarize(state: SyncState, plan: Plan<SyncAction>, outcomes: Outcomes,
       (/not registered/.test(outcome.reason) ? instances.notRegistered : instances.notRun).push(action.target);
     else (outcome.detail?.changed === false ? instances.inSync : instances.changed).push(action.target);
   });
-  for (const s of plan.skipped) (/^in sync/.test(s.reason) ? instances.inSync : instances.notRegistered).push(s.target);
-  const publish = plan.actions.find((a) => a.type === 'publish-htpasswd');
+  for (const s of planned.skipped) (/^in sync/.test(s.reason) ? instances.inSync : instances.notRegistered).push(s.target);
+  const publish = planned.actions.find((a) => a.type === 'publish-htpasswd');
   const warnings = costWarnings(users);
   return {
     observed: {

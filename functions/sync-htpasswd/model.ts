@@ -1,7 +1,9 @@
+import type { Action } from '../../shared/job.ts';
 import type { Resolution } from './users.ts';
 
 /**
- * sync-htpasswd's domain: what observe.ts reads (plain data, no SDK types) and plan.ts decides on.
+ * sync-htpasswd's domain: what observe.ts reads (plain data, no SDK types), the policy and actions plan.ts
+ * decides on, and the run's scope.
  */
 
 export interface PublishedFile {
@@ -37,10 +39,64 @@ export type SyncState =
       readonly driftChecked: boolean;
     };
 
+/** What the plan decides by: config.policy, with `forceDistribute` set by a manual payload in scope. */
+export interface SyncPolicy {
+  /** The fleet's group: after a publish it is read again for instances that joined during the run. */
+  readonly asgName: string;
+  readonly bucket: string;
+  readonly objectKey: string;
+  readonly parameterPath: string;
+  readonly allowEmptyUserSet: boolean;
+  /** How long after launch an instance SSM does not know is skipped rather than failed. */
+  readonly registrationGraceMs: number;
+  /** Install on every InService instance, in sync or not. */
+  readonly forceDistribute: boolean;
+}
+
 /** What one run acts on (computed once by the runner from the trigger). */
 export interface SyncScope {
   /** A parameter change outside HTPASSWD_PARAMETER_PATH: nothing to do. */
   readonly outOfScope?: string;
   /** A manual `forceDistribute`: install on every instance, skip the drift check. */
   readonly forced: boolean;
+  readonly policy: SyncPolicy;
 }
+
+export interface PublishAction extends Action {
+  readonly type: 'publish-htpasswd';
+  readonly sha256: string;
+  readonly users: number;
+  readonly bytes: number;
+  /** The file itself: a NON-enumerable property, so it never reaches the report or a log line. */
+  readonly content: string;
+}
+
+export interface InstallAction extends Action {
+  readonly type: 'install-htpasswd';
+  readonly sha256: string;
+  /** Launched within SSM_REGISTRATION_GRACE: if SSM does not know it yet that is a skip, not a failure. */
+  readonly recentlyLaunched: boolean;
+  readonly launchTime: string | null;
+}
+
+/**
+ * After a publish: read the group again and install on InService members the plan did not cover. An instance
+ * that was Pending at observe time fetched the previous file in its boot script and would keep a revoked user.
+ */
+export interface InstallJoinedAction extends Action {
+  readonly type: 'install-joined-instances';
+  readonly sha256: string;
+}
+
+export type SyncAction = PublishAction | InstallAction | InstallJoinedAction;
+
+/** What the install on joined instances found, by result (the outcome's `detail.joined`). */
+export interface JoinedInstances {
+  readonly changed: readonly string[];
+  readonly inSync: readonly string[];
+  readonly failed: readonly string[];
+  readonly notRegistered: readonly string[];
+}
+
+export const NOT_REGISTERED_REASON =
+  'not registered with SSM yet (its boot script installs the published file; the hourly drift check catches up)';

@@ -6,9 +6,10 @@ import { formatDuration } from '../../shared/duration.ts';
 import { errorName } from '../../shared/errors.ts';
 import { parseHtpasswd, sha256Hex } from '../../shared/htpasswd.ts';
 import type { RunContext } from '../../shared/job.ts';
-import { parseScriptOutput, runDocument } from './commands.ts';
+import { runCommand } from '../../shared/ssm-commands.ts';
 import type { SyncHtpasswdConfig } from './config.ts';
 import type { InstanceDrift, SyncScope, SyncState } from './model.ts';
+import { parseScriptOutput, reportRequest } from './script.ts';
 import { resolveUsers, type UserParameter } from './users.ts';
 
 export type { FleetInstance, InstanceDrift, PublishedFile, SyncScope, SyncState } from './model.ts';
@@ -28,7 +29,7 @@ export interface SyncClients {
   readonly ec2: EC2Client;
 }
 
-export async function observeSync(
+export async function observe(
   clients: SyncClients,
   scope: SyncScope,
   ctx: Pick<RunContext<SyncHtpasswdConfig>, 'config' | 'signal'>,
@@ -65,6 +66,9 @@ export async function observeSync(
   };
 }
 
+/** The name the tests and scripts have used. */
+export const observeSync = observe;
+
 export async function readUserParameters(ssm: SSMClient, path: string, signal: AbortSignal): Promise<UserParameter[]> {
   const parameters: UserParameter[] = [];
   const pages = paginateGetParametersByPath(
@@ -96,7 +100,7 @@ async function readPublished(
   }
 }
 
-async function readFleet(
+export async function readFleet(
   asg: AutoScalingClient,
   name: string,
   signal: AbortSignal,
@@ -113,7 +117,7 @@ async function readFleet(
 }
 
 /** Launch time by instance id (filter, not InstanceIds: an instance gone meanwhile is simply absent, no error). */
-async function readLaunchTimes(ec2: EC2Client, instanceIds: readonly string[], signal: AbortSignal): Promise<Map<string, string>> {
+export async function readLaunchTimes(ec2: EC2Client, instanceIds: readonly string[], signal: AbortSignal): Promise<Map<string, string>> {
   const launched = new Map<string, string>();
   for (let i = 0; i < instanceIds.length; i += 200) {
     const pages = paginateDescribeInstances(
@@ -136,18 +140,12 @@ async function checkDrift(
   instanceIds: readonly string[],
   { signal, deadline }: { signal: AbortSignal; deadline: number },
 ): Promise<Map<string, InstanceDrift>> {
-  const results = await runDocument(
-    ssm,
-    {
-      documentName: config.documentName,
-      parameters: { Source: [`s3://${config.bucket}/${config.objectKey}`], Sha256: ['-'], Mode: ['report'] },
-      instanceIds,
-      maxConcurrency: String(Math.min(50, Math.max(config.maxConcurrency, instanceIds.length))),
-      maxErrors: '100%', // a read: never stop early
-      comment: 'sync-htpasswd drift check',
-    },
-    { signal, waitMs: config.commandWaitMs, pollIntervalMs: config.pollIntervalMs, deadline },
-  );
+  const results = await runCommand(ssm, reportRequest(config, instanceIds.length), instanceIds, {
+    signal,
+    waitMs: config.commandWaitMs,
+    pollIntervalMs: config.pollIntervalMs,
+    deadline,
+  });
   const drift = new Map<string, InstanceDrift>();
   for (const id of instanceIds) {
     const r = results.get(id);

@@ -1,12 +1,22 @@
 import { formatDuration } from '../../shared/duration.ts';
 import { renderHtpasswd, sha256Hex, shortSha, WARN_BCRYPT_COST_ABOVE } from '../../shared/htpasswd.ts';
-import type { Action, Plan } from '../../shared/job.ts';
+import type { Plan } from '../../shared/job.ts';
 import type { SyncHtpasswdConfig } from './config.ts';
-import type { SyncState } from './model.ts';
+import {
+  NOT_REGISTERED_REASON,
+  type InstallAction,
+  type InstallJoinedAction,
+  type PublishAction,
+  type SyncAction,
+  type SyncPolicy,
+  type SyncState,
+} from './model.ts';
 import type { ResolvedUser, UserProblem } from './users.ts';
 
+export { NOT_REGISTERED_REASON, type InstallAction, type InstallJoinedAction, type PublishAction, type SyncAction } from './model.ts';
+
 /**
- * Pure: (state, policy) → Plan. Guards: an invalid entry or an empty user set (unless allowed) throws
+ * Pure: (state, policy, now) → Plan. Guards: an invalid entry or an empty user set (unless allowed) throws
  * InvalidUserSetError — the run fails and nothing is published or distributed (one bad parameter never locks
  * everyone out, and never silently drops a user). Then: publish when the rendered file differs from the
  * published object (body or its sha256 metadata), and install on every instance that does not serve the
@@ -20,27 +30,12 @@ export class InvalidUserSetError extends Error {
   override readonly name = 'InvalidUserSetError';
 }
 
-export interface PublishAction extends Action {
-  readonly type: 'publish-htpasswd';
-  readonly sha256: string;
-  readonly users: number;
-  readonly bytes: number;
-  /** The file itself: a NON-enumerable property, so it never reaches the report or a log line. */
-  readonly content: string;
-}
-
-export interface InstallAction extends Action {
-  readonly type: 'install-htpasswd';
-  readonly sha256: string;
-  /** Launched within SSM_REGISTRATION_GRACE: if SSM does not know it yet that is a skip, not a failure. */
-  readonly recentlyLaunched: boolean;
-  readonly launchTime: string | null;
-}
-
-export type SyncAction = PublishAction | InstallAction;
-
-export interface SyncPolicy {
-  readonly config: Pick<SyncHtpasswdConfig, 'bucket' | 'objectKey' | 'allowEmptyUserSet' | 'parameterPath' | 'registrationGraceMs'>;
+/** The shape the plan tests call `planSync` with (kept as an alias of `plan`). */
+export interface SyncPolicyInput {
+  readonly config: Pick<
+    SyncHtpasswdConfig,
+    'asgName' | 'bucket' | 'objectKey' | 'allowEmptyUserSet' | 'parameterPath' | 'registrationGraceMs'
+  >;
   readonly forceDistribute: boolean;
   readonly now: Date;
 }
@@ -51,9 +46,6 @@ export function launchedRecently(launchTime: string | undefined, now: Date, grac
   return Number.isFinite(at) && now.getTime() - at < graceMs;
 }
 
-export const NOT_REGISTERED_REASON =
-  'not registered with SSM yet (its boot script installs the published file; the hourly drift check catches up)';
-
 export function describeProblems(problems: readonly UserProblem[]): string {
   return problems.map((p) => `${p.parameter}: ${p.problem}`).join('; ');
 }
@@ -62,16 +54,16 @@ export function describeProblems(problems: readonly UserProblem[]): string {
 export function desiredFile(
   users: readonly ResolvedUser[],
   problems: readonly UserProblem[],
-  policy: SyncPolicy,
+  policy: Pick<SyncPolicy, 'parameterPath' | 'allowEmptyUserSet'>,
 ): { content: string; sha256: string } {
-  const path = policy.config.parameterPath;
+  const path = policy.parameterPath;
   if (problems.length > 0) {
     throw new InvalidUserSetError(
       `refusing to publish: ${problems.length} invalid parameter${problems.length === 1 ? '' : 's'} under ${path} (nothing was ` +
         `changed): ${describeProblems(problems)}`,
     );
   }
-  if (users.length === 0 && !policy.config.allowEmptyUserSet) {
+  if (users.length === 0 && !policy.allowEmptyUserSet) {
     throw new InvalidUserSetError(
       `refusing to publish an empty user set: no parameters under ${path} (a missing or mistyped path?); set ALLOW_EMPTY_USER_SET=true ` +
         `to lock every user out on purpose`,
@@ -81,10 +73,10 @@ export function desiredFile(
   return { content, sha256: sha256Hex(content) };
 }
 
-export function planSync(state: SyncState, policy: SyncPolicy): Plan<SyncAction> {
+export function plan(state: SyncState, policy: SyncPolicy, now: Date): Plan<SyncAction> {
   if (state.kind === 'out-of-scope') return { actions: [], skipped: [] };
   const { content, sha256 } = desiredFile(state.resolution.users, state.resolution.problems, policy);
-  const target = `s3://${policy.config.bucket}/${policy.config.objectKey}`;
+  const target = `s3://${policy.bucket}/${policy.objectKey}`;
   const actions: SyncAction[] = [];
   const skipped: SyncAction[] = [];
 
@@ -104,12 +96,15 @@ export function planSync(state: SyncState, policy: SyncPolicy): Plan<SyncAction>
       sha256,
       users: state.resolution.users.length,
       bytes: Buffer.byteLength(content),
+      // The first file is published even in a dry run: the fleet's registries do not start without it, and
+      // creating it overwrites, revokes and installs nothing (a dry run still installs nowhere).
+      ...(published ? {} : { dryRunSafe: true as const }),
     };
     actions.push(Object.defineProperty(publish, 'content', { value: content, enumerable: false }) as PublishAction);
   }
 
   for (const { instanceId, drift, launchTime } of state.instances) {
-    const recentlyLaunched = launchedRecently(launchTime, policy.now, policy.config.registrationGraceMs);
+    const recentlyLaunched = launchedRecently(launchTime, now, policy.registrationGraceMs);
     const install = (reason: string): InstallAction => ({
       type: 'install-htpasswd',
       target: instanceId,
@@ -122,7 +117,7 @@ export function planSync(state: SyncState, policy: SyncPolicy): Plan<SyncAction>
     else if (!drift) actions.push(install(`not checked: installing sha256 ${shortSha(sha256)}`));
     else if (drift.state === 'not-registered' && recentlyLaunched) skipped.push(install(NOT_REGISTERED_REASON));
     else if (drift.state === 'not-registered') {
-      const age = launchTime ? `launched ${formatDuration(policy.now.getTime() - Date.parse(launchTime))} ago` : 'launch time unknown';
+      const age = launchTime ? `launched ${formatDuration(now.getTime() - Date.parse(launchTime))} ago` : 'launch time unknown';
       actions.push(
         install(`unknown to SSM (${drift.reason}) but ${age}, past SSM_REGISTRATION_GRACE: trying to install sha256 ${shortSha(sha256)}`),
       );
@@ -131,7 +126,28 @@ export function planSync(state: SyncState, policy: SyncPolicy): Plan<SyncAction>
     else if (drift.sha256 === sha256) skipped.push(install(`in sync (sha256 ${shortSha(sha256)})`));
     else actions.push(install(`serves sha256 ${shortSha(drift.sha256)}, want ${shortSha(sha256)}`));
   }
+  if (publishReason) actions.push(installJoined(policy, sha256));
   return { actions, skipped };
+}
+
+/**
+ * Members are listed before the drift check (up to DRIFT_CHECK_BUDGET) and the file is published after: an
+ * instance Pending at observe time fetched the previous file at boot. So a publish is followed by a re-read of
+ * the group and an install on every InService member this plan did not cover (its boot script's re-check of the
+ * published sha256 covers one still Pending then).
+ */
+function installJoined(policy: SyncPolicy, sha256: string): InstallJoinedAction {
+  return {
+    type: 'install-joined-instances',
+    target: policy.asgName,
+    reason: `after publishing sha256 ${shortSha(sha256)}: install on instances that joined the group during the run`,
+    sha256,
+  };
+}
+
+/** `plan` under the name and call shape the tests have used: `{ config, forceDistribute, now }`. */
+export function planSync(state: SyncState, input: SyncPolicyInput): Plan<SyncAction> {
+  return plan(state, { ...input.config, forceDistribute: input.forceDistribute }, input.now);
 }
 
 /** Report lines for hashes whose cost makes every authenticated request slow. */

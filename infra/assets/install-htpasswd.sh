@@ -3,6 +3,7 @@
 #
 #   install-htpasswd.sh SOURCE SHA256 AUTH_DIR
 #   install-htpasswd.sh --report [SHA256] AUTH_DIR
+#   install-htpasswd.sh --recheck SOURCE AUTH_DIR
 #
 # SOURCE   s3://bucket/key (downloaded with `aws s3 cp`) or an http(s):// URL (downloaded with `curl -fsS`).
 # SHA256   64 lower-case hex digits the download must match, or `-` to skip the check.
@@ -14,11 +15,17 @@
 # `previous sha256=<hex|none>` then, as its last line, `installed sha256=<hex>`. With --report it only prints
 # `current sha256=<hex|none>`. Any failure exits non-zero and leaves the old file in place. Never prints the
 # file's content. Shared by the instance boot script and the htpasswd SSM document.
+#
+# --recheck reads the sha256 the published object carries in its metadata (`aws s3api head-object` for s3://,
+# the x-amz-meta-sha256 header of a GET for http(s)) and prints `published sha256=<hex>`; if the served file
+# differs it installs the object verified against that sha256 (as above), else prints `current sha256=<hex>`.
+# The boot script runs it once the registry is up: the file it fetched at boot may predate a publish that
+# sync-htpasswd made while the instance was still Pending, and so not yet sent an install.
 set -euo pipefail
 umask 022
 
 usage() {
-  echo "usage: $0 SOURCE SHA256 AUTH_DIR | $0 --report [SHA256] AUTH_DIR" >&2
+  echo "usage: $0 SOURCE SHA256 AUTH_DIR | $0 --report [SHA256] AUTH_DIR | $0 --recheck SOURCE AUTH_DIR" >&2
   exit 2
 }
 die() {
@@ -31,6 +38,34 @@ file_sha() {
 current_sha() {
   if [ -f "$1/htpasswd" ]; then file_sha "$1/htpasswd"; else echo none; fi
 }
+
+# The sha256 in the published object's metadata (what sync-htpasswd sets; empty or None if there is none).
+published_sha() {
+  case "$1" in
+    s3://*)
+      local path=${1#s3://}
+      aws s3api head-object --bucket "${path%%/*}" --key "${path#*/}" --query Metadata.sha256 --output text
+      ;;
+    http://* | https://*)
+      curl -fsS --retry 3 --max-time 60 -o /dev/null -D - "$1" | tr -d '\r' |
+        awk 'tolower($1) == "x-amz-meta-sha256:" { print $2 }'
+      ;;
+    *) die "SOURCE must be s3://bucket/key or an http(s):// URL" ;;
+  esac
+}
+
+if [ "${1:-}" = "--recheck" ]; then
+  [ "$#" -eq 3 ] || usage
+  [ -d "$3" ] || die "AUTH_DIR $3 is not a directory"
+  published=$(published_sha "$2") || die "could not read the published sha256 of $2; file kept"
+  [[ "$published" =~ ^[0-9a-f]{64}$ ]] || die "the published object has no sha256 metadata (got \"${published:0:80}\"); file kept"
+  echo "published sha256=$published"
+  if [ "$(current_sha "$3")" = "$published" ]; then
+    echo "current sha256=$published"
+    exit 0
+  fi
+  set -- "$2" "$published" "$3" # install the published object, verified against its metadata
+fi
 
 if [ "${1:-}" = "--report" ]; then
   { [ "$#" -eq 2 ] || [ "$#" -eq 3 ]; } || usage

@@ -1,10 +1,11 @@
-import { Duration, SecretValue, Stack } from 'aws-cdk-lib';
+import { ArnFormat, Duration, SecretValue, Stack } from 'aws-cdk-lib';
 import type * as autoscaling from 'aws-cdk-lib/aws-autoscaling';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as cwActions from 'aws-cdk-lib/aws-cloudwatch-actions';
 import type * as elbv2 from 'aws-cdk-lib/aws-elasticloadbalancingv2';
-import type * as iam from 'aws-cdk-lib/aws-iam';
 import * as events from 'aws-cdk-lib/aws-events';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import * as scheduler from 'aws-cdk-lib/aws-scheduler';
 import * as targets from 'aws-cdk-lib/aws-events-targets';
 import type * as logs from 'aws-cdk-lib/aws-logs';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
@@ -38,6 +39,15 @@ export interface ControlPlaneProps {
   domainName: string;
   hostedZoneId?: string;
   certificate: { mode: 'acm' | 'acme'; acmeDirectoryUrl?: string; acmeEmail?: string };
+  /** POWERTOOLS_LOG_LEVEL of every function (default INFO). */
+  logLevel?: string;
+  /** UnHealthyHostCount datapoints (1-minute periods) before the alarm invokes replace-unhealthy-instances (default 2). */
+  unhealthyAlarmDatapoints?: number;
+  /**
+   * rotate-certificates: the listener's certificate. The ACM expiry rule names it (events for other certificates in
+   * the account start no run), and it is the one certificate the job may re-import over without the fleet tag.
+   */
+  listenerCertificateArn?: string;
 }
 
 const TIMEOUTS: Record<JobName, Duration> = {
@@ -65,6 +75,11 @@ export class ControlPlane extends Construct {
   readonly unhealthyHostsAlarm: cloudwatch.Alarm;
   readonly diskAlarm: cloudwatch.Alarm;
   readonly acmeAccountSecret?: secretsmanager.Secret;
+  /** replace-unhealthy-instances' follow-ups: its own schedule group, and the role Scheduler assumes to invoke it. */
+  readonly followUpGroup: scheduler.CfnScheduleGroup;
+  readonly followUpRole: iam.Role;
+  /** rotate-certificates (acme): a rotation's pending stage (the issued certificate and key until ACM has them). */
+  readonly acmePendingSecret?: secretsmanager.Secret;
 
   constructor(scope: Construct, id: string, props: ControlPlaneProps) {
     super(scope, id);
@@ -80,13 +95,36 @@ export class ControlPlane extends Construct {
         description: 'rotate-certificates: the ACME account key (written by the job on its first run)',
         secretStringValue: SecretValue.unsafePlainText('{}'),
       });
+      this.acmePendingSecret = new secretsmanager.Secret(this, 'AcmePendingSecret', {
+        description: 'rotate-certificates: the pending stage of an ACME rotation (written by the job; {} = nothing pending)',
+        secretStringValue: SecretValue.unsafePlainText('{}'),
+      });
     }
+
+    // replace-unhealthy-instances schedules its own confirming run: a dedicated group, and a role Scheduler
+    // assumes that may invoke this one function only. The function's ARN is formatted from its name (the
+    // function cannot reference itself in its own environment).
+    const replaceName = `${props.namePrefix}-replace-unhealthy-instances`;
+    const replaceArn = stack.formatArn({ service: 'lambda', resource: 'function', resourceName: replaceName, arnFormat: ArnFormat.COLON_RESOURCE_NAME });
+    this.followUpGroup = new scheduler.CfnScheduleGroup(this, 'ReplaceFollowUps', { name: `${props.namePrefix}-replace-follow-ups` });
+    this.followUpRole = new iam.Role(this, 'ReplaceFollowUpInvoke', {
+      description: 'EventBridge Scheduler: invoke replace-unhealthy-instances for its follow-ups (nothing else)',
+      assumedBy: new iam.ServicePrincipal('scheduler.amazonaws.com', { conditions: { StringEquals: { 'aws:SourceAccount': stack.account } } }),
+    });
+    this.followUpRole.addToPolicy(new iam.PolicyStatement({ actions: ['lambda:InvokeFunction'], resources: [replaceArn] }));
+    const followUpGroupName = this.followUpGroup.name as string;
 
     const asgName = props.autoScalingGroup.autoScalingGroupName;
     const bucketName = props.storage.bucket.bucketName;
     const environment: Record<JobName, Record<string, string>> = {
       'purge-stale-uploads': { REGISTRY_BUCKET: bucketName, UPLOAD_MAX_AGE: props.uploadMaxAge },
-      'replace-unhealthy-instances': { ASG_NAME: asgName, TARGET_GROUP_ARN: props.targetGroup.targetGroupArn },
+      'replace-unhealthy-instances': {
+        ASG_NAME: asgName,
+        TARGET_GROUP_ARN: props.targetGroup.targetGroupArn,
+        FOLLOW_UP_GROUP: followUpGroupName,
+        FOLLOW_UP_ROLE_ARN: this.followUpRole.roleArn,
+        FOLLOW_UP_TARGET_ARN: replaceArn,
+      },
       'purge-disk-volumes': {
         FLEET_TAG_KEY: props.fleetTag.key,
         FLEET_TAG_VALUE: props.fleetTag.value,
@@ -106,6 +144,7 @@ export class ControlPlane extends Construct {
               ACME_DIRECTORY_URL: props.certificate.acmeDirectoryUrl ?? '',
               ACME_EMAIL: props.certificate.acmeEmail ?? '',
               ACME_ACCOUNT_SECRET_ARN: this.acmeAccountSecret.secretArn,
+              ...(this.acmePendingSecret ? { ACME_PENDING_SECRET_ARN: this.acmePendingSecret.secretArn } : {}),
             }
           : {}),
       },
@@ -129,6 +168,9 @@ export class ControlPlane extends Construct {
       fleetTag: props.fleetTag,
       ...(props.hostedZoneId ? { hostedZoneId: props.hostedZoneId } : {}),
       ...(this.acmeAccountSecret ? { acmeAccountSecretArn: this.acmeAccountSecret.secretArn } : {}),
+      followUp: { scheduleGroupName: followUpGroupName, invokeRoleArn: this.followUpRole.roleArn },
+      ...(this.acmePendingSecret ? { acmePendingSecretArn: this.acmePendingSecret.secretArn } : {}),
+      ...(props.listenerCertificateArn ? { listenerCertificateArn: props.listenerCertificateArn } : {}),
     });
 
     const fns = {} as Record<JobName, OpsFunction>;
@@ -144,6 +186,7 @@ export class ControlPlane extends Construct {
         statements: statements[job],
         schedule: props.schedules[job],
         logRetention: props.logRetention,
+        ...(props.logLevel ? { logLevel: props.logLevel } : {}),
       });
     }
     this.functions = fns;
@@ -156,8 +199,9 @@ export class ControlPlane extends Construct {
       metric: props.targetGroup.metrics.unhealthyHostCount({ period: Duration.minutes(1), statistic: 'Maximum' }),
       threshold: 1,
       comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-      evaluationPeriods: 2,
-      datapointsToAlarm: 2,
+      // Detection costs datapoints × 1 minute (+ CloudWatch's publication delay): 2 by default, 1 with the faster context.
+      evaluationPeriods: props.unhealthyAlarmDatapoints ?? 2,
+      datapointsToAlarm: props.unhealthyAlarmDatapoints ?? 2,
       treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
     });
     this.unhealthyHostsAlarm.addAlarmAction(new cwActions.LambdaAction(fns['replace-unhealthy-instances'].fn));
@@ -185,7 +229,14 @@ export class ControlPlane extends Construct {
 
     new events.Rule(this, 'CertificateExpiring', {
       description: 'an ACM certificate approaches expiry: invokes rotate-certificates',
-      eventPattern: { source: ['aws.acm'], detailType: ['ACM Certificate Approaching Expiration'] },
+      // Only the listener's certificate: ACM sends this event daily for every expiring certificate in the account.
+      // After an acm-mode rotation the listener holds a new ARN; the daily schedule covers it (and the plan ignores
+      // an event for a certificate that is not the listener's).
+      eventPattern: {
+        source: ['aws.acm'],
+        detailType: ['ACM Certificate Approaching Expiration'],
+        ...(props.listenerCertificateArn ? { resources: [props.listenerCertificateArn] } : {}),
+      },
       targets: [new targets.LambdaFunction(fns['rotate-certificates'].fn)],
     });
   }

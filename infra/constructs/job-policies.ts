@@ -1,7 +1,7 @@
 import type { Stack } from 'aws-cdk-lib';
 import { ArnFormat } from 'aws-cdk-lib';
 import * as iam from 'aws-cdk-lib/aws-iam';
-import { REPLACING_TAG, UNHEALTHY_SINCE_TAG } from '../../shared/fleet-tags.ts';
+import { FOLLOW_UP_SCHEDULE_PREFIX, MARK_TAG, REPLACEMENTS_TAG, REPLACING_TAG, TAG_ROLLED_BACK_AT, TAG_ROTATION_OF, UNHEALTHY_SINCE_TAG } from '../../shared/fleet-tags.ts';
 import { listingCheckpointKey } from '../../shared/purge-keys.ts';
 import type { JobName } from '../config.ts';
 
@@ -20,6 +20,12 @@ export interface JobResources {
   fleetTag: { key: string; value: string };
   hostedZoneId?: string;
   acmeAccountSecretArn?: string;
+  /** replace-unhealthy-instances' follow-ups: its schedule group and the role Scheduler assumes to invoke it. */
+  followUp?: { scheduleGroupName: string; invokeRoleArn: string };
+  /** rotate-certificates: the listener's certificate at deploy time (the only one it may import over untagged). */
+  listenerCertificateArn?: string;
+  /** rotate-certificates (acme): the secret that keeps a rotation's pending stage. */
+  acmePendingSecretArn?: string;
 }
 
 /** The purge job's checkpoint statement (the inventory shards, which share the `_uploads` statements, leave it out). */
@@ -50,7 +56,8 @@ export function jobStatements(stack: Stack, r: JobResources): Record<JobName, ia
     'purge-stale-uploads': [
       allow(['s3:ListBucket', 's3:ListBucketMultipartUploads'], [r.bucketArn]),
       // Only upload directories: blobs, layer links and manifests stay out of reach even if a plan were wrong.
-      allow(['s3:GetObject', 's3:DeleteObject', 's3:AbortMultipartUpload'], [`${r.bucketArn}/${r.registryKeyPrefix}registry/v2/repositories/*/_uploads/*`]),
+      // ListMultipartUploadParts: the parts of a candidate are the only sign of life of a push streamed in one PATCH.
+      allow(['s3:GetObject', 's3:DeleteObject', 's3:AbortMultipartUpload', 's3:ListMultipartUploadParts'], [`${r.bucketArn}/${r.registryKeyPrefix}registry/v2/repositories/*/_uploads/*`]),
       // The resumable listing's checkpoint: this one key, outside the registry's tree.
       new iam.PolicyStatement({
         sid: LISTING_CHECKPOINT_SID,
@@ -84,11 +91,24 @@ export function jobStatements(stack: Stack, r: JobResources): Record<JobName, ia
         ...fleetTagged('aws:ResourceTag'),
         'ForAllValues:StringEquals': { 'aws:TagKeys': [UNHEALTHY_SINCE_TAG, REPLACING_TAG] },
       }),
+      // The replacement budget's ledger: one tag key, on the group only.
+      allow(['autoscaling:DescribeTags'], ['*']),
+      allow(['autoscaling:CreateOrUpdateTags'], [r.autoScalingGroupArn], { 'ForAllValues:StringEquals': { 'aws:TagKeys': [REPLACEMENTS_TAG] } }),
+      ...(r.followUp ? followUpStatements(stack, r.followUp) : []),
     ],
     'purge-disk-volumes': [
       allow(['ec2:DescribeVolumes', 'ec2:DescribeInstances', 'ec2:DescribeSnapshots', 'cloudwatch:GetMetricData'], ['*']),
       describeGroups,
-      allow(['ec2:CreateTags', 'ec2:DeleteTags', 'ec2:DeleteVolume', 'ec2:CreateSnapshot'], [arn('ec2', 'volume', '*')], fleetTagged('aws:ResourceTag')),
+      allow(['ec2:DeleteVolume', 'ec2:CreateSnapshot'], [arn('ec2', 'volume', '*')], fleetTagged('aws:ResourceTag')),
+      // Its mark on the fleet's volumes, and no other key: a faulty plan cannot strip the keep or the fleet tag.
+      // ForAllValues holds for a request naming no key (DeleteTags without Tags removes them all): Null forbids that.
+      allow(['ec2:CreateTags', 'ec2:DeleteTags'], [arn('ec2', 'volume', '*')], {
+        ...fleetTagged('aws:ResourceTag'),
+        'ForAllValues:StringEquals': { 'aws:TagKeys': [MARK_TAG] },
+        Null: { 'aws:TagKeys': 'false' },
+      }),
+      // A mark counts only if the volume's CloudTrail history shows no attach since; LookupEvents has no resource scope.
+      allow(['cloudtrail:LookupEvents'], ['*']),
       allow(['ec2:CreateSnapshot'], [arn('ec2', 'snapshot', '*', '')]),
       allow(['ec2:CreateTags'], [arn('ec2', 'snapshot', '*', '')], { StringEquals: { 'ec2:CreateAction': 'CreateSnapshot' } }),
       ...sendCommand(r.pruneDocumentName),
@@ -102,12 +122,23 @@ export function jobStatements(stack: Stack, r: JobResources): Record<JobName, ia
           'acm:DescribeCertificate',
           'acm:ListCertificates',
           'acm:ListTagsForCertificate',
-          'acm:RequestCertificate',
-          'acm:ImportCertificate',
-          'acm:AddTagsToCertificate',
         ],
         ['*'],
       ),
+      // A request must carry the fleet tag and may carry only the job's own keys: what it requests is the fleet's.
+      allow(['acm:RequestCertificate'], ['*'], {
+        StringEquals: { [`aws:RequestTag/${r.fleetTag.key}`]: r.fleetTag.value },
+        'ForAllValues:StringEquals': { 'aws:TagKeys': [r.fleetTag.key, TAG_ROTATION_OF] },
+      }),
+      // Tags only on the fleet's certificates, only the job's keys: adding the fleet tag to a foreign certificate
+      // (which would open DeleteCertificate to it) is impossible.
+      allow(['acm:AddTagsToCertificate'], [arn('acm', 'certificate', '*')], {
+        ...fleetTagged('aws:ResourceTag'),
+        'ForAllValues:StringEquals': { 'aws:TagKeys': [r.fleetTag.key, TAG_ROTATION_OF, TAG_ROLLED_BACK_AT] },
+      }),
+      // A re-import (acme mode) overwrites a certificate: only the listener's own, or one of the fleet's.
+      ...(r.listenerCertificateArn ? [allow(['acm:ImportCertificate'], [r.listenerCertificateArn])] : []),
+      allow(['acm:ImportCertificate'], [arn('acm', 'certificate', '*')], fleetTagged('aws:ResourceTag')),
       allow(
         ['elasticloadbalancing:ModifyListener', 'elasticloadbalancing:AddListenerCertificates', 'elasticloadbalancing:RemoveListenerCertificates'],
         [r.listenerArn],
@@ -121,6 +152,7 @@ export function jobStatements(stack: Stack, r: JobResources): Record<JobName, ia
           ]
         : []),
       ...(r.acmeAccountSecretArn ? [allow(['secretsmanager:GetSecretValue', 'secretsmanager:PutSecretValue'], [r.acmeAccountSecretArn])] : []),
+      ...(r.acmePendingSecretArn ? [allow(['secretsmanager:GetSecretValue', 'secretsmanager:PutSecretValue'], [r.acmePendingSecretArn])] : []),
     ],
     'sync-htpasswd': [
       allow(['ssm:GetParametersByPath', 'ssm:GetParameter', 'ssm:GetParameters'], [arn('ssm', 'parameter', path), arn('ssm', 'parameter', `${path}/*`)]),
@@ -135,4 +167,42 @@ export function jobStatements(stack: Stack, r: JobResources): Record<JobName, ia
       ...sendCommand(r.syncDocumentName),
     ],
   };
+}
+
+/**
+ * The instance role's explicit deny on the registry users (only sync-htpasswd may read them): its
+ * AmazonSSMManagedInstanceCore allows ssm:GetParameter(s) on `*`, so without this any process on an instance could
+ * read every user's SecureString. GetParametersByPath is denied on every path: a recursive read of a parent path
+ * returns the children even where a deny names them, and instances read no parameters by path. A policy of its
+ * own (a customer managed one on the instance role), so the deny stays visible apart from what the role may do.
+ */
+export function denyUserParameters(stack: Stack, usersParameterPath: string): iam.PolicyStatement[] {
+  const path = usersParameterPath.replace(/^\/|\/$/g, '');
+  const parameter = (name: string): string =>
+    stack.formatArn({ service: 'ssm', resource: 'parameter', resourceName: name, arnFormat: ArnFormat.SLASH_RESOURCE_NAME });
+  return [
+    new iam.PolicyStatement({
+      effect: iam.Effect.DENY,
+      actions: ['ssm:GetParameter', 'ssm:GetParameters', 'ssm:GetParameterHistory'],
+      resources: [parameter(path), parameter(`${path}/*`)],
+    }),
+    new iam.PolicyStatement({ effect: iam.Effect.DENY, actions: ['ssm:GetParametersByPath'], resources: ['*'] }),
+  ];
+}
+
+/**
+ * replace-unhealthy-instances' follow-ups: create and delete only its own schedules (the name prefix, in its own
+ * group), and hand Scheduler only the role that can invoke nothing but this function.
+ */
+function followUpStatements(stack: Stack, f: NonNullable<JobResources['followUp']>): iam.PolicyStatement[] {
+  const schedules = stack.formatArn({
+    service: 'scheduler',
+    resource: 'schedule',
+    resourceName: `${f.scheduleGroupName}/${FOLLOW_UP_SCHEDULE_PREFIX}*`,
+    arnFormat: ArnFormat.SLASH_RESOURCE_NAME,
+  });
+  return [
+    allow(['scheduler:CreateSchedule', 'scheduler:DeleteSchedule'], [schedules]),
+    allow(['iam:PassRole'], [f.invokeRoleArn], { StringEquals: { 'iam:PassedToService': 'scheduler.amazonaws.com' } }),
+  ];
 }

@@ -4,6 +4,7 @@ import type * as autoscaling from 'aws-cdk-lib/aws-autoscaling';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as elbv2 from 'aws-cdk-lib/aws-elasticloadbalancingv2';
 import * as route53 from 'aws-cdk-lib/aws-route53';
+import type * as s3 from 'aws-cdk-lib/aws-s3';
 import * as route53Targets from 'aws-cdk-lib/aws-route53-targets';
 import { Construct } from 'constructs';
 import { REGISTRY_PORT } from '../user-data.ts';
@@ -21,8 +22,15 @@ export interface RegistryLoadBalancerProps {
   certificateArn?: string;
   /** Who may reach the registry (default: anyone). */
   ingressCidrs: readonly string[];
+  /** ALB access logs into this bucket (prefix `alb/`); unset: none. */
+  accessLogsBucket?: s3.IBucket;
   /** Tag on a certificate this construct requests, so rotate-certificates may later delete it. */
   fleetTag: { key: string; value: string };
+  /**
+   * How long a deregistering target keeps its requests in flight (the drain timeout; default the idle timeout):
+   * the load balancer ends the wait early once the target has none. At most 3600 s.
+   */
+  deregistrationDelaySeconds?: number;
 }
 
 /** The public HTTPS entry: ALB (TLS 1.2+, HTTP→HTTPS), target group on the registry port, optional alias. */
@@ -36,6 +44,10 @@ export class RegistryLoadBalancer extends Construct {
   constructor(scope: Construct, id: string, props: RegistryLoadBalancerProps) {
     super(scope, id);
     if (props.ingressCidrs.length === 0) throw new Error('RegistryLoadBalancer: ingressCidrs must not be empty');
+    const deregistrationDelay = props.deregistrationDelaySeconds ?? ALB_IDLE_TIMEOUT_SECONDS;
+    if (!(Number.isInteger(deregistrationDelay) && deregistrationDelay >= 0 && deregistrationDelay <= 3_600)) {
+      throw new Error(`RegistryLoadBalancer: deregistrationDelaySeconds must be a whole number from 0 to 3600, got ${deregistrationDelay}`);
+    }
 
     const securityGroup = new ec2.SecurityGroup(this, 'SecurityGroup', {
       vpc: props.vpc,
@@ -55,6 +67,8 @@ export class RegistryLoadBalancer extends Construct {
       idleTimeout: Duration.seconds(ALB_IDLE_TIMEOUT_SECONDS),
       dropInvalidHeaderFields: true,
     });
+
+    if (props.accessLogsBucket) this.loadBalancer.logAccessLogs(props.accessLogsBucket, 'alb');
 
     const zone = props.hostedZone
       ? route53.HostedZone.fromHostedZoneAttributes(this, 'Zone', { hostedZoneId: props.hostedZone.id, zoneName: props.hostedZone.name })
@@ -87,7 +101,7 @@ export class RegistryLoadBalancer extends Construct {
       port: REGISTRY_PORT,
       protocol: elbv2.ApplicationProtocol.HTTP,
       targets: [props.fleet],
-      deregistrationDelay: Duration.seconds(60),
+      deregistrationDelay: Duration.seconds(deregistrationDelay),
       healthCheck: {
         // GET / is 200 without credentials unless the registry's own (storage) health checks fail.
         path: '/',

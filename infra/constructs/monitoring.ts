@@ -6,6 +6,7 @@ import * as sns from 'aws-cdk-lib/aws-sns';
 import * as subscriptions from 'aws-cdk-lib/aws-sns-subscriptions';
 import { Construct } from 'constructs';
 import type { JobName } from '../config.ts';
+import { schedulePeriodSeconds } from '../schedule-period.ts';
 import type { ControlPlane } from './control-plane.ts';
 import { DISK_QUERY } from './control-plane.ts';
 
@@ -16,7 +17,14 @@ export interface MonitoringProps {
   metricsNamespace: string;
   alarmEmail?: string;
   dashboardName: string;
+  /** Each job's schedule: its "has not succeeded for 2 schedule periods" alarm uses the schedule's period. */
+  schedules?: Record<JobName, string>;
+  /** The circuit-breaker page fires when it has been open this long (minutes, default 30). */
+  circuitOpenAlarmMinutes?: number;
 }
+
+/** Certificate days left below this pages (the job renews at RENEW_BEFORE, 30 days by default: this means it has not). */
+export const CERTIFICATE_DAYS_LEFT_ALARM = 14;
 
 /**
  * Job failure alarms → one SNS topic (optional e-mail): each function's Errors, each job's `FailedActions`
@@ -75,6 +83,7 @@ export class Monitoring extends Construct {
         period: Duration.minutes(5),
       }),
     );
+    this.addPages(props, jobMetric, notify);
     props.controlPlane.unhealthyHostsAlarm.addAlarmAction(notify);
     props.controlPlane.diskAlarm.addAlarmAction(notify);
 
@@ -106,6 +115,77 @@ export class Monitoring extends Construct {
       new cloudwatch.GraphWidget({ title: 'Applied actions', left: jobs.map((j) => jobMetric(j, 'AppliedActions', 'false').with({ label: j })), width: 8 }),
       new cloudwatch.GraphWidget({ title: 'Failed actions', left: jobs.map((j) => jobMetric(j, 'FailedActions', 'false').with({ label: j })), width: 8 }),
     );
+    // Run notifications (shared/notify.ts) go to the same topic, with job/status/dryRun attributes to filter on.
+    for (const ops of Object.values(fns)) {
+      ops.fn.addEnvironment('NOTIFY_TOPIC_ARN', this.topic.topicArn);
+      this.topic.grantPublish(ops.fn);
+    }
     this.dashboard.addWidgets(new cloudwatch.AlarmStatusWidget({ title: 'Alarms', alarms: [props.controlPlane.unhealthyHostsAlarm, props.controlPlane.diskAlarm, ...this.alarms], width: 24 }));
+  }
+
+  /**
+   * States that need a person, from the jobs' own metrics (the names are the jobs' contract): a stalled
+   * replacement, the replacement budget exhausted, a certificate close to expiry, the circuit breaker open for
+   * long, and a job that has not succeeded (or not run) for 2 of its schedule periods. Dry runs count too: a
+   * leashed stack still observes, and a stalled or expiring fleet needs a person either way.
+   */
+  private addPages(props: MonitoringProps, jobMetric: (job: string, name: string, dryRun: 'true' | 'false') => cloudwatch.Metric, notify: cwActions.SnsAction): void {
+    const either = (job: string, name: string, period: Duration, statistic: string, fill: number, combine = 'MAX'): cloudwatch.MathExpression =>
+      new cloudwatch.MathExpression({
+        expression: `${combine}([FILL(live, ${fill}), FILL(dry, ${fill})])`,
+        usingMetrics: {
+          live: jobMetric(job, name, 'false').with({ period, statistic }),
+          dry: jobMetric(job, name, 'true').with({ period, statistic }),
+        },
+        label: name,
+        period,
+      });
+    const page = (id: string, description: string, options: Omit<cloudwatch.AlarmProps, 'alarmDescription'>): cloudwatch.Alarm => {
+      const a = new cloudwatch.Alarm(this, id, { alarmDescription: description, ...options });
+      a.addAlarmAction(notify);
+      this.alarms.push(a);
+      return a;
+    };
+    const five = Duration.minutes(5);
+    const atLeastOne = { threshold: 1, comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD, evaluationPeriods: 1 };
+    page('ReplacementStalled', 'replace-unhealthy-instances: a replacement does not serve and the job will not terminate the old instance: check the group\'s activities (runbook)', {
+      metric: either('replace-unhealthy-instances', 'ReplacementStalled', five, 'Maximum', 0),
+      ...atLeastOne,
+      treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+    });
+    page('ReplacementBudgetExhausted', 'replace-unhealthy-instances: more instances need replacing than it may replace: unhealthy instances wait (runbook)', {
+      metric: either('replace-unhealthy-instances', 'ReplacementBudgetExhausted', five, 'Maximum', 0),
+      ...atLeastOne,
+      treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+    });
+    page('CertificateDaysLeft', `rotate-certificates: the served certificate expires in less than ${CERTIFICATE_DAYS_LEFT_ALARM} days and has not been rotated (runbook)`, {
+      metric: either('rotate-certificates', 'CertificateDaysLeft', Duration.days(1), 'Minimum', 100_000, 'MIN'),
+      threshold: CERTIFICATE_DAYS_LEFT_ALARM,
+      comparisonOperator: cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD,
+      evaluationPeriods: 1,
+      treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+    });
+    const minutes = props.circuitOpenAlarmMinutes ?? 30;
+    const periods = Math.max(1, Math.ceil(minutes / 5));
+    page('CircuitOpenTooLong', `replace-unhealthy-instances: the circuit breaker has been open for ${periods * 5} minutes: nothing is being replaced (runbook)`, {
+      metric: either('replace-unhealthy-instances', 'CircuitOpen', five, 'Maximum', 0),
+      threshold: 1,
+      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+      evaluationPeriods: periods,
+      datapointsToAlarm: periods,
+      treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+    });
+    for (const [job, schedule] of Object.entries(props.schedules ?? {})) {
+      const period = Duration.seconds(schedulePeriodSeconds(schedule));
+      // A missing or always-failing schedule is silent otherwise: no run means no RunSucceeded, which breaches.
+      page(`${job.replace(/(^|-)([a-z])/g, (_, __, c: string) => c.toUpperCase())}NotSucceeding`, `${job}: no successful run for 2 schedule periods (${schedule}): it fails every time or does not run (runbook)`, {
+        metric: either(job, 'RunSucceeded', period, 'Sum', 0, 'SUM'),
+        threshold: 1,
+        comparisonOperator: cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD,
+        evaluationPeriods: 2,
+        datapointsToAlarm: 2,
+        treatMissingData: cloudwatch.TreatMissingData.BREACHING,
+      });
+    }
   }
 }

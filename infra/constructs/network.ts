@@ -12,9 +12,11 @@ export interface ExistingVpc {
 }
 
 export interface RegistryNetworkProps {
-  /** Use this VPC (no lookups: ids are given); else a new VPC across 2 AZs with one NAT gateway. */
+  /** Use this VPC (no lookups: ids are given); else a new VPC across 2 AZs with one NAT gateway (or one per AZ). */
   existing?: ExistingVpc;
   logRetention: logs.RetentionDays;
+  /** A NAT gateway in each AZ (new VPC only): an AZ outage then never cuts the other AZ's instances off. */
+  natGatewayPerAz?: boolean;
 }
 
 /** The VPC and its S3 gateway endpoint (registry ⇄ S3 traffic stays off the NAT gateway). */
@@ -39,7 +41,9 @@ export class RegistryNetwork extends Construct {
     } else {
       const vpc = new ec2.Vpc(this, 'Vpc', {
         maxAzs: 2,
-        natGateways: 1,
+        // One NAT gateway by default (cheap); if its AZ fails, instances in the other AZ lose egress too
+        // (dnf, the image pull, CloudWatch), so replacements there cannot boot until it is back.
+        natGateways: props.natGatewayPerAz ? 2 : 1,
         subnetConfiguration: [
           { name: 'public', subnetType: ec2.SubnetType.PUBLIC, cidrMask: 24 },
           { name: 'private', subnetType: ec2.SubnetType.PRIVATE_WITH_EGRESS, cidrMask: 22 },

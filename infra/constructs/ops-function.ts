@@ -25,6 +25,8 @@ export interface OpsFunctionProps {
   /** EventBridge schedule expression (`rate(...)` / `cron(...)`). */
   schedule: string;
   logRetention: logs.RetentionDays;
+  /** POWERTOOLS_LOG_LEVEL (default INFO: one report line and one line per action). */
+  logLevel?: string;
 }
 
 /** One control-plane job: the bundled Lambda (nodejs24.x, arm64, one at a time), its log group and schedule. */
@@ -58,6 +60,7 @@ export class OpsFunction extends Construct {
         POWERTOOLS_METRICS_NAMESPACE: props.metricsNamespace,
         DRY_RUN: String(props.dryRun),
         NODE_OPTIONS: '--enable-source-maps',
+        POWERTOOLS_LOG_LEVEL: props.logLevel ?? 'INFO',
       },
     });
     for (const statement of props.statements) this.fn.addToRolePolicy(statement);

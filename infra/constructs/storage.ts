@@ -1,4 +1,4 @@
-import { Duration, RemovalPolicy } from 'aws-cdk-lib';
+import { Duration, RemovalPolicy, Stack } from 'aws-cdk-lib';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
@@ -26,6 +26,8 @@ export const REGISTRY_OBJECT_ACTIONS = [
 export interface RegistryStorageProps {
   /** The purge job's upload age (ms): the abort-incomplete-multipart lifecycle never undercuts it. */
   uploadMaxAgeMs: number;
+  /** S3 server access logs of the image bucket into `logsBucket` (off by default: one log object per few requests costs). */
+  serverAccessLogs?: boolean;
 }
 
 /** The image bucket (encrypted, private, TLS-only, RETAIN) and the fleet's shared `http.secret`. */
@@ -34,6 +36,7 @@ export class RegistryStorage extends Construct {
   readonly httpSecret: secretsmanager.Secret;
   /** Days after which S3 aborts an incomplete multipart upload (a backstop behind purge-stale-uploads). */
   readonly abortIncompleteUploadDays: number;
+  private logs?: s3.Bucket;
 
   constructor(scope: Construct, id: string, props: RegistryStorageProps) {
     super(scope, id);
@@ -51,11 +54,41 @@ export class RegistryStorage extends Construct {
         { id: 'abort-incomplete-multipart-uploads', abortIncompleteMultipartUploadAfter: Duration.days(this.abortIncompleteUploadDays) },
       ],
     });
+    if (props.serverAccessLogs) this.logAccessTo(this.logsBucket);
 
     this.httpSecret = new secretsmanager.Secret(this, 'HttpSecret', {
       description: 'registry http.secret: HMAC key for upload state, shared by every instance of the fleet',
       generateSecretString: { passwordLength: 64, excludePunctuation: true, includeSpace: false },
     });
+  }
+
+  /** S3 server access logs through a bucket policy (not the log-delivery ACL: the log bucket enforces bucket ownership). */
+  private logAccessTo(logs: s3.Bucket): void {
+    (this.bucket.node.defaultChild as s3.CfnBucket).loggingConfiguration = { destinationBucketName: logs.bucketName, logFilePrefix: 's3-access/' };
+    logs.addToResourcePolicy(
+      new iam.PolicyStatement({
+        principals: [new iam.ServicePrincipal('logging.s3.amazonaws.com')],
+        actions: ['s3:PutObject'],
+        resources: [logs.arnForObjects('s3-access/*')],
+        conditions: { ArnLike: { 'aws:SourceArn': this.bucket.bucketArn }, StringEquals: { 'aws:SourceAccount': Stack.of(this).account } },
+      }),
+    );
+  }
+
+  /**
+   * The bucket for access logs (S3 server access logs, ALB access logs), created on first use: SSE-S3 (the only
+   * encryption ALB log delivery accepts), private, TLS-only, logs expire after 90 days.
+   */
+  get logsBucket(): s3.Bucket {
+    this.logs ??= new s3.Bucket(this, 'AccessLogs', {
+      encryption: s3.BucketEncryption.S3_MANAGED,
+      blockPublicAccess: s3.BlockPublicAccess.BLOCK_ALL,
+      objectOwnership: s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+      enforceSSL: true,
+      removalPolicy: RemovalPolicy.RETAIN,
+      lifecycleRules: [{ id: 'expire-access-logs', expiration: Duration.days(90) }],
+    });
+    return this.logs;
   }
 
   /**

@@ -1,4 +1,5 @@
 import { AutoScalingClient, DescribeAutoScalingGroupsCommand } from '@aws-sdk/client-auto-scaling';
+import { CloudTrailClient, LookupEventsCommand } from '@aws-sdk/client-cloudtrail';
 import { CloudWatchClient, GetMetricDataCommand } from '@aws-sdk/client-cloudwatch';
 import {
   CreateSnapshotCommand,
@@ -24,6 +25,8 @@ const ec2 = mockClient(EC2Client);
 const asg = mockClient(AutoScalingClient);
 const cw = mockClient(CloudWatchClient);
 const ssm = mockClient(SSMClient);
+// The delete candidates' attach history: nothing since their marks (used volumes: purge-disk-volumes-history.test.ts).
+const trail = mockClient(CloudTrailClient);
 
 const NOW = new Date('2026-11-23T03:00:00.000Z');
 const H = 3_600_000;
@@ -71,6 +74,7 @@ function fleet(volumes: SdkVolume[], { recheck }: { recheck?: SdkVolume[] } = {}
   ec2.on(CreateTagsCommand).resolves({});
   ec2.on(DeleteTagsCommand).resolves({});
   ec2.on(DeleteVolumeCommand).resolves({});
+  trail.on(LookupEventsCommand).resolves({ Events: [] });
   asg.on(DescribeAutoScalingGroupsCommand).resolves({
     AutoScalingGroups: [
       {
@@ -108,6 +112,7 @@ beforeEach(() => {
   asg.reset();
   cw.reset();
   ssm.reset();
+  trail.reset();
 });
 
 describe('purge-disk-volumes on a schedule', () => {
@@ -270,7 +275,7 @@ describe('snapshot before delete', () => {
 
   it('reuses the snapshot an earlier run started', async () => {
     fleet([RIPE]);
-    ec2.on(DescribeSnapshotsCommand).resolves({ Snapshots: [{ SnapshotId: 'snap-0000000000000aaaa', State: 'completed' }] });
+    ec2.on(DescribeSnapshotsCommand).resolves({ Snapshots: [{ SnapshotId: 'snap-0000000000000aaaa', State: 'completed', StartTime: new Date(ago(1 * H)) }] });
     const report = await withSnapshots({ skipPrune: true });
     expect(ec2).not.toHaveReceivedCommand(CreateSnapshotCommand);
     expect(ec2).toHaveReceivedCommandTimes(DeleteVolumeCommand, 1);
@@ -311,11 +316,16 @@ describe('instance disks', () => {
     expect(report.actions).toEqual([]);
   });
 
-  it('manual instanceIds: prunes named fleet instances, never strangers', async () => {
+  it('manual instanceIds: prunes named fleet instances, never strangers (a stranger is an error: nothing is pruned)', async () => {
     fleet([]);
-    const report = await run({ instanceIds: ['i-00000000000000003', 'i-0000000000000dead'], skipVolumes: true });
+    const report = await run({ instanceIds: ['i-00000000000000003'], skipVolumes: true });
     expect(ssm).toHaveReceivedCommandExactlyOnceWith(SendCommandCommand, { InstanceIds: ['i-00000000000000003'] });
-    expect(byTarget(report, 'i-0000000000000dead')[0]).toMatchObject({ status: 'skipped', reason: 'named by the manual payload but not an instance of prod-asg: never pruned' });
+    expect(byTarget(report, 'i-00000000000000003')[0]).toMatchObject({ status: 'applied', reason: 'named by the manual payload' });
+    ssm.resetHistory();
+    await expect(run({ instanceIds: ['i-00000000000000003', 'i-0000000000000dead'], skipVolumes: true })).rejects.toThrow(
+      'instanceIds: i-0000000000000dead is not a member of Auto Scaling group prod-asg',
+    );
+    expect(ssm).not.toHaveReceivedCommand(SendCommandCommand);
   });
 
   it('a failed command fails its action with the status and the last stderr line; the freed bytes are still read', async () => {
@@ -373,6 +383,29 @@ describe('instance disks', () => {
       expect.objectContaining({ target: 'i-00000000000000001', status: 'failed', error: expect.stringMatching(message), detail: expect.objectContaining({ commandId: 'cmd-1' }) }),
     ]);
     expect(report.summary).toMatchObject({ applied: 0, failed: 1 });
+  });
+
+  it('the last read lands at the end of PRUNE_WAIT: a command that finishes in the last poll interval is applied', async () => {
+    fleet([]);
+    ssm.reset();
+    ssm.on(SendCommandCommand).resolves({ Command: { CommandId: 'cmd-1' } });
+    // Reads at 0 and 200 ms see InProgress; a full 200 ms interval no longer fits in the 300 ms wait, the read at 300 ms sees Success.
+    ssm.on(GetCommandInvocationCommand).resolvesOnce({ Status: 'InProgress' }).resolvesOnce({ Status: 'InProgress' }).resolves({ Status: 'Success', StandardOutputContent: PRUNE_OUTPUT });
+    const report = await jobWith({ PRUNE_WAIT: '300ms', PRUNE_POLL_INTERVAL: '200ms' })({ skipVolumes: true });
+    expect(ssm).toHaveReceivedCommandTimes(GetCommandInvocationCommand, 3);
+    expect(byTarget(report, 'i-00000000000000001')).toEqual([expect.objectContaining({ status: 'applied', detail: expect.objectContaining({ commandStatus: 'Success', freedBytes: 2147483648 }) })]);
+  });
+
+  it('an invocation that shows up late (InvocationDoesNotExist on many reads) is still read to its result within PRUNE_WAIT', async () => {
+    fleet([]);
+    ssm.reset();
+    ssm.on(SendCommandCommand).resolves({ Command: { CommandId: 'cmd-1' } });
+    const late = ssm.on(GetCommandInvocationCommand);
+    for (let i = 0; i < 8; i++) late.rejectsOnce(awsError('InvocationDoesNotExist'));
+    late.resolves({ Status: 'Success', StandardOutputContent: PRUNE_OUTPUT });
+    const report = await run({ skipVolumes: true });
+    expect(ssm).toHaveReceivedCommandTimes(GetCommandInvocationCommand, 9);
+    expect(byTarget(report, 'i-00000000000000001')).toEqual([expect.objectContaining({ status: 'applied', detail: expect.objectContaining({ freedBytes: 2147483648 }) })]);
   });
 
   it('an unreadable last line is reported, not guessed', async () => {

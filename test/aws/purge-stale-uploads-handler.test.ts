@@ -4,6 +4,7 @@ import {
   GetObjectCommand,
   ListMultipartUploadsCommand,
   ListObjectsV2Command,
+  ListPartsCommand,
   S3Client,
   type DeleteObjectsCommandInput,
   type ListObjectsV2CommandInput,
@@ -38,6 +39,7 @@ const at = (agoMs: number): Date => new Date(NOW.getTime() - agoMs);
 interface Obj { body: string; lastModified: Date }
 let objects: Map<string, Obj>;
 let multipart: Map<string, { key: string; initiated: Date }>;
+let parts: Map<string, { PartNumber: number; LastModified: Date; Size: number }[]>;
 let deleteErrors: Map<string, string>;
 const s3 = mockClient(S3Client);
 
@@ -46,6 +48,12 @@ function put(key: string, agoMs: number, body = 'x'): void {
 }
 function mpu(key: string, uploadId: string, agoMs: number): void {
   multipart.set(uploadId, { key, initiated: at(agoMs) });
+}
+/** Parts uploaded to an open multipart upload, `agoMs` each (numbered on from its last part). */
+function addParts(uploadId: string, agoMs: number[]): void {
+  const list = parts.get(uploadId) ?? [];
+  for (const a of agoMs) list.push({ PartNumber: list.length + 1, LastModified: at(a), Size: 5_242_880 });
+  parts.set(uploadId, list);
 }
 /** An upload the registry left: startedat, hash states, and (unless cancelled) an open multipart upload. */
 function upload(repo: string, n: number, agoMs: number, { cancelled = false, offsets = [0] } = {}): string {
@@ -104,6 +112,7 @@ function deleteObjects(input: DeleteObjectsCommandInput) {
 beforeEach(() => {
   objects = new Map();
   multipart = new Map();
+  parts = new Map();
   deleteErrors = new Map();
   s3.reset();
   s3.on(ListObjectsV2Command).callsFake(listObjects);
@@ -125,6 +134,15 @@ beforeEach(() => {
     const o = objects.get(input.Key);
     if (!o) throw Object.assign(new Error('The specified key does not exist.'), { name: 'NoSuchKey' });
     return { Body: { transformToString: async () => o.body } };
+  });
+  s3.on(ListPartsCommand).callsFake((input: { Key: string; UploadId: string; MaxParts?: number; PartNumberMarker?: string }) => {
+    const m = multipart.get(input.UploadId);
+    if (!m || m.key !== input.Key) throw Object.assign(new Error('The specified upload does not exist.'), { name: 'NoSuchUpload' });
+    const after = Number(input.PartNumberMarker ?? 0);
+    const all = (parts.get(input.UploadId) ?? []).filter((p) => p.PartNumber > after);
+    const page = all.slice(0, input.MaxParts ?? 1000);
+    const truncated = all.length > page.length;
+    return { Parts: page, IsTruncated: truncated, ...(truncated ? { NextPartNumberMarker: String(page.at(-1)?.PartNumber) } : {}) };
   });
   s3.on(DeleteObjectsCommand).callsFake(deleteObjects);
   s3.on(AbortMultipartUploadCommand).callsFake((input: { UploadId: string; Key: string }) => {
@@ -187,8 +205,18 @@ describe('purge-stale-uploads handler', () => {
         'library/nginx': { uploads: 3, stale: 2, objectsDeleted: 3, multipartUploadsAborted: 1 },
         'org/team/app': { uploads: 1, stale: 1, objectsDeleted: 4, multipartUploadsAborted: 1 },
       },
-      // 1 listing-checkpoint read (none there), 2 MPU pages (2 per page in this fake), 1 listing page, 2 aborts, 1 DeleteObjects.
-      requests: { total: 7, GetObject: 1, ListMultipartUploads: 2, ListObjectsV2: 1, AbortMultipartUpload: 2, DeleteObjects: 1 },
+      // 1 listing-checkpoint read (none there), 2 MPU pages (2 per page in this fake), 1 listing page, 2 aborts,
+      // 1 DeleteObjects; and the activity reads of the 3 candidates: ListParts of the 2 with a multipart upload in
+      // observe, then each candidate's re-check right before acting (its prefix listing + ListParts).
+      requests: {
+        total: 14,
+        GetObject: 1,
+        ListMultipartUploads: 2,
+        ListObjectsV2: 1 + 3,
+        ListParts: 2 + 2,
+        AbortMultipartUpload: 2,
+        DeleteObjects: 1,
+      },
     });
     // Aborts go before deletes, deletes are batched and quiet.
     const order = s3.calls().map((c) => (c.args[0] as { constructor: { name: string } }).constructor.name);
@@ -313,6 +341,7 @@ describe('purge-stale-uploads handler', () => {
     it.each([
       [{ maxAge: '30m' }, 'maxAge'],
       [{ maxAge: '-5h' }, 'maxAge'],
+      [{ maxAge: '99999999999999999999h' }, 'maxAge: expected a duration like 24h, 90m or 7d, at least 1h and at most 365d (got "99999999999999999999h")'],
       [{ repository: '../../etc' }, 'repository'],
       [{ repository: '/library/nginx' }, 'repository'],
       [{ everything: true }, 'unknown key "everything"'],
@@ -340,6 +369,69 @@ describe('purge-stale-uploads handler', () => {
     expect(report.actions.filter((a) => a.status === 'applied').map((a) => a.target)).toEqual([`org/team/app/_uploads/${id(2)}`]);
     expect(report.details).toMatchObject({ truncated: true, deferred: { actions: 2, deletions: 4 } });
     expect(report.summary).toEqual({ planned: 0, applied: 1, skipped: 2, failed: 0 });
+  });
+});
+
+describe('activity: a push in flight is kept, and every candidate is re-checked right before it is acted on', () => {
+  const listPartsCalls = () => s3.commandCalls(ListPartsCommand).map((c) => c.args[0].input.UploadId);
+
+  it('keeps an upload whose multipart upload is still receiving parts (kept-active); ListParts only for candidates', async () => {
+    const dirs = seedRegistry();
+    addParts('mpu-1', [3 * H, 10 * 60_000]); // started 200 h ago, a part 10 min ago: one long PATCH
+    addParts('mpu-2', [300 * H, 299 * H]);
+    addParts('mpu-4', [60_000]); // fresh: never a candidate, never read
+    const report = await run({});
+    expect(report.actions.map((a) => [a.target, a.status])).toEqual([
+      [`org/team/app/_uploads/${id(2)}`, 'applied'],
+      [`library/nginx/_uploads/${id(3)}`, 'applied'],
+      [`library/nginx/_uploads/${id(1)}`, 'skipped'],
+    ]);
+    expect(report.actions[2]).toMatchObject({
+      reason: `started 200h ago but part 2 of its multipart upload was uploaded 10m ago (${at(10 * 60_000).toISOString()}): a push in flight is kept`,
+      detail: { held: 'active' },
+    });
+    expect(report.observed).toMatchObject({ keptActive: 1, stale: 2 });
+    expect(keysUnder(dirs.started as string)).toHaveLength(2);
+    expect([...multipart.keys()].sort()).toEqual(['mpu-1', 'mpu-4']);
+    // observe: the two candidates with a multipart upload; apply: the re-check of the one acted on.
+    expect(listPartsCalls().sort()).toEqual(['mpu-1', 'mpu-2', 'mpu-2']);
+  });
+
+  it('follows ListParts pages: a recent part on the last page keeps the upload', async () => {
+    const dir = upload('app', 1, 200 * H);
+    addParts('mpu-1', Array.from({ length: 2_400 }, (_, i) => (i === 2_399 ? 5 * 60_000 : 190 * H)));
+    const report = await run({});
+    expect(report.actions).toEqual([expect.objectContaining({ status: 'skipped', reason: expect.stringContaining('part 2400 of its multipart upload was uploaded 5m ago') })]);
+    expect(listPartsCalls()).toEqual(['mpu-1', 'mpu-1', 'mpu-1']);
+    expect(keysUnder(dir)).toHaveLength(2);
+    expect(multipart.has('mpu-1')).toBe(true);
+  });
+
+  it('skips a candidate that moved between the plan and its abort (changed-during-run), acts on the rest', async () => {
+    const dirs = seedRegistry();
+    const config = loadPurgeStaleUploadsConfig(process.env);
+    // The push resumes after the plan was made: a new hash state in one upload, a new part in another.
+    const moving = {
+      ...job,
+      plan: (state: Parameters<typeof job.plan>[0], ctx: Parameters<typeof job.plan>[1]) => {
+        const plan = job.plan(state, ctx);
+        put(`${dirs.started}hashstates/sha256/5242880`, 0);
+        addParts('mpu-2', [0]);
+        return plan;
+      },
+    };
+    const report = await runJob(moving, config, {}, {}, { clock: () => NOW });
+    const byTarget = Object.fromEntries(report.actions.map((a) => [a.target, a]));
+    expect(byTarget[`library/nginx/_uploads/${id(1)}`]).toMatchObject({ status: 'skipped', reason: expect.stringMatching(/^changed-during-run: /) });
+    expect(byTarget[`org/team/app/_uploads/${id(2)}`]).toMatchObject({ status: 'skipped', reason: expect.stringMatching(/^changed-during-run: /) });
+    expect(byTarget[`library/nginx/_uploads/${id(3)}`]).toMatchObject({ status: 'applied' });
+    expect(report.observed).toMatchObject({ changedDuringRun: 2 });
+    expect(keysUnder(dirs.started as string)).toHaveLength(3);
+    expect(keysUnder(dirs.chunked as string)).toHaveLength(4);
+    expect(keysUnder(dirs.cancelled as string)).toEqual([]);
+    expect([...multipart.keys()].sort()).toEqual(['mpu-1', 'mpu-2', 'mpu-4']);
+    expect(s3).not.toHaveReceivedCommandWith(AbortMultipartUploadCommand, { UploadId: 'mpu-1' });
+    expect(s3).not.toHaveReceivedCommandWith(AbortMultipartUploadCommand, { UploadId: 'mpu-2' });
   });
 });
 

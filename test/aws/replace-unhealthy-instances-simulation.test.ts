@@ -5,7 +5,7 @@ import { loadReplaceUnhealthyInstancesConfig } from '../../functions/replace-unh
 import { job } from '../../functions/replace-unhealthy-instances/job.ts';
 import { runJob, type Report } from '../../shared/job.ts';
 import { loadEvent } from '../support/events.ts';
-import { ASG_NAME, FleetSim, TARGET_GROUP_ARN, type SimOptions } from '../support/fleet-sim.ts';
+import { ASG_NAME, FleetSim, FOLLOW_UP_ENV, TARGET_GROUP_ARN, type SimOptions } from '../support/fleet-sim.ts';
 
 const MIN = 60_000;
 const LAUNCH_FIRST = { MinHealthyPercentage: 100, MaxHealthyPercentage: 200 };
@@ -31,6 +31,7 @@ function setup(options: Partial<SimOptions> = {}, env: Record<string, string> = 
     for (let t = 0; t <= totalMs; t += stepMs) {
       if (t % (5 * MIN) === 0) await run(schedule);
       if (alarmsAt(t)) await run(alarm);
+      for (const due of sim.takeDueSchedules()) await run(due.event); // the follow-ups Scheduler invokes now
       sim.advance(stepMs, stepMs);
     }
     expect(sim.now).toBe(start + totalMs + stepMs);
@@ -182,5 +183,128 @@ describe('fleet simulation', () => {
     expect(first?.actions[1]?.reason).toMatch(/^replacement-in-progress: one replacement at a time without a launch-before-terminate policy/);
     const types = reports.flatMap((r) => r.actions.filter((a) => a.status === 'applied').map((a) => a.type));
     expect(types).toEqual(['raise-desired', 'terminate-replaced', 'raise-desired', 'terminate-replaced']);
+  });
+});
+
+describe('fleet simulation: a bad image (issue 12 item 12)', () => {
+  it.each([
+    ['confirmed by the sweep', {}],
+    ['confirmed by follow-ups', FOLLOW_UP_ENV],
+  ])('every new instance fails its health check (%s): at most REPLACEMENT_BUDGET replacements per window, then it pages', async (_name, env) => {
+    const { sim, play, reports } = setup({}, env);
+    const original = new Set(sim.instances.map((i) => i.id));
+    const broken = sim.instances[1]!.id;
+    sim.instance(broken).targetFault = () => true;
+    // The bad image: every instance launched from now on fails its health check once in service.
+    const launch = sim.launch.bind(sim);
+    sim.launch = () => {
+      const i = launch();
+      i.targetFault = () => true;
+      return i;
+    };
+    await play(3 * 60 * MIN);
+
+    const starts = sim.writesOf('SetInstanceHealth').map((w) => w.t);
+    for (const t of starts) expect(starts.filter((s) => s > t - 60 * MIN && s <= t).length).toBeLessThanOrEqual(3);
+    expect(starts.length).toBeLessThanOrEqual(9);
+    expect(sim.instances.filter((i) => original.has(i.id))).toHaveLength(3);
+    const exhausted = reports.filter((r) => r.actions.some((a) => a.reason.startsWith('replacement-budget-exhausted: ')));
+    expect(exhausted.length).toBeGreaterThan(0);
+    expect(exhausted.every((r) => r.details?.budget !== undefined && (r.details.budget as { exhausted: boolean }).exhausted)).toBe(true);
+    expect(sim.schedules.size).toBeLessThanOrEqual(1); // at most the follow-up of the latest mark is pending
+  });
+});
+
+describe('fleet simulation: follow-ups (issue 18 item 1)', () => {
+  const applied = (reports: Report[], type: string) => reports.flatMap((r) => r.actions.filter((a) => a.type === type && a.status === 'applied'));
+
+  it('the mark schedules one follow-up that replaces the instance when the window ends, not at the next tick, and is gone after', async () => {
+    const { sim, play, reports, replacements } = setup({}, FOLLOW_UP_ENV);
+    const broken = sim.instances[1]!.id;
+    const failedAt = sim.now + 30_000;
+    sim.instance(broken).targetFault = (t) => t >= failedAt;
+    await play(30 * MIN, (t) => t === 90_000);
+
+    expect(replacements()).toBe(1);
+    const created = sim.writesOf('CreateSchedule');
+    expect(created).toHaveLength(1);
+    expect(created[0]?.input).toMatchObject({
+      GroupName: FOLLOW_UP_ENV.FOLLOW_UP_GROUP,
+      ScheduleExpression: 'at(2026-11-23T03:03:30)',
+      ActionAfterCompletion: 'DELETE',
+      FlexibleTimeWindow: { Mode: 'OFF' },
+      Target: expect.objectContaining({ Arn: FOLLOW_UP_ENV.FOLLOW_UP_TARGET_ARN, RoleArn: FOLLOW_UP_ENV.FOLLOW_UP_ROLE_ARN }),
+    });
+    const marked = sim.writesOf('CreateTags')[0]!.t;
+    expect(sim.writesOf('SetInstanceHealth')[0]?.t).toBe(marked + 2 * MIN); // the follow-up, not the 5-minute tick
+    const followUps = reports.filter((r) => r.trigger.kind === 'follow-up');
+    expect(followUps).toHaveLength(1);
+    expect(followUps[0]?.actions.map((a) => `${a.type} ${a.target} ${a.status}`)).toEqual([`set-instance-health ${broken} applied`]);
+    expect(sim.fired).toHaveLength(1);
+    expect(sim.schedules.size).toBe(0); // ActionAfterCompletion DELETE: nothing left behind
+    expect(sim.terminated.map((x) => x.id)).toEqual([broken]);
+    expect(Math.min(...sim.samples.map((s) => s.inService - s.desired))).toBeGreaterThanOrEqual(0);
+  });
+
+  it('a follow-up and a schedule tick arriving together act once', async () => {
+    const { sim, play, reports, replacements } = setup({}, FOLLOW_UP_ENV);
+    const broken = sim.instances[2]!.id;
+    const failedAt = sim.now + 150_000;
+    sim.instance(broken).targetFault = (t) => t >= failedAt;
+    await play(20 * MIN, (t) => t === 3 * MIN); // marked at 3 min: the follow-up fires at 5 min, with the tick
+
+    expect(replacements()).toBe(1);
+    const atFive = reports.filter((r) => Date.parse(r.startedAt) === sim.samples[0]!.t - 5_000 + 5 * MIN);
+    expect(atFive.map((r) => r.trigger.kind)).toEqual(['schedule', 'follow-up']);
+    expect(applied(atFive, 'set-instance-health')).toHaveLength(1);
+    expect(atFive[1]?.actions.map((a) => a.reason)).toEqual([expect.stringMatching(/^in-flight: .*is marked Unhealthy/)]);
+    expect(sim.writesOf('CreateSchedule')).toHaveLength(1);
+    expect(sim.schedules.size).toBe(0);
+  });
+
+  it('an instance that recovers before its follow-up: the follow-up is cancelled with the mark, or plans nothing and says so', async () => {
+    const { sim, play, reports, replacements } = setup({}, FOLLOW_UP_ENV);
+    const flaky = sim.instances[0]!.id;
+    const from = sim.now + 30_000;
+    sim.instance(flaky).targetFault = (t) => t >= from && t < from + 100_000;
+    await play(15 * MIN, (t) => t === 90_000);
+    expect(replacements()).toBe(0);
+    expect(sim.writesOf('CreateSchedule')).toHaveLength(1);
+    // The 5-minute tick came after the follow-up fired: the follow-up itself found the instance healthy.
+    const followUps = reports.filter((r) => r.trigger.kind === 'follow-up');
+    expect(followUps).toHaveLength(1);
+    expect(followUps[0]?.actions).toEqual([]);
+    expect(followUps[0]?.details?.nothingToDo).toMatch(new RegExp(`^follow-up for ${flaky} .*: healthy again`));
+    expect(applied(reports, 'unmark').map((a) => a.target)).toEqual([flaky]);
+    expect(sim.schedules.size).toBe(0);
+    expect(sim.instances.every((i) => i.tags.size === 0)).toBe(true);
+
+    // Recovered and unmarked by a sweep BEFORE the follow-up fires: the unmark deletes the pending schedule.
+    const second = setup({}, FOLLOW_UP_ENV);
+    const other = second.sim.instances[3]!.id;
+    const at = second.sim.now + 4 * MIN;
+    second.sim.instance(other).targetFault = (t) => t >= at && t < at + 50_000;
+    await second.play(15 * MIN, (t) => t === 4 * MIN + 10_000);
+    expect(second.sim.writesOf('CreateSchedule')).toHaveLength(1);
+    expect(second.sim.writesOf('DeleteSchedule')).toHaveLength(1);
+    expect(second.sim.fired).toEqual([]);
+    expect(second.sim.schedules.size).toBe(0);
+    expect(second.replacements()).toBe(0);
+  });
+
+  it('a shared outage with follow-ups still causes zero replacements', async () => {
+    const { sim, play, replacements } = setup({}, FOLLOW_UP_ENV);
+    const ids = sim.instances.map((i) => i.id);
+    const begin = sim.now + 2 * MIN;
+    sim.outage = (t, i) => {
+      const k = ids.indexOf(i.id) * 20_000;
+      return t >= begin + k && t < begin + 30 * MIN + k;
+    };
+    await play(45 * MIN, (t) => t >= 2 * MIN && t <= 33 * MIN && t % MIN === 0);
+    expect(replacements()).toBe(0);
+    expect(sim.terminated).toEqual([]);
+    expect(sim.writesOf('CreateSchedule').length).toBeGreaterThan(0);
+    expect(sim.schedules.size).toBe(0);
+    expect(sim.samples.at(-1)).toMatchObject({ desired: 4, inService: 4, serving: 4 });
   });
 });

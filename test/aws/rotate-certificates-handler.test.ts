@@ -45,6 +45,21 @@ const LB = 'arn:aws:elasticloadbalancing:us-east-1:123456789012:loadbalancer/app
 const OLD = 'arn:aws:acm:us-east-1:123456789012:certificate/11111111-1111-1111-1111-111111111111';
 const NEW = 'arn:aws:acm:us-east-1:123456789012:certificate/22222222-2222-2222-2222-222222222222';
 const SECRET = 'arn:aws:secretsmanager:us-east-1:123456789012:secret:registry-acme-AbCdEf';
+const PENDING = 'arn:aws:secretsmanager:us-east-1:123456789012:secret:registry-acme-pending-XyZ123';
+/** The ACM expiry event for one certificate. */
+const expiring = (arn: string) => ({ ...(loadEvent('certificate-expiring.json') as Record<string, unknown>), resources: [arn] });
+
+/** The pending-stage secret as an in-memory store; `log` records each stage written and each import, in order. */
+function pendingStore(initial: Record<string, unknown> = {}) {
+  const store = { value: JSON.stringify(initial), log: [] as string[] };
+  secrets.on(GetSecretValueCommand, { SecretId: PENDING }).callsFake(() => ({ SecretString: store.value }));
+  secrets.on(PutSecretValueCommand, { SecretId: PENDING }).callsFake((input: { SecretString: string }) => {
+    store.value = input.SecretString;
+    store.log.push(`stage:${(JSON.parse(input.SecretString) as { stage?: string }).stage ?? '(none)'}`);
+    return {};
+  });
+  return store;
+}
 const now = new Date('2026-11-23T03:00:00.000Z');
 const day = 86_400_000;
 const at = (days: number) => new Date(now.getTime() + days * day);
@@ -142,7 +157,7 @@ describe('rotate-certificates (acm) with mocked AWS', () => {
     certificates([{ detail: detail(OLD, { RenewalSummary: { RenewalStatus: 'PENDING_VALIDATION', UpdatedAt: now, DomainValidationOptions: [{ DomainName: DOMAIN, ResourceRecord: RECORD }] } }) }]);
     acm.on(RequestCertificateCommand).resolves({ CertificateArn: NEW });
     acm.on(DescribeCertificateCommand, { CertificateArn: NEW }).resolves({ Certificate: detail(NEW, { Status: 'PENDING_VALIDATION' }) });
-    const report = await run(loadEvent('certificate-expiring.json'), { handshake: async () => serving('a01') });
+    const report = await run(expiring(OLD), { handshake: async () => serving('a01') });
 
     expect(acm).toHaveReceivedCommandWith(RequestCertificateCommand, {
       DomainName: DOMAIN,
@@ -281,15 +296,14 @@ describe('rotate-certificates (acm) with mocked AWS', () => {
     expect(error).toBeInstanceOf(JobFailedError);
     expect((error as Error).message).toContain(`rotation-blocked ${NEW}`);
     expect(report.details).toMatchObject({ step: 'rolled-back', daysLeft: 20 });
-    expect(report.actions).toEqual([
+    expect(report.refusals).toEqual([
       expect.objectContaining({
         type: 'rotation-blocked',
         target: NEW,
-        status: 'failed',
-        error: expect.stringMatching(/\(20 days left\), but the swap to .* was rolled back at .*invoke with \{"force": true\} to retry the swap/),
+        reason: expect.stringMatching(/\(20 days left\), but the swap to .* was rolled back at .*invoke with \{"force": true\} to retry the swap/),
       }),
-      expect.objectContaining({ type: 'wait', target: NEW, status: 'skipped' }),
     ]);
+    expect(report.actions).toEqual([expect.objectContaining({ type: 'wait', target: NEW, status: 'skipped' })]);
     expectNoWrites();
 
     // Outside the window: the same state is reported, and the run succeeds.
@@ -381,7 +395,11 @@ describe('rotate-certificates (acme) with mocked AWS', () => {
     ACME_DIRECTORY_URL: 'https://acme.example/dir',
     ACME_ACCOUNT_SECRET_ARN: SECRET,
     ACME_EMAIL: 'ops@example.com',
+    ACME_PENDING_SECRET_ARN: PENDING,
   };
+  beforeEach(() => {
+    pendingStore();
+  });
 
   it('re-imports the new certificate into the same ARN, verifies it, and never logs a private key', async () => {
     const issued = makeCertificate({ cn: DOMAIN, days: 90 });
@@ -516,5 +534,185 @@ describe('rotate-certificates (acme) with mocked AWS', () => {
       await expect(loadAccountKey(new SecretsManagerClient({}), SECRET, signal)).rejects.toThrow('holds no {"accountKeyPem": ...}');
       expect(secrets).not.toHaveReceivedCommand(PutSecretValueCommand);
     });
+  });
+});
+
+// ---- issue 13 (Safe at 3 a.m. II): a pending stage for ACME, budget-bound verify, foreign certificates, SNI ----
+
+describe('rotate-certificates (acme): the pending stage survives retries', () => {
+  const acmeEnv = {
+    CERTIFICATE_MODE: 'acme',
+    ACME_DIRECTORY_URL: 'https://acme.example/dir',
+    ACME_ACCOUNT_SECRET_ARN: SECRET,
+    ACME_EMAIL: 'ops@example.com',
+    ACME_PENDING_SECRET_ARN: PENDING,
+  };
+  const importedOld = (over: Partial<CertificateDetail> = {}) =>
+    detail(OLD, { Type: 'IMPORTED', RenewalEligibility: 'INELIGIBLE', DomainValidationOptions: undefined, KeyAlgorithm: 'EC_prime256v1', ...over });
+  const issuedCert = makeCertificate({ cn: DOMAIN, sans: [DOMAIN], days: 90 });
+  const issuedSerial = normaliseSerial(new X509Certificate(issuedCert.certPem).serialNumber);
+  /** ACM as a store of one imported certificate: an import changes what DescribeCertificate answers. */
+  function acmWithImports(log: string[]) {
+    let current = importedOld();
+    acm.on(DescribeCertificateCommand, { CertificateArn: OLD }).callsFake(() => ({ Certificate: current }));
+    acm.on(ImportCertificateCommand).callsFake((input: { Certificate: Uint8Array }) => {
+      const x509 = new X509Certificate(new TextDecoder().decode(input.Certificate));
+      current = importedOld({ Serial: x509.serialNumber, NotBefore: new Date(x509.validFrom), NotAfter: new Date(x509.validTo) });
+      log.push('import');
+      return { CertificateArn: OLD };
+    });
+  }
+
+  it('stores the issued certificate and key (stage "issued") BEFORE the import, then "imported", then "verified" once served', async () => {
+    const store = pendingStore();
+    listener(OLD);
+    certificates([{ detail: importedOld() }]);
+    acmWithImports(store.log);
+    let issued = 0;
+    const report = await run(loadEvent('schedule.json'), {
+      handshake: async () => (store.log.includes('import') ? serving(issuedSerial, at(90)) : serving('a01')),
+      issue: async () => {
+        issued += 1;
+        store.log.push('ordered');
+        return { certificatePem: issuedCert.certPem, chainPem: '', privateKeyPem: issuedCert.keyPem };
+      },
+    }, acmeEnv);
+    expect(report.actions.map((a) => [a.type, a.status])).toEqual([['renew-acme-certificate', 'applied'], ['verify-handshake', 'applied']]);
+    expect(issued).toBe(1);
+    expect(store.log).toEqual(['stage:ordering', 'ordered', 'stage:issued', 'import', 'stage:imported', 'stage:verified']);
+    const final = JSON.parse(store.value) as Record<string, unknown>;
+    expect(final).toMatchObject({ certificateArn: OLD, stage: 'verified', serial: issuedSerial, orderedAt: now.toISOString() });
+    expect(JSON.stringify(final)).not.toContain('PRIVATE KEY'); // the key material is dropped once ACM has it
+  });
+
+  it('an import that failed after the order: the next run resumes at import with the stored certificate, never orders again', async () => {
+    const store = pendingStore({
+      certificateArn: OLD, stage: 'issued', orderedAt: at(-1 / 24).toISOString(), serial: issuedSerial, notAfter: at(90).toISOString(),
+      certificatePem: issuedCert.certPem, chainPem: '', privateKeyPem: issuedCert.keyPem,
+    });
+    listener(OLD);
+    certificates([{ detail: importedOld() }]);
+    acmWithImports(store.log);
+    const issue = vi.fn(async () => {
+      throw new Error('must not order');
+    });
+    const report = await run(loadEvent('schedule.json'), { handshake: async () => (store.log.includes('import') ? serving(issuedSerial, at(90)) : serving('a01')), issue }, acmeEnv);
+    expect(issue).not.toHaveBeenCalled();
+    expect(report.details).toMatchObject({ step: 'resume-import' });
+    expect(report.actions.map((a) => [a.type, a.status])).toEqual([['import-acme-certificate', 'applied'], ['verify-handshake', 'applied']]);
+    const call = acm.commandCalls(ImportCertificateCommand)[0]?.args[0].input;
+    expect(call?.CertificateArn).toBe(OLD);
+    expect(new TextDecoder().decode(call?.PrivateKey)).toBe(issuedCert.keyPem);
+    expect(store.log).toEqual(['import', 'stage:imported', 'stage:verified']);
+  });
+
+  it('a load balancer slower than HANDSHAKE_WAIT: three runs (as the retries) order once; the run after it switches finishes', async () => {
+    const store = pendingStore();
+    listener(OLD);
+    certificates([{ detail: importedOld() }]);
+    acmWithImports(store.log);
+    let switched = false;
+    const handshake = async () => (switched ? serving(issuedSerial, at(90)) : serving('a01'));
+    const issue = vi.fn(async () => ({ certificatePem: issuedCert.certPem, chainPem: '', privateKeyPem: issuedCert.keyPem }));
+    for (let i = 0; i < 3; i++) {
+      const { error, report } = await failingRun(loadEvent('schedule.json'), { handshake, issue }, acmeEnv);
+      expect(error).toBeInstanceOf(JobFailedError);
+      expect(report.actions.find((a) => a.type === 'verify-handshake')?.status).toBe('failed');
+    }
+    expect(issue).toHaveBeenCalledTimes(1);
+    expect(acm).toHaveReceivedCommandTimes(ImportCertificateCommand, 1);
+    switched = true;
+    const done = await run(loadEvent('schedule.json'), { handshake, issue }, acmeEnv);
+    expect(done.details).toMatchObject({ step: 'finish' });
+    expect(done.actions.map((a) => [a.type, a.status])).toEqual([['finish-acme-rotation', 'applied']]);
+    expect(JSON.parse(store.value)).toMatchObject({ stage: 'verified', serial: issuedSerial });
+    expect(issue).toHaveBeenCalledTimes(1);
+  });
+
+  it('the order asks for the current key algorithm and every name; an issued certificate with another key type is not imported', async () => {
+    pendingStore();
+    const names = [DOMAIN, 'mirror.example.com'];
+    listener(OLD);
+    certificates([{ detail: importedOld({ SubjectAlternativeNames: names, KeyAlgorithm: 'RSA_4096' }) }]);
+    const orders: unknown[] = [];
+    const { error, report } = await failingRun({ force: true }, {
+      handshake: async () => serving('a01'),
+      issue: async (order) => {
+        orders.push(order);
+        return { certificatePem: issuedCert.certPem, chainPem: '', privateKeyPem: issuedCert.keyPem }; // EC P-256: wrong
+      },
+    }, acmeEnv);
+    expect(orders).toEqual([expect.objectContaining({ domainName: DOMAIN, names, keyAlgorithm: 'RSA_4096' })]);
+    expect(error).toBeInstanceOf(JobFailedError);
+    expect(report.actions[0]?.error).toContain('EC_prime256v1, not RSA_4096');
+    expect(acm).not.toHaveReceivedCommand(ImportCertificateCommand);
+  });
+
+  it('verify stops when the Lambda time runs low and leaves the stage resumable (no failure, no second order)', async () => {
+    const store = pendingStore();
+    listener(OLD);
+    certificates([{ detail: importedOld() }]);
+    acmWithImports(store.log);
+    let left = 900_000;
+    let afterImport = 0;
+    const handshake = async () => {
+      if (store.log.includes('import') && ++afterImport >= 3) left = 60_000; // under the job's 4-minute margin
+      return serving('a01');
+    };
+    const config = loadRotateCertificatesConfig({ ...env, ...acmeEnv, HANDSHAKE_WAIT: '10m' });
+    const job = createRotateCertificatesJob({
+      pollMs: 10,
+      handshake,
+      issue: async () => ({ certificatePem: issuedCert.certPem, chainPem: '', privateKeyPem: issuedCert.keyPem }),
+    });
+    const report = await runJob(job, config, loadEvent('schedule.json'), { getRemainingTimeInMillis: () => left }, { clock: () => now });
+    expect(afterImport).toBeLessThanOrEqual(4);
+    expect(report.stoppedEarly).toBe('time');
+    expect(report.actions.map((a) => [a.type, a.status])).toEqual([['renew-acme-certificate', 'applied'], ['verify-handshake', 'skipped']]);
+    expect(report.actions[1]?.reason).toContain('the next run verifies again');
+    expect(JSON.parse(store.value)).toMatchObject({ stage: 'imported', serial: issuedSerial });
+  });
+});
+
+describe('rotate-certificates (acm): verify under the time budget, events for other certificates, SNI', () => {
+  it('verify after a swap stops when the Lambda time runs low: no rollback, the next run decides', async () => {
+    listener(OLD);
+    certificates([{ detail: detail(OLD) }, { detail: detail(NEW), tags: { [TAG_ROTATION_OF]: OLD } }]);
+    elbv2.on(ModifyListenerCommand).resolves({});
+    elbv2.on(AddListenerCertificatesCommand).resolves({});
+    let left = 900_000;
+    let calls = 0;
+    const handshake = async () => {
+      if (++calls >= 3) left = 60_000;
+      return serving('a01');
+    };
+    const config = loadRotateCertificatesConfig({ ...env, HANDSHAKE_WAIT: '10m' });
+    const report = await runJob(createRotateCertificatesJob({ pollMs: 10, handshake }), config, loadEvent('schedule.json'), { getRemainingTimeInMillis: () => left }, { clock: () => now });
+    expect(calls).toBeLessThanOrEqual(4);
+    expect(report.actions.map((a) => [a.type, a.status])).toEqual([['swap-listener-certificate', 'applied'], ['verify-handshake', 'skipped']]);
+    expect(elbv2).toHaveReceivedCommandTimes(ModifyListenerCommand, 1); // not rolled back
+    expect(acm).not.toHaveReceivedCommand(AddTagsToCertificateCommand);
+  });
+
+  it('an ACM expiry event for a certificate that is not the listener\'s: nothing is planned or written, and the report says so', async () => {
+    const FOREIGN = 'arn:aws:acm:us-east-1:123456789012:certificate/99999999-9999-9999-9999-999999999999';
+    listener(OLD);
+    certificates([{ detail: detail(OLD) }]);
+    const report = await run(expiring(FOREIGN), { handshake: async () => serving('a01') });
+    expect(report.details).toMatchObject({ step: 'ignored' });
+    expect(report.actions).toEqual([expect.objectContaining({ type: 'ignore-event', target: FOREIGN, status: 'skipped' })]);
+    expectNoWrites();
+    expect(acm.commandCalls(DescribeCertificateCommand).map((c) => c.args[0].input.CertificateArn)).not.toContain(FOREIGN);
+  });
+
+  it('an old ECDSA certificate would outrank the RSA replacement: swapped without keeping it, rollback re-swaps the default', async () => {
+    listener(OLD);
+    certificates([{ detail: detail(OLD, { KeyAlgorithm: 'EC_prime256v1' }) }, { detail: detail(NEW, { KeyAlgorithm: 'RSA_2048' }), tags: { [TAG_ROTATION_OF]: OLD } }]);
+    elbv2.on(ModifyListenerCommand).resolves({});
+    acm.on(AddTagsToCertificateCommand).resolves({});
+    const { error } = await failingRun(loadEvent('schedule.json'), { handshake: async () => serving('a01') });
+    expect(error).toBeInstanceOf(JobFailedError);
+    expect(elbv2).not.toHaveReceivedCommand(AddListenerCertificatesCommand);
+    expect(elbv2).toHaveReceivedNthCommandWith(ModifyListenerCommand, 2, { ListenerArn: LISTENER, Certificates: [{ CertificateArn: OLD }] });
   });
 });

@@ -46,7 +46,7 @@ describe('rotate-certificates handler (wiring)', () => {
     });
     acm.on(ListTagsForCertificateCommand).resolves({ Tags: [] });
 
-    const report = await run(loadEvent('certificate-expiring.json'));
+    const report = await run({ ...(loadEvent('certificate-expiring.json') as Record<string, unknown>), resources: [CERT] });
     expect(report.job).toBe('rotate-certificates');
     expect(report.trigger.kind).toBe('certificate-expiry');
     expect(report.observed).toMatchObject({ served: { ok: false, host: '127.0.0.1', port: 9, error: expect.any(String) } });

@@ -85,7 +85,7 @@ describe('sync-htpasswd handler', () => {
         source: 's3://registry-bucket/auth/htpasswd',
         instanceIds: ['i-1', 'i-2'],
         maxConcurrency: '10',
-        maxErrors: '0',
+        maxErrors: '100%',
         documentName: 'registry-htpasswd-sync',
       },
     ]);
@@ -95,9 +95,51 @@ describe('sync-htpasswd handler', () => {
       dryRun: false,
       observed: { parameters: 2, users: 2, instancesInService: 2, instancesNotInService: 1, driftChecked: true },
       details: { sha256: sha, publish: 'changed', instances: { inSync: [], changed: ['i-1', 'i-2'], failed: [] } },
-      summary: { planned: 0, applied: 3, skipped: 0, failed: 0 },
+      summary: { planned: 0, applied: 3, skipped: 1, failed: 0 }, // skipped: nobody joined during the run
     });
     expect(actionsOf(report, 'install-htpasswd')).toEqual([['i-1', 'applied'], ['i-2', 'applied']]);
+  });
+
+  it('an instance that joins between observe and publish (Pending at observe, old file from its boot) is installed after the publish', async () => {
+    world.instance('i-1', { served: OLD_FILE });
+    const late = world.instance('i-late', { served: OLD_FILE, lifecycle: 'Pending', launchTime: new Date() });
+    world.state.onPublish = () => (late.lifecycle = 'InService');
+    const report = await run(loadEvent('parameter-change.json'));
+    expect(world.state.instances.get('i-late')?.served).toBe(world.state.object?.body);
+    expect(installs().map((c) => c.instanceIds)).toEqual([['i-1'], ['i-late']]);
+    expect(report.actions.find((a) => a.type === 'install-joined-instances')).toMatchObject({
+      target: 'registry-asg',
+      status: 'applied',
+      detail: { joined: { changed: ['i-late'], inSync: [], failed: [], notRegistered: [] } },
+    });
+    expect(report.details).toMatchObject({ instances: { changed: ['i-1', 'i-late'], failed: [] } });
+  });
+
+  it('a joined instance whose install fails fails the run, naming it; one SSM does not know yet is skipped as new', async () => {
+    world.instance('i-1', { served: OLD_FILE });
+    const broken = world.instance('i-broken', { served: OLD_FILE, lifecycle: 'Pending', behaviour: 'fail-install', launchTime: new Date() });
+    const fresh = world.instance('i-fresh', { lifecycle: 'Pending', behaviour: 'unregistered', launchTime: new Date() });
+    world.state.onPublish = () => {
+      broken.lifecycle = 'InService';
+      fresh.lifecycle = 'InService';
+    };
+    const { error, report } = await failedRun(loadEvent('parameter-change.json'));
+    expect(error.message).toMatch(/install-joined-instances registry-asg: install failed on 1 instance that joined during the run: i-broken \(Failed: install-htpasswd: download/);
+    expect(report.actions.find((a) => a.type === 'install-joined-instances')).toMatchObject({
+      status: 'failed',
+      detail: { joined: { changed: [], inSync: [], failed: ['i-broken'], notRegistered: ['i-fresh'] } },
+    });
+    expect(report.details).toMatchObject({ instances: { changed: ['i-1'], failed: ['i-broken'], notRegistered: ['i-fresh'] } });
+  });
+
+  it('when nobody joined, the re-read installs nothing and says so', async () => {
+    world.instance('i-1', { served: OLD_FILE });
+    const report = await run(loadEvent('parameter-change.json'));
+    expect(installs().map((c) => c.instanceIds)).toEqual([['i-1']]);
+    expect(report.actions.find((a) => a.type === 'install-joined-instances')).toMatchObject({
+      status: 'skipped',
+      reason: 'no instance joined registry-asg during the run',
+    });
   });
 
   it('is idempotent: the next run publishes nothing and installs nothing', async () => {
@@ -135,8 +177,24 @@ describe('sync-htpasswd handler', () => {
     expect(report.actions.map((a) => [a.type, a.target, a.status])).toEqual([
       ['publish-htpasswd', 's3://registry-bucket/auth/htpasswd', 'planned'],
       ['install-htpasswd', 'i-1', 'planned'],
+      ['install-joined-instances', 'registry-asg', 'planned'],
     ]);
     expect(report.details).toMatchObject({ publish: 'changed', instances: { drifted: ['i-1'] } });
+  });
+
+  it('a dry run still publishes the FIRST file (none exists yet: the fleet waits for it), and nothing else', async () => {
+    world.state.object = undefined;
+    world.instance('i-1', { served: OLD_FILE });
+    const want = renderHtpasswd([{ user: 'alice', hash: HASH_A }, { user: 'bob', hash: HASH_B }]);
+    const report = await run(loadEvent('sync-htpasswd/manual-dry-run.json'));
+    expect(report.dryRun).toBe(true);
+    expect(world.state.object).toEqual({ body: want, metadata: { sha256: sha256Hex(want) } });
+    expect(installs()).toEqual([]);
+    expect(report.actions.map((a) => [a.type, a.status])).toEqual([
+      ['publish-htpasswd', 'applied'],
+      ['install-htpasswd', 'planned'],
+      ['install-joined-instances', 'planned'],
+    ]);
   });
 
   it('forceDistribute installs on every instance without a drift check, and tells in-sync from changed', async () => {
@@ -157,11 +215,11 @@ describe('sync-htpasswd handler', () => {
     world.instance('i-3', { served: OLD_FILE });
     const { error, report } = await failedRun(loadEvent('parameter-change.json'));
     expect(error).toBeInstanceOf(JobFailedError);
-    expect(error.message).toMatch(/1 of 4 actions failed \(first: install-htpasswd i-2: Failed: install-htpasswd: download of s3:\/\/x failed \(old file kept\)\)/);
+    expect(error.message).toMatch(/1 of 5 actions failed \(first: install-htpasswd i-2: Failed: install-htpasswd: download of s3:\/\/x failed \(old file kept\)\)/);
     expect(world.state.instances.get('i-2')?.served).toBe(OLD_FILE);
     expect(world.state.instances.get('i-1')?.served).toBe(world.state.object?.body);
     expect(report.details).toMatchObject({ instances: { changed: ['i-1', 'i-3'], failed: ['i-2'] } });
-    expect(report.summary).toEqual({ planned: 0, applied: 3, skipped: 0, failed: 1 });
+    expect(report.summary).toEqual({ planned: 0, applied: 3, skipped: 1, failed: 1 }); // skipped: nobody joined during the run
   });
 
   it('an instance not registered with SSM yet (InvalidInstanceId) is isolated and skipped; the rest are installed', async () => {
@@ -190,7 +248,7 @@ describe('sync-htpasswd handler', () => {
     world.instance('i-old', { served: OLD_FILE, behaviour: 'unregistered', launchTime: new Date(Date.now() - 3 * 3_600_000) });
     const { error, report } = await failedRun(loadEvent('sync-htpasswd/schedule-drift-check.json'));
     expect(error).toBeInstanceOf(JobFailedError);
-    expect(error.message).toMatch(/1 of 3 actions failed \(first: install-htpasswd i-old: unreachable through SSM: not registered with SSM \(InvalidInstanceId\), but launched .*past SSM_REGISTRATION_GRACE/);
+    expect(error.message).toMatch(/1 of 4 actions failed \(first: install-htpasswd i-old: unreachable through SSM: not registered with SSM \(InvalidInstanceId\), but launched .*past SSM_REGISTRATION_GRACE/);
     expect(world.ssm.commandCalls(SendCommandCommand).map((c) => c.args[0].input.InstanceIds)).toEqual([['i-1', 'i-old'], ['i-1'], ['i-old'], ['i-1', 'i-old'], ['i-1'], ['i-old']]);
     const old = report.actions.find((a) => a.target === 'i-old');
     expect(old).toMatchObject({
@@ -200,7 +258,7 @@ describe('sync-htpasswd handler', () => {
     });
     expect(world.state.instances.get('i-1')?.served).toBe(world.state.object?.body);
     expect(report.details).toMatchObject({ instances: { changed: ['i-1'], failed: ['i-old'] } });
-    expect(report.summary).toEqual({ planned: 0, applied: 2, skipped: 0, failed: 1 });
+    expect(report.summary).toEqual({ planned: 0, applied: 2, skipped: 1, failed: 1 }); // skipped: nobody joined during the run
   });
 
   it('an old instance whose invocation never appears fails too, also when forced (no drift check)', async () => {
@@ -252,12 +310,19 @@ describe('sync-htpasswd handler', () => {
     expect(report.details).toMatchObject({ instances: { changed: ['i-slow'] } });
   });
 
-  it('sends at most 50 instances per SendCommand and stops after a batch with a failure', async () => {
-    for (let i = 0; i < 120; i++) world.instance(`i-${String(i).padStart(3, '0')}`, { served: OLD_FILE, behaviour: i === 7 ? 'fail-install' : 'ok' });
-    const { report } = await failedRun({ forceDistribute: true });
-    expect(installs().map((c) => c.instanceIds.length)).toEqual([50]);
-    expect(report.summary).toEqual({ planned: 0, applied: 50, skipped: 70, failed: 1 });
-    expect(report.actions.find((a) => a.target === 'i-100')).toMatchObject({ status: 'skipped', reason: 'not started: stopped after a failure' });
+  it('one broken instance never blocks the rest: installs go to every instance (MaxErrors 100%), then the run fails naming each failed one', async () => {
+    for (let i = 0; i < 120; i++) world.instance(`i-${String(i).padStart(3, '0')}`, { served: OLD_FILE, behaviour: i === 7 || i === 80 ? 'fail-install' : 'ok' });
+    const { error, report } = await failedRun({ forceDistribute: true });
+    expect(error).toBeInstanceOf(JobFailedError);
+    expect(installs().map((c) => [c.instanceIds.length, c.maxErrors])).toEqual([[50, '100%'], [50, '100%'], [20, '100%']]);
+    const served = [...world.state.instances].filter(([, i]) => i.served === world.state.object?.body).map(([id]) => id);
+    expect(served).toHaveLength(118);
+    expect(report.details).toMatchObject({ instances: { failed: ['i-007', 'i-080'] } });
+    expect(report.actions.filter((a) => a.status === 'failed').map((a) => [a.target, a.error])).toEqual([
+      ['i-007', 'Failed: install-htpasswd: download of s3://x failed (old file kept)'],
+      ['i-080', 'Failed: install-htpasswd: download of s3://x failed (old file kept)'],
+    ]);
+    expect(report.summary).toEqual({ planned: 0, applied: 119, skipped: 1, failed: 2 }); // the publish and 118 installs; nobody joined
   });
 
   it('sends in batches of 50 when all goes well', async () => {

@@ -4,7 +4,8 @@
  * 1. A generated registry in moto S3 (REPOS repositories × LINKS link keys, STALE stale + FRESH fresh
  *    uploads): S3 requests and wall time of this job against (a) the floor ⌈listed keys / 1000⌉ +
  *    ⌈deleted keys / 1000⌉ + aborted uploads and (b) distribution 2.8's purge, by the formula of
- *    REGISTRY-FACTS.md applied to the generated layout.
+ *    REGISTRY-FACTS.md applied to the generated layout. The activity reads (ListParts of each candidate in observe,
+ *    its prefix listing + ListParts in apply's re-check) are counted apart: the requests they add per candidate.
  * 2. The formula checked against the real docker-registry 2.8 binary at small scale: its purger's first run
  *    waits `rand.Int() % 60` minutes, seeded with the start second, so the bench restarts the registry once a
  *    second until it logs "Starting upload purge in 0s", then counts its S3 requests with a proxy.
@@ -41,7 +42,8 @@ const NAMESPACES = 10;
 const LINKS = 50;
 const STALE = { started: 100, chunked: 60, cancelled: 40 };
 const FRESH = { started: 150, chunked: 50 };
-const MAX_AGE_S = 60;
+/** The job's smallest max age: the fixed job clock ages the stale uploads past it and past the 1 h activity guard. */
+const MAX_AGE_S = 3_600;
 const BUCKET = 'bench-registry';
 const SMALL_BUCKET = 'bench-small';
 /** How long the bench may spend restarting the real registry until its purger starts at once. */
@@ -367,6 +369,15 @@ export default async function bench(): Promise<string> {
     });
     const ours = d.requests.total ?? 0;
     const oursNoAborts = ours - (d.requests.AbortMultipartUpload ?? 0);
+    // The activity reads: every ListParts (observe + re-check) and the re-check's prefix listings (the real run's
+    // listings beyond those of the dry run on the same layout, which lists the same ranges and applies nothing).
+    const dryRequests = (parallel.report.details as { requests: Record<string, number> }).requests;
+    const recheckListings = (d.requests.ListObjectsV2 ?? 0) - (dryRequests.ListObjectsV2 ?? 0);
+    const observeParts = dryRequests.ListParts ?? 0;
+    const recheckParts = (d.requests.ListParts ?? 0) - observeParts;
+    const activityReads = observeParts + recheckListings + recheckParts;
+    const candidates = (d as unknown as { planned: { uploads: number } }).planned.uploads;
+    const withMultipart = (real.report.observed as { partsReads: number }).partsReads;
     const v = await verification;
 
     const ok = (b: boolean) => (b ? 'yes' : '**no**');
@@ -389,11 +400,13 @@ export default async function bench(): Promise<string> {
       }),
       '',
       `Purge requests by operation: ${Object.entries(d.requests).filter(([k]) => k !== 'total').map(([k, n]) => `${k} ${n}`).join(', ')}.`,
+      `Added requests per candidate (uploads the plan would delete): ${observeParts} ListParts in observe for the ${withMultipart} candidates holding a multipart upload, then right before acting ${recheckListings} prefix listings + ${recheckParts} ListParts for the ${candidates} re-checked: ${activityReads} requests, ${(activityReads / Math.max(1, candidates)).toFixed(2)} per candidate — 3 for one with a multipart upload (≤ 1000 parts), 1 for a cancelled leftover; none for fresh or deferred uploads, none in a run without candidates (the second run: ${(again.report.details as { requests: Record<string, number> }).requests.ListParts ?? 0} ListParts). A dry run adds only the observe ListParts (${observeParts}).`,
       `Outcome: ${d.done.objectsDeleted} objects deleted, ${d.done.multipartUploadsAborted} multipart uploads aborted; stale multipart uploads left ${open.filter((k) => layout.staleDirs.some((dir) => k.startsWith(dir))).length}, fresh ones left ${open.length} of ${FRESH.started + FRESH.chunked}; keys in the bucket ${layout.objects} → ${keysAfter} (${layout.objects - keysAfter} removed); sample of 50 stale directories: ${staleLeft} keys left.`,
       '',
       '| comparison (one pass) | requests | ours / it | target | met |',
       '|---|---|---|---|---|',
-      `| floor ⌈${o.keysListed}/1000⌉ + ⌈${d.done.objectsDeleted}/1000⌉ + ${d.done.multipartUploadsAborted} aborts | ${floor} | ${ratio(ours, floor)} | ≤ 1.5× | ${ok(ours <= 1.5 * floor)} |`,
+      `| floor ⌈${o.keysListed}/1000⌉ + ⌈${d.done.objectsDeleted}/1000⌉ + ${d.done.multipartUploadsAborted} aborts, against the purge without its ${activityReads} activity reads (what a run costs when no candidate needs them) | ${floor} | ${ratio(ours - activityReads, floor)} | ≤ 1.1× | ${ok(ours - activityReads <= 1.1 * floor)} |`,
+      `| floor + one request per activity read (${observeParts} ListParts in observe, ${recheckListings} listings + ${recheckParts} ListParts in the re-check), against the whole purge | ${floor + activityReads} | ${ratio(ours, floor + activityReads)} | ≤ 1.1× | ${ok(ours <= 1.1 * (floor + activityReads))} |`,
       `| distribution 2.8 purge, formula: ${dist.lists} lists + ${dist.gets} GETs + ${dist.deletes} list/delete | ${dist.total} | ${ratio(ours, dist.total)} (${(dist.total / ours).toFixed(1)}× fewer) | ≥ 20× fewer | ${ok(dist.total / ours >= 20)} |`,
       `| the floor itself against distribution's formula | ${floor} vs ${dist.total} | ${(dist.total / floor).toFixed(1)}× fewer | — | — |`,
       `| same, without our ${d.requests.AbortMultipartUpload ?? 0} aborts (work distribution never does) | ${dist.total} | ${ratio(oursNoAborts, dist.total)} (${(dist.total / oursNoAborts).toFixed(1)}× fewer) | — | — |`,

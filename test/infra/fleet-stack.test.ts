@@ -13,13 +13,15 @@ const fake = fakeFunctionsDir();
 let t: Template;
 
 beforeAll(() => {
-  t = synthFleet({ domainName: 'registry.example.com' }, fake.dir).template;
+  // The tag form of the image (the default pins a digest too: test/infra/boot.test.ts).
+  t = synthFleet({ domainName: 'registry.corp.internal', registryImage: 'registry:2.8.3' }, fake.dir).template;
 }, 120_000); // synth with cdk-nag takes seconds; more on a busy machine
 afterAll(() => fake.remove());
 
 type Resources = Record<string, { Type: string; Properties: Record<string, unknown>; DeletionPolicy?: string }>;
 const only = (type: string, props: Record<string, unknown> = {}): [string, Resources[string]] => {
-  const found = Object.entries(t.findResources(type, { Properties: props }) as Resources);
+  // The run history's bucket is tested in test/infra/history.test.ts; "the bucket" here is the registry's.
+  const found = Object.entries(t.findResources(type, { Properties: props }) as Resources).filter(([id]) => type !== 'AWS::S3::Bucket' || !id.startsWith('HistoryBucket'));
   expect(found, `${type} ${JSON.stringify(props)}`).toHaveLength(1);
   return found[0] as [string, Resources[string]];
 };
@@ -189,7 +191,7 @@ describe('load balancer', () => {
       Port: 443,
       Protocol: 'HTTPS',
       SslPolicy: 'ELBSecurityPolicy-TLS13-1-2-2021-06',
-      Certificates: [{ CertificateArn: { Ref: only('AWS::CertificateManager::Certificate', { DomainName: 'registry.example.com', ValidationMethod: 'DNS' })[0] } }],
+      Certificates: [{ CertificateArn: { Ref: only('AWS::CertificateManager::Certificate', { DomainName: 'registry.corp.internal', ValidationMethod: 'DNS' })[0] } }],
     });
   });
 
@@ -265,7 +267,7 @@ describe('control plane', () => {
       DISK_USED_PERCENT_THRESHOLD: '85',
       PRUNE_DOCUMENT_NAME: pruneDoc,
     });
-    expect(env('rotate-certificates')).toMatchObject({ LISTENER_ARN: https, DOMAIN_NAME: 'registry.example.com', CERTIFICATE_MODE: 'acm' });
+    expect(env('rotate-certificates')).toMatchObject({ LISTENER_ARN: https, DOMAIN_NAME: 'registry.corp.internal', CERTIFICATE_MODE: 'acm' });
     expect(env('rotate-certificates')).not.toHaveProperty('HOSTED_ZONE_ID');
     expect(env('sync-htpasswd')).toMatchObject({
       HTPASSWD_PARAMETER_PATH: '/registry/users/',
@@ -356,7 +358,18 @@ describe('least privilege', () => {
     // … plus its listing checkpoint: one exact key (test/infra/purge-inventory.test.ts).
     const checkpoint = ['s3:GetObject', 's3:PutObject', 's3:DeleteObject'];
     expect(actionsOf('purge-stale-uploads').sort()).toEqual(
-      ['s3:ListBucket', 's3:ListBucketMultipartUploads', 's3:GetObject', 's3:DeleteObject', 's3:AbortMultipartUpload', ...checkpoint].sort(),
+      // + its own run history prefix (PutObject) and run notifications (Publish): test/infra/history.test.ts.
+      [
+        's3:ListBucket',
+        's3:ListBucketMultipartUploads',
+        's3:GetObject',
+        's3:DeleteObject',
+        's3:AbortMultipartUpload',
+        's3:ListMultipartUploadParts',
+        's3:PutObject',
+        'sns:Publish',
+        ...checkpoint,
+      ].sort(),
     );
     const objects = statementsOf('purge-stale-uploads').find((s) => [s.Action].flat().includes('s3:DeleteObject'));
     expect(JSON.stringify(objects?.Resource)).toMatch(/"\/docker\/registry\/v2\/repositories\/\*\/_uploads\/\*"\]/);
@@ -444,7 +457,7 @@ describe('monitoring', () => {
         'RotateCertificatesFunctionName', 'SyncHtpasswdFunctionName',
       ]),
     );
-    t.hasOutput('RegistryUrl', { Value: 'https://registry.example.com' });
+    t.hasOutput('RegistryUrl', { Value: 'https://registry.corp.internal' });
     t.hasOutput('UsersParameterPath', { Value: '/registry/users/' });
   });
 });

@@ -17,7 +17,7 @@ afterAll(() => {
 
 describe('cdk-nag AwsSolutions', () => {
   it('has zero unacknowledged findings, and every acknowledgement has a reason', () => {
-    const { app, outdir } = synthFleet({ domainName: 'registry.example.com' }, fake.dir); // throws on any finding
+    const { app, outdir } = synthFleet({ domainName: 'registry.corp.internal' }, fake.dir); // throws on any finding
     const report = join(outdir, 'validation-report.json');
     if (existsSync(report)) expect(JSON.stringify(JSON.parse(readFileSync(report, 'utf8')))).not.toMatch(/"status":"failure"/);
     const acks = app.node
@@ -32,7 +32,7 @@ describe('cdk-nag AwsSolutions', () => {
   });
 
   it('is really on: a non-compliant resource fails synth', () => {
-    const { app, stack } = createApp({ context: { domainName: 'registry.example.com', functionsDir: fake.dir }, outdir: join(scratch, 'nag-on'), nag: true });
+    const { app, stack } = createApp({ context: { domainName: 'registry.corp.internal', functionsDir: fake.dir }, outdir: join(scratch, 'nag-on'), nag: true });
     new s3.Bucket(stack, 'CarelessBucket');
     expect(() => app.synth()).toThrow(/Validation failed|ERROR/);
   });
@@ -52,12 +52,12 @@ describe('bad context and missing inputs fail synth clearly', () => {
   });
 
   it('throws from createApp for a bad value', () => {
-    expect(() => createApp({ context: { domainName: 'registry.example.com', registryImage: 'registry:latest' } })).toThrow(/context registryImage: expected a pinned image reference/);
+    expect(() => createApp({ context: { domainName: 'registry.corp.internal', registryImage: 'registry:latest' } })).toThrow(/context registryImage: expected a pinned image reference/);
   });
 
   it('names the missing Lambda bundle', () => {
     const empty = mkdtempSync(join(scratch, 'empty-dist-'));
-    expect(() => createApp({ context: { domainName: 'registry.example.com', functionsDir: empty } })).toThrow(
+    expect(() => createApp({ context: { domainName: 'registry.corp.internal', functionsDir: empty } })).toThrow(
       /OpsFunction replace-unhealthy-instances: no bundle at .*replace-unhealthy-instances\/index\.mjs \(run npm run build/,
     );
   });

@@ -15,8 +15,8 @@ let t: Template;
 let listing: Template;
 
 beforeAll(() => {
-  t = synthFleet({ domainName: 'registry.example.com', purgeMode: 'inventory' }, fake.dir).template; // cdk-nag on: throws on any finding
-  listing = synthFleet({ domainName: 'registry.example.com' }, fake.dir).template;
+  t = synthFleet({ domainName: 'registry.corp.internal', purgeMode: 'inventory' }, fake.dir).template; // cdk-nag on: throws on any finding
+  listing = synthFleet({ domainName: 'registry.corp.internal' }, fake.dir).template;
 }, 240_000);
 afterAll(() => fake.remove());
 
@@ -159,7 +159,7 @@ describe('the inventory Lambda', () => {
     const objects = (bucket: string, path: string) => ({ 'Fn::Join': ['', [{ 'Fn::GetAtt': [bucket, 'Arn'] }, `/${path}`]] });
     expect(statements.map((s) => ({ Action: s.Action, Resource: s.Resource }))).toEqual([
       { Action: ['s3:ListBucket', 's3:ListBucketMultipartUploads'], Resource: { 'Fn::GetAtt': [registry, 'Arn'] } },
-      { Action: ['s3:GetObject', 's3:DeleteObject', 's3:AbortMultipartUpload'], Resource: objects(registry, 'docker/registry/v2/repositories/*/_uploads/*') },
+      { Action: ['s3:GetObject', 's3:DeleteObject', 's3:AbortMultipartUpload', 's3:ListMultipartUploadParts'], Resource: objects(registry, 'docker/registry/v2/repositories/*/_uploads/*') },
       { Action: 's3:GetObject', Resource: [objects(inv, `${PURGE_INVENTORY_PREFIX}*`), objects(inv, `${PURGE_PASSES_PREFIX}*`)] },
       { Action: 's3:PutObject', Resource: objects(inv, `${PURGE_PASSES_PREFIX}*`) },
     ]);
@@ -192,18 +192,19 @@ describe('the mode switch', () => {
     const [, f] = one(listing, 'AWS::Lambda::Function', { FunctionName: 'registry-fleet-purge-stale-uploads' });
     const roleId = (f.Properties.Role as { 'Fn::GetAtt': [string] })['Fn::GetAtt'][0];
     const policies = all(listing, 'AWS::IAM::Policy', { Roles: [{ Ref: roleId }] }).flatMap(([, p]) => (p.Properties.PolicyDocument as { Statement: Statement[] }).Statement);
-    const bucketId = one(listing, 'AWS::S3::Bucket')[0];
+    // The registry bucket (not the run history's: test/infra/history.test.ts).
+    const bucketId = (all(listing, 'AWS::S3::Bucket').find(([id]) => id.startsWith('StorageBucket')) as [string, Resource])[0];
     expect(policies).toContainEqual(
       expect.objectContaining({ Sid: 'ListingCheckpoint', Action: ['s3:GetObject', 's3:PutObject', 's3:DeleteObject'], Resource: { 'Fn::Join': ['', [{ 'Fn::GetAtt': [bucketId, 'Arn'] }, `/${listingCheckpointKey('')}`]] } }),
     );
   });
 
   it('names a bad mode or format, and the missing inventory bundle', () => {
-    expect(() => createApp({ context: { domainName: 'registry.example.com', purgeMode: 'bulk', functionsDir: fake.dir } })).toThrow(/context purgeMode: expected listing or inventory \(got "bulk"\)/);
-    expect(() => createApp({ context: { domainName: 'registry.example.com', purgeInventoryFormat: 'ORC', functionsDir: fake.dir } })).toThrow(/context purgeInventoryFormat: expected Parquet or CSV \(got "ORC"\)/);
+    expect(() => createApp({ context: { domainName: 'registry.corp.internal', purgeMode: 'bulk', functionsDir: fake.dir } })).toThrow(/context purgeMode: expected listing or inventory \(got "bulk"\)/);
+    expect(() => createApp({ context: { domainName: 'registry.corp.internal', purgeInventoryFormat: 'ORC', functionsDir: fake.dir } })).toThrow(/context purgeInventoryFormat: expected Parquet or CSV \(got "ORC"\)/);
     const bare = fakeFunctionsDir();
     try {
-      expect(() => createApp({ context: { domainName: 'registry.example.com', purgeMode: 'inventory', functionsDir: bare.dir } })).toThrow(/PurgeInventory: no bundle at .*purge-stale-uploads-inventory\/index\.mjs/);
+      expect(() => createApp({ context: { domainName: 'registry.corp.internal', purgeMode: 'inventory', functionsDir: bare.dir } })).toThrow(/PurgeInventory: no bundle at .*purge-stale-uploads-inventory\/index\.mjs/);
     } finally {
       bare.remove();
     }

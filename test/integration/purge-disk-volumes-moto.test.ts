@@ -9,6 +9,7 @@ import {
   CreateTagsCommand,
   CreateVolumeCommand,
   DescribeImagesCommand,
+  DetachVolumeCommand,
   DescribeSnapshotsCommand,
   DescribeVolumesCommand,
   EC2Client,
@@ -23,6 +24,7 @@ import { createJob } from '../../shared/job.ts';
 import { testContext } from '../support/run-context.ts';
 import { toTrigger } from '../../shared/triggers.ts';
 import { startMoto, type Moto } from '../../local/moto.ts';
+import { startCloudTrailStandIn, type CloudTrailStandIn } from '../../local/cloudtrail.ts';
 
 const T0 = new Date('2026-11-23T03:00:00.000Z');
 const H = 3_600_000;
@@ -30,6 +32,10 @@ const FLEET: Tag = { Key: 'registry-fleet', Value: 'it-stack' };
 const ENV = { AWS_REGION: 'us-east-1', FLEET_TAG_VALUE: 'it-stack', ASG_NAME: 'it-asg', PRUNE_DOCUMENT_NAME: 'it-prune', PRUNE_WAIT: '1s', PRUNE_POLL_INTERVAL: '100ms' };
 
 let moto: Moto;
+/** moto has no CloudTrail event history: the stand-in records the attaches the test's EC2 client makes through it. */
+let trail: CloudTrailStandIn;
+/** The scenario's time, which the stand-in stamps on the events it records (the runs' clocks are injected too). */
+let scenarioNow = T0;
 let ec2: EC2Client;
 let imageId: string;
 
@@ -39,17 +45,22 @@ beforeAll(async () => {
   moto = await startMoto();
   // The job's clients are created lazily on first use, from the SDK's own environment variables.
   Object.assign(process.env, moto.env);
-  ec2 = new EC2Client({ endpoint: moto.endpoint, region: 'us-east-1' });
+  trail = await startCloudTrailStandIn({ upstream: moto.endpoint, clock: () => scenarioNow });
+  process.env.AWS_ENDPOINT_URL_CLOUDTRAIL = trail.endpoint;
+  ec2 = new EC2Client({ endpoint: trail.endpoint, region: 'us-east-1' });
   // moto's built-in AMIs are the same after every reset: look one up once.
   const images = await ec2.send(new DescribeImagesCommand({ Owners: ['amazon'], MaxResults: 5 }));
   imageId = images.Images?.[0]?.ImageId ?? 'ami-12c6146b';
 });
 afterAll(async () => {
   ec2?.destroy();
+  await trail?.stop();
   await moto?.stop();
 });
 beforeEach(async () => {
   await moto.reset();
+  trail.reset();
+  scenarioNow = T0;
 });
 
 async function instance(): Promise<string> {
@@ -71,6 +82,10 @@ async function volume(sizeGiB: number, tags: Tag[]): Promise<string> {
 
 async function attach(volumeId: string, instanceId: string, device: string): Promise<void> {
   await ec2.send(new AttachVolumeCommand({ VolumeId: volumeId, InstanceId: instanceId, Device: device }));
+}
+
+async function detach(volumeId: string, instanceId: string, device: string): Promise<void> {
+  await ec2.send(new DetachVolumeCommand({ VolumeId: volumeId, InstanceId: instanceId, Device: device }));
 }
 
 /** Every volume in moto: id → { state, tags }. */
@@ -134,6 +149,33 @@ describe('purge-disk-volumes on moto_server', () => {
     // Idempotent: a third run has nothing left to do.
     const third = await at(new Date(T0.getTime() + 26 * H))({ skipPrune: true });
     expect(third.summary).toMatchObject({ planned: 0, applied: 0, failed: 0 });
+  });
+
+  it('a volume attached and detached between run 1 and run 2 is not deleted: run 2 marks it again (CloudTrail history)', async () => {
+    const host = await instance();
+    const used = await volume(10, [FLEET]);
+    const unused = await volume(10, [FLEET]);
+    await at(T0)({ skipPrune: true });
+
+    // Between the daily runs: attached at T0+3h, detached again at T0+6h; available again by run 2.
+    scenarioNow = new Date(T0.getTime() + 3 * H);
+    await attach(used, host, '/dev/sdf');
+    scenarioNow = new Date(T0.getTime() + 6 * H);
+    await detach(used, host, '/dev/sdf');
+    expect(trail.events().map((e) => e.eventName)).toEqual(['AttachVolume', 'DetachVolume']);
+    expect((await world())[used]).toEqual({ state: 'available', tags: { 'registry-fleet': 'it-stack', [MARK_TAG]: T0.toISOString() } });
+
+    const run2 = new Date(T0.getTime() + 25 * H);
+    const second = await at(run2)({ skipPrune: true });
+    const w = await world();
+    expect(w[unused]).toBeUndefined();
+    expect(w[used]).toEqual({ state: 'available', tags: { 'registry-fleet': 'it-stack', [MARK_TAG]: run2.toISOString() } });
+    expect(second.actions.find((a) => a.target === used)).toMatchObject({ type: 'mark-volume', status: 'applied', reason: expect.stringMatching(/^used since its mark .*AttachVolume .*DetachVolume/) });
+    expect(trail.lookups()).toBe(2);
+
+    // A full grace after the new mark with no use since: deleted.
+    await at(new Date(run2.getTime() + 25 * H))({ skipPrune: true });
+    expect((await world())[used]).toBeUndefined();
   });
 
   it('manual volumeIds limit the run to those volumes and never touch a non-fleet one', async () => {

@@ -37,7 +37,8 @@ const BUCKET = 'purge-it';
 const ROOT = '/fleet/a';
 const V2 = 'fleet/a/docker/registry/v2';
 const HTTP_SECRET = 'purge-stale-uploads-it-secret-0123456789abcdef';
-const MAX_AGE_S = 60;
+/** The smallest max age the job allows; the fixed job clock below makes seconds-old uploads look older than it. */
+const MAX_AGE_S = 3_600;
 const REPOS = ['library/nginx', 'org/team/app', 'team/x_uploads'] as const;
 
 interface Image { repo: string; tag: string; image: PushedImage; layers: Buffer[]; chunked: { digest: string; bytes: Buffer } }
@@ -116,11 +117,12 @@ describe('purge-stale-uploads on docker-registry 2.8 + moto', () => {
     }
 
     // A fixed clock between the groups: stale ones are > MAX_AGE_S old, fresh ones < MAX_AGE_S (startedat rounding included).
+    // The stale ones' parts (the partial PATCHes) are then older than the 1 h activity guard too.
     clock = new Date((staleEnd + freshStart) / 2 + MAX_AGE_S * 1000);
     const { createJob } = await import('../../shared/job.ts');
     const { job } = await import('../../functions/purge-stale-uploads/job.ts');
     const { loadPurgeStaleUploadsConfig } = await import('../../functions/purge-stale-uploads/config.ts');
-    const env = { ...moto.env, REGISTRY_BUCKET: BUCKET, REGISTRY_ROOT: ROOT, UPLOAD_MAX_AGE: `${MAX_AGE_S}s`, LIST_CONCURRENCY: '4' };
+    const env = { ...moto.env, REGISTRY_BUCKET: BUCKET, REGISTRY_ROOT: ROOT, UPLOAD_MAX_AGE: '1h', LIST_CONCURRENCY: '4' };
     Object.assign(process.env, moto.env); // the shared S3 client is created on first use from the SDK's environment
     run = createJob(job, loadPurgeStaleUploadsConfig(env), { clock: () => clock }).run;
   });

@@ -6,6 +6,7 @@ import { DescribeListenersCommand } from '@aws-sdk/client-elastic-load-balancing
 import { ListResourceRecordSetsCommand } from '@aws-sdk/client-route-53';
 import { CreateSecretCommand, GetSecretValueCommand } from '@aws-sdk/client-secrets-manager';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { JobFailedError } from '../../shared/errors.ts';
 import { runJob } from '../../shared/job.ts';
 import { logger } from '../../shared/observability.ts';
 import { loadRotateCertificatesConfig } from '../../functions/rotate-certificates/config.ts';
@@ -26,6 +27,7 @@ let lb: LoadBalancerSetup;
 let standIn: AlbStandIn;
 let certificateArn: string;
 let secretArn: string;
+let pendingArn: string;
 
 beforeAll(async () => {
   [moto, pebble] = await Promise.all([startMoto(), startPebble()]);
@@ -37,6 +39,7 @@ beforeAll(async () => {
   standIn = await startAlbStandIn(aws.elbv2, aws.acm, lb.httpsListenerArn);
   // Infra creates the secret with no key in it; the job makes the account key on first use.
   secretArn = (await aws.secrets.send(new CreateSecretCommand({ Name: 'registry-acme-account', SecretString: '{}' }))).ARN as string;
+  pendingArn = (await aws.secrets.send(new CreateSecretCommand({ Name: 'registry-acme-pending', SecretString: '{}' }))).ARN as string;
 });
 
 afterAll(async () => {
@@ -55,6 +58,7 @@ describe('acme mode with Pebble and moto', () => {
       CERTIFICATE_MODE: 'acme',
       ACME_DIRECTORY_URL: pebble.directoryUrl,
       ACME_ACCOUNT_SECRET_ARN: secretArn,
+      ACME_PENDING_SECRET_ARN: pendingArn,
       ACME_EMAIL: 'ops@example.com',
       ACME_CA_BUNDLE: pebble.caBundlePath,
       HANDSHAKE_HOST: '127.0.0.1',
@@ -118,4 +122,56 @@ describe('acme mode with Pebble and moto', () => {
     const after = await aws.secrets.send(new GetSecretValueCommand({ SecretId: secretArn }));
     expect(after.SecretString).toBe(before.SecretString);
   });
+
+  it('(a) an ECDSA P-256 certificate with two names renews into ECDSA P-256 with both names, in the same ARN', async () => {
+    const names = [DOMAIN, 'mirror.example.com'];
+    await importCertificate(aws.acm, makeCertificate({ cn: DOMAIN, sans: names, days: 10 }), certificateArn);
+    // A day after the first test's order: ACME_ORDER_COOLDOWN (24h) counts from the stage's orderedAt, the run's `now`.
+    const report = await runJob(createRotateCertificatesJob({ pollMs: 250 }), config(), loadEvent('schedule.json'), {}, { clock: () => hoursLater(25) });
+    expect(report.actions.map((a) => `${a.type}:${a.status}`)).toEqual(['renew-acme-certificate:applied', 'verify-handshake:applied']);
+    const after = (await aws.acm.send(new DescribeCertificateCommand({ CertificateArn: certificateArn }))).Certificate;
+    expect(after?.CertificateArn).toBe(certificateArn);
+    expect(after?.Issuer).toMatch(/pebble/i);
+    expect(after?.KeyAlgorithm).toBe('EC_prime256v1');
+    expect([...(after?.SubjectAlternativeNames ?? [])].sort()).toEqual([...names].sort());
+    expect(normaliseSerial(after?.Serial ?? '')).toBe(report.actions[0]?.detail?.serial);
+    // The stage is finished and holds no key any more.
+    const stage = JSON.parse((await aws.secrets.send(new GetSecretValueCommand({ SecretId: pendingArn }))).SecretString ?? '{}');
+    expect(stage).toMatchObject({ certificateArn, stage: 'verified', serial: report.actions[0]?.detail?.serial });
+    expect(JSON.stringify(stage)).not.toContain('PRIVATE KEY');
+  });
+
+  it('(b) a load balancer slower than HANDSHAKE_WAIT: three runs place ONE order with Pebble; the run after it switches finishes', async () => {
+    await importCertificate(aws.acm, makeCertificate({ cn: DOMAIN, days: 10 }), certificateArn);
+    // A day after (a)'s order (the cooldown); the three runs come minutes apart, as Lambda's retries do.
+    const runAt = () => runJob(createRotateCertificatesJob({ pollMs: 250 }), config(), loadEvent('schedule.json'), {}, { clock: () => hoursLater(50) });
+    const orders = () => pebbleOrders(pebble.logs());
+    const ordersBefore = orders();
+    standIn.freeze(true); // keeps serving the old certificate whatever ACM and the listener say
+    try {
+      for (let i = 0; i < 3; i++) {
+        const error = await runAt().catch((e: unknown) => e);
+        expect(error).toBeInstanceOf(JobFailedError);
+        expect((error as Error).message).toContain('verify-handshake');
+      }
+      expect(orders() - ordersBefore).toBe(1);
+      const stage = JSON.parse((await aws.secrets.send(new GetSecretValueCommand({ SecretId: pendingArn }))).SecretString ?? '{}');
+      expect(stage).toMatchObject({ certificateArn, stage: 'imported' });
+    } finally {
+      standIn.freeze(false);
+    }
+    const done = await runAt();
+    expect(done.details).toMatchObject({ step: 'finish' });
+    expect(done.actions.map((a) => `${a.type}:${a.status}`)).toEqual(['finish-acme-rotation:applied']);
+    expect(orders() - ordersBefore).toBe(1);
+    const after = (await aws.acm.send(new DescribeCertificateCommand({ CertificateArn: certificateArn }))).Certificate;
+    expect(standIn.served().at(-1)).toBe(normaliseSerial(after?.Serial ?? ''));
+  }, 120_000);
 });
+
+/** New orders Pebble accepted, counted in its log (one `Added order "…" to the db` line each). */
+function pebbleOrders(logs: string): number {
+  return logs.split('\n').filter((l) => /Added order "[^"]+" to the db/.test(l)).length;
+}
+
+const hoursLater = (hours: number): Date => new Date(Date.now() + hours * 3_600_000);

@@ -101,7 +101,9 @@ describe('acm mode end to end on moto', () => {
   beforeEach(async () => {
     await standIn?.close();
     await moto.reset();
-    oldArn = await importCertificate(aws.acm, makeCertificate({ cn: DOMAIN, days: 10 })); // inside RENEW_BEFORE (30d)
+    // RSA-2048, the key moto issues every requested certificate with (ACM would honour the requested algorithm):
+    // the replacement then outranks the old one in the load balancer's selection, so the old one is kept for rollback.
+    oldArn = await importCertificate(aws.acm, makeCertificate({ cn: DOMAIN, days: 10, key: 'rsa:2048' })); // inside RENEW_BEFORE (30d)
     lb = await createLoadBalancer(aws, oldArn, 'example.com');
     standIn = await startAlbStandIn(aws.elbv2, aws.acm, lb.httpsListenerArn);
   });
@@ -219,12 +221,63 @@ describe('acm mode end to end on moto', () => {
     const after = (info.mock.calls.find(([m]) => m === 'job report')?.[1] as { report: Report }).report;
     info.mockRestore();
     expect(blocked).toBeInstanceOf(JobFailedError);
+    expect((blocked as Error).message).toContain(`rotation-blocked ${newArn}`);
     expect(after.details).toMatchObject({ step: 'rolled-back' });
-    expect(steps(after)).toEqual(['rotation-blocked:failed', 'wait:skipped']);
-    expect(after.actions[0]?.error).toContain(`the swap to ${newArn} was rolled back`);
-    expect(after.actions[0]?.error).toContain('{"force": true}');
+    expect(steps(after)).toEqual(['wait:skipped']);
+    expect(after.refusals?.map((r) => r.type)).toEqual(['rotation-blocked']);
+    expect(after.refusals?.[0]?.reason).toContain(`the swap to ${newArn} was rolled back`);
+    expect(after.refusals?.[0]?.reason).toContain('{"force": true}');
     expect((await listenerCertificates()).default).toBe(oldArn);
     expect((await domainCertificates()).sort()).toEqual([oldArn, newArn].sort());
+  });
+
+  it('an old ECDSA certificate outranks the RSA replacement: it is not kept on the listener, and a slow swap rolls back by re-swapping', async () => {
+    await importCertificate(aws.acm, makeCertificate({ cn: DOMAIN, days: 10 }), oldArn); // EC P-256, same ARN
+    const first = await run();
+    const newArn = first.actions[0]?.detail?.certificateArn as string;
+    await waitIssued(newArn);
+    standIn.freeze(true);
+    const error = await run().catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(JobFailedError);
+    expect((error as Error).message).toContain(`rolled back to ${oldArn}`);
+    expect(await listenerCertificates()).toEqual({ default: oldArn, all: [oldArn] }); // never both: the ALB would serve the old one
+    standIn.freeze(false);
+
+    // Forced retry once the load balancer behaves: the swap is served and cleaned up without the old one ever attached.
+    const retried = await run({ force: true });
+    expect(steps(retried)).toEqual(['swap-listener-certificate:applied', 'verify-handshake:applied']);
+    expect(retried.actions[0]?.detail).toMatchObject({ keptForRollback: null });
+    expect(await listenerCertificates()).toEqual({ default: newArn, all: [newArn] });
+  });
+
+  it('foreign certificates in the account are never tagged, imported over or deleted (a full rotation and an event for one of them)', async () => {
+    const foreignSameName = await importCertificate(aws.acm, makeCertificate({ cn: DOMAIN, days: 5, key: 'rsa:2048' }));
+    const otherFleet = await importCertificate(aws.acm, makeCertificate({ cn: DOMAIN, days: 5, key: 'rsa:2048' }));
+    await aws.acm.send(new AddTagsToCertificateCommand({ CertificateArn: otherFleet, Tags: [{ Key: 'registry-fleet', Value: 'registry-other' }] }));
+    const otherName = await importCertificate(aws.acm, makeCertificate({ cn: 'other.example.com', days: 5 }));
+    const foreign = [foreignSameName, otherFleet, otherName];
+    const snapshot = async () =>
+      Promise.all(
+        foreign.map(async (arn) => {
+          const d = (await aws.acm.send(new DescribeCertificateCommand({ CertificateArn: arn }))).Certificate;
+          const t = await aws.acm.send(new ListTagsForCertificateCommand({ CertificateArn: arn }));
+          return { arn, serial: d?.Serial, tags: t.Tags ?? [] };
+        }),
+      );
+    const before = await snapshot();
+
+    const expiring = { ...(loadEvent('certificate-expiring.json') as Record<string, unknown>), resources: [foreignSameName] };
+    const ignored = await run(expiring);
+    expect(ignored.details).toMatchObject({ step: 'ignored' });
+    expect(steps(ignored)).toEqual(['ignore-event:skipped']);
+
+    const first = await run();
+    const newArn = first.actions[0]?.detail?.certificateArn as string;
+    await waitIssued(newArn);
+    await run(); // swap + verify
+    await run(); // cleanup
+    expect(await listenerCertificates()).toEqual({ default: newArn, all: [newArn] });
+    expect(await snapshot()).toEqual(before);
   });
 
   it('the replacement keeps the other names of the certificate it replaces, with a validation record for each in the zone', async () => {

@@ -35,6 +35,8 @@ describe('npm run demo', () => {
       expect(output).toMatch(new RegExp(`^  ${job} · trigger `, 'm'));
     }
     expect(output).not.toContain('✗');
+    // It ends with `npm run history`: the runs it just made, read back from the run history bucket.
+    expect(output).toMatch(/4\. What the jobs did, from the run history[\s\S]*\$ npm run history -- --since 1h\n {2}started +job +trigger +summary/);
     const pids = [...output.matchAll(/\(pid (\d+)\)/g)].map((m) => Number(m[1]));
     expect(pids).toHaveLength(3); // moto_server and two registries
     expect(pids.filter(alive)).toEqual([]);

@@ -6,8 +6,10 @@ import type { AddressInfo } from 'node:net';
 import { mkdir, mkdtemp, readdir, readFile, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { CreateBucketCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { sha256Hex } from '../../shared/htpasswd.ts';
+import { startMoto } from '../../local/moto.ts';
 
 const SCRIPT = join(import.meta.dirname, '..', '..', 'infra', 'assets', 'install-htpasswd.sh');
 const OLD = 'carol:$2y$05$S4plFGOIoDOwbYYn5fn8tOEw59nkmorOU7oyiOqiGYNX2FwUeFJdu\n';
@@ -28,17 +30,21 @@ function sh(args: string[], env: NodeJS.ProcessEnv = process.env): Promise<Resul
 let server: Server;
 let base: string;
 const files = new Map<string, string>();
+const meta = new Map<string, string>();
 let dir: string;
 const htpasswd = () => join(dir, 'htpasswd');
 
 beforeAll(async () => {
   server = createServer((req, res) => {
     const body = files.get(req.url ?? '');
-    res.writeHead(body === undefined ? 404 : 200, { 'content-type': 'text/plain' }).end(body ?? 'not found');
+    // What S3 answers a GET with: the object's metadata as x-amz-meta-* headers (sync-htpasswd sets sha256).
+    const sha = meta.get(req.url ?? '');
+    res.writeHead(body === undefined ? 404 : 200, { 'content-type': 'text/plain', ...(sha ? { 'x-amz-meta-sha256': sha } : {}) }).end(body ?? 'not found');
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  files.set('/new', NEW).set('/malformed', MALFORMED).set('/empty', '');
+  files.set('/new', NEW).set('/malformed', MALFORMED).set('/empty', '').set('/torn', NEW);
+  meta.set('/new', sha256Hex(NEW)).set('/torn', sha256Hex('another file')); // torn: the metadata of one publish, the body of another
 });
 afterAll(async () => {
   await new Promise<void>((resolve) => server.close(() => resolve()));
@@ -127,6 +133,62 @@ describe('install-htpasswd.sh', () => {
     expect(await sh([`${base}/new`, 'ABC', dir])).toMatchObject({ code: 1, stderr: expect.stringMatching(/SHA256 must be 64 lower-case hex digits or -/) });
     expect(await sh(['ftp://x/y', '-', dir])).toMatchObject({ code: 1, stderr: expect.stringMatching(/SOURCE must be s3:\/\/bucket\/key or an http\(s\):\/\/ URL/) });
     expect(await sh([`${base}/new`, '-', join(dir, 'nope')])).toMatchObject({ code: 1, stderr: expect.stringMatching(/is not a directory/) });
+  });
+
+  describe('--recheck (the boot script, once the registry is up): re-install if the published sha256 changed', () => {
+    it('does nothing when the served file is the published one', async () => {
+      await writeFile(htpasswd(), NEW);
+      const before = await stat(htpasswd());
+      const result = await sh(['--recheck', `${base}/new`, dir]);
+      expect(result).toEqual({ code: 0, stdout: `published sha256=${sha256Hex(NEW)}\ncurrent sha256=${sha256Hex(NEW)}\n`, stderr: '' });
+      expect((await stat(htpasswd())).ino).toBe(before.ino);
+    });
+
+    it('installs the published file, verified against its metadata, when the served one is older (fetched before a publish)', async () => {
+      await writeFile(htpasswd(), OLD);
+      const result = await sh(['--recheck', `${base}/new`, dir]);
+      expect(result).toEqual({
+        code: 0,
+        stdout: `published sha256=${sha256Hex(NEW)}\nprevious sha256=${sha256Hex(OLD)}\ninstalled sha256=${sha256Hex(NEW)}\n`,
+        stderr: '',
+      });
+      expect(await readFile(htpasswd(), 'utf8')).toBe(NEW);
+    });
+
+    it('keeps the old file when the object has no sha256 metadata, or a body that does not match it', async () => {
+      await writeFile(htpasswd(), OLD);
+      await expectOldKept(await sh(['--recheck', `${base}/empty`, dir]), /the published object has no sha256 metadata \(got ""\); file kept/);
+      await expectOldKept(await sh(['--recheck', `${base}/torn`, dir]), /sha256 mismatch: downloaded [0-9a-f]{64}, expected [0-9a-f]{64} \(old file kept\)/);
+      await expectOldKept(await sh(['--recheck', `${base}/missing`, dir]), /could not read the published sha256 of http:\/\/127\.0\.0\.1:\d+\/missing; file kept/);
+    });
+
+    it('refuses bad arguments', async () => {
+      expect((await sh(['--recheck', `${base}/new`])).code).toBe(2);
+      expect(await sh(['--recheck', 'ftp://x/y', dir])).toMatchObject({ code: 1, stderr: expect.stringMatching(/SOURCE must be s3:\/\/bucket\/key or an http\(s\):\/\/ URL/) });
+    });
+
+    it('reads the metadata with the real AWS CLI v2 (`aws s3api head-object`) from s3:// and installs with `aws s3 cp`, against moto', async () => {
+      const moto = await startMoto();
+      const bin = await mkdtemp(join(tmpdir(), 'aws-cli-'));
+      const s3 = new S3Client({ endpoint: moto.endpoint, region: 'us-east-1', forcePathStyle: true, credentials: { accessKeyId: 'test', secretAccessKey: 'test' } });
+      try {
+        await s3.send(new CreateBucketCommand({ Bucket: 'auth-bucket' }));
+        await s3.send(new PutObjectCommand({ Bucket: 'auth-bucket', Key: 'control-plane/htpasswd', Body: NEW, Metadata: { sha256: sha256Hex(NEW) } }));
+        // The instances' CLI (v2, /usr/bin/aws here) predates AWS_ENDPOINT_URL: a wrapper adds --endpoint-url.
+        await writeFile(join(bin, 'aws'), `#!/bin/sh\nexec /usr/bin/aws --endpoint-url "${moto.endpoint}" "$@"\n`, { mode: 0o755 });
+        const env = { ...process.env, ...moto.env, PATH: `${bin}:${process.env.PATH ?? ''}` };
+        await writeFile(htpasswd(), OLD);
+        const changed = await sh(['--recheck', 's3://auth-bucket/control-plane/htpasswd', dir], env);
+        expect(changed).toMatchObject({ code: 0, stdout: `published sha256=${sha256Hex(NEW)}\nprevious sha256=${sha256Hex(OLD)}\ninstalled sha256=${sha256Hex(NEW)}\n` });
+        expect(await readFile(htpasswd(), 'utf8')).toBe(NEW);
+        const same = await sh(['--recheck', 's3://auth-bucket/control-plane/htpasswd', dir], env);
+        expect(same).toMatchObject({ code: 0, stdout: `published sha256=${sha256Hex(NEW)}\ncurrent sha256=${sha256Hex(NEW)}\n` });
+      } finally {
+        s3.destroy();
+        await moto.stop();
+        await rm(bin, { recursive: true, force: true });
+      }
+    });
   });
 
   describe('from s3:// (the path instances use): `aws s3 cp`, here a stand-in on PATH', () => {

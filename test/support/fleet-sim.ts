@@ -15,7 +15,9 @@
  */
 import {
   AutoScalingClient,
+  CreateOrUpdateTagsCommand,
   DescribeAutoScalingGroupsCommand,
+  DescribeTagsCommand,
   DescribeInstanceRefreshesCommand,
   DescribeScalingActivitiesCommand,
   SetDesiredCapacityCommand,
@@ -24,6 +26,7 @@ import {
 } from '@aws-sdk/client-auto-scaling';
 import { CreateTagsCommand, DeleteTagsCommand, DescribeInstanceStatusCommand, DescribeInstancesCommand, EC2Client } from '@aws-sdk/client-ec2';
 import { DescribeTargetHealthCommand, ElasticLoadBalancingV2Client } from '@aws-sdk/client-elastic-load-balancing-v2';
+import { CreateScheduleCommand, DeleteScheduleCommand, SchedulerClient } from '@aws-sdk/client-scheduler';
 import { mockClient } from 'aws-sdk-client-mock';
 
 export type Fault = (t: number) => boolean;
@@ -54,6 +57,13 @@ export interface SimOptions {
   drainMs?: number;
   /** Age of the initial instances at `start`. */
   initialAgeMs?: number;
+  /**
+   * The group's native ELB health check (HealthCheckType ELB): every this many ms the group marks an InService
+   * member whose target is unhealthy Unhealthy and replaces it. Unset: EC2 checks only (this stack).
+   */
+  nativeElbCheckMs?: number;
+  /** Phase of the native check's sweeps (ms after start of the first one). */
+  nativeElbPhaseMs?: number;
 }
 
 export interface Sample {
@@ -62,6 +72,13 @@ export interface Sample {
   inService: number;
   serving: number;
 }
+
+/** The job's follow-up settings as the stack sets them (the model plays EventBridge Scheduler). */
+export const FOLLOW_UP_ENV = {
+  FOLLOW_UP_GROUP: 'registry-replace-follow-ups',
+  FOLLOW_UP_ROLE_ARN: 'arn:aws:iam::123456789012:role/registry-replace-follow-up-invoke',
+  FOLLOW_UP_TARGET_ARN: 'arn:aws:lambda:us-east-1:123456789012:function:registry-replace-unhealthy-instances',
+};
 
 export const TARGET_GROUP_ARN = 'arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/registry/6d0ecf831eec9f09';
 export const ASG_NAME = 'registry';
@@ -88,9 +105,19 @@ export class FleetSim {
   readonly writes: { t: number; command: string; input: Record<string, unknown> }[] = [];
   readonly calls: Record<string, number> = {};
   readonly samples: Sample[] = [];
+  /** The group's own tags (CreateOrUpdateTags / DescribeTags). */
+  readonly groupTags = new Map<string, string>();
+  /** EventBridge Scheduler one-time schedules, by name: when they fire and the input they invoke the job with. */
+  readonly schedules = new Map<string, { group: string; at: number; input: string; target: string }>();
+  /** Schedules that fired (and deleted themselves: ActionAfterCompletion DELETE). */
+  readonly fired: { name: string; at: number }[] = [];
   /** Ids DescribeInstanceStatus does not know yet (EC2's eventual consistency right after a launch). */
   readonly unknownToStatus = new Set<string>();
+  /** Every time an instance was marked Unhealthy, and by whom (the job's SetInstanceHealth, or the group's ELB check). */
+  readonly unhealthyMarks: { id: string; t: number; by: 'job' | 'elb' }[] = [];
   private seq = 0;
+  private readonly nativeElbCheckMs: number | undefined;
+  private nextElbSweep: number;
   private readonly bootMs: number;
   private readonly initialMs: number;
   private readonly warmupMs: number;
@@ -106,6 +133,8 @@ export class FleetSim {
     this.initialMs = options.initialMs ?? 30_000;
     this.warmupMs = options.warmupMs ?? 30_000;
     this.drainMs = options.drainMs ?? 30_000;
+    this.nativeElbCheckMs = options.nativeElbCheckMs;
+    this.nextElbSweep = this.now + (options.nativeElbPhaseMs ?? 0);
     const age = options.initialAgeMs ?? 86_400_000;
     for (let i = 0; i < options.size; i += 1) {
       const at = this.now - age;
@@ -151,6 +180,13 @@ export class FleetSim {
     return this.instances.filter((i) => i.lifecycle === 'InService').length;
   }
 
+  /** When instance `i`'s target first served (healthy), if it has: InService + the initial health checks, no fault then. */
+  servingSince(i: SimInstance): number | undefined {
+    if (i.inServiceAt === undefined) return undefined;
+    const at = i.inServiceAt + this.initialMs;
+    return at <= this.now && !i.targetFault?.(at) && !this.outage(at, i) ? at : undefined;
+  }
+
   /** Advance virtual time by `ms`, in steps of `stepMs`, letting the group reconcile and sampling the invariants. */
   advance(ms: number, stepMs = 5_000): void {
     const end = this.now + ms;
@@ -170,6 +206,14 @@ export class FleetSim {
     }
     for (const i of [...this.instances]) {
       if (i.lifecycle === 'Terminating' && this.now - (i.terminatingAt ?? 0) >= this.drainMs) this.instances.splice(this.instances.indexOf(i), 1);
+    }
+    if (this.nativeElbCheckMs !== undefined && this.now >= this.nextElbSweep) {
+      this.nextElbSweep += this.nativeElbCheckMs;
+      for (const i of this.instances) {
+        if (i.lifecycle !== 'InService' || i.asgHealth !== 'Healthy' || this.targetState(i) !== 'unhealthy') continue;
+        i.asgHealth = 'Unhealthy';
+        this.unhealthyMarks.push({ id: i.id, t: this.now, by: 'elb' });
+      }
     }
     const launchFirst = (this.maintenancePolicy?.MinHealthyPercentage ?? 0) >= 100;
     for (const i of this.instances) {
@@ -204,6 +248,21 @@ export class FleetSim {
     for (const k of Object.keys(this.calls)) delete this.calls[k];
   }
 
+  /**
+   * The schedules due now, removed as Scheduler's ActionAfterCompletion DELETE does, each with the event it
+   * delivers (its input with the context attributes filled in), oldest first.
+   */
+  takeDueSchedules(delayMs = 0): { name: string; event: unknown }[] {
+    const due = [...this.schedules].filter(([, s]) => s.at + delayMs <= this.now).sort(([, a], [, b]) => a.at - b.at);
+    return due.map(([name, s]) => {
+      this.schedules.delete(name);
+      this.fired.push({ name, at: this.now });
+      const arn = `arn:aws:scheduler:us-east-1:123456789012:schedule/${s.group}/${name}`;
+      const input = s.input.replace('<aws.scheduler.schedule-arn>', arn).replace('<aws.scheduler.scheduled-time>', new Date(s.at).toISOString());
+      return { name, event: JSON.parse(input) as unknown };
+    });
+  }
+
   writesOf(command: string): { t: number; command: string; input: Record<string, unknown> }[] {
     return this.writes.filter((w) => w.command === command);
   }
@@ -230,6 +289,7 @@ export class FleetSim {
             MaxSize: this.max,
             DesiredCapacity: this.desired,
             HealthCheckType: 'EC2',
+            Tags: [...this.groupTags].map(([Key, Value]) => ({ Key, Value, ResourceId: ASG_NAME, ResourceType: 'auto-scaling-group', PropagateAtLaunch: false })),
             SuspendedProcesses: this.suspended.map((ProcessName) => ({ ProcessName, SuspensionReason: 'test' })),
             ...(this.maintenancePolicy ? { InstanceMaintenancePolicy: this.maintenancePolicy } : {}),
             Instances: this.instances.map((i) => ({ InstanceId: i.id, LifecycleState: i.lifecycle, HealthStatus: i.asgHealth, AvailabilityZone: 'us-east-1a' })),
@@ -253,6 +313,7 @@ export class FleetSim {
       const i = this.instances.find((x) => x.id === input.InstanceId);
       if (!i) throw new SdkError('ValidationError', `Instance Id not found - No instance(s) found with id ${input.InstanceId}`);
       i.asgHealth = input.HealthStatus as 'Healthy' | 'Unhealthy';
+      if (i.asgHealth === 'Unhealthy') this.unhealthyMarks.push({ id: i.id, t: this.now, by: 'job' });
       this.reconcile();
       return {};
     });
@@ -320,6 +381,73 @@ export class FleetSim {
       for (const id of input.Resources) for (const t of input.Tags) this.instances.find((i) => i.id === id)?.tags.delete(t.Key);
       return {};
     });
-    return { asg, elb, ec2, restore: () => [asg, elb, ec2].forEach((m) => m.restore()) };
+    asg.on(DescribeTagsCommand).callsFake((input: { Filters?: { Name: string; Values: string[] }[] }) => {
+      this.count('DescribeTags');
+      const keys = input.Filters?.find((f) => f.Name === 'key')?.Values;
+      const tags = [...this.groupTags].filter(([k]) => !keys || keys.includes(k));
+      return { Tags: tags.map(([Key, Value]) => ({ Key, Value, ResourceId: ASG_NAME, ResourceType: 'auto-scaling-group', PropagateAtLaunch: false })) };
+    });
+    asg.on(CreateOrUpdateTagsCommand).callsFake((input: { Tags: { Key: string; Value: string; ResourceId: string }[] }) => {
+      this.write('CreateOrUpdateTags', input);
+      for (const t of input.Tags) if (t.ResourceId === ASG_NAME) this.groupTags.set(t.Key, t.Value);
+      return {};
+    });
+
+    const scheduler = mockClient(SchedulerClient);
+    scheduler.on(CreateScheduleCommand).callsFake((input: { Name: string; GroupName: string; ScheduleExpression: string; Target: { Arn: string; Input: string } }) => {
+      this.write('CreateSchedule', input);
+      if (this.schedules.has(input.Name)) throw new SdkError('ConflictException', `Schedule ${input.Name} already exists.`);
+      const at = /^at\((\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)\)$/.exec(input.ScheduleExpression)?.[1];
+      if (!at) throw new SdkError('ValidationException', `Invalid Schedule Expression ${input.ScheduleExpression}.`);
+      this.schedules.set(input.Name, { group: input.GroupName, at: Date.parse(`${at}Z`), input: input.Target.Input, target: input.Target.Arn });
+      return { ScheduleArn: `arn:aws:scheduler:us-east-1:123456789012:schedule/${input.GroupName}/${input.Name}` };
+    });
+    scheduler.on(DeleteScheduleCommand).callsFake((input: { Name: string }) => {
+      this.write('DeleteSchedule', input);
+      if (!this.schedules.delete(input.Name)) throw new SdkError('ResourceNotFoundException', `Schedule ${input.Name} does not exist.`);
+      return {};
+    });
+    const all = [asg, elb, ec2, scheduler];
+    return { asg, elb, ec2, scheduler, restore: () => all.forEach((m) => m.restore()) };
+  }
+}
+
+/**
+ * The target group's UnHealthyHostCount alarm as CloudWatch evaluates it: one datapoint per minute (Maximum:
+ * breaching when any target was unhealthy during that minute), evaluated `lagMs` after each minute ends (the
+ * metric's publication delay); ALARM when the last `datapoints` minutes all breach. Its Lambda action fires on
+ * the transition into ALARM only.
+ */
+export class UnhealthyHostsAlarm {
+  state: 'OK' | 'ALARM' = 'OK';
+  readonly fired: number[] = [];
+  private readonly breached = new Set<number>();
+  private evaluatedUpTo: number;
+
+  constructor(
+    private readonly sim: FleetSim,
+    readonly datapoints = 2,
+    readonly lagMs = 30_000,
+  ) {
+    this.evaluatedUpTo = Math.floor(sim.now / 60_000);
+  }
+
+  /** Call once per simulation step: records the datapoint, returns true when the alarm action fires now. */
+  step(): boolean {
+    const minute = Math.floor(this.sim.now / 60_000);
+    if (this.sim.instances.some((i) => i.lifecycle === 'InService' && this.sim.targetState(i) === 'unhealthy')) this.breached.add(minute);
+    let fire = false;
+    // Evaluate every minute that ended at least lagMs ago.
+    while ((this.evaluatedUpTo + 1) * 60_000 + this.lagMs <= this.sim.now) {
+      const last = this.evaluatedUpTo; // the minute that just completed
+      this.evaluatedUpTo += 1;
+      const all = Array.from({ length: this.datapoints }, (_, k) => last - k).every((m) => this.breached.has(m));
+      if (all && this.state === 'OK') {
+        this.state = 'ALARM';
+        this.fired.push(this.sim.now);
+        fire = true;
+      } else if (!all) this.state = 'OK';
+    }
+    return fire;
   }
 }

@@ -53,6 +53,8 @@ export function htpasswdWorld() {
     instances: new Map<string, FakeInstance>(),
     commands: [] as SentCommand[],
     polls: new Map<string, number>(),
+    /** Called on PutObject before the new body lands (e.g. an instance that booted on the old file joins the group). */
+    onPublish: undefined as (() => void) | undefined,
   };
 
   function reset(): void {
@@ -65,6 +67,7 @@ export function htpasswdWorld() {
     state.instances.clear();
     state.commands = [];
     state.polls.clear();
+    state.onPublish = undefined;
 
     ssm.on(GetParametersByPathCommand).callsFake((input: { NextToken?: string; MaxResults?: number }) => {
       const start = Number(input.NextToken ?? 0);
@@ -79,6 +82,7 @@ export function htpasswdWorld() {
       return { Body: { transformToString: async () => body }, Metadata: { ...state.object.metadata } };
     });
     s3.on(PutObjectCommand).callsFake((input: { Body: string; Metadata?: Record<string, string> }) => {
+      state.onPublish?.();
       state.object = { body: String(input.Body), metadata: { ...input.Metadata } };
       return { ETag: '"etag"' };
     });

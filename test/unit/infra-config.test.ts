@@ -1,18 +1,22 @@
 import { describe, expect, it } from 'vitest';
-import { CONTEXT_KEYS, FleetConfigError, parseFleetConfig } from '../../infra/config.ts';
+import { CONTEXT_KEYS, DEFAULT_REGISTRY_IMAGE, FleetConfigError, parseFleetConfig } from '../../infra/config.ts';
 
-const base = { domainName: 'registry.example.com' };
+const base = { domainName: 'registry.corp.internal' };
 
 describe('parseFleetConfig', () => {
   it('fills every default from a minimal context', () => {
     expect(parseFleetConfig(base)).toMatchObject({
       stackName: 'registry-fleet',
-      domainName: 'registry.example.com',
+      domainName: 'registry.corp.internal',
       instanceType: 't4g.small',
       minCapacity: 2,
       desiredCapacity: 2,
       maxCapacity: 4,
-      registryImage: 'registry:2.8.3',
+      registryImage: DEFAULT_REGISTRY_IMAGE,
+      bootTimeoutMinutes: 30,
+      natGatewayPerAz: false,
+      albAccessLogs: false,
+      bucketAccessLogs: false,
       usersParameterPath: '/registry/users/',
       uploadMaxAge: '168h',
       diskUsedPercentThreshold: 85,
@@ -47,6 +51,28 @@ describe('parseFleetConfig', () => {
     expect(config.privateSubnetIds).toEqual(['subnet-0000000c', 'subnet-0000000d']);
   });
 
+  it('pins the registry image by digest by default; a tag with a digest is accepted', () => {
+    expect(DEFAULT_REGISTRY_IMAGE).toMatch(/^registry:2\.8\.3@sha256:[0-9a-f]{64}$/);
+    expect(parseFleetConfig({ ...base, registryImage: 'registry:2.8.3' }).registryImage).toBe('registry:2.8.3');
+  });
+
+  it.each(['registry.example.com', 'example.org', 'hub.example.net', 'registry.example'])('refuses the sample domain %s, naming domainName', (domainName) => {
+    expect(() => parseFleetConfig({ domainName })).toThrow(/context domainName: expected your registry's own host name, not an example\.\* sample name/);
+  });
+
+  it('rejects a context key it does not know, naming it and the known keys', () => {
+    let error: unknown;
+    try {
+      parseFleetConfig({ ...base, minCapcity: 3 });
+    } catch (e) {
+      error = e;
+    }
+    expect(error).toBeInstanceOf(FleetConfigError);
+    expect((error as Error).message).toMatch(/context minCapcity: not a setting of this app/);
+    expect((error as Error).message).toMatch(/known keys: .*\bminCapacity\b/);
+    expect(() => parseFleetConfig({ ...base, nag: 'false' })).not.toThrow();
+  });
+
   it('ignores context keys it does not know (cdk feature flags)', () => {
     expect(() => parseFleetConfig({ ...base, '@aws-cdk/core:newStyleStackSynthesis': true })).not.toThrow();
     expect(CONTEXT_KEYS).toContain('domainName');
@@ -77,7 +103,7 @@ describe('parseFleetConfig', () => {
     { key: 'diskUsedPercentThreshold', context: { ...base, diskUsedPercentThreshold: 100 } },
     { key: 'ingressCidrs', context: { ...base, ingressCidrs: 'everyone' } },
     { key: 'privateSubnetIds', context: { ...base, vpcId: 'vpc-0123abcd', availabilityZones: 'us-east-1a,us-east-1b', publicSubnetIds: 'subnet-0000000a,subnet-0000000b', privateRouteTableIds: 'rtb-0000000c,rtb-0000000d' } },
-    { key: 'acmeDirectoryUrl', context: { ...base, certificateMode: 'acme', acmeEmail: 'ops@example.com', hostedZoneId: 'Z0123456789ABC', hostedZoneName: 'example.com' } },
+    { key: 'acmeDirectoryUrl', context: { ...base, certificateMode: 'acme', acmeEmail: 'ops@example.com', hostedZoneId: 'Z0123456789ABC', hostedZoneName: 'corp.internal' } },
     { key: 'certificateMode', context: { ...base, certificateMode: 'letsencrypt' } },
   ])('a bad $key fails naming the context key', ({ key, context }) => {
     let error: unknown;

@@ -12,7 +12,19 @@ const ENV = { AWS_REGION: 'us-east-1', FLEET_TAG_VALUE: 'prod', ASG_NAME: 'prod-
 
 describe('loadPurgeDiskVolumesConfig', () => {
   it('applies the documented defaults', () => {
+    const policy = {
+      fleetTag: { key: 'registry-fleet', value: 'prod' },
+      volumeGraceMs: 24 * 3_600_000,
+      snapshotBeforeDelete: false,
+      maxVolumeDeletesPerRun: 10,
+      asgName: 'prod-asg',
+      diskUsedPercentThreshold: 85,
+      pruneMaxLogMb: 100,
+      maxPruneInstancesPerRun: 10,
+    };
     expect(loadPurgeDiskVolumesConfig(ENV)).toEqual({
+      ...policy,
+      policy,
       fleetTag: { key: 'registry-fleet', value: 'prod' },
       volumeGraceMs: 24 * 3_600_000,
       snapshotBeforeDelete: false,
@@ -64,6 +76,8 @@ describe('loadPurgeDiskVolumesConfig', () => {
     [{ DISK_USED_PERCENT_THRESHOLD: '85%' }, 'DISK_USED_PERCENT_THRESHOLD="85%" is not valid: expected a whole number from 1 to 99'],
     [{ VOLUME_GRACE: 'a day' }, 'VOLUME_GRACE="a day" is not valid: expected a duration'],
     [{ VOLUME_GRACE: '0' }, 'VOLUME_GRACE="0" is not valid'],
+    // A mark is verified against CloudTrail's 90-day event history (README runbook).
+    [{ VOLUME_GRACE: '61d' }, 'VOLUME_GRACE="61d" is not valid'],
     [{ MAX_VOLUME_DELETES_PER_RUN: '0' }, 'MAX_VOLUME_DELETES_PER_RUN="0" is not valid: expected a whole number from 1 to 100'],
     [{ MAX_PRUNE_INSTANCES_PER_RUN: '51' }, 'MAX_PRUNE_INSTANCES_PER_RUN="51" is not valid: expected a whole number from 1 to 50'],
     [{ SNAPSHOT_BEFORE_DELETE: 'yes' }, 'SNAPSHOT_BEFORE_DELETE="yes" is not valid: expected true or false'],
@@ -122,5 +136,19 @@ describe('scopeOf every sample event', () => {
 
   it('the dry-run sample is a dry run', () => {
     expect(toTrigger(loadEvent('purge-disk-volumes/manual-dry-run.json'), options)).toMatchObject({ kind: 'manual', dryRun: true });
+  });
+});
+
+describe('a targeted payload acts on what it names (issue 12, item 9)', () => {
+  const I = 'i-0123456789abcdef0';
+  const V = 'vol-0123456789abcdef0';
+  it.each([
+    [{ instanceIds: [I] }, { volumes: false, prune: true, named: { ids: [I], source: 'the manual payload' } }],
+    [{ volumeIds: [V] }, { volumes: true, volumeIds: [V], prune: false }],
+    [{ instanceIds: [I], volumeIds: [V] }, { volumes: true, volumeIds: [V], prune: true, named: { ids: [I], source: 'the manual payload' } }],
+    [{}, { volumes: true, prune: true }],
+    [{ skipPrune: true }, { volumes: true, prune: false }],
+  ])('%o → %o', (payload, scope) => {
+    expect(scopeOf(toTrigger(payload, options))).toEqual(scope);
   });
 });

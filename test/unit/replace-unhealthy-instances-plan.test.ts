@@ -1,59 +1,12 @@
-import { readdirSync } from 'node:fs';
-import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { ConfigError, ValidationError } from '../../shared/errors.ts';
-import { toTrigger } from '../../shared/triggers.ts';
-import { loadReplaceUnhealthyInstancesConfig, type ReplaceConfig } from '../../functions/replace-unhealthy-instances/config.ts';
-import type { Fleet, Member, Request } from '../../functions/replace-unhealthy-instances/model.ts';
-import { job, summarizeReplacements, toRequest } from '../../functions/replace-unhealthy-instances/job.ts';
-import { planReplacements, type ReplacementPlan } from '../../functions/replace-unhealthy-instances/plan.ts';
-import { EVENTS_DIR, loadEvent } from '../support/events.ts';
-
-const NOW = new Date('2026-11-23T03:00:00.000Z');
-const ago = (ms: number): string => new Date(NOW.getTime() - ms).toISOString();
-const MIN = 60_000;
-const HOUR = 60 * MIN;
-
-const policy: ReplaceConfig = {
-  asgName: 'registry',
-  targetGroupArn: 'arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/registry/6d0ecf831eec9f09',
-  maxReplacementsPerRun: 1,
-  maxUnhealthyPercent: 50,
-  gracePeriodMs: 5 * MIN,
-  unhealthyConfirmMs: 2 * MIN,
-  replacementTimeoutMs: 30 * MIN,
-};
-
-const id = (n: number): string => `i-0${String(n).padStart(16, '0')}`;
-
-/** A healthy, long-running member; override what the case is about. */
-function member(n: number, over: Partial<Member> = {}): Member {
-  return { id: id(n), lifecycle: 'InService', asgHealth: 'Healthy', launchTime: ago(24 * HOUR), instanceStatus: 'ok', systemStatus: 'ok', target: { state: 'healthy' }, ...over };
-}
-const sick = (n: number, over: Partial<Member> = {}): Member =>
-  member(n, { target: { state: 'unhealthy', reason: 'Target.ResponseCodeMismatch', description: 'Health checks failed with these codes: [503]' }, unhealthySince: ago(10 * MIN), ...over });
-
-function fleet(members: Member[], over: Partial<Fleet['group']> = {}, extra: Partial<Fleet> = {}): Fleet {
-  return {
-    group: { name: 'registry', min: 2, max: 6, desired: members.length, suspendedProcesses: [], maintenancePolicy: { minHealthyPercentage: 100, maxHealthyPercentage: 200 }, healthCheckType: 'EC2', ...over },
-    members,
-    activitiesInProgress: [],
-    instanceRefreshes: [],
-    foreignTargets: 0,
-    apiCalls: {},
-    ...extra,
-  };
-}
-
-const schedule: Request = { kind: 'schedule' };
-const plan = (f: Fleet, request: Request = schedule, over: Partial<ReplaceConfig> = {}): ReplacementPlan => planReplacements(f, { ...policy, ...over }, request, NOW);
-const brief = (p: ReplacementPlan) => ({
-  actions: p.actions.map((a) => `${a.type} ${a.target}`),
-  skipped: p.skipped.map((a) => `${a.guard} ${a.target}`),
-});
+import { ValidationError } from '../../shared/errors.ts';
+import type { ReplacePolicy } from '../../functions/replace-unhealthy-instances/config.ts';
+import { followUpName, type Fleet, type Member, type Request } from '../../functions/replace-unhealthy-instances/model.ts';
+import { summarizeReplacements } from '../../functions/replace-unhealthy-instances/job.ts';
+import { ago, brief, fleet, HOUR, id, member, MIN, NOW, plan, schedule, sick } from '../support/replace-unhealthy-instances-fixtures.ts';
 
 describe('planReplacements', () => {
-  const cases: { name: string; fleet: Fleet; request?: Request; over?: Partial<ReplaceConfig>; actions: string[]; skipped: string[]; circuitOpen?: boolean }[] = [
+  const cases: { name: string; fleet: Fleet; request?: Request; over?: Partial<ReplacePolicy>; actions: string[]; skipped: string[]; circuitOpen?: boolean }[] = [
     { name: 'a healthy fleet: nothing', fleet: fleet([member(1), member(2), member(3)]), actions: [], skipped: [] },
     {
       name: 'one unhealthy target (confirmed): set its health, the maintenance policy launches first',
@@ -120,11 +73,11 @@ describe('planReplacements', () => {
       circuitOpen: true,
     },
     {
-      name: 'a single-instance fleet that is unhealthy is 100%: breaker open',
+      name: 'a single-instance fleet that is unhealthy is 100%, but one broken member is no shared outage: replaced (issue 12 item 11)',
       fleet: fleet([sick(1)]),
-      actions: [`unmark ${id(1)}`],
-      skipped: [`circuit-open ${id(1)}`],
-      circuitOpen: true,
+      actions: [`set-instance-health ${id(1)}`],
+      skipped: [],
+      circuitOpen: false,
     },
     {
       name: 'inside its grace period',
@@ -230,9 +183,9 @@ describe('planReplacements', () => {
       skipped: [`replacement-in-progress ${id(5)}`],
     },
     {
-      name: 'capacity-preserving path, replacement never serves: stalled after REPLACEMENT_TIMEOUT',
+      name: 'capacity-preserving path, replacement never serves: stalled after REPLACEMENT_TIMEOUT, and the tag expires (issue 12 item 10)',
       fleet: fleet([member(1), sick(2, { replacingSince: ago(40 * MIN), desiredBeforeRaise: 3 }), member(3), sick(4, { launchTime: ago(39 * MIN) })], { maintenancePolicy: undefined, desired: 4 }),
-      actions: [],
+      actions: [`expire-replacing ${id(2)}`],
       skipped: [`replacement-stalled ${id(2)}`, `replacement-in-progress ${id(4)}`],
     },
     {
@@ -427,73 +380,129 @@ describe('planReplacements', () => {
   });
 });
 
-describe('report', () => {
-  it('summarizes counts, guards and the CircuitOpen metric', () => {
-    const f = fleet([sick(1), sick(2), sick(3, { instanceStatus: 'impaired' })], {}, { apiCalls: { 'autoscaling:DescribeAutoScalingGroups': 1, 'ec2:DescribeInstances': 1 } });
-    const p = plan(f);
-    const s = summarizeReplacements(f, p, p.actions.map(() => ({ status: 'applied' as const })));
-    expect(s.observed).toMatchObject({ members: 3, inService: 3, healthy: 0, unhealthy: 3, byCause: { targetUnhealthy: 3, ec2Impaired: 1 }, targets: { unhealthy: 3 }, apiCalls: { total: 2 } });
-    expect(s.details).toMatchObject({ circuitOpen: true, unhealthyPercent: 100, guards: ['circuit-open'] });
-    expect(s.metrics).toEqual({ CircuitOpen: 1, UnhealthyInstances: 3, ReplacementsStarted: 0, ReplacementsCompleted: 0, ReplacementStalled: 0, ForcedReplacements: 0 });
+describe('a leftover replacing tag (issue 12 item 10)', () => {
+  const noPolicy = { maintenancePolicy: undefined };
+  const tagged = (over: Partial<Member> = {}) => sick(2, { replacingSince: ago(5 * MIN), desiredBeforeRaise: 3, ...over });
+  const fresh = member(4, { launchTime: ago(4 * MIN) });
+
+  it('an unrelated scale-out after the raise never leads to a terminate with decrement', () => {
+    // The job set desired 3 → 4; something else scaled the group to 5 since; a member launched after the tag serves.
+    const p = plan(fleet([member(1), tagged(), member(3), fresh, member(5, { launchTime: ago(3 * MIN) })], { ...noPolicy, desired: 5 }));
+    expect(brief(p)).toEqual({ actions: [], skipped: [`replacement-stalled ${id(2)}`] });
+    expect(p.skipped[0]?.reason).toMatch(/^replacement-stalled: desired capacity 5 is not the 4 this job set/);
   });
 
-  it('counts only applied replacements as started', () => {
-    const f = fleet([member(1), sick(2), member(3)]);
-    const p = plan(f);
-    expect(summarizeReplacements(f, p, [{ status: 'applied' }]).metrics).toMatchObject({ CircuitOpen: 0, ReplacementsStarted: 1 });
-    expect(summarizeReplacements(f, p, [{ status: 'failed', error: 'x' }]).metrics).toMatchObject({ ReplacementsStarted: 0 });
-    expect(summarizeReplacements(f, p, []).metrics).toMatchObject({ ReplacementsStarted: 0 });
+  it('a tagged instance that is healthy again is not terminated: the raise is undone instead', () => {
+    const p = plan(fleet([member(1), member(2, { replacingSince: ago(5 * MIN), desiredBeforeRaise: 3 }), member(3), fresh], { ...noPolicy, desired: 4 }));
+    expect(brief(p).actions).toEqual([`undo-raise ${id(2)}`]);
+    expect(p.actions[0]).toMatchObject({ desiredFrom: 4, desiredTo: 3 });
+    expect(p.actions.some((a) => a.type === 'terminate-replaced')).toBe(false);
+  });
+
+  it('a replacement an operator asked for (manual instanceIds, by=operator) goes ahead although the instance looks healthy', () => {
+    const p = plan(fleet([member(1), member(2, { replacingSince: ago(5 * MIN), desiredBeforeRaise: 3, replacementByOperator: true }), member(3), fresh], { ...noPolicy, desired: 4 }));
+    expect(brief(p).actions).toEqual([`terminate-replaced ${id(2)}`]);
+  });
+
+  it('a 48 h old tag never acts: it is reported stalled and removed', () => {
+    const p = plan(fleet([member(1), tagged({ replacingSince: ago(48 * HOUR) }), member(3), member(4, { launchTime: ago(47 * HOUR) })], { ...noPolicy, desired: 4 }));
+    expect(brief(p)).toEqual({ actions: [`expire-replacing ${id(2)}`], skipped: [`replacement-stalled ${id(2)}`] });
+    expect(p.assessment.stalled).toEqual([id(2)]);
   });
 });
 
-describe('triggers and payloads', () => {
-  it('parses every sample in events/replace-unhealthy-instances', () => {
-    const dir = join(EVENTS_DIR, 'replace-unhealthy-instances');
-    const files = readdirSync(dir).filter((f) => f.endsWith('.json'));
-    expect(files.sort()).toEqual(['manual-dry-run.json', 'manual-force.json', 'manual-instance-ids.json']);
-    for (const f of files) expect(toTrigger(loadEvent(`replace-unhealthy-instances/${f}`), job.options).kind).toBe('manual');
-    expect(toRequest(toTrigger(loadEvent('replace-unhealthy-instances/manual-force.json'), job.options))).toEqual({ kind: 'manual', instanceIds: ['i-0123456789abcdef0'], force: true });
+describe('a single-instance fleet (issue 12 item 11)', () => {
+  it('its only member, broken on its own, is replaced: one unhealthy member is no evidence of a shared outage', () => {
+    const p = plan(fleet([sick(1)], { min: 1 }));
+    expect(brief(p)).toEqual({ actions: [`set-instance-health ${id(1)}`], skipped: [] });
+    expect(p.assessment.circuitOpen).toBe(false);
   });
 
-  it.each([
-    [{ instanceIds: ['i-12345678'] }, undefined],
-    [{ instanceIds: ['i-0123456789abcdef0'], force: false }, undefined],
-    [{ instanceIds: ['i-123'] }, 'instanceIds.0: expected an instance id: i- and 8 or 17 hex digits'],
-    [{ instanceIds: ['i-0123456789ABCDEF0'] }, 'instanceIds.0: expected an instance id'],
-    [{ instanceIds: 'i-12345678' }, 'instanceIds: expected a list of instance ids'],
-    [{ instanceIds: [] }, 'instanceIds: expected at least one instance id'],
-    [{ force: 'yes' }, 'force: expected true or false'],
-    [{ instanceId: 'i-12345678' }, 'unknown key "instanceId"'],
-  ])('manual payload %j', (payload, error) => {
-    if (error) expect(() => toTrigger(payload, job.options)).toThrow(error);
-    else expect(toTrigger(payload, job.options).kind).toBe('manual');
-  });
-
-  it('carries the alarm dimensions into the request', () => {
-    const t = toTrigger(loadEvent('alarm-action.json'), job.options);
-    expect(toRequest(t)).toEqual({ kind: 'alarm', state: 'ALARM', targetGroup: 'targetgroup/registry/6d0ecf831eec9f09' });
-    const p = planReplacements(fleet([member(1)]), policy, toRequest(t), NOW);
-    expect(p.assessment.alarm).toEqual({ targetGroup: 'targetgroup/registry/6d0ecf831eec9f09', targetGroupMatches: true });
-    expect(toRequest(toTrigger(loadEvent('schedule.json'), job.options))).toEqual({ kind: 'schedule' });
+  it('two of two unhealthy still open the breaker', () => {
+    const p = plan(fleet([sick(1), sick(2)]));
+    expect(p.assessment.circuitOpen).toBe(true);
+    expect(p.actions.filter((a) => a.type === 'set-instance-health')).toEqual([]);
   });
 });
 
-describe('config', () => {
-  const base = { AWS_REGION: 'us-east-1', ASG_NAME: 'registry', TARGET_GROUP_ARN: policy.targetGroupArn };
-  it('applies the documented defaults', () => {
-    expect(loadReplaceUnhealthyInstancesConfig(base)).toMatchObject({ ...policy, dryRun: false });
+describe('the replacement budget (issue 12 item 12)', () => {
+  const budget = { replacementBudget: 3, replacementBudgetWindowMs: HOUR } as Partial<ReplacePolicy>;
+  it('past the budget nothing new is replaced: replacement-budget-exhausted, metric ReplacementBudgetExhausted 1', () => {
+    const spent = [ago(10 * MIN), ago(25 * MIN), ago(50 * MIN)];
+    const f = fleet([member(1), sick(2), member(3)], { replacementLog: spent } as Partial<Fleet['group']>);
+    const p = plan(f, schedule, budget);
+    expect(brief(p)).toEqual({ actions: [], skipped: [`replacement-budget-exhausted ${id(2)}`] });
+    expect(summarizeReplacements(f, p, []).metrics).toMatchObject({ ReplacementBudgetExhausted: 1 });
   });
+
+  it('replacements older than the window do not count', () => {
+    const f = fleet([member(1), sick(2), member(3)], { replacementLog: [ago(10 * MIN), ago(61 * MIN), ago(2 * HOUR)] } as Partial<Fleet['group']>);
+    const p = plan(f, schedule, budget);
+    expect(brief(p).actions).toEqual([`set-instance-health ${id(2)}`]);
+    expect(summarizeReplacements(f, p, []).metrics).toMatchObject({ ReplacementBudgetExhausted: 0 });
+  });
+});
+
+describe('follow-ups (issue 18 item 1)', () => {
+  const on = { followUps: true } as Partial<ReplacePolicy>;
+  const followUp = (n: number, markedAt?: string): Request => ({ kind: 'follow-up', instanceId: id(n), ...(markedAt ? { markedAt } : {}) });
+
+  it('a mark schedules exactly one follow-up at markedAt + UNHEALTHY_CONFIRM (to the second)', () => {
+    const p = plan(fleet([member(1), sick(2, { unhealthySince: undefined }), sick(3, { unhealthySince: undefined }), member(4), member(5)]), schedule, on);
+    expect(brief(p).actions).toEqual([`mark-unhealthy ${id(2)}`, `mark-unhealthy ${id(3)}`, `schedule-follow-up ${id(2)}`, `schedule-follow-up ${id(3)}`]);
+    expect(p.actions[2]).toMatchObject({ markedAt: NOW.toISOString(), at: '2026-11-23T03:02:00.000Z', followUp: `replace-follow-up-${id(2)}-20261123T030000Z` });
+    // Without FOLLOW_UP_* (or with UNHEALTHY_CONFIRM 0) nothing is scheduled: the sweep confirms.
+    expect(brief(plan(fleet([member(1), sick(2, { unhealthySince: undefined }), member(3)]))).actions).toEqual([`mark-unhealthy ${id(2)}`]);
+    expect(brief(plan(fleet([member(1), sick(2, { unhealthySince: undefined }), member(3)]), schedule, { ...on, unhealthyConfirmMs: 0 })).actions).toEqual([`set-instance-health ${id(2)}`]);
+  });
+
+  it('a mark already in place schedules nothing again (a second sighting is not a second mark)', () => {
+    const p = plan(fleet([member(1), sick(2, { unhealthySince: ago(MIN) }), member(3)]), schedule, on);
+    expect(brief(p)).toEqual({ actions: [], skipped: [`confirming ${id(2)}`] });
+  });
+
+  it('a follow-up when the window ends replaces the confirmed instance, and only it', () => {
+    const markedAt = ago(2 * MIN);
+    const p = plan(fleet([member(1), sick(2, { unhealthySince: markedAt }), sick(3, { unhealthySince: undefined }), member(4), member(5)]), followUp(2, markedAt), on);
+    expect(brief(p)).toEqual({ actions: [`set-instance-health ${id(2)}`], skipped: [] });
+    expect(p.assessment.followUp).toEqual({ instanceId: id(2), markedAt });
+  });
+
   it.each([
-    [{ TARGET_GROUP_ARN: 'targetgroup/x' }, 'TARGET_GROUP_ARN="targetgroup/x" is not valid'],
-    [{ ASG_NAME: undefined }, 'ASG_NAME is missing'],
-    [{ MAX_UNHEALTHY_PERCENT: '101' }, 'MAX_UNHEALTHY_PERCENT="101" is not valid: expected a whole number from 0 to 100'],
-    [{ MAX_REPLACEMENTS_PER_RUN: '0' }, 'MAX_REPLACEMENTS_PER_RUN="0" is not valid'],
-    [{ GRACE_PERIOD: '5 minutes' }, 'GRACE_PERIOD="5 minutes" is not valid'],
-  ])('rejects %j', (vars, message) => {
-    expect(() => loadReplaceUnhealthyInstancesConfig({ ...base, ...vars })).toThrow(ConfigError);
-    expect(() => loadReplaceUnhealthyInstancesConfig({ ...base, ...vars })).toThrow(message);
+    ['recovered', [member(1), member(2, { unhealthySince: ago(2 * MIN) }), member(3)], /healthy again at .*: nothing to do/],
+    ['gone', [member(1), member(3)], /no longer a member of registry \(terminated or detached\): nothing to do/],
+    ['unmarked by the breaker', [member(1), sick(2, { unhealthySince: undefined }), member(3)], /no longer marked/],
+    ['marked again since', [member(1), sick(2, { unhealthySince: ago(MIN) }), member(3)], /marked again since/],
+    ['already being replaced by the group', [member(1), sick(2, { unhealthySince: ago(2 * MIN), lifecycle: 'Terminating' }), member(3)], /is Terminating: the group is handling it/],
+  ])('a follow-up for an instance that is %s plans nothing and says so', (_name, members, said) => {
+    const p = plan(fleet(members), followUp(2, ago(2 * MIN)), on);
+    expect(brief(p)).toEqual({ actions: [], skipped: [] });
+    expect(p.assessment.nothingToDo).toMatch(said);
   });
-  it('parses durations', () => {
-    expect(loadReplaceUnhealthyInstancesConfig({ ...base, GRACE_PERIOD: '10m', UNHEALTHY_CONFIRM: '0', REPLACEMENT_TIMEOUT: '1h' })).toMatchObject({ gracePeriodMs: 10 * MIN, unhealthyConfirmMs: 0, replacementTimeoutMs: HOUR });
+
+  it('a follow-up and a schedule tick together act once: the second run finds the replacement in flight', () => {
+    const markedAt = ago(2 * MIN);
+    const first = plan(fleet([member(1), sick(2, { unhealthySince: markedAt }), member(3)]), followUp(2, markedAt), on);
+    expect(brief(first).actions).toEqual([`set-instance-health ${id(2)}`]);
+    const after = fleet([member(1), sick(2, { unhealthySince: markedAt, asgHealth: 'Unhealthy' }), member(3)]);
+    expect(brief(plan(after, schedule, on))).toEqual({ actions: [], skipped: [`in-flight ${id(2)}`] });
+    expect(brief(plan(after, followUp(2, markedAt), on))).toEqual({ actions: [], skipped: [`in-flight ${id(2)}`] });
+  });
+
+  it('a follow-up respects the circuit breaker and the budget', () => {
+    const markedAt = ago(2 * MIN);
+    const outage = plan(fleet([sick(1), sick(2, { unhealthySince: markedAt }), sick(3), member(4)]), followUp(2, markedAt), on);
+    expect(brief(outage)).toEqual({ actions: [`unmark ${id(2)}`], skipped: [`circuit-open ${id(2)}`] });
+    const spent = { replacementLog: [ago(5 * MIN), ago(15 * MIN), ago(30 * MIN)] } as Partial<Fleet['group']>;
+    const broke = plan(fleet([member(1), sick(2, { unhealthySince: markedAt }), member(3)], spent), followUp(2, markedAt), on);
+    expect(brief(broke)).toEqual({ actions: [], skipped: [`replacement-budget-exhausted ${id(2)}`] });
+    expect(broke.assessment.budget).toMatchObject({ spent: 3, limit: 3, exhausted: true, nextAt: '2026-11-23T03:30:00.000Z' });
+  });
+
+  it('an unmark while the follow-up is still pending cancels it; a later unmark has nothing to cancel', () => {
+    const young = plan(fleet([member(1), member(2, { unhealthySince: ago(MIN) }), member(3)]), schedule, on);
+    expect(young.actions).toEqual([expect.objectContaining({ type: 'unmark', target: id(2), followUp: followUpName(id(2), ago(MIN)) })]);
+    const old = plan(fleet([member(1), member(2, { unhealthySince: ago(3 * MIN) }), member(3)]), schedule, on);
+    expect(old.actions[0]?.followUp).toBeUndefined();
   });
 });

@@ -19,6 +19,7 @@ const acmeVars = {
   ACME_DIRECTORY_URL: 'https://acme-staging-v02.api.letsencrypt.org/directory',
   ACME_ACCOUNT_SECRET_ARN: 'arn:aws:secretsmanager:us-east-1:123456789012:secret:registry-acme-AbCdEf',
   ACME_EMAIL: 'ops@example.com',
+  ACME_PENDING_SECRET_ARN: 'arn:aws:secretsmanager:us-east-1:123456789012:secret:registry-acme-pending-XyZ123',
 };
 
 describe('loadRotateCertificatesConfig', () => {
@@ -47,6 +48,7 @@ describe('loadRotateCertificatesConfig', () => {
       accountSecretArn: acmeVars.ACME_ACCOUNT_SECRET_ARN,
       email: 'ops@example.com',
       caBundlePath: '/tmp/ca.pem',
+      pendingSecretArn: acmeVars.ACME_PENDING_SECRET_ARN,
     });
     expect(config.handshake).toMatchObject({ host: '127.0.0.1', port: 8443 });
   });
@@ -109,5 +111,26 @@ describe('rotate-certificates triggers', () => {
     expect(() => toTrigger({ force: true, domain: 'x' }, job.options)).toThrow(ValidationError);
     expect(() => toTrigger({ force: true, domain: 'x' }, job.options)).toThrow('unknown key "domain" (allowed keys: dryRun, reason, force)');
     expect(() => toTrigger({ force: 'yes' }, job.options)).toThrow('force: expected true or false');
+  });
+});
+
+describe('loadRotateCertificatesConfig: the ACME pending stage and the order cooldown', () => {
+  it('acme mode needs the pending-stage secret, and names it', () => {
+    const { ACME_PENDING_SECRET_ARN: _, ...withoutPending } = acmeVars;
+    expect(() => loadRotateCertificatesConfig({ ...base, ...withoutPending })).toThrow('CERTIFICATE_MODE=acme needs ACME_PENDING_SECRET_ARN');
+  });
+
+  it('ACME_ORDER_COOLDOWN: 24h by default, validated, in the policy', () => {
+    expect(loadRotateCertificatesConfig({ ...base, ...acmeVars }).policy).toMatchObject({ mode: 'acme', orderCooldownMs: 86_400_000, force: false });
+    expect(loadRotateCertificatesConfig({ ...base, ...acmeVars, ACME_ORDER_COOLDOWN: '48h' }).policy.orderCooldownMs).toBe(172_800_000);
+    expect(() => loadRotateCertificatesConfig({ ...base, ...acmeVars, ACME_ORDER_COOLDOWN: '5m' })).toThrow('ACME_ORDER_COOLDOWN="5m" is not valid');
+  });
+
+  it('an expiry event puts its certificate into the scope; a manual force does not', () => {
+    expect(job.scope(toTrigger(loadEvent('certificate-expiring.json'), job.options), loadRotateCertificatesConfig(base))).toEqual({
+      force: false,
+      eventCertificateArn: 'arn:aws:acm:us-east-1:123456789012:certificate/61f50cd4-45b9-4259-b049-d0a53682fa4b',
+    });
+    expect(job.scope(toTrigger({ force: true }, job.options), loadRotateCertificatesConfig(base))).toEqual({ force: true });
   });
 });

@@ -3,10 +3,12 @@ import {
   certificateProblem,
   nameCovers,
   normaliseSerial,
+  sniSelection,
   TAG_ROLLED_BACK_AT,
   TAG_ROTATION_OF,
   type CertificateView,
   type CertState,
+  type PendingStageView,
   type Served,
 } from '../../functions/rotate-certificates/model.ts';
 import { idempotencyToken, planRotation, type RotationPolicy } from '../../functions/rotate-certificates/plan.ts';
@@ -65,6 +67,11 @@ const FLEET_TAGS = { [FLEET.key]: FLEET.value };
 const acm: RotationPolicy = { mode: 'acm', domainName: DOMAIN, renewBeforeMs: 30 * day, force: false, fleetTag: FLEET, hostedZone: true };
 const acme: RotationPolicy = { ...acm, mode: 'acme' };
 const kinds = (p: { actions: readonly { type: string }[] }) => p.actions.map((a) => a.type);
+/** Refusals are verdicts, not actions (issue 17): the plan lists them apart and has no actions then. */
+const refused = (p: { actions: readonly unknown[]; refusals?: readonly { type: string }[] }) => {
+  expect(p.actions).toEqual([]);
+  return (p.refusals ?? []).map((r) => r.type);
+};
 
 describe('planRotation (acm)', () => {
   it('healthy: nothing to do when the served certificate is valid longer than RENEW_BEFORE', () => {
@@ -169,8 +176,9 @@ describe('planRotation (acm)', () => {
     it('a failed replacement is refused with a failed action', () => {
       const failed = { ...pending, status: 'VALIDATION_TIMED_OUT' };
       const plan = planRotation(state({ certs: [old, failed], served: served('aa01', 20) }), acm, now);
-      expect(plan.actions).toEqual([expect.objectContaining({ type: 'refuse-certificate', target: NEW })]);
-      expect(plan.actions[0]?.reason).toContain('VALIDATION_TIMED_OUT');
+      expect(refused(plan)).toEqual(['refuse-certificate']);
+      expect(plan.refusals).toEqual([expect.objectContaining({ type: 'refuse-certificate', target: NEW })]);
+      expect(plan.refusals?.[0]?.reason).toContain('VALIDATION_TIMED_OUT');
     });
   });
 
@@ -195,22 +203,24 @@ describe('planRotation (acm)', () => {
     it('wrong-domain replacement is refused, nothing swapped', () => {
       const wrong = { ...issued, domainName: 'other.example.com', names: ['other.example.com'] };
       const plan = planRotation(state({ certs: [old, wrong], served: served('aa01', 20) }), acm, now);
-      expect(plan.actions).toEqual([expect.objectContaining({ type: 'refuse-certificate', target: NEW })]);
-      expect(plan.actions[0]?.reason).toContain(`does not cover ${DOMAIN}`);
+      expect(refused(plan)).toEqual(['refuse-certificate']);
+      expect(plan.refusals).toEqual([expect.objectContaining({ type: 'refuse-certificate', target: NEW })]);
+      expect(plan.refusals?.[0]?.reason).toContain(`does not cover ${DOMAIN}`);
     });
 
     it('a replacement not yet valid is refused', () => {
       const early = { ...issued, notBefore: at(2) };
       const plan = planRotation(state({ certs: [old, early], served: served('aa01', 20) }), acm, now);
-      expect(kinds(plan)).toEqual(['refuse-certificate']);
-      expect(plan.actions[0]?.reason).toContain('not valid before');
+      expect(refused(plan)).toEqual(['refuse-certificate']);
+      expect(plan.refusals?.[0]?.reason).toContain('not valid before');
     });
 
     it('a rolled-back replacement is not retried automatically, no duplicate is requested, and inside the window every run fails', () => {
       const rolled = { ...issued, tags: { ...issued.tags, [TAG_ROLLED_BACK_AT]: at(-1) } };
       const plan = planRotation(state({ certs: [old, rolled], served: served('aa01', 20) }), acm, now);
       expect(plan).toMatchObject({ step: 'rolled-back', daysLeft: 20 });
-      expect(plan.actions).toEqual([
+      expect(plan.actions).toEqual([]);
+      expect(plan.refusals).toEqual([
         {
           type: 'rotation-blocked',
           target: NEW,
@@ -313,12 +323,13 @@ describe('planRotation (acm)', () => {
   it('a listener default that does not cover DOMAIN_NAME is refused', () => {
     const wrong = cert({ arn: OLD, domainName: 'other.example.com', names: ['other.example.com'], notAfter: at(5) });
     const plan = planRotation(state({ certs: [wrong], served: served('aa01', 5) }), acm, now);
-    expect(plan.actions).toEqual([expect.objectContaining({ type: 'refuse-certificate', target: OLD })]);
+    expect(refused(plan)).toEqual(['refuse-certificate']);
+    expect(plan.refusals).toEqual([expect.objectContaining({ type: 'refuse-certificate', target: OLD })]);
   });
 
   it('a default certificate ACM does not have is refused', () => {
     const plan = planRotation(state({ certs: [] }), acm, now);
-    expect(kinds(plan)).toEqual(['refuse-certificate']);
+    expect(refused(plan)).toEqual(['refuse-certificate']);
   });
 });
 
@@ -404,14 +415,14 @@ describe('planRotation (acme)', () => {
 
   it('an Amazon-issued certificate cannot be re-imported: refused', () => {
     const plan = planRotation(state({ certs: [{ ...imported, type: 'AMAZON_ISSUED' }], served: served('aa01', 25) }), acme, now);
-    expect(kinds(plan)).toEqual(['refuse-certificate']);
-    expect(plan.actions[0]?.reason).toContain('CERTIFICATE_MODE=acm');
+    expect(refused(plan)).toEqual(['refuse-certificate']);
+    expect(plan.refusals?.[0]?.reason).toContain('CERTIFICATE_MODE=acm');
   });
 
   it('wrong-domain imported certificate is refused', () => {
     const wrong = { ...imported, names: ['*.other.example.com'] };
     const plan = planRotation(state({ certs: [wrong], served: served('aa01', 25) }), acme, now);
-    expect(kinds(plan)).toEqual(['refuse-certificate']);
+    expect(refused(plan)).toEqual(['refuse-certificate']);
   });
 });
 
@@ -441,5 +452,153 @@ describe('helpers', () => {
     expect(certificateProblem({ names: ['x.example.com'] }, DOMAIN, now)).toContain('does not cover');
     expect(certificateProblem({ names: [DOMAIN], notBefore: at(1) }, DOMAIN, now)).toContain('not valid before');
     expect(certificateProblem({ names: [DOMAIN], notAfter: at(-1) }, DOMAIN, now)).toContain('expired');
+  });
+});
+
+// ---- issue 13: the ACME pending stage, the order cooldown, key and names, events for other certificates, SNI ----
+
+describe('planRotation (acme pending stage and order cooldown)', () => {
+  const imported = cert({ arn: OLD, type: 'IMPORTED', renewalEligibility: 'INELIGIBLE', validationRecords: [], notAfter: at(25), keyAlgorithm: 'EC_prime256v1' });
+  const renewed = { ...imported, serial: 'cc03', notBefore: at(0), notAfter: at(90) };
+  const stage = (over: Partial<PendingStageView>): PendingStageView => ({ certificateArn: OLD, stage: 'issued', orderedAt: at(-1 / 24), serial: 'cc03', notAfter: at(90), ...over });
+  const withPending = (s: CertState, pending: PendingStageView): CertState => ({ ...s, pending });
+
+  it('an issued certificate stored but not imported: resumes at import, then verifies it, never orders again', () => {
+    const plan = planRotation(withPending(state({ certs: [imported], served: served('aa01', 25) }), stage({ stage: 'issued' })), acme, now);
+    expect(plan.step).toBe('resume-import');
+    expect(kinds(plan)).toEqual(['import-acme-certificate', 'verify-handshake']);
+    expect(plan.actions[1]).toMatchObject({ expectSerial: 'cc03' });
+  });
+
+  it('stored and already in ACM (the run died before it noted the import): verifies, never imports or orders', () => {
+    const plan = planRotation(withPending(state({ certs: [renewed], served: served('aa01', 25) }), stage({ stage: 'issued' })), acme, now);
+    expect(kinds(plan)).toEqual(['verify-handshake']);
+  });
+
+  it('imported, the load balancer still serves the old one: verify-or-wait, never order', () => {
+    const plan = planRotation(withPending(state({ certs: [renewed], served: served('aa01', 25) }), stage({ stage: 'imported' })), acme, now);
+    expect(plan.step).toBe('verify');
+    expect(plan.actions).toEqual([expect.objectContaining({ type: 'verify-handshake', expectSerial: 'cc03' })]);
+  });
+
+  it('imported and served: finishes the stage', () => {
+    const plan = planRotation(withPending(state({ certs: [renewed], served: served('cc03', 90) }), stage({ stage: 'imported' })), acme, now);
+    expect(plan.step).toBe('finish');
+    expect(kinds(plan)).toEqual(['finish-acme-rotation']);
+  });
+
+  it('no stage at all, ACM\'s copy fresh, only the served one old: verify-or-wait, never order', () => {
+    const plan = planRotation(state({ certs: [renewed], served: served('aa01', 25) }), acme, now);
+    expect(plan.step).toBe('verify');
+    expect(plan.actions).toEqual([expect.objectContaining({ type: 'verify-handshake', expectSerial: 'cc03' })]);
+  });
+
+  it('an order started inside ACME_ORDER_COOLDOWN (the run died or the order failed): no second order, the run says when', () => {
+    const ordering = stage({ stage: 'ordering', orderedAt: at(-2 / 24), serial: undefined, notAfter: undefined });
+    const plan = planRotation(withPending(state({ certs: [imported], served: served('aa01', 25) }), ordering), acme, now);
+    expect(plan).toMatchObject({ actions: [], step: 'cooldown' });
+    expect(plan.skipped).toEqual([expect.objectContaining({ type: 'wait', target: OLD, reason: expect.stringContaining('ACME_ORDER_COOLDOWN') })]);
+    // force does not lift the cooldown: it protects the CA's rate limits.
+    expect(kinds(planRotation(withPending(state({ certs: [imported], served: served('aa01', 25) }), ordering), { ...acme, force: true }, now))).toEqual([]);
+    // Once the cooldown has passed, the next run orders again.
+    const old = stage({ stage: 'ordering', orderedAt: at(-25 / 24), serial: undefined, notAfter: undefined });
+    expect(kinds(planRotation(withPending(state({ certs: [imported], served: served('aa01', 25) }), old), acme, now))).toEqual(['renew-acme-certificate', 'verify-handshake']);
+  });
+
+  it('a finished rotation inside the cooldown blocks a forced re-order too', () => {
+    const done = stage({ stage: 'verified', orderedAt: at(-1) });
+    const plan = planRotation(withPending(state({ certs: [renewed], served: served('cc03', 90) }), { ...done, orderedAt: at(-3 / 24) }), { ...acme, force: true }, now);
+    expect(plan).toMatchObject({ actions: [], step: 'cooldown' });
+  });
+
+  it('a stage for another certificate is not this one\'s: the plan goes on, and says so', () => {
+    const other = stage({ certificateArn: arn('other'), stage: 'imported' });
+    const plan = planRotation(withPending(state({ certs: [imported], served: served('aa01', 25) }), other), acme, now);
+    expect(kinds(plan)).toEqual(['renew-acme-certificate', 'verify-handshake']);
+    expect(plan.skipped).toEqual([expect.objectContaining({ type: 'wait', target: arn('other'), reason: expect.stringContaining('not the listener') })]);
+  });
+
+  it('the order keeps the key algorithm and every name of the certificate it renews', () => {
+    const names = [DOMAIN, 'mirror.example.com'];
+    const ec = planRotation(state({ certs: [{ ...imported, names }], served: served('aa01', 25) }), acme, now);
+    expect(ec.actions[0]).toMatchObject({ type: 'renew-acme-certificate', names, keyAlgorithm: 'EC_prime256v1' });
+    const rsa = planRotation(state({ certs: [{ ...imported, domainName: '*.example.com', names: ['*.example.com'], keyAlgorithm: 'RSA_4096' }], served: served('aa01', 25) }), acme, now);
+    expect(rsa.actions[0]).toMatchObject({ type: 'renew-acme-certificate', names: [DOMAIN, '*.example.com'], keyAlgorithm: 'RSA_4096' });
+  });
+});
+
+describe('planRotation: an ACM expiry event for another certificate', () => {
+  const old = cert({ arn: OLD, notAfter: at(20) });
+  const FOREIGN = arn('foreign');
+
+  it.each([
+    ['acm', acm],
+    ['acme', acme],
+  ])('plans nothing and says so (%s mode)', (_, policy) => {
+    const current = policy.mode === 'acme' ? { ...old, type: 'IMPORTED' } : old;
+    const plan = planRotation(state({ certs: [current], served: served('aa01', 20) }), { ...policy, eventCertificateArn: FOREIGN }, now);
+    expect(plan).toMatchObject({ actions: [], step: 'ignored' });
+    expect(plan.skipped).toEqual([{ type: 'ignore-event', target: FOREIGN, reason: expect.stringContaining(`not one of the listener's certificates (${OLD})`) }]);
+  });
+
+  it('an event for the listener\'s certificate plans as usual', () => {
+    expect(kinds(planRotation(state({ certs: [old], served: served('aa01', 20) }), { ...acm, eventCertificateArn: OLD }, now))).toEqual(['request-certificate']);
+  });
+});
+
+describe('the load balancer\'s certificate selection (SNI) and the kept rollback certificate', () => {
+  const base = { names: [DOMAIN], notAfter: at(90) };
+  it.each([
+    ['ECDSA beats RSA, whatever the size', { keyAlgorithm: 'EC_prime256v1' }, { keyAlgorithm: 'RSA_4096' }, 'a'],
+    ['the larger RSA key wins', { keyAlgorithm: 'RSA_2048' }, { keyAlgorithm: 'RSA_4096' }, 'b'],
+    ['the larger curve wins', { keyAlgorithm: 'EC_secp384r1' }, { keyAlgorithm: 'EC_prime256v1' }, 'a'],
+    ['same key: the longer validity wins', { keyAlgorithm: 'RSA_2048', notAfter: at(20) }, { keyAlgorithm: 'RSA_2048', notAfter: at(395) }, 'b'],
+    ['a certificate that does not cover the name is never chosen', { keyAlgorithm: 'EC_prime256v1', names: ['other.example.com'] }, { keyAlgorithm: 'RSA_2048' }, 'b'],
+  ])('%s', (_, a, b, winner) => {
+    const certs = [{ arn: 'a', ...base, ...a }, { arn: 'b', ...base, ...b }];
+    expect(sniSelection(certs, DOMAIN)?.arn).toBe(winner);
+    expect(sniSelection([...certs].reverse(), DOMAIN)?.arn).toBe(winner);
+  });
+
+  const issued = (keyAlgorithm: string) => cert({ arn: NEW, serial: 'bb02', notBefore: at(-1), notAfter: at(395), tags: { [TAG_ROTATION_OF]: OLD }, inUseBy: [], keyAlgorithm });
+  it.each([
+    ['ECDSA old, RSA new', 'EC_prime256v1', 'RSA_2048', false],
+    ['RSA-4096 old, RSA-2048 new', 'RSA_4096', 'RSA_2048', false],
+    ['same key type and size (the new one lasts longer)', 'RSA_2048', 'RSA_2048', true],
+    ['RSA old, ECDSA new', 'RSA_2048', 'EC_prime256v1', true],
+  ])('%s: the old certificate is kept on the listener only if it cannot win the selection', (_, oldKey, newKey, keep) => {
+    const plan = planRotation(state({ certs: [cert({ arn: OLD, notAfter: at(20), keyAlgorithm: oldKey }), issued(newKey)], served: served('aa01', 20) }), acm, now);
+    expect(plan.actions[0]).toMatchObject({ type: 'swap-listener-certificate', newCertificateArn: NEW, keepForRollback: keep });
+    expect(plan.actions[1]).toMatchObject({ type: 'verify-handshake', rollback: { restoreCertificateArn: OLD } });
+  });
+
+  it('another listener certificate that would outrank the replacement for DOMAIN_NAME: refused, nothing swapped', () => {
+    const other = cert({ arn: arn('sni'), keyAlgorithm: 'EC_secp384r1', notAfter: at(200), serial: 'dd04' });
+    const plan = planRotation(state({ certs: [cert({ arn: OLD, notAfter: at(20) }), other, issued('RSA_2048')], sni: [arn('sni')], served: served('aa01', 20) }), acm, now);
+    expect(plan.actions).toEqual([]);
+    expect(plan.refusals).toEqual([expect.objectContaining({ type: 'refuse-certificate', target: arn('sni'), reason: expect.stringContaining('would be served instead of') })]);
+  });
+
+  it('a later run: the old certificate (not kept) is what the handshake shows → rolls back by re-swapping the default', () => {
+    const current = cert({ arn: NEW, serial: 'bb02', notAfter: at(395), tags: { [TAG_ROTATION_OF]: OLD } });
+    const plan = planRotation(state({ certs: [current, cert({ arn: OLD, notAfter: at(20) })], default: NEW, sni: [], served: served('aa01', 20) }), acm, now);
+    expect(plan.step).toBe('rollback');
+    expect(plan.actions).toEqual([expect.objectContaining({ type: 'rollback-listener-certificate', restoreCertificateArn: OLD, rolledBackCertificateArn: NEW })]);
+  });
+});
+
+describe('marker tags: the registry-fleet: prefix, the first release\'s registry: keys still read', () => {
+  it('a replacement tagged by the first release (registry:rotation-of) is found and swapped in', () => {
+    const legacy = cert({ arn: NEW, serial: 'bb02', notBefore: at(-1), notAfter: at(395), tags: { 'registry:rotation-of': OLD }, inUseBy: [] });
+    const s = state({ certs: [cert({ arn: OLD, notAfter: at(20) }), legacy], served: served('aa01', 20) });
+    expect(TAG_ROTATION_OF).toBe('registry-fleet:rotation-of');
+    expect(TAG_ROLLED_BACK_AT).toBe('registry-fleet:rolled-back-at');
+    expect(kinds(planRotation(s, acm, now))).toEqual(['swap-listener-certificate', 'verify-handshake']);
+  });
+
+  it('a rollback marked by the first release (registry:rolled-back-at) still blocks', () => {
+    const legacy = cert({ arn: NEW, serial: 'bb02', notBefore: at(-1), notAfter: at(395), tags: { 'registry:rotation-of': OLD, 'registry:rolled-back-at': at(-1) }, inUseBy: [] });
+    const plan = planRotation(state({ certs: [cert({ arn: OLD, notAfter: at(20) }), legacy], served: served('aa01', 20) }), acm, now);
+    expect(plan.step).toBe('rolled-back');
   });
 });

@@ -45,6 +45,8 @@ describe('loadConfig', () => {
     [{ REGISTRY_BUCKET: 'My_Bucket' }, /REGISTRY_BUCKET="My_Bucket" is not valid: expected an S3 bucket name/],
     [{ REGISTRY_BUCKET: 'b-1', UPLOAD_MAX_AGE: '7 days' }, /UPLOAD_MAX_AGE="7 days" is not valid: expected a duration like 168h.*at least 1h/],
     [{ REGISTRY_BUCKET: 'b-1', UPLOAD_MAX_AGE: '30m' }, /UPLOAD_MAX_AGE="30m" is not valid: .*at least 1h/],
+    // A duration declared without a maximum still has one: 36500d (100 years), beyond it a typo, never a period.
+    [{ REGISTRY_BUCKET: 'b-1', UPLOAD_MAX_AGE: '99999999999999999999h' }, /UPLOAD_MAX_AGE="99999999999999999999h" is not valid: expected a duration like 168h.*at least 1h and at most 36500d/],
     [{ REGISTRY_BUCKET: 'b-1', MAX_DELETES_PER_RUN: '0' }, /MAX_DELETES_PER_RUN="0" is not valid: expected a whole number from 1 to 100000/],
     [{ REGISTRY_BUCKET: 'b-1', MAX_DELETES_PER_RUN: '2.5' }, /MAX_DELETES_PER_RUN="2.5" is not valid: expected a whole number/],
     [{ REGISTRY_BUCKET: 'b-1', MODE: 'letsencrypt' }, /MODE="letsencrypt" is not valid: expected one of acm, acme/],

@@ -12,11 +12,12 @@ describe('parseDuration', () => {
     ['500ms', 500],
     ['0', 0],
     ['2h45m30s', (2 * 3600 + 45 * 60 + 30) * 1000],
+    ['36500d', 36_500 * 86_400_000],
   ])('%s → %d ms', (text, ms) => {
     expect(parseDuration(text)).toBe(ms);
   });
 
-  it.each(['', '7', '7 days', '-5m', '+5m', 'h', '5x', '5m ', '1h-30m', 'ten minutes'])('rejects %j', (text) => {
+  it.each(['', '7', '7 days', '-5m', '+5m', 'h', '5x', '5m ', '1h-30m', 'ten minutes', '99999999999999999999h', '36501d', '1e3h'])('rejects %j', (text) => {
     expect(parseDuration(text)).toBeUndefined();
   });
 });

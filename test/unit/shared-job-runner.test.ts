@@ -362,3 +362,22 @@ describe('the run context', () => {
     await client.send(op('ListWidgets')); // outside any run: counted nowhere, and no error
   });
 });
+
+describe('dryRunSafe actions', () => {
+  it('a dry run applies only the actions marked dryRunSafe and reports the rest as planned', async () => {
+    const creating: JobDefinition<Types> = {
+      ...widgetJob,
+      plan: (widgets, ctx) => {
+        const p = planWidgets(widgets, ctx.scope.maxAgeH);
+        return { ...p, actions: p.actions.map((a) => (a.target === 'w-old-2' ? { ...a, dryRunSafe: true as const } : a)) };
+      },
+    };
+    const report = await runJob(creating, { ...config, dryRun: true }, loadEvent('schedule.json'), {}, { clock });
+    expect([...world.keys()]).toEqual(['w-old-1', 'w-new', 'keep-me']);
+    expect(report.actions.map((a) => [a.target, a.status])).toEqual([
+      ['w-old-1', 'planned'],
+      ['w-old-2', 'applied'],
+      ['keep-me', 'skipped'],
+    ]);
+  });
+});
