@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { DURATION_FORM, parseDuration } from '../shared/duration.ts';
+import { ECR_PREFIX } from './pull-through.ts';
 
 /**
  * CDK context → typed, frozen `FleetConfig` (STYLE §9). `infra/app.ts` is the only caller that reads context;
@@ -123,6 +124,13 @@ const Context = z
     natGatewayPerAz: bool(false),
     albAccessLogs: bool(false),
     bucketAccessLogs: bool(false),
+    // Boots pull the registry image through an ECR pull-through cache of Docker Hub (infra/constructs/pull-through-cache.ts).
+    ecrPullThroughCache: bool(false),
+    ecrPullThroughCredentialArn: optionalText(
+      'a Secrets Manager secret ARN named ecr-pullthroughcache/... (arn:aws:secretsmanager:<region>:<account>:secret:ecr-pullthroughcache/<name>)',
+      /^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:ecr-pullthroughcache\/[A-Za-z0-9/_+=.@-]+$/,
+    ),
+    ecrPullThroughPrefix: raw.default('docker-hub').pipe(z.string().regex(ECR_PREFIX, expected('an ECR repository prefix such as docker-hub (2-30 lower-case letters, digits, . _ - and /)'))),
     alarmEmail: optionalText('an e-mail address', /^[^@\s]+@[^@\s]+\.[^@\s]+$/),
     logRetentionDays: int(1, 3653, 30).refine((d) => LOG_RETENTION_DAYS.includes(d), expected(`one of ${LOG_RETENTION_DAYS.join(', ')}`)),
     metricsNamespace: text('a CloudWatch namespace such as RegistryControlPlane', /^[A-Za-z0-9._/#:-]{1,255}$/).default('RegistryControlPlane'),
@@ -162,6 +170,12 @@ const Context = z
     }
     if (c.albAccessLogs && c.region === undefined) {
       issue('albAccessLogs', 'expected the region context too: the log bucket policy names the region\'s load balancer log delivery account');
+    }
+    if (c.ecrPullThroughCache && c.ecrPullThroughCredentialArn === undefined) {
+      issue(
+        'ecrPullThroughCredentialArn',
+        'expected the ARN of a Secrets Manager secret named ecr-pullthroughcache/<name> holding {"username": ..., "accessToken": ...} of a Docker Hub account when ecrPullThroughCache is true (ECR needs one for Docker Hub)',
+      );
     }
     if (c.certificateMode === 'acme') {
       if (c.acmeDirectoryUrl === undefined) issue('acmeDirectoryUrl', 'expected an https:// URL when certificateMode is acme');

@@ -99,3 +99,14 @@ export function applyHistoryNagSuppressions(stack: Stack): void {
   }
 }
 
+
+/** The instance role's pulls through the ECR pull-through cache (context ecrPullThroughCache). */
+export function applyPullThroughNagSuppressions(stack: Stack, prefix: string): void {
+  const policy = at(stack, 'Fleet/InstanceRole/DefaultPolicy');
+  ack(policy, ANY, 'ecr:GetAuthorizationToken only: IAM has no resource for it (the token is scoped by the repository grants)');
+  ack(
+    policy,
+    `AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:ecr:<AWS::Region>:<AWS::AccountId>:repository/${prefix}/*]`,
+    'pull, import from upstream and create-on-first-pull only in the pull-through cache\'s own repositories (their names follow Docker Hub\'s)',
+  );
+}

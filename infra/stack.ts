@@ -14,9 +14,11 @@ import { RegistryLoadBalancer } from './constructs/load-balancer.ts';
 import { Monitoring } from './constructs/monitoring.ts';
 import { denyUserParameters, LISTING_CHECKPOINT_SID } from './constructs/job-policies.ts';
 import { PurgeInventory } from './constructs/purge-inventory.ts';
+import { DockerHubPullThroughCache } from './constructs/pull-through-cache.ts';
 import { RegistryNetwork } from './constructs/network.ts';
 import { HTPASSWD_OBJECT_KEY, REGISTRY_KEY_PREFIX, RegistryStorage } from './constructs/storage.ts';
-import { applyHistoryNagSuppressions, applyNagSuppressions } from './nag-suppressions.ts';
+import { applyHistoryNagSuppressions, applyNagSuppressions, applyPullThroughNagSuppressions } from './nag-suppressions.ts';
+import { pullThroughImage } from './pull-through.ts';
 import type { FleetScripts } from './user-data.ts';
 import { readFleetScripts, renderUserData } from './user-data.ts';
 
@@ -54,6 +56,11 @@ export class RegistryFleetStack extends Stack {
 
     const storage = new RegistryStorage(this, 'Storage', { uploadMaxAgeMs: parseDuration(c.uploadMaxAge) ?? 0, serverAccessLogs: c.bucketAccessLogs });
     const boot = new FleetBoot(this, 'Boot', { logRetention });
+    // Optional: the registry image from this account's ECR pull-through cache of Docker Hub (digest pin kept).
+    const cache = c.ecrPullThroughCache
+      ? new DockerHubPullThroughCache(this, 'PullThroughCache', { prefix: c.ecrPullThroughPrefix, credentialArn: c.ecrPullThroughCredentialArn as string })
+      : undefined;
+    const cached = cache ? pullThroughImage(c.registryImage, { registryHost: cache.registryHost, prefix: cache.prefix }) : undefined;
     const userData = renderUserData({
       logGroup: boot.logGroup.logGroupName,
       waitHandleUrl: boot.waitHandle.ref,
@@ -61,7 +68,8 @@ export class RegistryFleetStack extends Stack {
       bootReportAfterSeconds: (c.bootTimeoutMinutes - 5) * 60,
       region: this.region,
       bucket: storage.bucket.bucketName,
-      registryImage: c.registryImage,
+      registryImage: cached?.image ?? c.registryImage,
+      ...(cache && cached ? { pullThrough: { registryHost: cache.registryHost, warmImage: cached.warmImage } } : {}),
       httpSecretArn: storage.httpSecret.secretArn,
       htpasswdSource: `s3://${storage.bucket.bucketName}/${HTPASSWD_OBJECT_KEY}`,
       drainTimeoutSeconds: c.drainTimeoutSeconds,
@@ -79,6 +87,7 @@ export class RegistryFleetStack extends Stack {
       fleetTag,
       drainTimeoutSeconds: c.drainTimeoutSeconds,
     });
+    cache?.grantPull(fleet.role);
     new iam.ManagedPolicy(this, 'InstanceUsersDeny', { statements: denyUserParameters(this, c.usersParameterPath), roles: [fleet.role] });
     const hostedZone = c.hostedZoneId && c.hostedZoneName ? { id: c.hostedZoneId, name: c.hostedZoneName } : undefined;
     const lb = new RegistryLoadBalancer(this, 'LoadBalancer', {
@@ -194,5 +203,6 @@ export class RegistryFleetStack extends Stack {
 
     applyNagSuppressions(this, { usersParameterPath: c.usersParameterPath });
     applyHistoryNagSuppressions(this);
+    if (cache) applyPullThroughNagSuppressions(this, cache.prefix);
   }
 }

@@ -217,6 +217,11 @@ export interface UserDataOptions {
   registryImage: string;
   /** Secrets Manager secret holding `http.secret`. */
   httpSecretArn: string;
+  /**
+   * ECR pull-through cache (registryImage is then the cached repository): the registry host the boot logs in to,
+   * and the image by tag it pulls when the digest is not cached yet (ECR fills a cache by tag only).
+   */
+  pullThrough?: { registryHost: string; warmImage: string };
   /** `s3://bucket/key` of the rendered htpasswd (published by sync-htpasswd). */
   htpasswdSource: string;
   /** How often a boot without the htpasswd looks for it again (default 10 s). */
@@ -287,6 +292,7 @@ export function renderUserData(o: UserDataOptions): string {
     LOG_GROUP: o.logGroup,
     BOOT_REPORT_AFTER_SECONDS: String(reportAfter),
     ...(o.waitHandleUrl === undefined ? {} : { WAIT_HANDLE_URL: o.waitHandleUrl }),
+    ...(o.pullThrough === undefined ? {} : { ECR_REGISTRY: o.pullThrough.registryHost, REGISTRY_IMAGE_WARM: o.pullThrough.warmImage }),
   });
   const script = [
     '#!/bin/bash',

@@ -99,6 +99,8 @@ const common = {
   HISTORY_BUCKET: z.optional(env.bucket()),
   HISTORY_PREFIX: z._default(text('a key prefix such as reports (letters, digits, - _ . and /, no leading or trailing /)', /^[A-Za-z0-9_.-]+(\/[A-Za-z0-9_.-]+)*$/), 'reports'),
   NOTIFY_TOPIC_ARN: z.optional(env.arn('sns')),
+  // The fleet (its stack name): a dimension of every job metric, so several fleets in one account never share an alarm.
+  FLEET_NAME: z.optional(text('a fleet name such as registry-fleet (a letter, then up to 127 letters, digits or hyphens)', /^[A-Za-z][A-Za-z0-9-]{0,127}$/)),
 };
 
 export interface CommonConfig {
@@ -110,6 +112,8 @@ export interface CommonConfig {
   readonly history?: { readonly bucket: string; readonly prefix: string };
   /** The SNS topic run notifications go to (NOTIFY_TOPIC_ARN); none when unset. */
   readonly notifyTopicArn?: string;
+  /** The fleet this function belongs to (FLEET_NAME, the stack name): the `fleet` dimension of its metrics; none when unset. */
+  readonly fleet?: string;
 }
 
 /**
@@ -132,6 +136,7 @@ export function loadConfig<Shape extends z.core.$ZodShape, C>(
     s3ForcePathStyle: vars.S3_FORCE_PATH_STYLE,
     ...(vars.HISTORY_BUCKET ? { history: { bucket: vars.HISTORY_BUCKET, prefix: vars.HISTORY_PREFIX } } : {}),
     ...(vars.NOTIFY_TOPIC_ARN ? { notifyTopicArn: vars.NOTIFY_TOPIC_ARN } : {}),
+    ...(vars.FLEET_NAME ? { fleet: vars.FLEET_NAME } : {}),
   };
   return Object.freeze(config);
 }

@@ -315,6 +315,7 @@ async function finish(
   };
 
   metrics.addDimension('dryRun', String(built.dryRun));
+  if (record.config.fleet) metrics.addDimension('fleet', record.config.fleet); // several fleets per account: alarms name theirs
   metrics.addMetric('PlannedActions', MetricUnit.Count, planned.length);
   metrics.addMetric('AppliedActions', MetricUnit.Count, summary.applied);
   metrics.addMetric('SkippedActions', MetricUnit.Count, summary.skipped);

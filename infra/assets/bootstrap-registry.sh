@@ -18,6 +18,9 @@ set +a
 : "${AWS_REGION:?}" "${REGISTRY_IMAGE:?}" "${HTTP_SECRET_ARN:?}" "${HTPASSWD_SOURCE:?}" "${HTPASSWD_POLL_SECONDS:?}"
 : "${LOG_GROUP:?}" "${BOOT_REPORT_AFTER_SECONDS:?}"
 WAIT_HANDLE_URL=${WAIT_HANDLE_URL:-}
+# ECR pull-through cache (context ecrPullThroughCache): the registry host to log in to, and the image by tag.
+ECR_REGISTRY=${ECR_REGISTRY:-}
+REGISTRY_IMAGE_WARM=${REGISTRY_IMAGE_WARM:-}
 AUTH_DIR=/etc/docker/registry/auth
 REGISTRY_DIR=/etc/docker/registry
 CWAGENT_CONFIG=/opt/aws/amazon-cloudwatch-agent/etc/registry-fleet.json
@@ -138,13 +141,26 @@ write_http_secret() {
   )
 }
 
+# pull_image: the pinned image; through the ECR cache, log in first (12-hour token), and on a digest the cache does
+# not hold yet pull the tag once (ECR fills a cache by tag only), then the digest again: a tag that moved upstream
+# to another digest fails here, loudly, and never boots an image other than the pinned one.
+pull_image() {
+  if [ -n "$ECR_REGISTRY" ]; then
+    aws ecr get-login-password --region "$AWS_REGION" | docker login --username AWS --password-stdin "$ECR_REGISTRY" >/dev/null || return 1
+    docker pull -q "$REGISTRY_IMAGE" >/dev/null 2>&1 && return 0
+    log "${REGISTRY_IMAGE} is not in the pull-through cache yet: pulling ${REGISTRY_IMAGE_WARM} to fill it"
+    docker pull -q "$REGISTRY_IMAGE_WARM" >/dev/null || return 1
+  fi
+  docker pull -q "$REGISTRY_IMAGE" >/dev/null
+}
+
 # The registry's own log (every request, with the user) goes to the stack's log group (awslogs driver;
 # non-blocking, so a CloudWatch hiccup never stalls requests; `docker logs registry` still works).
 start_registry() {
   local id
   id=$(instance_id) || id=unknown
   log "starting ${REGISTRY_IMAGE} (log stream ${id}/registry)"
-  wait_for "docker pull" docker pull -q "$REGISTRY_IMAGE"
+  wait_for "docker pull" pull_image
   docker rm -f registry >/dev/null 2>&1 || true
   docker run -d --name registry --restart=always --network host \
     --log-driver awslogs --log-opt "awslogs-region=${AWS_REGION}" --log-opt "awslogs-group=${LOG_GROUP}" \

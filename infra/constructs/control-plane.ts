@@ -58,8 +58,14 @@ const TIMEOUTS: Record<JobName, Duration> = {
   'sync-htpasswd': Duration.minutes(5),
 };
 
-/** The disk metric the CloudWatch agent publishes (PREAMBLE contract). */
-export const DISK_QUERY = `SELECT MAX(disk_used_percent) FROM SCHEMA(CWAgent, InstanceId, fstype, path) WHERE path = '/'`;
+/**
+ * The root-disk reading of one fleet's instances: the CloudWatch agent appends InstanceId and AutoScalingGroupName
+ * (and then drops `host`), so the series it publishes has exactly these dimensions (infra/user-data.ts). Naming the
+ * group keeps fleet B's full disk from setting off (and pruning through) fleet A's alarm.
+ */
+export function diskQuery(autoScalingGroupName: string): string {
+  return `SELECT MAX(disk_used_percent) FROM SCHEMA(CWAgent, AutoScalingGroupName, InstanceId, fstype, path) WHERE AutoScalingGroupName = '${autoScalingGroupName}' AND path = '/'`;
+}
 
 /**
  * The five jobs and what triggers them: schedules, the target group's UnHealthyHostCount alarm
@@ -80,6 +86,10 @@ export class ControlPlane extends Construct {
   readonly followUpRole: iam.Role;
   /** rotate-certificates (acme): a rotation's pending stage (the issued certificate and key until ACM has them). */
   readonly acmePendingSecret?: secretsmanager.Secret;
+  /** The `fleet` dimension of every job metric (FLEET_NAME of every function): the stack name. */
+  readonly fleetName: string;
+  /** The disk alarm's Metrics Insights query: this fleet's instances only (the dashboard graphs it too). */
+  readonly diskQuery: string;
 
   constructor(scope: Construct, id: string, props: ControlPlaneProps) {
     super(scope, id);
@@ -115,6 +125,8 @@ export class ControlPlane extends Construct {
     const followUpGroupName = this.followUpGroup.name as string;
 
     const asgName = props.autoScalingGroup.autoScalingGroupName;
+    this.fleetName = props.namePrefix;
+    this.diskQuery = diskQuery(asgName);
     const bucketName = props.storage.bucket.bucketName;
     const environment: Record<JobName, Record<string, string>> = {
       'purge-stale-uploads': { REGISTRY_BUCKET: bucketName, UPLOAD_MAX_AGE: props.uploadMaxAge },
@@ -187,6 +199,7 @@ export class ControlPlane extends Construct {
         schedule: props.schedules[job],
         logRetention: props.logRetention,
         ...(props.logLevel ? { logLevel: props.logLevel } : {}),
+        fleetName: this.fleetName,
       });
     }
     this.functions = fns;
@@ -206,10 +219,10 @@ export class ControlPlane extends Construct {
     });
     this.unhealthyHostsAlarm.addAlarmAction(new cwActions.LambdaAction(fns['replace-unhealthy-instances'].fn));
 
-    // Any instance's root disk over the threshold → purge-disk-volumes (which prunes that instance over SSM).
+    // Any of this fleet's instances' root disk over the threshold → purge-disk-volumes (which prunes it over SSM).
     this.diskAlarm = new cloudwatch.Alarm(this, 'DiskAlarm', {
       alarmDescription: `a registry instance's root disk is over ${props.diskUsedPercentThreshold}% used: invokes purge-disk-volumes`,
-      metric: new cloudwatch.MathExpression({ expression: DISK_QUERY, label: 'max disk_used_percent', period: Duration.minutes(5) }),
+      metric: new cloudwatch.MathExpression({ expression: this.diskQuery, label: 'max disk_used_percent', period: Duration.minutes(5) }),
       threshold: props.diskUsedPercentThreshold,
       comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
       evaluationPeriods: 1,

@@ -8,7 +8,6 @@ import { Construct } from 'constructs';
 import type { JobName } from '../config.ts';
 import { schedulePeriodSeconds } from '../schedule-period.ts';
 import type { ControlPlane } from './control-plane.ts';
-import { DISK_QUERY } from './control-plane.ts';
 
 export interface MonitoringProps {
   controlPlane: ControlPlane;
@@ -28,7 +27,7 @@ export const CERTIFICATE_DAYS_LEFT_ALARM = 14;
 
 /**
  * Job failure alarms → one SNS topic (optional e-mail): each function's Errors, each job's `FailedActions`
- * (EMF, dimensions service + dryRun) and replace-unhealthy-instances' `CircuitOpen`; plus a dashboard.
+ * (EMF, dimensions service + dryRun + fleet) and replace-unhealthy-instances' `CircuitOpen`; plus a dashboard.
  */
 export class Monitoring extends Construct {
   readonly topic: sns.Topic;
@@ -45,7 +44,8 @@ export class Monitoring extends Construct {
       new cloudwatch.Metric({
         namespace: props.metricsNamespace,
         metricName: name,
-        dimensionsMap: { service: job, dryRun },
+        // `fleet` (FLEET_NAME, the stack name): another fleet's runs in this account and region never count here.
+        dimensionsMap: { service: job, dryRun, fleet: props.controlPlane.fleetName },
         statistic: 'Sum',
         period: Duration.minutes(5),
       });
@@ -106,7 +106,7 @@ export class Monitoring extends Construct {
       }),
       new cloudwatch.GraphWidget({
         title: 'Root disk used % (max over instances)',
-        left: [new cloudwatch.MathExpression({ expression: DISK_QUERY, label: 'max disk_used_percent', period: Duration.minutes(5) })],
+        left: [new cloudwatch.MathExpression({ expression: props.controlPlane.diskQuery, label: 'max disk_used_percent', period: Duration.minutes(5) })],
         width: 8,
       }),
     );

@@ -27,6 +27,8 @@ export interface OpsFunctionProps {
   logRetention: logs.RetentionDays;
   /** POWERTOOLS_LOG_LEVEL (default INFO: one report line and one line per action). */
   logLevel?: string;
+  /** FLEET_NAME: the `fleet` dimension of every metric the job publishes (the stack name); none when unset. */
+  fleetName?: string;
 }
 
 /** One control-plane job: the bundled Lambda (nodejs24.x, arm64, one at a time), its log group and schedule. */
@@ -61,6 +63,7 @@ export class OpsFunction extends Construct {
         DRY_RUN: String(props.dryRun),
         NODE_OPTIONS: '--enable-source-maps',
         POWERTOOLS_LOG_LEVEL: props.logLevel ?? 'INFO',
+        ...(props.fleetName ? { FLEET_NAME: props.fleetName } : {}),
       },
     });
     for (const statement of props.statements) this.fn.addToRolePolicy(statement);

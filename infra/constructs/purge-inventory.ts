@@ -185,6 +185,8 @@ export class PurgeInventory extends Construct {
         INVENTORY_BUCKET: this.bucket.bucketName,
         POWERTOOLS_SERVICE_NAME: 'purge-stale-uploads',
         POWERTOOLS_METRICS_NAMESPACE: props.metricsNamespace,
+        // The `fleet` dimension of its metrics, as every job function's (ControlPlane.fleetName: the stack name).
+        FLEET_NAME: props.namePrefix,
         DRY_RUN: String(props.dryRun),
         NODE_OPTIONS: '--enable-source-maps',
       },

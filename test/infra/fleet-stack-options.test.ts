@@ -74,6 +74,8 @@ describe('fleet stack with every option', () => {
       ['purge-disk-volumes', 'purge-stale-uploads', 'replace-unhealthy-instances', 'rotate-certificates', 'sync-htpasswd'].map((j) => `edge-registry-${j}`),
     );
     for (const f of fns) expect(f.Properties.Environment.Variables.DRY_RUN).toBe('true');
+    // The fleet dimension of every job metric is the stack name.
+    for (const f of fns) expect(f.Properties.Environment.Variables.FLEET_NAME).toBe('edge-registry');
   });
 
   it('acme mode: account secret, ACME env, Route 53 and secret access for rotate-certificates', () => {

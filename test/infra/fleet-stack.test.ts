@@ -299,10 +299,18 @@ describe('control plane', () => {
     t.hasResourceProperties('AWS::Lambda::Permission', { FunctionName: fnArn('replace-unhealthy-instances'), Principal: 'lambda.alarms.cloudwatch.amazonaws.com' });
   });
 
-  it('the disk alarm (max disk_used_percent ≥ 85) invokes purge-disk-volumes', () => {
+  it('the disk alarm (max disk_used_percent ≥ 85 over this fleet\'s group only) invokes purge-disk-volumes', () => {
+    const [groupId] = only('AWS::AutoScaling::AutoScalingGroup');
+    // The series the agent publishes (append_dimensions InstanceId + AutoScalingGroupName, no host), of this group.
+    const query = {
+      'Fn::Join': [
+        '',
+        ["SELECT MAX(disk_used_percent) FROM SCHEMA(CWAgent, AutoScalingGroupName, InstanceId, fstype, path) WHERE AutoScalingGroupName = '", { Ref: groupId }, "' AND path = '/'"],
+      ],
+    };
     t.hasResourceProperties('AWS::CloudWatch::Alarm', {
       Threshold: 85,
-      Metrics: [Match.objectLike({ Expression: Match.stringLikeRegexp('MAX\\(disk_used_percent\\) FROM SCHEMA\\(CWAgent, InstanceId, fstype, path\\)') })],
+      Metrics: [Match.objectLike({ Expression: query })],
       AlarmActions: Match.arrayWith([fnArn('purge-disk-volumes')]),
     });
     t.hasResourceProperties('AWS::Lambda::Permission', { FunctionName: fnArn('purge-disk-volumes'), Principal: 'lambda.alarms.cloudwatch.amazonaws.com' });
@@ -441,6 +449,9 @@ describe('monitoring', () => {
     const failed = Object.values(t.findResources('AWS::CloudWatch::Alarm', { Properties: { MetricName: 'FailedActions' } }) as Resources);
     expect(failed).toHaveLength(JOBS.length);
     for (const a of failed) expect(a.Properties.Dimensions).toContainEqual({ Name: 'dryRun', Value: 'false' });
+    // …of this fleet only: the dimension set is service + dryRun + fleet (the stack name), as the runner publishes it.
+    for (const a of failed) expect((a.Properties.Dimensions as { Name: string }[]).map((d) => d.Name).sort()).toEqual(['dryRun', 'fleet', 'service']);
+    for (const a of failed) expect(a.Properties.Dimensions).toContainEqual({ Name: 'fleet', Value: 'registry-fleet' });
   });
 
   it('has a dashboard and no e-mail subscription unless alarmEmail is set', () => {

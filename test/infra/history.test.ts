@@ -124,7 +124,8 @@ describe('glue table (historyGlueTable)', () => {
 });
 
 describe('pages for what needs a person', () => {
-  const dims = (job: string, dryRun: string) => [{ Name: 'service', Value: job }, { Name: 'dryRun', Value: dryRun }];
+  // `fleet` is the stack name (FLEET_NAME of every function): another fleet's runs never reach these pages.
+  const dims = (job: string, dryRun: string) => [{ Name: 'service', Value: job }, { Name: 'dryRun', Value: dryRun }, { Name: 'fleet', Value: 'registry-fleet' }];
   const expectMetric = (a: Resource, job: string, name: string, period: number, stat: string) => {
     const stats = metricsIn(a).filter((m) => m.MetricStat).map((m) => m.MetricStat);
     const sorted = (d: { Name: string; Value: string }[] | undefined) => [...(d ?? [])].sort((x, y) => (x.Name === 'service' ? -1 : y.Name === 'service' ? 1 : 0));

@@ -170,7 +170,7 @@ describe('the inventory Lambda', () => {
       MemorySize: 1769,
       Timeout: 900,
       ReservedConcurrentExecutions: INVENTORY_MAP.maxConcurrency + 2,
-      Environment: { Variables: expect.objectContaining({ REGISTRY_BUCKET: { Ref: registry }, INVENTORY_BUCKET: { Ref: inv }, UPLOAD_MAX_AGE: '168h', DRY_RUN: 'false' }) },
+      Environment: { Variables: expect.objectContaining({ REGISTRY_BUCKET: { Ref: registry }, INVENTORY_BUCKET: { Ref: inv }, UPLOAD_MAX_AGE: '168h', DRY_RUN: 'false', FLEET_NAME: 'registry-fleet' }) },
     });
   });
 });

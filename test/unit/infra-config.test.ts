@@ -122,3 +122,30 @@ describe('parseFleetConfig', () => {
     );
   });
 });
+
+describe('ecrPullThroughCache', () => {
+  const CREDENTIAL = 'arn:aws:secretsmanager:eu-west-1:123456789012:secret:ecr-pullthroughcache/docker-hub-AbCdEf';
+
+  it('is off by default, with the docker-hub prefix', () => {
+    expect(parseFleetConfig(base)).toMatchObject({ ecrPullThroughCache: false, ecrPullThroughPrefix: 'docker-hub' });
+    expect(parseFleetConfig(base).ecrPullThroughCredentialArn).toBeUndefined();
+  });
+
+  it('on: takes the Docker Hub credential secret and a prefix', () => {
+    const c = parseFleetConfig({ ...base, ecrPullThroughCache: 'true', ecrPullThroughCredentialArn: CREDENTIAL, ecrPullThroughPrefix: 'hub-b' });
+    expect(c).toMatchObject({ ecrPullThroughCache: true, ecrPullThroughCredentialArn: CREDENTIAL, ecrPullThroughPrefix: 'hub-b' });
+  });
+
+  it('on without a credential fails synth, naming ecrPullThroughCredentialArn and what it must hold', () => {
+    expect(() => parseFleetConfig({ ...base, ecrPullThroughCache: true })).toThrow(
+      /context ecrPullThroughCredentialArn: expected the ARN of a Secrets Manager secret named ecr-pullthroughcache\/<name> .*Docker Hub account when ecrPullThroughCache is true/,
+    );
+  });
+
+  it.each([
+    ['ecrPullThroughCredentialArn', 'arn:aws:secretsmanager:eu-west-1:123456789012:secret:dockerhub-AbCdEf', /context ecrPullThroughCredentialArn: expected a Secrets Manager secret ARN named ecr-pullthroughcache\/.*\(got "arn:aws:secretsmanager/],
+    ['ecrPullThroughPrefix', 'Docker_Hub', /context ecrPullThroughPrefix: expected an ECR repository prefix .*\(got "Docker_Hub"\)/],
+  ])('refuses a bad %s, echoing it', (key, value, message) => {
+    expect(() => parseFleetConfig({ ...base, ecrPullThroughCache: true, ecrPullThroughCredentialArn: CREDENTIAL, [key]: value })).toThrow(message);
+  });
+});

@@ -53,6 +53,7 @@ describe('loadConfig', () => {
     [{ REGISTRY_BUCKET: 'b-1', DRY_RUN: 'yes' }, /DRY_RUN="yes" is not valid: expected true or false/],
     [{ REGISTRY_BUCKET: 'b-1', LISTENER_ARN: 'listener/app/x' }, /LISTENER_ARN="listener\/app\/x" is not valid: expected an ARN of elasticloadbalancing/],
     [{ REGISTRY_BUCKET: 'b-1', AWS_REGION: 'Europe' }, /AWS_REGION="Europe" is not valid: expected an AWS region/],
+    [{ REGISTRY_BUCKET: 'b-1', FLEET_NAME: 'fleet a' }, /FLEET_NAME="fleet a" is not valid: expected a fleet name such as registry-fleet/],
   ])('rejects %j with a message naming the variable, value and form', (vars, message) => {
     expect(() => load(vars)).toThrow(ConfigError);
     expect(() => load(vars)).toThrow(message);
@@ -62,5 +63,10 @@ describe('loadConfig', () => {
     expect(() => load({ MAX_DELETES_PER_RUN: 'many', DRY_RUN: 'maybe' })).toThrow(
       /REGISTRY_BUCKET is missing.*MAX_DELETES_PER_RUN="many".*DRY_RUN="maybe"|DRY_RUN="maybe".*REGISTRY_BUCKET is missing/,
     );
+  });
+
+  it('reads FLEET_NAME as the fleet (the metrics\' fleet dimension); none when unset', () => {
+    expect(load({ REGISTRY_BUCKET: 'b-1', FLEET_NAME: 'registry-eu' })).toMatchObject({ fleet: 'registry-eu' });
+    expect(load({ REGISTRY_BUCKET: 'b-1' })).not.toHaveProperty('fleet');
   });
 });
