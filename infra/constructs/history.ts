@@ -4,6 +4,7 @@ import * as iam from 'aws-cdk-lib/aws-iam';
 import type * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import { Construct } from 'constructs';
+import { PRIVATE_BUCKET } from './storage.ts';
 
 /** Where the reports go in the history bucket (the functions' HISTORY_PREFIX). */
 export const HISTORY_PREFIX = 'reports';
@@ -37,10 +38,7 @@ export class RunHistory extends Construct {
       throw new Error(`RunHistory: retentionDays must be a whole number of days ≥ 1, got ${props.retentionDays}`);
     }
     this.bucket = new s3.Bucket(this, 'Bucket', {
-      encryption: s3.BucketEncryption.S3_MANAGED,
-      blockPublicAccess: s3.BlockPublicAccess.BLOCK_ALL,
-      objectOwnership: s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
-      enforceSSL: true,
+      ...PRIVATE_BUCKET,
       // The history is the record of what the jobs deleted: it outlives the stack.
       removalPolicy: RemovalPolicy.RETAIN,
       lifecycleRules: [

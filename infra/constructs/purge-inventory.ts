@@ -14,6 +14,7 @@ import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import * as tasks from 'aws-cdk-lib/aws-stepfunctions-tasks';
 import { Construct } from 'constructs';
 import { PURGE_INVENTORY_ID, PURGE_INVENTORY_PREFIX, PURGE_PASSES_PREFIX } from '../../shared/purge-keys.ts';
+import { PRIVATE_BUCKET } from './storage.ts';
 
 /**
  * How the inventory pass's Distributed Map runs its shards. The state machine is built from these and the
@@ -75,10 +76,7 @@ export class PurgeInventory extends Construct {
     const stack = Stack.of(this);
     const repositories = `${props.registryKeyPrefix}registry/v2/repositories/`;
     this.bucket = new s3.Bucket(this, 'Bucket', {
-      encryption: s3.BucketEncryption.S3_MANAGED,
-      blockPublicAccess: s3.BlockPublicAccess.BLOCK_ALL,
-      objectOwnership: s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
-      enforceSSL: true,
+      ...PRIVATE_BUCKET,
       eventBridgeEnabled: true,
       // Nothing in it that the next delivery does not rebuild; expired objects keep a deleted stack's bucket small.
       removalPolicy: RemovalPolicy.RETAIN,
