@@ -88,7 +88,9 @@ function notices(job, metafile) {
   const parts = [...dirs].sort().map((dir) => {
     const pkg = JSON.parse(readFileSync(join(root, dir, 'package.json'), 'utf8'));
     const file = readdirSync(join(root, dir)).find((f) => /^(licen[cs]e|copying|notice)/i.test(f));
-    const text = file ? readFileSync(join(root, dir, file), 'utf8').trim() : `(no licence file in the package; package.json says ${pkg.license ?? 'nothing'})`;
+    const text = file
+      ? readFileSync(join(root, dir, file), 'utf8').trim()
+      : `(no licence file in the package; package.json says ${pkg.license ?? 'nothing'})`;
     return `${pkg.name}@${pkg.version} — ${pkg.license ?? 'unknown licence'}\n\n${text}`;
   });
   return `Third-party software in dist/functions/${job} (${parts.length} packages)\n\n${parts.join(`\n\n${'-'.repeat(78)}\n\n`)}\n`;
@@ -100,6 +102,8 @@ if (rows.length === 0) {
   const width = Math.max(...rows.map(([job]) => job.length));
   console.log(`${'bundle'.padEnd(width)}  size (index.mjs)  lazy chunks`);
   for (const [job, bytes, lazy] of rows) {
-    console.log(`${job.padEnd(width)}  ${(bytes / 1024).toFixed(1).padStart(10)} KiB  ${lazy ? `${(lazy / 1024).toFixed(1).padStart(7)} KiB` : '-'}`);
+    console.log(
+      `${job.padEnd(width)}  ${(bytes / 1024).toFixed(1).padStart(10)} KiB  ${lazy ? `${(lazy / 1024).toFixed(1).padStart(7)} KiB` : '-'}`,
+    );
   }
 }

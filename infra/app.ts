@@ -20,14 +20,18 @@ export function createApp(options: { context?: Record<string, unknown>; outdir?:
   // All of the context, so a key this app does not know (a typo) fails synth instead of being ignored.
   const config = parseFleetConfig(app.node.getAllContext() as Record<string, unknown>);
   // Env-agnostic unless account/region are given: synth needs no credentials and makes no lookups.
-  const env = config.account || config.region ? { ...(config.account ? { account: config.account } : {}), ...(config.region ? { region: config.region } : {}) } : undefined;
+  const env =
+    config.account || config.region
+      ? { ...(config.account ? { account: config.account } : {}), ...(config.region ? { region: config.region } : {}) }
+      : undefined;
   const stack = new RegistryFleetStack(app, config.stackName, {
     config,
     description: `Private Docker registry fleet ${config.domainName} and its control plane`,
     ...(env ? { env } : {}),
   });
   // cdk-nag AwsSolutions: an unsuppressed finding is an error annotation, which fails `cdk synth`.
-  if (options.nag ?? app.node.tryGetContext('nag') !== 'false') Validations.of(app).addPlugins(new AwsSolutionsChecks(app, { verbose: true }));
+  if (options.nag ?? app.node.tryGetContext('nag') !== 'false')
+    Validations.of(app).addPlugins(new AwsSolutionsChecks(app, { verbose: true }));
   return { app, config, stack };
 }
 

@@ -40,9 +40,7 @@ function int(min: number, max: number, def: number) {
 }
 
 function bool(def: boolean) {
-  return raw
-    .default(String(def))
-    .pipe(z.enum(['true', 'false'], expected('true or false')).transform((v) => v === 'true'));
+  return raw.default(String(def)).pipe(z.enum(['true', 'false'], expected('true or false')).transform((v) => v === 'true'));
 }
 
 /** A list: a JSON array in cdk.json or a comma-separated string on the command line. */
@@ -56,9 +54,7 @@ function list(form: string, pattern: RegExp) {
 function duration(def: string, min: string) {
   const minMs = parseDuration(min) ?? 0;
   const form = `${DURATION_FORM}, at least ${min}`;
-  return raw.default(def).pipe(
-    z.string().refine((v) => (parseDuration(v) ?? -1) >= minMs, expected(form)),
-  );
+  return raw.default(def).pipe(z.string().refine((v) => (parseDuration(v) ?? -1) >= minMs, expected(form)));
 }
 
 const SCHEDULE = /^(rate\(\d+ (minute|minutes|hour|hours|day|days)\)|cron\(\S+( \S+){5}\))$/;
@@ -66,7 +62,8 @@ const schedule = (def: string) =>
   raw.default(def).pipe(z.string().regex(SCHEDULE, expected('an EventBridge schedule: rate(5 minutes) or cron(0 3 * * ? *)')));
 
 const DNS_NAME = /^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z][a-z0-9-]{0,61}[a-z0-9]$/;
-const IMAGE = /^[a-z0-9]([a-z0-9._/:-]*[a-z0-9])?(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}|@sha256:[0-9a-f]{64}|:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}@sha256:[0-9a-f]{64})$/;
+const IMAGE =
+  /^[a-z0-9]([a-z0-9._/:-]*[a-z0-9])?(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}|@sha256:[0-9a-f]{64}|:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}@sha256:[0-9a-f]{64})$/;
 
 /**
  * registry:2.8.3 pinned by digest (the multi-architecture index on Docker Hub): a re-pushed tag can never change
@@ -84,14 +81,20 @@ const Context = z
       z
         .string()
         .regex(/^[A-Za-z][A-Za-z0-9-]{0,29}$/, expected('a stack name: a letter, then up to 29 letters, digits or hyphens'))
-        .refine((v) => !/^(aws|amazon|amzn)/i.test(v), expected('a stack name that does not start with aws, amazon or amzn (SSM document names)')),
+        .refine(
+          (v) => !/^(aws|amazon|amzn)/i.test(v),
+          expected('a stack name that does not start with aws, amazon or amzn (SSM document names)'),
+        ),
     ),
     account: optionalText('a 12-digit AWS account id', /^\d{12}$/),
     region: optionalText('an AWS region such as us-east-1', /^[a-z]{2}(-[a-z]+)+-\d+$/),
     domainName: text('a DNS name such as registry.example.com', DNS_NAME),
     hostedZoneId: optionalText('a Route 53 hosted zone id such as Z0123456789ABCDEFGHIJ', /^Z[A-Z0-9]{4,32}$/),
     hostedZoneName: optionalText('a DNS zone name such as example.com', DNS_NAME),
-    certificateArn: optionalText('an ACM certificate ARN (arn:aws:acm:...)', /^arn:aws[a-z-]*:acm:[a-z0-9-]+:\d{12}:certificate\/[A-Za-z0-9-]+$/),
+    certificateArn: optionalText(
+      'an ACM certificate ARN (arn:aws:acm:...)',
+      /^arn:aws[a-z-]*:acm:[a-z0-9-]+:\d{12}:certificate\/[A-Za-z0-9-]+$/,
+    ),
     certificateMode: raw.default('acm').pipe(z.enum(['acm', 'acme'], expected('acm or acme'))),
     acmeDirectoryUrl: optionalText('an https:// URL', /^https:\/\/\S+$/),
     acmeEmail: optionalText('an e-mail address', /^[^@\s]+@[^@\s]+\.[^@\s]+$/),
@@ -111,7 +114,11 @@ const Context = z
     ingressCidrs: list('IPv4 CIDR blocks such as 0.0.0.0/0', CIDR).default(['0.0.0.0/0']),
     usersParameterPath: raw
       .default('/registry/users/')
-      .pipe(z.string().regex(/^\/([A-Za-z0-9_.-]+\/)+$/, expected('an SSM parameter path that starts and ends with /, such as /registry/users/'))),
+      .pipe(
+        z
+          .string()
+          .regex(/^\/([A-Za-z0-9_.-]+\/)+$/, expected('an SSM parameter path that starts and ends with /, such as /registry/users/')),
+      ),
     uploadMaxAge: duration('168h', '1h'),
     purgeMode: raw.default('listing').pipe(z.enum(['listing', 'inventory'], expected('listing or inventory'))),
     purgeInventoryFormat: raw.default('Parquet').pipe(z.enum(['Parquet', 'CSV'], expected('Parquet or CSV'))),
@@ -130,10 +137,18 @@ const Context = z
       'a Secrets Manager secret ARN named ecr-pullthroughcache/... (arn:aws:secretsmanager:<region>:<account>:secret:ecr-pullthroughcache/<name>)',
       /^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:ecr-pullthroughcache\/[A-Za-z0-9/_+=.@-]+$/,
     ),
-    ecrPullThroughPrefix: raw.default('docker-hub').pipe(z.string().regex(ECR_PREFIX, expected('an ECR repository prefix such as docker-hub (2-30 lower-case letters, digits, . _ - and /)'))),
+    ecrPullThroughPrefix: raw
+      .default('docker-hub')
+      .pipe(
+        z
+          .string()
+          .regex(ECR_PREFIX, expected('an ECR repository prefix such as docker-hub (2-30 lower-case letters, digits, . _ - and /)')),
+      ),
     alarmEmail: optionalText('an e-mail address', /^[^@\s]+@[^@\s]+\.[^@\s]+$/),
     logRetentionDays: int(1, 3653, 30).refine((d) => LOG_RETENTION_DAYS.includes(d), expected(`one of ${LOG_RETENTION_DAYS.join(', ')}`)),
-    metricsNamespace: text('a CloudWatch namespace such as RegistryControlPlane', /^[A-Za-z0-9._/#:-]{1,255}$/).default('RegistryControlPlane'),
+    metricsNamespace: text('a CloudWatch namespace such as RegistryControlPlane', /^[A-Za-z0-9._/#:-]{1,255}$/).default(
+      'RegistryControlPlane',
+    ),
     fleetTagKey: text('a tag key such as registry-fleet', /^[A-Za-z0-9_.:/=+@-]{1,128}$/).default('registry-fleet'),
     functionsDir: raw.default('dist/functions').pipe(z.string().min(1, expected('a directory such as dist/functions'))),
     replaceUnhealthyInstancesSchedule: schedule('rate(5 minutes)'),
@@ -146,15 +161,23 @@ const Context = z
     historyRetentionDays: int(1, 3650, 90),
     historyGlueTable: bool(false),
     circuitOpenAlarmMinutes: int(5, 1440, 30),
-    logLevel: raw.default('INFO').pipe(z.enum(['TRACE', 'DEBUG', 'INFO', 'WARN', 'ERROR', 'CRITICAL'], expected('one of TRACE, DEBUG, INFO, WARN, ERROR, CRITICAL'))),
+    logLevel: raw
+      .default('INFO')
+      .pipe(z.enum(['TRACE', 'DEBUG', 'INFO', 'WARN', 'ERROR', 'CRITICAL'], expected('one of TRACE, DEBUG, INFO, WARN, ERROR, CRITICAL'))),
   })
   .superRefine((c, ctx) => {
     const issue = (key: string, message: string) => ctx.addIssue({ code: 'custom', path: [key], message });
     if (EXAMPLE_DOMAIN.test(c.domainName)) {
-      issue('domainName', 'expected your registry\'s own host name, not an example.* sample name (cdk.json ships one): set -c domainName=registry.<your domain>');
+      issue(
+        'domainName',
+        "expected your registry's own host name, not an example.* sample name (cdk.json ships one): set -c domainName=registry.<your domain>",
+      );
     }
     if (!(c.minCapacity <= c.desiredCapacity && c.desiredCapacity <= c.maxCapacity)) {
-      issue('desiredCapacity', `expected minCapacity ≤ desiredCapacity ≤ maxCapacity (got ${c.minCapacity} / ${c.desiredCapacity} / ${c.maxCapacity})`);
+      issue(
+        'desiredCapacity',
+        `expected minCapacity ≤ desiredCapacity ≤ maxCapacity (got ${c.minCapacity} / ${c.desiredCapacity} / ${c.maxCapacity})`,
+      );
     }
     if ((c.hostedZoneId === undefined) !== (c.hostedZoneName === undefined)) {
       issue(c.hostedZoneId === undefined ? 'hostedZoneId' : 'hostedZoneName', 'expected hostedZoneId and hostedZoneName together');
@@ -169,7 +192,10 @@ const Context = z
       }
     }
     if (c.albAccessLogs && c.region === undefined) {
-      issue('albAccessLogs', 'expected the region context too: the log bucket policy names the region\'s load balancer log delivery account');
+      issue(
+        'albAccessLogs',
+        "expected the region context too: the log bucket policy names the region's load balancer log delivery account",
+      );
     }
     if (c.ecrPullThroughCache && c.ecrPullThroughCredentialArn === undefined) {
       issue(
@@ -194,13 +220,17 @@ export const APP_CONTEXT_KEYS = ['nag'] as const;
 
 /** The CDK's own context (feature flags `@aws-cdk/...`, `aws:cdk:...`, lookups `key:account=...`) and CLI settings. */
 function isFrameworkKey(key: string): boolean {
-  return key.includes(':') || key.startsWith('@') || key.startsWith('aws-cdk') || key.startsWith('cdk') || key === 'acknowledged-issue-numbers';
+  return (
+    key.includes(':') || key.startsWith('@') || key.startsWith('aws-cdk') || key.startsWith('cdk') || key === 'acknowledged-issue-numbers'
+  );
 }
 
 /** Context keys that are neither fleet settings nor the CDK's own: a typo such as `minCapcity` is never ignored. */
 export function unknownContextKeys(context: Readonly<Record<string, unknown>>): string[] {
   const known = new Set<string>([...CONTEXT_KEYS, ...APP_CONTEXT_KEYS]);
-  return Object.keys(context).filter((k) => !known.has(k) && !isFrameworkKey(k)).sort();
+  return Object.keys(context)
+    .filter((k) => !known.has(k) && !isFrameworkKey(k))
+    .sort();
 }
 
 /** Raised for a bad context value; the message names every bad key. */

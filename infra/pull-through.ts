@@ -28,7 +28,9 @@ export function pullThroughImage(reference: string, o: { registryHost: string; p
   const first = parts[0] ?? '';
   const registry = parts.length > 1 && (first.includes('.') || first.includes(':') || first === 'localhost') ? first : undefined;
   if (registry !== undefined && registry !== 'docker.io' && registry !== 'registry-1.docker.io') {
-    throw new Error(`ecrPullThroughCache: registryImage ${JSON.stringify(reference)} is not a Docker Hub image (expected registry:2.8.3@sha256:... or docker.io/<repo>:<tag>)`);
+    throw new Error(
+      `ecrPullThroughCache: registryImage ${JSON.stringify(reference)} is not a Docker Hub image (expected registry:2.8.3@sha256:... or docker.io/<repo>:<tag>)`,
+    );
   }
   if (tag === undefined) {
     throw new Error(

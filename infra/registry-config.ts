@@ -116,9 +116,7 @@ function httpSection(o: RegistryConfigOptions): Record<string, unknown> {
     addr: o.httpAddr ?? ':5000',
     ...(o.httpSecret !== undefined ? { secret: o.httpSecret } : {}),
     headers: { 'X-Content-Type-Options': ['nosniff'] },
-    ...(o.debugAddr !== undefined
-      ? { debug: { addr: o.debugAddr, prometheus: { enabled: true, path: '/metrics' } } }
-      : {}),
+    ...(o.debugAddr !== undefined ? { debug: { addr: o.debugAddr, prometheus: { enabled: true, path: '/metrics' } } } : {}),
   };
 }
 
@@ -134,7 +132,11 @@ export function renderRegistryConfig(opts: RegistryConfigOptions): string {
   const health = healthSection(opts.storageHealthCheck);
   const config = {
     version: 0.1,
-    log: { level: opts.logLevel ?? 'info', ...(opts.logFormatter ? { formatter: opts.logFormatter } : {}), fields: { service: 'registry' } },
+    log: {
+      level: opts.logLevel ?? 'info',
+      ...(opts.logFormatter ? { formatter: opts.logFormatter } : {}),
+      fields: { service: 'registry' },
+    },
     storage: storageSection(opts),
     http: httpSection(opts),
     ...(opts.htpasswdPath !== undefined

@@ -18,7 +18,8 @@ export function schedulePeriodSeconds(expression: string): number {
     return m ? Number(m[2]) : undefined;
   };
   // Several times an hour: the step, or the spacing of a list of minutes.
-  if (hour === '*') return cap(step(minute as string) !== undefined ? (step(minute as string) as number) * 60 : listSpacing(minute as string, 60) * 60);
+  if (hour === '*')
+    return cap(step(minute as string) !== undefined ? (step(minute as string) as number) * 60 : listSpacing(minute as string, 60) * 60);
   if (step(hour as string) !== undefined) return cap((step(hour as string) as number) * 3_600);
   if ((hour as string).includes(',')) return cap(listSpacing(hour as string, 24) * 3_600);
   const everyDay = ['*', '?'].includes(dayOfMonth as string) && ['*', '?'].includes(dayOfWeek as string);
@@ -27,7 +28,11 @@ export function schedulePeriodSeconds(expression: string): number {
 
 /** The longest gap between the values of a comma list on a cycle of `cycle` (`0,30` of 60 → 30); 1 × cycle for one value. */
 function listSpacing(field: string, cycle: number): number {
-  const values = field.split(',').map(Number).filter((n) => Number.isInteger(n)).sort((a, b) => a - b);
+  const values = field
+    .split(',')
+    .map(Number)
+    .filter((n) => Number.isInteger(n))
+    .sort((a, b) => a - b);
   if (values.length < 2) return cycle;
   const gaps = values.map((v, i) => ((values[(i + 1) % values.length] as number) - v + cycle) % cycle || cycle);
   return Math.max(...gaps);

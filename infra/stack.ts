@@ -54,11 +54,17 @@ export class RegistryFleetStack extends Stack {
         : {}),
     });
 
-    const storage = new RegistryStorage(this, 'Storage', { uploadMaxAgeMs: parseDuration(c.uploadMaxAge) ?? 0, serverAccessLogs: c.bucketAccessLogs });
+    const storage = new RegistryStorage(this, 'Storage', {
+      uploadMaxAgeMs: parseDuration(c.uploadMaxAge) ?? 0,
+      serverAccessLogs: c.bucketAccessLogs,
+    });
     const boot = new FleetBoot(this, 'Boot', { logRetention });
     // Optional: the registry image from this account's ECR pull-through cache of Docker Hub (digest pin kept).
     const cache = c.ecrPullThroughCache
-      ? new DockerHubPullThroughCache(this, 'PullThroughCache', { prefix: c.ecrPullThroughPrefix, credentialArn: c.ecrPullThroughCredentialArn as string })
+      ? new DockerHubPullThroughCache(this, 'PullThroughCache', {
+          prefix: c.ecrPullThroughPrefix,
+          credentialArn: c.ecrPullThroughCredentialArn as string,
+        })
       : undefined;
     const cached = cache ? pullThroughImage(c.registryImage, { registryHost: cache.registryHost, prefix: cache.prefix }) : undefined;
     const userData = renderUserData({
@@ -141,9 +147,17 @@ export class RegistryFleetStack extends Stack {
       },
       logLevel: c.logLevel,
     });
-    const history = new RunHistory(this, 'History', { retentionDays: c.historyRetentionDays, jobs: JOBS, glueTable: c.historyGlueTable, namePrefix: this.stackName });
+    const history = new RunHistory(this, 'History', {
+      retentionDays: c.historyRetentionDays,
+      jobs: JOBS,
+      glueTable: c.historyGlueTable,
+      namePrefix: this.stackName,
+    });
     for (const [job, ops] of Object.entries(controlPlane.functions)) history.grantJob(job, ops.fn);
-    new LogQueries(this, 'LogQueries', { folder: this.stackName, logGroups: Object.values(controlPlane.functions).map((ops) => ops.logGroup) });
+    new LogQueries(this, 'LogQueries', {
+      folder: this.stackName,
+      logGroups: Object.values(controlPlane.functions).map((ops) => ops.logGroup),
+    });
     const monitoring = new Monitoring(this, 'Monitoring', {
       controlPlane,
       loadBalancer: lb.loadBalancer,
@@ -176,7 +190,11 @@ export class RegistryFleetStack extends Stack {
     // Also under the stack-wide dry run: sync-htpasswd publishes the first file then too (nothing exists to
     // overwrite or revoke), and no registry starts without it.
     const firstSync = [boot.syncUsersOnDeploy(controlPlane.functions['sync-htpasswd'].fn)];
-    boot.waitForInstances({ count: c.minCapacity, timeoutSeconds: c.bootTimeoutMinutes * 60, after: [fleet.autoScalingGroup, ...firstSync] });
+    boot.waitForInstances({
+      count: c.minCapacity,
+      timeoutSeconds: c.bootTimeoutMinutes * 60,
+      after: [fleet.autoScalingGroup, ...firstSync],
+    });
 
     Tags.of(this).add('app', 'registry-fleet');
 
@@ -187,15 +205,31 @@ export class RegistryFleetStack extends Stack {
     output('AutoScalingGroupName', fleet.autoScalingGroup.autoScalingGroupName, 'the registry instances');
     output('TargetGroupArn', lb.targetGroup.targetGroupArn, 'registry target group');
     output('HttpsListenerArn', lb.httpsListener.listenerArn, 'the listener rotate-certificates manages');
-    output('UsersParameterPath', c.usersParameterPath, 'put registry users here: one SecureString per user (see the sync-htpasswd runbook)');
-    output('HtpasswdObject', `s3://${storage.bucket.bucketName}/${HTPASSWD_OBJECT_KEY}`, 'the rendered htpasswd published by sync-htpasswd');
+    output(
+      'UsersParameterPath',
+      c.usersParameterPath,
+      'put registry users here: one SecureString per user (see the sync-htpasswd runbook)',
+    );
+    output(
+      'HtpasswdObject',
+      `s3://${storage.bucket.bucketName}/${HTPASSWD_OBJECT_KEY}`,
+      'the rendered htpasswd published by sync-htpasswd',
+    );
     output('HttpSecretArn', storage.httpSecret.secretArn, 'the shared registry http.secret');
     output('SyncHtpasswdDocument', documents.syncHtpasswdName, 'SSM document: install htpasswd on instances');
     output('PruneDockerDocument', documents.pruneDockerName, 'SSM document: prune docker on instances');
     output('AlarmTopicArn', monitoring.topic.topicArn, 'job failure notifications');
     output('DashboardName', monitoring.dashboard.dashboardName, 'CloudWatch dashboard');
-    output('RegistryLogGroup', boot.logGroup.logGroupName, "registry access logs (<instance>/registry) and boot logs (<instance>/bootstrap)");
-    output('HistoryBucketName', history.bucket.bucketName, `every run's whole report (HISTORY_BUCKET for npm run history), kept ${c.historyRetentionDays} days`);
+    output(
+      'RegistryLogGroup',
+      boot.logGroup.logGroupName,
+      'registry access logs (<instance>/registry) and boot logs (<instance>/bootstrap)',
+    );
+    output(
+      'HistoryBucketName',
+      history.bucket.bucketName,
+      `every run's whole report (HISTORY_BUCKET for npm run history), kept ${c.historyRetentionDays} days`,
+    );
     if (history.database) output('HistoryDatabase', `${history.database.ref}`, 'Glue database of the run history table "runs" (Athena)');
     for (const [job, ops] of Object.entries(controlPlane.functions)) {
       output(`${job.replace(/(^|-)([a-z])/g, (_, __, ch: string) => ch.toUpperCase())}FunctionName`, ops.fn.functionName, `${job} Lambda`);

@@ -71,7 +71,9 @@ export const ASSET_FILES = {
 export function readAsset(name: string, dir: string = ASSETS_DIR): string {
   const path = join(dir, name);
   if (!existsSync(path)) {
-    throw new Error(`missing fleet asset ${path}: the CDK app embeds it into the user data and SSM documents; restore it (git checkout -- infra/assets/${name})`);
+    throw new Error(
+      `missing fleet asset ${path}: the CDK app embeds it into the user data and SSM documents; restore it (git checkout -- infra/assets/${name})`,
+    );
   }
   return readFileSync(path, 'utf8');
 }
@@ -201,7 +203,8 @@ export function renderDrainUnit(env: Record<string, string>): string {
  */
 export function drainEnv(o: { drainTimeoutSeconds: number; pollSeconds?: number }): Record<string, string> {
   const timeout = o.drainTimeoutSeconds;
-  if (!Number.isInteger(timeout) || timeout < 1) throw new Error(`user data: drainTimeoutSeconds must be a whole number ≥ 1, got ${timeout}`);
+  if (!Number.isInteger(timeout) || timeout < 1)
+    throw new Error(`user data: drainTimeoutSeconds must be a whole number ≥ 1, got ${timeout}`);
   return {
     DRAIN_HOOK_NAME,
     DRAIN_TIMEOUT_SECONDS: String(timeout),
@@ -263,7 +266,10 @@ export function withoutComments(script: string): string {
  * it at 16 KiB. Only files without CloudFormation tokens can go this way (a token inside would be encoded away).
  */
 function gzipped(path: string, mode: string, content: string): string {
-  const lines = gzipSync(Buffer.from(content), { level: 9 }).toString('base64').match(/.{1,76}/g) ?? [];
+  const lines =
+    gzipSync(Buffer.from(content), { level: 9 })
+      .toString('base64')
+      .match(/.{1,76}/g) ?? [];
   return [`base64 -d <<'${DELIMITER}' | gunzip >${path}`, ...lines, DELIMITER, `chmod ${mode} ${path}`, ''].join('\n');
 }
 
@@ -308,7 +314,11 @@ export function renderUserData(o: UserDataOptions): string {
     gzipped(PATHS.bootstrap, '0755', withoutComments(o.scripts.bootstrap)),
     heredoc(PATHS.bootstrapUnit, '0644', renderBootstrapUnit()),
     gzipped(PATHS.drain, '0755', withoutComments(o.scripts.drain)),
-    gzipped(PATHS.drainUnit, '0644', renderDrainUnit(drainEnv({ drainTimeoutSeconds: o.drainTimeoutSeconds ?? DEFAULT_DRAIN_TIMEOUT_SECONDS }))),
+    gzipped(
+      PATHS.drainUnit,
+      '0644',
+      renderDrainUnit(drainEnv({ drainTimeoutSeconds: o.drainTimeoutSeconds ?? DEFAULT_DRAIN_TIMEOUT_SECONDS })),
+    ),
     // --no-block: cloud-init finishes while the unit works (and retries); systemd owns the boot from here.
     'systemctl daemon-reload',
     // The drain watcher first (see renderDrainUnit): an instance terminated mid-boot is released at once.

@@ -55,7 +55,13 @@ const readBody = (req: http.IncomingMessage): Promise<Buffer> =>
     req.on('error', reject);
   });
 
-export async function startCloudTrailStandIn({ upstream, clock = () => new Date() }: { upstream: string; clock?: () => Date }): Promise<CloudTrailStandIn> {
+export async function startCloudTrailStandIn({
+  upstream,
+  clock = () => new Date(),
+}: {
+  upstream: string;
+  clock?: () => Date;
+}): Promise<CloudTrailStandIn> {
   const to = new URL(upstream);
   let records: TrailRecord[] = [];
   let lookups = 0;

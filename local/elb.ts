@@ -33,7 +33,11 @@ export function awsClients(endpoint: string): AwsClients {
 export async function importCertificate(acm: ACMClient, cert: TestCertificate, arn?: string): Promise<string> {
   const enc = new TextEncoder();
   const res = await acm.send(
-    new ImportCertificateCommand({ Certificate: enc.encode(cert.certPem), PrivateKey: enc.encode(cert.keyPem), ...(arn ? { CertificateArn: arn } : {}) }),
+    new ImportCertificateCommand({
+      Certificate: enc.encode(cert.certPem),
+      PrivateKey: enc.encode(cert.keyPem),
+      ...(arn ? { CertificateArn: arn } : {}),
+    }),
   );
   return res.CertificateArn as string;
 }
@@ -50,16 +54,30 @@ export async function createLoadBalancer(c: AwsClients, certificateArn: string, 
   const vpc = await c.ec2.send(new CreateVpcCommand({ CidrBlock: '10.0.0.0/16' }));
   const vpcId = vpc.Vpc?.VpcId as string;
   const subnets = await Promise.all(
-    ['us-east-1a', 'us-east-1b'].map((az, i) => c.ec2.send(new CreateSubnetCommand({ VpcId: vpcId, CidrBlock: `10.0.${i}.0/24`, AvailabilityZone: az }))),
+    ['us-east-1a', 'us-east-1b'].map((az, i) =>
+      c.ec2.send(new CreateSubnetCommand({ VpcId: vpcId, CidrBlock: `10.0.${i}.0/24`, AvailabilityZone: az })),
+    ),
   );
-  const lb = await c.elbv2.send(new CreateLoadBalancerCommand({ Name: 'registry', Subnets: subnets.map((s) => s.Subnet?.SubnetId as string), Type: 'application' }));
+  const lb = await c.elbv2.send(
+    new CreateLoadBalancerCommand({ Name: 'registry', Subnets: subnets.map((s) => s.Subnet?.SubnetId as string), Type: 'application' }),
+  );
   const loadBalancerArn = lb.LoadBalancers?.[0]?.LoadBalancerArn as string;
-  const tg = await c.elbv2.send(new CreateTargetGroupCommand({ Name: 'registry', Protocol: 'HTTP', Port: 5000, VpcId: vpcId, TargetType: 'instance' }));
+  const tg = await c.elbv2.send(
+    new CreateTargetGroupCommand({ Name: 'registry', Protocol: 'HTTP', Port: 5000, VpcId: vpcId, TargetType: 'instance' }),
+  );
   const forward = [{ Type: 'forward' as const, TargetGroupArn: tg.TargetGroups?.[0]?.TargetGroupArn as string }];
   const https = await c.elbv2.send(
-    new CreateListenerCommand({ LoadBalancerArn: loadBalancerArn, Protocol: 'HTTPS', Port: 443, Certificates: [{ CertificateArn: certificateArn }], DefaultActions: forward }),
+    new CreateListenerCommand({
+      LoadBalancerArn: loadBalancerArn,
+      Protocol: 'HTTPS',
+      Port: 443,
+      Certificates: [{ CertificateArn: certificateArn }],
+      DefaultActions: forward,
+    }),
   );
-  const http = await c.elbv2.send(new CreateListenerCommand({ LoadBalancerArn: loadBalancerArn, Protocol: 'HTTP', Port: 80, DefaultActions: forward }));
+  const http = await c.elbv2.send(
+    new CreateListenerCommand({ LoadBalancerArn: loadBalancerArn, Protocol: 'HTTP', Port: 80, DefaultActions: forward }),
+  );
   const zone = await c.route53.send(new CreateHostedZoneCommand({ Name: zoneName, CallerReference: `zone-${Date.now()}` }));
   return {
     loadBalancerArn,

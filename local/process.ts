@@ -86,9 +86,7 @@ export async function waitUntilReady(
     if (await ready().catch(() => false)) return;
     await sleep(intervalMs);
   }
-  const reason = proc.exited()
-    ? `exited with ${proc.child.exitCode ?? proc.child.signalCode}`
-    : `not ${what} after ${timeoutMs} ms`;
+  const reason = proc.exited() ? `exited with ${proc.child.exitCode ?? proc.child.signalCode}` : `not ${what} after ${timeoutMs} ms`;
   await proc.stop(1_000);
   throw new Error(`${proc.name} (pid ${proc.pid}) ${reason}; last output:\n${proc.logs().slice(-4_000)}`);
 }

@@ -171,12 +171,7 @@ export async function patchUpload(upload: OpenUpload, chunk: Uint8Array, { auth 
 }
 
 /** PUT <location>?digest=… with the remaining bytes (possibly none): the blob is committed. */
-export async function completeUpload(
-  location: string,
-  rest: Uint8Array,
-  digest: string,
-  { auth }: AuthOption = {},
-): Promise<void> {
+export async function completeUpload(location: string, rest: Uint8Array, digest: string, { auth }: AuthOption = {}): Promise<void> {
   const res = await call('PUT', withDigest(location, digest), [201], {
     auth,
     body: rest,
@@ -268,12 +263,7 @@ export interface FetchedManifest {
 }
 
 /** GET /v2/<repo>/manifests/<tag or digest> as a schema2 manifest. */
-export async function getManifest(
-  url: string,
-  repo: string,
-  reference: string,
-  { auth }: AuthOption = {},
-): Promise<FetchedManifest> {
+export async function getManifest(url: string, repo: string, reference: string, { auth }: AuthOption = {}): Promise<FetchedManifest> {
   const res = await call('GET', `${url}/v2/${repo}/manifests/${reference}`, [200], {
     auth,
     headers: { accept: MEDIA_TYPES.manifest },

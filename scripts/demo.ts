@@ -24,7 +24,11 @@ import {
   DescribeVolumesCommand,
   EC2Client,
 } from '@aws-sdk/client-ec2';
-import { DescribeListenersCommand, DescribeTargetGroupsCommand, ElasticLoadBalancingV2Client } from '@aws-sdk/client-elastic-load-balancing-v2';
+import {
+  DescribeListenersCommand,
+  DescribeTargetGroupsCommand,
+  ElasticLoadBalancingV2Client,
+} from '@aws-sdk/client-elastic-load-balancing-v2';
 import { CreateBucketCommand, GetObjectCommand, ListMultipartUploadsCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
 import { PutParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
@@ -107,8 +111,7 @@ async function invoke(job: string, eventFile: string, env: Record<string, string
   child.stderr.on('data', (c: Buffer) => (logs += c.toString()));
   const code = await new Promise<number>((resolve) => child.on('exit', (c) => resolve(c ?? 1)));
   const result = JSON.parse(await readFile(out, 'utf8').catch(() => '{"ok":false,"error":{"message":"no result"}}')) as
-    | { ok: true; report: Report }
-    | { ok: false; error: { name?: string; message?: string } };
+    { ok: true; report: Report } | { ok: false; error: { name?: string; message?: string } };
   say(`  $ invoke ${job} with events/${eventFile}`);
   if (result.ok && code === 0) {
     say(formatReport(result.report));
@@ -172,7 +175,15 @@ async function main(): Promise<void> {
 
     // ------------------------------------------------------------------------------------------------
     const alice = randomBytes(9).toString('base64url');
-    const seeded = { listenerArn: '', hostedZoneId: '', targetGroupArn: '', oldCertArn: '', volumes: [] as string[], keep: '', foreign: '' };
+    const seeded = {
+      listenerArn: '',
+      hostedZoneId: '',
+      targetGroupArn: '',
+      oldCertArn: '',
+      volumes: [] as string[],
+      keep: '',
+      foreign: '',
+    };
     await step('1. Seed moto with the fleet’s resources', async () => {
       await ssm.send(new PutParameterCommand({ Name: `${USERS_PATH}admin`, Type: 'String', Value: bcrypt.hashSync(admin.password, 5) }));
       say(`  users under ${USERS_PATH}: admin (bcrypt hash, String)`);
@@ -180,7 +191,9 @@ async function main(): Promise<void> {
       const expiring = makeCertificate({ cn: DOMAIN, days: 10 });
       seeded.oldCertArn = await importCertificate(acm, expiring);
       // As the stack's own certificate is: tagged with the fleet tag, so the job may delete it once replaced.
-      await acm.send(new AddTagsToCertificateCommand({ CertificateArn: seeded.oldCertArn, Tags: [{ Key: DEFAULT_FLEET_TAG_KEY, Value: FLEET }] }));
+      await acm.send(
+        new AddTagsToCertificateCommand({ CertificateArn: seeded.oldCertArn, Tags: [{ Key: DEFAULT_FLEET_TAG_KEY, Value: FLEET }] }),
+      );
       const lb = await createLoadBalancer(awsClients(f.moto.endpoint), seeded.oldCertArn, 'demo.test');
       seeded.listenerArn = lb.httpsListenerArn;
       seeded.hostedZoneId = lb.hostedZoneId;
@@ -190,7 +203,9 @@ async function main(): Promise<void> {
       seeded.targetGroupArn = tg.TargetGroups?.[0]?.TargetGroupArn as string;
       const subnets = (await ec2.send(new DescribeSubnetsCommand({}))).Subnets?.map((s) => s.SubnetId as string) ?? [];
       const ami = (await ec2.send(new DescribeImagesCommand({}))).Images?.[0]?.ImageId as string;
-      await ec2.send(new CreateLaunchTemplateCommand({ LaunchTemplateName: FLEET, LaunchTemplateData: { ImageId: ami, InstanceType: 't4g.small' } }));
+      await ec2.send(
+        new CreateLaunchTemplateCommand({ LaunchTemplateName: FLEET, LaunchTemplateData: { ImageId: ami, InstanceType: 't4g.small' } }),
+      );
       await autoScaling.send(
         new CreateAutoScalingGroupCommand({
           AutoScalingGroupName: FLEET,
@@ -205,13 +220,32 @@ async function main(): Promise<void> {
       );
       say(`  Auto Scaling group ${FLEET}: 2 instances registered in the target group`);
 
-      const tagged = (tags: Record<string, string>) => [{ ResourceType: 'volume' as const, Tags: Object.entries(tags).map(([Key, Value]) => ({ Key, Value })) }];
+      const tagged = (tags: Record<string, string>) => [
+        { ResourceType: 'volume' as const, Tags: Object.entries(tags).map(([Key, Value]) => ({ Key, Value })) },
+      ];
       for (const size of [50, 100, 200]) {
-        const v = await ec2.send(new CreateVolumeCommand({ AvailabilityZone: 'us-east-1a', Size: size, VolumeType: 'gp3', TagSpecifications: tagged({ [DEFAULT_FLEET_TAG_KEY]: FLEET }) }));
+        const v = await ec2.send(
+          new CreateVolumeCommand({
+            AvailabilityZone: 'us-east-1a',
+            Size: size,
+            VolumeType: 'gp3',
+            TagSpecifications: tagged({ [DEFAULT_FLEET_TAG_KEY]: FLEET }),
+          }),
+        );
         seeded.volumes.push(v.VolumeId as string);
       }
-      seeded.keep = (await ec2.send(new CreateVolumeCommand({ AvailabilityZone: 'us-east-1a', Size: 30, VolumeType: 'gp3', TagSpecifications: tagged({ [DEFAULT_FLEET_TAG_KEY]: FLEET, [KEEP_TAG]: 'true' }) }))).VolumeId as string;
-      seeded.foreign = (await ec2.send(new CreateVolumeCommand({ AvailabilityZone: 'us-east-1a', Size: 20, VolumeType: 'gp3' }))).VolumeId as string;
+      seeded.keep = (
+        await ec2.send(
+          new CreateVolumeCommand({
+            AvailabilityZone: 'us-east-1a',
+            Size: 30,
+            VolumeType: 'gp3',
+            TagSpecifications: tagged({ [DEFAULT_FLEET_TAG_KEY]: FLEET, [KEEP_TAG]: 'true' }),
+          }),
+        )
+      ).VolumeId as string;
+      seeded.foreign = (await ec2.send(new CreateVolumeCommand({ AvailabilityZone: 'us-east-1a', Size: 20, VolumeType: 'gp3' })))
+        .VolumeId as string;
       say(`  EBS volumes: 3 orphaned fleet volumes (350 GiB), 1 fleet volume tagged keep, 1 volume of someone else`);
     });
 
@@ -231,7 +265,11 @@ async function main(): Promise<void> {
       const big = randomBytes(3 * 1024 * 1024);
       let upload = await startUpload(a.url, 'library/nginx', { auth: admin });
       upload = await patchUpload(upload, big.subarray(0, 1024 * 1024), { auth: admin });
-      upload = await patchUpload({ ...upload, location: upload.location.replace(a.url, b.url) }, big.subarray(1024 * 1024, 2 * 1024 * 1024), { auth: admin });
+      upload = await patchUpload(
+        { ...upload, location: upload.location.replace(a.url, b.url) },
+        big.subarray(1024 * 1024, 2 * 1024 * 1024),
+        { auth: admin },
+      );
       await completeUpload(upload.location.replace(b.url, a.url), big.subarray(2 * 1024 * 1024), sha256Digest(big), { auth: admin });
       const back = await pullBlob(b.url, 'library/nginx', sha256Digest(big), { auth: admin });
       check(back.equals(big), 'a 3 MiB layer uploaded A → B → A (shared http.secret) pulls back byte-identical');
@@ -243,7 +281,9 @@ async function main(): Promise<void> {
       await cancelUpload(cancelled.location, { auth: admin });
       say(`  abandoned 3 uploads mid-push and cancelled 1 (its orphan keeps a hashstates key but no startedat)`);
       abandonedBefore = new Date(Date.now() + 1);
-      say(`  the purge will see them through an S3 proxy that makes everything written until now look 2 h old (UPLOAD_MAX_AGE=${UPLOAD_MAX_AGE})`);
+      say(
+        `  the purge will see them through an S3 proxy that makes everything written until now look 2 h old (UPLOAD_MAX_AGE=${UPLOAD_MAX_AGE})`,
+      );
       await new Promise((r) => setTimeout(r, 1_500)); // startedat has whole seconds: the fresh upload starts after the cut
       const rest = randomBytes(50_000);
       const head = randomBytes(50_000);
@@ -257,7 +297,8 @@ async function main(): Promise<void> {
 
     const uploadsRoot = 'docker/registry/v2/repositories/';
     const listUploads = async () => {
-      const keys = (await f.s3.send(new ListObjectsV2Command({ Bucket: f.bucket, Prefix: uploadsRoot }))).Contents?.map((o) => o.Key as string) ?? [];
+      const keys =
+        (await f.s3.send(new ListObjectsV2Command({ Bucket: f.bucket, Prefix: uploadsRoot }))).Contents?.map((o) => o.Key as string) ?? [];
       const dirs = new Set(keys.filter((k) => k.includes('/_uploads/')).map((k) => k.replace(/(\/_uploads\/[^/]+)\/.*$/, '$1')));
       const mpus = (await f.s3.send(new ListMultipartUploadsCommand({ Bucket: f.bucket, Prefix: uploadsRoot }))).Uploads?.length ?? 0;
       return { dirs, mpus };
@@ -270,14 +311,20 @@ async function main(): Promise<void> {
       const env = { REGISTRY_BUCKET: f.bucket, UPLOAD_MAX_AGE, AWS_ENDPOINT_URL: aging.endpoint };
       const report = await invoke('purge-stale-uploads', 'schedule.json', env).finally(() => aging?.stop());
       const after = await listUploads();
-      check(before.dirs.size === 5 && after.dirs.size === 1, `upload directories in S3: ${before.dirs.size} before, ${after.dirs.size} after (the fresh one)`);
+      check(
+        before.dirs.size === 5 && after.dirs.size === 1,
+        `upload directories in S3: ${before.dirs.size} before, ${after.dirs.size} after (the fresh one)`,
+      );
       check(after.mpus === 1, `open multipart uploads: ${before.mpus} before, ${after.mpus} after (their parts no longer cost money)`);
       check(report.summary.failed === 0, 'no action failed');
       const { upload, rest, digest } = fresh as NonNullable<typeof fresh>;
       await completeUpload(upload.location, rest, digest, { auth: admin });
       check(true, 'the fresh upload still completes');
       for (const { repo, image, layers } of images) {
-        for (const [registry, name] of [[a, 'A'], [b, 'B']] as const) {
+        for (const [registry, name] of [
+          [a, 'A'],
+          [b, 'B'],
+        ] as const) {
           const pulled = await Promise.all(image.layers.map((l) => pullBlob(registry.url, repo, l.digest, { auth: admin })));
           if (!pulled.every((p, i) => p.equals(layers[i] as Buffer))) throw new Error(`${repo} does not pull byte-identical from ${name}`);
         }
@@ -292,7 +339,16 @@ async function main(): Promise<void> {
       check(unauthorised.status === 401, 'alice gets 401 before the sync');
       // The two local registries are not EC2 instances SSM could command, so this job's group is empty here
       // and the demo runs the SSM document's script itself, as the agent would on each instance.
-      await autoScaling.send(new CreateAutoScalingGroupCommand({ AutoScalingGroupName: `${FLEET}-local`, MinSize: 0, MaxSize: 0, DesiredCapacity: 0, LaunchTemplate: { LaunchTemplateName: FLEET, Version: '$Latest' }, AvailabilityZones: ['us-east-1a'] }));
+      await autoScaling.send(
+        new CreateAutoScalingGroupCommand({
+          AutoScalingGroupName: `${FLEET}-local`,
+          MinSize: 0,
+          MaxSize: 0,
+          DesiredCapacity: 0,
+          LaunchTemplate: { LaunchTemplateName: FLEET, Version: '$Latest' },
+          AvailabilityZones: ['us-east-1a'],
+        }),
+      );
       await invoke('sync-htpasswd', 'parameter-change.json', {
         HTPASSWD_PARAMETER_PATH: USERS_PATH,
         REGISTRY_BUCKET: f.bucket,
@@ -302,28 +358,57 @@ async function main(): Promise<void> {
         BCRYPT_COST: '5',
       });
       const object = await f.s3.send(new GetObjectCommand({ Bucket: f.bucket, Key: 'auth/htpasswd' }));
-      const sha256 = createHash('sha256').update(Buffer.from(await (object.Body as { transformToByteArray(): Promise<Uint8Array> }).transformToByteArray())).digest('hex');
+      const sha256 = createHash('sha256')
+        .update(Buffer.from(await (object.Body as { transformToByteArray(): Promise<Uint8Array> }).transformToByteArray()))
+        .digest('hex');
       const url = await getSignedUrl(f.s3, new GetObjectCommand({ Bucket: f.bucket, Key: 'auth/htpasswd' }), { expiresIn: 300 });
       say('  running infra/assets/install-htpasswd.sh on the instances (what the SSM document does):');
-      say(`    ${(await runScript(join(ROOT, 'infra/assets/install-htpasswd.sh'), [url, sha256, f.authDir])).trim().split('\n').join('\n    ')}`);
-      for (const [registry, name] of [[a, 'A'], [b, 'B']] as const) {
+      say(
+        `    ${(await runScript(join(ROOT, 'infra/assets/install-htpasswd.sh'), [url, sha256, f.authDir])).trim().split('\n').join('\n    ')}`,
+      );
+      for (const [registry, name] of [
+        [a, 'A'],
+        [b, 'B'],
+      ] as const) {
         const res = await fetch(`${registry.url}/v2/`, { headers: basic('alice', alice) });
         check(res.status === 200, `alice logs in on registry ${name} (HTTP ${res.status}), no restart`);
       }
-      check(a.pid === f.registries[0]?.pid && b.pid === f.registries[1]?.pid && (await alive(a.pid)) && (await alive(b.pid)), `both registries kept their PIDs (${a.pid}, ${b.pid})`);
+      check(
+        a.pid === f.registries[0]?.pid && b.pid === f.registries[1]?.pid && (await alive(a.pid)) && (await alive(b.pid)),
+        `both registries kept their PIDs (${a.pid}, ${b.pid})`,
+      );
     });
 
     await step('replace-unhealthy-instances (the unhealthy-hosts alarm fires)', async () => {
-      const report = await invoke('replace-unhealthy-instances', 'alarm-state-change.json', { ASG_NAME: FLEET, TARGET_GROUP_ARN: seeded.targetGroupArn, GRACE_PERIOD: '0s' });
-      check(report.summary.applied === 0 && report.summary.failed === 0, 'every target is healthy (moto reports them so): nothing replaced, nothing churned');
+      const report = await invoke('replace-unhealthy-instances', 'alarm-state-change.json', {
+        ASG_NAME: FLEET,
+        TARGET_GROUP_ARN: seeded.targetGroupArn,
+        GRACE_PERIOD: '0s',
+      });
+      check(
+        report.summary.applied === 0 && report.summary.failed === 0,
+        'every target is healthy (moto reports them so): nothing replaced, nothing churned',
+      );
     });
 
     await step('purge-disk-volumes (daily run)', async () => {
-      const report = await invoke('purge-disk-volumes', 'schedule.json', { FLEET_TAG_VALUE: FLEET, ASG_NAME: FLEET, PRUNE_DOCUMENT_NAME: 'registry-prune', VOLUME_GRACE: '24h' });
-      const vols = (await ec2.send(new DescribeVolumesCommand({ VolumeIds: [...seeded.volumes, seeded.keep, seeded.foreign] }))).Volumes ?? [];
+      const report = await invoke('purge-disk-volumes', 'schedule.json', {
+        FLEET_TAG_VALUE: FLEET,
+        ASG_NAME: FLEET,
+        PRUNE_DOCUMENT_NAME: 'registry-prune',
+        VOLUME_GRACE: '24h',
+      });
+      const vols =
+        (await ec2.send(new DescribeVolumesCommand({ VolumeIds: [...seeded.volumes, seeded.keep, seeded.foreign] }))).Volumes ?? [];
       const marked = vols.filter((v) => v.Tags?.some((t) => t.Key === MARK_TAG)).map((v) => v.VolumeId);
-      check(marked.length === 3 && seeded.volumes.every((id) => marked.includes(id)), 'the 3 orphaned fleet volumes are marked; a run 24 h later deletes them if still orphaned');
-      check(!marked.includes(seeded.keep) && !marked.includes(seeded.foreign), 'the keep-tagged volume and the foreign volume are untouched');
+      check(
+        marked.length === 3 && seeded.volumes.every((id) => marked.includes(id)),
+        'the 3 orphaned fleet volumes are marked; a run 24 h later deletes them if still orphaned',
+      );
+      check(
+        !marked.includes(seeded.keep) && !marked.includes(seeded.foreign),
+        'the keep-tagged volume and the foreign volume are untouched',
+      );
       check(report.summary.failed === 0, 'no action failed');
     });
 
@@ -341,7 +426,8 @@ async function main(): Promise<void> {
         HANDSHAKE_WAIT: '5s',
       };
       const defaultCert = async () =>
-        (await elbv2.send(new DescribeListenersCommand({ ListenerArns: [seeded.listenerArn] }))).Listeners?.[0]?.Certificates?.[0]?.CertificateArn;
+        (await elbv2.send(new DescribeListenersCommand({ ListenerArns: [seeded.listenerArn] }))).Listeners?.[0]?.Certificates?.[0]
+          ?.CertificateArn;
       for (let run = 1; run <= 5 && (await defaultCert()) === seeded.oldCertArn; run++) {
         await invoke('rotate-certificates', 'schedule.json', env);
         await new Promise((r) => setTimeout(r, 1500)); // ACM (moto) issues requested certificates after 1 s
@@ -359,13 +445,23 @@ async function main(): Promise<void> {
       const table = await runHistory(['--since', '1h'], { ...jobEnv, AWS_ENDPOINT_URL: f.moto.endpoint });
       say(table.trimEnd());
       const jobs = ['purge-stale-uploads', 'sync-htpasswd', 'replace-unhealthy-instances', 'purge-disk-volumes', 'rotate-certificates'];
-      check(jobs.every((j) => table.includes(` ${j} `)), 'every job run above left its report in the run history');
+      check(
+        jobs.every((j) => table.includes(` ${j} `)),
+        'every job run above left its report in the run history',
+      );
       say('  $ npm run history -- purge-stale-uploads --action delete-upload --json');
-      const deletes = JSON.parse(await runHistory(['purge-stale-uploads', '--action', 'delete-upload', '--json'], { ...jobEnv, AWS_ENDPOINT_URL: f.moto.endpoint })) as Report[];
-      check(deletes.length === 1 && deletes[0]?.actions.every((a) => a.type === 'delete-upload') === true, `the purge run's ${deletes[0]?.actions.length ?? 0} upload deletions, every one`);
+      const deletes = JSON.parse(
+        await runHistory(['purge-stale-uploads', '--action', 'delete-upload', '--json'], { ...jobEnv, AWS_ENDPOINT_URL: f.moto.endpoint }),
+      ) as Report[];
+      check(
+        deletes.length === 1 && deletes[0]?.actions.every((a) => a.type === 'delete-upload') === true,
+        `the purge run's ${deletes[0]?.actions.length ?? 0} upload deletions, every one`,
+      );
     });
 
-    say(failures === 0 ? `\n${bold('✓ demo finished: every step passed')}` : `\n${bold(`✗ demo finished with ${failures} failed step(s)`)}`);
+    say(
+      failures === 0 ? `\n${bold('✓ demo finished: every step passed')}` : `\n${bold(`✗ demo finished with ${failures} failed step(s)`)}`,
+    );
   } catch (error) {
     failures += 1;
     say(`\n✗ demo stopped: ${(error as Error).stack ?? String(error)}`);

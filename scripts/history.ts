@@ -71,7 +71,15 @@ try {
     if (match) runs.push(match);
     if (runs.length >= Number(values.limit)) break;
   }
-  console.log(values.json ? JSON.stringify(runs.map((r) => ({ key: r.key, ...r.report })), null, 2) : formatRuns(runs));
+  console.log(
+    values.json
+      ? JSON.stringify(
+          runs.map((r) => ({ key: r.key, ...r.report })),
+          null,
+          2,
+        )
+      : formatRuns(runs),
+  );
 } catch (error) {
   console.error(`cannot read the run history in s3://${bucket}/${prefix}/: ${describeError(error)}`);
   process.exit(1);

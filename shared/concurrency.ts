@@ -3,7 +3,12 @@
  * in flight, in order of start. No new index starts once `keepGoing()` is false; a rejection rejects the pool
  * (callers that want per-item outcomes catch inside `fn`, as `applyEach` does).
  */
-export async function pool(count: number, limit: number, fn: (index: number) => Promise<void>, keepGoing: () => boolean = () => true): Promise<void> {
+export async function pool(
+  count: number,
+  limit: number,
+  fn: (index: number) => Promise<void>,
+  keepGoing: () => boolean = () => true,
+): Promise<void> {
   let next = 0;
   const worker = async (): Promise<void> => {
     while (next < count && keepGoing()) await fn(next++);

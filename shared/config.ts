@@ -97,10 +97,15 @@ const common = {
   S3_FORCE_PATH_STYLE: bool(false),
   // Run history and notifications (shared/history.ts, shared/notify.ts): optional, each off when unset.
   HISTORY_BUCKET: z.optional(env.bucket()),
-  HISTORY_PREFIX: z._default(text('a key prefix such as reports (letters, digits, - _ . and /, no leading or trailing /)', /^[A-Za-z0-9_.-]+(\/[A-Za-z0-9_.-]+)*$/), 'reports'),
+  HISTORY_PREFIX: z._default(
+    text('a key prefix such as reports (letters, digits, - _ . and /, no leading or trailing /)', /^[A-Za-z0-9_.-]+(\/[A-Za-z0-9_.-]+)*$/),
+    'reports',
+  ),
   NOTIFY_TOPIC_ARN: z.optional(env.arn('sns')),
   // The fleet (its stack name): a dimension of every job metric, so several fleets in one account never share an alarm.
-  FLEET_NAME: z.optional(text('a fleet name such as registry-fleet (a letter, then up to 127 letters, digits or hyphens)', /^[A-Za-z][A-Za-z0-9-]{0,127}$/)),
+  FLEET_NAME: z.optional(
+    text('a fleet name such as registry-fleet (a letter, then up to 127 letters, digits or hyphens)', /^[A-Za-z][A-Za-z0-9-]{0,127}$/),
+  ),
 };
 
 export interface CommonConfig {

@@ -36,6 +36,7 @@ export function errorName(error: unknown): string | undefined {
 
 /** One line for a report or a log: the error's name and message, never a stack. */
 export function describeError(error: unknown): string {
-  if (error instanceof Error) return error.message && error.name !== 'Error' ? `${error.name}: ${error.message}` : error.message || error.name;
+  if (error instanceof Error)
+    return error.message && error.name !== 'Error' ? `${error.name}: ${error.message}` : error.message || error.name;
   return String(error);
 }

@@ -29,12 +29,16 @@ export function checkBcryptHash(value: string): Check<{ cost: number }> {
   const prefix = /^\$2([aby])\$/.exec(value);
   if (!prefix) return { ok: false, problem: 'not a bcrypt hash: expected $2a$, $2b$ or $2y$, a two-digit cost and 53 characters' };
   const cost = /^\$2[aby]\$(\d\d)\$/.exec(value)?.[1];
-  if (cost === undefined) return { ok: false, problem: 'malformed bcrypt hash: expected a two-digit cost (04–31) after the version, then $' };
+  if (cost === undefined)
+    return { ok: false, problem: 'malformed bcrypt hash: expected a two-digit cost (04–31) after the version, then $' };
   const n = Number(cost);
   if (n < MIN_BCRYPT_COST || n > MAX_BCRYPT_COST) return { ok: false, problem: `malformed bcrypt hash: cost ${cost} is outside 04–31` };
   const rest = value.slice(7);
   if (rest.length !== 53 || !BCRYPT_BASE64.test(rest)) {
-    return { ok: false, problem: `malformed bcrypt hash: expected 53 characters of bcrypt base64 (./A-Za-z0-9) after the cost, got ${rest.length}` };
+    return {
+      ok: false,
+      problem: `malformed bcrypt hash: expected 53 characters of bcrypt base64 (./A-Za-z0-9) after the cost, got ${rest.length}`,
+    };
   }
   if (!SALT_LAST.has(rest.charAt(21)) || !CHECKSUM_LAST.has(rest.charAt(52))) {
     return { ok: false, problem: 'malformed bcrypt hash: the salt or checksum is not canonical bcrypt base64 (damaged or hand-edited?)' };

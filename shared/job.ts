@@ -179,16 +179,21 @@ export async function applyEach<A>(
   const outcomes = new Array<Outcome | undefined>(actions.length).fill(undefined);
   let stopped = false;
   const keepGoing = (): boolean => !stopped && !ctx.signal.aborted && ctx.hasTime();
-  await pool(actions.length, concurrency, async (index) => {
-    let outcome: Outcome;
-    try {
-      outcome = (await fn(actions[index] as A)) ?? { status: 'applied' };
-    } catch (error) {
-      outcome = { status: 'failed', error: describeError(error) };
-    }
-    outcomes[index] = outcome;
-    if (outcome.status === 'failed' && stopOnFailure) stopped = true;
-  }, keepGoing);
+  await pool(
+    actions.length,
+    concurrency,
+    async (index) => {
+      let outcome: Outcome;
+      try {
+        outcome = (await fn(actions[index] as A)) ?? { status: 'applied' };
+      } catch (error) {
+        outcome = { status: 'failed', error: describeError(error) };
+      }
+      outcomes[index] = outcome;
+      if (outcome.status === 'failed' && stopOnFailure) stopped = true;
+    },
+    keepGoing,
+  );
   return outcomes;
 }
 
@@ -236,7 +241,9 @@ export async function runJob<T extends JobTypes>(
     const outcomes = dryRun ? await applyDryRunSafe(job, plan, ctx, clients) : await job.apply(plan, ctx, clients);
     const summary = job.summarize(state, plan, outcomes, ctx);
 
-    const notStarted = stoppedEarly ? 'not started: the Lambda time budget ran low (the next run continues)' : 'not started: stopped after a failure';
+    const notStarted = stoppedEarly
+      ? 'not started: the Lambda time budget ran low (the next run continues)'
+      : 'not started: stopped after a failure';
     const actions: ReportAction[] = [
       ...plan.actions.map((action, i) =>
         toReportAction(action, dryRun && !action.dryRunSafe ? undefined : (outcomes[i] ?? { status: 'skipped', reason: notStarted })),
@@ -255,7 +262,12 @@ export async function runJob<T extends JobTypes>(
 }
 
 /** A dry run applies only the plan's `dryRunSafe` actions (usually none); outcomes keep the plan's positions. */
-async function applyDryRunSafe<T extends JobTypes>(job: JobDefinition<T>, plan: T['plan'], ctx: JobContext<T>, clients: T['clients']): Promise<Outcomes> {
+async function applyDryRunSafe<T extends JobTypes>(
+  job: JobDefinition<T>,
+  plan: T['plan'],
+  ctx: JobContext<T>,
+  clients: T['clients'],
+): Promise<Outcomes> {
   const safe = plan.actions.flatMap((a, i) => (a.dryRunSafe ? [i] : []));
   if (safe.length === 0) return [];
   const done = await job.apply({ ...plan, actions: safe.map((i) => plan.actions[i]) }, ctx, clients);
@@ -348,11 +360,7 @@ export type JobHandler = (event: unknown, context: Context) => Promise<Report>;
  * middy-wrapped entry (Powertools context injection, cold-start metric, middy's abort signal). The runner
  * publishes its metrics itself at the end of each run.
  */
-export function createJob<T extends JobTypes>(
-  job: JobDefinition<T>,
-  config: T['config'],
-  options: Pick<RunOptions, 'clock'> = {},
-) {
+export function createJob<T extends JobTypes>(job: JobDefinition<T>, config: T['config'], options: Pick<RunOptions, 'clock'> = {}) {
   configureClients(config);
   const run = (event: unknown, context: Partial<Context> = {}, middyOptions?: { signal?: AbortSignal }): Promise<Report> =>
     runJob(job, config, event, context, { ...options, ...(middyOptions?.signal ? { signal: middyOptions.signal } : {}) });

@@ -125,7 +125,12 @@ export function renderNotification(report: NotifyReport, where: NotifyWhere): No
 }
 
 /** Publish a rendered notification; resolves to the message id. Errors propagate (the caller counts them). */
-export async function publishNotification(sns: SNSClient, topicArn: string, n: Notification, signal?: AbortSignal): Promise<string | undefined> {
+export async function publishNotification(
+  sns: SNSClient,
+  topicArn: string,
+  n: Notification,
+  signal?: AbortSignal,
+): Promise<string | undefined> {
   const out = await sns.send(
     new PublishCommand({ TopicArn: topicArn, Subject: n.subject, Message: n.message, MessageAttributes: n.attributes }),
     signal ? { abortSignal: signal } : {},
@@ -164,8 +169,15 @@ function subject(name: string, status: NotifyStatus, headline: string, dryRun: b
  * A CloudWatch Logs Insights link to the run's log lines (its correlation id, a minute either side of the run).
  * The console's fragment is URL-encoded with `$` for `%`, and its values escaped with `*` for `%`.
  */
-export function logsInsightsUrl(region: string, logGroupName: string, report: Pick<NotifyReport, 'startedAt' | 'finishedAt' | 'correlationId'>): string {
-  const value = (s: string): string => `'${encodeURIComponent(s).replace(/[!'()~*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`).replace(/%/g, '*')}`;
+export function logsInsightsUrl(
+  region: string,
+  logGroupName: string,
+  report: Pick<NotifyReport, 'startedAt' | 'finishedAt' | 'correlationId'>,
+): string {
+  const value = (s: string): string =>
+    `'${encodeURIComponent(s)
+      .replace(/[!'()~*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`)
+      .replace(/%/g, '*')}`;
   const filter = report.correlationId ? `| filter correlationId = ${JSON.stringify(report.correlationId)} ` : '';
   const query = `fields @timestamp, message, type, target, status, reason, error ${filter}| sort @timestamp asc`;
   const start = new Date(Date.parse(report.startedAt) - 60_000).toISOString();

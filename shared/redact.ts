@@ -9,7 +9,10 @@ const SECRET_PATTERNS: readonly { name: string; pattern: RegExp }[] = [
   { name: 'apr1/md5-crypt hash', pattern: /\$(apr1|1)\$[./A-Za-z0-9]{1,8}\$[./A-Za-z0-9]{22}/g },
   { name: 'sha-crypt hash', pattern: /\$[56]\$(rounds=\d+\$)?[./A-Za-z0-9]{1,16}\$[./A-Za-z0-9]{43,86}/g },
   { name: 'htpasswd SHA hash', pattern: /\{SHA\}[A-Za-z0-9+/]{27}=/g },
-  { name: 'password value', pattern: /\b(password|passwd|secretAccessKey|aws_secret_access_key|privateKey)(["']?\s*[:=]\s*["']?)(?!\[redacted)[^\s"',;}]+/gi },
+  {
+    name: 'password value',
+    pattern: /\b(password|passwd|secretAccessKey|aws_secret_access_key|privateKey)(["']?\s*[:=]\s*["']?)(?!\[redacted)[^\s"',;}]+/gi,
+  },
 ];
 
 /** The kinds of secret found in `text` (empty when clean). */
@@ -21,7 +24,10 @@ export function findSecrets(text: string): string[] {
 export function redactSecrets(text: string): string {
   let out = text;
   for (const { name, pattern } of SECRET_PATTERNS) {
-    out = name === 'password value' ? out.replace(pattern, (_m, key: string, sep: string) => `${key}${sep}[redacted]`) : out.replace(pattern, `[redacted ${name}]`);
+    out =
+      name === 'password value'
+        ? out.replace(pattern, (_m, key: string, sep: string) => `${key}${sep}[redacted]`)
+        : out.replace(pattern, `[redacted ${name}]`);
   }
   return out;
 }

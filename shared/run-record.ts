@@ -59,7 +59,13 @@ export type RecordConfig = Pick<CommonConfig, 'region' | 'history' | 'notifyTopi
 /** One line per action, so Logs Insights can `stats count() by type, status` (the job and correlation id are appended keys). */
 export function logActions(actions: readonly ReportAction[]): void {
   for (const a of actions) {
-    logger.info('job action', { type: a.type, target: a.target, status: a.status, reason: a.reason, ...(a.error ? { error: a.error } : {}) });
+    logger.info('job action', {
+      type: a.type,
+      target: a.target,
+      status: a.status,
+      reason: a.reason,
+      ...(a.error ? { error: a.error } : {}),
+    });
   }
 }
 

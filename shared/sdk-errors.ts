@@ -58,7 +58,9 @@ export function notAnAwsApi(operation: string, request: RequestLike | undefined,
 const operationName = (commandName: unknown): string => String(commandName ?? 'the AWS call').replace(/Command$/, '');
 
 const header = (response: ResponseLike, name: string): string =>
-  Object.entries(response.headers ?? {}).find(([k]) => k.toLowerCase() === name)?.[1]?.toLowerCase() ?? '';
+  Object.entries(response.headers ?? {})
+    .find(([k]) => k.toLowerCase() === name)?.[1]
+    ?.toLowerCase() ?? '';
 
 /** Only text/html answers are read ahead (moto labels its real XML answers text/html, so the body decides). */
 function worthPeeking(response: ResponseLike, commandName: string | undefined): boolean {
@@ -88,7 +90,8 @@ export function withSdkErrorMapping<T extends HasMiddlewareStack>(client: T): T 
     const result = await next(args);
     if (!worthPeeking(result.response, context.commandName)) return result;
     const body = await readBody(result.response.body);
-    if (isHtmlPage(body.toString('utf8', 0, 512))) throw notAnAwsApi(operationName(context.commandName), args.request, result.response.statusCode);
+    if (isHtmlPage(body.toString('utf8', 0, 512)))
+      throw notAnAwsApi(operationName(context.commandName), args.request, result.response.statusCode);
     result.response.body = Readable.from([body]);
     return result;
   };

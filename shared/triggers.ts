@@ -74,7 +74,8 @@ export function toTrigger<Shape extends ManualOptionsShape>(
   if (!isObject(event)) throw new UnsupportedEventError(describe(event));
   const aws = fromEventBridge(event) ?? fromAlarmAction(event) ?? fromSns(event) ?? fromAutoScaling(event);
   if (!aws) return toManual(event, manualOptions);
-  if (event.dryRun !== undefined && typeof event.dryRun !== 'boolean') throw new ValidationError('invalid payload: dryRun: expected true or false');
+  if (event.dryRun !== undefined && typeof event.dryRun !== 'boolean')
+    throw new ValidationError('invalid payload: dryRun: expected true or false');
   return aws;
 }
 
@@ -109,7 +110,12 @@ function fromEventBridge(event: Json): Trigger<never> | undefined {
       const certificateArn = resources[0];
       if (!certificateArn) throw new UnsupportedEventError('ACM Certificate Approaching Expiration without resources[0]');
       const days = detail.DaysToExpiry;
-      return { kind: 'certificate-expiry', certificateArn, ...(typeof days === 'number' ? { daysToExpiry: days } : {}), ...time(event.time) };
+      return {
+        kind: 'certificate-expiry',
+        certificateArn,
+        ...(typeof days === 'number' ? { daysToExpiry: days } : {}),
+        ...time(event.time),
+      };
     }
     case `${FOLLOW_UP_SOURCE}|${FOLLOW_UP_DETAIL_TYPE}`:
       return followUp(detail, event);
@@ -121,9 +127,20 @@ function fromEventBridge(event: Json): Trigger<never> | undefined {
 function followUp(detail: Json, event: Json): Trigger<never> {
   const job = str(detail.job);
   const target = str(detail.target);
-  if (!job || !target) throw new ValidationError(`invalid follow-up: detail.job and detail.target: expected two non-empty strings, got ${JSON.stringify(detail)}`);
+  if (!job || !target)
+    throw new ValidationError(
+      `invalid follow-up: detail.job and detail.target: expected two non-empty strings, got ${JSON.stringify(detail)}`,
+    );
   const since = str(detail.since);
-  return { kind: 'follow-up', source: 'scheduler', job, target, ...(since ? { since } : {}), schedule: str(event.scheduleArn) ?? 'unknown', ...time(event.scheduledTime) };
+  return {
+    kind: 'follow-up',
+    source: 'scheduler',
+    job,
+    target,
+    ...(since ? { since } : {}),
+    schedule: str(event.scheduleArn) ?? 'unknown',
+    ...time(event.scheduledTime),
+  };
 }
 
 /** A CloudWatch alarm action that invokes the Lambda directly: `{ source: 'aws.cloudwatch', alarmData }`. */
@@ -177,7 +194,14 @@ function fromSns(event: Json): Trigger<never> | undefined {
   }
   const dimensions: Record<string, string> = {};
   const trig = isObject(message.Trigger) ? message.Trigger : {};
-  const dimensionLists = [trig.Dimensions, ...(Array.isArray(trig.Metrics) ? trig.Metrics.map((m) => (isObject(m) && isObject(m.MetricStat) && isObject(m.MetricStat.Metric) ? m.MetricStat.Metric.Dimensions : undefined)) : [])];
+  const dimensionLists = [
+    trig.Dimensions,
+    ...(Array.isArray(trig.Metrics)
+      ? trig.Metrics.map((m) =>
+          isObject(m) && isObject(m.MetricStat) && isObject(m.MetricStat.Metric) ? m.MetricStat.Metric.Dimensions : undefined,
+        )
+      : []),
+  ];
   for (const list of dimensionLists) {
     for (const d of Array.isArray(list) ? list : []) {
       const name = isObject(d) ? (str(d.name) ?? str(d.Name)) : undefined;

@@ -115,11 +115,18 @@ export class ControlPlane extends Construct {
     // assumes that may invoke this one function only. The function's ARN is formatted from its name (the
     // function cannot reference itself in its own environment).
     const replaceName = `${props.namePrefix}-replace-unhealthy-instances`;
-    const replaceArn = stack.formatArn({ service: 'lambda', resource: 'function', resourceName: replaceName, arnFormat: ArnFormat.COLON_RESOURCE_NAME });
+    const replaceArn = stack.formatArn({
+      service: 'lambda',
+      resource: 'function',
+      resourceName: replaceName,
+      arnFormat: ArnFormat.COLON_RESOURCE_NAME,
+    });
     this.followUpGroup = new scheduler.CfnScheduleGroup(this, 'ReplaceFollowUps', { name: `${props.namePrefix}-replace-follow-ups` });
     this.followUpRole = new iam.Role(this, 'ReplaceFollowUpInvoke', {
       description: 'EventBridge Scheduler: invoke replace-unhealthy-instances for its follow-ups (nothing else)',
-      assumedBy: new iam.ServicePrincipal('scheduler.amazonaws.com', { conditions: { StringEquals: { 'aws:SourceAccount': stack.account } } }),
+      assumedBy: new iam.ServicePrincipal('scheduler.amazonaws.com', {
+        conditions: { StringEquals: { 'aws:SourceAccount': stack.account } },
+      }),
     });
     this.followUpRole.addToPolicy(new iam.PolicyStatement({ actions: ['lambda:InvokeFunction'], resources: [replaceArn] }));
     const followUpGroupName = this.followUpGroup.name as string;

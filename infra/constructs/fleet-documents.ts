@@ -36,9 +36,14 @@ export class FleetDocuments extends Construct {
   constructor(scope: Construct, id: string, props: FleetDocumentsProps) {
     super(scope, id);
     if (!/^[A-Za-z0-9_.-]{1,100}$/.test(props.namePrefix) || /^(aws|amazon|amzn)/i.test(props.namePrefix)) {
-      throw new Error(`FleetDocuments: namePrefix "${props.namePrefix}" must be letters, digits, _ . - and not start with aws, amazon or amzn`);
+      throw new Error(
+        `FleetDocuments: namePrefix "${props.namePrefix}" must be letters, digits, _ . - and not start with aws, amazon or amzn`,
+      );
     }
-    for (const [name, script] of Object.entries({ installHtpasswdScript: props.installHtpasswdScript, pruneDockerScript: props.pruneDockerScript })) {
+    for (const [name, script] of Object.entries({
+      installHtpasswdScript: props.installHtpasswdScript,
+      pruneDockerScript: props.pruneDockerScript,
+    })) {
       if (!script.trim()) throw new Error(`FleetDocuments: ${name} is empty`);
     }
 
@@ -55,7 +60,12 @@ export class FleetDocuments extends Construct {
             description: 's3://bucket/key (or an http(s) URL) of the rendered htpasswd file',
             allowedPattern: "^(s3|https?)://[^'\\s]+$",
           },
-          Sha256: { type: 'String', default: '-', description: 'expected sha256 (hex), or - to skip', allowedPattern: '^([0-9a-f]{64}|-)$' },
+          Sha256: {
+            type: 'String',
+            default: '-',
+            description: 'expected sha256 (hex), or - to skip',
+            allowedPattern: '^([0-9a-f]{64}|-)$',
+          },
           Mode: { type: 'String', default: 'install', allowedValues: ['install', 'report'] },
         },
         mainSteps: [
@@ -84,7 +94,12 @@ export class FleetDocuments extends Construct {
         schemaVersion: '2.2',
         description: 'Frees disk on a registry instance: unused images, anonymous volumes, build cache, oversized container logs.',
         parameters: {
-          MaxLogMb: { type: 'String', default: '100', description: 'truncate container logs over this many MiB', allowedPattern: '^[0-9]{1,6}$' },
+          MaxLogMb: {
+            type: 'String',
+            default: '100',
+            description: 'truncate container logs over this many MiB',
+            allowedPattern: '^[0-9]{1,6}$',
+          },
         },
         mainSteps: [
           {

@@ -114,7 +114,9 @@ export class RegistryFleet extends Construct {
   private addDrainHook(drainTimeoutSeconds: number): void {
     const heartbeat = drainHeartbeatSeconds(drainTimeoutSeconds);
     if (!(Number.isInteger(drainTimeoutSeconds) && drainTimeoutSeconds >= 30 && heartbeat <= 7_200)) {
-      throw new Error(`RegistryFleet: drainTimeoutSeconds must be a whole number from 30 to ${7_200 - (heartbeat - drainTimeoutSeconds)}, got ${drainTimeoutSeconds}`);
+      throw new Error(
+        `RegistryFleet: drainTimeoutSeconds must be a whole number from 30 to ${7_200 - (heartbeat - drainTimeoutSeconds)}, got ${drainTimeoutSeconds}`,
+      );
     }
     this.autoScalingGroup.addLifecycleHook('Drain', {
       lifecycleHookName: DRAIN_HOOK_NAME,
@@ -126,7 +128,12 @@ export class RegistryFleet extends Construct {
     // the role through the launch template) depend on itself. Only this group's lifecycle actions.
     new iam.Policy(this, 'DrainPolicy', {
       roles: [this.role],
-      statements: [new iam.PolicyStatement({ actions: ['autoscaling:CompleteLifecycleAction'], resources: [this.autoScalingGroup.autoScalingGroupArn] })],
+      statements: [
+        new iam.PolicyStatement({
+          actions: ['autoscaling:CompleteLifecycleAction'],
+          resources: [this.autoScalingGroup.autoScalingGroupArn],
+        }),
+      ],
     });
   }
 }

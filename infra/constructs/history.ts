@@ -57,7 +57,9 @@ export class RunHistory extends Construct {
   grantJob(job: string, fn: lambda.Function): void {
     fn.addEnvironment('HISTORY_BUCKET', this.bucket.bucketName);
     fn.addEnvironment('HISTORY_PREFIX', HISTORY_PREFIX);
-    fn.addToRolePolicy(new iam.PolicyStatement({ actions: ['s3:PutObject'], resources: [this.bucket.arnForObjects(`${HISTORY_PREFIX}/job=${job}/*`)] }));
+    fn.addToRolePolicy(
+      new iam.PolicyStatement({ actions: ['s3:PutObject'], resources: [this.bucket.arnForObjects(`${HISTORY_PREFIX}/job=${job}/*`)] }),
+    );
   }
 
   private defineGlueTable(props: RunHistoryProps): { database: glue.CfnDatabase; table: glue.CfnTable } {
@@ -99,7 +101,10 @@ export class RunHistory extends Construct {
           outputFormat: 'org.apache.hadoop.hive.ql.io.HiveIgnoreKeyTextOutputFormat',
           serdeInfo: { serializationLibrary: 'org.openx.data.jsonserde.JsonSerDe', parameters: { 'ignore.malformed.json': 'true' } },
           columns: [
-            { name: 'trigger', type: 'struct<kind:string,source:string,schedule:string,alarmname:string,state:string,name:string,reason:string>' },
+            {
+              name: 'trigger',
+              type: 'struct<kind:string,source:string,schedule:string,alarmname:string,state:string,name:string,reason:string>',
+            },
             { name: 'dryrun', type: 'boolean' },
             { name: 'correlationid', type: 'string' },
             { name: 'startedat', type: 'string' },

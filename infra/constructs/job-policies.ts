@@ -1,7 +1,15 @@
 import type { Stack } from 'aws-cdk-lib';
 import { ArnFormat } from 'aws-cdk-lib';
 import * as iam from 'aws-cdk-lib/aws-iam';
-import { FOLLOW_UP_SCHEDULE_PREFIX, MARK_TAG, REPLACEMENTS_TAG, REPLACING_TAG, TAG_ROLLED_BACK_AT, TAG_ROTATION_OF, UNHEALTHY_SINCE_TAG } from '../../shared/fleet-tags.ts';
+import {
+  FOLLOW_UP_SCHEDULE_PREFIX,
+  MARK_TAG,
+  REPLACEMENTS_TAG,
+  REPLACING_TAG,
+  TAG_ROLLED_BACK_AT,
+  TAG_ROTATION_OF,
+  UNHEALTHY_SINCE_TAG,
+} from '../../shared/fleet-tags.ts';
 import { listingCheckpointKey } from '../../shared/purge-keys.ts';
 import type { JobName } from '../config.ts';
 
@@ -41,7 +49,13 @@ const allow = (actions: string[], resources: string[], conditions?: Record<strin
  */
 export function jobStatements(stack: Stack, r: JobResources): Record<JobName, iam.PolicyStatement[]> {
   const arn = (service: string, resource: string, resourceName: string, account?: string): string =>
-    stack.formatArn({ service, resource, resourceName, arnFormat: ArnFormat.SLASH_RESOURCE_NAME, ...(account === undefined ? {} : { account }) });
+    stack.formatArn({
+      service,
+      resource,
+      resourceName,
+      arnFormat: ArnFormat.SLASH_RESOURCE_NAME,
+      ...(account === undefined ? {} : { account }),
+    });
   const fleetTagged = (prefix: string) => ({ StringEquals: { [`${prefix}/${r.fleetTag.key}`]: r.fleetTag.value } });
   const fleetInstances = arn('ec2', 'instance', '*');
   const sendCommand = (documentName: string): iam.PolicyStatement[] => [
@@ -57,7 +71,10 @@ export function jobStatements(stack: Stack, r: JobResources): Record<JobName, ia
       allow(['s3:ListBucket', 's3:ListBucketMultipartUploads'], [r.bucketArn]),
       // Only upload directories: blobs, layer links and manifests stay out of reach even if a plan were wrong.
       // ListMultipartUploadParts: the parts of a candidate are the only sign of life of a push streamed in one PATCH.
-      allow(['s3:GetObject', 's3:DeleteObject', 's3:AbortMultipartUpload', 's3:ListMultipartUploadParts'], [`${r.bucketArn}/${r.registryKeyPrefix}registry/v2/repositories/*/_uploads/*`]),
+      allow(
+        ['s3:GetObject', 's3:DeleteObject', 's3:AbortMultipartUpload', 's3:ListMultipartUploadParts'],
+        [`${r.bucketArn}/${r.registryKeyPrefix}registry/v2/repositories/*/_uploads/*`],
+      ),
       // The resumable listing's checkpoint: this one key, outside the registry's tree.
       new iam.PolicyStatement({
         sid: LISTING_CHECKPOINT_SID,
@@ -79,11 +96,7 @@ export function jobStatements(stack: Stack, r: JobResources): Record<JobName, ia
         ['*'],
       ),
       allow(
-        [
-          'autoscaling:SetInstanceHealth',
-          'autoscaling:SetDesiredCapacity',
-          'autoscaling:TerminateInstanceInAutoScalingGroup',
-        ],
+        ['autoscaling:SetInstanceHealth', 'autoscaling:SetDesiredCapacity', 'autoscaling:TerminateInstanceInAutoScalingGroup'],
         [r.autoScalingGroupArn],
       ),
       // The job's two marker tags on the fleet's instances (first seen unhealthy; replacement in progress).
@@ -93,7 +106,9 @@ export function jobStatements(stack: Stack, r: JobResources): Record<JobName, ia
       }),
       // The replacement budget's ledger: one tag key, on the group only.
       allow(['autoscaling:DescribeTags'], ['*']),
-      allow(['autoscaling:CreateOrUpdateTags'], [r.autoScalingGroupArn], { 'ForAllValues:StringEquals': { 'aws:TagKeys': [REPLACEMENTS_TAG] } }),
+      allow(['autoscaling:CreateOrUpdateTags'], [r.autoScalingGroupArn], {
+        'ForAllValues:StringEquals': { 'aws:TagKeys': [REPLACEMENTS_TAG] },
+      }),
       ...(r.followUp ? followUpStatements(stack, r.followUp) : []),
     ],
     'purge-disk-volumes': [
@@ -140,22 +155,36 @@ export function jobStatements(stack: Stack, r: JobResources): Record<JobName, ia
       ...(r.listenerCertificateArn ? [allow(['acm:ImportCertificate'], [r.listenerCertificateArn])] : []),
       allow(['acm:ImportCertificate'], [arn('acm', 'certificate', '*')], fleetTagged('aws:ResourceTag')),
       allow(
-        ['elasticloadbalancing:ModifyListener', 'elasticloadbalancing:AddListenerCertificates', 'elasticloadbalancing:RemoveListenerCertificates'],
+        [
+          'elasticloadbalancing:ModifyListener',
+          'elasticloadbalancing:AddListenerCertificates',
+          'elasticloadbalancing:RemoveListenerCertificates',
+        ],
         [r.listenerArn],
       ),
       // Only certificates the job tagged as this fleet's can be deleted.
       allow(['acm:DeleteCertificate'], [arn('acm', 'certificate', '*')], fleetTagged('aws:ResourceTag')),
       ...(r.hostedZoneId
         ? [
-            allow(['route53:ChangeResourceRecordSets', 'route53:ListResourceRecordSets'], [`arn:${stack.partition}:route53:::hostedzone/${r.hostedZoneId}`]),
+            allow(
+              ['route53:ChangeResourceRecordSets', 'route53:ListResourceRecordSets'],
+              [`arn:${stack.partition}:route53:::hostedzone/${r.hostedZoneId}`],
+            ),
             allow(['route53:GetChange'], [`arn:${stack.partition}:route53:::change/*`]),
           ]
         : []),
-      ...(r.acmeAccountSecretArn ? [allow(['secretsmanager:GetSecretValue', 'secretsmanager:PutSecretValue'], [r.acmeAccountSecretArn])] : []),
-      ...(r.acmePendingSecretArn ? [allow(['secretsmanager:GetSecretValue', 'secretsmanager:PutSecretValue'], [r.acmePendingSecretArn])] : []),
+      ...(r.acmeAccountSecretArn
+        ? [allow(['secretsmanager:GetSecretValue', 'secretsmanager:PutSecretValue'], [r.acmeAccountSecretArn])]
+        : []),
+      ...(r.acmePendingSecretArn
+        ? [allow(['secretsmanager:GetSecretValue', 'secretsmanager:PutSecretValue'], [r.acmePendingSecretArn])]
+        : []),
     ],
     'sync-htpasswd': [
-      allow(['ssm:GetParametersByPath', 'ssm:GetParameter', 'ssm:GetParameters'], [arn('ssm', 'parameter', path), arn('ssm', 'parameter', `${path}/*`)]),
+      allow(
+        ['ssm:GetParametersByPath', 'ssm:GetParameter', 'ssm:GetParameters'],
+        [arn('ssm', 'parameter', path), arn('ssm', 'parameter', `${path}/*`)],
+      ),
       // SecureString parameters under the default aws/ssm key: decrypt only through SSM.
       allow(['kms:Decrypt'], ['*'], { StringEquals: { 'kms:ViaService': `ssm.${stack.region}.amazonaws.com` } }),
       allow(['s3:GetObject', 's3:PutObject'], [`${r.bucketArn}/${r.htpasswdObjectKey}`]),

@@ -44,11 +44,15 @@ export class LogQueries extends Construct {
     super(scope, id);
     for (const [name, lines] of Object.entries(LOG_QUERIES)) {
       this.definitions.push(
-        new logs.QueryDefinition(this, name.replace(/(^|-)([a-z])/g, (_, __, c: string) => c.toUpperCase()), {
-          queryDefinitionName: `${props.folder}/${name}`,
-          queryString: new logs.QueryString(toQueryString(lines)),
-          logGroups: [...props.logGroups],
-        }),
+        new logs.QueryDefinition(
+          this,
+          name.replace(/(^|-)([a-z])/g, (_, __, c: string) => c.toUpperCase()),
+          {
+            queryDefinitionName: `${props.folder}/${name}`,
+            queryString: new logs.QueryString(toQueryString(lines)),
+            logGroups: [...props.logGroups],
+          },
+        ),
       );
     }
   }

@@ -66,7 +66,11 @@ export class Monitoring extends Construct {
     const fns = props.controlPlane.functions;
     for (const [job, ops] of Object.entries(fns) as [JobName, (typeof fns)[JobName]][]) {
       const id = job.replace(/(^|-)([a-z])/g, (_, __, c: string) => c.toUpperCase());
-      alarm(`${id}Errors`, `${job}: the function failed (error, timeout or JobFailedError)`, ops.fn.metricErrors({ period: Duration.minutes(5), statistic: 'Sum' }));
+      alarm(
+        `${id}Errors`,
+        `${job}: the function failed (error, timeout or JobFailedError)`,
+        ops.fn.metricErrors({ period: Duration.minutes(5), statistic: 'Sum' }),
+      );
       // Dry runs never apply, so only dryRun=false can count failed actions.
       alarm(`${id}FailedActions`, `${job}: at least one action failed`, jobMetric(job, 'FailedActions', 'false'));
     }
@@ -106,21 +110,41 @@ export class Monitoring extends Construct {
       }),
       new cloudwatch.GraphWidget({
         title: 'Root disk used % (max over instances)',
-        left: [new cloudwatch.MathExpression({ expression: props.controlPlane.diskQuery, label: 'max disk_used_percent', period: Duration.minutes(5) })],
+        left: [
+          new cloudwatch.MathExpression({
+            expression: props.controlPlane.diskQuery,
+            label: 'max disk_used_percent',
+            period: Duration.minutes(5),
+          }),
+        ],
         width: 8,
       }),
     );
     this.dashboard.addWidgets(
       new cloudwatch.GraphWidget({ title: 'Job errors', left: jobs.map((j) => fns[j].fn.metricErrors({ label: j })), width: 8 }),
-      new cloudwatch.GraphWidget({ title: 'Applied actions', left: jobs.map((j) => jobMetric(j, 'AppliedActions', 'false').with({ label: j })), width: 8 }),
-      new cloudwatch.GraphWidget({ title: 'Failed actions', left: jobs.map((j) => jobMetric(j, 'FailedActions', 'false').with({ label: j })), width: 8 }),
+      new cloudwatch.GraphWidget({
+        title: 'Applied actions',
+        left: jobs.map((j) => jobMetric(j, 'AppliedActions', 'false').with({ label: j })),
+        width: 8,
+      }),
+      new cloudwatch.GraphWidget({
+        title: 'Failed actions',
+        left: jobs.map((j) => jobMetric(j, 'FailedActions', 'false').with({ label: j })),
+        width: 8,
+      }),
     );
     // Run notifications (shared/notify.ts) go to the same topic, with job/status/dryRun attributes to filter on.
     for (const ops of Object.values(fns)) {
       ops.fn.addEnvironment('NOTIFY_TOPIC_ARN', this.topic.topicArn);
       this.topic.grantPublish(ops.fn);
     }
-    this.dashboard.addWidgets(new cloudwatch.AlarmStatusWidget({ title: 'Alarms', alarms: [props.controlPlane.unhealthyHostsAlarm, props.controlPlane.diskAlarm, ...this.alarms], width: 24 }));
+    this.dashboard.addWidgets(
+      new cloudwatch.AlarmStatusWidget({
+        title: 'Alarms',
+        alarms: [props.controlPlane.unhealthyHostsAlarm, props.controlPlane.diskAlarm, ...this.alarms],
+        width: 24,
+      }),
+    );
   }
 
   /**
@@ -129,8 +153,19 @@ export class Monitoring extends Construct {
    * long, and a job that has not succeeded (or not run) for 2 of its schedule periods. Dry runs count too: a
    * leashed stack still observes, and a stalled or expiring fleet needs a person either way.
    */
-  private addPages(props: MonitoringProps, jobMetric: (job: string, name: string, dryRun: 'true' | 'false') => cloudwatch.Metric, notify: cwActions.SnsAction): void {
-    const either = (job: string, name: string, period: Duration, statistic: string, fill: number, combine = 'MAX'): cloudwatch.MathExpression =>
+  private addPages(
+    props: MonitoringProps,
+    jobMetric: (job: string, name: string, dryRun: 'true' | 'false') => cloudwatch.Metric,
+    notify: cwActions.SnsAction,
+  ): void {
+    const either = (
+      job: string,
+      name: string,
+      period: Duration,
+      statistic: string,
+      fill: number,
+      combine = 'MAX',
+    ): cloudwatch.MathExpression =>
       new cloudwatch.MathExpression({
         expression: `${combine}([FILL(live, ${fill}), FILL(dry, ${fill})])`,
         usingMetrics: {
@@ -147,45 +182,69 @@ export class Monitoring extends Construct {
       return a;
     };
     const five = Duration.minutes(5);
-    const atLeastOne = { threshold: 1, comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD, evaluationPeriods: 1 };
-    page('ReplacementStalled', 'replace-unhealthy-instances: a replacement does not serve and the job will not terminate the old instance: check the group\'s activities (runbook)', {
-      metric: either('replace-unhealthy-instances', 'ReplacementStalled', five, 'Maximum', 0),
-      ...atLeastOne,
-      treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
-    });
-    page('ReplacementBudgetExhausted', 'replace-unhealthy-instances: more instances need replacing than it may replace: unhealthy instances wait (runbook)', {
-      metric: either('replace-unhealthy-instances', 'ReplacementBudgetExhausted', five, 'Maximum', 0),
-      ...atLeastOne,
-      treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
-    });
-    page('CertificateDaysLeft', `rotate-certificates: the served certificate expires in less than ${CERTIFICATE_DAYS_LEFT_ALARM} days and has not been rotated (runbook)`, {
-      metric: either('rotate-certificates', 'CertificateDaysLeft', Duration.days(1), 'Minimum', 100_000, 'MIN'),
-      threshold: CERTIFICATE_DAYS_LEFT_ALARM,
-      comparisonOperator: cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD,
-      evaluationPeriods: 1,
-      treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
-    });
-    const minutes = props.circuitOpenAlarmMinutes ?? 30;
-    const periods = Math.max(1, Math.ceil(minutes / 5));
-    page('CircuitOpenTooLong', `replace-unhealthy-instances: the circuit breaker has been open for ${periods * 5} minutes: nothing is being replaced (runbook)`, {
-      metric: either('replace-unhealthy-instances', 'CircuitOpen', five, 'Maximum', 0),
+    const atLeastOne = {
       threshold: 1,
       comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-      evaluationPeriods: periods,
-      datapointsToAlarm: periods,
-      treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
-    });
+      evaluationPeriods: 1,
+    };
+    page(
+      'ReplacementStalled',
+      "replace-unhealthy-instances: a replacement does not serve and the job will not terminate the old instance: check the group's activities (runbook)",
+      {
+        metric: either('replace-unhealthy-instances', 'ReplacementStalled', five, 'Maximum', 0),
+        ...atLeastOne,
+        treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+      },
+    );
+    page(
+      'ReplacementBudgetExhausted',
+      'replace-unhealthy-instances: more instances need replacing than it may replace: unhealthy instances wait (runbook)',
+      {
+        metric: either('replace-unhealthy-instances', 'ReplacementBudgetExhausted', five, 'Maximum', 0),
+        ...atLeastOne,
+        treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+      },
+    );
+    page(
+      'CertificateDaysLeft',
+      `rotate-certificates: the served certificate expires in less than ${CERTIFICATE_DAYS_LEFT_ALARM} days and has not been rotated (runbook)`,
+      {
+        metric: either('rotate-certificates', 'CertificateDaysLeft', Duration.days(1), 'Minimum', 100_000, 'MIN'),
+        threshold: CERTIFICATE_DAYS_LEFT_ALARM,
+        comparisonOperator: cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD,
+        evaluationPeriods: 1,
+        treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+      },
+    );
+    const minutes = props.circuitOpenAlarmMinutes ?? 30;
+    const periods = Math.max(1, Math.ceil(minutes / 5));
+    page(
+      'CircuitOpenTooLong',
+      `replace-unhealthy-instances: the circuit breaker has been open for ${periods * 5} minutes: nothing is being replaced (runbook)`,
+      {
+        metric: either('replace-unhealthy-instances', 'CircuitOpen', five, 'Maximum', 0),
+        threshold: 1,
+        comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+        evaluationPeriods: periods,
+        datapointsToAlarm: periods,
+        treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+      },
+    );
     for (const [job, schedule] of Object.entries(props.schedules ?? {})) {
       const period = Duration.seconds(schedulePeriodSeconds(schedule));
       // A missing or always-failing schedule is silent otherwise: no run means no RunSucceeded, which breaches.
-      page(`${job.replace(/(^|-)([a-z])/g, (_, __, c: string) => c.toUpperCase())}NotSucceeding`, `${job}: no successful run for 2 schedule periods (${schedule}): it fails every time or does not run (runbook)`, {
-        metric: either(job, 'RunSucceeded', period, 'Sum', 0, 'SUM'),
-        threshold: 1,
-        comparisonOperator: cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD,
-        evaluationPeriods: 2,
-        datapointsToAlarm: 2,
-        treatMissingData: cloudwatch.TreatMissingData.BREACHING,
-      });
+      page(
+        `${job.replace(/(^|-)([a-z])/g, (_, __, c: string) => c.toUpperCase())}NotSucceeding`,
+        `${job}: no successful run for 2 schedule periods (${schedule}): it fails every time or does not run (runbook)`,
+        {
+          metric: either(job, 'RunSucceeded', period, 'Sum', 0, 'SUM'),
+          threshold: 1,
+          comparisonOperator: cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD,
+          evaluationPeriods: 2,
+          datapointsToAlarm: 2,
+          treatMissingData: cloudwatch.TreatMissingData.BREACHING,
+        },
+      );
     }
   }
 }

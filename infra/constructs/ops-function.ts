@@ -1,6 +1,6 @@
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import type { Duration} from 'aws-cdk-lib';
+import type { Duration } from 'aws-cdk-lib';
 import { RemovalPolicy } from 'aws-cdk-lib';
 import * as events from 'aws-cdk-lib/aws-events';
 import * as targets from 'aws-cdk-lib/aws-events-targets';
@@ -41,7 +41,9 @@ export class OpsFunction extends Construct {
     super(scope, id);
     const codeDir = resolve(join(props.functionsDir, props.job));
     if (!existsSync(join(codeDir, 'index.mjs'))) {
-      throw new Error(`OpsFunction ${props.job}: no bundle at ${join(codeDir, 'index.mjs')} (run npm run build, or set the functionsDir context)`);
+      throw new Error(
+        `OpsFunction ${props.job}: no bundle at ${join(codeDir, 'index.mjs')} (run npm run build, or set the functionsDir context)`,
+      );
     }
     this.logGroup = new logs.LogGroup(this, 'Logs', { retention: props.logRetention, removalPolicy: RemovalPolicy.DESTROY });
     this.fn = new lambda.Function(this, 'Function', {

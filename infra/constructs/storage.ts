@@ -69,7 +69,10 @@ export class RegistryStorage extends Construct {
 
   /** S3 server access logs through a bucket policy (not the log-delivery ACL: the log bucket enforces bucket ownership). */
   private logAccessTo(logs: s3.Bucket): void {
-    (this.bucket.node.defaultChild as s3.CfnBucket).loggingConfiguration = { destinationBucketName: logs.bucketName, logFilePrefix: 's3-access/' };
+    (this.bucket.node.defaultChild as s3.CfnBucket).loggingConfiguration = {
+      destinationBucketName: logs.bucketName,
+      logFilePrefix: 's3-access/',
+    };
     logs.addToResourcePolicy(
       new iam.PolicyStatement({
         principals: [new iam.ServicePrincipal('logging.s3.amazonaws.com')],

@@ -52,7 +52,10 @@ export function daysBetween(since: Date, now: Date): string[] {
 }
 
 /** The history keys of `jobs` that started at or after `since`, newest first (ListObjectsV2, every page). */
-export async function listRunKeys(s3: S3Client, o: { bucket: string; prefix: string; jobs: readonly string[]; since: Date; now: Date }): Promise<string[]> {
+export async function listRunKeys(
+  s3: S3Client,
+  o: { bucket: string; prefix: string; jobs: readonly string[]; since: Date; now: Date },
+): Promise<string[]> {
   const keys: string[] = [];
   const sinceIso = o.since.toISOString();
   for (const job of o.jobs) {
@@ -81,7 +84,9 @@ export async function readRun(s3: S3Client, bucket: string, key: string): Promis
 export function filterRuns(runs: readonly StoredRun[], f: RunFilter): StoredRun[] {
   const actionFilter = f.action !== undefined || f.target !== undefined || f.failed === true;
   const matches = (a: StoredAction): boolean =>
-    (f.action === undefined || a.type === f.action) && (f.target === undefined || a.target.includes(f.target)) && (!f.failed || a.status === 'failed');
+    (f.action === undefined || a.type === f.action) &&
+    (f.target === undefined || a.target.includes(f.target)) &&
+    (!f.failed || a.status === 'failed');
   return runs
     .filter((r) => !f.failed || r.report.summary.failed > 0)
     .map((r) => ({ key: r.key, report: { ...r.report, actions: r.report.actions.filter(matches) } }))
@@ -95,17 +100,28 @@ const clip = (text: string, max: number): string => (text.length > max ? `…${t
 /** A table a person reads in a terminal: one line per run, its (matching) actions under it. */
 export function formatRuns(runs: readonly StoredRun[], { actionRows = MAX_ACTION_ROWS } = {}): string {
   if (runs.length === 0) return '  no runs match';
-  const w = { job: Math.max(3, ...runs.map((r) => r.report.job.length)), trigger: Math.max(7, ...runs.map((r) => r.report.trigger.kind.length)) };
+  const w = {
+    job: Math.max(3, ...runs.map((r) => r.report.job.length)),
+    trigger: Math.max(7, ...runs.map((r) => r.report.trigger.kind.length)),
+  };
   const lines = [`  ${'started'.padEnd(24)}  ${'job'.padEnd(w.job)}  ${'trigger'.padEnd(w.trigger)}  summary`];
   for (const { key, report: r } of runs) {
     const s = r.summary;
     const flags = `${r.dryRun ? ' · DRY RUN' : ''}${r.stoppedEarly ? ` · stopped early (${r.stoppedEarly})` : ''}`;
-    lines.push(`  ${r.startedAt.padEnd(24)}  ${r.job.padEnd(w.job)}  ${r.trigger.kind.padEnd(w.trigger)}  planned ${s.planned} · applied ${s.applied} · skipped ${s.skipped} · failed ${s.failed}${flags}`);
+    lines.push(
+      `  ${r.startedAt.padEnd(24)}  ${r.job.padEnd(w.job)}  ${r.trigger.kind.padEnd(w.trigger)}  planned ${s.planned} · applied ${s.applied} · skipped ${s.skipped} · failed ${s.failed}${flags}`,
+    );
     lines.push(`      ${key}${r.correlationId ? `  (correlation id ${r.correlationId})` : ''}`);
     const rows = r.actions.slice(0, actionRows);
-    const aw = { status: Math.max(6, ...rows.map((a) => a.status.length)), type: Math.max(4, ...rows.map((a) => a.type.length)), target: Math.min(60, Math.max(6, ...rows.map((a) => a.target.length))) };
+    const aw = {
+      status: Math.max(6, ...rows.map((a) => a.status.length)),
+      type: Math.max(4, ...rows.map((a) => a.type.length)),
+      target: Math.min(60, Math.max(6, ...rows.map((a) => a.target.length))),
+    };
     for (const a of rows) {
-      lines.push(`      ${a.status.padEnd(aw.status)}  ${a.type.padEnd(aw.type)}  ${clip(a.target, aw.target).padEnd(aw.target)}  ${a.error ? `${a.reason} — ${a.error}` : a.reason}`);
+      lines.push(
+        `      ${a.status.padEnd(aw.status)}  ${a.type.padEnd(aw.type)}  ${clip(a.target, aw.target).padEnd(aw.target)}  ${a.error ? `${a.reason} — ${a.error}` : a.reason}`,
+      );
     }
     if (r.actions.length > actionRows) lines.push(`      … ${r.actions.length - actionRows} more actions (--json shows every one)`);
   }

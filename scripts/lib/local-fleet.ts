@@ -32,7 +32,12 @@ export async function startLocalFleet({ bucket = 'registry-demo', instances = 2 
   try {
     const moto = await startMoto();
     stops.push(() => moto.stop());
-    const s3 = new S3Client({ endpoint: moto.endpoint, region: 'us-east-1', forcePathStyle: true, credentials: { accessKeyId: 'test', secretAccessKey: 'test' } });
+    const s3 = new S3Client({
+      endpoint: moto.endpoint,
+      region: 'us-east-1',
+      forcePathStyle: true,
+      credentials: { accessKeyId: 'test', secretAccessKey: 'test' },
+    });
     await s3.send(new CreateBucketCommand({ Bucket: bucket }));
 
     const work = await mkdtemp(join(tmpdir(), 'registry-fleet-'));
@@ -69,4 +74,3 @@ export async function startLocalFleet({ bucket = 'registry-demo', instances = 2 
     throw error;
   }
 }
-

@@ -39,7 +39,9 @@ export function formatReport(report: ReportLike): string {
     lines.push(`  ${'status'.padEnd(w.status)}  ${'type'.padEnd(w.type)}  ${'target'.padEnd(w.target)}  reason`);
     for (const a of rows) {
       const target = a.target.length > w.target ? `…${a.target.slice(-(w.target - 1))}` : a.target;
-      lines.push(`  ${a.status.padEnd(w.status)}  ${a.type.padEnd(w.type)}  ${target.padEnd(w.target)}  ${a.error ? `${a.reason} — ${a.error}` : a.reason}`);
+      lines.push(
+        `  ${a.status.padEnd(w.status)}  ${a.type.padEnd(w.type)}  ${target.padEnd(w.target)}  ${a.error ? `${a.reason} — ${a.error}` : a.reason}`,
+      );
     }
     if (report.actions.length > MAX_ROWS) lines.push(`  … ${report.actions.length - MAX_ROWS} more actions`);
   }

@@ -47,17 +47,32 @@ function jobWith(env: Record<string, string> = {}) {
 }
 const run = jobWith();
 
-const v = (id: string, over: Partial<SdkVolume> = {}): SdkVolume => ({ VolumeId: id, State: 'available', Size: 100, VolumeType: 'gp3', Attachments: [], Tags: [FLEET], ...over });
+const v = (id: string, over: Partial<SdkVolume> = {}): SdkVolume => ({
+  VolumeId: id,
+  State: 'available',
+  Size: 100,
+  VolumeType: 'gp3',
+  Attachments: [],
+  Tags: [FLEET],
+  ...over,
+});
 
 const FRESH = v('vol-0000000000000f1e5', { Size: 8 });
 const RIPE = v('vol-00000000000001234', { Size: 500, Tags: [FLEET, { Key: MARK, Value: ago(30 * H) }] });
 const YOUNG = v('vol-00000000000005678', { Tags: [FLEET, { Key: MARK, Value: ago(2 * H) }] });
-const BACK = v('vol-0000000000000abcd', { State: 'in-use', Attachments: [{ InstanceId: 'i-00000000000000001', State: 'attached' }], Tags: [FLEET, { Key: MARK, Value: ago(30 * H) }] });
-const KEPT = v('vol-0000000000000beef', { Tags: [FLEET, { Key: 'registry-fleet:keep', Value: 'true' }, { Key: MARK, Value: ago(300 * H) }] });
+const BACK = v('vol-0000000000000abcd', {
+  State: 'in-use',
+  Attachments: [{ InstanceId: 'i-00000000000000001', State: 'attached' }],
+  Tags: [FLEET, { Key: MARK, Value: ago(30 * H) }],
+});
+const KEPT = v('vol-0000000000000beef', {
+  Tags: [FLEET, { Key: 'registry-fleet:keep', Value: 'true' }, { Key: MARK, Value: ago(300 * H) }],
+});
 const ROOT = v('vol-0000000000000c0de', { State: 'in-use', Attachments: [{ InstanceId: 'i-00000000000000001', State: 'attached' }] });
 
 const INSTANCES = ['i-00000000000000001', 'i-00000000000000002', 'i-00000000000000003'];
-const PRUNE_OUTPUT = 'ok: image prune\nok: builder prune\nok: removed 3 anonymous volume(s)\nok: truncated 1 log(s) over 100 MiB\n{"freedBytes":2147483648,"usedPercentBefore":92,"usedPercentAfter":61}\n';
+const PRUNE_OUTPUT =
+  'ok: image prune\nok: builder prune\nok: removed 3 anonymous volume(s)\nok: truncated 1 log(s) over 100 MiB\n{"freedBytes":2147483648,"usedPercentBefore":92,"usedPercentAfter":61}\n';
 
 function awsError(name: string, message = name): Error {
   return Object.assign(new Error(message), { name });
@@ -67,10 +82,11 @@ function awsError(name: string, message = name): Error {
 function fleet(volumes: SdkVolume[], { recheck }: { recheck?: SdkVolume[] } = {}): void {
   const describe = ec2.on(DescribeVolumesCommand);
   if (recheck) describe.resolvesOnce({ Volumes: volumes }).resolves({ Volumes: recheck });
-  else describe.callsFake((input: { Filters?: { Name?: string; Values?: string[] }[] }) => {
-    const byId = input.Filters?.find((f) => f.Name === 'volume-id');
-    return { Volumes: byId ? volumes.filter((x) => byId.Values?.includes(x.VolumeId ?? '')) : volumes };
-  });
+  else
+    describe.callsFake((input: { Filters?: { Name?: string; Values?: string[] }[] }) => {
+      const byId = input.Filters?.find((f) => f.Name === 'volume-id');
+      return { Volumes: byId ? volumes.filter((x) => byId.Values?.includes(x.VolumeId ?? '')) : volumes };
+    });
   ec2.on(CreateTagsCommand).resolves({});
   ec2.on(DeleteTagsCommand).resolves({});
   ec2.on(DeleteVolumeCommand).resolves({});
@@ -86,13 +102,24 @@ function fleet(volumes: SdkVolume[], { recheck }: { recheck?: SdkVolume[] } = {}
         AvailabilityZones: ['us-east-1a'],
         HealthCheckType: 'ELB',
         CreatedTime: NOW,
-        Instances: INSTANCES.map((id) => ({ InstanceId: id, LifecycleState: 'InService', HealthStatus: 'Healthy', AvailabilityZone: 'us-east-1a', ProtectedFromScaleIn: false })),
+        Instances: INSTANCES.map((id) => ({
+          InstanceId: id,
+          LifecycleState: 'InService',
+          HealthStatus: 'Healthy',
+          AvailabilityZone: 'us-east-1a',
+          ProtectedFromScaleIn: false,
+        })),
       },
     ],
   });
   cw.on(GetMetricDataCommand).resolves({
     MetricDataResults: [
-      { Id: 'm0', Timestamps: [new Date(NOW.getTime() - 60_000), new Date(NOW.getTime() - 120_000)], Values: [92.4, 91.9], StatusCode: 'Complete' },
+      {
+        Id: 'm0',
+        Timestamps: [new Date(NOW.getTime() - 60_000), new Date(NOW.getTime() - 120_000)],
+        Values: [92.4, 91.9],
+        StatusCode: 'Complete',
+      },
       { Id: 'm1', Timestamps: [new Date(NOW.getTime() - 60_000)], Values: [40.1], StatusCode: 'Complete' },
       { Id: 'm2', Timestamps: [], Values: [], StatusCode: 'Complete' },
     ],
@@ -121,7 +148,10 @@ describe('purge-disk-volumes on a schedule', () => {
     const report = await run(loadEvent('schedule.json'));
 
     expect(ec2).toHaveReceivedCommandTimes(CreateTagsCommand, 1);
-    expect(ec2).toHaveReceivedCommandWith(CreateTagsCommand, { Resources: [FRESH.VolumeId!], Tags: [{ Key: MARK, Value: NOW.toISOString() }] });
+    expect(ec2).toHaveReceivedCommandWith(CreateTagsCommand, {
+      Resources: [FRESH.VolumeId!],
+      Tags: [{ Key: MARK, Value: NOW.toISOString() }],
+    });
     expect(ec2).toHaveReceivedCommandExactlyOnceWith(DeleteTagsCommand, { Resources: [BACK.VolumeId!], Tags: [{ Key: MARK }] });
     expect(ec2).toHaveReceivedCommandExactlyOnceWith(DeleteVolumeCommand, { VolumeId: RIPE.VolumeId! });
     // The re-check right before the delete: one DescribeVolumes of exactly that id.
@@ -148,23 +178,56 @@ describe('purge-disk-volumes on a schedule', () => {
 
     expect(report.summary).toEqual({ planned: 0, applied: 4, skipped: 3, failed: 0 });
     expect(byTarget(report, RIPE.VolumeId!)).toEqual([
-      expect.objectContaining({ type: 'delete-volume', status: 'applied', reason: 'available and marked orphaned 30h ago (grace 24h)', detail: expect.objectContaining({ sizeGiB: 500, estMonthlyUsd: 40 }) }),
+      expect.objectContaining({
+        type: 'delete-volume',
+        status: 'applied',
+        reason: 'available and marked orphaned 30h ago (grace 24h)',
+        detail: expect.objectContaining({ sizeGiB: 500, estMonthlyUsd: 40 }),
+      }),
     ]);
-    expect(byTarget(report, KEPT.VolumeId!)).toEqual([expect.objectContaining({ status: 'skipped', reason: 'tagged registry-fleet:keep=true: never touched' })]);
-    expect(byTarget(report, YOUNG.VolumeId!)).toEqual([expect.objectContaining({ status: 'skipped', reason: expect.stringContaining('marked orphaned 2h ago, grace 24h') })]);
-    expect(byTarget(report, 'i-00000000000000003')).toEqual([expect.objectContaining({ status: 'skipped', reason: 'no disk_used_percent datapoint in the last 15m' })]);
+    expect(byTarget(report, KEPT.VolumeId!)).toEqual([
+      expect.objectContaining({ status: 'skipped', reason: 'tagged registry-fleet:keep=true: never touched' }),
+    ]);
+    expect(byTarget(report, YOUNG.VolumeId!)).toEqual([
+      expect.objectContaining({ status: 'skipped', reason: expect.stringContaining('marked orphaned 2h ago, grace 24h') }),
+    ]);
+    expect(byTarget(report, 'i-00000000000000003')).toEqual([
+      expect.objectContaining({ status: 'skipped', reason: 'no disk_used_percent datapoint in the last 15m' }),
+    ]);
     expect(byTarget(report, 'i-00000000000000001')).toEqual([
       expect.objectContaining({
         type: 'prune-instance',
         status: 'applied',
         reason: 'disk 92.4% used ≥ threshold 85%',
-        detail: { usedPercent: 92.4, maxLogMb: 100, commandId: 'cmd-1', commandStatus: 'Success', freedBytes: 2147483648, usedPercentBefore: 92, usedPercentAfter: 61 },
+        detail: {
+          usedPercent: 92.4,
+          maxLogMb: 100,
+          commandId: 'cmd-1',
+          commandStatus: 'Success',
+          freedBytes: 2147483648,
+          usedPercentBefore: 92,
+          usedPercentAfter: 61,
+        },
       }),
     ]);
 
-    expect(report.observed).toEqual({ volumes: 6, volumesAvailable: 4, volumesInUse: 2, volumesAlreadyMarked: 4, instances: 3, instancesInService: 3, diskReadings: 2 });
+    expect(report.observed).toEqual({
+      volumes: 6,
+      volumesAvailable: 4,
+      volumesInUse: 2,
+      volumesAlreadyMarked: 4,
+      instances: 3,
+      instancesInService: 3,
+      diskReadings: 2,
+    });
     expect(report.details).toMatchObject({
-      volumes: { marked: { count: 1, sizeGiB: 8 }, unmarked: 1, waiting: 1, deleted: { count: 1, sizeGiB: 500, estMonthlySavingsUsd: 40 }, snapshots: [] },
+      volumes: {
+        marked: { count: 1, sizeGiB: 8 },
+        unmarked: 1,
+        waiting: 1,
+        deleted: { count: 1, sizeGiB: 500, estMonthlySavingsUsd: 40 },
+        snapshots: [],
+      },
       disks: {
         thresholdPercent: 85,
         overThreshold: ['i-00000000000000001'],
@@ -193,7 +256,10 @@ describe('purge-disk-volumes on a schedule', () => {
       ['delete-volume', RIPE.VolumeId],
       ['prune-instance', 'i-00000000000000001'],
     ]);
-    expect(report.details).toMatchObject({ volumes: { deletePlanned: { count: 1, sizeGiB: 500, estMonthlySavingsUsd: 40 } }, disks: { commands: [{ instanceId: 'i-00000000000000001', status: 'planned' }] } });
+    expect(report.details).toMatchObject({
+      volumes: { deletePlanned: { count: 1, sizeGiB: 500, estMonthlySavingsUsd: 40 } },
+      disks: { commands: [{ instanceId: 'i-00000000000000001', status: 'planned' }] },
+    });
   });
 
   it('DRY_RUN=true leashes the schedule', async () => {
@@ -208,11 +274,31 @@ describe('purge-disk-volumes on a schedule', () => {
 
 describe('the re-check right before a delete', () => {
   it.each<[string, SdkVolume[], string]>([
-    ['attached since observed', [{ ...RIPE, State: 'in-use', Attachments: [{ InstanceId: 'i-00000000000000002', State: 'attaching' }] }], 're-checked before delete: state is in-use (attached to i-00000000000000002); not deleted'],
-    ['attaching while still "available"', [{ ...RIPE, Attachments: [{ InstanceId: 'i-00000000000000002', State: 'attaching' }] }], 're-checked before delete: state is available (attached to i-00000000000000002); not deleted'],
-    ['tagged keep since observed', [{ ...RIPE, Tags: [...RIPE.Tags!, { Key: 'registry-fleet:keep', Value: 'true' }] }], 're-checked before delete: now tagged registry-fleet:keep=true; not deleted'],
-    ['fleet tag removed', [{ ...RIPE, Tags: [{ Key: MARK, Value: ago(30 * H) }] }], 're-checked before delete: fleet tag registry-fleet=prod is gone; not deleted'],
-    ['unmarked by another run', [{ ...RIPE, Tags: [FLEET] }], `re-checked before delete: mark changed from ${ago(30 * H)} to (none); not deleted`],
+    [
+      'attached since observed',
+      [{ ...RIPE, State: 'in-use', Attachments: [{ InstanceId: 'i-00000000000000002', State: 'attaching' }] }],
+      're-checked before delete: state is in-use (attached to i-00000000000000002); not deleted',
+    ],
+    [
+      'attaching while still "available"',
+      [{ ...RIPE, Attachments: [{ InstanceId: 'i-00000000000000002', State: 'attaching' }] }],
+      're-checked before delete: state is available (attached to i-00000000000000002); not deleted',
+    ],
+    [
+      'tagged keep since observed',
+      [{ ...RIPE, Tags: [...RIPE.Tags!, { Key: 'registry-fleet:keep', Value: 'true' }] }],
+      're-checked before delete: now tagged registry-fleet:keep=true; not deleted',
+    ],
+    [
+      'fleet tag removed',
+      [{ ...RIPE, Tags: [{ Key: MARK, Value: ago(30 * H) }] }],
+      're-checked before delete: fleet tag registry-fleet=prod is gone; not deleted',
+    ],
+    [
+      'unmarked by another run',
+      [{ ...RIPE, Tags: [FLEET] }],
+      `re-checked before delete: mark changed from ${ago(30 * H)} to (none); not deleted`,
+    ],
   ])('%s → skipped, DeleteVolume never sent', async (_name, recheck, reason) => {
     fleet([RIPE], { recheck });
     const report = await run({ skipPrune: true });
@@ -263,7 +349,11 @@ describe('snapshot before delete', () => {
       TagSpecifications: [
         {
           ResourceType: 'snapshot',
-          Tags: [FLEET, { Key: 'registry-fleet:source-volume', Value: RIPE.VolumeId! }, { Key: 'Name', Value: `${RIPE.VolumeId} (deleted by purge-disk-volumes)` }],
+          Tags: [
+            FLEET,
+            { Key: 'registry-fleet:source-volume', Value: RIPE.VolumeId! },
+            { Key: 'Name', Value: `${RIPE.VolumeId} (deleted by purge-disk-volumes)` },
+          ],
         },
       ],
     });
@@ -275,7 +365,9 @@ describe('snapshot before delete', () => {
 
   it('reuses the snapshot an earlier run started', async () => {
     fleet([RIPE]);
-    ec2.on(DescribeSnapshotsCommand).resolves({ Snapshots: [{ SnapshotId: 'snap-0000000000000aaaa', State: 'completed', StartTime: new Date(ago(1 * H)) }] });
+    ec2
+      .on(DescribeSnapshotsCommand)
+      .resolves({ Snapshots: [{ SnapshotId: 'snap-0000000000000aaaa', State: 'completed', StartTime: new Date(ago(1 * H)) }] });
     const report = await withSnapshots({ skipPrune: true });
     expect(ec2).not.toHaveReceivedCommand(CreateSnapshotCommand);
     expect(ec2).toHaveReceivedCommandTimes(DeleteVolumeCommand, 1);
@@ -294,12 +386,17 @@ describe('snapshot before delete', () => {
 describe('instance disks', () => {
   it('the disk alarm with an InstanceId prunes that instance only, whatever its reading, and leaves volumes alone', async () => {
     fleet([FRESH]);
-    const alarm = loadEvent('purge-disk-volumes/alarm-disk-full.json') as { detail: { configuration: { metrics: { metricStat: { metric: { dimensions: Record<string, string> } } }[] } } };
+    const alarm = loadEvent('purge-disk-volumes/alarm-disk-full.json') as {
+      detail: { configuration: { metrics: { metricStat: { metric: { dimensions: Record<string, string> } } }[] } };
+    };
     alarm.detail.configuration.metrics[0]!.metricStat.metric.dimensions.InstanceId = 'i-00000000000000002';
     const report = await run(alarm);
     expect(ec2).not.toHaveReceivedCommand(DescribeVolumesCommand);
     expect(ssm).toHaveReceivedCommandExactlyOnceWith(SendCommandCommand, { InstanceIds: ['i-00000000000000002'] });
-    expect(byTarget(report, 'i-00000000000000002')[0]).toMatchObject({ status: 'applied', reason: 'named by alarm registry-disk-full-i-0abc123def4567890 (disk 40.1% used)' });
+    expect(byTarget(report, 'i-00000000000000002')[0]).toMatchObject({
+      status: 'applied',
+      reason: 'named by alarm registry-disk-full-i-0abc123def4567890 (disk 40.1% used)',
+    });
   });
 
   it('the disk alarm without an InstanceId prunes every instance over the threshold', async () => {
@@ -364,13 +461,27 @@ describe('instance disks', () => {
       ),
     });
     expect(report.summary).toMatchObject({ applied: 0, failed: 0 });
-    expect(report.details).toMatchObject({ disks: { commands: [{ instanceId: 'i-00000000000000001', status: 'skipped', reason: expect.stringContaining('command cmd-1') }] } });
+    expect(report.details).toMatchObject({
+      disks: { commands: [{ instanceId: 'i-00000000000000001', status: 'skipped', reason: expect.stringContaining('command cmd-1') }] },
+    });
   });
 
   it.each([
-    ['never registered (InvocationDoesNotExist to the end)', () => ssm.on(GetCommandInvocationCommand).rejects(awsError('InvocationDoesNotExist')), /prune command never delivered: no invocation for the instance .* command cmd-1; see it with aws ssm get-command-invocation/],
-    ['Undeliverable', () => ssm.on(GetCommandInvocationCommand).resolves({ Status: 'Pending', StatusDetails: 'Undeliverable' }), /prune command not delivered \(Undeliverable\): command cmd-1/],
-    ['Terminated', () => ssm.on(GetCommandInvocationCommand).resolves({ Status: 'InProgress', StatusDetails: 'Terminated' }), /prune command not delivered \(Terminated\): command cmd-1/],
+    [
+      'never registered (InvocationDoesNotExist to the end)',
+      () => ssm.on(GetCommandInvocationCommand).rejects(awsError('InvocationDoesNotExist')),
+      /prune command never delivered: no invocation for the instance .* command cmd-1; see it with aws ssm get-command-invocation/,
+    ],
+    [
+      'Undeliverable',
+      () => ssm.on(GetCommandInvocationCommand).resolves({ Status: 'Pending', StatusDetails: 'Undeliverable' }),
+      /prune command not delivered \(Undeliverable\): command cmd-1/,
+    ],
+    [
+      'Terminated',
+      () => ssm.on(GetCommandInvocationCommand).resolves({ Status: 'InProgress', StatusDetails: 'Terminated' }),
+      /prune command not delivered \(Terminated\): command cmd-1/,
+    ],
   ])('a command that was never delivered (%s) fails its action, then JobFailedError', async (_name, stub, message) => {
     fleet([]);
     stub();
@@ -380,7 +491,12 @@ describe('instance disks', () => {
     info.mockRestore();
     expect(error).toBeInstanceOf(JobFailedError);
     expect(byTarget(report, 'i-00000000000000001')).toEqual([
-      expect.objectContaining({ target: 'i-00000000000000001', status: 'failed', error: expect.stringMatching(message), detail: expect.objectContaining({ commandId: 'cmd-1' }) }),
+      expect.objectContaining({
+        target: 'i-00000000000000001',
+        status: 'failed',
+        error: expect.stringMatching(message),
+        detail: expect.objectContaining({ commandId: 'cmd-1' }),
+      }),
     ]);
     expect(report.summary).toMatchObject({ applied: 0, failed: 1 });
   });
@@ -390,10 +506,16 @@ describe('instance disks', () => {
     ssm.reset();
     ssm.on(SendCommandCommand).resolves({ Command: { CommandId: 'cmd-1' } });
     // Reads at 0 and 200 ms see InProgress; a full 200 ms interval no longer fits in the 300 ms wait, the read at 300 ms sees Success.
-    ssm.on(GetCommandInvocationCommand).resolvesOnce({ Status: 'InProgress' }).resolvesOnce({ Status: 'InProgress' }).resolves({ Status: 'Success', StandardOutputContent: PRUNE_OUTPUT });
+    ssm
+      .on(GetCommandInvocationCommand)
+      .resolvesOnce({ Status: 'InProgress' })
+      .resolvesOnce({ Status: 'InProgress' })
+      .resolves({ Status: 'Success', StandardOutputContent: PRUNE_OUTPUT });
     const report = await jobWith({ PRUNE_WAIT: '300ms', PRUNE_POLL_INTERVAL: '200ms' })({ skipVolumes: true });
     expect(ssm).toHaveReceivedCommandTimes(GetCommandInvocationCommand, 3);
-    expect(byTarget(report, 'i-00000000000000001')).toEqual([expect.objectContaining({ status: 'applied', detail: expect.objectContaining({ commandStatus: 'Success', freedBytes: 2147483648 }) })]);
+    expect(byTarget(report, 'i-00000000000000001')).toEqual([
+      expect.objectContaining({ status: 'applied', detail: expect.objectContaining({ commandStatus: 'Success', freedBytes: 2147483648 }) }),
+    ]);
   });
 
   it('an invocation that shows up late (InvocationDoesNotExist on many reads) is still read to its result within PRUNE_WAIT', async () => {
@@ -405,14 +527,19 @@ describe('instance disks', () => {
     late.resolves({ Status: 'Success', StandardOutputContent: PRUNE_OUTPUT });
     const report = await run({ skipVolumes: true });
     expect(ssm).toHaveReceivedCommandTimes(GetCommandInvocationCommand, 9);
-    expect(byTarget(report, 'i-00000000000000001')).toEqual([expect.objectContaining({ status: 'applied', detail: expect.objectContaining({ freedBytes: 2147483648 }) })]);
+    expect(byTarget(report, 'i-00000000000000001')).toEqual([
+      expect.objectContaining({ status: 'applied', detail: expect.objectContaining({ freedBytes: 2147483648 }) }),
+    ]);
   });
 
   it('an unreadable last line is reported, not guessed', async () => {
     fleet([]);
     ssm.on(GetCommandInvocationCommand).resolves({ Status: 'Success', StandardOutputContent: 'pruned things\n' });
     const report = await run({ skipVolumes: true });
-    expect(byTarget(report, 'i-00000000000000001')[0]).toMatchObject({ status: 'applied', detail: { output: 'unreadable: no JSON last line' } });
+    expect(byTarget(report, 'i-00000000000000001')[0]).toMatchObject({
+      status: 'applied',
+      detail: { output: 'unreadable: no JSON last line' },
+    });
     expect(report.details).toMatchObject({ disks: { freedBytes: 0 } });
   });
 
@@ -445,14 +572,21 @@ describe('time budget', () => {
     const t0 = Date.now();
     // 16 s left at the start: the 15 s margin is crossed after ~1 s, well inside one 1-minute poll interval.
     const left = () => 16_000 - (Date.now() - t0);
-    const report = await jobWith({ PRUNE_WAIT: '5m', PRUNE_POLL_INTERVAL: '1m' })({ skipVolumes: true }, { getRemainingTimeInMillis: left });
+    const report = await jobWith({ PRUNE_WAIT: '5m', PRUNE_POLL_INTERVAL: '1m' })(
+      { skipVolumes: true },
+      { getRemainingTimeInMillis: left },
+    );
     expect(Date.now() - t0).toBeLessThan(3_000);
     expect(report.stoppedEarly).toBe('time');
     expect(byTarget(report, 'i-00000000000000001')).toEqual([
-      expect.objectContaining({ status: 'skipped', reason: expect.stringMatching(/^prune command still InProgress after \ds \(the Lambda time budget ran low\): command cmd-1; see it with aws ssm get-command-invocation/) }),
+      expect.objectContaining({
+        status: 'skipped',
+        reason: expect.stringMatching(
+          /^prune command still InProgress after \ds \(the Lambda time budget ran low\): command cmd-1; see it with aws ssm get-command-invocation/,
+        ),
+      }),
     ]);
   });
-
 
   it('takes no new action when the Lambda is about to time out, and says so', async () => {
     fleet([FRESH, RIPE]);

@@ -37,7 +37,8 @@ const MARK = 'registry-fleet:orphaned-at';
 const FLEET = { Key: 'registry-fleet', Value: 'prod' };
 const HOST = 'i-00000000000000001';
 const ENV = { AWS_REGION: 'us-east-1', FLEET_TAG_VALUE: 'prod', ASG_NAME: 'prod-asg', PRUNE_DOCUMENT_NAME: 'prod-prune-docker' };
-const runAt = (date: Date, env: Record<string, string> = {}) => createJob(job, loadPurgeDiskVolumesConfig({ ...ENV, ...env }), { clock: () => date }).run;
+const runAt = (date: Date, env: Record<string, string> = {}) =>
+  createJob(job, loadPurgeDiskVolumesConfig({ ...ENV, ...env }), { clock: () => date }).run;
 
 let volumes: Map<string, SdkVolume>;
 let snapshots: Snapshot[];
@@ -96,7 +97,11 @@ beforeEach(() => {
     const byId = input.Filters?.find((f) => f.Name === 'volume-id')?.Values;
     const byTag = input.Filters?.find((f) => f.Name === `tag:${FLEET.Key}`)?.Values;
     const all = [...volumes.values()].map((v) => structuredClone(v));
-    return { Volumes: all.filter((v) => (!byId || byId.includes(v.VolumeId!)) && (!byTag || v.Tags?.some((t) => t.Key === FLEET.Key && byTag.includes(t.Value!)))) };
+    return {
+      Volumes: all.filter(
+        (v) => (!byId || byId.includes(v.VolumeId!)) && (!byTag || v.Tags?.some((t) => t.Key === FLEET.Key && byTag.includes(t.Value!))),
+      ),
+    };
   });
   ec2.on(CreateTagsCommand).callsFake((input: CreateTagsCommandInput) => {
     for (const id of input.Resources ?? []) {
@@ -174,7 +179,12 @@ describe('a volume used since its mark is never deleted', () => {
     detach(used, at(2 * H));
     // 60 newer events on the volume (our own tags, snapshots …) push the attach to the second page.
     for (let i = 0; i < 60; i += 1) {
-      events.push({ EventId: `noise-${i}`, EventName: 'CreateTags', EventTime: at(3 * H + i * 1000), Resources: [{ ResourceType: 'AWS::EC2::Volume', ResourceName: used }] });
+      events.push({
+        EventId: `noise-${i}`,
+        EventName: 'CreateTags',
+        EventTime: at(3 * H + i * 1000),
+        Resources: [{ ResourceType: 'AWS::EC2::Volume', ResourceName: used }],
+      });
     }
     const report = await runAt(at(25 * H))({ skipPrune: true });
     expect(volumes.has(used)).toBe(true);
@@ -186,13 +196,17 @@ describe('a volume used since its mark is never deleted', () => {
     const ripe = volume('vol-00000000000000001');
     await runAt(T0)({ skipPrune: true });
     const fresh = volume('vol-0000000000000f1e5');
-    trail.on(LookupEventsCommand).rejects(Object.assign(new Error('User is not authorized to perform: cloudtrail:LookupEvents'), { name: 'AccessDeniedException' }));
+    trail
+      .on(LookupEventsCommand)
+      .rejects(Object.assign(new Error('User is not authorized to perform: cloudtrail:LookupEvents'), { name: 'AccessDeniedException' }));
     const info = vi.spyOn(logger, 'info');
     const error = await runAt(at(25 * H))({ skipPrune: true }).catch((e: unknown) => e);
     const report = (info.mock.calls.find(([m]) => m === 'job report')?.[1] as { report: Report }).report;
     info.mockRestore();
     expect(error).toBeInstanceOf(JobFailedError);
-    expect((error as Error).message).toContain(`refused (1): delete-volume ${ripe}: attach history unreadable (CloudTrail LookupEvents: AccessDeniedException`);
+    expect((error as Error).message).toContain(
+      `refused (1): delete-volume ${ripe}: attach history unreadable (CloudTrail LookupEvents: AccessDeniedException`,
+    );
     expect(volumes.has(ripe)).toBe(true);
     expect(ec2).not.toHaveReceivedCommand(DeleteVolumeCommand);
     expect(tagsOf(fresh)[MARK]).toBe(at(25 * H).toISOString());

@@ -26,12 +26,20 @@ const NOW = new Date('2026-11-23T03:00:00.000Z');
 const FLEET = { Key: 'registry-fleet', Value: 'prod' };
 const MEMBERS = ['i-00000000000000001', 'i-00000000000000002'];
 const ORPHAN = 'vol-0000000000000f1e5';
-const ENV = { AWS_REGION: 'us-east-1', FLEET_TAG_VALUE: 'prod', ASG_NAME: 'prod-asg', PRUNE_DOCUMENT_NAME: 'prod-prune-docker', PRUNE_POLL_INTERVAL: '100ms' };
+const ENV = {
+  AWS_REGION: 'us-east-1',
+  FLEET_TAG_VALUE: 'prod',
+  ASG_NAME: 'prod-asg',
+  PRUNE_DOCUMENT_NAME: 'prod-prune-docker',
+  PRUNE_POLL_INTERVAL: '100ms',
+};
 const run = createJob(job, loadPurgeDiskVolumesConfig(ENV), { clock: () => NOW }).run;
 
 beforeEach(() => {
   for (const m of [ec2, asg, cw, ssm, trail]) m.reset();
-  ec2.on(DescribeVolumesCommand).resolves({ Volumes: [{ VolumeId: ORPHAN, State: 'available', Size: 8, VolumeType: 'gp3', Attachments: [], Tags: [FLEET] }] });
+  ec2
+    .on(DescribeVolumesCommand)
+    .resolves({ Volumes: [{ VolumeId: ORPHAN, State: 'available', Size: 8, VolumeType: 'gp3', Attachments: [], Tags: [FLEET] }] });
   ec2.on(CreateTagsCommand).resolves({});
   asg.on(DescribeAutoScalingGroupsCommand).resolves({
     AutoScalingGroups: [
@@ -44,13 +52,21 @@ beforeEach(() => {
         HealthCheckType: 'ELB',
         AvailabilityZones: ['us-east-1a'],
         CreatedTime: NOW,
-        Instances: MEMBERS.map((id) => ({ InstanceId: id, LifecycleState: 'InService', HealthStatus: 'Healthy', AvailabilityZone: 'us-east-1a', ProtectedFromScaleIn: false })),
+        Instances: MEMBERS.map((id) => ({
+          InstanceId: id,
+          LifecycleState: 'InService',
+          HealthStatus: 'Healthy',
+          AvailabilityZone: 'us-east-1a',
+          ProtectedFromScaleIn: false,
+        })),
       },
     ],
   });
   cw.on(GetMetricDataCommand).resolves({ MetricDataResults: [] });
   ssm.on(SendCommandCommand).resolves({ Command: { CommandId: 'cmd-1' } });
-  ssm.on(GetCommandInvocationCommand).resolves({ Status: 'Success', StandardOutputContent: '{"freedBytes":1,"usedPercentBefore":90,"usedPercentAfter":50}\n' });
+  ssm
+    .on(GetCommandInvocationCommand)
+    .resolves({ Status: 'Success', StandardOutputContent: '{"freedBytes":1,"usedPercentBefore":90,"usedPercentAfter":50}\n' });
   trail.on(LookupEventsCommand).resolves({ Events: [] });
 });
 
@@ -82,8 +98,14 @@ describe('a payload that names instances', () => {
   });
 
   it.each([
-    [{ instanceIds: ['i-0000000000000dead'] }, 'instanceIds: i-0000000000000dead is not a member of Auto Scaling group prod-asg (members: i-00000000000000001, i-00000000000000002)'],
-    [{ instanceIds: ['i-00000000000000001', 'i-0000000000000dead', 'i-0000000000000beef'] }, 'instanceIds: i-0000000000000dead, i-0000000000000beef are not members of Auto Scaling group prod-asg'],
+    [
+      { instanceIds: ['i-0000000000000dead'] },
+      'instanceIds: i-0000000000000dead is not a member of Auto Scaling group prod-asg (members: i-00000000000000001, i-00000000000000002)',
+    ],
+    [
+      { instanceIds: ['i-00000000000000001', 'i-0000000000000dead', 'i-0000000000000beef'] },
+      'instanceIds: i-0000000000000dead, i-0000000000000beef are not members of Auto Scaling group prod-asg',
+    ],
     [{ instanceIds: ['i-0000000000000dead'], dryRun: true }, 'instanceIds: i-0000000000000dead is not a member'],
     [{ instanceIds: ['i-0000000000000dead'], volumeIds: [ORPHAN] }, 'instanceIds: i-0000000000000dead is not a member'],
   ])('a non-member in %o is an error naming it; nothing is changed', async (payload, message) => {

@@ -36,7 +36,10 @@ const at = (agoMs: number): Date => new Date(NOW.getTime() - agoMs);
 // An in-memory bucket behind the mocked S3 client: listing (prefix, delimiter, start-after, pages), GET,
 // DeleteObjects, multipart uploads.
 
-interface Obj { body: string; lastModified: Date }
+interface Obj {
+  body: string;
+  lastModified: Date;
+}
 let objects: Map<string, Obj>;
 let multipart: Map<string, { key: string; initiated: Date }>;
 let parts: Map<string, { PartNumber: number; LastModified: Date; Size: number }[]>;
@@ -60,7 +63,13 @@ function upload(repo: string, n: number, agoMs: number, { cancelled = false, off
   const dir = `${R}${repo}/_uploads/${id(n)}/`;
   for (const o of offsets) put(`${dir}hashstates/sha256/${o}`, agoMs, 'h'.repeat(10));
   if (!cancelled) {
-    put(`${dir}startedat`, agoMs, at(agoMs).toISOString().replace(/\.\d+Z$/, 'Z'));
+    put(
+      `${dir}startedat`,
+      agoMs,
+      at(agoMs)
+        .toISOString()
+        .replace(/\.\d+Z$/, 'Z'),
+    );
     mpu(`${dir}data`, `mpu-${n}`, agoMs);
   }
   return dir;
@@ -89,7 +98,11 @@ function listObjects(input: ListObjectsV2CommandInput) {
   }
   const truncated = keys.some((k) => k > last) && keys.length > 0 && contents.length + prefixes.size >= max;
   // Skip the rest of a common prefix already returned (S3 does not return it twice).
-  const token = truncated ? (input.Delimiter && [...prefixes].some((p) => last.startsWith(p)) ? `${[...prefixes].at(-1)}\uffff` : last) : undefined;
+  const token = truncated
+    ? input.Delimiter && [...prefixes].some((p) => last.startsWith(p))
+      ? `${[...prefixes].at(-1)}\uffff`
+      : last
+    : undefined;
   return {
     Contents: contents,
     CommonPrefixes: [...prefixes].map((Prefix) => ({ Prefix })),
@@ -121,7 +134,9 @@ beforeEach(() => {
     const all = [...multipart.entries()]
       .filter(([, m]) => m.key.startsWith(input.Prefix ?? ''))
       .sort(([ia, a], [ib, b]) => (a.key === b.key ? (ia < ib ? -1 : 1) : a.key < b.key ? -1 : 1))
-      .filter(([uid, m]) => !input.KeyMarker || m.key > input.KeyMarker || (m.key === input.KeyMarker && uid > (input.UploadIdMarker ?? '')));
+      .filter(
+        ([uid, m]) => !input.KeyMarker || m.key > input.KeyMarker || (m.key === input.KeyMarker && uid > (input.UploadIdMarker ?? '')),
+      );
     const page = all.slice(0, 2);
     const last = page.at(-1);
     return {
@@ -195,7 +210,14 @@ describe('purge-stale-uploads handler', () => {
       ['delete-upload', `library/nginx/_uploads/${id(3)}`, 'applied'],
       ['delete-upload', `library/nginx/_uploads/${id(1)}`, 'applied'],
     ]);
-    expect(report.observed).toMatchObject({ uploads: 4, stale: 3, fresh: 1, multipartUploads: 3, orphanMultipartUploads: 0, startedAtReads: 0 });
+    expect(report.observed).toMatchObject({
+      uploads: 4,
+      stale: 3,
+      fresh: 1,
+      multipartUploads: 3,
+      orphanMultipartUploads: 0,
+      startedAtReads: 0,
+    });
     expect(report.details).toMatchObject({
       maxAge: '168h',
       planned: { uploads: 3, objects: 7, multipartUploads: 2, uploadedBytes: 8192, deletions: 9 },
@@ -221,7 +243,10 @@ describe('purge-stale-uploads handler', () => {
     // Aborts go before deletes, deletes are batched and quiet.
     const order = s3.calls().map((c) => (c.args[0] as { constructor: { name: string } }).constructor.name);
     expect(order.lastIndexOf('AbortMultipartUploadCommand')).toBeLessThan(order.indexOf('DeleteObjectsCommand'));
-    expect(s3).toHaveReceivedCommandWith(DeleteObjectsCommand, { Bucket: 'registry-bucket', Delete: expect.objectContaining({ Quiet: true }) });
+    expect(s3).toHaveReceivedCommandWith(DeleteObjectsCommand, {
+      Bucket: 'registry-bucket',
+      Delete: expect.objectContaining({ Quiet: true }),
+    });
   });
 
   it('dry run: sends no write and reports the same plan', async () => {
@@ -234,7 +259,9 @@ describe('purge-stale-uploads handler', () => {
     expect(multipart.size).toBe(3);
     expect(dry.summary).toEqual({ planned: 3, applied: 0, skipped: 0, failed: 0 });
     const real = await run({});
-    expect(dry.actions.map(({ type, target, reason }) => [type, target, reason])).toEqual(real.actions.map(({ type, target, reason }) => [type, target, reason]));
+    expect(dry.actions.map(({ type, target, reason }) => [type, target, reason])).toEqual(
+      real.actions.map(({ type, target, reason }) => [type, target, reason]),
+    );
   });
 
   it('limits a manual run to one repository and honours a maxAge override', async () => {
@@ -257,7 +284,11 @@ describe('purge-stale-uploads handler', () => {
     const report = await run({});
     expect(s3).toHaveReceivedCommandTimes(GetObjectCommand, 2); // startedat, and the listing checkpoint (none there)
     expect(s3).toHaveReceivedCommandWith(GetObjectCommand, { Key: `${dir}startedat` });
-    expect(report.actions[0]).toMatchObject({ target: `app/_uploads/${id(1)}`, reason: 'started 400h ago > 168h (startedat)', status: 'applied' });
+    expect(report.actions[0]).toMatchObject({
+      target: `app/_uploads/${id(1)}`,
+      reason: 'started 400h ago > 168h (startedat)',
+      status: 'applied',
+    });
   });
 
   it('aborts a stale multipart upload that has no directory left', async () => {
@@ -265,14 +296,19 @@ describe('purge-stale-uploads handler', () => {
     mpu(`${R}app/_uploads/${id(8)}/data`, 'young', H);
     const report = await run({});
     expect([...multipart.keys()]).toEqual(['young']);
-    expect(report.actions).toEqual([expect.objectContaining({ type: 'abort-multipart-upload', target: `app/_uploads/${id(7)}/data`, status: 'applied' })]);
+    expect(report.actions).toEqual([
+      expect.objectContaining({ type: 'abort-multipart-upload', target: `app/_uploads/${id(7)}/data`, status: 'applied' }),
+    ]);
     expect(s3).not.toHaveReceivedCommand(DeleteObjectsCommand);
   });
 
   it('counts NoSuchUpload as done (idempotent)', async () => {
     const dir = upload('app', 1, 200 * H);
     multipart.clear(); // someone aborted it after our listing
-    s3.on(ListMultipartUploadsCommand).resolvesOnce({ Uploads: [{ Key: `${dir}data`, UploadId: 'mpu-1', Initiated: at(200 * H) }], IsTruncated: false });
+    s3.on(ListMultipartUploadsCommand).resolvesOnce({
+      Uploads: [{ Key: `${dir}data`, UploadId: 'mpu-1', Initiated: at(200 * H) }],
+      IsTruncated: false,
+    });
     const report = await run({});
     expect(report.actions[0]).toMatchObject({ status: 'applied', detail: { multipartUploadsAborted: 1, objectsDeleted: 2 } });
     expect(keysUnder(dir)).toEqual([]);
@@ -304,7 +340,9 @@ describe('purge-stale-uploads handler', () => {
 
     it('a failed abort keeps the directory (the next run retries both) and fails that action only', async () => {
       const dirs = seedRegistry();
-      s3.on(AbortMultipartUploadCommand, { UploadId: 'mpu-1' }).rejects(Object.assign(new Error('Access Denied'), { name: 'AccessDenied' }));
+      s3.on(AbortMultipartUploadCommand, { UploadId: 'mpu-1' }).rejects(
+        Object.assign(new Error('Access Denied'), { name: 'AccessDenied' }),
+      );
       const { error, report } = await failingRun({});
       expect(error).toBeInstanceOf(JobFailedError);
       expect(report.actions.find((a) => a.status === 'failed')).toMatchObject({
@@ -312,14 +350,23 @@ describe('purge-stale-uploads handler', () => {
         error: 'abort mpu-1: AccessDenied: Access Denied (directory kept: the next run retries)',
       });
       expect(keysUnder(dirs.started as string)).toHaveLength(2);
-      expect(deleteCalls().flat().some((k) => k?.startsWith(dirs.started as string))).toBe(false);
+      expect(
+        deleteCalls()
+          .flat()
+          .some((k) => k?.startsWith(dirs.started as string)),
+      ).toBe(false);
       expect(keysUnder(dirs.chunked as string)).toEqual([]);
     });
 
     it('a DeleteObjects request that fails (throttled past the retries) fails only the uploads in that batch', async () => {
       for (let n = 1; n <= 600; n += 1) upload('app', n, 200 * H, { cancelled: true, offsets: [0, 1] }); // 1200 keys: 2 batches
       s3.on(DeleteObjectsCommand)
-        .rejectsOnce(Object.assign(new Error('Please reduce your request rate.'), { name: 'SlowDown', $metadata: { httpStatusCode: 503, attempts: 5 } }))
+        .rejectsOnce(
+          Object.assign(new Error('Please reduce your request rate.'), {
+            name: 'SlowDown',
+            $metadata: { httpStatusCode: 503, attempts: 5 },
+          }),
+        )
         .callsFake(deleteObjects);
       const { error, report } = await failingRun({});
       expect(error).toBeInstanceOf(JobFailedError);
@@ -334,14 +381,19 @@ describe('purge-stale-uploads handler', () => {
       s3.on(ListMultipartUploadsCommand).rejects(Object.assign(new Error('The specified bucket does not exist'), { name: 'NoSuchBucket' }));
       const error = await run({}).catch((e: unknown) => e);
       expect(error).toBeInstanceOf(ConfigError);
-      expect((error as Error).message).toBe('REGISTRY_BUCKET "registry-bucket" does not exist (NoSuchBucket): check the function\'s REGISTRY_BUCKET');
+      expect((error as Error).message).toBe(
+        'REGISTRY_BUCKET "registry-bucket" does not exist (NoSuchBucket): check the function\'s REGISTRY_BUCKET',
+      );
       expect(s3).not.toHaveReceivedCommand(DeleteObjectsCommand);
     });
 
     it.each([
       [{ maxAge: '30m' }, 'maxAge'],
       [{ maxAge: '-5h' }, 'maxAge'],
-      [{ maxAge: '99999999999999999999h' }, 'maxAge: expected a duration like 24h, 90m or 7d, at least 1h and at most 365d (got "99999999999999999999h")'],
+      [
+        { maxAge: '99999999999999999999h' },
+        'maxAge: expected a duration like 24h, 90m or 7d, at least 1h and at most 365d (got "99999999999999999999h")',
+      ],
       [{ repository: '../../etc' }, 'repository'],
       [{ repository: '/library/nginx' }, 'repository'],
       [{ everything: true }, 'unknown key "everything"'],
@@ -399,9 +451,17 @@ describe('activity: a push in flight is kept, and every candidate is re-checked 
 
   it('follows ListParts pages: a recent part on the last page keeps the upload', async () => {
     const dir = upload('app', 1, 200 * H);
-    addParts('mpu-1', Array.from({ length: 2_400 }, (_, i) => (i === 2_399 ? 5 * 60_000 : 190 * H)));
+    addParts(
+      'mpu-1',
+      Array.from({ length: 2_400 }, (_, i) => (i === 2_399 ? 5 * 60_000 : 190 * H)),
+    );
     const report = await run({});
-    expect(report.actions).toEqual([expect.objectContaining({ status: 'skipped', reason: expect.stringContaining('part 2400 of its multipart upload was uploaded 5m ago') })]);
+    expect(report.actions).toEqual([
+      expect.objectContaining({
+        status: 'skipped',
+        reason: expect.stringContaining('part 2400 of its multipart upload was uploaded 5m ago'),
+      }),
+    ]);
     expect(listPartsCalls()).toEqual(['mpu-1', 'mpu-1', 'mpu-1']);
     expect(keysUnder(dir)).toHaveLength(2);
     expect(multipart.has('mpu-1')).toBe(true);
@@ -422,8 +482,14 @@ describe('activity: a push in flight is kept, and every candidate is re-checked 
     };
     const report = await runJob(moving, config, {}, {}, { clock: () => NOW });
     const byTarget = Object.fromEntries(report.actions.map((a) => [a.target, a]));
-    expect(byTarget[`library/nginx/_uploads/${id(1)}`]).toMatchObject({ status: 'skipped', reason: expect.stringMatching(/^changed-during-run: /) });
-    expect(byTarget[`org/team/app/_uploads/${id(2)}`]).toMatchObject({ status: 'skipped', reason: expect.stringMatching(/^changed-during-run: /) });
+    expect(byTarget[`library/nginx/_uploads/${id(1)}`]).toMatchObject({
+      status: 'skipped',
+      reason: expect.stringMatching(/^changed-during-run: /),
+    });
+    expect(byTarget[`org/team/app/_uploads/${id(2)}`]).toMatchObject({
+      status: 'skipped',
+      reason: expect.stringMatching(/^changed-during-run: /),
+    });
     expect(byTarget[`library/nginx/_uploads/${id(3)}`]).toMatchObject({ status: 'applied' });
     expect(report.observed).toMatchObject({ changedDuringRun: 2 });
     expect(keysUnder(dirs.started as string)).toHaveLength(3);

@@ -26,7 +26,12 @@ let mocks: ReturnType<FleetSim['mock']>;
 afterEach(() => mocks.restore());
 
 function fleet(options: Partial<SimOptions> = {}): FleetSim {
-  sim = new FleetSim({ size: 4, start: Date.now(), maintenancePolicy: { MinHealthyPercentage: 100, MaxHealthyPercentage: 200 }, ...options });
+  sim = new FleetSim({
+    size: 4,
+    start: Date.now(),
+    maintenancePolicy: { MinHealthyPercentage: 100, MaxHealthyPercentage: 200 },
+    ...options,
+  });
   mocks = sim.mock();
   return sim;
 }
@@ -45,14 +50,32 @@ describe('replace-unhealthy-instances handler', () => {
     const report = await run(loadEvent('schedule.json'));
 
     expect(mocks.asg).toHaveReceivedCommandTimes(SetInstanceHealthCommand, 1);
-    expect(mocks.asg).toHaveReceivedCommandWith(SetInstanceHealthCommand, { InstanceId: broken, HealthStatus: 'Unhealthy', ShouldRespectGracePeriod: false });
+    expect(mocks.asg).toHaveReceivedCommandWith(SetInstanceHealthCommand, {
+      InstanceId: broken,
+      HealthStatus: 'Unhealthy',
+      ShouldRespectGracePeriod: false,
+    });
     expect(mocks.asg).not.toHaveReceivedCommand(SetDesiredCapacityCommand);
     expect(sim.instance(broken).asgHealth).toBe('Unhealthy');
     expect(report).toMatchObject({
       job: 'replace-unhealthy-instances',
       dryRun: false,
-      observed: { group: 'registry', desired: 4, members: 4, inService: 4, healthy: 3, unhealthy: 1, byCause: { targetUnhealthy: 1, ec2Impaired: 0 }, targets: { healthy: 3, unhealthy: 1 } },
-      details: { path: 'set-instance-health', circuitOpen: false, unhealthyPercent: 25, maintenancePolicy: 'MinHealthyPercentage 100, MaxHealthyPercentage 200' },
+      observed: {
+        group: 'registry',
+        desired: 4,
+        members: 4,
+        inService: 4,
+        healthy: 3,
+        unhealthy: 1,
+        byCause: { targetUnhealthy: 1, ec2Impaired: 0 },
+        targets: { healthy: 3, unhealthy: 1 },
+      },
+      details: {
+        path: 'set-instance-health',
+        circuitOpen: false,
+        unhealthyPercent: 25,
+        maintenancePolicy: 'MinHealthyPercentage 100, MaxHealthyPercentage 200',
+      },
       summary: { planned: 0, applied: 1, skipped: 0, failed: 0 },
     });
     expect(report.actions).toEqual([
@@ -91,7 +114,10 @@ describe('replace-unhealthy-instances handler', () => {
     const flaky = breakInstance(3, null);
     const first = await run(loadEvent('alarm-action.json'));
     expect(first.actions.map((a) => `${a.type} ${a.status}`)).toEqual(['mark-unhealthy applied']);
-    expect(mocks.ec2).toHaveReceivedCommandWith(CreateTagsCommand, { Resources: [flaky], Tags: [{ Key: UNHEALTHY_SINCE_TAG, Value: expect.stringMatching(/^\d{4}-\d\d-\d\dT/) }] });
+    expect(mocks.ec2).toHaveReceivedCommandWith(CreateTagsCommand, {
+      Resources: [flaky],
+      Tags: [{ Key: UNHEALTHY_SINCE_TAG, Value: expect.stringMatching(/^\d{4}-\d\d-\d\dT/) }],
+    });
     expect(mocks.asg).not.toHaveReceivedCommand(SetInstanceHealthCommand);
 
     sim.instance(flaky).targetFault = () => false;
@@ -117,13 +143,19 @@ describe('replace-unhealthy-instances handler', () => {
     expect(mocks.asg).toHaveReceivedCommandTimes(SetInstanceHealthCommand, 1);
     expect(mocks.asg).toHaveReceivedCommandWith(SetInstanceHealthCommand, { InstanceId: ids[1] });
     expect(report.details).toMatchObject({ circuitOpen: true, forced: [ids[1]] });
-    expect(report.actions.find((a) => a.status === 'applied')).toMatchObject({ target: ids[1], reason: expect.stringContaining('FORCED past the open circuit breaker'), detail: { forced: true } });
+    expect(report.actions.find((a) => a.status === 'applied')).toMatchObject({
+      target: ids[1],
+      reason: expect.stringContaining('FORCED past the open circuit breaker'),
+      detail: { forced: true },
+    });
   });
 
   it('manual instanceIds naming a non-member: ValidationError naming it, nothing written', async () => {
     fleet();
     await expect(run(loadEvent('replace-unhealthy-instances/manual-instance-ids.json'))).rejects.toThrow(ValidationError);
-    await expect(run(loadEvent('replace-unhealthy-instances/manual-instance-ids.json'))).rejects.toThrow(/i-0123456789abcdef0 is not a member of Auto Scaling group registry/);
+    await expect(run(loadEvent('replace-unhealthy-instances/manual-instance-ids.json'))).rejects.toThrow(
+      /i-0123456789abcdef0 is not a member of Auto Scaling group registry/,
+    );
     expect(sim.writes).toEqual([]);
   });
 
@@ -192,7 +224,11 @@ describe('replace-unhealthy-instances handler', () => {
       const first = await run(loadEvent('schedule.json'));
       expect(first.actions.map((a) => `${a.type} ${a.status}`)).toEqual(['raise-desired applied']);
       expect(first.actions[0]?.detail).toMatchObject({ desiredFrom: 4, desiredTo: 5, path: 'launch-then-terminate', tag: REPLACING_TAG });
-      expect(mocks.asg).toHaveReceivedCommandWith(SetDesiredCapacityCommand, { AutoScalingGroupName: 'registry', DesiredCapacity: 5, HonorCooldown: false });
+      expect(mocks.asg).toHaveReceivedCommandWith(SetDesiredCapacityCommand, {
+        AutoScalingGroupName: 'registry',
+        DesiredCapacity: 5,
+        HonorCooldown: false,
+      });
       expect(sim.instance(broken).tags.get(REPLACING_TAG)).toMatch(/^\d{4}-\d\d-\d\dT\S+Z desired-before=4$/);
 
       for (const event of ['alarm-action.json', 'schedule.json']) {
@@ -204,7 +240,10 @@ describe('replace-unhealthy-instances handler', () => {
       sim.advance(2 * MIN); // the new instance boots and passes its first health check
       const last = await run(loadEvent('schedule.json'));
       expect(last.actions.map((a) => `${a.type} ${a.status}`)).toEqual(['terminate-replaced applied']);
-      expect(mocks.asg).toHaveReceivedCommandWith(TerminateInstanceInAutoScalingGroupCommand, { InstanceId: broken, ShouldDecrementDesiredCapacity: true });
+      expect(mocks.asg).toHaveReceivedCommandWith(TerminateInstanceInAutoScalingGroupCommand, {
+        InstanceId: broken,
+        ShouldDecrementDesiredCapacity: true,
+      });
       expect(sim.desired).toBe(4);
     });
 
@@ -225,13 +264,22 @@ describe('replace-unhealthy-instances handler', () => {
       mocks.asg.on(SetDesiredCapacityCommand).rejects(Object.assign(new Error('not authorized'), { name: 'AccessDenied' }));
       mocks.ec2.on(DeleteTagsCommand).rejects(Object.assign(new Error('not authorized'), { name: 'UnauthorizedOperation' }));
       const error = await run(loadEvent('schedule.json')).catch((e: unknown) => e);
-      expect((error as Error).message).toContain(`tag NOT removed (UnauthorizedOperation: not authorized): remove ${REPLACING_TAG} from ${broken} by hand`);
+      expect((error as Error).message).toContain(
+        `tag NOT removed (UnauthorizedOperation: not authorized): remove ${REPLACING_TAG} from ${broken} by hand`,
+      );
       expect(sim.instance(broken).tags.get(REPLACING_TAG)).toMatch(/ desired-before=4$/);
 
       sim.advance(10 * MIN);
       const next = await run(loadEvent('schedule.json'));
       expect(mocks.asg).not.toHaveReceivedCommand(TerminateInstanceInAutoScalingGroupCommand);
-      expect(next.actions).toMatchObject([{ type: 'replace-instance', target: broken, status: 'skipped', reason: expect.stringMatching(/^replacement-stalled: desired capacity 4 is not above 4, /) }]);
+      expect(next.actions).toMatchObject([
+        {
+          type: 'replace-instance',
+          target: broken,
+          status: 'skipped',
+          reason: expect.stringMatching(/^replacement-stalled: desired capacity 4 is not above 4, /),
+        },
+      ]);
       expect(next.details).toMatchObject({ stalled: [broken] });
       expect(sim.desired).toBe(4);
       expect(sim.instances.filter((i) => i.lifecycle === 'InService')).toHaveLength(4);
@@ -242,9 +290,15 @@ describe('replace-unhealthy-instances handler', () => {
       const broken = breakInstance(2);
       await run(loadEvent('schedule.json'));
       sim.advance(2 * MIN);
-      mocks.asg.on(TerminateInstanceInAutoScalingGroupCommand).rejects(Object.assign(new Error(`Instance Id not found - No instance(s) found with id ${broken}`), { name: 'ValidationError' }));
+      mocks.asg
+        .on(TerminateInstanceInAutoScalingGroupCommand)
+        .rejects(Object.assign(new Error(`Instance Id not found - No instance(s) found with id ${broken}`), { name: 'ValidationError' }));
       const report = await run(loadEvent('schedule.json'));
-      expect(report.actions[0]).toMatchObject({ type: 'terminate-replaced', status: 'skipped', reason: `${broken} is no longer there: nothing to do` });
+      expect(report.actions[0]).toMatchObject({
+        type: 'terminate-replaced',
+        status: 'skipped',
+        reason: `${broken} is no longer there: nothing to do`,
+      });
     });
   });
 });

@@ -36,7 +36,9 @@ function setup(options: Partial<SimOptions> = {}, env: Record<string, string> = 
     }
     expect(sim.now).toBe(start + totalMs + stepMs);
   };
-  const replacements = () => sim.writesOf('SetInstanceHealth').length + sim.writesOf('SetDesiredCapacity').filter((w) => (w.input.DesiredCapacity as number) > 4).length;
+  const replacements = () =>
+    sim.writesOf('SetInstanceHealth').length +
+    sim.writesOf('SetDesiredCapacity').filter((w) => (w.input.DesiredCapacity as number) > 4).length;
   return { sim, run, play, reports, replacements };
 }
 
@@ -49,7 +51,11 @@ describe('fleet simulation', () => {
     await play(40 * MIN, (t) => t === 90_000); // the alarm fires once, ~1 min after the failure
 
     expect(replacements()).toBe(1);
-    expect(sim.writesOf('SetInstanceHealth')[0]?.input).toEqual({ InstanceId: broken, HealthStatus: 'Unhealthy', ShouldRespectGracePeriod: false });
+    expect(sim.writesOf('SetInstanceHealth')[0]?.input).toEqual({
+      InstanceId: broken,
+      HealthStatus: 'Unhealthy',
+      ShouldRespectGracePeriod: false,
+    });
     expect(sim.terminated.map((x) => x.id)).toEqual([broken]);
     expect(sim.terminated.every((x) => !x.wasServing)).toBe(true);
     // Healthy capacity: the group never has fewer InService instances than desired, serving never below the 3 left after the failure.
@@ -104,7 +110,8 @@ describe('fleet simulation', () => {
     sim.desired = 5;
     const fresh = sim.launch();
     const t0 = fresh.launchedAt;
-    fresh.targetFault = (t) => (t >= t0 + 95_000 && t < t0 + 150_000) || (t >= t0 + 200_000 && t < t0 + 240_000) || (t >= t0 + 270_000 && t < t0 + 290_000);
+    fresh.targetFault = (t) =>
+      (t >= t0 + 95_000 && t < t0 + 150_000) || (t >= t0 + 200_000 && t < t0 + 240_000) || (t >= t0 + 270_000 && t < t0 + 290_000);
     await play(20 * MIN, (t) => t % 30_000 === 0 && t <= 5 * MIN);
 
     expect(replacements()).toBe(0);
@@ -126,7 +133,8 @@ describe('fleet simulation', () => {
     expect(inBurst).toHaveLength(10);
     expect(replacements()).toBe(1);
     expect(inBurst[0]?.actions.map((a) => `${a.type} ${a.status}`)).toEqual(['set-instance-health applied']);
-    for (const r of inBurst.slice(1)) expect(r.actions.every((a) => a.status === 'skipped' && a.reason.startsWith('in-flight: '))).toBe(true);
+    for (const r of inBurst.slice(1))
+      expect(r.actions.every((a) => a.status === 'skipped' && a.reason.startsWith('in-flight: '))).toBe(true);
     expect(sim.terminated.map((x) => x.id)).toEqual([broken]);
     expect(Math.min(...sim.samples.map((s) => s.inService - s.desired))).toBeGreaterThanOrEqual(0);
   });
@@ -152,7 +160,9 @@ describe('fleet simulation', () => {
 
     expect(replacements()).toBe(1);
     expect(sim.writesOf('SetDesiredCapacity').map((w) => w.input.DesiredCapacity)).toEqual([5]);
-    expect(sim.writesOf('TerminateInstanceInAutoScalingGroup').map((w) => w.input)).toEqual([{ InstanceId: broken, ShouldDecrementDesiredCapacity: true }]);
+    expect(sim.writesOf('TerminateInstanceInAutoScalingGroup').map((w) => w.input)).toEqual([
+      { InstanceId: broken, ShouldDecrementDesiredCapacity: true },
+    ]);
     expect(sim.terminated.map((x) => x.id)).toEqual([broken]);
     // Never fewer InService than the original desired 4, and the group ends at 4 serving.
     expect(Math.min(...sim.samples.map((s) => s.inService))).toBeGreaterThanOrEqual(4);
@@ -163,14 +173,19 @@ describe('fleet simulation', () => {
   });
 
   it('without a launch-before-terminate policy and MAX_REPLACEMENTS_PER_RUN=2: one replacement at a time, healthy capacity never below the original desired', async () => {
-    const { sim, play, reports } = setup({ size: 6, maintenancePolicy: undefined }, { UNHEALTHY_CONFIRM: '0', MAX_REPLACEMENTS_PER_RUN: '2' });
+    const { sim, play, reports } = setup(
+      { size: 6, maintenancePolicy: undefined },
+      { UNHEALTHY_CONFIRM: '0', MAX_REPLACEMENTS_PER_RUN: '2' },
+    );
     const broken = [sim.instances[1]!.id, sim.instances[4]!.id];
     for (const id of broken) sim.instance(id).targetFault = () => true;
     await play(60 * MIN);
 
     // Each raise is 6 → 7 and is followed by its terminate (7 → 6) before the next one starts.
     expect(sim.writesOf('SetDesiredCapacity').map((w) => w.input.DesiredCapacity)).toEqual([7, 7]);
-    expect(sim.writesOf('TerminateInstanceInAutoScalingGroup').map((w) => w.input)).toEqual(broken.map((InstanceId) => ({ InstanceId, ShouldDecrementDesiredCapacity: true })));
+    expect(sim.writesOf('TerminateInstanceInAutoScalingGroup').map((w) => w.input)).toEqual(
+      broken.map((InstanceId) => ({ InstanceId, ShouldDecrementDesiredCapacity: true })),
+    );
     expect(sim.terminated.map((x) => x.id)).toEqual(broken);
     // InService never below the original desired 6; serving never below the 4 healthy at the start; ends whole.
     expect(Math.min(...sim.samples.map((s) => s.inService))).toBeGreaterThanOrEqual(6);
@@ -180,7 +195,9 @@ describe('fleet simulation', () => {
     expect(sim.instances.every((i) => i.tags.size === 0)).toBe(true);
     const first = reports.find((r) => r.actions.some((a) => a.type === 'raise-desired'));
     expect(first?.actions.map((a) => `${a.type} ${a.status}`)).toEqual(['raise-desired applied', 'replace-instance skipped']);
-    expect(first?.actions[1]?.reason).toMatch(/^replacement-in-progress: one replacement at a time without a launch-before-terminate policy/);
+    expect(first?.actions[1]?.reason).toMatch(
+      /^replacement-in-progress: one replacement at a time without a launch-before-terminate policy/,
+    );
     const types = reports.flatMap((r) => r.actions.filter((a) => a.status === 'applied').map((a) => a.type));
     expect(types).toEqual(['raise-desired', 'terminate-replaced', 'raise-desired', 'terminate-replaced']);
   });
@@ -190,33 +207,37 @@ describe('fleet simulation: a bad image (issue 12 item 12)', () => {
   it.each([
     ['confirmed by the sweep', {}],
     ['confirmed by follow-ups', FOLLOW_UP_ENV],
-  ])('every new instance fails its health check (%s): at most REPLACEMENT_BUDGET replacements per window, then it pages', async (_name, env) => {
-    const { sim, play, reports } = setup({}, env);
-    const original = new Set(sim.instances.map((i) => i.id));
-    const broken = sim.instances[1]!.id;
-    sim.instance(broken).targetFault = () => true;
-    // The bad image: every instance launched from now on fails its health check once in service.
-    const launch = sim.launch.bind(sim);
-    sim.launch = () => {
-      const i = launch();
-      i.targetFault = () => true;
-      return i;
-    };
-    await play(3 * 60 * MIN);
+  ])(
+    'every new instance fails its health check (%s): at most REPLACEMENT_BUDGET replacements per window, then it pages',
+    async (_name, env) => {
+      const { sim, play, reports } = setup({}, env);
+      const original = new Set(sim.instances.map((i) => i.id));
+      const broken = sim.instances[1]!.id;
+      sim.instance(broken).targetFault = () => true;
+      // The bad image: every instance launched from now on fails its health check once in service.
+      const launch = sim.launch.bind(sim);
+      sim.launch = () => {
+        const i = launch();
+        i.targetFault = () => true;
+        return i;
+      };
+      await play(3 * 60 * MIN);
 
-    const starts = sim.writesOf('SetInstanceHealth').map((w) => w.t);
-    for (const t of starts) expect(starts.filter((s) => s > t - 60 * MIN && s <= t).length).toBeLessThanOrEqual(3);
-    expect(starts.length).toBeLessThanOrEqual(9);
-    expect(sim.instances.filter((i) => original.has(i.id))).toHaveLength(3);
-    const exhausted = reports.filter((r) => r.actions.some((a) => a.reason.startsWith('replacement-budget-exhausted: ')));
-    expect(exhausted.length).toBeGreaterThan(0);
-    expect(exhausted.every((r) => r.details?.budget !== undefined && (r.details.budget as { exhausted: boolean }).exhausted)).toBe(true);
-    expect(sim.schedules.size).toBeLessThanOrEqual(1); // at most the follow-up of the latest mark is pending
-  });
+      const starts = sim.writesOf('SetInstanceHealth').map((w) => w.t);
+      for (const t of starts) expect(starts.filter((s) => s > t - 60 * MIN && s <= t).length).toBeLessThanOrEqual(3);
+      expect(starts.length).toBeLessThanOrEqual(9);
+      expect(sim.instances.filter((i) => original.has(i.id))).toHaveLength(3);
+      const exhausted = reports.filter((r) => r.actions.some((a) => a.reason.startsWith('replacement-budget-exhausted: ')));
+      expect(exhausted.length).toBeGreaterThan(0);
+      expect(exhausted.every((r) => r.details?.budget !== undefined && (r.details.budget as { exhausted: boolean }).exhausted)).toBe(true);
+      expect(sim.schedules.size).toBeLessThanOrEqual(1); // at most the follow-up of the latest mark is pending
+    },
+  );
 });
 
 describe('fleet simulation: follow-ups (issue 18 item 1)', () => {
-  const applied = (reports: Report[], type: string) => reports.flatMap((r) => r.actions.filter((a) => a.type === type && a.status === 'applied'));
+  const applied = (reports: Report[], type: string) =>
+    reports.flatMap((r) => r.actions.filter((a) => a.type === type && a.status === 'applied'));
 
   it('the mark schedules one follow-up that replaces the instance when the window ends, not at the next tick, and is gone after', async () => {
     const { sim, play, reports, replacements } = setup({}, FOLLOW_UP_ENV);

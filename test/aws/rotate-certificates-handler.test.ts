@@ -63,7 +63,14 @@ function pendingStore(initial: Record<string, unknown> = {}) {
 const now = new Date('2026-11-23T03:00:00.000Z');
 const day = 86_400_000;
 const at = (days: number) => new Date(now.getTime() + days * day);
-const env = { AWS_REGION: 'us-east-1', LISTENER_ARN: LISTENER, DOMAIN_NAME: DOMAIN, HOSTED_ZONE_ID: 'Z0123456789ABCDEFGHIJ', HANDSHAKE_WAIT: '1s', FLEET_TAG_VALUE: 'registry-prod' };
+const env = {
+  AWS_REGION: 'us-east-1',
+  LISTENER_ARN: LISTENER,
+  DOMAIN_NAME: DOMAIN,
+  HOSTED_ZONE_ID: 'Z0123456789ABCDEFGHIJ',
+  HANDSHAKE_WAIT: '1s',
+  FLEET_TAG_VALUE: 'registry-prod',
+};
 const FLEET_TAGS = { 'registry-fleet': 'registry-prod' };
 const RECORD = { Name: `_abc.${DOMAIN}.`, Type: 'CNAME' as const, Value: '_def.acm-validations.aws.' };
 
@@ -86,23 +93,45 @@ function detail(arn: string, over: Partial<CertificateDetail> = {}): Certificate
 
 function listener(defaultArn: string, sni: string[] = [], protocol: 'HTTPS' | 'HTTP' = 'HTTPS'): void {
   elbv2.on(DescribeListenersCommand).resolves({
-    Listeners: [{ ListenerArn: LISTENER, LoadBalancerArn: LB, Protocol: protocol, Port: protocol === 'HTTPS' ? 443 : 80, Certificates: protocol === 'HTTPS' ? [{ CertificateArn: defaultArn }] : [] }],
+    Listeners: [
+      {
+        ListenerArn: LISTENER,
+        LoadBalancerArn: LB,
+        Protocol: protocol,
+        Port: protocol === 'HTTPS' ? 443 : 80,
+        Certificates: protocol === 'HTTPS' ? [{ CertificateArn: defaultArn }] : [],
+      },
+    ],
   });
   elbv2.on(DescribeListenerCertificatesCommand).resolves({
     Certificates: [{ CertificateArn: defaultArn, IsDefault: true }, ...sni.map((a) => ({ CertificateArn: a, IsDefault: false }))],
   });
-  elbv2.on(DescribeLoadBalancersCommand).resolves({ LoadBalancers: [{ LoadBalancerArn: LB, DNSName: 'reg-123.us-east-1.elb.amazonaws.com' }] });
+  elbv2
+    .on(DescribeLoadBalancersCommand)
+    .resolves({ LoadBalancers: [{ LoadBalancerArn: LB, DNSName: 'reg-123.us-east-1.elb.amazonaws.com' }] });
 }
 
 function certificates(list: { detail: CertificateDetail; tags?: Record<string, string> }[]): void {
-  acm.on(ListCertificatesCommand).resolves({ CertificateSummaryList: list.map((c) => ({ CertificateArn: c.detail.CertificateArn, DomainName: c.detail.DomainName })) });
+  acm
+    .on(ListCertificatesCommand)
+    .resolves({ CertificateSummaryList: list.map((c) => ({ CertificateArn: c.detail.CertificateArn, DomainName: c.detail.DomainName })) });
   for (const c of list) {
     acm.on(DescribeCertificateCommand, { CertificateArn: c.detail.CertificateArn }).resolves({ Certificate: c.detail });
-    acm.on(ListTagsForCertificateCommand, { CertificateArn: c.detail.CertificateArn }).resolves({ Tags: Object.entries(c.tags ?? {}).map(([Key, Value]) => ({ Key, Value })) });
+    acm
+      .on(ListTagsForCertificateCommand, { CertificateArn: c.detail.CertificateArn })
+      .resolves({ Tags: Object.entries(c.tags ?? {}).map(([Key, Value]) => ({ Key, Value })) });
   }
 }
 
-const serving = (serial: string, notAfter = at(20)): Served => ({ ok: true, host: 'h', port: 443, serial, notBefore: at(-300).toISOString(), notAfter: notAfter.toISOString(), names: [DOMAIN] });
+const serving = (serial: string, notAfter = at(20)): Served => ({
+  ok: true,
+  host: 'h',
+  port: 443,
+  serial,
+  notBefore: at(-300).toISOString(),
+  notAfter: notAfter.toISOString(),
+  names: [DOMAIN],
+});
 
 function run(event: unknown, deps: JobDeps, extraEnv: Record<string, string> = {}) {
   const config = loadRotateCertificatesConfig({ ...env, ...extraEnv });
@@ -110,7 +139,11 @@ function run(event: unknown, deps: JobDeps, extraEnv: Record<string, string> = {
 }
 
 /** A run expected to fail: the error it throws and the report it logged first. */
-async function failingRun(event: unknown, deps: JobDeps, extraEnv: Record<string, string> = {}): Promise<{ error: unknown; report: Report }> {
+async function failingRun(
+  event: unknown,
+  deps: JobDeps,
+  extraEnv: Record<string, string> = {},
+): Promise<{ error: unknown; report: Report }> {
   const info = vi.spyOn(logger, 'info');
   const error = await run(event, deps, extraEnv).catch((e: unknown) => e);
   const report = (info.mock.calls.find(([m]) => m === 'job report')?.[1] as { report: Report }).report;
@@ -118,10 +151,23 @@ async function failingRun(event: unknown, deps: JobDeps, extraEnv: Record<string
   return { error, report };
 }
 
-const WRITES = [ModifyListenerCommand, AddListenerCertificatesCommand, RemoveListenerCertificatesCommand, RequestCertificateCommand, DeleteCertificateCommand, ImportCertificateCommand, AddTagsToCertificateCommand, ChangeResourceRecordSetsCommand] as const;
+const WRITES = [
+  ModifyListenerCommand,
+  AddListenerCertificatesCommand,
+  RemoveListenerCertificatesCommand,
+  RequestCertificateCommand,
+  DeleteCertificateCommand,
+  ImportCertificateCommand,
+  AddTagsToCertificateCommand,
+  ChangeResourceRecordSetsCommand,
+] as const;
 function expectNoWrites(): void {
   for (const command of WRITES) {
-    expect(elbv2.commandCalls(command as never).length + acm.commandCalls(command as never).length + route53.commandCalls(command as never).length).toBe(0);
+    expect(
+      elbv2.commandCalls(command as never).length +
+        acm.commandCalls(command as never).length +
+        route53.commandCalls(command as never).length,
+    ).toBe(0);
   }
 }
 
@@ -145,16 +191,32 @@ describe('rotate-certificates (acm) with mocked AWS', () => {
     certificates([{ detail: detail(OLD, { NotAfter: at(90) }) }]);
     const handshake = vi.fn<Handshake>(async () => serving('a01', at(90)));
     const report = await run(loadEvent('schedule.json'), { handshake });
-    expect(handshake).toHaveBeenCalledWith({ host: 'reg-123.us-east-1.elb.amazonaws.com', port: 443, servername: DOMAIN, timeoutMs: 10_000 }, expect.anything());
+    expect(handshake).toHaveBeenCalledWith(
+      { host: 'reg-123.us-east-1.elb.amazonaws.com', port: 443, servername: DOMAIN, timeoutMs: 10_000 },
+      expect.anything(),
+    );
     expect(report.actions).toEqual([]);
     expect(report.details).toMatchObject({ step: 'healthy', daysLeft: 90, servedMatchesListenerDefault: true });
-    expect(report.observed).toMatchObject({ certificates: [{ arn: OLD, role: 'default', daysLeft: 90, serial: 'a01' }], served: { ok: true, serial: 'a01' } });
+    expect(report.observed).toMatchObject({
+      certificates: [{ arn: OLD, role: 'default', daysLeft: 90, serial: 'a01' }],
+      served: { ok: true, serial: 'a01' },
+    });
     expectNoWrites();
   });
 
   it('inside the window, renewal pending validation: restores the records and requests a replacement tagged rotation-of + fleet, with an idempotency token', async () => {
     listener(OLD);
-    certificates([{ detail: detail(OLD, { RenewalSummary: { RenewalStatus: 'PENDING_VALIDATION', UpdatedAt: now, DomainValidationOptions: [{ DomainName: DOMAIN, ResourceRecord: RECORD }] } }) }]);
+    certificates([
+      {
+        detail: detail(OLD, {
+          RenewalSummary: {
+            RenewalStatus: 'PENDING_VALIDATION',
+            UpdatedAt: now,
+            DomainValidationOptions: [{ DomainName: DOMAIN, ResourceRecord: RECORD }],
+          },
+        }),
+      },
+    ]);
     acm.on(RequestCertificateCommand).resolves({ CertificateArn: NEW });
     acm.on(DescribeCertificateCommand, { CertificateArn: NEW }).resolves({ Certificate: detail(NEW, { Status: 'PENDING_VALIDATION' }) });
     const report = await run(expiring(OLD), { handshake: async () => serving('a01') });
@@ -172,10 +234,20 @@ describe('rotate-certificates (acm) with mocked AWS', () => {
     expect(route53).toHaveReceivedCommandTimes(ChangeResourceRecordSetsCommand, 2);
     expect(route53).toHaveReceivedCommandWith(ChangeResourceRecordSetsCommand, {
       HostedZoneId: 'Z0123456789ABCDEFGHIJ',
-      ChangeBatch: expect.objectContaining({ Changes: [{ Action: 'UPSERT', ResourceRecordSet: { Name: RECORD.Name, Type: 'CNAME', TTL: 300, ResourceRecords: [{ Value: RECORD.Value }] } }] }),
+      ChangeBatch: expect.objectContaining({
+        Changes: [
+          {
+            Action: 'UPSERT',
+            ResourceRecordSet: { Name: RECORD.Name, Type: 'CNAME', TTL: 300, ResourceRecords: [{ Value: RECORD.Value }] },
+          },
+        ],
+      }),
     });
     expect(report.trigger).toMatchObject({ kind: 'certificate-expiry' });
-    expect(report.actions.map((a) => [a.type, a.status])).toEqual([['restore-validation-records', 'applied'], ['request-certificate', 'applied']]);
+    expect(report.actions.map((a) => [a.type, a.status])).toEqual([
+      ['restore-validation-records', 'applied'],
+      ['request-certificate', 'applied'],
+    ]);
     expect(report.actions[1]?.detail).toMatchObject({ certificateArn: NEW, validationRecords: [RECORD.Name] });
     expect(elbv2).not.toHaveReceivedCommand(ModifyListenerCommand);
   });
@@ -183,24 +255,60 @@ describe('rotate-certificates (acm) with mocked AWS', () => {
   it('without HOSTED_ZONE_ID: no Route 53 call; the records to create by hand are reported; the replacement is still requested', async () => {
     const { HOSTED_ZONE_ID: _zone, ...noZoneEnv } = env;
     const runNoZone = (deps: JobDeps) =>
-      runJob(createRotateCertificatesJob({ pollMs: 10, ...deps }), loadRotateCertificatesConfig(noZoneEnv), loadEvent('schedule.json'), {}, { clock: () => now });
+      runJob(
+        createRotateCertificatesJob({ pollMs: 10, ...deps }),
+        loadRotateCertificatesConfig(noZoneEnv),
+        loadEvent('schedule.json'),
+        {},
+        { clock: () => now },
+      );
     const byHand = `no HOSTED_ZONE_ID: create these DNS records by hand: ${RECORD.Name} CNAME ${RECORD.Value}`;
 
     listener(OLD);
-    certificates([{ detail: detail(OLD, { RenewalSummary: { RenewalStatus: 'PENDING_VALIDATION', UpdatedAt: now, DomainValidationOptions: [{ DomainName: DOMAIN, ResourceRecord: RECORD }] } }) }]);
+    certificates([
+      {
+        detail: detail(OLD, {
+          RenewalSummary: {
+            RenewalStatus: 'PENDING_VALIDATION',
+            UpdatedAt: now,
+            DomainValidationOptions: [{ DomainName: DOMAIN, ResourceRecord: RECORD }],
+          },
+        }),
+      },
+    ]);
     acm.on(RequestCertificateCommand).resolves({ CertificateArn: NEW });
     acm.on(DescribeCertificateCommand, { CertificateArn: NEW }).resolves({ Certificate: detail(NEW, { Status: 'PENDING_VALIDATION' }) });
     const first = await runNoZone({ handshake: async () => serving('a01') });
-    expect(first.actions.map((a) => [a.type, a.status]).sort()).toEqual([['request-certificate', 'applied'], ['restore-validation-records', 'skipped']]);
+    expect(first.actions.map((a) => [a.type, a.status]).sort()).toEqual([
+      ['request-certificate', 'applied'],
+      ['restore-validation-records', 'skipped'],
+    ]);
     expect(first.actions.find((a) => a.type === 'restore-validation-records')?.reason).toContain(byHand);
-    expect(first.actions.find((a) => a.type === 'request-certificate')?.detail).toMatchObject({ certificateArn: NEW, validationRecords: [RECORD.Name], note: byHand });
+    expect(first.actions.find((a) => a.type === 'request-certificate')?.detail).toMatchObject({
+      certificateArn: NEW,
+      validationRecords: [RECORD.Name],
+      note: byHand,
+    });
     expect(acm).toHaveReceivedCommandWith(RequestCertificateCommand, { DomainName: DOMAIN, ValidationMethod: 'DNS' });
 
     // Next run: the replacement is pending validation; its records are reported again, still nothing sent to Route 53.
-    certificates([{ detail: detail(OLD) }, { detail: detail(NEW, { Status: 'PENDING_VALIDATION', NotBefore: undefined, NotAfter: undefined }), tags: { [TAG_ROTATION_OF]: OLD, ...FLEET_TAGS } }]);
+    certificates([
+      { detail: detail(OLD) },
+      {
+        detail: detail(NEW, { Status: 'PENDING_VALIDATION', NotBefore: undefined, NotAfter: undefined }),
+        tags: { [TAG_ROTATION_OF]: OLD, ...FLEET_TAGS },
+      },
+    ]);
     const second = await runNoZone({ handshake: async () => serving('a01') });
     expect(second.details).toMatchObject({ step: 'waiting' });
-    expect(second.actions).toEqual([expect.objectContaining({ type: 'create-validation-records', target: NEW, status: 'skipped', reason: `${byHand} (replacement is pending validation)` })]);
+    expect(second.actions).toEqual([
+      expect.objectContaining({
+        type: 'create-validation-records',
+        target: NEW,
+        status: 'skipped',
+        reason: `${byHand} (replacement is pending validation)`,
+      }),
+    ]);
 
     expect(route53.calls()).toHaveLength(0);
   });
@@ -208,50 +316,73 @@ describe('rotate-certificates (acm) with mocked AWS', () => {
   it.each([
     ['with HOSTED_ZONE_ID: every record upserted once', true],
     ['without HOSTED_ZONE_ID: every record listed', false],
-  ])('a certificate with other names: the replacement asks for all of them and the key algorithm, and waits for every validation record (%s)', async (_, zone) => {
-    const names = ['mirror.example.com', DOMAIN, 'example.com', '*.example.com'];
-    const rec = (name: string) => ({ Name: `_v.${name}.`, Type: 'CNAME' as const, Value: `_w.${name}.acm-validations.aws.` });
-    const options = names.map((n) => ({ DomainName: n, ValidationMethod: 'DNS' as const, ResourceRecord: rec(n.replace(/^\*\./, '')) }));
-    listener(OLD);
-    certificates([{ detail: detail(OLD, { SubjectAlternativeNames: names, KeyAlgorithm: 'EC_prime256v1' }) }]);
-    acm.on(RequestCertificateCommand).resolves({ CertificateArn: NEW });
-    acm
-      .on(DescribeCertificateCommand, { CertificateArn: NEW })
-      // ACM publishes the records one by one: the first answer lacks the mirror's.
-      .resolvesOnce({ Certificate: detail(NEW, { Status: 'PENDING_VALIDATION', DomainValidationOptions: options.map((o, i) => (i === 0 ? { ...o, ResourceRecord: undefined } : o)) }) })
-      .resolves({ Certificate: detail(NEW, { Status: 'PENDING_VALIDATION', DomainValidationOptions: options }) });
-    const { HOSTED_ZONE_ID: _zone, ...noZoneEnv } = env;
-    const config = loadRotateCertificatesConfig(zone ? env : noZoneEnv);
-    const report = await runJob(createRotateCertificatesJob({ pollMs: 10, handshake: async () => serving('a01') }), config, loadEvent('schedule.json'), {}, { clock: () => now });
+  ])(
+    'a certificate with other names: the replacement asks for all of them and the key algorithm, and waits for every validation record (%s)',
+    async (_, zone) => {
+      const names = ['mirror.example.com', DOMAIN, 'example.com', '*.example.com'];
+      const rec = (name: string) => ({ Name: `_v.${name}.`, Type: 'CNAME' as const, Value: `_w.${name}.acm-validations.aws.` });
+      const options = names.map((n) => ({ DomainName: n, ValidationMethod: 'DNS' as const, ResourceRecord: rec(n.replace(/^\*\./, '')) }));
+      listener(OLD);
+      certificates([{ detail: detail(OLD, { SubjectAlternativeNames: names, KeyAlgorithm: 'EC_prime256v1' }) }]);
+      acm.on(RequestCertificateCommand).resolves({ CertificateArn: NEW });
+      acm
+        .on(DescribeCertificateCommand, { CertificateArn: NEW })
+        // ACM publishes the records one by one: the first answer lacks the mirror's.
+        .resolvesOnce({
+          Certificate: detail(NEW, {
+            Status: 'PENDING_VALIDATION',
+            DomainValidationOptions: options.map((o, i) => (i === 0 ? { ...o, ResourceRecord: undefined } : o)),
+          }),
+        })
+        .resolves({ Certificate: detail(NEW, { Status: 'PENDING_VALIDATION', DomainValidationOptions: options }) });
+      const { HOSTED_ZONE_ID: _zone, ...noZoneEnv } = env;
+      const config = loadRotateCertificatesConfig(zone ? env : noZoneEnv);
+      const report = await runJob(
+        createRotateCertificatesJob({ pollMs: 10, handshake: async () => serving('a01') }),
+        config,
+        loadEvent('schedule.json'),
+        {},
+        { clock: () => now },
+      );
 
-    expect(acm).toHaveReceivedCommandWith(RequestCertificateCommand, {
-      DomainName: DOMAIN,
-      SubjectAlternativeNames: [DOMAIN, 'mirror.example.com', 'example.com', '*.example.com'],
-      KeyAlgorithm: 'EC_prime256v1',
-      ValidationMethod: 'DNS',
-    });
-    const expected = [rec('mirror.example.com'), rec(DOMAIN), rec('example.com')]; // example.com and its wildcard share one
-    expect(report.actions.map((a) => [a.type, a.status])).toEqual([['request-certificate', 'applied']]);
-    expect(report.actions[0]?.detail).toMatchObject({ certificateArn: NEW, validationRecords: expected.map((r) => r.Name) });
-    if (zone) {
-      expect(route53).toHaveReceivedCommandTimes(ChangeResourceRecordSetsCommand, 1);
-      expect(route53).toHaveReceivedCommandWith(ChangeResourceRecordSetsCommand, {
-        ChangeBatch: expect.objectContaining({
-          Changes: expected.map((r) => ({ Action: 'UPSERT', ResourceRecordSet: { Name: r.Name, Type: 'CNAME', TTL: 300, ResourceRecords: [{ Value: r.Value }] } })),
-        }),
+      expect(acm).toHaveReceivedCommandWith(RequestCertificateCommand, {
+        DomainName: DOMAIN,
+        SubjectAlternativeNames: [DOMAIN, 'mirror.example.com', 'example.com', '*.example.com'],
+        KeyAlgorithm: 'EC_prime256v1',
+        ValidationMethod: 'DNS',
       });
-    } else {
-      expect(route53.calls()).toHaveLength(0);
-      expect(report.actions[0]?.detail?.note).toBe(`no HOSTED_ZONE_ID: create these DNS records by hand: ${expected.map((r) => `${r.Name} CNAME ${r.Value}`).join(', ')}`);
-    }
-  }, 10_000);
+      const expected = [rec('mirror.example.com'), rec(DOMAIN), rec('example.com')]; // example.com and its wildcard share one
+      expect(report.actions.map((a) => [a.type, a.status])).toEqual([['request-certificate', 'applied']]);
+      expect(report.actions[0]?.detail).toMatchObject({ certificateArn: NEW, validationRecords: expected.map((r) => r.Name) });
+      if (zone) {
+        expect(route53).toHaveReceivedCommandTimes(ChangeResourceRecordSetsCommand, 1);
+        expect(route53).toHaveReceivedCommandWith(ChangeResourceRecordSetsCommand, {
+          ChangeBatch: expect.objectContaining({
+            Changes: expected.map((r) => ({
+              Action: 'UPSERT',
+              ResourceRecordSet: { Name: r.Name, Type: 'CNAME', TTL: 300, ResourceRecords: [{ Value: r.Value }] },
+            })),
+          }),
+        });
+      } else {
+        expect(route53.calls()).toHaveLength(0);
+        expect(report.actions[0]?.detail?.note).toBe(
+          `no HOSTED_ZONE_ID: create these DNS records by hand: ${expected.map((r) => `${r.Name} CNAME ${r.Value}`).join(', ')}`,
+        );
+      }
+    },
+    10_000,
+  );
 
   it('dry run: plans the same, writes nothing', async () => {
     listener(OLD);
     certificates([{ detail: detail(OLD) }, { detail: detail(NEW), tags: { [TAG_ROTATION_OF]: OLD } }]);
     const report = await run({ dryRun: true }, { handshake: async () => serving('a01') });
     expect(report.dryRun).toBe(true);
-    expect(report.actions.map((a) => [a.type, a.status])).toEqual([['swap-listener-certificate', 'planned'], ['verify-handshake', 'planned']]);
+    expect(report.actions.map((a) => [a.type, a.status])).toEqual([
+      ['swap-listener-certificate', 'planned'],
+      ['verify-handshake', 'planned'],
+    ]);
     expectNoWrites();
   });
 
@@ -266,10 +397,19 @@ describe('rotate-certificates (acm) with mocked AWS', () => {
     elbv2.on(AddListenerCertificatesCommand).resolves({});
     const report = await run(loadEvent('schedule.json'), { handshake: async () => (swapped ? serving('b02', at(395)) : serving('a01')) });
 
-    expect(elbv2).toHaveReceivedNthCommandWith(ModifyListenerCommand, 1, { ListenerArn: LISTENER, Certificates: [{ CertificateArn: NEW }] });
-    expect(elbv2).toHaveReceivedCommandWith(AddListenerCertificatesCommand, { ListenerArn: LISTENER, Certificates: [{ CertificateArn: OLD }] });
+    expect(elbv2).toHaveReceivedNthCommandWith(ModifyListenerCommand, 1, {
+      ListenerArn: LISTENER,
+      Certificates: [{ CertificateArn: NEW }],
+    });
+    expect(elbv2).toHaveReceivedCommandWith(AddListenerCertificatesCommand, {
+      ListenerArn: LISTENER,
+      Certificates: [{ CertificateArn: OLD }],
+    });
     expect(elbv2).toHaveReceivedCommandTimes(ModifyListenerCommand, 1);
-    expect(report.actions.map((a) => [a.type, a.status])).toEqual([['swap-listener-certificate', 'applied'], ['verify-handshake', 'applied']]);
+    expect(report.actions.map((a) => [a.type, a.status])).toEqual([
+      ['swap-listener-certificate', 'applied'],
+      ['verify-handshake', 'applied'],
+    ]);
     expect(report.actions[1]?.detail).toMatchObject({ serial: 'b02' });
     expect(acm).not.toHaveReceivedCommand(DeleteCertificateCommand);
   });
@@ -284,14 +424,26 @@ describe('rotate-certificates (acm) with mocked AWS', () => {
 
     expect(error).toBeInstanceOf(JobFailedError);
     expect((error as Error).message).toContain(`rolled back to ${OLD}`);
-    expect(elbv2).toHaveReceivedNthCommandWith(ModifyListenerCommand, 1, { ListenerArn: LISTENER, Certificates: [{ CertificateArn: NEW }] });
-    expect(elbv2).toHaveReceivedNthCommandWith(ModifyListenerCommand, 2, { ListenerArn: LISTENER, Certificates: [{ CertificateArn: OLD }] });
-    expect(acm).toHaveReceivedCommandWith(AddTagsToCertificateCommand, { CertificateArn: NEW, Tags: [{ Key: TAG_ROLLED_BACK_AT, Value: expect.any(String) }] });
+    expect(elbv2).toHaveReceivedNthCommandWith(ModifyListenerCommand, 1, {
+      ListenerArn: LISTENER,
+      Certificates: [{ CertificateArn: NEW }],
+    });
+    expect(elbv2).toHaveReceivedNthCommandWith(ModifyListenerCommand, 2, {
+      ListenerArn: LISTENER,
+      Certificates: [{ CertificateArn: OLD }],
+    });
+    expect(acm).toHaveReceivedCommandWith(AddTagsToCertificateCommand, {
+      CertificateArn: NEW,
+      Tags: [{ Key: TAG_ROLLED_BACK_AT, Value: expect.any(String) }],
+    });
   });
 
   it('a later run sees the rollback tag and neither swaps nor requests again, but fails while the certificate is inside RENEW_BEFORE', async () => {
     listener(OLD, [OLD]);
-    certificates([{ detail: detail(OLD) }, { detail: detail(NEW), tags: { [TAG_ROTATION_OF]: OLD, [TAG_ROLLED_BACK_AT]: at(-1).toISOString() } }]);
+    certificates([
+      { detail: detail(OLD) },
+      { detail: detail(NEW), tags: { [TAG_ROTATION_OF]: OLD, [TAG_ROLLED_BACK_AT]: at(-1).toISOString() } },
+    ]);
     const { error, report } = await failingRun(loadEvent('schedule.json'), { handshake: async () => serving('a01') });
     expect(error).toBeInstanceOf(JobFailedError);
     expect((error as Error).message).toContain(`rotation-blocked ${NEW}`);
@@ -300,14 +452,19 @@ describe('rotate-certificates (acm) with mocked AWS', () => {
       expect.objectContaining({
         type: 'rotation-blocked',
         target: NEW,
-        reason: expect.stringMatching(/\(20 days left\), but the swap to .* was rolled back at .*invoke with \{"force": true\} to retry the swap/),
+        reason: expect.stringMatching(
+          /\(20 days left\), but the swap to .* was rolled back at .*invoke with \{"force": true\} to retry the swap/,
+        ),
       }),
     ]);
     expect(report.actions).toEqual([expect.objectContaining({ type: 'wait', target: NEW, status: 'skipped' })]);
     expectNoWrites();
 
     // Outside the window: the same state is reported, and the run succeeds.
-    certificates([{ detail: detail(OLD, { NotAfter: at(90) }) }, { detail: detail(NEW), tags: { [TAG_ROTATION_OF]: OLD, [TAG_ROLLED_BACK_AT]: at(-1).toISOString() } }]);
+    certificates([
+      { detail: detail(OLD, { NotAfter: at(90) }) },
+      { detail: detail(NEW), tags: { [TAG_ROTATION_OF]: OLD, [TAG_ROLLED_BACK_AT]: at(-1).toISOString() } },
+    ]);
     const later = await run(loadEvent('schedule.json'), { handshake: async () => serving('a01', at(90)) });
     expect(later.details).toMatchObject({ step: 'healthy' });
     expect(later.actions).toEqual([expect.objectContaining({ type: 'wait', target: NEW, status: 'skipped' })]);
@@ -316,13 +473,22 @@ describe('rotate-certificates (acm) with mocked AWS', () => {
 
   it('after a good swap: removes the old (fleet-tagged) certificate from the listener and deletes it', async () => {
     listener(NEW, [OLD]);
-    certificates([{ detail: detail(NEW), tags: { [TAG_ROTATION_OF]: OLD, ...FLEET_TAGS } }, { detail: detail(OLD), tags: FLEET_TAGS }]);
+    certificates([
+      { detail: detail(NEW), tags: { [TAG_ROTATION_OF]: OLD, ...FLEET_TAGS } },
+      { detail: detail(OLD), tags: FLEET_TAGS },
+    ]);
     elbv2.on(RemoveListenerCertificatesCommand).resolves({});
     acm.on(DeleteCertificateCommand).resolves({});
     const report = await run(loadEvent('schedule.json'), { handshake: async () => serving('b02', at(395)) });
-    expect(elbv2).toHaveReceivedCommandWith(RemoveListenerCertificatesCommand, { ListenerArn: LISTENER, Certificates: [{ CertificateArn: OLD }] });
+    expect(elbv2).toHaveReceivedCommandWith(RemoveListenerCertificatesCommand, {
+      ListenerArn: LISTENER,
+      Certificates: [{ CertificateArn: OLD }],
+    });
     expect(acm).toHaveReceivedCommandWith(DeleteCertificateCommand, { CertificateArn: OLD });
-    expect(report.actions.map((a) => [a.type, a.status])).toEqual([['remove-listener-certificate', 'applied'], ['delete-certificate', 'applied']]);
+    expect(report.actions.map((a) => [a.type, a.status])).toEqual([
+      ['remove-listener-certificate', 'applied'],
+      ['delete-certificate', 'applied'],
+    ]);
   });
 
   it('after a good swap from a certificate the fleet did not create: off the listener, never deleted, the run succeeds', async () => {
@@ -330,7 +496,10 @@ describe('rotate-certificates (acm) with mocked AWS', () => {
     certificates([{ detail: detail(NEW), tags: { [TAG_ROTATION_OF]: OLD, ...FLEET_TAGS } }, { detail: detail(OLD, { Type: 'IMPORTED' }) }]);
     elbv2.on(RemoveListenerCertificatesCommand).resolves({});
     const report = await run(loadEvent('schedule.json'), { handshake: async () => serving('b02', at(395)) });
-    expect(elbv2).toHaveReceivedCommandWith(RemoveListenerCertificatesCommand, { ListenerArn: LISTENER, Certificates: [{ CertificateArn: OLD }] });
+    expect(elbv2).toHaveReceivedCommandWith(RemoveListenerCertificatesCommand, {
+      ListenerArn: LISTENER,
+      Certificates: [{ CertificateArn: OLD }],
+    });
     expect(acm).not.toHaveReceivedCommand(DeleteCertificateCommand);
     expect(report.actions).toEqual([
       expect.objectContaining({ type: 'remove-listener-certificate', status: 'applied' }),
@@ -345,11 +514,17 @@ describe('rotate-certificates (acm) with mocked AWS', () => {
 
   it('delete refused by ACM as in use: skipped, the next run retries (the old one is found through the tag)', async () => {
     listener(NEW, [OLD]);
-    certificates([{ detail: detail(NEW), tags: { [TAG_ROTATION_OF]: OLD } }, { detail: detail(OLD), tags: FLEET_TAGS }]);
+    certificates([
+      { detail: detail(NEW), tags: { [TAG_ROTATION_OF]: OLD } },
+      { detail: detail(OLD), tags: FLEET_TAGS },
+    ]);
     elbv2.on(RemoveListenerCertificatesCommand).resolves({});
     acm.on(DeleteCertificateCommand).rejects(Object.assign(new Error('in use'), { name: 'ResourceInUseException' }));
     const first = await run(loadEvent('schedule.json'), { handshake: async () => serving('b02', at(395)) });
-    expect(first.actions.map((a) => [a.type, a.status])).toEqual([['remove-listener-certificate', 'applied'], ['delete-certificate', 'skipped']]);
+    expect(first.actions.map((a) => [a.type, a.status])).toEqual([
+      ['remove-listener-certificate', 'applied'],
+      ['delete-certificate', 'skipped'],
+    ]);
 
     listener(NEW);
     acm.on(DeleteCertificateCommand).resolves({});
@@ -368,7 +543,10 @@ describe('rotate-certificates (acm) with mocked AWS', () => {
     expect(report.actions.map((a) => [a.type, a.status])).toEqual([['rollback-listener-certificate', 'failed']]);
     expect(report.actions[0]?.error).toBe(`rolled back to ${OLD} because the handshake showed serial a01, not b02 of ${NEW}`);
     expect(elbv2).toHaveReceivedCommandWith(ModifyListenerCommand, { ListenerArn: LISTENER, Certificates: [{ CertificateArn: OLD }] });
-    expect(acm).toHaveReceivedCommandWith(AddTagsToCertificateCommand, { CertificateArn: NEW, Tags: [{ Key: TAG_ROLLED_BACK_AT, Value: expect.any(String) }] });
+    expect(acm).toHaveReceivedCommandWith(AddTagsToCertificateCommand, {
+      CertificateArn: NEW,
+      Tags: [{ Key: TAG_ROLLED_BACK_AT, Value: expect.any(String) }],
+    });
     expect(elbv2).not.toHaveReceivedCommand(RemoveListenerCertificatesCommand);
     expect(acm).not.toHaveReceivedCommand(DeleteCertificateCommand);
   });
@@ -378,7 +556,9 @@ describe('rotate-certificates (acm) with mocked AWS', () => {
     const handshake = vi.fn<Handshake>();
     const error = await run({ force: true }, { handshake }).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(ValidationError);
-    expect((error as Error).message).toBe(`LISTENER_ARN ${LISTENER} is a HTTP listener on port 80: rotate-certificates manages the certificate of an HTTPS listener`);
+    expect((error as Error).message).toBe(
+      `LISTENER_ARN ${LISTENER} is a HTTP listener on port 80: rotate-certificates manages the certificate of an HTTPS listener`,
+    );
     expect(handshake).not.toHaveBeenCalled();
     expectNoWrites();
   });
@@ -418,19 +598,30 @@ describe('rotate-certificates (acme) with mocked AWS', () => {
     }
     logger.setLogLevel('DEBUG');
 
-    const report = await run(loadEvent('schedule.json'), {
-      handshake: async () => (imported ? serving(serial, at(90)) : serving('a01')),
-      issue: async (order) => {
-        expect(order).toMatchObject({ domainName: DOMAIN, hostedZoneId: 'Z0123456789ABCDEFGHIJ', settings: { accountSecretArn: SECRET } });
-        return { certificatePem: issued.certPem, chainPem: '', privateKeyPem: issued.keyPem };
+    const report = await run(
+      loadEvent('schedule.json'),
+      {
+        handshake: async () => (imported ? serving(serial, at(90)) : serving('a01')),
+        issue: async (order) => {
+          expect(order).toMatchObject({
+            domainName: DOMAIN,
+            hostedZoneId: 'Z0123456789ABCDEFGHIJ',
+            settings: { accountSecretArn: SECRET },
+          });
+          return { certificatePem: issued.certPem, chainPem: '', privateKeyPem: issued.keyPem };
+        },
       },
-    }, acmeEnv);
+      acmeEnv,
+    );
 
     const call = acm.commandCalls(ImportCertificateCommand)[0]?.args[0].input;
     expect(call?.CertificateArn).toBe(OLD);
     expect(new TextDecoder().decode(call?.Certificate)).toBe(issued.certPem);
     expect(new TextDecoder().decode(call?.PrivateKey)).toBe(issued.keyPem);
-    expect(report.actions.map((a) => [a.type, a.status])).toEqual([['renew-acme-certificate', 'applied'], ['verify-handshake', 'applied']]);
+    expect(report.actions.map((a) => [a.type, a.status])).toEqual([
+      ['renew-acme-certificate', 'applied'],
+      ['verify-handshake', 'applied'],
+    ]);
     expect(report.actions[0]?.detail).toMatchObject({ serial });
     expect(elbv2).not.toHaveReceivedCommand(ModifyListenerCommand);
     expect(acm).not.toHaveReceivedCommand(AddTagsToCertificateCommand); // it had no fleet tag: none is added
@@ -445,26 +636,43 @@ describe('rotate-certificates (acme) with mocked AWS', () => {
     const issued = makeCertificate({ cn: DOMAIN, days: 90 });
     const serial = normaliseSerial(new X509Certificate(issued.certPem).serialNumber);
     listener(OLD);
-    certificates([{ detail: detail(OLD, { Type: 'IMPORTED', DomainValidationOptions: undefined }), tags: { ...FLEET_TAGS, owner: 'ops' } }]);
+    certificates([
+      { detail: detail(OLD, { Type: 'IMPORTED', DomainValidationOptions: undefined }), tags: { ...FLEET_TAGS, owner: 'ops' } },
+    ]);
     let imported = false;
     acm.on(ImportCertificateCommand).callsFake(() => {
       imported = true;
       return { CertificateArn: OLD };
     });
     acm.on(ListTagsForCertificateCommand, { CertificateArn: OLD }).callsFake(() => ({
-      Tags: imported ? tagsAfterImport : [{ Key: 'registry-fleet', Value: 'registry-prod' }, { Key: 'owner', Value: 'ops' }],
+      Tags: imported
+        ? tagsAfterImport
+        : [
+            { Key: 'registry-fleet', Value: 'registry-prod' },
+            { Key: 'owner', Value: 'ops' },
+          ],
     }));
     acm.on(AddTagsToCertificateCommand).resolves({});
-    const report = await run({ force: true }, {
-      handshake: async () => (imported ? serving(serial, at(90)) : serving('a01')),
-      issue: async () => ({ certificatePem: issued.certPem, chainPem: '', privateKeyPem: issued.keyPem }),
-    }, acmeEnv);
+    const report = await run(
+      { force: true },
+      {
+        handshake: async () => (imported ? serving(serial, at(90)) : serving('a01')),
+        issue: async () => ({ certificatePem: issued.certPem, chainPem: '', privateKeyPem: issued.keyPem }),
+      },
+      acmeEnv,
+    );
 
-    expect(report.actions.map((a) => [a.type, a.status])).toEqual([['renew-acme-certificate', 'applied'], ['verify-handshake', 'applied']]);
+    expect(report.actions.map((a) => [a.type, a.status])).toEqual([
+      ['renew-acme-certificate', 'applied'],
+      ['verify-handshake', 'applied'],
+    ]);
     expect(report.actions[0]?.detail?.tagsRestored).toEqual(restored);
     if (restored) {
       expect(acm).toHaveReceivedCommandTimes(AddTagsToCertificateCommand, 1);
-      expect(acm).toHaveReceivedCommandWith(AddTagsToCertificateCommand, { CertificateArn: OLD, Tags: [{ Key: 'registry-fleet', Value: 'registry-prod' }] });
+      expect(acm).toHaveReceivedCommandWith(AddTagsToCertificateCommand, {
+        CertificateArn: OLD,
+        Tags: [{ Key: 'registry-fleet', Value: 'registry-prod' }],
+      });
     } else {
       expect(acm).not.toHaveReceivedCommand(AddTagsToCertificateCommand);
     }
@@ -480,13 +688,22 @@ describe('rotate-certificates (acme) with mocked AWS', () => {
       imported = true;
       return { CertificateArn: OLD };
     });
-    acm.on(ListTagsForCertificateCommand, { CertificateArn: OLD }).callsFake(() => ({ Tags: imported ? [] : [{ Key: 'registry-fleet', Value: 'registry-prod' }] }));
+    acm
+      .on(ListTagsForCertificateCommand, { CertificateArn: OLD })
+      .callsFake(() => ({ Tags: imported ? [] : [{ Key: 'registry-fleet', Value: 'registry-prod' }] }));
     acm.on(AddTagsToCertificateCommand).rejects(Object.assign(new Error('not authorized'), { name: 'AccessDeniedException' }));
-    const report = await run({ force: true }, {
-      handshake: async () => (imported ? serving(serial, at(90)) : serving('a01')),
-      issue: async () => ({ certificatePem: issued.certPem, chainPem: '', privateKeyPem: issued.keyPem }),
-    }, acmeEnv);
-    expect(report.actions.map((a) => [a.type, a.status])).toEqual([['renew-acme-certificate', 'applied'], ['verify-handshake', 'applied']]);
+    const report = await run(
+      { force: true },
+      {
+        handshake: async () => (imported ? serving(serial, at(90)) : serving('a01')),
+        issue: async () => ({ certificatePem: issued.certPem, chainPem: '', privateKeyPem: issued.keyPem }),
+      },
+      acmeEnv,
+    );
+    expect(report.actions.map((a) => [a.type, a.status])).toEqual([
+      ['renew-acme-certificate', 'applied'],
+      ['verify-handshake', 'applied'],
+    ]);
     expect(report.actions[0]?.detail).toMatchObject({ serial, tagRestoreError: 'AccessDeniedException: not authorized' });
   });
 
@@ -494,10 +711,14 @@ describe('rotate-certificates (acme) with mocked AWS', () => {
     const wrong = makeCertificate({ cn: 'other.example.com', days: 90 });
     listener(OLD);
     certificates([{ detail: detail(OLD, { Type: 'IMPORTED', DomainValidationOptions: undefined }) }]);
-    const error = await run({ force: true }, {
-      handshake: async () => serving('a01'),
-      issue: async () => ({ certificatePem: wrong.certPem, chainPem: '', privateKeyPem: wrong.keyPem }),
-    }, acmeEnv).catch((e: unknown) => e);
+    const error = await run(
+      { force: true },
+      {
+        handshake: async () => serving('a01'),
+        issue: async () => ({ certificatePem: wrong.certPem, chainPem: '', privateKeyPem: wrong.keyPem }),
+      },
+      acmeEnv,
+    ).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(JobFailedError);
     expect((error as Error).message).toContain(`does not cover ${DOMAIN}`);
     expect(acm).not.toHaveReceivedCommand(ImportCertificateCommand);
@@ -507,7 +728,9 @@ describe('rotate-certificates (acme) with mocked AWS', () => {
     const signal = new AbortController().signal;
 
     it('creates and stores a key on first use (secret without a value)', async () => {
-      secrets.on(GetSecretValueCommand).rejects(Object.assign(new Error("can't find the specified secret value"), { name: 'ResourceNotFoundException' }));
+      secrets
+        .on(GetSecretValueCommand)
+        .rejects(Object.assign(new Error("can't find the specified secret value"), { name: 'ResourceNotFoundException' }));
       secrets.on(PutSecretValueCommand).resolves({});
       const key = await loadAccountKey(new SecretsManagerClient({}), SECRET, signal);
       expect(key).toContain('PRIVATE KEY');
@@ -524,7 +747,9 @@ describe('rotate-certificates (acme) with mocked AWS', () => {
     });
 
     it('reuses a stored key', async () => {
-      secrets.on(GetSecretValueCommand).resolves({ SecretString: JSON.stringify({ accountKeyPem: '-----BEGIN PRIVATE KEY-----\nabc\n-----END PRIVATE KEY-----' }) });
+      secrets
+        .on(GetSecretValueCommand)
+        .resolves({ SecretString: JSON.stringify({ accountKeyPem: '-----BEGIN PRIVATE KEY-----\nabc\n-----END PRIVATE KEY-----' }) });
       expect(await loadAccountKey(new SecretsManagerClient({}), SECRET, signal)).toContain('abc');
       expect(secrets).not.toHaveReceivedCommand(PutSecretValueCommand);
     });
@@ -548,7 +773,13 @@ describe('rotate-certificates (acme): the pending stage survives retries', () =>
     ACME_PENDING_SECRET_ARN: PENDING,
   };
   const importedOld = (over: Partial<CertificateDetail> = {}) =>
-    detail(OLD, { Type: 'IMPORTED', RenewalEligibility: 'INELIGIBLE', DomainValidationOptions: undefined, KeyAlgorithm: 'EC_prime256v1', ...over });
+    detail(OLD, {
+      Type: 'IMPORTED',
+      RenewalEligibility: 'INELIGIBLE',
+      DomainValidationOptions: undefined,
+      KeyAlgorithm: 'EC_prime256v1',
+      ...over,
+    });
   const issuedCert = makeCertificate({ cn: DOMAIN, sans: [DOMAIN], days: 90 });
   const issuedSerial = normaliseSerial(new X509Certificate(issuedCert.certPem).serialNumber);
   /** ACM as a store of one imported certificate: an import changes what DescribeCertificate answers. */
@@ -569,15 +800,22 @@ describe('rotate-certificates (acme): the pending stage survives retries', () =>
     certificates([{ detail: importedOld() }]);
     acmWithImports(store.log);
     let issued = 0;
-    const report = await run(loadEvent('schedule.json'), {
-      handshake: async () => (store.log.includes('import') ? serving(issuedSerial, at(90)) : serving('a01')),
-      issue: async () => {
-        issued += 1;
-        store.log.push('ordered');
-        return { certificatePem: issuedCert.certPem, chainPem: '', privateKeyPem: issuedCert.keyPem };
+    const report = await run(
+      loadEvent('schedule.json'),
+      {
+        handshake: async () => (store.log.includes('import') ? serving(issuedSerial, at(90)) : serving('a01')),
+        issue: async () => {
+          issued += 1;
+          store.log.push('ordered');
+          return { certificatePem: issuedCert.certPem, chainPem: '', privateKeyPem: issuedCert.keyPem };
+        },
       },
-    }, acmeEnv);
-    expect(report.actions.map((a) => [a.type, a.status])).toEqual([['renew-acme-certificate', 'applied'], ['verify-handshake', 'applied']]);
+      acmeEnv,
+    );
+    expect(report.actions.map((a) => [a.type, a.status])).toEqual([
+      ['renew-acme-certificate', 'applied'],
+      ['verify-handshake', 'applied'],
+    ]);
     expect(issued).toBe(1);
     expect(store.log).toEqual(['stage:ordering', 'ordered', 'stage:issued', 'import', 'stage:imported', 'stage:verified']);
     const final = JSON.parse(store.value) as Record<string, unknown>;
@@ -587,8 +825,14 @@ describe('rotate-certificates (acme): the pending stage survives retries', () =>
 
   it('an import that failed after the order: the next run resumes at import with the stored certificate, never orders again', async () => {
     const store = pendingStore({
-      certificateArn: OLD, stage: 'issued', orderedAt: at(-1 / 24).toISOString(), serial: issuedSerial, notAfter: at(90).toISOString(),
-      certificatePem: issuedCert.certPem, chainPem: '', privateKeyPem: issuedCert.keyPem,
+      certificateArn: OLD,
+      stage: 'issued',
+      orderedAt: at(-1 / 24).toISOString(),
+      serial: issuedSerial,
+      notAfter: at(90).toISOString(),
+      certificatePem: issuedCert.certPem,
+      chainPem: '',
+      privateKeyPem: issuedCert.keyPem,
     });
     listener(OLD);
     certificates([{ detail: importedOld() }]);
@@ -596,10 +840,17 @@ describe('rotate-certificates (acme): the pending stage survives retries', () =>
     const issue = vi.fn(async () => {
       throw new Error('must not order');
     });
-    const report = await run(loadEvent('schedule.json'), { handshake: async () => (store.log.includes('import') ? serving(issuedSerial, at(90)) : serving('a01')), issue }, acmeEnv);
+    const report = await run(
+      loadEvent('schedule.json'),
+      { handshake: async () => (store.log.includes('import') ? serving(issuedSerial, at(90)) : serving('a01')), issue },
+      acmeEnv,
+    );
     expect(issue).not.toHaveBeenCalled();
     expect(report.details).toMatchObject({ step: 'resume-import' });
-    expect(report.actions.map((a) => [a.type, a.status])).toEqual([['import-acme-certificate', 'applied'], ['verify-handshake', 'applied']]);
+    expect(report.actions.map((a) => [a.type, a.status])).toEqual([
+      ['import-acme-certificate', 'applied'],
+      ['verify-handshake', 'applied'],
+    ]);
     const call = acm.commandCalls(ImportCertificateCommand)[0]?.args[0].input;
     expect(call?.CertificateArn).toBe(OLD);
     expect(new TextDecoder().decode(call?.PrivateKey)).toBe(issuedCert.keyPem);
@@ -635,13 +886,17 @@ describe('rotate-certificates (acme): the pending stage survives retries', () =>
     listener(OLD);
     certificates([{ detail: importedOld({ SubjectAlternativeNames: names, KeyAlgorithm: 'RSA_4096' }) }]);
     const orders: unknown[] = [];
-    const { error, report } = await failingRun({ force: true }, {
-      handshake: async () => serving('a01'),
-      issue: async (order) => {
-        orders.push(order);
-        return { certificatePem: issuedCert.certPem, chainPem: '', privateKeyPem: issuedCert.keyPem }; // EC P-256: wrong
+    const { error, report } = await failingRun(
+      { force: true },
+      {
+        handshake: async () => serving('a01'),
+        issue: async (order) => {
+          orders.push(order);
+          return { certificatePem: issuedCert.certPem, chainPem: '', privateKeyPem: issuedCert.keyPem }; // EC P-256: wrong
+        },
       },
-    }, acmeEnv);
+      acmeEnv,
+    );
     expect(orders).toEqual([expect.objectContaining({ domainName: DOMAIN, names, keyAlgorithm: 'RSA_4096' })]);
     expect(error).toBeInstanceOf(JobFailedError);
     expect(report.actions[0]?.error).toContain('EC_prime256v1, not RSA_4096');
@@ -668,7 +923,10 @@ describe('rotate-certificates (acme): the pending stage survives retries', () =>
     const report = await runJob(job, config, loadEvent('schedule.json'), { getRemainingTimeInMillis: () => left }, { clock: () => now });
     expect(afterImport).toBeLessThanOrEqual(4);
     expect(report.stoppedEarly).toBe('time');
-    expect(report.actions.map((a) => [a.type, a.status])).toEqual([['renew-acme-certificate', 'applied'], ['verify-handshake', 'skipped']]);
+    expect(report.actions.map((a) => [a.type, a.status])).toEqual([
+      ['renew-acme-certificate', 'applied'],
+      ['verify-handshake', 'skipped'],
+    ]);
     expect(report.actions[1]?.reason).toContain('the next run verifies again');
     expect(JSON.parse(store.value)).toMatchObject({ stage: 'imported', serial: issuedSerial });
   });
@@ -687,14 +945,23 @@ describe('rotate-certificates (acm): verify under the time budget, events for ot
       return serving('a01');
     };
     const config = loadRotateCertificatesConfig({ ...env, HANDSHAKE_WAIT: '10m' });
-    const report = await runJob(createRotateCertificatesJob({ pollMs: 10, handshake }), config, loadEvent('schedule.json'), { getRemainingTimeInMillis: () => left }, { clock: () => now });
+    const report = await runJob(
+      createRotateCertificatesJob({ pollMs: 10, handshake }),
+      config,
+      loadEvent('schedule.json'),
+      { getRemainingTimeInMillis: () => left },
+      { clock: () => now },
+    );
     expect(calls).toBeLessThanOrEqual(4);
-    expect(report.actions.map((a) => [a.type, a.status])).toEqual([['swap-listener-certificate', 'applied'], ['verify-handshake', 'skipped']]);
+    expect(report.actions.map((a) => [a.type, a.status])).toEqual([
+      ['swap-listener-certificate', 'applied'],
+      ['verify-handshake', 'skipped'],
+    ]);
     expect(elbv2).toHaveReceivedCommandTimes(ModifyListenerCommand, 1); // not rolled back
     expect(acm).not.toHaveReceivedCommand(AddTagsToCertificateCommand);
   });
 
-  it('an ACM expiry event for a certificate that is not the listener\'s: nothing is planned or written, and the report says so', async () => {
+  it("an ACM expiry event for a certificate that is not the listener's: nothing is planned or written, and the report says so", async () => {
     const FOREIGN = 'arn:aws:acm:us-east-1:123456789012:certificate/99999999-9999-9999-9999-999999999999';
     listener(OLD);
     certificates([{ detail: detail(OLD) }]);
@@ -707,12 +974,18 @@ describe('rotate-certificates (acm): verify under the time budget, events for ot
 
   it('an old ECDSA certificate would outrank the RSA replacement: swapped without keeping it, rollback re-swaps the default', async () => {
     listener(OLD);
-    certificates([{ detail: detail(OLD, { KeyAlgorithm: 'EC_prime256v1' }) }, { detail: detail(NEW, { KeyAlgorithm: 'RSA_2048' }), tags: { [TAG_ROTATION_OF]: OLD } }]);
+    certificates([
+      { detail: detail(OLD, { KeyAlgorithm: 'EC_prime256v1' }) },
+      { detail: detail(NEW, { KeyAlgorithm: 'RSA_2048' }), tags: { [TAG_ROTATION_OF]: OLD } },
+    ]);
     elbv2.on(ModifyListenerCommand).resolves({});
     acm.on(AddTagsToCertificateCommand).resolves({});
     const { error } = await failingRun(loadEvent('schedule.json'), { handshake: async () => serving('a01') });
     expect(error).toBeInstanceOf(JobFailedError);
     expect(elbv2).not.toHaveReceivedCommand(AddListenerCertificatesCommand);
-    expect(elbv2).toHaveReceivedNthCommandWith(ModifyListenerCommand, 2, { ListenerArn: LISTENER, Certificates: [{ CertificateArn: OLD }] });
+    expect(elbv2).toHaveReceivedNthCommandWith(ModifyListenerCommand, 2, {
+      ListenerArn: LISTENER,
+      Certificates: [{ CertificateArn: OLD }],
+    });
   });
 });

@@ -15,34 +15,50 @@ beforeEach(() => route53.reset());
 describe('Route 53: one UPSERT helper, INSYNC through the SDK waiter under the time budget', () => {
   it('upserts every record in one change batch', async () => {
     route53.on(ChangeResourceRecordSetsCommand).resolves({ ChangeInfo: { Id: '/change/C1', Status: 'PENDING', SubmittedAt: new Date() } });
-    const records = [{ name: '_a.example.com.', type: 'CNAME', value: '_b.acm-validations.aws.' }, { name: '_acme-challenge.example.com.', type: 'TXT', value: '"k"' }];
+    const records = [
+      { name: '_a.example.com.', type: 'CNAME', value: '_b.acm-validations.aws.' },
+      { name: '_acme-challenge.example.com.', type: 'TXT', value: '"k"' },
+    ];
     expect(await upsertRecords(client(), { zoneId: 'Z1', records, ttl: 60, comment: 'c' }, signal)).toBe('/change/C1');
     expect(route53).toHaveReceivedCommandWith(ChangeResourceRecordSetsCommand, {
       HostedZoneId: 'Z1',
-      ChangeBatch: { Comment: 'c', Changes: records.map((r) => ({ Action: 'UPSERT' as const, ResourceRecordSet: { Name: r.name, Type: r.type as 'TXT', TTL: 60, ResourceRecords: [{ Value: r.value }] } })) },
+      ChangeBatch: {
+        Comment: 'c',
+        Changes: records.map((r) => ({
+          Action: 'UPSERT' as const,
+          ResourceRecordSet: { Name: r.name, Type: r.type as 'TXT', TTL: 60, ResourceRecords: [{ Value: r.value }] },
+        })),
+      },
     });
     expect(await upsertRecords(client(), { zoneId: 'Z1', records: [], ttl: 60, comment: 'c' }, signal)).toBeUndefined();
     expect(route53).toHaveReceivedCommandTimes(ChangeResourceRecordSetsCommand, 1);
   });
 
   it('waits for INSYNC with GetChange', async () => {
-    route53.on(GetChangeCommand).resolvesOnce({ ChangeInfo: { Id: 'C1', Status: 'PENDING', SubmittedAt: new Date() } }).resolves({ ChangeInfo: { Id: 'C1', Status: 'INSYNC', SubmittedAt: new Date() } });
+    route53
+      .on(GetChangeCommand)
+      .resolvesOnce({ ChangeInfo: { Id: 'C1', Status: 'PENDING', SubmittedAt: new Date() } })
+      .resolves({ ChangeInfo: { Id: 'C1', Status: 'INSYNC', SubmittedAt: new Date() } });
     await waitInSync(client(), 'C1', { timeoutMs: 10_000, hasTime: () => true, signal });
     expect(route53).toHaveReceivedCommandTimes(GetChangeCommand, 2);
   }, 10_000);
 
-  it('stops when the run\'s time budget runs low, long before DNS_CHANGE_TIMEOUT', async () => {
+  it("stops when the run's time budget runs low, long before DNS_CHANGE_TIMEOUT", async () => {
     route53.on(GetChangeCommand).resolves({ ChangeInfo: { Id: 'C1', Status: 'PENDING', SubmittedAt: new Date() } });
     let budget = true;
     setTimeout(() => (budget = false), 1_500);
     const started = Date.now();
-    await expect(waitInSync(client(), 'C1', { timeoutMs: 600_000, hasTime: () => budget, signal })).rejects.toThrow('not INSYNC before the Lambda time budget ran low');
+    await expect(waitInSync(client(), 'C1', { timeoutMs: 600_000, hasTime: () => budget, signal })).rejects.toThrow(
+      'not INSYNC before the Lambda time budget ran low',
+    );
     expect(Date.now() - started).toBeLessThan(5_000);
   }, 10_000);
 
   it('gives up after the timeout', async () => {
     route53.on(GetChangeCommand).resolves({ ChangeInfo: { Id: 'C1', Status: 'PENDING', SubmittedAt: new Date() } });
-    await expect(waitInSync(client(), 'C1', { timeoutMs: 2_000, hasTime: () => true, signal })).rejects.toThrow('Route 53 change C1 not INSYNC after 2000 ms');
+    await expect(waitInSync(client(), 'C1', { timeoutMs: 2_000, hasTime: () => true, signal })).rejects.toThrow(
+      'Route 53 change C1 not INSYNC after 2000 ms',
+    );
   }, 10_000);
 });
 
@@ -52,17 +68,21 @@ describe('the ACME CSR follows the certificate it renews', () => {
     ['EC_secp384r1', { asymmetricKeyType: 'ec', namedCurve: 'secp384r1' }],
     ['RSA_2048', { asymmetricKeyType: 'rsa', modulusLength: 2048 }],
     ['RSA_4096', { asymmetricKeyType: 'rsa', modulusLength: 4096 }],
-  ])('%s: same key type and size, every name', async (keyAlgorithm, expected) => {
-    const names = ['registry.example.com', 'mirror.example.com', '*.cache.example.com'];
-    const { keyPem, csr } = await createCertificateRequest(names, keyAlgorithm);
-    const key = createPublicKey(keyPem);
-    const { asymmetricKeyType, ...details } = expected;
-    expect(key.asymmetricKeyType).toBe(asymmetricKeyType);
-    expect(key.asymmetricKeyDetails).toMatchObject(details);
-    const domains = acme.crypto.readCsrDomains(csr);
-    expect(domains.commonName).toBe('registry.example.com');
-    expect(domains.altNames).toEqual(names);
-  }, 60_000);
+  ])(
+    '%s: same key type and size, every name',
+    async (keyAlgorithm, expected) => {
+      const names = ['registry.example.com', 'mirror.example.com', '*.cache.example.com'];
+      const { keyPem, csr } = await createCertificateRequest(names, keyAlgorithm);
+      const key = createPublicKey(keyPem);
+      const { asymmetricKeyType, ...details } = expected;
+      expect(key.asymmetricKeyType).toBe(asymmetricKeyType);
+      expect(key.asymmetricKeyDetails).toMatchObject(details);
+      const domains = acme.crypto.readCsrDomains(csr);
+      expect(domains.commonName).toBe('registry.example.com');
+      expect(domains.altNames).toEqual(names);
+    },
+    60_000,
+  );
 
   it('an algorithm it cannot make is an error naming it', async () => {
     await expect(createCertificateRequest(['registry.example.com'], 'ED25519')).rejects.toThrow('cannot make a key like ED25519');

@@ -37,12 +37,21 @@ beforeEach(() => {
 
 describe('rotate-certificates handler (wiring)', () => {
   it('runs from the environment; a failed handshake is reported and the ACM expiry still decides', async () => {
-    elbv2.on(DescribeListenersCommand).resolves({ Listeners: [{ ListenerArn: LISTENER, LoadBalancerArn: LB, Protocol: 'HTTPS', Port: 443, Certificates: [{ CertificateArn: CERT }] }] });
+    elbv2.on(DescribeListenersCommand).resolves({
+      Listeners: [{ ListenerArn: LISTENER, LoadBalancerArn: LB, Protocol: 'HTTPS', Port: 443, Certificates: [{ CertificateArn: CERT }] }],
+    });
     elbv2.on(DescribeListenerCertificatesCommand).resolves({ Certificates: [{ CertificateArn: CERT, IsDefault: true }] });
     elbv2.on(DescribeLoadBalancersCommand).resolves({ LoadBalancers: [{ DNSName: 'reg.elb.amazonaws.com' }] });
     acm.on(ListCertificatesCommand).resolves({ CertificateSummaryList: [] });
     acm.on(DescribeCertificateCommand).resolves({
-      Certificate: { CertificateArn: CERT, DomainName: 'registry.example.com', Status: 'ISSUED', Type: 'IMPORTED', Serial: '0a:01', NotAfter: new Date(Date.now() + 200 * 86_400_000) },
+      Certificate: {
+        CertificateArn: CERT,
+        DomainName: 'registry.example.com',
+        Status: 'ISSUED',
+        Type: 'IMPORTED',
+        Serial: '0a:01',
+        NotAfter: new Date(Date.now() + 200 * 86_400_000),
+      },
     });
     acm.on(ListTagsForCertificateCommand).resolves({ Tags: [] });
 

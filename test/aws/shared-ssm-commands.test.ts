@@ -26,7 +26,8 @@ const signal = new AbortController().signal;
 const REQUEST: CommandRequest = { documentName: 'doc', parameters: { Mode: ['report'] }, timeoutSeconds: 60, comment: 'test' };
 const FAST = { signal, waitMs: 2_000, pollIntervalMs: 10 };
 
-type Answer = Partial<GetCommandInvocationCommandOutput> | 'missing' | ((poll: number) => Partial<GetCommandInvocationCommandOutput> | 'missing');
+type Answer =
+  Partial<GetCommandInvocationCommandOutput> | 'missing' | ((poll: number) => Partial<GetCommandInvocationCommandOutput> | 'missing');
 let answers: Record<string, Answer>;
 let sends: string[][];
 let unknown: Set<string>;
@@ -83,7 +84,12 @@ describe('shared SSM engine: runCommand', () => {
   it('InvalidInstanceId refuses the whole call: sent one by one, the unknown id is not-registered, the rest run', async () => {
     unknown.add('i-new');
     const results = await runCommand(client, REQUEST, ['i-1', 'i-new', 'i-2'], FAST);
-    expect(ssm.commandCalls(SendCommandCommand).map((c) => c.args[0].input.InstanceIds)).toEqual([['i-1', 'i-new', 'i-2'], ['i-1'], ['i-new'], ['i-2']]);
+    expect(ssm.commandCalls(SendCommandCommand).map((c) => c.args[0].input.InstanceIds)).toEqual([
+      ['i-1', 'i-new', 'i-2'],
+      ['i-1'],
+      ['i-new'],
+      ['i-2'],
+    ]);
     expect(states(results)).toEqual({ 'i-1': 'success', 'i-new': 'not-registered', 'i-2': 'success' });
     expect(results.get('i-new')).toEqual({ state: 'not-registered', error: 'not registered with SSM yet (InvalidInstanceId)' });
   });
@@ -103,24 +109,45 @@ describe('shared SSM engine: runCommand', () => {
     const results = await runCommand(client, REQUEST, ['i-ghost'], { ...FAST, waitMs: 60_000 });
     expect(Date.now() - started).toBeLessThan(5_000);
     expect(polls.get('i-ghost')).toBe(MISSING_INVOCATION_POLLS);
-    expect(results.get('i-ghost')).toEqual({ state: 'not-registered', commandId: 'cmd-1', error: 'not registered with SSM yet (InvocationDoesNotExist)' });
+    expect(results.get('i-ghost')).toEqual({
+      state: 'not-registered',
+      commandId: 'cmd-1',
+      error: 'not registered with SSM yet (InvocationDoesNotExist)',
+    });
   });
 
   it('an invocation registered late (InvocationDoesNotExist first) is polled on to its result', async () => {
     answers['i-late'] = (poll) => (poll < 3 ? 'missing' : { Status: 'Success', StandardOutputContent: 'ok' });
-    expect((await runCommand(client, REQUEST, ['i-late'], FAST)).get('i-late')).toEqual({ state: 'success', commandId: 'cmd-1', output: 'ok' });
+    expect((await runCommand(client, REQUEST, ['i-late'], FAST)).get('i-late')).toEqual({
+      state: 'success',
+      commandId: 'cmd-1',
+      output: 'ok',
+    });
   });
 
-  it.each(['Undeliverable', 'Terminated', 'Delivery Timed Out', 'DeliveryTimedOut'])('StatusDetails %s is undelivered, whatever Status says', async (details) => {
-    answers['i-1'] = { Status: 'Pending', StatusDetails: details };
-    answers['i-2'] = { Status: 'Failed', StatusDetails: details };
-    const results = await runCommand(client, REQUEST, ['i-1', 'i-2'], FAST);
-    expect(results.get('i-1')).toEqual({ state: 'undelivered', commandId: 'cmd-1', status: 'Pending', error: `not delivered (${details}): command cmd-1` });
-    expect(results.get('i-2')).toMatchObject({ state: 'undelivered', status: 'Failed' });
-  });
+  it.each(['Undeliverable', 'Terminated', 'Delivery Timed Out', 'DeliveryTimedOut'])(
+    'StatusDetails %s is undelivered, whatever Status says',
+    async (details) => {
+      answers['i-1'] = { Status: 'Pending', StatusDetails: details };
+      answers['i-2'] = { Status: 'Failed', StatusDetails: details };
+      const results = await runCommand(client, REQUEST, ['i-1', 'i-2'], FAST);
+      expect(results.get('i-1')).toEqual({
+        state: 'undelivered',
+        commandId: 'cmd-1',
+        status: 'Pending',
+        error: `not delivered (${details}): command cmd-1`,
+      });
+      expect(results.get('i-2')).toMatchObject({ state: 'undelivered', status: 'Failed' });
+    },
+  );
 
   it('Failed and TimedOut on the instance are failed with the last stderr line; the output is kept for the caller', async () => {
-    answers['i-1'] = { Status: 'Failed', StatusDetails: 'Failed', StandardOutputContent: '{"partial":1}\n', StandardErrorContent: 'noise\nscript: disk full\n' };
+    answers['i-1'] = {
+      Status: 'Failed',
+      StatusDetails: 'Failed',
+      StandardOutputContent: '{"partial":1}\n',
+      StandardErrorContent: 'noise\nscript: disk full\n',
+    };
     answers['i-2'] = { Status: 'TimedOut', StatusDetails: 'ExecutionTimedOut' };
     const results = await runCommand(client, REQUEST, ['i-1', 'i-2'], FAST);
     expect(results.get('i-1')).toEqual({
@@ -145,7 +172,10 @@ describe('shared SSM engine: runCommand', () => {
 
   it('Cancelled is cancelled (SSM did not run it)', async () => {
     answers['i-1'] = { Status: 'Cancelled', StatusDetails: 'Cancelled' };
-    expect((await runCommand(client, REQUEST, ['i-1'], FAST)).get('i-1')).toMatchObject({ state: 'cancelled', error: expect.stringMatching(/^Cancelled: not run/) });
+    expect((await runCommand(client, REQUEST, ['i-1'], FAST)).get('i-1')).toMatchObject({
+      state: 'cancelled',
+      error: expect.stringMatching(/^Cancelled: not run/),
+    });
   });
 
   it('a GetCommandInvocation error fails that instance only', async () => {
@@ -153,7 +183,11 @@ describe('shared SSM engine: runCommand', () => {
       throw Object.assign(new Error('denied'), { name: 'AccessDeniedException' });
     };
     const results = await runCommand(client, REQUEST, ['i-1', 'i-2'], FAST);
-    expect(results.get('i-1')).toEqual({ state: 'failed', commandId: 'cmd-1', error: 'GetCommandInvocation: AccessDeniedException: denied' });
+    expect(results.get('i-1')).toEqual({
+      state: 'failed',
+      commandId: 'cmd-1',
+      error: 'GetCommandInvocation: AccessDeniedException: denied',
+    });
     expect(results.get('i-2')?.state).toBe('success');
   });
 
@@ -167,7 +201,11 @@ describe('shared SSM engine: runCommand', () => {
       status: 'InProgress',
       error: expect.stringMatching(/^no result within 0s \(last status InProgress; command cmd-1\)$/),
     });
-    expect(results.get('i-quiet')).toEqual({ state: 'not-registered', commandId: 'cmd-1', error: 'not registered with SSM yet (no invocation appeared)' });
+    expect(results.get('i-quiet')).toEqual({
+      state: 'not-registered',
+      commandId: 'cmd-1',
+      error: 'not registered with SSM yet (no invocation appeared)',
+    });
   });
 
   it('sends nothing once the time budget is gone, and a long poll interval ends as soon as it runs out', async () => {
@@ -178,7 +216,12 @@ describe('shared SSM engine: runCommand', () => {
     let budget = true;
     setTimeout(() => (budget = false), 300);
     const started = Date.now();
-    const results = await runCommand(client, REQUEST, ['i-1', ...ids(60)], { signal, waitMs: 600_000, pollIntervalMs: 30_000, hasTime: () => budget });
+    const results = await runCommand(client, REQUEST, ['i-1', ...ids(60)], {
+      signal,
+      waitMs: 600_000,
+      pollIntervalMs: 30_000,
+      hasTime: () => budget,
+    });
     expect(Date.now() - started).toBeLessThan(3_000);
     expect(results.get('i-1')?.state).toBe('unfinished');
     expect(sends).toHaveLength(1); // the second batch was never sent
@@ -252,7 +295,11 @@ describe('shared SSM engine: options', () => {
     const options = { ...FAST, waitMs: 400, missingInvocationPolls: Number.POSITIVE_INFINITY };
     const results = await runCommand(client, REQUEST, ['i-late', 'i-ghost'], options);
     expect(results.get('i-late')).toEqual({ state: 'success', commandId: 'cmd-1', output: 'ok' });
-    expect(results.get('i-ghost')).toEqual({ state: 'not-registered', commandId: 'cmd-1', error: 'not registered with SSM yet (no invocation appeared)' });
+    expect(results.get('i-ghost')).toEqual({
+      state: 'not-registered',
+      commandId: 'cmd-1',
+      error: 'not registered with SSM yet (no invocation appeared)',
+    });
     expect(polls.get('i-ghost')).toBeGreaterThan(MISSING_INVOCATION_POLLS + 2);
   });
 });

@@ -61,7 +61,10 @@ describe('sync-htpasswd handler', () => {
     world.instance('i-1', { served: OLD_FILE });
     world.instance('i-2', { served: OLD_FILE });
     world.instance('i-9', { served: OLD_FILE, lifecycle: 'Pending' });
-    const want = renderHtpasswd([{ user: 'alice', hash: HASH_A }, { user: 'bob', hash: HASH_B }]);
+    const want = renderHtpasswd([
+      { user: 'alice', hash: HASH_A },
+      { user: 'bob', hash: HASH_B },
+    ]);
     const sha = sha256Hex(want);
 
     const report = await run(loadEvent('parameter-change.json'));
@@ -89,7 +92,11 @@ describe('sync-htpasswd handler', () => {
         documentName: 'registry-htpasswd-sync',
       },
     ]);
-    expect(world.ssm).toHaveReceivedCommandWith(GetParametersByPathCommand, { Path: '/registry/users/', Recursive: true, WithDecryption: true });
+    expect(world.ssm).toHaveReceivedCommandWith(GetParametersByPathCommand, {
+      Path: '/registry/users/',
+      Recursive: true,
+      WithDecryption: true,
+    });
     expect(report).toMatchObject({
       trigger: { kind: 'parameter-change', name: '/registry/users/alice' },
       dryRun: false,
@@ -97,7 +104,10 @@ describe('sync-htpasswd handler', () => {
       details: { sha256: sha, publish: 'changed', instances: { inSync: [], changed: ['i-1', 'i-2'], failed: [] } },
       summary: { planned: 0, applied: 3, skipped: 1, failed: 0 }, // skipped: nobody joined during the run
     });
-    expect(actionsOf(report, 'install-htpasswd')).toEqual([['i-1', 'applied'], ['i-2', 'applied']]);
+    expect(actionsOf(report, 'install-htpasswd')).toEqual([
+      ['i-1', 'applied'],
+      ['i-2', 'applied'],
+    ]);
   });
 
   it('an instance that joins between observe and publish (Pending at observe, old file from its boot) is installed after the publish', async () => {
@@ -117,14 +127,21 @@ describe('sync-htpasswd handler', () => {
 
   it('a joined instance whose install fails fails the run, naming it; one SSM does not know yet is skipped as new', async () => {
     world.instance('i-1', { served: OLD_FILE });
-    const broken = world.instance('i-broken', { served: OLD_FILE, lifecycle: 'Pending', behaviour: 'fail-install', launchTime: new Date() });
+    const broken = world.instance('i-broken', {
+      served: OLD_FILE,
+      lifecycle: 'Pending',
+      behaviour: 'fail-install',
+      launchTime: new Date(),
+    });
     const fresh = world.instance('i-fresh', { lifecycle: 'Pending', behaviour: 'unregistered', launchTime: new Date() });
     world.state.onPublish = () => {
       broken.lifecycle = 'InService';
       fresh.lifecycle = 'InService';
     };
     const { error, report } = await failedRun(loadEvent('parameter-change.json'));
-    expect(error.message).toMatch(/install-joined-instances registry-asg: install failed on 1 instance that joined during the run: i-broken \(Failed: install-htpasswd: download/);
+    expect(error.message).toMatch(
+      /install-joined-instances registry-asg: install failed on 1 instance that joined during the run: i-broken \(Failed: install-htpasswd: download/,
+    );
     expect(report.actions.find((a) => a.type === 'install-joined-instances')).toMatchObject({
       status: 'failed',
       detail: { joined: { changed: [], inSync: [], failed: ['i-broken'], notRegistered: ['i-fresh'] } },
@@ -154,7 +171,10 @@ describe('sync-htpasswd handler', () => {
   });
 
   it('the hourly drift check re-sends only to the drifted instance', async () => {
-    const want = renderHtpasswd([{ user: 'alice', hash: HASH_A }, { user: 'bob', hash: HASH_B }]);
+    const want = renderHtpasswd([
+      { user: 'alice', hash: HASH_A },
+      { user: 'bob', hash: HASH_B },
+    ]);
     publish(want);
     world.instance('i-1', { served: want });
     world.instance('i-2', { served: OLD_FILE }); // missed the last sync
@@ -185,7 +205,10 @@ describe('sync-htpasswd handler', () => {
   it('a dry run still publishes the FIRST file (none exists yet: the fleet waits for it), and nothing else', async () => {
     world.state.object = undefined;
     world.instance('i-1', { served: OLD_FILE });
-    const want = renderHtpasswd([{ user: 'alice', hash: HASH_A }, { user: 'bob', hash: HASH_B }]);
+    const want = renderHtpasswd([
+      { user: 'alice', hash: HASH_A },
+      { user: 'bob', hash: HASH_B },
+    ]);
     const report = await run(loadEvent('sync-htpasswd/manual-dry-run.json'));
     expect(report.dryRun).toBe(true);
     expect(world.state.object).toEqual({ body: want, metadata: { sha256: sha256Hex(want) } });
@@ -198,7 +221,10 @@ describe('sync-htpasswd handler', () => {
   });
 
   it('forceDistribute installs on every instance without a drift check, and tells in-sync from changed', async () => {
-    const want = renderHtpasswd([{ user: 'alice', hash: HASH_A }, { user: 'bob', hash: HASH_B }]);
+    const want = renderHtpasswd([
+      { user: 'alice', hash: HASH_A },
+      { user: 'bob', hash: HASH_B },
+    ]);
     publish(want);
     world.instance('i-1', { served: want });
     world.instance('i-2', { served: OLD_FILE });
@@ -206,7 +232,11 @@ describe('sync-htpasswd handler', () => {
     expect(reports()).toEqual([]);
     expect(installs().map((c) => c.instanceIds)).toEqual([['i-1', 'i-2']]);
     expect(report.details).toMatchObject({ instances: { inSync: ['i-1'], changed: ['i-2'], failed: [] } });
-    expect(report.actions.find((a) => a.target === 'i-2')?.detail).toMatchObject({ changed: true, previousSha256: sha256Hex(OLD_FILE), installedSha256: sha256Hex(want) });
+    expect(report.actions.find((a) => a.target === 'i-2')?.detail).toMatchObject({
+      changed: true,
+      previousSha256: sha256Hex(OLD_FILE),
+      installedSha256: sha256Hex(want),
+    });
   });
 
   it('one instance failing: the others are installed, the failure is reported, then JobFailedError', async () => {
@@ -215,7 +245,9 @@ describe('sync-htpasswd handler', () => {
     world.instance('i-3', { served: OLD_FILE });
     const { error, report } = await failedRun(loadEvent('parameter-change.json'));
     expect(error).toBeInstanceOf(JobFailedError);
-    expect(error.message).toMatch(/1 of 5 actions failed \(first: install-htpasswd i-2: Failed: install-htpasswd: download of s3:\/\/x failed \(old file kept\)\)/);
+    expect(error.message).toMatch(
+      /1 of 5 actions failed \(first: install-htpasswd i-2: Failed: install-htpasswd: download of s3:\/\/x failed \(old file kept\)\)/,
+    );
     expect(world.state.instances.get('i-2')?.served).toBe(OLD_FILE);
     expect(world.state.instances.get('i-1')?.served).toBe(world.state.object?.body);
     expect(report.details).toMatchObject({ instances: { changed: ['i-1', 'i-3'], failed: ['i-2'] } });
@@ -227,9 +259,16 @@ describe('sync-htpasswd handler', () => {
     world.instance('i-new', { behaviour: 'unregistered', launchTime: new Date(Date.now() - 5 * 60_000) });
     const report = await run({ forceDistribute: true });
     // The batch was refused as a whole, then sent one by one.
-    expect(world.ssm.commandCalls(SendCommandCommand).map((c) => c.args[0].input.InstanceIds)).toEqual([['i-1', 'i-new'], ['i-1'], ['i-new']]);
+    expect(world.ssm.commandCalls(SendCommandCommand).map((c) => c.args[0].input.InstanceIds)).toEqual([
+      ['i-1', 'i-new'],
+      ['i-1'],
+      ['i-new'],
+    ]);
     expect(world.state.instances.get('i-1')?.served).toBe(world.state.object?.body);
-    expect(report.actions.find((a) => a.target === 'i-new')).toMatchObject({ status: 'skipped', reason: expect.stringMatching(/^not registered with SSM yet \(InvalidInstanceId\)/) });
+    expect(report.actions.find((a) => a.target === 'i-new')).toMatchObject({
+      status: 'skipped',
+      reason: expect.stringMatching(/^not registered with SSM yet \(InvalidInstanceId\)/),
+    });
     expect(report.details).toMatchObject({ instances: { changed: ['i-1'], notRegistered: ['i-new'] } });
     expect(report.summary.failed).toBe(0);
   });
@@ -238,7 +277,10 @@ describe('sync-htpasswd handler', () => {
     world.instance('i-1', { served: OLD_FILE });
     world.instance('i-ghost', { behaviour: 'no-invocation', launchTime: new Date() });
     const report = await run(loadEvent('parameter-change.json'));
-    expect(report.actions.find((a) => a.target === 'i-ghost')).toMatchObject({ status: 'skipped', reason: expect.stringMatching(/^not registered with SSM yet/) });
+    expect(report.actions.find((a) => a.target === 'i-ghost')).toMatchObject({
+      status: 'skipped',
+      reason: expect.stringMatching(/^not registered with SSM yet/),
+    });
     expect(installs().map((c) => c.instanceIds)).toEqual([['i-1']]);
     expect(report.details).toMatchObject({ instances: { changed: ['i-1'], notRegistered: ['i-ghost'] } });
   });
@@ -248,12 +290,23 @@ describe('sync-htpasswd handler', () => {
     world.instance('i-old', { served: OLD_FILE, behaviour: 'unregistered', launchTime: new Date(Date.now() - 3 * 3_600_000) });
     const { error, report } = await failedRun(loadEvent('sync-htpasswd/schedule-drift-check.json'));
     expect(error).toBeInstanceOf(JobFailedError);
-    expect(error.message).toMatch(/1 of 4 actions failed \(first: install-htpasswd i-old: unreachable through SSM: not registered with SSM \(InvalidInstanceId\), but launched .*past SSM_REGISTRATION_GRACE/);
-    expect(world.ssm.commandCalls(SendCommandCommand).map((c) => c.args[0].input.InstanceIds)).toEqual([['i-1', 'i-old'], ['i-1'], ['i-old'], ['i-1', 'i-old'], ['i-1'], ['i-old']]);
+    expect(error.message).toMatch(
+      /1 of 4 actions failed \(first: install-htpasswd i-old: unreachable through SSM: not registered with SSM \(InvalidInstanceId\), but launched .*past SSM_REGISTRATION_GRACE/,
+    );
+    expect(world.ssm.commandCalls(SendCommandCommand).map((c) => c.args[0].input.InstanceIds)).toEqual([
+      ['i-1', 'i-old'],
+      ['i-1'],
+      ['i-old'],
+      ['i-1', 'i-old'],
+      ['i-1'],
+      ['i-old'],
+    ]);
     const old = report.actions.find((a) => a.target === 'i-old');
     expect(old).toMatchObject({
       status: 'failed',
-      reason: expect.stringMatching(/^unknown to SSM \(not registered with SSM yet \(InvalidInstanceId\)\) but launched 3h ago, past SSM_REGISTRATION_GRACE: trying to install/),
+      reason: expect.stringMatching(
+        /^unknown to SSM \(not registered with SSM yet \(InvalidInstanceId\)\) but launched 3h ago, past SSM_REGISTRATION_GRACE: trying to install/,
+      ),
       detail: { recentlyLaunched: false },
     });
     expect(world.state.instances.get('i-1')?.served).toBe(world.state.object?.body);
@@ -268,7 +321,9 @@ describe('sync-htpasswd handler', () => {
     expect(error).toBeInstanceOf(JobFailedError);
     expect(report.actions.find((a) => a.target === 'i-ghost')).toMatchObject({
       status: 'failed',
-      error: expect.stringMatching(/^unreachable through SSM: not registered with SSM \(InvocationDoesNotExist\), but launched \d{4}-.*its SSM agent is down/),
+      error: expect.stringMatching(
+        /^unreachable through SSM: not registered with SSM \(InvocationDoesNotExist\), but launched \d{4}-.*its SSM agent is down/,
+      ),
     });
     expect(report.details).toMatchObject({ instances: { changed: ['i-1'], failed: ['i-ghost'] } });
   });
@@ -277,11 +332,18 @@ describe('sync-htpasswd handler', () => {
     world.instance('i-x', { behaviour: 'unregistered' });
     world.ec2.on(DescribeInstancesCommand).resolves({ Reservations: [] });
     const { report } = await failedRun(loadEvent('sync-htpasswd/schedule-drift-check.json'));
-    expect(report.actions.find((a) => a.target === 'i-x')).toMatchObject({ status: 'failed', reason: expect.stringMatching(/but launch time unknown/), detail: { launchTime: null } });
+    expect(report.actions.find((a) => a.target === 'i-x')).toMatchObject({
+      status: 'failed',
+      reason: expect.stringMatching(/but launch time unknown/),
+      detail: { launchTime: null },
+    });
   });
 
   it('a drift check that hangs ends within DRIFT_CHECK_BUDGET, not COMMAND_WAIT: the run installs and reports', async () => {
-    const budgeted = createJob(job, loadSyncHtpasswdConfig({ ...process.env, DRIFT_CHECK_BUDGET: '1s', COMMAND_WAIT: '10m', COMMAND_POLL_INTERVAL: '100ms' })).run;
+    const budgeted = createJob(
+      job,
+      loadSyncHtpasswdConfig({ ...process.env, DRIFT_CHECK_BUDGET: '1s', COMMAND_WAIT: '10m', COMMAND_POLL_INTERVAL: '100ms' }),
+    ).run;
     world.instance('i-hung', { served: OLD_FILE, behaviour: 'hung-report' });
     const started = Date.now();
     const report = await budgeted(loadEvent('sync-htpasswd/schedule-drift-check.json'));
@@ -295,11 +357,17 @@ describe('sync-htpasswd handler', () => {
   });
 
   it('the drift-check budget also stops sending further batches: those instances are installed on, unchecked', async () => {
-    const budgeted = createJob(job, loadSyncHtpasswdConfig({ ...process.env, DRIFT_CHECK_BUDGET: '1s', COMMAND_WAIT: '10m', COMMAND_POLL_INTERVAL: '100ms' })).run;
+    const budgeted = createJob(
+      job,
+      loadSyncHtpasswdConfig({ ...process.env, DRIFT_CHECK_BUDGET: '1s', COMMAND_WAIT: '10m', COMMAND_POLL_INTERVAL: '100ms' }),
+    ).run;
     for (let i = 0; i < 51; i++) world.instance(`i-${String(i).padStart(3, '0')}`, { served: OLD_FILE, behaviour: 'hung-report' });
     const report = await budgeted(loadEvent('sync-htpasswd/schedule-drift-check.json'));
     expect(reports().map((c) => c.instanceIds.length)).toEqual([50]);
-    expect(report.actions.find((a) => a.target === 'i-050')).toMatchObject({ status: 'applied', reason: expect.stringMatching(/^drift check failed \(not checked within DRIFT_CHECK_BUDGET 1s\)/) });
+    expect(report.actions.find((a) => a.target === 'i-050')).toMatchObject({
+      status: 'applied',
+      reason: expect.stringMatching(/^drift check failed \(not checked within DRIFT_CHECK_BUDGET 1s\)/),
+    });
     expect(report.summary).toMatchObject({ applied: 52, failed: 0 });
   });
 
@@ -311,10 +379,15 @@ describe('sync-htpasswd handler', () => {
   });
 
   it('one broken instance never blocks the rest: installs go to every instance (MaxErrors 100%), then the run fails naming each failed one', async () => {
-    for (let i = 0; i < 120; i++) world.instance(`i-${String(i).padStart(3, '0')}`, { served: OLD_FILE, behaviour: i === 7 || i === 80 ? 'fail-install' : 'ok' });
+    for (let i = 0; i < 120; i++)
+      world.instance(`i-${String(i).padStart(3, '0')}`, { served: OLD_FILE, behaviour: i === 7 || i === 80 ? 'fail-install' : 'ok' });
     const { error, report } = await failedRun({ forceDistribute: true });
     expect(error).toBeInstanceOf(JobFailedError);
-    expect(installs().map((c) => [c.instanceIds.length, c.maxErrors])).toEqual([[50, '100%'], [50, '100%'], [20, '100%']]);
+    expect(installs().map((c) => [c.instanceIds.length, c.maxErrors])).toEqual([
+      [50, '100%'],
+      [50, '100%'],
+      [20, '100%'],
+    ]);
     const served = [...world.state.instances].filter(([, i]) => i.served === world.state.object?.body).map(([id]) => id);
     expect(served).toHaveLength(118);
     expect(report.details).toMatchObject({ instances: { failed: ['i-007', 'i-080'] } });
@@ -338,7 +411,9 @@ describe('sync-htpasswd handler', () => {
     world.parameter('mallory', 'plaintext-in-a-String');
     const error = (await run(loadEvent('parameter-change.json')).catch((e: unknown) => e)) as Error;
     expect(error.name).toBe('InvalidUserSetError');
-    expect(error.message).toMatch(/2 invalid parameters .*\/registry\/users\/eve: malformed bcrypt hash: cost 03.*\/registry\/users\/mallory: a String parameter must hold a bcrypt hash/);
+    expect(error.message).toMatch(
+      /2 invalid parameters .*\/registry\/users\/eve: malformed bcrypt hash: cost 03.*\/registry\/users\/mallory: a String parameter must hold a bcrypt hash/,
+    );
     expect(error.message).not.toContain('plaintext-in-a-String');
     expect(world.s3).not.toHaveReceivedCommand(PutObjectCommand);
     expect(world.ssm).not.toHaveReceivedCommand(SendCommandCommand);
@@ -361,7 +436,10 @@ describe('sync-htpasswd handler', () => {
     const report = await run(loadEvent('sync-htpasswd/manual-sync.json'));
     expect(world.state.object?.body).toBe(first);
     expect(world.s3.commandCalls(PutObjectCommand)).toHaveLength(1);
-    expect(report.details).toMatchObject({ publish: 'unchanged', users: expect.arrayContaining([{ user: 'carol', parameter: '/registry/users/carol', cost: 4, source: 'password-reused' }]) });
+    expect(report.details).toMatchObject({
+      publish: 'unchanged',
+      users: expect.arrayContaining([{ user: 'carol', parameter: '/registry/users/carol', cost: 4, source: 'password-reused' }]),
+    });
   });
 
   it('ignores a parameter change outside the path without reading anything', async () => {

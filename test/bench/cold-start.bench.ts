@@ -44,7 +44,10 @@ const ENV: Record<string, string> = {
 
 function timeProcess(args: string[], nodeOptions = ''): number {
   const started = process.hrtime.bigint();
-  const result = spawnSync(process.execPath, args, { env: { ...ENV, PATH: process.env.PATH ?? '', NODE_OPTIONS: nodeOptions }, encoding: 'utf8' });
+  const result = spawnSync(process.execPath, args, {
+    env: { ...ENV, PATH: process.env.PATH ?? '', NODE_OPTIONS: nodeOptions },
+    encoding: 'utf8',
+  });
   const ms = Number(process.hrtime.bigint() - started) / 1e6;
   if (result.status !== 0) throw new Error(`node ${args.join(' ')} failed: ${result.stderr.slice(-2000)}`);
   return ms;
@@ -108,12 +111,16 @@ const kib = (file: string): number => statSync(file).size / 1024;
 function chunksKib(dir: string): number {
   const chunks = join(dir, 'chunks');
   if (!existsSync(chunks)) return 0;
-  return readdirSync(chunks).filter((f) => f.endsWith('.mjs')).reduce((n, f) => n + kib(join(chunks, f)), 0);
+  return readdirSync(chunks)
+    .filter((f) => f.endsWith('.mjs'))
+    .reduce((n, f) => n + kib(join(chunks, f)), 0);
 }
 
 export default async function coldStart(): Promise<string> {
   if (!existsSync(dist)) throw new Error('dist/functions is missing: run `npm run build` first');
-  const jobs = readdirSync(dist).filter((d) => existsSync(join(dist, d, 'index.mjs'))).sort();
+  const jobs = readdirSync(dist)
+    .filter((d) => existsSync(join(dist, d, 'index.mjs')))
+    .sort();
   const bare = median(Array.from({ length: RUNS }, () => timeProcess(['-e', '0'], DEPLOYED_NODE_OPTIONS)));
   // Unbundled builds live inside the project so Node resolves their imports from its node_modules.
   const unbundledDir = mkdtempSync(join(root, 'dist', 'cold-start-unbundled-'));
@@ -130,7 +137,9 @@ export default async function coldStart(): Promise<string> {
         deployed: median(Array.from({ length: RUNS }, () => timeImport(file, DEPLOYED_NODE_OPTIONS))),
         noMaps: median(Array.from({ length: RUNS }, () => timeImport(file, ''))),
         unbundled: median(Array.from({ length: RUNS }, () => timeImport(unbundled, DEPLOYED_NODE_OPTIONS))),
-        process: median(Array.from({ length: RUNS }, () => timeProcess(['--input-type=module', '-e', `await import(${href})`], DEPLOYED_NODE_OPTIONS))),
+        process: median(
+          Array.from({ length: RUNS }, () => timeProcess(['--input-type=module', '-e', `await import(${href})`], DEPLOYED_NODE_OPTIONS)),
+        ),
       });
     }
     const ok = (r: Row): string => (r.deployed <= TARGET_MS && r.kib <= TARGET_KIB ? 'yes' : 'NO');
@@ -156,7 +165,7 @@ export default async function coldStart(): Promise<string> {
         ? 'Every bundle is within both targets.'
         : `Not within the targets: ${misses.join(', ')}. Every index.mjs is under ${TARGET_KIB} KiB; what is over is init ` +
           'time. Of it, --enable-source-maps costs the difference to the "no source maps" column (the map is read at load ' +
-          'even without sourcesContent); the rest is evaluating the SDK: @smithy/core and each client\'s schema module ' +
+          "even without sourcesContent); the rest is evaluating the SDK: @smithy/core and each client's schema module " +
           '(EC2, Auto Scaling and ELBv2 in replace-unhealthy-instances and purge-disk-volumes; the Parquet reader in the ' +
           'inventory shard). Out of reach without leaving the SDK: its schema modules evaluate whole once imported. The ' +
           'remaining lever is dropping --enable-source-maps in the stack (stack traces would name bundle offsets).',

@@ -45,11 +45,19 @@ const usd = (x: number): string => `$${x < 0.01 ? x.toFixed(4) : x.toFixed(2)}`;
 
 // Prices (us-east-1, list): S3 Standard LIST/PUT $0.005 per 1000, GET $0.0004 per 1000; Inventory $0.0025 per
 // million objects listed; Step Functions Standard $0.025 per 1000 transitions; Lambda arm64 $0.0000133334 per GB-s.
-const PRICE = { list: 0.005 / 1000, put: 0.005 / 1000, get: 0.0004 / 1000, inventory: 0.0025 / 1e6, transition: 0.025 / 1000, gbSecond: 0.0000133334 };
+const PRICE = {
+  list: 0.005 / 1000,
+  put: 0.005 / 1000,
+  get: 0.0004 / 1000,
+  inventory: 0.0025 / 1e6,
+  transition: 0.025 / 1000,
+  gbSecond: 0.0000133334,
+};
 
 type Requests = Record<string, number>;
 const requestsOf = (r: Report): Requests => (r.details?.requests ?? {}) as Requests;
-const planOf = (r: Report) => r.actions.filter((a) => a.status !== 'skipped').map(({ type, target, reason }) => `${type} ${target} ${reason}`);
+const planOf = (r: Report) =>
+  r.actions.filter((a) => a.status !== 'skipped').map(({ type, target, reason }) => `${type} ${target} ${reason}`);
 
 async function listingPart(moto: SeededMoto, s3: S3Client) {
   const clock0 = new Date(Date.now() + 2 * H);
@@ -57,7 +65,14 @@ async function listingPart(moto: SeededMoto, s3: S3Client) {
   const layout = await seedLayout(moto, s3, BUCKET, ROOT, SPEC, clock0);
   const seedMs = Date.now() - started;
   progress(`seeded ${n(layout.keys)} keys in ${secs(seedMs)}`);
-  const env = { ...moto.env, REGISTRY_BUCKET: BUCKET, UPLOAD_MAX_AGE: '1h', STARTEDAT_READ_WINDOW: '876000h', LIST_CONCURRENCY: '8', MAX_DELETES_PER_RUN: '1000000' };
+  const env = {
+    ...moto.env,
+    REGISTRY_BUCKET: BUCKET,
+    UPLOAD_MAX_AGE: '1h',
+    STARTEDAT_READ_WINDOW: '876000h',
+    LIST_CONCURRENCY: '8',
+    MAX_DELETES_PER_RUN: '1000000',
+  };
   const runner = (clock: Date) => createJob(job, loadPurgeStaleUploadsConfig(env), { clock: () => clock }).run;
 
   let t = Date.now();
@@ -81,7 +96,9 @@ async function listingPart(moto: SeededMoto, s3: S3Client) {
     const report = await runner(new Date(clock0.getTime() + i * 20 * 60_000))({}, budget);
     runs.push({ report, ms: Date.now() - t });
     const listing = report.details?.listing as { status: string; keysListed: number };
-    progress(`budgeted run ${i + 1}: ${listing.status}, ${n(listing.keysListed)} keys so far, ${requestsOf(report).total} requests, ${secs(Date.now() - t)}`);
+    progress(
+      `budgeted run ${i + 1}: ${listing.status}, ${n(listing.keysListed)} keys so far, ${requestsOf(report).total} requests, ${secs(Date.now() - t)}`,
+    );
     if (listing.status === 'complete') break;
   }
   const last = runs.at(-1)?.report as Report;
@@ -156,7 +173,11 @@ async function readPart(s3: S3Client, rows: InventoryRow[], format: InventoryFor
   t = Date.now();
   for (let shard = 0; shard < SHARDS; shard += 1) {
     const s = Date.now();
-    await readInventoryFile(s3, { bucket: BUCKET, file: { key, size: body.byteLength }, format, columns, now: Date.now(), signal: new AbortController().signal }, stats);
+    await readInventoryFile(
+      s3,
+      { bucket: BUCKET, file: { key, size: body.byteLength }, format, columns, now: Date.now(), signal: new AbortController().signal },
+      stats,
+    );
     perShardMs.push(Date.now() - s);
   }
   const ms = Date.now() - t;
@@ -193,14 +214,21 @@ async function wholeShard(moto: SeededMoto, parquet: { key: string; fileBytes: n
     files: [{ key: parquet.key, size: parquet.fileBytes, MD5checksum: '0' }],
   };
   await s3Client().send(new PutObjectCommand({ Bucket: BUCKET, Key: manifestKey, Body: JSON.stringify(manifest) }));
-  const step = createInventoryStep(loadInventoryModeConfig({ ...moto.env, REGISTRY_BUCKET: BUCKET, UPLOAD_MAX_AGE: '168h' }), { clock: () => new Date(now) });
+  const step = createInventoryStep(loadInventoryModeConfig({ ...moto.env, REGISTRY_BUCKET: BUCKET, UPLOAD_MAX_AGE: '168h' }), {
+    clock: () => new Date(now),
+  });
   const planned = (await step({ step: 'plan', pass: 'bench-1', input: { dryRun: true, manifestKey } })) as { shards: number };
   const t = Date.now();
   await step({ step: 'shard', pass: 'bench-1', index: 0, dryRun: true });
   const ms = Date.now() - t;
   await step({ step: 'shard', pass: 'bench-1', index: 1, dryRun: true }); // the orphan shard, as after the map
   await step({ step: 'merge', pass: 'bench-1' });
-  const res = await s3Client().send(new GetObjectCommand({ Bucket: BUCKET, Key: passKeys(loadInventoryModeConfig({ ...moto.env, REGISTRY_BUCKET: BUCKET }), 'bench-1').shard(0) }));
+  const res = await s3Client().send(
+    new GetObjectCommand({
+      Bucket: BUCKET,
+      Key: passKeys(loadInventoryModeConfig({ ...moto.env, REGISTRY_BUCKET: BUCKET }), 'bench-1').shard(0),
+    }),
+  );
   const report = JSON.parse((await res.Body?.transformToString()) ?? '{}') as Report;
   return { ms, report, shards: planned.shards };
 }
@@ -236,14 +264,37 @@ function projection(readParquet: ReadResult, shardReport: Report, shardMs: numbe
   const listingWall = (pages / 8) * 0.1;
   const listingCost = pages * PRICE.list + listingWall * 0.5 * PRICE.gbSecond;
   const benchRate = listing.layout.keys / (listing.unboundedMs / 1000);
-  return { keys, files, rowsPerSecond, readSeconds, shardSeconds, wall, gbSeconds, s3, transitions, cost, total, pages, listingWall, listingCost, benchRate, recheckSecondsPerCandidate, candidates: inv.candidates };
+  return {
+    keys,
+    files,
+    rowsPerSecond,
+    readSeconds,
+    shardSeconds,
+    wall,
+    gbSeconds,
+    s3,
+    transitions,
+    cost,
+    total,
+    pages,
+    listingWall,
+    listingCost,
+    benchRate,
+    recheckSecondsPerCandidate,
+    candidates: inv.candidates,
+  };
 }
 
 export default async function bench(): Promise<string> {
   logger.setLogLevel('SILENT'); // dozens of 100 kB job reports
   const moto = await startSeededMoto({ script: 'moto-scale.py' });
   Object.assign(process.env, moto.env);
-  const s3 = new S3Client({ endpoint: moto.endpoint, forcePathStyle: true, region: 'us-east-1', credentials: { accessKeyId: 'test', secretAccessKey: 'test' } });
+  const s3 = new S3Client({
+    endpoint: moto.endpoint,
+    forcePathStyle: true,
+    region: 'us-east-1',
+    credentials: { accessKeyId: 'test', secretAccessKey: 'test' },
+  });
   try {
     await s3.send(new CreateBucketCommand({ Bucket: BUCKET }));
     createJob(job, loadPurgeStaleUploadsConfig({ ...moto.env, REGISTRY_BUCKET: BUCKET })); // path-style clients before the first is made
@@ -270,7 +321,7 @@ function render(
   const ratio = l.total / l.floor;
   const inv = shard.report.details?.inventory as Record<string, number>;
   const row = (r: ReadResult) =>
-    `| ${r.format} | ${(r.fileBytes / 2 ** 20).toFixed(1)} MiB | ${secs(r.encodeMs)} | ${n(r.rows)} | ${n(r.uploadRows)} | ${secs(r.ms)} | ${n(Math.round((r.rows * 1000) / r.ms))} | ${((r.bytes / 2 ** 20) / (r.ms / 1000)).toFixed(1)} | ${(r.gets / SHARDS).toFixed(0)} | ${r.peakRssMb.toFixed(0)} MiB / ${r.peakHeapMb.toFixed(0)} MiB |`;
+    `| ${r.format} | ${(r.fileBytes / 2 ** 20).toFixed(1)} MiB | ${secs(r.encodeMs)} | ${n(r.rows)} | ${n(r.uploadRows)} | ${secs(r.ms)} | ${n(Math.round((r.rows * 1000) / r.ms))} | ${(r.bytes / 2 ** 20 / (r.ms / 1000)).toFixed(1)} | ${(r.gets / SHARDS).toFixed(0)} | ${r.peakRssMb.toFixed(0)} MiB / ${r.peakHeapMb.toFixed(0)} MiB |`;
   return [
     '## purge-stale-uploads at scale',
     '',
@@ -286,7 +337,11 @@ function render(
       return `| budgeted ${i + 1} (${RUN_BUDGET_PAGES} pages) | ${s.status}${s.resumed ? ', resumed' : ''} (checkpoint ${s.checkpoint}) | ${n(s.keysListed)} | ${requestsOf(report).total} | ${secs(ms)} |`;
     }),
     '',
-    `Runs needed: **${l.runs.length}**. Requests over all budgeted runs: **${n(l.total)}** (${Object.entries(l.byOp).map(([op, c]) => `${op} ${c}`).join(', ')}) against the floor ⌈${n(l.layout.keys)}/1000⌉ list pages + ${l.startedAtReads} \`startedat\` reads (this layout's object times cannot decide, so every one is read, as in the unbounded run) + ⌈${n((l.last.details?.done as { objectsDeleted: number }).objectsDeleted)}/1000⌉ DeleteObjects + ${(l.last.details?.done as { multipartUploadsAborted: number }).multipartUploadsAborted} aborts + 1 ListMultipartUploads = ${n(l.floor)}: **${ratio.toFixed(3)}×** (goal ≤ 1.1×: ${ratio <= 1.1 ? 'met' : '**not met**'}). Listing alone: ${n(l.listPages)} ListObjectsV2 over ${l.runs.length} runs against ${n(l.pagesFloor)} pages, ${(l.listPages / l.pagesFloor).toFixed(3)}× (the unbounded run: ${requestsOf(l.unbounded).ListObjectsV2}). Same plan as the unbounded run: **${l.samePlan ? 'yes' : 'NO'}** (${planOf(l.last).length} actions, identical type, target and reason). Extra over the floor: the delimiter listings that split the ranges (once), one checkpoint GET per run and one PUT per cut run, and at most one page per range per resume.`,
+    `Runs needed: **${l.runs.length}**. Requests over all budgeted runs: **${n(l.total)}** (${Object.entries(l.byOp)
+      .map(([op, c]) => `${op} ${c}`)
+      .join(
+        ', ',
+      )}) against the floor ⌈${n(l.layout.keys)}/1000⌉ list pages + ${l.startedAtReads} \`startedat\` reads (this layout's object times cannot decide, so every one is read, as in the unbounded run) + ⌈${n((l.last.details?.done as { objectsDeleted: number }).objectsDeleted)}/1000⌉ DeleteObjects + ${(l.last.details?.done as { multipartUploadsAborted: number }).multipartUploadsAborted} aborts + 1 ListMultipartUploads = ${n(l.floor)}: **${ratio.toFixed(3)}×** (goal ≤ 1.1×: ${ratio <= 1.1 ? 'met' : '**not met**'}). Listing alone: ${n(l.listPages)} ListObjectsV2 over ${l.runs.length} runs against ${n(l.pagesFloor)} pages, ${(l.listPages / l.pagesFloor).toFixed(3)}× (the unbounded run: ${requestsOf(l.unbounded).ListObjectsV2}). Same plan as the unbounded run: **${l.samePlan ? 'yes' : 'NO'}** (${planOf(l.last).length} actions, identical type, target and reason). Extra over the floor: the delimiter listings that split the ranges (once), one checkpoint GET per run and one PUT per cut run, and at most one page per range per resume.`,
     '',
     `### Inventory shards: ${n(ROWS_PER_FILE)}-row data file × ${SHARDS} shards per format (${n(ROWS_PER_FILE * SHARDS)} rows each)`,
     '',
@@ -297,7 +352,7 @@ function render(
     row(parquet),
     row(csv),
     '',
-    `Pick: **Parquet** — ${(((parquet.rows * 1000) / parquet.ms) / ((csv.rows * 1000) / csv.ms)).toFixed(1)}× the rows/s of gzip CSV (csv-parse is the CSV bottleneck), and only the three needed columns are fetched; the stack's default (\`purgeInventoryFormat=Parquet\`). One whole shard through the Lambda entry (Parquet, dry): ${secs(shard.ms)} for ${n(inv.rows ?? 0)} rows, ${inv.candidates} candidates re-read live (${inv.vanished} vanished: the generated rows have no objects behind them), ${requestsOf(shard.report).total} S3 requests.`,
+    `Pick: **Parquet** — ${((parquet.rows * 1000) / parquet.ms / ((csv.rows * 1000) / csv.ms)).toFixed(1)}× the rows/s of gzip CSV (csv-parse is the CSV bottleneck), and only the three needed columns are fetched; the stack's default (\`purgeInventoryFormat=Parquet\`). One whole shard through the Lambda entry (Parquet, dry): ${secs(shard.ms)} for ${n(inv.rows ?? 0)} rows, ${inv.candidates} candidates re-read live (${inv.vanished} vanished: the generated rows have no objects behind them), ${requestsOf(shard.report).total} S3 requests.`,
     '',
     '### Projection for 10⁸ keys (one pass)',
     '',

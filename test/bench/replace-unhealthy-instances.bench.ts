@@ -21,14 +21,20 @@ export default async function bench(): Promise<string> {
   const rows: Row[] = [];
   const scenarios: [string, (sim: InstanceType<typeof FleetSim>) => void][] = [
     ['healthy fleet (no-op)', () => {}],
-    ['one unhealthy, confirmed (SetInstanceHealth)', (sim) => {
-      const i = sim.instances[0]!;
-      i.targetFault = () => true;
-      i.tags.set(UNHEALTHY_SINCE_TAG, new Date(sim.now - 600_000).toISOString());
-    }],
-    ['shared outage (circuit open)', (sim) => {
-      sim.outage = () => true;
-    }],
+    [
+      'one unhealthy, confirmed (SetInstanceHealth)',
+      (sim) => {
+        const i = sim.instances[0]!;
+        i.targetFault = () => true;
+        i.tags.set(UNHEALTHY_SINCE_TAG, new Date(sim.now - 600_000).toISOString());
+      },
+    ],
+    [
+      'shared outage (circuit open)',
+      (sim) => {
+        sim.outage = () => true;
+      },
+    ],
   ];
   const WRITES = new Set([
     'SetInstanceHealth',
@@ -54,7 +60,9 @@ export default async function bench(): Promise<string> {
         last = { ...sim.calls };
         restore();
       }
-      const writes = Object.entries(last).filter(([k]) => WRITES.has(k)).reduce((s, [, n]) => s + n, 0);
+      const writes = Object.entries(last)
+        .filter(([k]) => WRITES.has(k))
+        .reduce((s, [, n]) => s + n, 0);
       const reads = Object.values(last).reduce((s, n) => s + n, 0) - writes;
       times.sort((a, b) => a - b);
       rows.push({ size, scenario, reads, writes, calls: last, ms: times[Math.floor(times.length / 2)] ?? 0 });
@@ -69,18 +77,23 @@ export default async function bench(): Promise<string> {
     'Reads: DescribeAutoScalingGroups, DescribeScalingActivities, DescribeInstanceRefreshes and DescribeTargetHealth',
     'once each, DescribeInstances and DescribeInstanceStatus once per 100 members. Time is the median of 5 runs',
     'of the whole job in-process (no network), i.e. the cost of the code, not of AWS. A replacement adds one',
-    'DescribeTags read and one CreateOrUpdateTags write: the replacement budget\'s ledger on the group.',
+    "DescribeTags read and one CreateOrUpdateTags write: the replacement budget's ledger on the group.",
     '',
     '| fleet | scenario | reads | writes | total | vs 2 instances | by operation | median ms |',
     '|---:|---|---:|---:|---:|---:|---|---:|',
     ...rows.map((r) => {
       const b = base(r.scenario);
       const ratio = ((r.reads + r.writes) / (b.reads + b.writes)).toFixed(2);
-      const ops = Object.entries(r.calls).map(([k, n]) => `${k.replace(/^Describe/, 'D.')} ${n}`).join(', ');
+      const ops = Object.entries(r.calls)
+        .map(([k, n]) => `${k.replace(/^Describe/, 'D.')} ${n}`)
+        .join(', ');
       return `| ${r.size} | ${r.scenario} | ${r.reads} | ${r.writes} | ${r.reads + r.writes} | ${ratio}× | ${ops} | ${r.ms.toFixed(1)} |`;
     }),
     '',
-    `Target (the same count bar pagination) met: 2, 20 and 200 instances cost ${rows.filter((r) => r.size <= 200 && r.scenario === scenarios[0]![0]).map((r) => r.reads).join(', ')} reads;`,
+    `Target (the same count bar pagination) met: 2, 20 and 200 instances cost ${rows
+      .filter((r) => r.size <= 200 && r.scenario === scenarios[0]![0])
+      .map((r) => r.reads)
+      .join(', ')} reads;`,
     'the only growth is one more DescribeInstances + DescribeInstanceStatus pair per 100 members (EC2 takes at most',
     '100 ids per DescribeInstanceStatus call). Writes depend on what the plan does, never on fleet size.',
   ];
@@ -207,7 +220,8 @@ async function timeToRepair(): Promise<string[]> {
     const sorted = [...values].sort((a, b) => a - b);
     return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)] ?? Number.NaN;
   };
-  const fmt = (ms: number): string => (Number.isNaN(ms) ? '–' : `${Math.floor(ms / 60_000)}:${String(Math.round((ms % 60_000) / 1000)).padStart(2, '0')}`);
+  const fmt = (ms: number): string =>
+    Number.isNaN(ms) ? '–' : `${Math.floor(ms / 60_000)}:${String(Math.round((ms % 60_000) / 1000)).padStart(2, '0')}`;
   const dist = (values: number[]): string => `${fmt(pct(values, 50))} / ${fmt(pct(values, 90))} / ${fmt(Math.max(...values))}`;
   const rows = MODES.map(([mode, label]) => {
     const single = results.get(mode)!;
@@ -226,13 +240,16 @@ async function timeToRepair(): Promise<string[]> {
       `${single.reduce((n, x) => n + x.dips, 0) + shared.reduce((n, x) => n + x.dips, 0)} |`
     );
   });
-  const alarmDelays = results.get('follow-up')!.filter((x) => x.alarmDelay !== undefined).map((x) => x.alarmDelay!);
+  const alarmDelays = results
+    .get('follow-up')!
+    .filter((x) => x.alarmDelay !== undefined)
+    .map((x) => x.alarmDelay!);
   return [
     '## replace-unhealthy-instances: time to repair (fleet simulation)',
     '',
     `${TRIALS} trials per way, the same seeded draws for each: a target of a 4-instance group (launch-before-terminate`,
     'policy) turns unhealthy at a random moment of the 5-minute schedule; the replacement boots in 90 s and passes the',
-    'target group\'s health checks 30 s later. Times are from the target turning unhealthy, as p50 / p90 / max (m:ss).',
+    "target group's health checks 30 s later. Times are from the target turning unhealthy, as p50 / p90 / max (m:ss).",
     `The alarm itself took ${dist(alarmDelays)} (2 one-minute datapoints + 10-50 s publication delay). Goal: the`,
     'decision within alarm delay + UNHEALTHY_CONFIRM (2 m) + 30 s in every trial, ≤ 5 min with the defaults; 0',
     'replacements in a shared outage (20 trials: all 4 targets fail 20 s apart for 20 minutes) and 0 capacity dips',
@@ -243,7 +260,7 @@ async function timeToRepair(): Promise<string[]> {
     ...rows,
     '',
     'The follow-up turns "the next tick after the window" into "when the window ends": the decision no longer waits',
-    'for an unrelated schedule. The group\'s own ELB check is faster still, because it confirms nothing: in a shared',
+    "for an unrelated schedule. The group's own ELB check is faster still, because it confirms nothing: in a shared",
     'outage it replaces every instance (and their replacements fail the same way), which is what the circuit breaker',
     'and the confirmation exist to prevent.',
   ];

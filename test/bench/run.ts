@@ -23,7 +23,9 @@ const resultsFile = join(dir, 'results.md');
 // Keep the sections of benches not run this time, so `npm run bench -- one` updates only its own section.
 const sections = new Map<string, string>();
 if (existsSync(resultsFile)) {
-  for (const part of readFileSync(resultsFile, 'utf8').split(/^<!-- bench: /m).slice(1)) {
+  for (const part of readFileSync(resultsFile, 'utf8')
+    .split(/^<!-- bench: /m)
+    .slice(1)) {
     const end = part.indexOf(' -->');
     sections.set(part.slice(0, end), part.slice(end + 4).trim());
   }

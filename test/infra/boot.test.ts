@@ -17,7 +17,11 @@ describe('the boot, as the default stack declares it', () => {
 
   it('waits for minCapacity instances to serve, after the group and the first sync-htpasswd run', () => {
     const [[id, wait]] = ofType('AWS::CloudFormation::WaitCondition') as [[string, Resources[string]]];
-    expect(wait.Properties).toMatchObject({ Count: 2, Timeout: '1800', Handle: { Ref: ofType('AWS::CloudFormation::WaitConditionHandle')[0]?.[0] } });
+    expect(wait.Properties).toMatchObject({
+      Count: 2,
+      Timeout: '1800',
+      Handle: { Ref: ofType('AWS::CloudFormation::WaitConditionHandle')[0]?.[0] },
+    });
     const asg = ofType('AWS::AutoScaling::AutoScalingGroup')[0]?.[0] as string;
     const trigger = ofType('Custom::Trigger')[0]?.[0] as string;
     expect(resources[id]?.DependsOn).toEqual(expect.arrayContaining([asg, trigger]));
@@ -37,7 +41,9 @@ describe('the boot, as the default stack declares it', () => {
   });
 
   it('names the dashboard after the stack and the region (dashboards are global)', () => {
-    t.hasResourceProperties('AWS::CloudWatch::Dashboard', { DashboardName: { 'Fn::Join': ['', ['registry-fleet-', { Ref: 'AWS::Region' }]] } });
+    t.hasResourceProperties('AWS::CloudWatch::Dashboard', {
+      DashboardName: { 'Fn::Join': ['', ['registry-fleet-', { Ref: 'AWS::Region' }]] },
+    });
   });
 
   it('keeps the cheap defaults: one NAT gateway, no access-log bucket', () => {
@@ -51,7 +57,18 @@ describe('the hardening options', () => {
   // cdk-nag runs here too: the env-agnostic options must not add unacknowledged findings.
   synthFleet({ domainName, natGatewayPerAz: true, bucketAccessLogs: true }, fake.dir);
   // ALB access logs need a region, and the stack's nag acknowledgements name <AWS::Region>: synth this one without nag.
-  const created = createApp({ context: { domainName, functionsDir: fake.dir, region: 'eu-west-1', natGatewayPerAz: true, albAccessLogs: true, bucketAccessLogs: true, bootTimeoutMinutes: 20 }, nag: false });
+  const created = createApp({
+    context: {
+      domainName,
+      functionsDir: fake.dir,
+      region: 'eu-west-1',
+      natGatewayPerAz: true,
+      albAccessLogs: true,
+      bucketAccessLogs: true,
+      bootTimeoutMinutes: 20,
+    },
+    nag: false,
+  });
   const t = Template.fromStack(created.stack);
 
   it('one NAT gateway per AZ', () => {
@@ -62,7 +79,9 @@ describe('the hardening options', () => {
     const buckets = Object.entries(t.findResources('AWS::S3::Bucket') as Resources).filter(([id]) => !id.startsWith('HistoryBucket'));
     expect(buckets).toHaveLength(2);
     const [logsId] = buckets.find(([, b]) => JSON.stringify(b.Properties).includes('expire-access-logs')) ?? [];
-    t.hasResourceProperties('AWS::S3::Bucket', { LoggingConfiguration: { DestinationBucketName: { Ref: logsId }, LogFilePrefix: 's3-access/' } });
+    t.hasResourceProperties('AWS::S3::Bucket', {
+      LoggingConfiguration: { DestinationBucketName: { Ref: logsId }, LogFilePrefix: 's3-access/' },
+    });
     t.hasResourceProperties('AWS::ElasticLoadBalancingV2::LoadBalancer', {
       LoadBalancerAttributes: Match.arrayWith([
         { Key: 'access_logs.s3.enabled', Value: 'true' },
@@ -78,14 +97,20 @@ describe('the hardening options', () => {
 
 describe('context checks', () => {
   it('refuses the sample domain of cdk.json with a message naming domainName', () => {
-    expect(() => createApp({ context: { domainName: 'registry.example.com', functionsDir: fake.dir } })).toThrow(/context domainName: expected your registry's own host name/);
+    expect(() => createApp({ context: { domainName: 'registry.example.com', functionsDir: fake.dir } })).toThrow(
+      /context domainName: expected your registry's own host name/,
+    );
   });
 
   it('ALB access logs need the region', () => {
-    expect(() => createApp({ context: { domainName, albAccessLogs: true, functionsDir: fake.dir } })).toThrow(/context albAccessLogs: expected the region context too/);
+    expect(() => createApp({ context: { domainName, albAccessLogs: true, functionsDir: fake.dir } })).toThrow(
+      /context albAccessLogs: expected the region context too/,
+    );
   });
 
   it('rejects a mistyped key, naming it', () => {
-    expect(() => createApp({ context: { domainName, minCapcity: 3, functionsDir: fake.dir } })).toThrow(/context minCapcity: not a setting of this app[\s\S]*known keys: .*minCapacity/);
+    expect(() => createApp({ context: { domainName, minCapcity: 3, functionsDir: fake.dir } })).toThrow(
+      /context minCapcity: not a setting of this app[\s\S]*known keys: .*minCapacity/,
+    );
   });
 });

@@ -12,7 +12,16 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { createApp } from '../../infra/app.ts';
 import { ALB_IDLE_TIMEOUT_SECONDS } from '../../infra/constructs/load-balancer.ts';
-import { ASSET_FILES, DRAIN_HOOK_NAME, PATHS, REGISTRY_DEBUG_ADDR, REGISTRY_PORT, USER_DATA_LIMIT, readAsset, withoutComments } from '../../infra/user-data.ts';
+import {
+  ASSET_FILES,
+  DRAIN_HOOK_NAME,
+  PATHS,
+  REGISTRY_DEBUG_ADDR,
+  REGISTRY_PORT,
+  USER_DATA_LIMIT,
+  readAsset,
+  withoutComments,
+} from '../../infra/user-data.ts';
 import type { CfnTemplate } from '../support/boot-rehearsal.ts';
 import { launchTemplateUserData, resolveIntrinsics } from '../support/boot-rehearsal.ts';
 import { fakeFunctionsDir, synthFleet } from './support.ts';
@@ -36,7 +45,10 @@ const onlyId = (t: Template, type: string): string => {
 
 /** The user data as an instance gets it, with every CloudFormation reference replaced by `<Ref>`. */
 function userDataOf(t: Template): string {
-  return resolveIntrinsics(launchTemplateUserData(t.toJSON() as CfnTemplate), (ref, attribute) => `<${ref}${attribute ? `.${attribute}` : ''}>`);
+  return resolveIntrinsics(
+    launchTemplateUserData(t.toJSON() as CfnTemplate),
+    (ref, attribute) => `<${ref}${attribute ? `.${attribute}` : ''}>`,
+  );
 }
 
 const quote = (path: string) => path.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
@@ -44,7 +56,9 @@ const quote = (path: string) => path.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
 function fileIn(script: string, path: string): string {
   const plain = new RegExp(`^cat >${quote(path)} <<'REGISTRY_FLEET_EOF'\\n([\\s\\S]*?)^REGISTRY_FLEET_EOF$`, 'm').exec(script);
   if (plain?.[1] !== undefined) return plain[1];
-  const packed = new RegExp(`^base64 -d <<'REGISTRY_FLEET_EOF' \\| gunzip >${quote(path)}\\n([\\s\\S]*?)^REGISTRY_FLEET_EOF$`, 'm').exec(script);
+  const packed = new RegExp(`^base64 -d <<'REGISTRY_FLEET_EOF' \\| gunzip >${quote(path)}\\n([\\s\\S]*?)^REGISTRY_FLEET_EOF$`, 'm').exec(
+    script,
+  );
   if (packed?.[1] === undefined) throw new Error(`user data does not write ${path}`);
   return gunzipSync(Buffer.from(packed[1].replace(/\s+/g, ''), 'base64')).toString('utf8');
 }
@@ -86,7 +100,10 @@ describe('drain before terminate, with the default context', () => {
     )?.[0];
     const statements = ofType(t, 'AWS::IAM::Policy')
       .filter(([, p]) => JSON.stringify(p.Properties.Roles) === JSON.stringify([{ Ref: roleId }]))
-      .flatMap(([, p]) => (p.Properties.PolicyDocument as { Statement: { Action: string | string[]; Resource: unknown; Effect: string }[] }).Statement);
+      .flatMap(
+        ([, p]) =>
+          (p.Properties.PolicyDocument as { Statement: { Action: string | string[]; Resource: unknown; Effect: string }[] }).Statement,
+      );
     const lifecycle = statements.filter((s) => [s.Action].flat().some((a) => a.startsWith('autoscaling:')));
     expect(lifecycle).toEqual([
       {
@@ -95,7 +112,16 @@ describe('drain before terminate, with the default context', () => {
         Resource: {
           'Fn::Join': [
             '',
-            ['arn:', { Ref: 'AWS::Partition' }, ':autoscaling:', { Ref: 'AWS::Region' }, ':', { Ref: 'AWS::AccountId' }, ':autoScalingGroup:*:autoScalingGroupName/', { Ref: asg }],
+            [
+              'arn:',
+              { Ref: 'AWS::Partition' },
+              ':autoscaling:',
+              { Ref: 'AWS::Region' },
+              ':',
+              { Ref: 'AWS::AccountId' },
+              ':autoScalingGroup:*:autoScalingGroupName/',
+              { Ref: asg },
+            ],
           ],
         },
       },
@@ -114,7 +140,13 @@ describe('drain before terminate, with the default context', () => {
 
     const unit = fileIn(userData, PATHS.drainUnit).split('\n');
     // Its log lines (stderr inherits stdout) go where the agent already ships the boot log (stream <instance>/bootstrap).
-    for (const line of [`ExecStart=${PATHS.drain}`, `StandardOutput=append:${PATHS.bootstrapLog}`, 'Restart=on-failure', 'StartLimitIntervalSec=0', 'WantedBy=multi-user.target']) {
+    for (const line of [
+      `ExecStart=${PATHS.drain}`,
+      `StandardOutput=append:${PATHS.bootstrapLog}`,
+      'Restart=on-failure',
+      'StartLimitIntervalSec=0',
+      'WantedBy=multi-user.target',
+    ]) {
       expect(unit).toContain(line);
     }
     // Started before the registry exists: an instance terminated mid-boot is released at once (nothing in flight).

@@ -45,13 +45,22 @@ describe('fleet stack with every option', () => {
     t.resourceCountIs('AWS::EC2::VPC', 0);
     t.resourceCountIs('AWS::EC2::NatGateway', 0);
     t.hasResourceProperties('AWS::EC2::VPCEndpoint', { VpcId: 'vpc-0123abcd', RouteTableIds: ['rtb-0000000c', 'rtb-0000000d'] });
-    t.hasResourceProperties('AWS::AutoScaling::AutoScalingGroup', { VPCZoneIdentifier: ['subnet-0000000c', 'subnet-0000000d'], MinSize: '3', MaxSize: '6' });
+    t.hasResourceProperties('AWS::AutoScaling::AutoScalingGroup', {
+      VPCZoneIdentifier: ['subnet-0000000c', 'subnet-0000000d'],
+      MinSize: '3',
+      MaxSize: '6',
+    });
   });
 
   it('uses the given certificate (none requested) and adds the alias record', () => {
     t.resourceCountIs('AWS::CertificateManager::Certificate', 0);
     t.hasResourceProperties('AWS::ElasticLoadBalancingV2::Listener', { Port: 443, Certificates: [{ CertificateArn: CERT }] });
-    t.hasResourceProperties('AWS::Route53::RecordSet', { Name: 'registry.corp.internal.', Type: 'A', HostedZoneId: 'Z0123456789ABCDEFGHIJ', AliasTarget: Match.anyValue() });
+    t.hasResourceProperties('AWS::Route53::RecordSet', {
+      Name: 'registry.corp.internal.',
+      Type: 'A',
+      HostedZoneId: 'Z0123456789ABCDEFGHIJ',
+      AliasTarget: Match.anyValue(),
+    });
   });
 
   it('picks the x86 AMI for an x86 instance type', () => {
@@ -60,7 +69,9 @@ describe('fleet stack with every option', () => {
   });
 
   it('admits only the given networks at the load balancer', () => {
-    const groups = Object.values(t.findResources('AWS::EC2::SecurityGroup') as Record<string, { Properties: { SecurityGroupIngress?: { CidrIp?: string }[] } }>);
+    const groups = Object.values(
+      t.findResources('AWS::EC2::SecurityGroup') as Record<string, { Properties: { SecurityGroupIngress?: { CidrIp?: string }[] } }>,
+    );
     const cidrs = groups.flatMap((g) => g.Properties.SecurityGroupIngress ?? []).map((r) => r.CidrIp);
     expect(new Set(cidrs)).toEqual(new Set(['10.0.0.0/8']));
   });
@@ -68,10 +79,15 @@ describe('fleet stack with every option', () => {
   it('leashes every job with DRY_RUN=true and names functions after the stack', () => {
     // The job functions (the first sync's custom-resource provider, which also runs under dryRun, is not a job).
     const fns = Object.values(
-      t.findResources('AWS::Lambda::Function') as Record<string, { Properties: { FunctionName?: string; Environment: { Variables: Record<string, unknown> } } }>,
+      t.findResources('AWS::Lambda::Function') as Record<
+        string,
+        { Properties: { FunctionName?: string; Environment: { Variables: Record<string, unknown> } } }
+      >,
     ).filter((f) => f.Properties.FunctionName !== undefined);
     expect(fns.map((f) => f.Properties.FunctionName).sort()).toEqual(
-      ['purge-disk-volumes', 'purge-stale-uploads', 'replace-unhealthy-instances', 'rotate-certificates', 'sync-htpasswd'].map((j) => `edge-registry-${j}`),
+      ['purge-disk-volumes', 'purge-stale-uploads', 'replace-unhealthy-instances', 'rotate-certificates', 'sync-htpasswd'].map(
+        (j) => `edge-registry-${j}`,
+      ),
     );
     for (const f of fns) expect(f.Properties.Environment.Variables.DRY_RUN).toBe('true');
     // The fleet dimension of every job metric is the stack name.
@@ -79,7 +95,9 @@ describe('fleet stack with every option', () => {
   });
 
   it('acme mode: account secret, ACME env, Route 53 and secret access for rotate-certificates', () => {
-    const secret = Object.keys(t.findResources('AWS::SecretsManager::Secret', { Properties: { Description: Match.stringLikeRegexp('ACME account') } }));
+    const secret = Object.keys(
+      t.findResources('AWS::SecretsManager::Secret', { Properties: { Description: Match.stringLikeRegexp('ACME account') } }),
+    );
     expect(secret).toHaveLength(1);
     t.hasResourceProperties('AWS::Lambda::Function', {
       FunctionName: 'edge-registry-rotate-certificates',
@@ -96,7 +114,10 @@ describe('fleet stack with every option', () => {
     t.hasResourceProperties('AWS::IAM::Policy', {
       PolicyDocument: {
         Statement: Match.arrayWith([
-          Match.objectLike({ Action: ['route53:ChangeResourceRecordSets', 'route53:ListResourceRecordSets'], Resource: { 'Fn::Join': ['', ['arn:', { Ref: 'AWS::Partition' }, ':route53:::hostedzone/Z0123456789ABCDEFGHIJ']] } }),
+          Match.objectLike({
+            Action: ['route53:ChangeResourceRecordSets', 'route53:ListResourceRecordSets'],
+            Resource: { 'Fn::Join': ['', ['arn:', { Ref: 'AWS::Partition' }, ':route53:::hostedzone/Z0123456789ABCDEFGHIJ']] },
+          }),
           Match.objectLike({ Action: ['secretsmanager:GetSecretValue', 'secretsmanager:PutSecretValue'], Resource: { Ref: secret[0] } }),
         ]),
       },
@@ -105,10 +126,18 @@ describe('fleet stack with every option', () => {
 
   it('the users path, upload age, schedule and fleet tag follow the context', () => {
     t.hasResourceProperties('AWS::Events::Rule', { EventPattern: Match.objectLike({ detail: { name: [{ prefix: '/edge/users/' }] } }) });
-    t.hasResourceProperties('AWS::Lambda::Function', { FunctionName: 'edge-registry-purge-stale-uploads', Environment: { Variables: Match.objectLike({ UPLOAD_MAX_AGE: '14d' }) } });
+    t.hasResourceProperties('AWS::Lambda::Function', {
+      FunctionName: 'edge-registry-purge-stale-uploads',
+      Environment: { Variables: Match.objectLike({ UPLOAD_MAX_AGE: '14d' }) },
+    });
     t.hasResourceProperties('AWS::Events::Rule', { ScheduleExpression: 'cron(15 1 * * ? *)' });
-    t.hasResourceProperties('AWS::S3::Bucket', { LifecycleConfiguration: { Rules: [Match.objectLike({ AbortIncompleteMultipartUpload: { DaysAfterInitiation: 15 } })] } });
-    t.hasResourceProperties('AWS::Lambda::Function', { FunctionName: 'edge-registry-purge-disk-volumes', Environment: { Variables: Match.objectLike({ FLEET_TAG_VALUE: 'edge-registry' }) } });
+    t.hasResourceProperties('AWS::S3::Bucket', {
+      LifecycleConfiguration: { Rules: [Match.objectLike({ AbortIncompleteMultipartUpload: { DaysAfterInitiation: 15 } })] },
+    });
+    t.hasResourceProperties('AWS::Lambda::Function', {
+      FunctionName: 'edge-registry-purge-disk-volumes',
+      Environment: { Variables: Match.objectLike({ FLEET_TAG_VALUE: 'edge-registry' }) },
+    });
   });
 
   it('subscribes the alarm e-mail to the topic', () => {

@@ -21,7 +21,9 @@ afterAll(() => fake.remove());
 type Resources = Record<string, { Type: string; Properties: Record<string, unknown>; DeletionPolicy?: string }>;
 const only = (type: string, props: Record<string, unknown> = {}): [string, Resources[string]] => {
   // The run history's bucket is tested in test/infra/history.test.ts; "the bucket" here is the registry's.
-  const found = Object.entries(t.findResources(type, { Properties: props }) as Resources).filter(([id]) => type !== 'AWS::S3::Bucket' || !id.startsWith('HistoryBucket'));
+  const found = Object.entries(t.findResources(type, { Properties: props }) as Resources).filter(
+    ([id]) => type !== 'AWS::S3::Bucket' || !id.startsWith('HistoryBucket'),
+  );
   expect(found, `${type} ${JSON.stringify(props)}`).toHaveLength(1);
   return found[0] as [string, Resources[string]];
 };
@@ -41,7 +43,12 @@ describe('storage', () => {
     expect(bucket.DeletionPolicy).toBe('Retain');
     expect(bucket.Properties).toMatchObject({
       BucketEncryption: { ServerSideEncryptionConfiguration: [{ ServerSideEncryptionByDefault: { SSEAlgorithm: 'AES256' } }] },
-      PublicAccessBlockConfiguration: { BlockPublicAcls: true, BlockPublicPolicy: true, IgnorePublicAcls: true, RestrictPublicBuckets: true },
+      PublicAccessBlockConfiguration: {
+        BlockPublicAcls: true,
+        BlockPublicPolicy: true,
+        IgnorePublicAcls: true,
+        RestrictPublicBuckets: true,
+      },
     });
     t.hasResourceProperties('AWS::S3::BucketPolicy', {
       Bucket: { Ref: id },
@@ -55,17 +62,25 @@ describe('storage', () => {
 
   it('aborts incomplete multipart uploads no sooner than the purge age (168h → 8 days)', () => {
     const [, bucket] = only('AWS::S3::Bucket');
-    const rules = (bucket.Properties.LifecycleConfiguration as { Rules: { AbortIncompleteMultipartUpload?: { DaysAfterInitiation: number } }[] }).Rules;
+    const rules = (
+      bucket.Properties.LifecycleConfiguration as { Rules: { AbortIncompleteMultipartUpload?: { DaysAfterInitiation: number } }[] }
+    ).Rules;
     expect(rules.map((r) => r.AbortIncompleteMultipartUpload?.DaysAfterInitiation)).toEqual([8]);
     expect(8 * 24).toBeGreaterThanOrEqual(168);
   });
 
   it('has a bucket policy scoped to the instance role with exactly the registry actions', () => {
-    const instanceRole = only('AWS::IAM::Role', { AssumeRolePolicyDocument: Match.objectLike({ Statement: [Match.objectLike({ Principal: { Service: 'ec2.amazonaws.com' } })] }) })[0];
+    const instanceRole = only('AWS::IAM::Role', {
+      AssumeRolePolicyDocument: Match.objectLike({ Statement: [Match.objectLike({ Principal: { Service: 'ec2.amazonaws.com' } })] }),
+    })[0];
     t.hasResourceProperties('AWS::S3::BucketPolicy', {
       PolicyDocument: {
         Statement: Match.arrayWith([
-          Match.objectLike({ Effect: 'Allow', Principal: { AWS: { 'Fn::GetAtt': [instanceRole, 'Arn'] } }, Action: ['s3:ListBucket', 's3:GetBucketLocation', 's3:ListBucketMultipartUploads'] }),
+          Match.objectLike({
+            Effect: 'Allow',
+            Principal: { AWS: { 'Fn::GetAtt': [instanceRole, 'Arn'] } },
+            Action: ['s3:ListBucket', 's3:GetBucketLocation', 's3:ListBucketMultipartUploads'],
+          }),
           Match.objectLike({
             Effect: 'Allow',
             Principal: { AWS: { 'Fn::GetAtt': [instanceRole, 'Arn'] } },
@@ -108,18 +123,24 @@ describe('fleet', () => {
     const data = lt.Properties.LaunchTemplateData as Record<string, unknown>;
     expect(data).toMatchObject({
       MetadataOptions: { HttpTokens: 'required', HttpPutResponseHopLimit: 1 },
-      BlockDeviceMappings: [{ DeviceName: '/dev/xvda', Ebs: { Encrypted: true, VolumeType: 'gp3', VolumeSize: 30, DeleteOnTermination: true } }],
+      BlockDeviceMappings: [
+        { DeviceName: '/dev/xvda', Ebs: { Encrypted: true, VolumeType: 'gp3', VolumeSize: 30, DeleteOnTermination: true } },
+      ],
       InstanceType: 't4g.small',
     });
     expect(data).not.toHaveProperty('KeyName');
     const imageParam = (data.ImageId as { Ref: string }).Ref;
     expect(t.toJSON().Parameters[imageParam]).toMatchObject({ Type: 'AWS::SSM::Parameter::Value<AWS::EC2::Image::Id>' });
-    expect(String(t.toJSON().Parameters[imageParam].Default)).toMatch(/^\/aws\/service\/ami-amazon-linux-latest\/al2023-ami-kernel-[\w.-]+-arm64$/);
+    expect(String(t.toJSON().Parameters[imageParam].Default)).toMatch(
+      /^\/aws\/service\/ami-amazon-linux-latest\/al2023-ami-kernel-[\w.-]+-arm64$/,
+    );
   });
 
   it('user data: the bucket, region and http.secret ARN are resolved by CloudFormation; the secret value is not in it', () => {
     const [, lt] = only('AWS::EC2::LaunchTemplate');
-    const userData = (lt.Properties.LaunchTemplateData as { UserData: { 'Fn::Base64': { 'Fn::Join': [string, unknown[]] } } }).UserData['Fn::Base64']['Fn::Join'][1];
+    const userData = (lt.Properties.LaunchTemplateData as { UserData: { 'Fn::Base64': { 'Fn::Join': [string, unknown[]] } } }).UserData[
+      'Fn::Base64'
+    ]['Fn::Join'][1];
     const bucket = { Ref: only('AWS::S3::Bucket')[0] };
     const secret = { Ref: only('AWS::SecretsManager::Secret')[0] };
     expect(userData).toContainEqual(bucket);
@@ -133,23 +154,34 @@ describe('fleet', () => {
 
   it('tags instances and their volumes with the fleet tag', () => {
     const [, lt] = only('AWS::EC2::LaunchTemplate');
-    const specs = (lt.Properties.LaunchTemplateData as { TagSpecifications: { ResourceType: string; Tags: { Key: string; Value: string }[] }[] }).TagSpecifications;
+    const specs = (
+      lt.Properties.LaunchTemplateData as { TagSpecifications: { ResourceType: string; Tags: { Key: string; Value: string }[] }[] }
+    ).TagSpecifications;
     for (const type of ['instance', 'volume']) {
       expect(specs.find((s) => s.ResourceType === type)?.Tags).toContainEqual({ Key: 'registry-fleet', Value: 'registry-fleet' });
     }
   });
 
   it('instance role: the registry S3 actions, http.secret read, SSM managed instance and the CloudWatch agent', () => {
-    const [roleId, role] = only('AWS::IAM::Role', { AssumeRolePolicyDocument: Match.objectLike({ Statement: [Match.objectLike({ Principal: { Service: 'ec2.amazonaws.com' } })] }) });
+    const [roleId, role] = only('AWS::IAM::Role', {
+      AssumeRolePolicyDocument: Match.objectLike({ Statement: [Match.objectLike({ Principal: { Service: 'ec2.amazonaws.com' } })] }),
+    });
     expect(JSON.stringify(role.Properties.ManagedPolicyArns)).toMatch(/AmazonSSMManagedInstanceCore.*CloudWatchAgentServerPolicy/);
     const policy = Object.values(t.findResources('AWS::IAM::Policy', { Properties: { Roles: [{ Ref: roleId }] } }) as Resources)[0];
     const statements = (policy?.Properties.PolicyDocument as { Statement: { Action: string | string[] }[] }).Statement;
     expect(statements.flatMap((s) => [s.Action].flat()).sort()).toEqual(
       [
-        's3:ListBucket', 's3:GetBucketLocation', 's3:ListBucketMultipartUploads',
-        's3:GetObject', 's3:PutObject', 's3:DeleteObject', 's3:ListMultipartUploadParts', 's3:AbortMultipartUpload',
+        's3:ListBucket',
+        's3:GetBucketLocation',
+        's3:ListBucketMultipartUploads',
+        's3:GetObject',
+        's3:PutObject',
+        's3:DeleteObject',
+        's3:ListMultipartUploadParts',
+        's3:AbortMultipartUpload',
         's3:GetObject', // the published htpasswd only
-        'secretsmanager:GetSecretValue', 'secretsmanager:DescribeSecret',
+        'secretsmanager:GetSecretValue',
+        'secretsmanager:DescribeSecret',
       ].sort(),
     );
   });
@@ -157,17 +189,32 @@ describe('fleet', () => {
   it('security groups: no SSH anywhere; the registry port only from the load balancer', () => {
     const rules = [
       ...Object.values(t.findResources('AWS::EC2::SecurityGroupIngress') as Resources).map((r) => r.Properties),
-      ...Object.values(t.findResources('AWS::EC2::SecurityGroup') as Resources).flatMap((g) => (g.Properties.SecurityGroupIngress as Record<string, unknown>[] | undefined) ?? []),
+      ...Object.values(t.findResources('AWS::EC2::SecurityGroup') as Resources).flatMap(
+        (g) => (g.Properties.SecurityGroupIngress as Record<string, unknown>[] | undefined) ?? [],
+      ),
     ];
     for (const rule of rules) expect(Number(rule.FromPort) <= 22 && Number(rule.ToPort) >= 22, JSON.stringify(rule)).toBe(false);
     const [, lt] = only('AWS::EC2::LaunchTemplate');
-    const instanceSg = ((lt.Properties.LaunchTemplateData as { SecurityGroupIds: { 'Fn::GetAtt': [string] }[] }).SecurityGroupIds[0] as { 'Fn::GetAtt': [string] })['Fn::GetAtt'][0];
+    const instanceSg = (
+      (lt.Properties.LaunchTemplateData as { SecurityGroupIds: { 'Fn::GetAtt': [string] }[] }).SecurityGroupIds[0] as {
+        'Fn::GetAtt': [string];
+      }
+    )['Fn::GetAtt'][0];
     const [albId, alb] = only('AWS::ElasticLoadBalancingV2::LoadBalancer');
     const albSg = ((alb.Properties.SecurityGroups as { 'Fn::GetAtt': [string] }[])[0] as { 'Fn::GetAtt': [string] })['Fn::GetAtt'][0];
     expect(albId).toBeTruthy();
-    const toInstances = Object.values(t.findResources('AWS::EC2::SecurityGroupIngress', { Properties: { GroupId: { 'Fn::GetAtt': [instanceSg, 'GroupId'] } } }) as Resources);
+    const toInstances = Object.values(
+      t.findResources('AWS::EC2::SecurityGroupIngress', {
+        Properties: { GroupId: { 'Fn::GetAtt': [instanceSg, 'GroupId'] } },
+      }) as Resources,
+    );
     expect(toInstances.map((r) => r.Properties)).toEqual([
-      expect.objectContaining({ IpProtocol: 'tcp', FromPort: 5000, ToPort: 5000, SourceSecurityGroupId: { 'Fn::GetAtt': [albSg, 'GroupId'] } }),
+      expect.objectContaining({
+        IpProtocol: 'tcp',
+        FromPort: 5000,
+        ToPort: 5000,
+        SourceSecurityGroupId: { 'Fn::GetAtt': [albSg, 'GroupId'] },
+      }),
     ]);
     expect((t.toJSON().Resources as Resources)[instanceSg]?.Properties).not.toHaveProperty('SecurityGroupIngress');
   });
@@ -191,7 +238,13 @@ describe('load balancer', () => {
       Port: 443,
       Protocol: 'HTTPS',
       SslPolicy: 'ELBSecurityPolicy-TLS13-1-2-2021-06',
-      Certificates: [{ CertificateArn: { Ref: only('AWS::CertificateManager::Certificate', { DomainName: 'registry.corp.internal', ValidationMethod: 'DNS' })[0] } }],
+      Certificates: [
+        {
+          CertificateArn: {
+            Ref: only('AWS::CertificateManager::Certificate', { DomainName: 'registry.corp.internal', ValidationMethod: 'DNS' })[0],
+          },
+        },
+      ],
     });
   });
 
@@ -251,13 +304,21 @@ describe('control plane', () => {
 
   it('sets the environment of every job per ARCHITECTURE §6', () => {
     const env = (job: JobName) =>
-      (only('AWS::Lambda::Function', { FunctionName: `registry-fleet-${job}` })[1].Properties.Environment as { Variables: Record<string, unknown> }).Variables;
+      (
+        only('AWS::Lambda::Function', { FunctionName: `registry-fleet-${job}` })[1].Properties.Environment as {
+          Variables: Record<string, unknown>;
+        }
+      ).Variables;
     const bucket = { Ref: only('AWS::S3::Bucket')[0] };
     const asg = { Ref: only('AWS::AutoScaling::AutoScalingGroup')[0] };
     const tg = { Ref: only('AWS::ElasticLoadBalancingV2::TargetGroup')[0] };
     const https = { Ref: only('AWS::ElasticLoadBalancingV2::Listener', { Port: 443 })[0] };
-    const syncDoc = { Ref: only('AWS::SSM::Document', { Content: Match.objectLike({ parameters: Match.objectLike({ Source: Match.anyValue() }) }) })[0] };
-    const pruneDoc = { Ref: only('AWS::SSM::Document', { Content: Match.objectLike({ parameters: Match.objectLike({ MaxLogMb: Match.anyValue() }) }) })[0] };
+    const syncDoc = {
+      Ref: only('AWS::SSM::Document', { Content: Match.objectLike({ parameters: Match.objectLike({ Source: Match.anyValue() }) }) })[0],
+    };
+    const pruneDoc = {
+      Ref: only('AWS::SSM::Document', { Content: Match.objectLike({ parameters: Match.objectLike({ MaxLogMb: Match.anyValue() }) }) })[0],
+    };
     expect(env('purge-stale-uploads')).toMatchObject({ REGISTRY_BUCKET: bucket, UPLOAD_MAX_AGE: '168h' });
     expect(env('replace-unhealthy-instances')).toMatchObject({ ASG_NAME: asg, TARGET_GROUP_ARN: tg });
     expect(env('purge-disk-volumes')).toMatchObject({
@@ -267,7 +328,11 @@ describe('control plane', () => {
       DISK_USED_PERCENT_THRESHOLD: '85',
       PRUNE_DOCUMENT_NAME: pruneDoc,
     });
-    expect(env('rotate-certificates')).toMatchObject({ LISTENER_ARN: https, DOMAIN_NAME: 'registry.corp.internal', CERTIFICATE_MODE: 'acm' });
+    expect(env('rotate-certificates')).toMatchObject({
+      LISTENER_ARN: https,
+      DOMAIN_NAME: 'registry.corp.internal',
+      CERTIFICATE_MODE: 'acm',
+    });
     expect(env('rotate-certificates')).not.toHaveProperty('HOSTED_ZONE_ID');
     expect(env('sync-htpasswd')).toMatchObject({
       HTPASSWD_PARAMETER_PATH: '/registry/users/',
@@ -296,16 +361,23 @@ describe('control plane', () => {
       ComparisonOperator: 'GreaterThanOrEqualToThreshold',
       AlarmActions: Match.arrayWith([fnArn('replace-unhealthy-instances')]),
     });
-    t.hasResourceProperties('AWS::Lambda::Permission', { FunctionName: fnArn('replace-unhealthy-instances'), Principal: 'lambda.alarms.cloudwatch.amazonaws.com' });
+    t.hasResourceProperties('AWS::Lambda::Permission', {
+      FunctionName: fnArn('replace-unhealthy-instances'),
+      Principal: 'lambda.alarms.cloudwatch.amazonaws.com',
+    });
   });
 
-  it('the disk alarm (max disk_used_percent ≥ 85 over this fleet\'s group only) invokes purge-disk-volumes', () => {
+  it("the disk alarm (max disk_used_percent ≥ 85 over this fleet's group only) invokes purge-disk-volumes", () => {
     const [groupId] = only('AWS::AutoScaling::AutoScalingGroup');
     // The series the agent publishes (append_dimensions InstanceId + AutoScalingGroupName, no host), of this group.
     const query = {
       'Fn::Join': [
         '',
-        ["SELECT MAX(disk_used_percent) FROM SCHEMA(CWAgent, AutoScalingGroupName, InstanceId, fstype, path) WHERE AutoScalingGroupName = '", { Ref: groupId }, "' AND path = '/'"],
+        [
+          "SELECT MAX(disk_used_percent) FROM SCHEMA(CWAgent, AutoScalingGroupName, InstanceId, fstype, path) WHERE AutoScalingGroupName = '",
+          { Ref: groupId },
+          "' AND path = '/'",
+        ],
       ],
     };
     t.hasResourceProperties('AWS::CloudWatch::Alarm', {
@@ -313,7 +385,10 @@ describe('control plane', () => {
       Metrics: [Match.objectLike({ Expression: query })],
       AlarmActions: Match.arrayWith([fnArn('purge-disk-volumes')]),
     });
-    t.hasResourceProperties('AWS::Lambda::Permission', { FunctionName: fnArn('purge-disk-volumes'), Principal: 'lambda.alarms.cloudwatch.amazonaws.com' });
+    t.hasResourceProperties('AWS::Lambda::Permission', {
+      FunctionName: fnArn('purge-disk-volumes'),
+      Principal: 'lambda.alarms.cloudwatch.amazonaws.com',
+    });
   });
 
   it('a Parameter Store change under the users path invokes sync-htpasswd', () => {
@@ -335,9 +410,23 @@ describe('control plane', () => {
     expect(docs).toHaveLength(2);
     const sync = docs.find((d) => JSON.stringify(d.Content).includes('"Source"'));
     const prune = docs.find((d) => JSON.stringify(d.Content).includes('"MaxLogMb"'));
-    expect(sync).toMatchObject({ Name: 'registry-fleet-sync-htpasswd', UpdateMethod: 'NewVersion', DocumentType: 'Command', Content: { schemaVersion: '2.2', parameters: { Mode: { default: 'install', allowedValues: ['install', 'report'] }, Sha256: { default: '-' } } } });
-    expect(prune).toMatchObject({ Name: 'registry-fleet-prune-docker', UpdateMethod: 'NewVersion', DocumentType: 'Command', Content: { parameters: { MaxLogMb: { default: '100' } } } });
-    const lines = (d: typeof sync) => (d?.Content as { mainSteps: { inputs: { runCommand: string[] } }[] }).mainSteps[0]?.inputs.runCommand.join('\n') ?? '';
+    expect(sync).toMatchObject({
+      Name: 'registry-fleet-sync-htpasswd',
+      UpdateMethod: 'NewVersion',
+      DocumentType: 'Command',
+      Content: {
+        schemaVersion: '2.2',
+        parameters: { Mode: { default: 'install', allowedValues: ['install', 'report'] }, Sha256: { default: '-' } },
+      },
+    });
+    expect(prune).toMatchObject({
+      Name: 'registry-fleet-prune-docker',
+      UpdateMethod: 'NewVersion',
+      DocumentType: 'Command',
+      Content: { parameters: { MaxLogMb: { default: '100' } } },
+    });
+    const lines = (d: typeof sync) =>
+      (d?.Content as { mainSteps: { inputs: { runCommand: string[] } }[] }).mainSteps[0]?.inputs.runCommand.join('\n') ?? '';
     expect(lines(sync)).toContain("'{{ Source }}' '{{ Sha256 }}' /etc/docker/registry/auth");
     expect(lines(sync)).toContain('--report - /etc/docker/registry/auth');
     expect(lines(prune)).toContain("--max-log-mb '{{ MaxLogMb }}'");
@@ -346,9 +435,14 @@ describe('control plane', () => {
 
 describe('SSM document scripts', () => {
   it.each(['Source', 'MaxLogMb'])('the document with %s passes shellcheck (parameters filled in)', (param) => {
-    const doc = Object.values(t.findResources('AWS::SSM::Document') as Resources).find((d) => JSON.stringify(d.Properties.Content).includes(`"${param}"`));
+    const doc = Object.values(t.findResources('AWS::SSM::Document') as Resources).find((d) =>
+      JSON.stringify(d.Properties.Content).includes(`"${param}"`),
+    );
     const content = doc?.Properties.Content as { mainSteps: { inputs: { runCommand: string[] } }[] };
-    const script = `#!/bin/bash\n${content.mainSteps.map((s) => s.inputs.runCommand.join('\n')).join('\n')}\n`.replace(/\{\{ (\w+) \}\}/g, 'value-of-$1');
+    const script = `#!/bin/bash\n${content.mainSteps.map((s) => s.inputs.runCommand.join('\n')).join('\n')}\n`.replace(
+      /\{\{ (\w+) \}\}/g,
+      'value-of-$1',
+    );
     const dir = mkdtempSync(join(tmpdir(), 'ssm-doc-'));
     try {
       writeFileSync(join(dir, 'doc.sh'), script);
@@ -387,7 +481,11 @@ describe('least privilege', () => {
     const writes = statementsOf('replace-unhealthy-instances').find((s) => [s.Action].flat().includes('autoscaling:SetInstanceHealth'));
     expect(JSON.stringify(writes?.Resource)).toMatch(/autoScalingGroupName\//);
     expect([writes?.Action].flat()).toEqual(
-      expect.arrayContaining(['autoscaling:SetInstanceHealth', 'autoscaling:SetDesiredCapacity', 'autoscaling:TerminateInstanceInAutoScalingGroup']),
+      expect.arrayContaining([
+        'autoscaling:SetInstanceHealth',
+        'autoscaling:SetDesiredCapacity',
+        'autoscaling:TerminateInstanceInAutoScalingGroup',
+      ]),
     );
     // Its marker tags (apply.ts: ec2 CreateTags/DeleteTags): only on fleet instances, only those two keys.
     const tags = statementsOf('replace-unhealthy-instances').find((s) => [s.Action].flat().includes('ec2:CreateTags'));
@@ -405,15 +503,26 @@ describe('least privilege', () => {
     expect(del?.Condition).toEqual({ StringEquals: { 'aws:ResourceTag/registry-fleet': 'registry-fleet' } });
     const send = st.filter((s) => [s.Action].flat().includes('ssm:SendCommand'));
     expect(send).toHaveLength(2);
-    expect(send.find((s) => JSON.stringify(s.Resource).includes(':instance/*'))?.Condition).toEqual({ StringEquals: { 'ssm:resourceTag/registry-fleet': 'registry-fleet' } });
-    expect(actionsOf('purge-disk-volumes')).toEqual(expect.arrayContaining(['ec2:DescribeVolumes', 'cloudwatch:GetMetricData', 'ssm:GetCommandInvocation', 'autoscaling:DescribeAutoScalingGroups']));
+    expect(send.find((s) => JSON.stringify(s.Resource).includes(':instance/*'))?.Condition).toEqual({
+      StringEquals: { 'ssm:resourceTag/registry-fleet': 'registry-fleet' },
+    });
+    expect(actionsOf('purge-disk-volumes')).toEqual(
+      expect.arrayContaining([
+        'ec2:DescribeVolumes',
+        'cloudwatch:GetMetricData',
+        'ssm:GetCommandInvocation',
+        'autoscaling:DescribeAutoScalingGroups',
+      ]),
+    );
   });
 
   it('rotate-certificates: listener writes on the HTTPS listener only; deletes only fleet-tagged certificates; no Route 53 without a zone', () => {
     const st = statementsOf('rotate-certificates');
     const modify = st.find((s) => [s.Action].flat().includes('elasticloadbalancing:ModifyListener'));
     expect(modify?.Resource).toEqual({ Ref: only('AWS::ElasticLoadBalancingV2::Listener', { Port: 443 })[0] });
-    expect(st.find((s) => [s.Action].flat().includes('acm:DeleteCertificate'))?.Condition).toEqual({ StringEquals: { 'aws:ResourceTag/registry-fleet': 'registry-fleet' } });
+    expect(st.find((s) => [s.Action].flat().includes('acm:DeleteCertificate'))?.Condition).toEqual({
+      StringEquals: { 'aws:ResourceTag/registry-fleet': 'registry-fleet' },
+    });
     expect(actionsOf('rotate-certificates').some((a) => a.startsWith('route53:'))).toBe(false);
   });
 
@@ -423,15 +532,22 @@ describe('least privilege', () => {
     expect(JSON.stringify(params?.Resource)).toContain(':parameter/registry/users/*');
     const put = st.find((s) => [s.Action].flat().includes('s3:PutObject'));
     expect(JSON.stringify(put?.Resource)).toContain('/control-plane/htpasswd');
-    expect(st.find((s) => [s.Action].flat().includes('kms:Decrypt'))?.Condition).toMatchObject({ StringEquals: { 'kms:ViaService': expect.anything() } });
+    expect(st.find((s) => [s.Action].flat().includes('kms:Decrypt'))?.Condition).toMatchObject({
+      StringEquals: { 'kms:ViaService': expect.anything() },
+    });
   });
 });
 
 describe('monitoring', () => {
-  it('alarms on every job\'s Errors and FailedActions, and on CircuitOpen, to the SNS topic', () => {
+  it("alarms on every job's Errors and FailedActions, and on CircuitOpen, to the SNS topic", () => {
     const topic = { Ref: only('AWS::SNS::Topic')[0] };
     for (const job of JOBS) {
-      t.hasResourceProperties('AWS::CloudWatch::Alarm', { MetricName: 'Errors', Namespace: 'AWS/Lambda', Dimensions: [{ Name: 'FunctionName', Value: { Ref: fnId(job) } }], AlarmActions: [topic] });
+      t.hasResourceProperties('AWS::CloudWatch::Alarm', {
+        MetricName: 'Errors',
+        Namespace: 'AWS/Lambda',
+        Dimensions: [{ Name: 'FunctionName', Value: { Ref: fnId(job) } }],
+        AlarmActions: [topic],
+      });
       t.hasResourceProperties('AWS::CloudWatch::Alarm', {
         MetricName: 'FailedActions',
         Namespace: 'RegistryControlPlane',
@@ -440,7 +556,9 @@ describe('monitoring', () => {
       });
     }
     t.hasResourceProperties('AWS::CloudWatch::Alarm', {
-      Metrics: Match.arrayWith([Match.objectLike({ MetricStat: Match.objectLike({ Metric: Match.objectLike({ MetricName: 'CircuitOpen' }) }) })]),
+      Metrics: Match.arrayWith([
+        Match.objectLike({ MetricStat: Match.objectLike({ Metric: Match.objectLike({ MetricName: 'CircuitOpen' }) }) }),
+      ]),
       AlarmActions: [topic],
     });
   });
@@ -450,7 +568,8 @@ describe('monitoring', () => {
     expect(failed).toHaveLength(JOBS.length);
     for (const a of failed) expect(a.Properties.Dimensions).toContainEqual({ Name: 'dryRun', Value: 'false' });
     // …of this fleet only: the dimension set is service + dryRun + fleet (the stack name), as the runner publishes it.
-    for (const a of failed) expect((a.Properties.Dimensions as { Name: string }[]).map((d) => d.Name).sort()).toEqual(['dryRun', 'fleet', 'service']);
+    for (const a of failed)
+      expect((a.Properties.Dimensions as { Name: string }[]).map((d) => d.Name).sort()).toEqual(['dryRun', 'fleet', 'service']);
     for (const a of failed) expect(a.Properties.Dimensions).toContainEqual({ Name: 'fleet', Value: 'registry-fleet' });
   });
 
@@ -463,9 +582,17 @@ describe('monitoring', () => {
     const outputs = Object.keys(t.toJSON().Outputs as object);
     expect(outputs).toEqual(
       expect.arrayContaining([
-        'RegistryUrl', 'BucketName', 'AutoScalingGroupName', 'UsersParameterPath', 'LoadBalancerDnsName', 'AlarmTopicArn',
-        'ReplaceUnhealthyInstancesFunctionName', 'PurgeStaleUploadsFunctionName', 'PurgeDiskVolumesFunctionName',
-        'RotateCertificatesFunctionName', 'SyncHtpasswdFunctionName',
+        'RegistryUrl',
+        'BucketName',
+        'AutoScalingGroupName',
+        'UsersParameterPath',
+        'LoadBalancerDnsName',
+        'AlarmTopicArn',
+        'ReplaceUnhealthyInstancesFunctionName',
+        'PurgeStaleUploadsFunctionName',
+        'PurgeDiskVolumesFunctionName',
+        'RotateCertificatesFunctionName',
+        'SyncHtpasswdFunctionName',
       ]),
     );
     t.hasOutput('RegistryUrl', { Value: 'https://registry.corp.internal' });

@@ -16,7 +16,14 @@ let options: Template;
 beforeAll(() => {
   t = synthFleet({ domainName: 'registry.corp.internal' }, fake.dir).template;
   options = synthFleet(
-    { domainName: 'registry.corp.internal', historyRetentionDays: '30', historyGlueTable: 'true', circuitOpenAlarmMinutes: '60', logLevel: 'DEBUG', replaceUnhealthyInstancesSchedule: 'rate(10 minutes)' },
+    {
+      domainName: 'registry.corp.internal',
+      historyRetentionDays: '30',
+      historyGlueTable: 'true',
+      circuitOpenAlarmMinutes: '60',
+      logLevel: 'DEBUG',
+      replaceUnhealthyInstancesSchedule: 'rate(10 minutes)',
+    },
     fake.dir,
   ).template;
 }, 240_000);
@@ -24,7 +31,8 @@ afterAll(() => fake.remove());
 
 type Resource = { Type: string; Properties: Record<string, unknown>; DeletionPolicy?: string };
 type Statement = { Action: string | string[]; Resource: unknown; Effect: string; Condition?: unknown };
-const resources = (tpl: Template, type: string): [string, Resource][] => Object.entries(tpl.findResources(type) as Record<string, Resource>);
+const resources = (tpl: Template, type: string): [string, Resource][] =>
+  Object.entries(tpl.findResources(type) as Record<string, Resource>);
 const historyBucket = (tpl: Template): [string, Resource] => {
   const found = resources(tpl, 'AWS::S3::Bucket').filter(([id]) => id.startsWith('HistoryBucket'));
   expect(found).toHaveLength(1);
@@ -45,7 +53,10 @@ const alarm = (tpl: Template, idPrefix: string): Resource => {
   return (found[0] as [string, Resource])[1];
 };
 const metricsIn = (a: Resource) =>
-  (a.Properties.Metrics as { Expression?: string; MetricStat?: { Metric: { MetricName: string; Dimensions: { Name: string; Value: string }[] }; Period: number; Stat: string } }[]);
+  a.Properties.Metrics as {
+    Expression?: string;
+    MetricStat?: { Metric: { MetricName: string; Dimensions: { Name: string; Value: string }[] }; Period: number; Stat: string };
+  }[];
 
 describe('history bucket', () => {
   it('is encrypted, private, TLS-only, owner-enforced and retained, and expires reports after 90 days', () => {
@@ -53,18 +64,33 @@ describe('history bucket', () => {
     expect(bucket.DeletionPolicy).toBe('Retain');
     expect(bucket.Properties).toMatchObject({
       BucketEncryption: { ServerSideEncryptionConfiguration: [{ ServerSideEncryptionByDefault: { SSEAlgorithm: 'AES256' } }] },
-      PublicAccessBlockConfiguration: { BlockPublicAcls: true, BlockPublicPolicy: true, IgnorePublicAcls: true, RestrictPublicBuckets: true },
+      PublicAccessBlockConfiguration: {
+        BlockPublicAcls: true,
+        BlockPublicPolicy: true,
+        IgnorePublicAcls: true,
+        RestrictPublicBuckets: true,
+      },
       OwnershipControls: { Rules: [{ ObjectOwnership: 'BucketOwnerEnforced' }] },
     });
-    expect((bucket.Properties.LifecycleConfiguration as { Rules: unknown[] }).Rules).toContainEqual({ Id: 'expire-reports', Prefix: 'reports/', ExpirationInDays: 90, Status: 'Enabled' });
+    expect((bucket.Properties.LifecycleConfiguration as { Rules: unknown[] }).Rules).toContainEqual({
+      Id: 'expire-reports',
+      Prefix: 'reports/',
+      ExpirationInDays: 90,
+      Status: 'Enabled',
+    });
     t.hasResourceProperties('AWS::S3::BucketPolicy', {
       Bucket: { Ref: id },
-      PolicyDocument: { Statement: Match.arrayWith([Match.objectLike({ Effect: 'Deny', Action: 's3:*', Condition: { Bool: { 'aws:SecureTransport': 'false' } } })]) },
+      PolicyDocument: {
+        Statement: Match.arrayWith([
+          Match.objectLike({ Effect: 'Deny', Action: 's3:*', Condition: { Bool: { 'aws:SecureTransport': 'false' } } }),
+        ]),
+      },
     });
   });
 
   it('keeps reports as long as the historyRetentionDays context says', () => {
-    const rules = (historyBucket(options)[1].Properties.LifecycleConfiguration as { Rules: { Id: string; ExpirationInDays?: number }[] }).Rules;
+    const rules = (historyBucket(options)[1].Properties.LifecycleConfiguration as { Rules: { Id: string; ExpirationInDays?: number }[] })
+      .Rules;
     expect(rules.find((r) => r.Id === 'expire-reports')?.ExpirationInDays).toBe(30);
   });
 
@@ -73,7 +99,11 @@ describe('history bucket', () => {
     for (const job of JOBS) {
       const onHistory = statementsOf(t, job).filter((s) => JSON.stringify(s.Resource).includes(bucketId));
       expect(onHistory, job).toEqual([
-        { Effect: 'Allow', Action: 's3:PutObject', Resource: { 'Fn::Join': ['', [{ 'Fn::GetAtt': [bucketId, 'Arn'] }, `/reports/job=${job}/*`]] } },
+        {
+          Effect: 'Allow',
+          Action: 's3:PutObject',
+          Resource: { 'Fn::Join': ['', [{ 'Fn::GetAtt': [bucketId, 'Arn'] }, `/reports/job=${job}/*`]] },
+        },
       ]);
     }
   });
@@ -82,13 +112,21 @@ describe('history bucket', () => {
     const [bucketId] = historyBucket(t);
     for (const job of JOBS) {
       const vars = (fnOf(t, job)[1].Properties.Environment as { Variables: Record<string, unknown> }).Variables;
-      expect(vars, job).toMatchObject({ HISTORY_BUCKET: { Ref: bucketId }, HISTORY_PREFIX: 'reports', NOTIFY_TOPIC_ARN: topicRef(t), POWERTOOLS_LOG_LEVEL: 'INFO' });
+      expect(vars, job).toMatchObject({
+        HISTORY_BUCKET: { Ref: bucketId },
+        HISTORY_PREFIX: 'reports',
+        NOTIFY_TOPIC_ARN: topicRef(t),
+        POWERTOOLS_LOG_LEVEL: 'INFO',
+      });
       expect(statementsOf(t, job)).toContainEqual({ Effect: 'Allow', Action: 'sns:Publish', Resource: topicRef(t) });
     }
   });
 
   it('the log level follows the logLevel context', () => {
-    for (const job of JOBS) expect((fnOf(options, job)[1].Properties.Environment as { Variables: Record<string, unknown> }).Variables.POWERTOOLS_LOG_LEVEL).toBe('DEBUG');
+    for (const job of JOBS)
+      expect((fnOf(options, job)[1].Properties.Environment as { Variables: Record<string, unknown> }).Variables.POWERTOOLS_LOG_LEVEL).toBe(
+        'DEBUG',
+      );
   });
 
   it('outputs the bucket name for npm run history', () => {
@@ -110,14 +148,19 @@ describe('glue table (historyGlueTable)', () => {
       DatabaseName: 'registry_fleet_history',
       TableInput: Match.objectLike({
         Name: 'runs',
-        PartitionKeys: [{ Name: 'job', Type: 'string' }, { Name: 'date', Type: 'string' }],
+        PartitionKeys: [
+          { Name: 'job', Type: 'string' },
+          { Name: 'date', Type: 'string' },
+        ],
         Parameters: Match.objectLike({
           'projection.enabled': 'true',
           'projection.job.values': JOBS.join(','),
           'projection.date.range': 'NOW-30DAYS,NOW',
           'storage.location.template': { 'Fn::Join': ['', ['s3://', { Ref: bucketId }, '/reports/job=${job}/date=${date}/']] },
         }),
-        StorageDescriptor: Match.objectLike({ SerdeInfo: Match.objectLike({ SerializationLibrary: 'org.openx.data.jsonserde.JsonSerDe' }) }),
+        StorageDescriptor: Match.objectLike({
+          SerdeInfo: Match.objectLike({ SerializationLibrary: 'org.openx.data.jsonserde.JsonSerDe' }),
+        }),
       }),
     });
   });
@@ -125,10 +168,17 @@ describe('glue table (historyGlueTable)', () => {
 
 describe('pages for what needs a person', () => {
   // `fleet` is the stack name (FLEET_NAME of every function): another fleet's runs never reach these pages.
-  const dims = (job: string, dryRun: string) => [{ Name: 'service', Value: job }, { Name: 'dryRun', Value: dryRun }, { Name: 'fleet', Value: 'registry-fleet' }];
+  const dims = (job: string, dryRun: string) => [
+    { Name: 'service', Value: job },
+    { Name: 'dryRun', Value: dryRun },
+    { Name: 'fleet', Value: 'registry-fleet' },
+  ];
   const expectMetric = (a: Resource, job: string, name: string, period: number, stat: string) => {
-    const stats = metricsIn(a).filter((m) => m.MetricStat).map((m) => m.MetricStat);
-    const sorted = (d: { Name: string; Value: string }[] | undefined) => [...(d ?? [])].sort((x, y) => (x.Name === 'service' ? -1 : y.Name === 'service' ? 1 : 0));
+    const stats = metricsIn(a)
+      .filter((m) => m.MetricStat)
+      .map((m) => m.MetricStat);
+    const sorted = (d: { Name: string; Value: string }[] | undefined) =>
+      [...(d ?? [])].sort((x, y) => (x.Name === 'service' ? -1 : y.Name === 'service' ? 1 : 0));
     expect(stats.map((m) => [m?.Metric.MetricName, sorted(m?.Metric.Dimensions), m?.Period, m?.Stat])).toEqual([
       [name, dims(job, 'false'), period, stat],
       [name, dims(job, 'true'), period, stat],
@@ -138,20 +188,36 @@ describe('pages for what needs a person', () => {
   it('ReplacementStalled ≥ 1 and ReplacementBudgetExhausted ≥ 1 (5 minutes), to the topic', () => {
     for (const name of ['ReplacementStalled', 'ReplacementBudgetExhausted']) {
       const a = alarm(t, name);
-      expect(a.Properties).toMatchObject({ Threshold: 1, ComparisonOperator: 'GreaterThanOrEqualToThreshold', EvaluationPeriods: 1, TreatMissingData: 'notBreaching', AlarmActions: [topicRef(t)] });
+      expect(a.Properties).toMatchObject({
+        Threshold: 1,
+        ComparisonOperator: 'GreaterThanOrEqualToThreshold',
+        EvaluationPeriods: 1,
+        TreatMissingData: 'notBreaching',
+        AlarmActions: [topicRef(t)],
+      });
       expectMetric(a, 'replace-unhealthy-instances', name, 300, 'Maximum');
     }
   });
 
-  it('CertificateDaysLeft < 14 (the day\'s minimum, dry runs included), to the topic', () => {
+  it("CertificateDaysLeft < 14 (the day's minimum, dry runs included), to the topic", () => {
     const a = alarm(t, 'CertificateDaysLeft');
-    expect(a.Properties).toMatchObject({ Threshold: 14, ComparisonOperator: 'LessThanThreshold', EvaluationPeriods: 1, AlarmActions: [topicRef(t)] });
+    expect(a.Properties).toMatchObject({
+      Threshold: 14,
+      ComparisonOperator: 'LessThanThreshold',
+      EvaluationPeriods: 1,
+      AlarmActions: [topicRef(t)],
+    });
     expectMetric(a, 'rotate-certificates', 'CertificateDaysLeft', 86_400, 'Minimum');
     expect(metricsIn(a).find((m) => m.Expression)?.Expression).toBe('MIN([FILL(live, 100000), FILL(dry, 100000)])');
   });
 
   it('the circuit breaker open for longer than circuitOpenAlarmMinutes (30 → 6 of 6 five-minute periods; 60 → 12)', () => {
-    expect(alarm(t, 'CircuitOpenTooLong').Properties).toMatchObject({ Threshold: 1, EvaluationPeriods: 6, DatapointsToAlarm: 6, AlarmActions: [topicRef(t)] });
+    expect(alarm(t, 'CircuitOpenTooLong').Properties).toMatchObject({
+      Threshold: 1,
+      EvaluationPeriods: 6,
+      DatapointsToAlarm: 6,
+      AlarmActions: [topicRef(t)],
+    });
     expect(alarm(options, 'CircuitOpenTooLong').Properties).toMatchObject({ EvaluationPeriods: 12, DatapointsToAlarm: 12 });
     expectMetric(alarm(t, 'CircuitOpenTooLong'), 'replace-unhealthy-instances', 'CircuitOpen', 300, 'Maximum');
   });
@@ -182,12 +248,21 @@ describe('pages for what needs a person', () => {
 });
 
 describe('saved Logs Insights queries', () => {
-  it('last runs per job, failed actions, deletions by target, replacements per instance: over every job\'s log group', () => {
-    const logGroups = resources(t, 'AWS::Logs::LogGroup').filter(([id]) => id.startsWith('ControlPlane')).map(([id]) => ({ Ref: id }));
+  it("last runs per job, failed actions, deletions by target, replacements per instance: over every job's log group", () => {
+    const logGroups = resources(t, 'AWS::Logs::LogGroup')
+      .filter(([id]) => id.startsWith('ControlPlane'))
+      .map(([id]) => ({ Ref: id }));
     expect(logGroups).toHaveLength(JOBS.length);
-    const defs = resources(t, 'AWS::Logs::QueryDefinition').map(([, r]) => r.Properties as { Name: string; QueryString: string; LogGroupNames: unknown[] });
-    expect(defs.map((d) => d.Name).sort()).toEqual(Object.keys(LOG_QUERIES).map((n) => `registry-fleet/${n}`).sort());
-    for (const d of defs) expect(new Set(d.LogGroupNames.map((g) => JSON.stringify(g)))).toEqual(new Set(logGroups.map((g) => JSON.stringify(g))));
+    const defs = resources(t, 'AWS::Logs::QueryDefinition').map(
+      ([, r]) => r.Properties as { Name: string; QueryString: string; LogGroupNames: unknown[] },
+    );
+    expect(defs.map((d) => d.Name).sort()).toEqual(
+      Object.keys(LOG_QUERIES)
+        .map((n) => `registry-fleet/${n}`)
+        .sort(),
+    );
+    for (const d of defs)
+      expect(new Set(d.LogGroupNames.map((g) => JSON.stringify(g)))).toEqual(new Set(logGroups.map((g) => JSON.stringify(g))));
     const byName = Object.fromEntries(defs.map((d) => [d.Name.split('/')[1], d.QueryString]));
     expect(byName['last-runs-per-job']).toContain('filter message = "job report"');
     expect(byName['last-runs-per-job']).toContain('by job');
@@ -205,6 +280,8 @@ describe('context', () => {
     ['logLevel', 'LOUD', 'context logLevel: expected one of TRACE, DEBUG, INFO, WARN, ERROR, CRITICAL (got "LOUD")'],
     ['historyGlueTable', 'yes', 'context historyGlueTable: expected true or false (got "yes")'],
   ])('%s=%s is refused, naming the key', (key, value, message) => {
-    expect(() => createApp({ context: { domainName: 'registry.corp.internal', functionsDir: fake.dir, [key]: value }, nag: false })).toThrow(message);
+    expect(() =>
+      createApp({ context: { domainName: 'registry.corp.internal', functionsDir: fake.dir, [key]: value }, nag: false }),
+    ).toThrow(message);
   });
 });

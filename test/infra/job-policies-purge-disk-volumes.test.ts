@@ -19,7 +19,9 @@ type Statement = { Action: string | string[]; Resource: unknown; Condition?: Rec
 type Resources = Record<string, { Type: string; Properties: Record<string, unknown> }>;
 
 function statements(): Statement[] {
-  const fns = Object.entries(t.findResources('AWS::Lambda::Function', { Properties: { FunctionName: 'registry-fleet-purge-disk-volumes' } }) as Resources);
+  const fns = Object.entries(
+    t.findResources('AWS::Lambda::Function', { Properties: { FunctionName: 'registry-fleet-purge-disk-volumes' } }) as Resources,
+  );
   expect(fns).toHaveLength(1);
   const roleId = (fns[0]![1].Properties.Role as { 'Fn::GetAtt': [string] })['Fn::GetAtt'][0];
   const policies = Object.values(t.findResources('AWS::IAM::Policy', { Properties: { Roles: [{ Ref: roleId }] } }) as Resources);
@@ -49,7 +51,9 @@ describe('purge-disk-volumes: tag writes', () => {
     expect(unconditioned).toEqual([]);
     // Tags on snapshots only while CreateSnapshot creates them (the snapshot's own tags).
     const snapshotTags = others.filter((s) => !onVolumes(s));
-    expect(snapshotTags.map((s) => [actions(s), s.Condition])).toEqual([[['ec2:CreateTags'], { StringEquals: { 'ec2:CreateAction': 'CreateSnapshot' } }]]);
+    expect(snapshotTags.map((s) => [actions(s), s.Condition])).toEqual([
+      [['ec2:CreateTags'], { StringEquals: { 'ec2:CreateAction': 'CreateSnapshot' } }],
+    ]);
   });
 
   it('DeleteVolume and CreateSnapshot stay on fleet-tagged volumes; the history lookup is allowed', () => {

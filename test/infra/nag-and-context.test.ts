@@ -32,7 +32,11 @@ describe('cdk-nag AwsSolutions', () => {
   });
 
   it('is really on: a non-compliant resource fails synth', () => {
-    const { app, stack } = createApp({ context: { domainName: 'registry.corp.internal', functionsDir: fake.dir }, outdir: join(scratch, 'nag-on'), nag: true });
+    const { app, stack } = createApp({
+      context: { domainName: 'registry.corp.internal', functionsDir: fake.dir },
+      outdir: join(scratch, 'nag-on'),
+      nag: true,
+    });
     new s3.Bucket(stack, 'CarelessBucket');
     expect(() => app.synth()).toThrow(/Validation failed|ERROR/);
   });
@@ -42,7 +46,19 @@ describe('bad context and missing inputs fail synth clearly', () => {
   it('names the bad context key when run through the cdk CLI', () => {
     const r = spawnSync(
       join('node_modules', '.bin', 'cdk'),
-      ['synth', '--no-notices', '--quiet', '-o', join(scratch, 'cli-out'), '-c', 'domainName=not_a_host', '-c', 'minCapacity=0', '-c', `functionsDir=${fake.dir}`],
+      [
+        'synth',
+        '--no-notices',
+        '--quiet',
+        '-o',
+        join(scratch, 'cli-out'),
+        '-c',
+        'domainName=not_a_host',
+        '-c',
+        'minCapacity=0',
+        '-c',
+        `functionsDir=${fake.dir}`,
+      ],
       { encoding: 'utf8', timeout: 90_000 },
     );
     expect(r.status).not.toBe(0);
@@ -52,7 +68,9 @@ describe('bad context and missing inputs fail synth clearly', () => {
   });
 
   it('throws from createApp for a bad value', () => {
-    expect(() => createApp({ context: { domainName: 'registry.corp.internal', registryImage: 'registry:latest' } })).toThrow(/context registryImage: expected a pinned image reference/);
+    expect(() => createApp({ context: { domainName: 'registry.corp.internal', registryImage: 'registry:latest' } })).toThrow(
+      /context registryImage: expected a pinned image reference/,
+    );
   });
 
   it('names the missing Lambda bundle', () => {

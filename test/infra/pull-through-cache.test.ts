@@ -12,7 +12,10 @@ let t: Template;
 let plain: Template;
 
 beforeAll(() => {
-  t = synthFleet({ domainName: 'registry.corp.internal', ecrPullThroughCache: 'true', ecrPullThroughCredentialArn: CREDENTIAL }, fake.dir).template;
+  t = synthFleet(
+    { domainName: 'registry.corp.internal', ecrPullThroughCache: 'true', ecrPullThroughCredentialArn: CREDENTIAL },
+    fake.dir,
+  ).template;
   plain = synthFleet({ domainName: 'registry.corp.internal' }, fake.dir).template;
 }, 240_000);
 afterAll(() => fake.remove());
@@ -52,13 +55,18 @@ describe('ecrPullThroughCache=true', () => {
     expect(text).not.toContain(`REGISTRY_IMAGE='${DEFAULT_REGISTRY_IMAGE}'`);
   });
 
-  it('grants the instance role a token and pulls on the cache\'s repositories only', () => {
+  it("grants the instance role a token and pulls on the cache's repositories only", () => {
     const st = instanceStatements(t);
     const token = st.filter((s) => [s.Action].flat().includes('ecr:GetAuthorizationToken'));
     expect(token).toEqual([expect.objectContaining({ Action: 'ecr:GetAuthorizationToken', Resource: '*', Effect: 'Allow' })]);
     const pulls = st.filter((s) => [s.Action].flat().includes('ecr:BatchGetImage'));
     expect(pulls).toHaveLength(1);
-    expect([pulls[0]?.Action].flat().sort()).toEqual(['ecr:BatchGetImage', 'ecr:BatchImportUpstreamImage', 'ecr:CreateRepository', 'ecr:GetDownloadUrlForLayer']);
+    expect([pulls[0]?.Action].flat().sort()).toEqual([
+      'ecr:BatchGetImage',
+      'ecr:BatchImportUpstreamImage',
+      'ecr:CreateRepository',
+      'ecr:GetDownloadUrlForLayer',
+    ]);
     expect(JSON.stringify(pulls[0]?.Resource)).toMatch(/:ecr:.*:repository\/docker-hub\/\*"/);
     // The cdk-nag acknowledgement of Resource::* on this policy covers the token only.
     expect(st.filter((s) => JSON.stringify(s.Resource) === '"*"').map((s) => s.Action)).toEqual(['ecr:GetAuthorizationToken']);
@@ -76,6 +84,8 @@ describe('ecrPullThroughCache off (the default)', () => {
   });
 
   it('refuses at synth when the option is on without a credential, naming the key', () => {
-    expect(() => synthFleet({ domainName: 'registry.corp.internal', ecrPullThroughCache: 'true' }, fake.dir)).toThrow(/context ecrPullThroughCredentialArn: expected the ARN of a Secrets Manager secret/);
+    expect(() => synthFleet({ domainName: 'registry.corp.internal', ecrPullThroughCache: 'true' }, fake.dir)).toThrow(
+      /context ecrPullThroughCredentialArn: expected the ARN of a Secrets Manager secret/,
+    );
   });
 });

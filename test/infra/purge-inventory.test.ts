@@ -22,7 +22,8 @@ afterAll(() => fake.remove());
 
 type Resource = { Type: string; Properties: Record<string, unknown> };
 type Statement = { Effect: string; Action: string | string[]; Resource: unknown; Condition?: unknown; Principal?: unknown };
-const all = (tpl: Template, type: string, props: Record<string, unknown> = {}) => Object.entries(tpl.findResources(type, { Properties: props }) as Record<string, Resource>);
+const all = (tpl: Template, type: string, props: Record<string, unknown> = {}) =>
+  Object.entries(tpl.findResources(type, { Properties: props }) as Record<string, Resource>);
 const one = (tpl: Template, type: string, props: Record<string, unknown> = {}) => {
   const found = all(tpl, type, props);
   expect(found, type).toHaveLength(1);
@@ -33,7 +34,9 @@ const inventoryBucket = () => all(t, 'AWS::S3::Bucket').find(([id]) => id.starts
 const actions = (s: Statement) => [s.Action].flat();
 /** Every statement of the policies attached to `roleId`. */
 const statementsOfRole = (roleId: string): Statement[] =>
-  all(t, 'AWS::IAM::Policy', { Roles: [{ Ref: roleId }] }).flatMap(([, p]) => (p.Properties.PolicyDocument as { Statement: Statement[] }).Statement);
+  all(t, 'AWS::IAM::Policy', { Roles: [{ Ref: roleId }] }).flatMap(
+    ([, p]) => (p.Properties.PolicyDocument as { Statement: Statement[] }).Statement,
+  );
 /** The state machine definition as JSON (CloudFormation references become "<LogicalId>" / "<Pseudo>"). */
 function definition(): { States: Record<string, Record<string, unknown>> } {
   const [, sm] = one(t, 'AWS::StepFunctions::StateMachine');
@@ -44,13 +47,17 @@ function definition(): { States: Record<string, Record<string, unknown>> } {
 }
 
 describe('S3 Inventory of the registry', () => {
-  it('is daily, current versions, Key + Size + LastModifiedDate, only the repositories tree, into the stack\'s inventory bucket', () => {
+  it("is daily, current versions, Key + Size + LastModifiedDate, only the repositories tree, into the stack's inventory bucket", () => {
     const [, bucket] = registryBucket();
     expect(bucket.Properties.InventoryConfigurations).toEqual([
       {
         Id: 'purge-stale-uploads',
         Enabled: true,
-        Destination: { BucketArn: { 'Fn::GetAtt': [inventoryBucket()[0], 'Arn'] }, Format: 'Parquet', Prefix: PURGE_INVENTORY_PREFIX.replace(/\/$/, '') },
+        Destination: {
+          BucketArn: { 'Fn::GetAtt': [inventoryBucket()[0], 'Arn'] },
+          Format: 'Parquet',
+          Prefix: PURGE_INVENTORY_PREFIX.replace(/\/$/, ''),
+        },
         IncludedObjectVersions: 'Current',
         OptionalFields: ['Size', 'LastModifiedDate'],
         Prefix: 'docker/registry/v2/repositories/',
@@ -70,14 +77,24 @@ describe('S3 Inventory of the registry', () => {
         Action: 's3:PutObject',
         Principal: { Service: 's3.amazonaws.com' },
         Resource: { 'Fn::Join': ['', [{ 'Fn::GetAtt': [id, 'Arn'] }, `/${PURGE_INVENTORY_PREFIX}*`]] },
-        Condition: { ArnLike: { 'aws:SourceArn': { 'Fn::GetAtt': [registryBucket()[0], 'Arn'] } }, StringEquals: { 'aws:SourceAccount': { Ref: 'AWS::AccountId' } } },
+        Condition: {
+          ArnLike: { 'aws:SourceArn': { 'Fn::GetAtt': [registryBucket()[0], 'Arn'] } },
+          StringEquals: { 'aws:SourceAccount': { Ref: 'AWS::AccountId' } },
+        },
       }),
     ]);
-    expect(statements).toEqual(expect.arrayContaining([expect.objectContaining({ Effect: 'Deny', Condition: { Bool: { 'aws:SecureTransport': 'false' } } })]));
+    expect(statements).toEqual(
+      expect.arrayContaining([expect.objectContaining({ Effect: 'Deny', Condition: { Bool: { 'aws:SecureTransport': 'false' } } })]),
+    );
     const [, bucket] = inventoryBucket();
     expect(bucket.Properties).toMatchObject({
       BucketEncryption: { ServerSideEncryptionConfiguration: [{ ServerSideEncryptionByDefault: { SSEAlgorithm: 'AES256' } }] },
-      PublicAccessBlockConfiguration: { BlockPublicAcls: true, BlockPublicPolicy: true, IgnorePublicAcls: true, RestrictPublicBuckets: true },
+      PublicAccessBlockConfiguration: {
+        BlockPublicAcls: true,
+        BlockPublicPolicy: true,
+        IgnorePublicAcls: true,
+        RestrictPublicBuckets: true,
+      },
       LifecycleConfiguration: { Rules: [expect.objectContaining({ ExpirationInDays: 14, Status: 'Enabled' })] },
     });
   });
@@ -86,7 +103,12 @@ describe('S3 Inventory of the registry', () => {
 describe('the pass state machine', () => {
   it('plans, fans the data files out with a Distributed Map (ItemReader, MaxConcurrency, tolerated failures, retry), then orphans, then merges', () => {
     const d = definition();
-    expect(d.States.Plan).toMatchObject({ Type: 'Task', Next: 'Shards', ResultPath: '$.plan', Parameters: { step: 'plan', 'pass.$': '$$.Execution.Name', 'input.$': '$$.Execution.Input' } });
+    expect(d.States.Plan).toMatchObject({
+      Type: 'Task',
+      Next: 'Shards',
+      ResultPath: '$.plan',
+      Parameters: { step: 'plan', 'pass.$': '$$.Execution.Name', 'input.$': '$$.Execution.Input' },
+    });
     const map = d.States.Shards as Record<string, unknown>;
     expect(map).toMatchObject({
       Type: 'Map',
@@ -116,9 +138,15 @@ describe('the pass state machine', () => {
     ]);
     expect(d.States.Orphans).toMatchObject({ Type: 'Task', InputPath: '$.plan.orphans', Next: 'Merge' });
     expect(d.States.Merge).toMatchObject({ Type: 'Task', End: true, Parameters: { step: 'merge', 'pass.$': '$$.Execution.Name' } });
-    expect(d.States.MergeAfterMapFailure).toMatchObject({ Parameters: { step: 'merge', 'pass.$': '$$.Execution.Name', 'mapError.$': '$.mapError' } });
+    expect(d.States.MergeAfterMapFailure).toMatchObject({
+      Parameters: { step: 'merge', 'pass.$': '$$.Execution.Name', 'mapError.$': '$.mapError' },
+    });
     const [, sm] = one(t, 'AWS::StepFunctions::StateMachine');
-    expect(sm.Properties).toMatchObject({ StateMachineName: 'registry-fleet-purge-stale-uploads', TracingConfiguration: { Enabled: true }, LoggingConfiguration: { Level: 'ALL' } });
+    expect(sm.Properties).toMatchObject({
+      StateMachineName: 'registry-fleet-purge-stale-uploads',
+      TracingConfiguration: { Enabled: true },
+      LoggingConfiguration: { Level: 'ALL' },
+    });
   });
 
   it('starts on the inventory delivery (manifest.json created) with the manifest key, and pages when a pass fails', () => {
@@ -127,23 +155,41 @@ describe('the pass state machine', () => {
     expect(rule.Properties.EventPattern).toEqual({
       source: ['aws.s3'],
       'detail-type': ['Object Created'],
-      detail: { bucket: { name: [{ Ref: inventoryBucket()[0] }] }, object: { key: [{ wildcard: `${PURGE_INVENTORY_PREFIX}*/purge-stale-uploads/*/manifest.json` }] } },
+      detail: {
+        bucket: { name: [{ Ref: inventoryBucket()[0] }] },
+        object: { key: [{ wildcard: `${PURGE_INVENTORY_PREFIX}*/purge-stale-uploads/*/manifest.json` }] },
+      },
     });
     expect(rule.Properties.Targets).toEqual([
       expect.objectContaining({
         Arn: { Ref: smId },
-        InputTransformer: { InputPathsMap: { 'detail-object-key': '$.detail.object.key' }, InputTemplate: '{"manifestKey":<detail-object-key>,"reason":"S3 Inventory delivered"}' },
+        InputTransformer: {
+          InputPathsMap: { 'detail-object-key': '$.detail.object.key' },
+          InputTemplate: '{"manifestKey":<detail-object-key>,"reason":"S3 Inventory delivered"}',
+        },
       }),
     ]);
-    t.hasResourceProperties('Custom::S3BucketNotifications', { BucketName: { Ref: inventoryBucket()[0] }, NotificationConfiguration: { EventBridgeConfiguration: {} } });
-    t.hasResourceProperties('AWS::CloudWatch::Alarm', { MetricName: 'ExecutionsFailed', Namespace: 'AWS/States', Dimensions: [{ Name: 'StateMachineArn', Value: { Ref: smId } }], AlarmActions: [Match.anyValue()] });
+    t.hasResourceProperties('Custom::S3BucketNotifications', {
+      BucketName: { Ref: inventoryBucket()[0] },
+      NotificationConfiguration: { EventBridgeConfiguration: {} },
+    });
+    t.hasResourceProperties('AWS::CloudWatch::Alarm', {
+      MetricName: 'ExecutionsFailed',
+      Namespace: 'AWS/States',
+      Dimensions: [{ Name: 'StateMachineArn', Value: { Ref: smId } }],
+      AlarmActions: [Match.anyValue()],
+    });
   });
 
   it("reads its items only from the pass folders (not CDK's whole-bucket grant)", () => {
     const [, sm] = one(t, 'AWS::StepFunctions::StateMachine');
     const roleId = (sm.Properties.RoleArn as { 'Fn::GetAtt': [string] })['Fn::GetAtt'][0];
     const gets = statementsOfRole(roleId).filter((s) => actions(s).includes('s3:GetObject'));
-    expect(gets).toEqual([expect.objectContaining({ Resource: { 'Fn::Join': ['', [{ 'Fn::GetAtt': [inventoryBucket()[0], 'Arn'] }, `/${PURGE_PASSES_PREFIX}*`]] } })]);
+    expect(gets).toEqual([
+      expect.objectContaining({
+        Resource: { 'Fn::Join': ['', [{ 'Fn::GetAtt': [inventoryBucket()[0], 'Arn'] }, `/${PURGE_PASSES_PREFIX}*`]] },
+      }),
+    ]);
   });
 });
 
@@ -159,7 +205,10 @@ describe('the inventory Lambda', () => {
     const objects = (bucket: string, path: string) => ({ 'Fn::Join': ['', [{ 'Fn::GetAtt': [bucket, 'Arn'] }, `/${path}`]] });
     expect(statements.map((s) => ({ Action: s.Action, Resource: s.Resource }))).toEqual([
       { Action: ['s3:ListBucket', 's3:ListBucketMultipartUploads'], Resource: { 'Fn::GetAtt': [registry, 'Arn'] } },
-      { Action: ['s3:GetObject', 's3:DeleteObject', 's3:AbortMultipartUpload', 's3:ListMultipartUploadParts'], Resource: objects(registry, 'docker/registry/v2/repositories/*/_uploads/*') },
+      {
+        Action: ['s3:GetObject', 's3:DeleteObject', 's3:AbortMultipartUpload', 's3:ListMultipartUploadParts'],
+        Resource: objects(registry, 'docker/registry/v2/repositories/*/_uploads/*'),
+      },
       { Action: 's3:GetObject', Resource: [objects(inv, `${PURGE_INVENTORY_PREFIX}*`), objects(inv, `${PURGE_PASSES_PREFIX}*`)] },
       { Action: 's3:PutObject', Resource: objects(inv, `${PURGE_PASSES_PREFIX}*`) },
     ]);
@@ -170,13 +219,22 @@ describe('the inventory Lambda', () => {
       MemorySize: 1769,
       Timeout: 900,
       ReservedConcurrentExecutions: INVENTORY_MAP.maxConcurrency + 2,
-      Environment: { Variables: expect.objectContaining({ REGISTRY_BUCKET: { Ref: registry }, INVENTORY_BUCKET: { Ref: inv }, UPLOAD_MAX_AGE: '168h', DRY_RUN: 'false', FLEET_NAME: 'registry-fleet' }) },
+      Environment: {
+        Variables: expect.objectContaining({
+          REGISTRY_BUCKET: { Ref: registry },
+          INVENTORY_BUCKET: { Ref: inv },
+          UPLOAD_MAX_AGE: '168h',
+          DRY_RUN: 'false',
+          FLEET_NAME: 'registry-fleet',
+        }),
+      },
     });
   });
 });
 
 describe('the mode switch', () => {
-  const schedule = (tpl: Template) => one(tpl, 'AWS::Events::Rule', { Description: 'runs purge-stale-uploads on its schedule' })[1].Properties.State;
+  const schedule = (tpl: Template) =>
+    one(tpl, 'AWS::Events::Rule', { Description: 'runs purge-stale-uploads on its schedule' })[1].Properties.State;
 
   it('listing (the default): no inventory, no state machine; the nightly listing runs', () => {
     expect(all(listing, 'AWS::StepFunctions::StateMachine')).toEqual([]);
@@ -191,20 +249,32 @@ describe('the mode switch', () => {
   it('the listing job may read and write its checkpoint key, and no other key outside _uploads', () => {
     const [, f] = one(listing, 'AWS::Lambda::Function', { FunctionName: 'registry-fleet-purge-stale-uploads' });
     const roleId = (f.Properties.Role as { 'Fn::GetAtt': [string] })['Fn::GetAtt'][0];
-    const policies = all(listing, 'AWS::IAM::Policy', { Roles: [{ Ref: roleId }] }).flatMap(([, p]) => (p.Properties.PolicyDocument as { Statement: Statement[] }).Statement);
+    const policies = all(listing, 'AWS::IAM::Policy', { Roles: [{ Ref: roleId }] }).flatMap(
+      ([, p]) => (p.Properties.PolicyDocument as { Statement: Statement[] }).Statement,
+    );
     // The registry bucket (not the run history's: test/infra/history.test.ts).
     const bucketId = (all(listing, 'AWS::S3::Bucket').find(([id]) => id.startsWith('StorageBucket')) as [string, Resource])[0];
     expect(policies).toContainEqual(
-      expect.objectContaining({ Sid: 'ListingCheckpoint', Action: ['s3:GetObject', 's3:PutObject', 's3:DeleteObject'], Resource: { 'Fn::Join': ['', [{ 'Fn::GetAtt': [bucketId, 'Arn'] }, `/${listingCheckpointKey('')}`]] } }),
+      expect.objectContaining({
+        Sid: 'ListingCheckpoint',
+        Action: ['s3:GetObject', 's3:PutObject', 's3:DeleteObject'],
+        Resource: { 'Fn::Join': ['', [{ 'Fn::GetAtt': [bucketId, 'Arn'] }, `/${listingCheckpointKey('')}`]] },
+      }),
     );
   });
 
   it('names a bad mode or format, and the missing inventory bundle', () => {
-    expect(() => createApp({ context: { domainName: 'registry.corp.internal', purgeMode: 'bulk', functionsDir: fake.dir } })).toThrow(/context purgeMode: expected listing or inventory \(got "bulk"\)/);
-    expect(() => createApp({ context: { domainName: 'registry.corp.internal', purgeInventoryFormat: 'ORC', functionsDir: fake.dir } })).toThrow(/context purgeInventoryFormat: expected Parquet or CSV \(got "ORC"\)/);
+    expect(() => createApp({ context: { domainName: 'registry.corp.internal', purgeMode: 'bulk', functionsDir: fake.dir } })).toThrow(
+      /context purgeMode: expected listing or inventory \(got "bulk"\)/,
+    );
+    expect(() =>
+      createApp({ context: { domainName: 'registry.corp.internal', purgeInventoryFormat: 'ORC', functionsDir: fake.dir } }),
+    ).toThrow(/context purgeInventoryFormat: expected Parquet or CSV \(got "ORC"\)/);
     const bare = fakeFunctionsDir();
     try {
-      expect(() => createApp({ context: { domainName: 'registry.corp.internal', purgeMode: 'inventory', functionsDir: bare.dir } })).toThrow(/PurgeInventory: no bundle at .*purge-stale-uploads-inventory\/index\.mjs/);
+      expect(() =>
+        createApp({ context: { domainName: 'registry.corp.internal', purgeMode: 'inventory', functionsDir: bare.dir } }),
+      ).toThrow(/PurgeInventory: no bundle at .*purge-stale-uploads-inventory\/index\.mjs/);
     } finally {
       bare.remove();
     }

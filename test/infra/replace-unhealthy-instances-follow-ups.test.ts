@@ -19,8 +19,10 @@ type Resource = { Type: string; Properties: Record<string, unknown> };
 type Statement = { Action: string | string[]; Resource: unknown; Condition?: Record<string, unknown>; Effect: string };
 const resources = (tpl: Template): Record<string, Resource> => tpl.toJSON().Resources as Record<string, Resource>;
 const ofType = (tpl: Template, type: string) => Object.entries(resources(tpl)).filter(([, r]) => r.Type === type);
-const fnId = (): string => ofType(t, 'AWS::Lambda::Function').find(([, r]) => r.Properties.FunctionName === 'registry-fleet-replace-unhealthy-instances')![0];
-const roleOf = (logicalId: string): string => ((resources(t)[logicalId]?.Properties.Role as { 'Fn::GetAtt': [string] }) ?? { 'Fn::GetAtt': [''] })['Fn::GetAtt'][0];
+const fnId = (): string =>
+  ofType(t, 'AWS::Lambda::Function').find(([, r]) => r.Properties.FunctionName === 'registry-fleet-replace-unhealthy-instances')![0];
+const roleOf = (logicalId: string): string =>
+  ((resources(t)[logicalId]?.Properties.Role as { 'Fn::GetAtt': [string] }) ?? { 'Fn::GetAtt': [''] })['Fn::GetAtt'][0];
 const statementsOfRole = (roleId: string): Statement[] =>
   ofType(t, 'AWS::IAM::Policy')
     .filter(([, p]) => (p.Properties.Roles as { Ref: string }[]).some((r) => r.Ref === roleId))
@@ -35,7 +37,9 @@ describe('replace-unhealthy-instances follow-ups in the stack', () => {
   });
 
   it('the Scheduler role is assumed by scheduler.amazonaws.com of this account only and may invoke only this function', () => {
-    const roles = ofType(t, 'AWS::IAM::Role').filter(([, r]) => text(r.Properties.AssumeRolePolicyDocument).includes('scheduler.amazonaws.com'));
+    const roles = ofType(t, 'AWS::IAM::Role').filter(([, r]) =>
+      text(r.Properties.AssumeRolePolicyDocument).includes('scheduler.amazonaws.com'),
+    );
     expect(roles).toHaveLength(1);
     const [roleId, role] = roles[0]!;
     const trust = (role.Properties.AssumeRolePolicyDocument as { Statement: { Principal: unknown; Condition?: unknown }[] }).Statement;
@@ -58,7 +62,9 @@ describe('replace-unhealthy-instances follow-ups in the stack', () => {
     const pass = statements.filter((s) => actions(s).includes('iam:PassRole'));
     expect(pass).toHaveLength(1);
     expect(pass[0]?.Condition).toEqual({ StringEquals: { 'iam:PassedToService': 'scheduler.amazonaws.com' } });
-    const schedulerRole = ofType(t, 'AWS::IAM::Role').find(([, r]) => text(r.Properties.AssumeRolePolicyDocument).includes('scheduler.amazonaws.com'))![0];
+    const schedulerRole = ofType(t, 'AWS::IAM::Role').find(([, r]) =>
+      text(r.Properties.AssumeRolePolicyDocument).includes('scheduler.amazonaws.com'),
+    )![0];
     expect(pass[0]?.Resource).toEqual({ 'Fn::GetAtt': [schedulerRole, 'Arn'] });
   });
 
@@ -79,7 +85,8 @@ describe('replace-unhealthy-instances follow-ups in the stack', () => {
   });
 
   it('the UnHealthyHostCount alarm needs 2 one-minute datapoints by default, 1 with unhealthyAlarmDatapoints=1', () => {
-    const alarmOf = (tpl: Template) => ofType(tpl, 'AWS::CloudWatch::Alarm').find(([, a]) => a.Properties.MetricName === 'UnHealthyHostCount')![1].Properties;
+    const alarmOf = (tpl: Template) =>
+      ofType(tpl, 'AWS::CloudWatch::Alarm').find(([, a]) => a.Properties.MetricName === 'UnHealthyHostCount')![1].Properties;
     expect(alarmOf(t)).toMatchObject({ Period: 60, EvaluationPeriods: 2, DatapointsToAlarm: 2 });
     expect(alarmOf(fast)).toMatchObject({ Period: 60, EvaluationPeriods: 1, DatapointsToAlarm: 1 });
   });

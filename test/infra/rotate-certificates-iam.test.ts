@@ -41,7 +41,7 @@ const withAction = (st: Statement[], action: string) => st.filter((s) => [s.Acti
 describe('rotate-certificates IAM: no certificate outside the listener and the fleet is tagged, imported over or deleted', () => {
   it.each([
     ['acme mode, given certificate', () => acme, 'edge-registry'],
-    ['acm mode, the stack\'s certificate', () => acm, 'registry-fleet'],
+    ["acm mode, the stack's certificate", () => acm, 'registry-fleet'],
   ])('%s', (_, template, fleet) => {
     const st = statements(template(), fleet);
     const fleetTag = { [`aws:ResourceTag/registry-fleet`]: fleet };
@@ -75,7 +75,9 @@ describe('rotate-certificates IAM: no certificate outside the listener and the f
   });
 
   it('acme mode: a pending-stage secret next to the account secret, read and written only by rotate-certificates', () => {
-    const secrets = Object.keys(acme.findResources('AWS::SecretsManager::Secret', { Properties: { Description: Match.stringLikeRegexp('pending stage') } }));
+    const secrets = Object.keys(
+      acme.findResources('AWS::SecretsManager::Secret', { Properties: { Description: Match.stringLikeRegexp('pending stage') } }),
+    );
     expect(secrets).toHaveLength(1);
     acme.hasResourceProperties('AWS::Lambda::Function', {
       FunctionName: 'edge-registry-rotate-certificates',
@@ -89,14 +91,14 @@ describe('rotate-certificates IAM: no certificate outside the listener and the f
   });
 });
 
-describe('rotate-certificates trigger: the ACM expiry rule names the listener\'s certificate', () => {
+describe("rotate-certificates trigger: the ACM expiry rule names the listener's certificate", () => {
   it('acme mode: the given certificate', () => {
     acme.hasResourceProperties('AWS::Events::Rule', {
       EventPattern: { source: ['aws.acm'], 'detail-type': ['ACM Certificate Approaching Expiration'], resources: [CERT] },
     });
   });
 
-  it('acm mode: the stack\'s certificate', () => {
+  it("acm mode: the stack's certificate", () => {
     const cert = Object.keys(acm.findResources('AWS::CertificateManager::Certificate'));
     acm.hasResourceProperties('AWS::Events::Rule', {
       EventPattern: { source: ['aws.acm'], 'detail-type': ['ACM Certificate Approaching Expiration'], resources: [{ Ref: cert[0] }] },

@@ -35,7 +35,9 @@ function jobMetricDimensions(t: Template): Dimension[][] {
   return resources(t, 'AWS::CloudWatch::Alarm').flatMap(([, a]) => {
     const p = a.Properties as { Namespace?: string; Dimensions?: Dimension[]; Metrics?: MetricQuery[] };
     const direct = p.Namespace === 'RegistryControlPlane' ? [p.Dimensions ?? []] : [];
-    const inMath = (p.Metrics ?? []).flatMap((m) => (m.MetricStat?.Metric.Namespace === 'RegistryControlPlane' ? [m.MetricStat.Metric.Dimensions ?? []] : []));
+    const inMath = (p.Metrics ?? []).flatMap((m) =>
+      m.MetricStat?.Metric.Namespace === 'RegistryControlPlane' ? [m.MetricStat.Metric.Dimensions ?? []] : [],
+    );
     return [...direct, ...inMath];
   });
 }
@@ -63,20 +65,29 @@ describe('several fleets in one account and region', () => {
     for (const [, f] of fns) expect((f.Properties.Environment as { Variables: Record<string, unknown> }).Variables.FLEET_NAME).toBe(fleet);
   });
 
-  it.each(['fleet-a', 'fleet-b'])('%s: the disk alarm reads its own group\'s instances, the group purge-disk-volumes prunes', (fleet) => {
+  it.each(['fleet-a', 'fleet-b'])("%s: the disk alarm reads its own group's instances, the group purge-disk-volumes prunes", (fleet) => {
     const t = templates[fleet] as Template;
     const [group] = resources(t, 'AWS::AutoScaling::AutoScalingGroup');
     const groupRef = { Ref: group?.[0] };
     expect(diskAlarmQuery(t)).toEqual({
-      'Fn::Join': ['', ["SELECT MAX(disk_used_percent) FROM SCHEMA(CWAgent, AutoScalingGroupName, InstanceId, fstype, path) WHERE AutoScalingGroupName = '", groupRef, "' AND path = '/'"]],
+      'Fn::Join': [
+        '',
+        [
+          "SELECT MAX(disk_used_percent) FROM SCHEMA(CWAgent, AutoScalingGroupName, InstanceId, fstype, path) WHERE AutoScalingGroupName = '",
+          groupRef,
+          "' AND path = '/'",
+        ],
+      ],
     });
     const purge = resources(t, 'AWS::Lambda::Function').find(([, f]) => f.Properties.FunctionName === `${fleet}-purge-disk-volumes`);
     expect((purge?.[1].Properties.Environment as { Variables: Record<string, unknown> }).Variables.ASG_NAME).toEqual(groupRef);
   });
 
-  it('the two fleets\' alarms differ only where they must: the fleet dimension and the dashboard', () => {
+  it("the two fleets' alarms differ only where they must: the fleet dimension and the dashboard", () => {
     const [a, b] = [templates['fleet-a'], templates['fleet-b']] as Template[];
-    expect(JSON.stringify(jobMetricDimensions(a as Template)).replaceAll('fleet-a', 'X')).toBe(JSON.stringify(jobMetricDimensions(b as Template)).replaceAll('fleet-b', 'X'));
+    expect(JSON.stringify(jobMetricDimensions(a as Template)).replaceAll('fleet-a', 'X')).toBe(
+      JSON.stringify(jobMetricDimensions(b as Template)).replaceAll('fleet-b', 'X'),
+    );
     const dashboards = [a, b].map((t) => resources(t as Template, 'AWS::CloudWatch::Dashboard')[0]?.[1].Properties.DashboardName);
     expect(dashboards[0]).not.toEqual(dashboards[1]);
   });

@@ -34,19 +34,27 @@ function instanceRoleStatements(template: Template): { roleId: string; statement
   return { roleId, statements: policies.flatMap((p) => (p.Properties.PolicyDocument as { Statement: Statement[] }).Statement) };
 }
 
-const denies = (statements: Statement[], action: string) => statements.filter((s) => s.Effect === 'Deny' && [s.Action].flat().includes(action));
+const denies = (statements: Statement[], action: string) =>
+  statements.filter((s) => s.Effect === 'Deny' && [s.Action].flat().includes(action));
 /** The ARN a statement's Resource renders to, with the partition/region/account tokens shown as placeholders. */
 const arns = (s: Statement | undefined): string[] =>
-  [s?.Resource ?? []].flat().map((r) =>
-    typeof r === 'string' ? r : ((r as { 'Fn::Join': [string, unknown[]] })['Fn::Join'][1].map((p) => (typeof p === 'string' ? p : '<token>')).join('')),
-  );
+  [s?.Resource ?? []]
+    .flat()
+    .map((r) =>
+      typeof r === 'string'
+        ? r
+        : (r as { 'Fn::Join': [string, unknown[]] })['Fn::Join'][1].map((p) => (typeof p === 'string' ? p : '<token>')).join(''),
+    );
 
 describe('instance role: no reading of the registry users', () => {
   it('denies ssm:GetParameter, GetParameters and GetParameterHistory on the users path and everything under it', () => {
     const { statements } = instanceRoleStatements(t);
     for (const action of ['ssm:GetParameter', 'ssm:GetParameters', 'ssm:GetParameterHistory']) {
       const [deny] = denies(statements, action);
-      expect(arns(deny), action).toEqual(['arn:<token>:ssm:<token>:<token>:parameter/registry/users', 'arn:<token>:ssm:<token>:<token>:parameter/registry/users/*']);
+      expect(arns(deny), action).toEqual([
+        'arn:<token>:ssm:<token>:<token>:parameter/registry/users',
+        'arn:<token>:ssm:<token>:<token>:parameter/registry/users/*',
+      ]);
     }
   });
 
@@ -57,14 +65,19 @@ describe('instance role: no reading of the registry users', () => {
 
   it('follows usersParameterPath from the context', () => {
     const [deny] = denies(instanceRoleStatements(custom).statements, 'ssm:GetParameter');
-    expect(arns(deny)).toEqual(['arn:<token>:ssm:<token>:<token>:parameter/teams/registry-users', 'arn:<token>:ssm:<token>:<token>:parameter/teams/registry-users/*']);
+    expect(arns(deny)).toEqual([
+      'arn:<token>:ssm:<token>:<token>:parameter/teams/registry-users',
+      'arn:<token>:ssm:<token>:<token>:parameter/teams/registry-users/*',
+    ]);
   });
 
   it('keeps the managed instance core policy (the SSM agent) and denies nothing to the sync-htpasswd function', () => {
     const { roleId } = instanceRoleStatements(t);
     const role = (t.findResources('AWS::IAM::Role') as Resources)[roleId];
     expect(JSON.stringify(role?.Properties.ManagedPolicyArns)).toContain('AmazonSSMManagedInstanceCore');
-    const fn = Object.values(t.findResources('AWS::Lambda::Function', { Properties: { FunctionName: 'registry-fleet-sync-htpasswd' } }) as Resources)[0];
+    const fn = Object.values(
+      t.findResources('AWS::Lambda::Function', { Properties: { FunctionName: 'registry-fleet-sync-htpasswd' } }) as Resources,
+    )[0];
     const fnRoleId = (fn?.Properties.Role as { 'Fn::GetAtt': [string] })['Fn::GetAtt'][0];
     const fnStatements = Object.values(t.findResources('AWS::IAM::Policy') as Resources)
       .filter((p) => JSON.stringify(p.Properties.Roles).includes(`"${fnRoleId}"`))

@@ -17,7 +17,15 @@ import { sha256Hex } from '../../shared/htpasswd.ts';
 import type { Report } from '../../shared/job.ts';
 import { fakeFunctionsDir, synthFleet } from '../infra/support.ts';
 import type { AwsFront, CfnTemplate, Sandbox } from '../support/boot-rehearsal.ts';
-import { launchTemplateUserData, refsIn, resolveIntrinsics, startAwsFront, startSandbox, tcpToUnix, waitFor } from '../support/boot-rehearsal.ts';
+import {
+  launchTemplateUserData,
+  refsIn,
+  resolveIntrinsics,
+  startAwsFront,
+  startSandbox,
+  tcpToUnix,
+  waitFor,
+} from '../support/boot-rehearsal.ts';
 import { startMoto, type Moto } from '../../local/moto.ts';
 import { pushBlob } from '../../local/registry.ts';
 
@@ -78,7 +86,9 @@ async function provision(template: CfnTemplate, refs: Set<string>): Promise<(ref
 }
 
 async function status(path: string, auth?: { username: string; password: string }): Promise<number | undefined> {
-  const headers: Record<string, string> = auth ? { authorization: `Basic ${Buffer.from(`${auth.username}:${auth.password}`).toString('base64')}` } : {};
+  const headers: Record<string, string> = auth
+    ? { authorization: `Basic ${Buffer.from(`${auth.username}:${auth.password}`).toString('base64')}` }
+    : {};
   try {
     const res = await fetch(`${registry.url}${path}`, { headers, signal: AbortSignal.timeout(3_000) });
     await res.body?.cancel();
@@ -120,8 +130,19 @@ beforeAll(async () => {
 
   // sync-htpasswd publishes the users to the same bucket (no instances in its group: the boot is the install).
   const asg = new AutoScalingClient(clientConfig());
-  await asg.send(new CreateLaunchConfigurationCommand({ LaunchConfigurationName: 'rehearsal-lc', ImageId: 'ami-12c6146b', InstanceType: 't4g.small' }));
-  await asg.send(new CreateAutoScalingGroupCommand({ AutoScalingGroupName: 'rehearsal-asg', LaunchConfigurationName: 'rehearsal-lc', MinSize: 0, MaxSize: 0, DesiredCapacity: 0, AvailabilityZones: ['us-east-1a'] }));
+  await asg.send(
+    new CreateLaunchConfigurationCommand({ LaunchConfigurationName: 'rehearsal-lc', ImageId: 'ami-12c6146b', InstanceType: 't4g.small' }),
+  );
+  await asg.send(
+    new CreateAutoScalingGroupCommand({
+      AutoScalingGroupName: 'rehearsal-asg',
+      LaunchConfigurationName: 'rehearsal-lc',
+      MinSize: 0,
+      MaxSize: 0,
+      DesiredCapacity: 0,
+      AvailabilityZones: ['us-east-1a'],
+    }),
+  );
   asg.destroy();
   Object.assign(process.env, moto.env, {
     HTPASSWD_PARAMETER_PATH: USERS_PATH,
@@ -161,7 +182,11 @@ afterAll(async () => {
 
 describe('boot rehearsal: the synthesized user data on this machine', () => {
   it('without a published htpasswd the registry does not start (no invented `docker` user)', async () => {
-    await waitFor('the boot to look for the htpasswd', async () => ((await bootLog()).includes('download of s3://') ? true : undefined), 20_000).catch(async (e: Error) => {
+    await waitFor(
+      'the boot to look for the htpasswd',
+      async () => ((await bootLog()).includes('download of s3://') ? true : undefined),
+      20_000,
+    ).catch(async (e: Error) => {
       throw new Error(`${e.message}\n${await diagnostics()}`);
     });
     await sleep(3_000);
@@ -171,7 +196,9 @@ describe('boot rehearsal: the synthesized user data on this machine', () => {
   });
 
   it('a user published by sync-htpasswd reaches the instance within one poll', async () => {
-    await new SSMClient(clientConfig()).send(new PutParameterCommand({ Name: `${USERS_PATH}alice`, Type: 'SecureString', Value: 'alice-rehearsal-pw' }));
+    await new SSMClient(clientConfig()).send(
+      new PutParameterCommand({ Name: `${USERS_PATH}alice`, Type: 'SecureString', Value: 'alice-rehearsal-pw' }),
+    );
     const report = await runSync({ reason: 'boot rehearsal' });
     expect(report.details).toMatchObject({ publish: 'changed' });
     const published = (report.details as { sha256: string }).sha256;
@@ -196,9 +223,11 @@ describe('boot rehearsal: the synthesized user data on this machine', () => {
       await sleep(2_000);
     }
     front.failSecrets = false;
-    await waitFor('the registry to answer GET / with 200', async () => ((await status('/')) === 200 ? true : undefined), 30_000).catch(async (e: Error) => {
-      throw new Error(`${e.message}\n${await diagnostics()}`);
-    });
+    await waitFor('the registry to answer GET / with 200', async () => ((await status('/')) === 200 ? true : undefined), 30_000).catch(
+      async (e: Error) => {
+        throw new Error(`${e.message}\n${await diagnostics()}`);
+      },
+    );
     expect(front.secretCalls.failed).toBeGreaterThan(1);
   });
 
@@ -211,24 +240,36 @@ describe('boot rehearsal: the synthesized user data on this machine', () => {
 
     const blob = await pushBlob(registry.url, 'team/rehearsal', Buffer.from('a layer pushed during the boot rehearsal\n'), { auth: alice });
     const hex = blob.digest.replace('sha256:', '');
-    const head = await s3.send(new HeadObjectCommand({ Bucket: bucket, Key: `docker/registry/v2/blobs/sha256/${hex.slice(0, 2)}/${hex}/data` }));
+    const head = await s3.send(
+      new HeadObjectCommand({ Bucket: bucket, Key: `docker/registry/v2/blobs/sha256/${hex.slice(0, 2)}/${hex}/data` }),
+    );
     expect(head.ContentLength).toBe(blob.size);
-    await s3.send(new HeadObjectCommand({ Bucket: bucket, Key: `docker/registry/v2/repositories/team/rehearsal/_layers/sha256/${hex}/link` }));
+    await s3.send(
+      new HeadObjectCommand({ Bucket: bucket, Key: `docker/registry/v2/repositories/team/rehearsal/_layers/sha256/${hex}/link` }),
+    );
   });
 
   it('runs as the systemd unit, tells the stack it serves, and logs every request with its user to the log group', async () => {
     const calls = await read(stateFile('calls.log'));
     expect(calls).toContain('systemctl start --no-block registry-bootstrap.service');
-    const runs = await waitFor('the bootstrap unit to finish', async () => (await read(stateFile('systemd/registry-bootstrap.service/runs'))) || undefined, 15_000);
+    const runs = await waitFor(
+      'the bootstrap unit to finish',
+      async () => (await read(stateFile('systemd/registry-bootstrap.service/runs'))) || undefined,
+      15_000,
+    );
     expect(runs).toBe('exited 0\n');
     expect(front.signals).toEqual([{ Status: 'SUCCESS', Reason: 'registry answers on :5000', UniqueId: INSTANCE_ID, Data: 'SUCCESS' }]);
 
     const logOpts = (await read(stateFile('docker/registry/log-opts'))).trim().split('\n');
-    expect(logOpts).toEqual(expect.arrayContaining(['awslogs', `awslogs-group=${logGroup}`, `awslogs-stream=${INSTANCE_ID}/registry`, 'mode=non-blocking']));
+    expect(logOpts).toEqual(
+      expect.arrayContaining(['awslogs', `awslogs-group=${logGroup}`, `awslogs-stream=${INSTANCE_ID}/registry`, 'mode=non-blocking']),
+    );
     const agent = JSON.parse(await readFile(sandbox.path('/opt/aws/amazon-cloudwatch-agent/etc/registry-fleet.json'), 'utf8')) as {
       logs: { logs_collected: { files: { collect_list: { file_path: string; log_group_name: string }[] } } };
     };
-    expect(agent.logs.logs_collected.files.collect_list).toContainEqual(expect.objectContaining({ file_path: '/var/log/registry-bootstrap.log', log_group_name: logGroup }));
+    expect(agent.logs.logs_collected.files.collect_list).toContainEqual(
+      expect.objectContaining({ file_path: '/var/log/registry-bootstrap.log', log_group_name: logGroup }),
+    );
 
     // The fields the README's "who pushed repository X" Logs Insights query reads (distribution 2.8 logs no user
     // name with htpasswd auth: the query finds the pushes, their time, client and request id).

@@ -49,7 +49,8 @@ const later = () => new Date(Date.now() + 2 * 3_600_000);
 async function historyKeys(job?: string): Promise<string[]> {
   const keys: string[] = [];
   const Prefix = job ? `reports/job=${job}/` : 'reports/';
-  for await (const page of paginateListObjectsV2({ client: s3 }, { Bucket: HISTORY, Prefix })) for (const o of page.Contents ?? []) keys.push(o.Key as string);
+  for await (const page of paginateListObjectsV2({ client: s3 }, { Bucket: HISTORY, Prefix }))
+    for (const o of page.Contents ?? []) keys.push(o.Key as string);
   return keys;
 }
 
@@ -60,7 +61,11 @@ async function readHistory(key: string): Promise<Report> {
 
 function npmHistory(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
   const base = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('POWERTOOLS_')));
-  const child = spawn('npm', ['run', '--silent', 'history', '--', ...args], { cwd: ROOT, env: { ...base, ...env, HISTORY_BUCKET: HISTORY }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn('npm', ['run', '--silent', 'history', '--', ...args], {
+    cwd: ROOT,
+    env: { ...base, ...env, HISTORY_BUCKET: HISTORY },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let stdout = '';
   let stderr = '';
   child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
@@ -81,7 +86,13 @@ beforeAll(async () => {
   for (let i = 0; i < STALE_UPLOADS; i += 20) {
     await Promise.all(
       Array.from({ length: Math.min(20, STALE_UPLOADS - i) }, () =>
-        s3.send(new PutObjectCommand({ Bucket: REGISTRY, Key: `docker/registry/v2/repositories/library/nginx/_uploads/${randomUUID()}/startedat`, Body: new Date().toISOString() })),
+        s3.send(
+          new PutObjectCommand({
+            Bucket: REGISTRY,
+            Key: `docker/registry/v2/repositories/library/nginx/_uploads/${randomUUID()}/startedat`,
+            Body: new Date().toISOString(),
+          }),
+        ),
       ),
     );
   }
@@ -89,10 +100,27 @@ beforeAll(async () => {
   await ssm.send(new PutParameterCommand({ Name: '/registry/users/alice', Type: 'String', Value: aliceHash }));
   await ssm.send(new PutParameterCommand({ Name: '/registry/users/bob', Type: 'SecureString', Value: 'bob-plaintext-password-1' }));
   const asg = new AutoScalingClient(cfg);
-  await asg.send(new CreateLaunchConfigurationCommand({ LaunchConfigurationName: 'lc', ImageId: 'ami-12c6146b', InstanceType: 't3.micro' }));
-  await asg.send(new CreateAutoScalingGroupCommand({ AutoScalingGroupName: 'fleet', LaunchConfigurationName: 'lc', MinSize: 0, MaxSize: 0, DesiredCapacity: 0, AvailabilityZones: ['us-east-1a'] }));
+  await asg.send(
+    new CreateLaunchConfigurationCommand({ LaunchConfigurationName: 'lc', ImageId: 'ami-12c6146b', InstanceType: 't3.micro' }),
+  );
+  await asg.send(
+    new CreateAutoScalingGroupCommand({
+      AutoScalingGroupName: 'fleet',
+      LaunchConfigurationName: 'lc',
+      MinSize: 0,
+      MaxSize: 0,
+      DesiredCapacity: 0,
+      AvailabilityZones: ['us-east-1a'],
+    }),
+  );
   const ec2 = new EC2Client(cfg);
-  await ec2.send(new CreateVolumeCommand({ AvailabilityZone: 'us-east-1a', Size: 10, TagSpecifications: [{ ResourceType: 'volume', Tags: [{ Key: 'registry-fleet', Value: 'it' }] }] }));
+  await ec2.send(
+    new CreateVolumeCommand({
+      AvailabilityZone: 'us-east-1a',
+      Size: 10,
+      TagSpecifications: [{ ResourceType: 'volume', Tags: [{ Key: 'registry-fleet', Value: 'it' }] }],
+    }),
+  );
 });
 
 afterAll(async () => {
@@ -118,7 +146,15 @@ describe('a run of each job leaves exactly one history object: the returned repo
   });
 
   it('sync-htpasswd (publishes the users; no hash and no password in the history)', async () => {
-    const config = loadSyncHtpasswdConfig({ ...env, HTPASSWD_PARAMETER_PATH: '/registry/users/', REGISTRY_BUCKET: REGISTRY, HTPASSWD_OBJECT_KEY: 'auth/htpasswd', ASG_NAME: 'fleet', SYNC_DOCUMENT_NAME: 'sync', BCRYPT_COST: '5' });
+    const config = loadSyncHtpasswdConfig({
+      ...env,
+      HTPASSWD_PARAMETER_PATH: '/registry/users/',
+      REGISTRY_BUCKET: REGISTRY,
+      HTPASSWD_OBJECT_KEY: 'auth/htpasswd',
+      ASG_NAME: 'fleet',
+      SYNC_DOCUMENT_NAME: 'sync',
+      BCRYPT_COST: '5',
+    });
     const report = await runJob(syncHtpasswd, config, { reason: 'history-it sync' }, context());
     reports.set('sync-htpasswd', report);
     expect(report.actions.find((a) => a.type === 'publish-htpasswd')?.status).toBe('applied');
@@ -133,8 +169,16 @@ describe('a run of each job leaves exactly one history object: the returned repo
 
   it('replace-unhealthy-instances (a dry run: nothing unhealthy)', async () => {
     const aws = awsClients(moto.endpoint);
-    const lb = await createLoadBalancer(aws, await importCertificate(aws.acm, makeCertificate({ cn: 'registry.example.com', days: 200 })), 'example.com');
-    const tg = (await aws.elbv2.send(new (await import('@aws-sdk/client-elastic-load-balancing-v2')).DescribeTargetGroupsCommand({ Names: ['registry'] }))).TargetGroups?.[0];
+    const lb = await createLoadBalancer(
+      aws,
+      await importCertificate(aws.acm, makeCertificate({ cn: 'registry.example.com', days: 200 })),
+      'example.com',
+    );
+    const tg = (
+      await aws.elbv2.send(
+        new (await import('@aws-sdk/client-elastic-load-balancing-v2')).DescribeTargetGroupsCommand({ Names: ['registry'] }),
+      )
+    ).TargetGroups?.[0];
     const config = loadReplaceUnhealthyInstancesConfig({ ...env, ASG_NAME: 'fleet', TARGET_GROUP_ARN: tg?.TargetGroupArn as string });
     const report = await runJob(replaceUnhealthyInstances, config, { dryRun: true }, context());
     reports.set('replace-unhealthy-instances', report);
@@ -149,18 +193,31 @@ describe('a run of each job leaves exactly one history object: the returned repo
       HANDSHAKE_PORT: '1',
       HANDSHAKE_WAIT: '1s',
     });
-    const rotated = await runJob(createRotateCertificatesJob({ pollMs: 100 }), rotate, { dryRun: true, reason: 'history-it rotate' }, context());
+    const rotated = await runJob(
+      createRotateCertificatesJob({ pollMs: 100 }),
+      rotate,
+      { dryRun: true, reason: 'history-it rotate' },
+      context(),
+    );
     reports.set('rotate-certificates', rotated);
     expect(rotated.summary.failed).toBe(0);
   });
 
   it('each job has exactly one history object, equal to its report', async () => {
-    expect([...reports.keys()].sort()).toEqual(['purge-disk-volumes', 'purge-stale-uploads', 'replace-unhealthy-instances', 'rotate-certificates', 'sync-htpasswd']);
+    expect([...reports.keys()].sort()).toEqual([
+      'purge-disk-volumes',
+      'purge-stale-uploads',
+      'replace-unhealthy-instances',
+      'rotate-certificates',
+      'sync-htpasswd',
+    ]);
     for (const [job, report] of reports) {
       const keys = await historyKeys(job);
       expect(keys, job).toHaveLength(1);
       expect(report.history, job).toEqual({ key: keys[0] });
-      expect(keys[0]).toMatch(new RegExp(`^reports/job=${job}/date=\\d{4}-\\d{2}-\\d{2}/\\d{4}-\\d{2}-\\d{2}T[\\d:.]+Z-[0-9a-f-]{36}\\.json(\\.gz)?$`));
+      expect(keys[0]).toMatch(
+        new RegExp(`^reports/job=${job}/date=\\d{4}-\\d{2}-\\d{2}/\\d{4}-\\d{2}-\\d{2}T[\\d:.]+Z-[0-9a-f-]{36}\\.json(\\.gz)?$`),
+      );
       const stored = await readHistory(keys[0] as string);
       if (!report.truncated) expect(stored, job).toEqual(report);
       const text = JSON.stringify(stored);
@@ -175,9 +232,16 @@ describe('a run of each job leaves exactly one history object: the returned repo
 describe('npm run history', () => {
   beforeAll(async () => {
     // A failed run, as the runner writes it (moto enforces no IAM, so a real failure cannot be staged here).
-    const failed = JSON.parse(await (await import('node:fs/promises')).readFile(join(ROOT, 'test/fixtures/reports/failed-purge.json'), 'utf8')) as Report;
+    const failed = JSON.parse(
+      await (await import('node:fs/promises')).readFile(join(ROOT, 'test/fixtures/reports/failed-purge.json'), 'utf8'),
+    ) as Report;
     const now = new Date().toISOString();
-    const result = await writeHistory(s3, { bucket: HISTORY, prefix: 'reports' }, { ...failed, startedAt: now, finishedAt: now }, randomUUID());
+    const result = await writeHistory(
+      s3,
+      { bucket: HISTORY, prefix: 'reports' },
+      { ...failed, startedAt: now, finishedAt: now },
+      randomUUID(),
+    );
     expect(result).not.toHaveProperty('error');
   });
 
@@ -220,15 +284,30 @@ describe('a run whose history write fails', () => {
   it('does its work, says why in the report, counts HistoryWriteFailed and never fails the run', async () => {
     const bucket = 'registry-history-failure';
     await s3.send(new CreateBucketCommand({ Bucket: bucket }));
-    await s3.send(new PutObjectCommand({ Bucket: bucket, Key: 'docker/registry/v2/repositories/team/app/_uploads/0f0f0f0f-1111-4222-8333-444455556666/startedat', Body: 'x' }));
+    await s3.send(
+      new PutObjectCommand({
+        Bucket: bucket,
+        Key: 'docker/registry/v2/repositories/team/app/_uploads/0f0f0f0f-1111-4222-8333-444455556666/startedat',
+        Body: 'x',
+      }),
+    );
     const addMetric = vi.spyOn(metrics, 'addMetric');
-    const config = loadPurgeStaleUploadsConfig({ ...env, REGISTRY_BUCKET: bucket, UPLOAD_MAX_AGE: '1h', HISTORY_BUCKET: 'no-such-history-bucket' });
+    const config = loadPurgeStaleUploadsConfig({
+      ...env,
+      REGISTRY_BUCKET: bucket,
+      UPLOAD_MAX_AGE: '1h',
+      HISTORY_BUCKET: 'no-such-history-bucket',
+    });
     const report = await runJob(purgeStaleUploads, config, {}, context(), { clock: later });
     expect(report.summary).toMatchObject({ applied: 1, failed: 0 });
     const left: string[] = [];
-    for await (const page of paginateListObjectsV2({ client: s3 }, { Bucket: bucket })) for (const o of page.Contents ?? []) left.push(o.Key as string);
+    for await (const page of paginateListObjectsV2({ client: s3 }, { Bucket: bucket }))
+      for (const o of page.Contents ?? []) left.push(o.Key as string);
     expect(left).toEqual([]);
-    expect(report.history).toMatchObject({ key: expect.stringMatching(/^reports\/job=purge-stale-uploads\//), error: expect.stringContaining('NoSuchBucket') });
+    expect(report.history).toMatchObject({
+      key: expect.stringMatching(/^reports\/job=purge-stale-uploads\//),
+      error: expect.stringContaining('NoSuchBucket'),
+    });
     expect(addMetric).toHaveBeenCalledWith('HistoryWriteFailed', 'Count', 1);
     addMetric.mockRestore();
   });

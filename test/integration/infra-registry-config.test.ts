@@ -52,7 +52,9 @@ async function startInstance(name: string): Promise<Instance> {
 }
 
 async function status(url: string, auth?: typeof alice): Promise<number> {
-  const headers: Record<string, string> = auth ? { authorization: `Basic ${Buffer.from(`${auth.username}:${auth.password}`).toString('base64')}` } : {};
+  const headers: Record<string, string> = auth
+    ? { authorization: `Basic ${Buffer.from(`${auth.username}:${auth.password}`).toString('base64')}` }
+    : {};
   const res = await fetch(url, { headers, signal: AbortSignal.timeout(10_000) });
   await res.body?.cancel();
   return res.status;
@@ -61,11 +63,18 @@ async function status(url: string, auth?: typeof alice): Promise<number> {
 beforeAll(async () => {
   moto = await startMoto();
   dir = await mkdtemp(join(tmpdir(), 'fleet-config-'));
-  const s3 = new S3Client({ endpoint: moto.endpoint, forcePathStyle: true, region: 'us-east-1', credentials: { accessKeyId: 'test', secretAccessKey: 'test' } });
+  const s3 = new S3Client({
+    endpoint: moto.endpoint,
+    forcePathStyle: true,
+    region: 'us-east-1',
+    credentials: { accessKeyId: 'test', secretAccessKey: 'test' },
+  });
   await s3.send(new CreateBucketCommand({ Bucket: BUCKET }));
   s3.destroy();
   await mkdir(join(dir, 'auth'));
-  const made = spawnSync('htpasswd', ['-B', '-b', '-c', join(dir, 'auth', 'htpasswd'), alice.username, alice.password], { encoding: 'utf8' });
+  const made = spawnSync('htpasswd', ['-B', '-b', '-c', join(dir, 'auth', 'htpasswd'), alice.username, alice.password], {
+    encoding: 'utf8',
+  });
   if (made.status !== 0) throw new Error(`htpasswd failed: ${made.stderr}`);
   instances.push(await startInstance('a'), await startInstance('b'));
 });

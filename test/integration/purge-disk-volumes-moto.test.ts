@@ -29,7 +29,14 @@ import { startCloudTrailStandIn, type CloudTrailStandIn } from '../../local/clou
 const T0 = new Date('2026-11-23T03:00:00.000Z');
 const H = 3_600_000;
 const FLEET: Tag = { Key: 'registry-fleet', Value: 'it-stack' };
-const ENV = { AWS_REGION: 'us-east-1', FLEET_TAG_VALUE: 'it-stack', ASG_NAME: 'it-asg', PRUNE_DOCUMENT_NAME: 'it-prune', PRUNE_WAIT: '1s', PRUNE_POLL_INTERVAL: '100ms' };
+const ENV = {
+  AWS_REGION: 'us-east-1',
+  FLEET_TAG_VALUE: 'it-stack',
+  ASG_NAME: 'it-asg',
+  PRUNE_DOCUMENT_NAME: 'it-prune',
+  PRUNE_WAIT: '1s',
+  PRUNE_POLL_INTERVAL: '100ms',
+};
 
 let moto: Moto;
 /** moto has no CloudTrail event history: the stand-in records the attaches the test's EC2 client makes through it. */
@@ -39,7 +46,8 @@ let scenarioNow = T0;
 let ec2: EC2Client;
 let imageId: string;
 
-const at = (date: Date, env: Record<string, string> = {}) => createJob(job, loadPurgeDiskVolumesConfig({ ...ENV, ...env }), { clock: () => date }).run;
+const at = (date: Date, env: Record<string, string> = {}) =>
+  createJob(job, loadPurgeDiskVolumesConfig({ ...ENV, ...env }), { clock: () => date }).run;
 
 beforeAll(async () => {
   moto = await startMoto();
@@ -64,7 +72,15 @@ beforeEach(async () => {
 });
 
 async function instance(): Promise<string> {
-  const res = await ec2.send(new RunInstancesCommand({ ImageId: imageId, MinCount: 1, MaxCount: 1, InstanceType: 't3.small', Placement: { AvailabilityZone: 'us-east-1a' } }));
+  const res = await ec2.send(
+    new RunInstancesCommand({
+      ImageId: imageId,
+      MinCount: 1,
+      MaxCount: 1,
+      InstanceType: 't3.small',
+      Placement: { AvailabilityZone: 'us-east-1a' },
+    }),
+  );
   return res.Instances![0]!.InstanceId!;
 }
 
@@ -92,7 +108,10 @@ async function detach(volumeId: string, instanceId: string, device: string): Pro
 async function world(): Promise<Record<string, { state: string; tags: Record<string, string> }>> {
   const res = await ec2.send(new DescribeVolumesCommand({}));
   return Object.fromEntries(
-    (res.Volumes ?? []).map((v) => [v.VolumeId!, { state: v.State!, tags: Object.fromEntries((v.Tags ?? []).map((t) => [t.Key!, t.Value!])) }]),
+    (res.Volumes ?? []).map((v) => [
+      v.VolumeId!,
+      { state: v.State!, tags: Object.fromEntries((v.Tags ?? []).map((t) => [t.Key!, t.Value!])) },
+    ]),
   );
 }
 
@@ -112,8 +131,17 @@ describe('purge-disk-volumes on moto_server', () => {
 
     // Dry run: observes and plans the marks, changes no tag.
     const dry = await at(T0)({ dryRun: true, skipPrune: true });
-    expect(dry.actions.filter((a) => a.status === 'planned').map((a) => [a.type, a.target]).sort()).toEqual(
-      [['mark-volume', orphanA], ['mark-volume', orphanC], ['mark-volume', comesBack]].sort(),
+    expect(
+      dry.actions
+        .filter((a) => a.status === 'planned')
+        .map((a) => [a.type, a.target])
+        .sort(),
+    ).toEqual(
+      [
+        ['mark-volume', orphanA],
+        ['mark-volume', orphanC],
+        ['mark-volume', comesBack],
+      ].sort(),
     );
     expect(await world()).toEqual(before);
 
@@ -170,7 +198,11 @@ describe('purge-disk-volumes on moto_server', () => {
     const w = await world();
     expect(w[unused]).toBeUndefined();
     expect(w[used]).toEqual({ state: 'available', tags: { 'registry-fleet': 'it-stack', [MARK_TAG]: run2.toISOString() } });
-    expect(second.actions.find((a) => a.target === used)).toMatchObject({ type: 'mark-volume', status: 'applied', reason: expect.stringMatching(/^used since its mark .*AttachVolume .*DetachVolume/) });
+    expect(second.actions.find((a) => a.target === used)).toMatchObject({
+      type: 'mark-volume',
+      status: 'applied',
+      reason: expect.stringMatching(/^used since its mark .*AttachVolume .*DetachVolume/),
+    });
     expect(trail.lookups()).toBe(2);
 
     // A full grace after the new mark with no use since: deleted.
@@ -199,18 +231,25 @@ describe('purge-disk-volumes on moto_server', () => {
     await withSnapshots(T0)({ skipPrune: true });
     const report = await withSnapshots(new Date(T0.getTime() + 25 * H))({ skipPrune: true });
     expect((await world())[orphan]).toBeUndefined();
-    const snaps = await ec2.send(new DescribeSnapshotsCommand({ OwnerIds: ['self'], Filters: [{ Name: 'tag:registry-fleet:source-volume', Values: [orphan] }] }));
+    const snaps = await ec2.send(
+      new DescribeSnapshotsCommand({ OwnerIds: ['self'], Filters: [{ Name: 'tag:registry-fleet:source-volume', Values: [orphan] }] }),
+    );
     expect(snaps.Snapshots).toHaveLength(1);
     const snap = snaps.Snapshots![0]!;
     expect(snap.VolumeId).toBe(orphan);
-    expect(Object.fromEntries((snap.Tags ?? []).map((t) => [t.Key, t.Value]))).toMatchObject({ 'registry-fleet': 'it-stack', 'registry-fleet:source-volume': orphan });
+    expect(Object.fromEntries((snap.Tags ?? []).map((t) => [t.Key, t.Value]))).toMatchObject({
+      'registry-fleet': 'it-stack',
+      'registry-fleet:source-volume': orphan,
+    });
     expect(report.details).toMatchObject({ volumes: { snapshots: [{ volumeId: orphan, snapshotId: snap.SnapshotId }] } });
   });
 
   it('a volume attached between plan and apply is re-checked and not deleted', async () => {
     const host = await instance();
     const vol = await volume(10, [FLEET]);
-    await ec2.send(new CreateTagsCommand({ Resources: [vol], Tags: [{ Key: MARK_TAG, Value: new Date(T0.getTime() - 48 * H).toISOString() }] }));
+    await ec2.send(
+      new CreateTagsCommand({ Resources: [vol], Tags: [{ Key: MARK_TAG, Value: new Date(T0.getTime() - 48 * H).toISOString() }] }),
+    );
     const config = loadPurgeDiskVolumesConfig(ENV);
     const trigger = toTrigger({ skipPrune: true }, job.options);
     const run = testContext({ config, trigger, scope: job.scope(trigger, config), dryRun: false, now: T0 });
@@ -226,10 +265,19 @@ describe('purge-disk-volumes on moto_server', () => {
   });
 
   it('disk readings come from one GetMetricData over the group InService instances (moto CloudWatch and ASG)', async () => {
-    await ec2.send(new CreateLaunchTemplateCommand({ LaunchTemplateName: 'it-lt', LaunchTemplateData: { ImageId: imageId, InstanceType: 't3.small' } }));
+    await ec2.send(
+      new CreateLaunchTemplateCommand({ LaunchTemplateName: 'it-lt', LaunchTemplateData: { ImageId: imageId, InstanceType: 't3.small' } }),
+    );
     const autoScaling = new AutoScalingClient({ endpoint: moto.endpoint, region: 'us-east-1' });
     await autoScaling.send(
-      new CreateAutoScalingGroupCommand({ AutoScalingGroupName: 'it-asg', MinSize: 2, MaxSize: 2, DesiredCapacity: 2, AvailabilityZones: ['us-east-1a'], LaunchTemplate: { LaunchTemplateName: 'it-lt' } }),
+      new CreateAutoScalingGroupCommand({
+        AutoScalingGroupName: 'it-asg',
+        MinSize: 2,
+        MaxSize: 2,
+        DesiredCapacity: 2,
+        AvailabilityZones: ['us-east-1a'],
+        LaunchTemplate: { LaunchTemplateName: 'it-lt' },
+      }),
     );
     const group = await autoScaling.send(new DescribeAutoScalingGroupsCommand({ AutoScalingGroupNames: ['it-asg'] }));
     const ids = group.AutoScalingGroups![0]!.Instances!.map((i) => i.InstanceId!);
@@ -258,7 +306,11 @@ describe('purge-disk-volumes on moto_server', () => {
 
     const report = await at(now)({ dryRun: true, skipVolumes: true });
     expect(report.observed).toMatchObject({ instances: 2, instancesInService: 2, diskReadings: 2 });
-    expect(report.details).toMatchObject({ disks: { readings: { [ids[0]!]: 93.5, [ids[1]!]: 20 }, overThreshold: [ids[0]], pruneTargets: [ids[0]] } });
-    expect(report.actions).toEqual([expect.objectContaining({ type: 'prune-instance', target: ids[0], status: 'planned', reason: 'disk 93.5% used ≥ threshold 85%' })]);
+    expect(report.details).toMatchObject({
+      disks: { readings: { [ids[0]!]: 93.5, [ids[1]!]: 20 }, overThreshold: [ids[0]], pruneTargets: [ids[0]] },
+    });
+    expect(report.actions).toEqual([
+      expect.objectContaining({ type: 'prune-instance', target: ids[0], status: 'planned', reason: 'disk 93.5% used ≥ threshold 85%' }),
+    ]);
   });
 });

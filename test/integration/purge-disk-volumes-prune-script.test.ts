@@ -47,7 +47,14 @@ function prune(args: string[] = [], env: Record<string, string> = {}) {
   const res = spawnSync('bash', [SCRIPT, ...args], {
     encoding: 'utf8',
     timeout: 30_000,
-    env: { ...process.env, PATH: `${FAKE_BIN}:${process.env.PATH}`, FAKE_DOCKER_LOG: log, FAKE_DOCKER_DANGLING: dangling, DOCKER_ROOT: dockerRoot, ...env },
+    env: {
+      ...process.env,
+      PATH: `${FAKE_BIN}:${process.env.PATH}`,
+      FAKE_DOCKER_LOG: log,
+      FAKE_DOCKER_DANGLING: dangling,
+      DOCKER_ROOT: dockerRoot,
+      ...env,
+    },
   });
   const calls = readFileSync(log, 'utf8').split('\n').filter(Boolean);
   return { status: res.status, stdout: res.stdout, stderr: res.stderr, calls };

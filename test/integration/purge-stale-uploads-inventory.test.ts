@@ -24,7 +24,18 @@ import { PURGE_PASSES_PREFIX } from '../../shared/purge-keys.ts';
 import { repositoriesPrefix } from '../../shared/registry-layout.ts';
 import { startMoto, type Moto } from '../../local/moto.ts';
 import { freePort } from '../../local/ports.ts';
-import { cancelUpload, getManifest, patchUpload, pullBlob, pushImage, startRegistry, startUpload, type OpenUpload, type PushedImage, type Registry } from '../../local/registry.ts';
+import {
+  cancelUpload,
+  getManifest,
+  patchUpload,
+  pullBlob,
+  pushImage,
+  startRegistry,
+  startUpload,
+  type OpenUpload,
+  type PushedImage,
+  type Registry,
+} from '../../local/registry.ts';
 import { runDistributedMap } from '../support/distributed-map.ts';
 import { scanBucket, writeInventory, type WrittenInventory } from '../support/inventory-writer.ts';
 
@@ -56,7 +67,8 @@ describe('purge-stale-uploads inventory mode on docker-registry 2.8 + moto', () 
 
   async function listKeys(): Promise<string[]> {
     const keys: string[] = [];
-    for await (const page of paginateListObjectsV2({ client: s3 }, { Bucket: BUCKET })) for (const o of page.Contents ?? []) if (o.Key) keys.push(o.Key);
+    for await (const page of paginateListObjectsV2({ client: s3 }, { Bucket: BUCKET }))
+      for (const o of page.Contents ?? []) if (o.Key) keys.push(o.Key);
     return keys.sort();
   }
   async function openMultipart(): Promise<string[]> {
@@ -69,7 +81,11 @@ describe('purge-stale-uploads inventory mode on docker-registry 2.8 + moto', () 
    * One pass as the state machine runs it: plan → Distributed Map over items.json → the orphan shard → merge (the
    * map's Catch goes straight to merge).
    */
-  async function pass(name: string, input: Record<string, unknown>, invoke: (item: unknown) => Promise<unknown> = (item) => step(item, {})) {
+  async function pass(
+    name: string,
+    input: Record<string, unknown>,
+    invoke: (item: unknown) => Promise<unknown> = (item) => step(item, {}),
+  ) {
     const planned = (await step({ step: 'plan', pass: name, input }, {})) as { itemsKey: string; shards: number; orphans: unknown };
     const res = await s3.send(new GetObjectCommand({ Bucket: BUCKET, Key: planned.itemsKey }));
     const items = JSON.parse((await res.Body?.transformToString()) ?? '[]') as unknown[];
@@ -84,11 +100,23 @@ describe('purge-stale-uploads inventory mode on docker-registry 2.8 + moto', () 
 
   beforeAll(async () => {
     moto = await startMoto();
-    s3 = new S3Client({ endpoint: moto.endpoint, forcePathStyle: true, region: 'us-east-1', credentials: { accessKeyId: 'test', secretAccessKey: 'test' } });
+    s3 = new S3Client({
+      endpoint: moto.endpoint,
+      forcePathStyle: true,
+      region: 'us-east-1',
+      credentials: { accessKeyId: 'test', secretAccessKey: 'test' },
+    });
     await s3.send(new CreateBucketCommand({ Bucket: BUCKET }));
     const port = await freePort();
     registry = await startRegistry({
-      config: renderRegistryConfig({ bucket: BUCKET, region: 'us-east-1', rootDirectory: ROOT, regionEndpoint: moto.endpoint, httpAddr: `127.0.0.1:${port}`, httpSecret: HTTP_SECRET }),
+      config: renderRegistryConfig({
+        bucket: BUCKET,
+        region: 'us-east-1',
+        rootDirectory: ROOT,
+        regionEndpoint: moto.endpoint,
+        httpAddr: `127.0.0.1:${port}`,
+        httpSecret: HTTP_SECRET,
+      }),
     });
     for (const [i, repo] of REPOS.entries()) {
       const layers = [randomBytes(3_000 + i), randomBytes(7_000 + i)];
@@ -110,7 +138,8 @@ describe('purge-stale-uploads inventory mode on docker-registry 2.8 + moto', () 
       `${V2}/repositories/library/nginx/_uploads/`,
       `${V2}/repositories/library/nginx/_uploads/not-a-uuid/startedat`,
     );
-    for (const key of lookAlikes) await s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: key, Body: Buffer.from(key.endsWith('/') ? '' : 'x') }));
+    for (const key of lookAlikes)
+      await s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: key, Body: Buffer.from(key.endsWith('/') ? '' : 'x') }));
     const staleEnd = Date.now();
     await sleep(4_000); // startedat has whole seconds: keep the two groups > 2 s apart
     const freshStart = Date.now();
@@ -125,7 +154,11 @@ describe('purge-stale-uploads inventory mode on docker-registry 2.8 + moto', () 
     const rows = await scanBucket(s3, BUCKET, repositoriesPrefix(ROOT));
     const createdAt = new Date(clock.getTime() - 20 * 60_000);
     parquet = await writeInventory(s3, BUCKET, BUCKET, rows, { format: 'Parquet', rowsPerFile: 3, createdAt });
-    csv = await writeInventory(s3, BUCKET, BUCKET, rows, { format: 'CSV', rowsPerFile: 3, createdAt: new Date(createdAt.getTime() + 60_000) });
+    csv = await writeInventory(s3, BUCKET, BUCKET, rows, {
+      format: 'CSV',
+      rowsPerFile: 3,
+      createdAt: new Date(createdAt.getTime() + 60_000),
+    });
 
     const { createInventoryStep, loadInventoryModeConfig } = await import('../../functions/purge-stale-uploads/shard.ts');
     Object.assign(process.env, moto.env);
@@ -177,7 +210,10 @@ describe('purge-stale-uploads inventory mode on docker-registry 2.8 + moto', () 
     const real = merged as Report;
     const gone = staleDirs.filter((d) => d !== revived.dir);
     expect(real.summary).toMatchObject({ applied: gone.length + 1, failed: 0 });
-    expect(real.actions.find((a) => a.target === targetOf(revived.dir))).toMatchObject({ status: 'skipped', reason: expect.stringMatching(/push in flight is kept/) });
+    expect(real.actions.find((a) => a.target === targetOf(revived.dir))).toMatchObject({
+      status: 'skipped',
+      reason: expect.stringMatching(/push in flight is kept/),
+    });
     const keys = await registryKeys();
     expect(keys).toEqual(before.filter((k) => !gone.some((d) => k.startsWith(d))));
     for (const key of lookAlikes) expect(keys).toContain(key);
@@ -187,7 +223,8 @@ describe('purge-stale-uploads inventory mode on docker-registry 2.8 + moto', () 
     // Every image pulls byte-identical.
     for (const img of images) {
       expect((await getManifest(registry.url, img.repo, img.tag)).body.equals(img.image.manifest)).toBe(true);
-      for (const [i, layer] of img.image.layers.entries()) expect((await pullBlob(registry.url, img.repo, layer.digest)).equals(img.layers[i] as Buffer)).toBe(true);
+      for (const [i, layer] of img.image.layers.entries())
+        expect((await pullBlob(registry.url, img.repo, layer.digest)).equals(img.layers[i] as Buffer)).toBe(true);
     }
     // One merged report, kept with the pass.
     const kept = await s3.send(new GetObjectCommand({ Bucket: BUCKET, Key: `${PURGE_PASSES_PREFIX}real-1/report.json` }));
@@ -218,7 +255,23 @@ describe('purge-stale-uploads inventory mode on docker-registry 2.8 + moto', () 
 
   it('refuses a manifest of another bucket, naming the field, before touching anything', async () => {
     const key = parquet.manifestKey.replace(/manifest\.json$/, 'other/manifest.json');
-    await s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: key, Body: JSON.stringify({ sourceBucket: 'someone-else', destinationBucket: 'arn:aws:s3:::x', version: '2016-11-30', creationTimestamp: String(clock.getTime()), fileFormat: 'CSV', fileSchema: 'Bucket, Key, Size, LastModifiedDate', files: [] }) }));
-    await expect(step({ step: 'plan', pass: 'bad-1', input: { manifestKey: key } }, {})).rejects.toThrow(/sourceBucket "someone-else" is not REGISTRY_BUCKET "purge-inventory-it"/);
+    await s3.send(
+      new PutObjectCommand({
+        Bucket: BUCKET,
+        Key: key,
+        Body: JSON.stringify({
+          sourceBucket: 'someone-else',
+          destinationBucket: 'arn:aws:s3:::x',
+          version: '2016-11-30',
+          creationTimestamp: String(clock.getTime()),
+          fileFormat: 'CSV',
+          fileSchema: 'Bucket, Key, Size, LastModifiedDate',
+          files: [],
+        }),
+      }),
+    );
+    await expect(step({ step: 'plan', pass: 'bad-1', input: { manifestKey: key } }, {})).rejects.toThrow(
+      /sourceBucket "someone-else" is not REGISTRY_BUCKET "purge-inventory-it"/,
+    );
   });
 });

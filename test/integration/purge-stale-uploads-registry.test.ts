@@ -41,8 +41,19 @@ const HTTP_SECRET = 'purge-stale-uploads-it-secret-0123456789abcdef';
 const MAX_AGE_S = 3_600;
 const REPOS = ['library/nginx', 'org/team/app', 'team/x_uploads'] as const;
 
-interface Image { repo: string; tag: string; image: PushedImage; layers: Buffer[]; chunked: { digest: string; bytes: Buffer } }
-interface Fresh { repo: string; upload: OpenUpload; bytes: Buffer; sent: number }
+interface Image {
+  repo: string;
+  tag: string;
+  image: PushedImage;
+  layers: Buffer[];
+  chunked: { digest: string; bytes: Buffer };
+}
+interface Fresh {
+  repo: string;
+  upload: OpenUpload;
+  bytes: Buffer;
+  sent: number;
+}
 
 const uploadDir = (repo: string, uuid: string): string => `${V2}/repositories/${repo}/_uploads/${uuid}/`;
 
@@ -60,7 +71,8 @@ describe('purge-stale-uploads on docker-registry 2.8 + moto', () => {
 
   async function listKeys(): Promise<string[]> {
     const keys: string[] = [];
-    for await (const page of paginateListObjectsV2({ client: s3 }, { Bucket: BUCKET })) for (const o of page.Contents ?? []) if (o.Key) keys.push(o.Key);
+    for await (const page of paginateListObjectsV2({ client: s3 }, { Bucket: BUCKET }))
+      for (const o of page.Contents ?? []) if (o.Key) keys.push(o.Key);
     return keys.sort();
   }
   async function openMultipart(): Promise<string[]> {
@@ -70,11 +82,23 @@ describe('purge-stale-uploads on docker-registry 2.8 + moto', () => {
 
   beforeAll(async () => {
     moto = await startMoto();
-    s3 = new S3Client({ endpoint: moto.endpoint, forcePathStyle: true, region: 'us-east-1', credentials: { accessKeyId: 'test', secretAccessKey: 'test' } });
+    s3 = new S3Client({
+      endpoint: moto.endpoint,
+      forcePathStyle: true,
+      region: 'us-east-1',
+      credentials: { accessKeyId: 'test', secretAccessKey: 'test' },
+    });
     await s3.send(new CreateBucketCommand({ Bucket: BUCKET }));
     const port = await freePort();
     registry = await startRegistry({
-      config: renderRegistryConfig({ bucket: BUCKET, region: 'us-east-1', rootDirectory: ROOT, regionEndpoint: moto.endpoint, httpAddr: `127.0.0.1:${port}`, httpSecret: HTTP_SECRET }),
+      config: renderRegistryConfig({
+        bucket: BUCKET,
+        region: 'us-east-1',
+        rootDirectory: ROOT,
+        regionEndpoint: moto.endpoint,
+        httpAddr: `127.0.0.1:${port}`,
+        httpSecret: HTTP_SECRET,
+      }),
     });
 
     for (const [i, repo] of REPOS.entries()) {
@@ -104,7 +128,8 @@ describe('purge-stale-uploads on docker-registry 2.8 + moto', () => {
       `${V2}/repositories/library/nginx/_uploads/not-a-uuid/startedat`,
       `docker/registry/v2/repositories/library/nginx/_uploads/0badc0de-0000-4000-8000-000000000003/startedat`,
     );
-    for (const key of lookAlikes) await s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: key, Body: Buffer.from(key.endsWith('/') ? '' : 'x') }));
+    for (const key of lookAlikes)
+      await s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: key, Body: Buffer.from(key.endsWith('/') ? '' : 'x') }));
     const staleEnd = Date.now();
 
     await sleep(4_000); // startedat has whole seconds: keep the two groups > 2 s apart
@@ -147,7 +172,12 @@ describe('purge-stale-uploads on docker-registry 2.8 + moto', () => {
     expect(await openMultipart()).toEqual(multipartBefore);
     expect(dry.dryRun).toBe(true);
     expect(dry.summary).toEqual({ planned: staleDirs.length + 1, applied: 0, skipped: 0, failed: 0 });
-    expect(dry.observed).toMatchObject({ uploads: staleDirs.length + fresh.length, stale: staleDirs.length, fresh: fresh.length, orphanMultipartUploads: 1 });
+    expect(dry.observed).toMatchObject({
+      uploads: staleDirs.length + fresh.length,
+      stale: staleDirs.length,
+      fresh: fresh.length,
+      orphanMultipartUploads: 1,
+    });
   });
 
   it('removes every stale directory and multipart upload, and reports the same plan', async () => {
@@ -167,7 +197,9 @@ describe('purge-stale-uploads on docker-registry 2.8 + moto', () => {
     expect(open).toEqual(multipartBefore.filter((u) => !u.startsWith(orphanKey) && !staleDirs.some((d) => u.startsWith(d))));
     expect(open).toHaveLength(fresh.length);
 
-    expect(real.details).toMatchObject({ done: { objectsDeleted: (real.details?.planned as { objects: number }).objects, multipartUploadsAborted: REPOS.length * 2 + 1 } });
+    expect(real.details).toMatchObject({
+      done: { objectsDeleted: (real.details?.planned as { objects: number }).objects, multipartUploadsAborted: REPOS.length * 2 + 1 },
+    });
     expect((real.details?.done as { uploadedBytesAborted: number }).uploadedBytesAborted).toBe(REPOS.length * 70_000);
     expect(real.observed).toMatchObject({ folderKeys: 1, strayUploadKeys: 2, startedAtReads: REPOS.length * 2 + fresh.length });
   });
@@ -181,7 +213,8 @@ describe('purge-stale-uploads on docker-registry 2.8 + moto', () => {
       const manifest = await getManifest(registry.url, img.repo, img.tag);
       expect(manifest.digest).toBe(img.image.manifestDigest);
       expect(manifest.body.equals(img.image.manifest)).toBe(true);
-      for (const [i, layer] of img.image.layers.entries()) expect((await pullBlob(registry.url, img.repo, layer.digest)).equals(img.layers[i] as Buffer)).toBe(true);
+      for (const [i, layer] of img.image.layers.entries())
+        expect((await pullBlob(registry.url, img.repo, layer.digest)).equals(img.layers[i] as Buffer)).toBe(true);
       expect((await pullBlob(registry.url, img.repo, img.chunked.digest)).equals(img.chunked.bytes)).toBe(true);
       expect((await pullBlob(registry.url, img.repo, img.image.config.digest)).length).toBe(img.image.config.size);
     }

@@ -49,7 +49,8 @@ describe('purge-stale-uploads: resumable listing', () => {
   };
   async function keys(prefix = ''): Promise<string[]> {
     const out: string[] = [];
-    for await (const page of paginateListObjectsV2({ client: s3 }, { Bucket: BUCKET, Prefix: prefix })) for (const o of page.Contents ?? []) out.push(o.Key ?? '');
+    for await (const page of paginateListObjectsV2({ client: s3 }, { Bucket: BUCKET, Prefix: prefix }))
+      for (const o of page.Contents ?? []) out.push(o.Key ?? '');
     return out.sort();
   }
   async function multipart(): Promise<string[]> {
@@ -61,12 +62,18 @@ describe('purge-stale-uploads: resumable listing', () => {
       () => true,
       () => false,
     );
-  const planOf = (r: Report) => r.actions.filter((a) => a.status !== 'skipped').map(({ type, target, reason }) => ({ type, target, reason }));
+  const planOf = (r: Report) =>
+    r.actions.filter((a) => a.status !== 'skipped').map(({ type, target, reason }) => ({ type, target, reason }));
 
   beforeAll(async () => {
     moto = await startSeededMoto();
     Object.assign(process.env, moto.env); // the job's shared client is made on first use from the SDK's environment
-    s3 = new S3Client({ endpoint: moto.endpoint, forcePathStyle: true, region: 'us-east-1', credentials: { accessKeyId: 'test', secretAccessKey: 'test' } });
+    s3 = new S3Client({
+      endpoint: moto.endpoint,
+      forcePathStyle: true,
+      region: 'us-east-1',
+      credentials: { accessKeyId: 'test', secretAccessKey: 'test' },
+    });
     await s3.send(new CreateBucketCommand({ Bucket: BUCKET }));
     clock0 = new Date(Date.now() + 2 * H);
     const spec = { namespaces: 6, reposPerNamespace: 10, linksPerRepo: 150, stale: 30, fresh: 12, cancelled: 6, orphans: 3 };
@@ -90,8 +97,18 @@ describe('purge-stale-uploads: resumable listing', () => {
 
   it('an uninterrupted run (dry) lists everything in one go and writes no checkpoint', async () => {
     uninterrupted = await runner({}, clock0)({ dryRun: true }, {});
-    expect(uninterrupted.details?.listing).toMatchObject({ status: 'complete', resumed: false, runs: 1, keysListed: layout.keys, checkpoint: 'none' });
-    expect(planOf(uninterrupted).map((a) => a.target).sort()).toEqual([...layout.staleTargets, ...layout.orphanTargets].sort());
+    expect(uninterrupted.details?.listing).toMatchObject({
+      status: 'complete',
+      resumed: false,
+      runs: 1,
+      keysListed: layout.keys,
+      checkpoint: 'none',
+    });
+    expect(
+      planOf(uninterrupted)
+        .map((a) => a.target)
+        .sort(),
+    ).toEqual([...layout.staleTargets, ...layout.orphanTargets].sort());
     expect(await checkpointExists()).toBe(false);
   });
 
@@ -154,7 +171,13 @@ describe('purge-stale-uploads: resumable listing', () => {
     await runner({}, clock0)({ dryRun: true }, budget(5));
     expect(await checkpointExists()).toBe(true);
     const later = await runner({}, new Date(clock0.getTime() + 37 * H))({ dryRun: true }, {});
-    expect((later.details?.listing as { checkpoint: string }).checkpoint).toMatch(/^discarded: its listing began 37h ago, more than 36h; cleared$/);
-    expect(later.details?.listing).toMatchObject({ status: 'complete', resumed: false, startedAt: new Date(clock0.getTime() + 37 * H).toISOString() });
+    expect((later.details?.listing as { checkpoint: string }).checkpoint).toMatch(
+      /^discarded: its listing began 37h ago, more than 36h; cleared$/,
+    );
+    expect(later.details?.listing).toMatchObject({
+      status: 'complete',
+      resumed: false,
+      startedAt: new Date(clock0.getTime() + 37 * H).toISOString(),
+    });
   });
 });

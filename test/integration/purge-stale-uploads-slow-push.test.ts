@@ -53,19 +53,28 @@ function streamingPatch(location: string) {
 }
 
 /** Runs the built bundle the way Lambda would (scripts/lib/run-bundle.mjs) and returns its report. */
-async function runBundle(env: Record<string, string>, event: unknown): Promise<{ ok: boolean; report?: Report; error?: { message: string } }> {
+async function runBundle(
+  env: Record<string, string>,
+  event: unknown,
+): Promise<{ ok: boolean; report?: Report; error?: { message: string } }> {
   const dir = await mkdtemp(join(tmpdir(), 'slow-push-'));
   try {
     await writeFile(join(dir, 'event.json'), JSON.stringify(event));
     const base = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('AWS_') && !k.startsWith('REGISTRY_')));
-    const child = spawn(process.execPath, [join(ROOT_DIR, 'scripts/lib/run-bundle.mjs'), BUNDLE, join(dir, 'event.json'), join(dir, 'out.json'), '120'], {
-      env: { ...base, ...env, POWERTOOLS_LOG_LEVEL: 'SILENT', POWERTOOLS_METRICS_DISABLED: 'true' },
-      stdio: ['ignore', 'ignore', 'pipe'],
-    });
+    const child = spawn(
+      process.execPath,
+      [join(ROOT_DIR, 'scripts/lib/run-bundle.mjs'), BUNDLE, join(dir, 'event.json'), join(dir, 'out.json'), '120'],
+      {
+        env: { ...base, ...env, POWERTOOLS_LOG_LEVEL: 'SILENT', POWERTOOLS_METRICS_DISABLED: 'true' },
+        stdio: ['ignore', 'ignore', 'pipe'],
+      },
+    );
     let stderr = '';
     child.stderr.on('data', (c: Buffer) => (stderr = (stderr + c.toString()).slice(-4000)));
     await new Promise((resolve) => child.on('exit', resolve));
-    const out = await readFile(join(dir, 'out.json'), 'utf8').catch(() => `{"ok":false,"error":{"message":"no output: ${JSON.stringify(stderr)}"}}`);
+    const out = await readFile(join(dir, 'out.json'), 'utf8').catch(
+      () => `{"ok":false,"error":{"message":"no output: ${JSON.stringify(stderr)}"}}`,
+    );
     return JSON.parse(out) as { ok: boolean; report?: Report; error?: { message: string } };
   } finally {
     await rm(dir, { recursive: true, force: true });
@@ -81,10 +90,22 @@ describe('purge-stale-uploads keeps a slow single-PATCH push that looks 2 h old'
   beforeAll(async () => {
     if (!existsSync(BUNDLE)) throw new Error(`${BUNDLE} is missing: run npm run build first`);
     moto = await startMoto();
-    s3 = new S3Client({ endpoint: moto.endpoint, forcePathStyle: true, region: 'us-east-1', credentials: { accessKeyId: 'test', secretAccessKey: 'test' } });
+    s3 = new S3Client({
+      endpoint: moto.endpoint,
+      forcePathStyle: true,
+      region: 'us-east-1',
+      credentials: { accessKeyId: 'test', secretAccessKey: 'test' },
+    });
     await s3.send(new CreateBucketCommand({ Bucket: BUCKET }));
     const config = parse(
-      renderRegistryConfig({ bucket: BUCKET, region: 'us-east-1', regionEndpoint: moto.endpoint, httpAddr: `127.0.0.1:${await freePort()}`, httpSecret: 'slow-push-test-secret-0123456789abcdef', redirectDisable: true }),
+      renderRegistryConfig({
+        bucket: BUCKET,
+        region: 'us-east-1',
+        regionEndpoint: moto.endpoint,
+        httpAddr: `127.0.0.1:${await freePort()}`,
+        httpSecret: 'slow-push-test-secret-0123456789abcdef',
+        redirectDisable: true,
+      }),
     ) as { storage: { s3: Record<string, unknown> } };
     config.storage.s3.chunksize = CHUNK;
     registry = await startRegistry({ config: stringify(config) }); // the registry talks to moto directly
@@ -109,7 +130,8 @@ describe('purge-stale-uploads keeps a slow single-PATCH push that looks 2 h old'
     let parts = 0;
     for (let i = 0; i < 200 && parts < 3; i += 1) {
       const mpu = (await s3.send(new ListMultipartUploadsCommand({ Bucket: BUCKET, Prefix: dataKey }))).Uploads?.[0];
-      if (mpu?.UploadId) parts = (await s3.send(new ListPartsCommand({ Bucket: BUCKET, Key: dataKey, UploadId: mpu.UploadId }))).Parts?.length ?? 0;
+      if (mpu?.UploadId)
+        parts = (await s3.send(new ListPartsCommand({ Bucket: BUCKET, Key: dataKey, UploadId: mpu.UploadId }))).Parts?.length ?? 0;
       if (parts < 3) await sleep(50);
     }
     expect(parts, 'S3 parts written while the PATCH is still open').toBeGreaterThanOrEqual(3);
@@ -124,7 +146,9 @@ describe('purge-stale-uploads keeps a slow single-PATCH push that looks 2 h old'
     expect(report.summary).toMatchObject({ applied: 0, failed: 0 });
     const kept = report.actions.find((a) => a.target === `${REPO}/_uploads/${upload.uuid}`);
     expect(kept).toMatchObject({ status: 'skipped', detail: { held: 'active' } });
-    expect(kept?.reason).toMatch(/^started 2h ago but part \d+ of its multipart upload was uploaded \d+s ago \(\d{4}-\d\d-\d\dT[\d:.]+Z\): a push in flight is kept$/);
+    expect(kept?.reason).toMatch(
+      /^started 2h ago but part \d+ of its multipart upload was uploaded \d+s ago \(\d{4}-\d\d-\d\dT[\d:.]+Z\): a push in flight is kept$/,
+    );
     expect((report.details?.requests as Record<string, number>).ListParts).toBeGreaterThanOrEqual(1);
 
     // The push goes on where it was, then completes.

@@ -1,6 +1,13 @@
 // S3 throttling (503 SlowDown) during a purge: the SDK's retries absorb it and the run completes; the
 // report's request count includes the retried attempts. moto sits behind a proxy that injects the errors.
-import { CreateBucketCommand, CreateMultipartUploadCommand, ListMultipartUploadsCommand, PutObjectCommand, S3Client, ListObjectsV2Command } from '@aws-sdk/client-s3';
+import {
+  CreateBucketCommand,
+  CreateMultipartUploadCommand,
+  ListMultipartUploadsCommand,
+  PutObjectCommand,
+  S3Client,
+  ListObjectsV2Command,
+} from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ConfigError } from '../../shared/errors.ts';
 import type { Report } from '../../shared/job.ts';
@@ -21,14 +28,21 @@ describe('purge-stale-uploads under S3 throttling, and on a missing bucket', () 
   beforeAll(async () => {
     moto = await startMoto();
     proxy = await startS3Proxy(moto.endpoint);
-    s3 = new S3Client({ endpoint: moto.endpoint, forcePathStyle: true, region: 'us-east-1', credentials: { accessKeyId: 'test', secretAccessKey: 'test' } });
+    s3 = new S3Client({
+      endpoint: moto.endpoint,
+      forcePathStyle: true,
+      region: 'us-east-1',
+      credentials: { accessKeyId: 'test', secretAccessKey: 'test' },
+    });
     await s3.send(new CreateBucketCommand({ Bucket: BUCKET }));
     for (let n = 1; n <= 30; n += 1) {
       const dir = `${R}app-${n % 3}/_uploads/${id(n)}/`;
       await s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: `${dir}hashstates/sha256/0`, Body: Buffer.from('h') }));
       await s3.send(new CreateMultipartUploadCommand({ Bucket: BUCKET, Key: `${dir}data` }));
     }
-    await s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: `${R}app-0/_layers/sha256/${'ab'.repeat(32)}/link`, Body: Buffer.from('sha256:ab') }));
+    await s3.send(
+      new PutObjectCommand({ Bucket: BUCKET, Key: `${R}app-0/_layers/sha256/${'ab'.repeat(32)}/link`, Body: Buffer.from('sha256:ab') }),
+    );
     Object.assign(process.env, { ...moto.env, AWS_ENDPOINT_URL: proxy.endpoint });
     const { createJob } = await import('../../shared/job.ts');
     const { job } = await import('../../functions/purge-stale-uploads/job.ts');
@@ -62,6 +76,8 @@ describe('purge-stale-uploads under S3 throttling, and on a missing bucket', () 
   it('names REGISTRY_BUCKET when the bucket does not exist', async () => {
     const error = await runOnMissingBucket({}).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(ConfigError);
-    expect((error as Error).message).toBe('REGISTRY_BUCKET "no-such-bucket" does not exist (NoSuchBucket): check the function\'s REGISTRY_BUCKET');
+    expect((error as Error).message).toBe(
+      'REGISTRY_BUCKET "no-such-bucket" does not exist (NoSuchBucket): check the function\'s REGISTRY_BUCKET',
+    );
   });
 });

@@ -23,7 +23,14 @@ import { CreateLaunchTemplateCommand, DescribeImagesCommand, EC2Client } from '@
 import { CreateBucketCommand, HeadObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { renderRegistryConfig } from '../../infra/registry-config.ts';
-import { ASSETS_DIR, ASSET_FILES, DRAIN_HOOK_NAME, drainEnv, drainHeartbeatSeconds, fleetRegistryConfigOptions } from '../../infra/user-data.ts';
+import {
+  ASSETS_DIR,
+  ASSET_FILES,
+  DRAIN_HOOK_NAME,
+  drainEnv,
+  drainHeartbeatSeconds,
+  fleetRegistryConfigOptions,
+} from '../../infra/user-data.ts';
 import { startMoto } from '../../local/moto.ts';
 import type { Moto } from '../../local/moto.ts';
 import { freePort } from '../../local/ports.ts';
@@ -112,7 +119,8 @@ async function checkCompletion(p: Record<string, string>, waiting: Set<string>):
   try {
     const hooks = await asg.send(new DescribeLifecycleHooksCommand({ AutoScalingGroupName: p.AutoScalingGroupName }));
     const hook = hooks.LifecycleHooks?.find((h) => h.LifecycleHookName === p.LifecycleHookName);
-    if (hook?.LifecycleTransition !== 'autoscaling:EC2_INSTANCE_TERMINATING') return `No Lifecycle Hook found with name ${p.LifecycleHookName}`;
+    if (hook?.LifecycleTransition !== 'autoscaling:EC2_INSTANCE_TERMINATING')
+      return `No Lifecycle Hook found with name ${p.LifecycleHookName}`;
     const group = await asg.send(new DescribeAutoScalingGroupsCommand({ AutoScalingGroupNames: [p.AutoScalingGroupName ?? ''] }));
     const member = group.AutoScalingGroups?.[0]?.Instances?.some((i) => i.InstanceId === p.InstanceId);
     if (!member || !waiting.has(p.InstanceId ?? '')) return `No active Lifecycle Action found with instance ID ${p.InstanceId}`;
@@ -132,8 +140,10 @@ async function startLifecycleStandIn(): Promise<LifecycleStandIn> {
     if (error) return void res.writeHead(400, { 'content-type': 'text/xml' }).end(xmlError('ValidationError', error));
     standIn.waiting.delete(params.InstanceId ?? '');
     res.writeHead(200, { 'content-type': 'text/xml' });
-    res.end(`<CompleteLifecycleActionResponse xmlns="http://autoscaling.amazonaws.com/doc/2011-01-01/"><CompleteLifecycleActionResult/>` +
-      `<ResponseMetadata><RequestId>${randomUUID()}</RequestId></ResponseMetadata></CompleteLifecycleActionResponse>`);
+    res.end(
+      `<CompleteLifecycleActionResponse xmlns="http://autoscaling.amazonaws.com/doc/2011-01-01/"><CompleteLifecycleActionResult/>` +
+        `<ResponseMetadata><RequestId>${randomUUID()}</RequestId></ResponseMetadata></CompleteLifecycleActionResponse>`,
+    );
   };
   const forward = (req: http.IncomingMessage, body: Buffer, res: http.ServerResponse): void => {
     const upstream = http.request({ host: '127.0.0.1', port: moto.port, method: req.method, path: req.url, headers: req.headers }, (up) => {
@@ -185,7 +195,8 @@ async function startWatcher(drainTimeoutSeconds: number): Promise<ManagedProcess
 async function until(what: string, check: () => boolean | Promise<boolean>, timeoutMs: number, watcher?: ManagedProcess): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${watcher ? `; watcher output:\n${watcher.logs()}` : ''}`);
+    if (Date.now() > deadline)
+      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${watcher ? `; watcher output:\n${watcher.logs()}` : ''}`);
     await sleep(100);
   }
 }
@@ -212,7 +223,11 @@ async function startUpload(): Promise<string> {
 }
 
 /** One PATCH as `docker push` sends a layer: chunked, no Content-Range; `write` feeds it, `end` finishes it. */
-function streamingPatch(location: string): { write: (b: Buffer) => void; end: () => Promise<{ status: number; location: string }>; abort: () => void } {
+function streamingPatch(location: string): {
+  write: (b: Buffer) => void;
+  end: () => Promise<{ status: number; location: string }>;
+  abort: () => void;
+} {
   let settle: (r: { status: number; location: string }) => void = () => undefined;
   const answered = new Promise<{ status: number; location: string }>((resolve) => (settle = resolve));
   const req = http.request(location, { method: 'PATCH', headers: { 'content-type': 'application/octet-stream' } }, (res) => {
@@ -270,7 +285,9 @@ beforeAll(async () => {
   // The fleet's group in moto, with the drain hook as the stack declares it (test/infra/drain.test.ts).
   const ec2 = new EC2Client(clientConfig());
   const ami = (await ec2.send(new DescribeImagesCommand({}))).Images?.[0]?.ImageId as string;
-  await ec2.send(new CreateLaunchTemplateCommand({ LaunchTemplateName: 'registry', LaunchTemplateData: { ImageId: ami, InstanceType: 't4g.small' } }));
+  await ec2.send(
+    new CreateLaunchTemplateCommand({ LaunchTemplateName: 'registry', LaunchTemplateData: { ImageId: ami, InstanceType: 't4g.small' } }),
+  );
   ec2.destroy();
   const asg = new AutoScalingClient(clientConfig());
   await asg.send(
@@ -292,7 +309,8 @@ beforeAll(async () => {
       DefaultResult: 'CONTINUE',
     }),
   );
-  instanceId = (await asg.send(new DescribeAutoScalingGroupsCommand({ AutoScalingGroupNames: [GROUP] }))).AutoScalingGroups?.[0]?.Instances?.[0]?.InstanceId as string;
+  instanceId = (await asg.send(new DescribeAutoScalingGroupsCommand({ AutoScalingGroupNames: [GROUP] }))).AutoScalingGroups?.[0]
+    ?.Instances?.[0]?.InstanceId as string;
   asg.destroy();
   expect(instanceId).toMatch(/^i-/);
 
@@ -320,7 +338,12 @@ describe('drain before terminate: the watcher on the real registry', () => {
   it('moto has no CompleteLifecycleAction (so that call goes to the recording stand-in)', async () => {
     const asg = new AutoScalingClient({ ...clientConfig(), maxAttempts: 1 });
     const call = asg.send(
-      new CompleteLifecycleActionCommand({ AutoScalingGroupName: GROUP, LifecycleHookName: DRAIN_HOOK_NAME, InstanceId: instanceId, LifecycleActionResult: 'CONTINUE' }),
+      new CompleteLifecycleActionCommand({
+        AutoScalingGroupName: GROUP,
+        LifecycleHookName: DRAIN_HOOK_NAME,
+        InstanceId: instanceId,
+        LifecycleActionResult: 'CONTINUE',
+      }),
     );
     await expect(call).rejects.toThrow();
     asg.destroy();
@@ -370,7 +393,9 @@ describe('drain before terminate: the watcher on the real registry', () => {
     expect(head.headers.get('content-length')).toBe(String(layer.length));
     const s3 = new S3Client({ ...clientConfig(), forcePathStyle: true });
     const hex = digest.slice('sha256:'.length);
-    const object = await s3.send(new HeadObjectCommand({ Bucket: BUCKET, Key: `docker/registry/v2/blobs/sha256/${hex.slice(0, 2)}/${hex}/data` }));
+    const object = await s3.send(
+      new HeadObjectCommand({ Bucket: BUCKET, Key: `docker/registry/v2/blobs/sha256/${hex.slice(0, 2)}/${hex}/data` }),
+    );
     s3.destroy();
     expect(object.ContentLength).toBe(layer.length);
   });

@@ -13,8 +13,19 @@ import {
   DescribeAutoScalingGroupsCommand,
   type DescribeAutoScalingGroupsCommandOutput,
 } from '@aws-sdk/client-auto-scaling';
-import { CreateLaunchTemplateCommand, CreateSubnetCommand, CreateVpcCommand, DescribeImagesCommand, DescribeInstancesCommand, EC2Client } from '@aws-sdk/client-ec2';
-import { CreateTargetGroupCommand, DescribeTargetHealthCommand, ElasticLoadBalancingV2Client } from '@aws-sdk/client-elastic-load-balancing-v2';
+import {
+  CreateLaunchTemplateCommand,
+  CreateSubnetCommand,
+  CreateVpcCommand,
+  DescribeImagesCommand,
+  DescribeInstancesCommand,
+  EC2Client,
+} from '@aws-sdk/client-ec2';
+import {
+  CreateTargetGroupCommand,
+  DescribeTargetHealthCommand,
+  ElasticLoadBalancingV2Client,
+} from '@aws-sdk/client-elastic-load-balancing-v2';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { REPLACING_TAG, type Fleet } from '../../functions/replace-unhealthy-instances/model.ts';
 import type { Report } from '../../shared/job.ts';
@@ -34,7 +45,10 @@ const withPolicy = new Set<string>();
 async function members(name: string) {
   const res = await asg.send(new DescribeAutoScalingGroupsCommand({ AutoScalingGroupNames: [name] }));
   const g = res.AutoScalingGroups?.[0];
-  return { desired: g?.DesiredCapacity, instances: (g?.Instances ?? []).map((i) => ({ id: i.InstanceId as string, health: i.HealthStatus })) };
+  return {
+    desired: g?.DesiredCapacity,
+    instances: (g?.Instances ?? []).map((i) => ({ id: i.InstanceId as string, health: i.HealthStatus })),
+  };
 }
 
 beforeAll(async () => {
@@ -47,13 +61,30 @@ beforeAll(async () => {
 
   const vpc = (await ec2.send(new CreateVpcCommand({ CidrBlock: '10.0.0.0/16' }))).Vpc?.VpcId as string;
   const subnets: string[] = [];
-  for (const [az, cidr] of [['us-east-1a', '10.0.0.0/20'], ['us-east-1b', '10.0.16.0/20']] as const) {
-    subnets.push((await ec2.send(new CreateSubnetCommand({ VpcId: vpc, CidrBlock: cidr, AvailabilityZone: az }))).Subnet?.SubnetId as string);
+  for (const [az, cidr] of [
+    ['us-east-1a', '10.0.0.0/20'],
+    ['us-east-1b', '10.0.16.0/20'],
+  ] as const) {
+    subnets.push(
+      (await ec2.send(new CreateSubnetCommand({ VpcId: vpc, CidrBlock: cidr, AvailabilityZone: az }))).Subnet?.SubnetId as string,
+    );
   }
   const ami = (await ec2.send(new DescribeImagesCommand({}))).Images?.[0]?.ImageId as string;
-  await ec2.send(new CreateLaunchTemplateCommand({ LaunchTemplateName: 'registry', LaunchTemplateData: { ImageId: ami, InstanceType: 't4g.small' } }));
-  targetGroupArn = (await elb.send(new CreateTargetGroupCommand({ Name: 'registry', Protocol: 'HTTP', Port: 5000, VpcId: vpc, TargetType: 'instance', HealthCheckPath: '/' })))
-    .TargetGroups?.[0]?.TargetGroupArn as string;
+  await ec2.send(
+    new CreateLaunchTemplateCommand({ LaunchTemplateName: 'registry', LaunchTemplateData: { ImageId: ami, InstanceType: 't4g.small' } }),
+  );
+  targetGroupArn = (
+    await elb.send(
+      new CreateTargetGroupCommand({
+        Name: 'registry',
+        Protocol: 'HTTP',
+        Port: 5000,
+        VpcId: vpc,
+        TargetType: 'instance',
+        HealthCheckPath: '/',
+      }),
+    )
+  ).TargetGroups?.[0]?.TargetGroupArn as string;
   const group = (name: string, size: number, max: number) =>
     asg.send(
       new CreateAutoScalingGroupCommand({
@@ -77,11 +108,13 @@ beforeAll(async () => {
   const { autoScalingClient, ec2Client, elbv2Client } = await import('../../shared/aws.ts');
   autoScalingClient().middlewareStack.add(
     (next, context) => async (args) => {
-      if (context.commandName === 'DescribeInstanceRefreshesCommand') return { output: { InstanceRefreshes: [], $metadata: {} }, response: {} };
+      if (context.commandName === 'DescribeInstanceRefreshesCommand')
+        return { output: { InstanceRefreshes: [], $metadata: {} }, response: {} };
       const result = await next(args);
       if (context.commandName === 'DescribeAutoScalingGroupsCommand') {
         for (const g of (result.output as DescribeAutoScalingGroupsCommandOutput).AutoScalingGroups ?? []) {
-          if (withPolicy.has(g.AutoScalingGroupName ?? '')) g.InstanceMaintenancePolicy = { MinHealthyPercentage: 100, MaxHealthyPercentage: 200 };
+          if (withPolicy.has(g.AutoScalingGroupName ?? ''))
+            g.InstanceMaintenancePolicy = { MinHealthyPercentage: 100, MaxHealthyPercentage: 200 };
         }
       }
       return result;
@@ -94,7 +127,9 @@ beforeAll(async () => {
   observeBig = () => {
     const requests = new RequestCounter();
     const clients = { autoScaling: autoScalingClient(), elbv2: elbv2Client(), ec2: ec2Client() };
-    return withRequestCounter(requests, () => observeFleet(clients, { asgName: 'registry-big', targetGroupArn }, { signal: new AbortController().signal, requests }));
+    return withRequestCounter(requests, () =>
+      observeFleet(clients, { asgName: 'registry-big', targetGroupArn }, { signal: new AbortController().signal, requests }),
+    );
   };
 });
 
@@ -166,14 +201,21 @@ describe('replace-unhealthy-instances on moto_server', () => {
     try {
       const victim = (await members('registry')).instances[1]?.id as string;
       const first = await run({ instanceIds: [victim] });
-      expect(first.details).toMatchObject({ path: 'set-instance-health', maintenancePolicy: 'MinHealthyPercentage 100, MaxHealthyPercentage 200' });
+      expect(first.details).toMatchObject({
+        path: 'set-instance-health',
+        maintenancePolicy: 'MinHealthyPercentage 100, MaxHealthyPercentage 200',
+      });
       expect(first.actions.map((a) => `${a.type} ${a.target} ${a.status}`)).toEqual([`set-instance-health ${victim} applied`]);
       const state = await members('registry');
       expect(state.instances.find((i) => i.id === victim)?.health).toBe('Unhealthy'); // moto records it (and never replaces)
 
       const again = await run({ instanceIds: [victim] });
       expect(again.actions).toHaveLength(1);
-      expect(again.actions[0]).toMatchObject({ target: victim, status: 'skipped', reason: expect.stringMatching(/^in-flight: .*marked Unhealthy/) });
+      expect(again.actions[0]).toMatchObject({
+        target: victim,
+        status: 'skipped',
+        reason: expect.stringMatching(/^in-flight: .*marked Unhealthy/),
+      });
     } finally {
       withPolicy.delete('registry');
     }
@@ -181,7 +223,9 @@ describe('replace-unhealthy-instances on moto_server', () => {
 
   it('a manual run naming a non-member changes nothing', async () => {
     const before = await members('registry');
-    await expect(run({ instanceIds: ['i-0123456789abcdef0'] })).rejects.toThrow(/i-0123456789abcdef0 is not a member of Auto Scaling group registry/);
+    await expect(run({ instanceIds: ['i-0123456789abcdef0'] })).rejects.toThrow(
+      /i-0123456789abcdef0 is not a member of Auto Scaling group registry/,
+    );
     expect(await members('registry')).toEqual(before);
   });
 });

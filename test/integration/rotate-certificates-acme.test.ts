@@ -34,7 +34,9 @@ beforeAll(async () => {
   Object.assign(process.env, moto.env);
   aws = awsClients(moto.endpoint);
   certificateArn = await importCertificate(aws.acm, makeCertificate({ cn: DOMAIN, days: 10 }));
-  await aws.acm.send(new AddTagsToCertificateCommand({ CertificateArn: certificateArn, Tags: [{ Key: 'registry-fleet', Value: 'registry-it' }] }));
+  await aws.acm.send(
+    new AddTagsToCertificateCommand({ CertificateArn: certificateArn, Tags: [{ Key: 'registry-fleet', Value: 'registry-it' }] }),
+  );
   lb = await createLoadBalancer(aws, certificateArn, 'example.com');
   standIn = await startAlbStandIn(aws.elbv2, aws.acm, lb.httpsListenerArn);
   // Infra creates the secret with no key in it; the job makes the account key on first use.
@@ -127,7 +129,13 @@ describe('acme mode with Pebble and moto', () => {
     const names = [DOMAIN, 'mirror.example.com'];
     await importCertificate(aws.acm, makeCertificate({ cn: DOMAIN, sans: names, days: 10 }), certificateArn);
     // A day after the first test's order: ACME_ORDER_COOLDOWN (24h) counts from the stage's orderedAt, the run's `now`.
-    const report = await runJob(createRotateCertificatesJob({ pollMs: 250 }), config(), loadEvent('schedule.json'), {}, { clock: () => hoursLater(25) });
+    const report = await runJob(
+      createRotateCertificatesJob({ pollMs: 250 }),
+      config(),
+      loadEvent('schedule.json'),
+      {},
+      { clock: () => hoursLater(25) },
+    );
     expect(report.actions.map((a) => `${a.type}:${a.status}`)).toEqual(['renew-acme-certificate:applied', 'verify-handshake:applied']);
     const after = (await aws.acm.send(new DescribeCertificateCommand({ CertificateArn: certificateArn }))).Certificate;
     expect(after?.CertificateArn).toBe(certificateArn);
@@ -144,7 +152,8 @@ describe('acme mode with Pebble and moto', () => {
   it('(b) a load balancer slower than HANDSHAKE_WAIT: three runs place ONE order with Pebble; the run after it switches finishes', async () => {
     await importCertificate(aws.acm, makeCertificate({ cn: DOMAIN, days: 10 }), certificateArn);
     // A day after (a)'s order (the cooldown); the three runs come minutes apart, as Lambda's retries do.
-    const runAt = () => runJob(createRotateCertificatesJob({ pollMs: 250 }), config(), loadEvent('schedule.json'), {}, { clock: () => hoursLater(50) });
+    const runAt = () =>
+      runJob(createRotateCertificatesJob({ pollMs: 250 }), config(), loadEvent('schedule.json'), {}, { clock: () => hoursLater(50) });
     const orders = () => pebbleOrders(pebble.logs());
     const ordersBefore = orders();
     standIn.freeze(true); // keeps serving the old certificate whatever ACM and the listener say

@@ -3,7 +3,12 @@
 import { createServer as createTcpServer, type Server as TcpServer } from 'node:net';
 import { createServer as createTlsServer, type Server as TlsServer } from 'node:tls';
 import { X509Certificate } from 'node:crypto';
-import { AddTagsToCertificateCommand, DescribeCertificateCommand, ListCertificatesCommand, ListTagsForCertificateCommand } from '@aws-sdk/client-acm';
+import {
+  AddTagsToCertificateCommand,
+  DescribeCertificateCommand,
+  ListCertificatesCommand,
+  ListTagsForCertificateCommand,
+} from '@aws-sdk/client-acm';
 import { DescribeListenerCertificatesCommand, DescribeListenersCommand } from '@aws-sdk/client-elastic-load-balancing-v2';
 import { ListResourceRecordSetsCommand } from '@aws-sdk/client-route-53';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -48,7 +53,10 @@ describe('tlsHandshake against a local TLS server', () => {
     tls = createTlsServer({ cert: cert.certPem, key: cert.keyPem, SNICallback: (name, cb) => ((servername = name), cb(null, undefined)) });
     silent = createTcpServer(() => undefined); // accepts, never speaks TLS
     for (const server of [tls, silent]) server.on('connection', (s) => sockets.add(s));
-    await Promise.all([new Promise<void>((r) => tls.listen(0, '127.0.0.1', r)), new Promise<void>((r) => silent.listen(0, '127.0.0.1', r))]);
+    await Promise.all([
+      new Promise<void>((r) => tls.listen(0, '127.0.0.1', r)),
+      new Promise<void>((r) => silent.listen(0, '127.0.0.1', r)),
+    ]);
   });
   afterAll(async () => {
     for (const s of sockets) s.destroy();
@@ -89,7 +97,10 @@ describe('tlsHandshake against a local TLS server', () => {
       });
     });
     expect(closed).not.toBe(port);
-    expect(await tlsHandshake({ host: '127.0.0.1', port: closed, servername: DOMAIN, timeoutMs: 2_000 })).toMatchObject({ ok: false, error: expect.stringContaining('ECONNREFUSED') });
+    expect(await tlsHandshake({ host: '127.0.0.1', port: closed, servername: DOMAIN, timeoutMs: 2_000 })).toMatchObject({
+      ok: false,
+      error: expect.stringContaining('ECONNREFUSED'),
+    });
   });
 });
 
@@ -130,7 +141,10 @@ describe('acm mode end to end on moto', () => {
   async function listenerCertificates(): Promise<{ default: string | undefined; all: string[] }> {
     const l = await aws.elbv2.send(new DescribeListenersCommand({ ListenerArns: [lb.httpsListenerArn] }));
     const all = await aws.elbv2.send(new DescribeListenerCertificatesCommand({ ListenerArn: lb.httpsListenerArn }));
-    return { default: l.Listeners?.[0]?.Certificates?.[0]?.CertificateArn, all: (all.Certificates ?? []).map((c) => c.CertificateArn as string) };
+    return {
+      default: l.Listeners?.[0]?.Certificates?.[0]?.CertificateArn,
+      all: (all.Certificates ?? []).map((c) => c.CertificateArn as string),
+    };
   }
   async function domainCertificates(): Promise<string[]> {
     const res = await aws.acm.send(new ListCertificatesCommand({}));
@@ -168,7 +182,9 @@ describe('acm mode end to end on moto', () => {
     const detail = (await aws.acm.send(new DescribeCertificateCommand({ CertificateArn: newArn }))).Certificate;
     const record = detail?.DomainValidationOptions?.[0]?.ResourceRecord;
     const zone = await aws.route53.send(new ListResourceRecordSetsCommand({ HostedZoneId: lb.hostedZoneId }));
-    expect(zone.ResourceRecordSets).toContainEqual(expect.objectContaining({ Name: record?.Name, Type: 'CNAME', ResourceRecords: [{ Value: record?.Value }] }));
+    expect(zone.ResourceRecordSets).toContainEqual(
+      expect.objectContaining({ Name: record?.Name, Type: 'CNAME', ResourceRecords: [{ Value: record?.Value }] }),
+    );
 
     // Run 2 (retry before validation): no duplicate request.
     const second = await run();
@@ -192,7 +208,9 @@ describe('acm mode end to end on moto', () => {
       expect(await domainCertificates()).toEqual([newArn]);
     } else {
       expect(steps(fourth)).toEqual(['remove-listener-certificate:applied', 'delete-certificate:skipped']);
-      expect(fourth.actions[1]?.reason).toBe('not created by this fleet (no registry-fleet=registry-it tag): left in ACM; delete it by hand once nothing uses it');
+      expect(fourth.actions[1]?.reason).toBe(
+        'not created by this fleet (no registry-fleet=registry-it tag): left in ACM; delete it by hand once nothing uses it',
+      );
       expect((await domainCertificates()).sort()).toEqual([oldArn, newArn].sort());
     }
 
@@ -253,7 +271,9 @@ describe('acm mode end to end on moto', () => {
   it('foreign certificates in the account are never tagged, imported over or deleted (a full rotation and an event for one of them)', async () => {
     const foreignSameName = await importCertificate(aws.acm, makeCertificate({ cn: DOMAIN, days: 5, key: 'rsa:2048' }));
     const otherFleet = await importCertificate(aws.acm, makeCertificate({ cn: DOMAIN, days: 5, key: 'rsa:2048' }));
-    await aws.acm.send(new AddTagsToCertificateCommand({ CertificateArn: otherFleet, Tags: [{ Key: 'registry-fleet', Value: 'registry-other' }] }));
+    await aws.acm.send(
+      new AddTagsToCertificateCommand({ CertificateArn: otherFleet, Tags: [{ Key: 'registry-fleet', Value: 'registry-other' }] }),
+    );
     const otherName = await importCertificate(aws.acm, makeCertificate({ cn: 'other.example.com', days: 5 }));
     const foreign = [foreignSameName, otherFleet, otherName];
     const snapshot = async () =>
@@ -291,13 +311,18 @@ describe('acm mode end to end on moto', () => {
     const records = (detail?.DomainValidationOptions ?? []).map((o) => o.ResourceRecord);
     expect(records).toHaveLength(2);
     const zone = await aws.route53.send(new ListResourceRecordSetsCommand({ HostedZoneId: lb.hostedZoneId }));
-    for (const r of records) expect(zone.ResourceRecordSets).toContainEqual(expect.objectContaining({ Name: r?.Name, Type: 'CNAME', ResourceRecords: [{ Value: r?.Value }] }));
+    for (const r of records)
+      expect(zone.ResourceRecordSets).toContainEqual(
+        expect.objectContaining({ Name: r?.Name, Type: 'CNAME', ResourceRecords: [{ Value: r?.Value }] }),
+      );
   });
 
   it('an HTTP listener: clear error, nothing changed', async () => {
     const error = await run({ force: true }, { LISTENER_ARN: lb.httpListenerArn }).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(ValidationError);
-    expect((error as Error).message).toMatch(/is a HTTP listener on port 80: rotate-certificates manages the certificate of an HTTPS listener/);
+    expect((error as Error).message).toMatch(
+      /is a HTTP listener on port 80: rotate-certificates manages the certificate of an HTTPS listener/,
+    );
     expect(await domainCertificates()).toEqual([oldArn]);
     expect(await listenerCertificates()).toEqual({ default: oldArn, all: [oldArn] });
   });

@@ -31,12 +31,20 @@ describe('npm run demo', () => {
 
     expect(output, output).toContain('✓ demo finished: every step passed');
     expect(code, output).toBe(0);
-    for (const job of ['purge-stale-uploads', 'sync-htpasswd', 'replace-unhealthy-instances', 'purge-disk-volumes', 'rotate-certificates']) {
+    for (const job of [
+      'purge-stale-uploads',
+      'sync-htpasswd',
+      'replace-unhealthy-instances',
+      'purge-disk-volumes',
+      'rotate-certificates',
+    ]) {
       expect(output).toMatch(new RegExp(`^  ${job} · trigger `, 'm'));
     }
     expect(output).not.toContain('✗');
     // It ends with `npm run history`: the runs it just made, read back from the run history bucket.
-    expect(output).toMatch(/4\. What the jobs did, from the run history[\s\S]*\$ npm run history -- --since 1h\n {2}started +job +trigger +summary/);
+    expect(output).toMatch(
+      /4\. What the jobs did, from the run history[\s\S]*\$ npm run history -- --since 1h\n {2}started +job +trigger +summary/,
+    );
     const pids = [...output.matchAll(/\(pid (\d+)\)/g)].map((m) => Number(m[1]));
     expect(pids).toHaveLength(3); // moto_server and two registries
     expect(pids.filter(alive)).toEqual([]);

@@ -45,7 +45,12 @@ describe('npm run invoke', () => {
     const env = { ...moto.env, AWS_ENDPOINT_URL: aging.endpoint, REGISTRY_BUCKET: BUCKET, UPLOAD_MAX_AGE: '1h' };
     const dry = await npm(['run', '--silent', 'invoke', '--', 'purge-stale-uploads', 'events/schedule.json', '--dry-run'], env);
     expect(dry.code, dry.stderr).toBe(0);
-    const report = JSON.parse(dry.stdout) as { job: string; dryRun: boolean; summary: Record<string, number>; actions: { target: string; status: string }[] };
+    const report = JSON.parse(dry.stdout) as {
+      job: string;
+      dryRun: boolean;
+      summary: Record<string, number>;
+      actions: { target: string; status: string }[];
+    };
     expect(report).toMatchObject({ job: 'purge-stale-uploads', dryRun: true, summary: { planned: 1, applied: 0, failed: 0 } });
     expect(report.actions[0]).toMatchObject({ target: 'library/nginx/_uploads/0b8f1c2e-4d3a-4f5b-9c6d-7e8f9a0b1c2d', status: 'planned' });
 
@@ -58,7 +63,10 @@ describe('npm run invoke', () => {
     const unknown = await npm(['run', '--silent', 'invoke', '--', 'purge-everything', 'events/schedule.json'], moto.env);
     expect(unknown.code).toBe(2);
     expect(unknown.stderr).toContain('unknown job "purge-everything"');
-    const badConfig = await npm(['run', '--silent', 'invoke', '--', 'purge-stale-uploads', 'events/schedule.json'], { ...moto.env, REGISTRY_BUCKET: 'Not_A_Bucket' });
+    const badConfig = await npm(['run', '--silent', 'invoke', '--', 'purge-stale-uploads', 'events/schedule.json'], {
+      ...moto.env,
+      REGISTRY_BUCKET: 'Not_A_Bucket',
+    });
     expect(badConfig.code).toBe(1);
     expect(badConfig.stderr).toContain('REGISTRY_BUCKET="Not_A_Bucket" is not valid');
   });
@@ -97,7 +105,10 @@ describe('npm run invoke never hides anything', () => {
   it.each([
     [['purge-stale-uploads', 'events/schedule.json', '--dryrun'], "Unknown option '--dryrun'"],
     [['purge-stale-uploads', 'events/schedule.json', '--timeout', '-3'], "Option '--timeout' argument is ambiguous"],
-    [['purge-stale-uploads', 'events/schedule.json', '--timeout', '0.5'], '--timeout must be a whole number of seconds (1 or more), got "0.5"'],
+    [
+      ['purge-stale-uploads', 'events/schedule.json', '--timeout', '0.5'],
+      '--timeout must be a whole number of seconds (1 or more), got "0.5"',
+    ],
     [['purge-stale-uploads'], 'expected a job and an event file'],
     [['purge-stale-uploads', 'events/schedule.json', '--env-file', '/nonexistent/.env'], 'cannot read --env-file /nonexistent/.env'],
   ])('bad arguments %j: one line, the usage, exit 2, no stack trace', async (args, message) => {
@@ -112,11 +123,17 @@ describe('npm run invoke never hides anything', () => {
   it('--env-file supplies the configuration (the environment wins); --bundle runs the built bundle', async () => {
     const envFile = join(dir, 'purge.env');
     await writeFile(envFile, `# local purge\nREGISTRY_BUCKET=${BUCKET}\nUPLOAD_MAX_AGE=1h\nDRY_RUN=false\n`);
-    const fromFile = await npm(['run', '--silent', 'invoke', '--', 'purge-stale-uploads', 'events/schedule.json', '--env-file', envFile], { ...moto.env, DRY_RUN: 'true' });
+    const fromFile = await npm(['run', '--silent', 'invoke', '--', 'purge-stale-uploads', 'events/schedule.json', '--env-file', envFile], {
+      ...moto.env,
+      DRY_RUN: 'true',
+    });
     expect(fromFile.code, fromFile.stderr).toBe(0);
     expect(JSON.parse(fromFile.stdout)).toMatchObject({ job: 'purge-stale-uploads', dryRun: true });
 
-    const bundle = await npm(['run', '--silent', 'invoke', '--', 'purge-stale-uploads', 'events/schedule.json', '--bundle', '--dry-run', '--env-file', envFile], moto.env);
+    const bundle = await npm(
+      ['run', '--silent', 'invoke', '--', 'purge-stale-uploads', 'events/schedule.json', '--bundle', '--dry-run', '--env-file', envFile],
+      moto.env,
+    );
     if (bundle.stderr.includes('no bundle at')) {
       expect(bundle.code).toBe(2); // `npm test` builds first; a bare vitest run may have no dist/
       return;
@@ -125,4 +142,3 @@ describe('npm run invoke never hides anything', () => {
     expect(JSON.parse(bundle.stdout)).toMatchObject({ job: 'purge-stale-uploads', dryRun: true });
   });
 });
-

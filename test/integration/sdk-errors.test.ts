@@ -38,7 +38,9 @@ describe('a non-AWS answer', () => {
 
   it('an HTML 200 is an error too, not an empty result (EC2)', async () => {
     status = 200;
-    const error = await ec2Client().send(new DescribeVolumesCommand({})).catch((e: unknown) => e as Error);
+    const error = await ec2Client()
+      .send(new DescribeVolumesCommand({}))
+      .catch((e: unknown) => e as Error);
     expect(error).toBeInstanceOf(Error);
     expect((error as Error).name).toBe('NotAnAwsApiError');
     expect((error as Error).message).toBe(`DescribeVolumes failed at ${endpoint}: the endpoint answered HTML (200) — not an AWS API`);
@@ -46,9 +48,10 @@ describe('a non-AWS answer', () => {
 
   it('passes AWS XML labelled text/html through (moto labels its answers so) and reads it as usual', async () => {
     status = 200;
-    body = '<DescribeInstanceRefreshesResponse xmlns="http://autoscaling.amazonaws.com/doc/2011-01-01/"><DescribeInstanceRefreshesResult>'
-      + '<InstanceRefreshes><member><InstanceRefreshId>r-1</InstanceRefreshId><Status>InProgress</Status></member></InstanceRefreshes>'
-      + '</DescribeInstanceRefreshesResult></DescribeInstanceRefreshesResponse>';
+    body =
+      '<DescribeInstanceRefreshesResponse xmlns="http://autoscaling.amazonaws.com/doc/2011-01-01/"><DescribeInstanceRefreshesResult>' +
+      '<InstanceRefreshes><member><InstanceRefreshId>r-1</InstanceRefreshId><Status>InProgress</Status></member></InstanceRefreshes>' +
+      '</DescribeInstanceRefreshesResult></DescribeInstanceRefreshesResponse>';
     const answer = await autoScalingClient().send(new DescribeInstanceRefreshesCommand({ AutoScalingGroupName: 'fleet' }));
     expect(answer.InstanceRefreshes).toEqual([{ InstanceRefreshId: 'r-1', Status: 'InProgress' }]);
     body = '<!DOCTYPE html><html><title>404 Not Found</title></html>';

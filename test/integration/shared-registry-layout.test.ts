@@ -2,27 +2,13 @@
 // real `docker-registry` writing to moto_server. If this test fails, the purge job's idea of the layout
 // (shared/registry-layout.ts) is wrong: fix both together.
 import { randomBytes } from 'node:crypto';
-import {
-  CreateBucketCommand,
-  GetObjectCommand,
-  ListMultipartUploadsCommand,
-  S3Client,
-  paginateListObjectsV2,
-} from '@aws-sdk/client-s3';
+import { CreateBucketCommand, GetObjectCommand, ListMultipartUploadsCommand, S3Client, paginateListObjectsV2 } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { renderRegistryConfig } from '../../infra/registry-config.ts';
 import { startMoto } from '../../local/moto.ts';
 import type { Moto } from '../../local/moto.ts';
 import { freePort } from '../../local/ports.ts';
-import {
-  cancelUpload,
-  getManifest,
-  pullBlob,
-  pushBlob,
-  pushImage,
-  startUpload,
-  startRegistry,
-} from '../../local/registry.ts';
+import { cancelUpload, getManifest, pullBlob, pushBlob, pushImage, startUpload, startRegistry } from '../../local/registry.ts';
 import type { OpenUpload, PushedBlob, PushedImage, Registry } from '../../local/registry.ts';
 
 const HTTP_SECRET = 'layout-contract-http-secret-0123456789abcdef';
@@ -137,10 +123,7 @@ describe('registry S3 layout (docker-registry 2.8 on moto)', () => {
       });
       registry = await startRegistry({ config });
       const from = Math.floor(Date.now() / 1000) * 1000; // startedat has whole seconds
-      repos = [
-        await populateRepo(registry.url, 'library/nginx', '1.27'),
-        await populateRepo(registry.url, 'org/team/app', 'v1'),
-      ];
+      repos = [await populateRepo(registry.url, 'library/nginx', '1.27'), await populateRepo(registry.url, 'org/team/app', 'v1')];
       window = { from, to: Date.now() };
     });
     afterAll(async () => {

@@ -13,10 +13,15 @@ import { startMoto } from '../../local/moto.ts';
 
 const SCRIPT = join(import.meta.dirname, '..', '..', 'infra', 'assets', 'install-htpasswd.sh');
 const OLD = 'carol:$2y$05$S4plFGOIoDOwbYYn5fn8tOEw59nkmorOU7oyiOqiGYNX2FwUeFJdu\n';
-const NEW = 'alice:$2y$05$S4plFGOIoDOwbYYn5fn8tOEw59nkmorOU7oyiOqiGYNX2FwUeFJdu\nbob:$2y$10$k7YoaXOeJN/8rieym6UNX.1sWAh5.TKGQLuSghROTdEPJ8ZdM/PI6\n';
+const NEW =
+  'alice:$2y$05$S4plFGOIoDOwbYYn5fn8tOEw59nkmorOU7oyiOqiGYNX2FwUeFJdu\nbob:$2y$10$k7YoaXOeJN/8rieym6UNX.1sWAh5.TKGQLuSghROTdEPJ8ZdM/PI6\n';
 const MALFORMED = 'alice:$2y$05$S4plFGOIoDOwbYYn5fn8tOEw59nkmorOU7oyiOqiGYNX2FwUeFJdu\nbob:{SHA}W6ph5Mm5Pz8GgiULbPgzG37mj9g=\n';
 
-interface Result { code: number; stdout: string; stderr: string }
+interface Result {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
 
 function sh(args: string[], env: NodeJS.ProcessEnv = process.env): Promise<Result> {
   return new Promise((resolve) => {
@@ -39,7 +44,9 @@ beforeAll(async () => {
     const body = files.get(req.url ?? '');
     // What S3 answers a GET with: the object's metadata as x-amz-meta-* headers (sync-htpasswd sets sha256).
     const sha = meta.get(req.url ?? '');
-    res.writeHead(body === undefined ? 404 : 200, { 'content-type': 'text/plain', ...(sha ? { 'x-amz-meta-sha256': sha } : {}) }).end(body ?? 'not found');
+    res
+      .writeHead(body === undefined ? 404 : 200, { 'content-type': 'text/plain', ...(sha ? { 'x-amz-meta-sha256': sha } : {}) })
+      .end(body ?? 'not found');
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
@@ -114,7 +121,10 @@ describe('install-htpasswd.sh', () => {
 
   it('keeps the old file on a sha256 mismatch', async () => {
     await writeFile(htpasswd(), OLD);
-    await expectOldKept(await sh([`${base}/new`, 'f'.repeat(64), dir]), /sha256 mismatch: downloaded [0-9a-f]{64}, expected f{64} \(old file kept\)/);
+    await expectOldKept(
+      await sh([`${base}/new`, 'f'.repeat(64), dir]),
+      /sha256 mismatch: downloaded [0-9a-f]{64}, expected f{64} \(old file kept\)/,
+    );
   });
 
   it('keeps the old file when a line is not user:bcrypt', async () => {
@@ -130,9 +140,18 @@ describe('install-htpasswd.sh', () => {
   it('refuses bad arguments', async () => {
     expect((await sh([`${base}/new`, dir])).code).toBe(2);
     expect((await sh([])).code).toBe(2);
-    expect(await sh([`${base}/new`, 'ABC', dir])).toMatchObject({ code: 1, stderr: expect.stringMatching(/SHA256 must be 64 lower-case hex digits or -/) });
-    expect(await sh(['ftp://x/y', '-', dir])).toMatchObject({ code: 1, stderr: expect.stringMatching(/SOURCE must be s3:\/\/bucket\/key or an http\(s\):\/\/ URL/) });
-    expect(await sh([`${base}/new`, '-', join(dir, 'nope')])).toMatchObject({ code: 1, stderr: expect.stringMatching(/is not a directory/) });
+    expect(await sh([`${base}/new`, 'ABC', dir])).toMatchObject({
+      code: 1,
+      stderr: expect.stringMatching(/SHA256 must be 64 lower-case hex digits or -/),
+    });
+    expect(await sh(['ftp://x/y', '-', dir])).toMatchObject({
+      code: 1,
+      stderr: expect.stringMatching(/SOURCE must be s3:\/\/bucket\/key or an http\(s\):\/\/ URL/),
+    });
+    expect(await sh([`${base}/new`, '-', join(dir, 'nope')])).toMatchObject({
+      code: 1,
+      stderr: expect.stringMatching(/is not a directory/),
+    });
   });
 
   describe('--recheck (the boot script, once the registry is up): re-install if the published sha256 changed', () => {
@@ -157,29 +176,51 @@ describe('install-htpasswd.sh', () => {
 
     it('keeps the old file when the object has no sha256 metadata, or a body that does not match it', async () => {
       await writeFile(htpasswd(), OLD);
-      await expectOldKept(await sh(['--recheck', `${base}/empty`, dir]), /the published object has no sha256 metadata \(got ""\); file kept/);
-      await expectOldKept(await sh(['--recheck', `${base}/torn`, dir]), /sha256 mismatch: downloaded [0-9a-f]{64}, expected [0-9a-f]{64} \(old file kept\)/);
-      await expectOldKept(await sh(['--recheck', `${base}/missing`, dir]), /could not read the published sha256 of http:\/\/127\.0\.0\.1:\d+\/missing; file kept/);
+      await expectOldKept(
+        await sh(['--recheck', `${base}/empty`, dir]),
+        /the published object has no sha256 metadata \(got ""\); file kept/,
+      );
+      await expectOldKept(
+        await sh(['--recheck', `${base}/torn`, dir]),
+        /sha256 mismatch: downloaded [0-9a-f]{64}, expected [0-9a-f]{64} \(old file kept\)/,
+      );
+      await expectOldKept(
+        await sh(['--recheck', `${base}/missing`, dir]),
+        /could not read the published sha256 of http:\/\/127\.0\.0\.1:\d+\/missing; file kept/,
+      );
     });
 
     it('refuses bad arguments', async () => {
       expect((await sh(['--recheck', `${base}/new`])).code).toBe(2);
-      expect(await sh(['--recheck', 'ftp://x/y', dir])).toMatchObject({ code: 1, stderr: expect.stringMatching(/SOURCE must be s3:\/\/bucket\/key or an http\(s\):\/\/ URL/) });
+      expect(await sh(['--recheck', 'ftp://x/y', dir])).toMatchObject({
+        code: 1,
+        stderr: expect.stringMatching(/SOURCE must be s3:\/\/bucket\/key or an http\(s\):\/\/ URL/),
+      });
     });
 
     it('reads the metadata with the real AWS CLI v2 (`aws s3api head-object`) from s3:// and installs with `aws s3 cp`, against moto', async () => {
       const moto = await startMoto();
       const bin = await mkdtemp(join(tmpdir(), 'aws-cli-'));
-      const s3 = new S3Client({ endpoint: moto.endpoint, region: 'us-east-1', forcePathStyle: true, credentials: { accessKeyId: 'test', secretAccessKey: 'test' } });
+      const s3 = new S3Client({
+        endpoint: moto.endpoint,
+        region: 'us-east-1',
+        forcePathStyle: true,
+        credentials: { accessKeyId: 'test', secretAccessKey: 'test' },
+      });
       try {
         await s3.send(new CreateBucketCommand({ Bucket: 'auth-bucket' }));
-        await s3.send(new PutObjectCommand({ Bucket: 'auth-bucket', Key: 'control-plane/htpasswd', Body: NEW, Metadata: { sha256: sha256Hex(NEW) } }));
+        await s3.send(
+          new PutObjectCommand({ Bucket: 'auth-bucket', Key: 'control-plane/htpasswd', Body: NEW, Metadata: { sha256: sha256Hex(NEW) } }),
+        );
         // The instances' CLI (v2, /usr/bin/aws here) predates AWS_ENDPOINT_URL: a wrapper adds --endpoint-url.
         await writeFile(join(bin, 'aws'), `#!/bin/sh\nexec /usr/bin/aws --endpoint-url "${moto.endpoint}" "$@"\n`, { mode: 0o755 });
         const env = { ...process.env, ...moto.env, PATH: `${bin}:${process.env.PATH ?? ''}` };
         await writeFile(htpasswd(), OLD);
         const changed = await sh(['--recheck', 's3://auth-bucket/control-plane/htpasswd', dir], env);
-        expect(changed).toMatchObject({ code: 0, stdout: `published sha256=${sha256Hex(NEW)}\nprevious sha256=${sha256Hex(OLD)}\ninstalled sha256=${sha256Hex(NEW)}\n` });
+        expect(changed).toMatchObject({
+          code: 0,
+          stdout: `published sha256=${sha256Hex(NEW)}\nprevious sha256=${sha256Hex(OLD)}\ninstalled sha256=${sha256Hex(NEW)}\n`,
+        });
         expect(await readFile(htpasswd(), 'utf8')).toBe(NEW);
         const same = await sh(['--recheck', 's3://auth-bucket/control-plane/htpasswd', dir], env);
         expect(same).toMatchObject({ code: 0, stdout: `published sha256=${sha256Hex(NEW)}\ncurrent sha256=${sha256Hex(NEW)}\n` });
@@ -233,7 +274,10 @@ describe('install-htpasswd.sh', () => {
 
     it('keeps the old file when the object is missing', async () => {
       await writeFile(htpasswd(), OLD);
-      await expectOldKept(await sh(['s3://auth-bucket/nope', '-', dir], env), /download of s3:\/\/auth-bucket\/nope failed \(old file kept\)/);
+      await expectOldKept(
+        await sh(['s3://auth-bucket/nope', '-', dir], env),
+        /download of s3:\/\/auth-bucket\/nope failed \(old file kept\)/,
+      );
     });
   });
 });

@@ -46,7 +46,11 @@ const members = new Map<string, string>();
 let beforeSend: (parameters: Record<string, string[]>) => Promise<void> = async () => {};
 const stopLater: (() => Promise<unknown>)[] = [];
 
-const clientConfig = () => ({ endpoint: moto.endpoint, region: 'us-east-1', credentials: { accessKeyId: 'test', secretAccessKey: 'test' } });
+const clientConfig = () => ({
+  endpoint: moto.endpoint,
+  region: 'us-east-1',
+  credentials: { accessKeyId: 'test', secretAccessKey: 'test' },
+});
 
 async function status(user: string, password: string, on: Registry = registry): Promise<number> {
   const res = await fetch(`${on.url}/v2/`, {
@@ -80,7 +84,11 @@ async function runDocument(instanceId: string, parameters: Record<string, string
   const args = parameters.Mode?.[0] === 'report' ? ['--report', '-', dir] : [url, parameters.Sha256?.[0] ?? '-', dir];
   return exec('bash', [SCRIPT, ...args], { timeout: 30_000 }).then(
     ({ stdout, stderr }) => ({ status: 'Success' as const, stdout, stderr }),
-    (error: { stdout?: string; stderr?: string }) => ({ status: 'Failed' as const, stdout: error.stdout ?? '', stderr: error.stderr ?? '' }),
+    (error: { stdout?: string; stderr?: string }) => ({
+      status: 'Failed' as const,
+      stdout: error.stdout ?? '',
+      stderr: error.stderr ?? '',
+    }),
   );
 }
 
@@ -114,9 +122,20 @@ beforeAll(async () => {
   ssm = new SSMClient(clientConfig());
   await s3.send(new CreateBucketCommand({ Bucket: BUCKET }));
   const asg = new AutoScalingClient(clientConfig());
-  await asg.send(new CreateLaunchConfigurationCommand({ LaunchConfigurationName: 'registry-lc', ImageId: 'ami-12c6146b', InstanceType: 't3.micro' }));
+  await asg.send(
+    new CreateLaunchConfigurationCommand({ LaunchConfigurationName: 'registry-lc', ImageId: 'ami-12c6146b', InstanceType: 't3.micro' }),
+  );
   // No instances: moto runs no SSM commands; the script is run here instead, as an instance would.
-  await asg.send(new CreateAutoScalingGroupCommand({ AutoScalingGroupName: 'registry-asg', LaunchConfigurationName: 'registry-lc', MinSize: 0, MaxSize: 0, DesiredCapacity: 0, AvailabilityZones: ['us-east-1a'] }));
+  await asg.send(
+    new CreateAutoScalingGroupCommand({
+      AutoScalingGroupName: 'registry-asg',
+      LaunchConfigurationName: 'registry-lc',
+      MinSize: 0,
+      MaxSize: 0,
+      DesiredCapacity: 0,
+      AvailabilityZones: ['us-east-1a'],
+    }),
+  );
   asg.destroy();
 
   runCommand = await startSsmRunCommand({
@@ -174,7 +193,10 @@ describe('sync-htpasswd on moto + the real docker-registry', () => {
     await putUser('alice', 'alice-pw-1', 'SecureString');
     await putUser('team/bob', bcrypt.hashSync('bob-pw', 5).replace(/^\$2b\$/, '$2y$'), 'String');
     const report = await run({ reason: 'integration' });
-    expect(report).toMatchObject({ details: { publish: 'changed', instances: { inSync: [], changed: [], failed: [] } }, observed: { users: 2, instancesInService: 0 } });
+    expect(report).toMatchObject({
+      details: { publish: 'changed', instances: { inSync: [], changed: [], failed: [] } },
+      observed: { users: 2, instancesInService: 0 },
+    });
 
     const { stdout, sha256 } = await installOnInstance();
     expect(sha256).toBe((report.details as { sha256: string }).sha256);
@@ -252,7 +274,11 @@ describe('sync-htpasswd on moto + the real docker-registry', () => {
     const report = await run({ reason: 'revoke alice' });
 
     expect(joined).toMatch(/^i-/);
-    expect(runCommand.sent.map((c) => [c.parameters.Mode?.[0], c.instanceIds])).toEqual([['report', [a]], ['install', [a]], ['install', [joined]]]);
+    expect(runCommand.sent.map((c) => [c.parameters.Mode?.[0], c.instanceIds])).toEqual([
+      ['report', [a]],
+      ['install', [a]],
+      ['install', [joined]],
+    ]);
     expect(report.observed).toMatchObject({ instancesInService: 1, driftChecked: true });
     expect(report.actions.find((x) => x.type === 'install-joined-instances')).toMatchObject({
       status: 'applied',

@@ -50,7 +50,8 @@ export function resolveIntrinsics(value: Json, lookup: (ref: string, attribute?:
     if (fn !== undefined && others.length === 0 && arg !== undefined) {
       if (fn === 'Fn::Base64') return resolveIntrinsics(arg, lookup);
       if (fn === 'Ref' && typeof arg === 'string') return lookup(arg);
-      if (fn === 'Fn::GetAtt' && Array.isArray(arg) && typeof arg[0] === 'string' && typeof arg[1] === 'string') return lookup(arg[0], arg[1]);
+      if (fn === 'Fn::GetAtt' && Array.isArray(arg) && typeof arg[0] === 'string' && typeof arg[1] === 'string')
+        return lookup(arg[0], arg[1]);
       if (fn === 'Fn::Join' && Array.isArray(arg) && typeof arg[0] === 'string' && Array.isArray(arg[1])) {
         return arg[1].map((part) => resolveIntrinsics(part, lookup)).join(arg[0]);
       }
@@ -146,11 +147,15 @@ export interface Sandbox {
 
 /** Starts test/fixtures/boot-rehearsal/sandbox.sh in new mount and network namespaces, as its own process group. */
 export function startSandbox(dir: string, env: Record<string, string>): Sandbox {
-  const child: ChildProcess = spawn('unshare', ['--mount', '--net', '--propagation', 'private', 'bash', join(FIXTURES, 'sandbox.sh'), dir], {
-    env,
-    detached: true,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const child: ChildProcess = spawn(
+    'unshare',
+    ['--mount', '--net', '--propagation', 'private', 'bash', join(FIXTURES, 'sandbox.sh'), dir],
+    {
+      env,
+      detached: true,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
   if (child.pid === undefined) throw new Error('could not spawn unshare');
   const pid = child.pid;
   let output = '';
@@ -174,7 +179,12 @@ export function startSandbox(dir: string, env: Record<string, string>): Sandbox 
 }
 
 /** Polls `check` every `intervalMs` until it returns a value other than undefined, or throws after `timeoutMs`. */
-export async function waitFor<T>(what: string, check: () => Promise<T | undefined> | T | undefined, timeoutMs: number, intervalMs = 250): Promise<T> {
+export async function waitFor<T>(
+  what: string,
+  check: () => Promise<T | undefined> | T | undefined,
+  timeoutMs: number,
+  intervalMs = 250,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const value = await Promise.resolve()

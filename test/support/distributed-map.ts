@@ -11,7 +11,12 @@ import { pool } from '../../shared/concurrency.ts';
 export interface MapSettings {
   readonly maxConcurrency: number;
   readonly toleratedFailurePercentage: number;
-  readonly retry: { readonly errors: readonly string[]; readonly intervalSeconds: number; readonly backoffRate: number; readonly maxAttempts: number };
+  readonly retry: {
+    readonly errors: readonly string[];
+    readonly intervalSeconds: number;
+    readonly backoffRate: number;
+    readonly maxAttempts: number;
+  };
 }
 
 export interface MapRun<R> {

@@ -24,7 +24,13 @@ import {
   SetInstanceHealthCommand,
   TerminateInstanceInAutoScalingGroupCommand,
 } from '@aws-sdk/client-auto-scaling';
-import { CreateTagsCommand, DeleteTagsCommand, DescribeInstanceStatusCommand, DescribeInstancesCommand, EC2Client } from '@aws-sdk/client-ec2';
+import {
+  CreateTagsCommand,
+  DeleteTagsCommand,
+  DescribeInstanceStatusCommand,
+  DescribeInstancesCommand,
+  EC2Client,
+} from '@aws-sdk/client-ec2';
 import { DescribeTargetHealthCommand, ElasticLoadBalancingV2Client } from '@aws-sdk/client-elastic-load-balancing-v2';
 import { CreateScheduleCommand, DeleteScheduleCommand, SchedulerClient } from '@aws-sdk/client-scheduler';
 import { mockClient } from 'aws-sdk-client-mock';
@@ -138,7 +144,14 @@ export class FleetSim {
     const age = options.initialAgeMs ?? 86_400_000;
     for (let i = 0; i < options.size; i += 1) {
       const at = this.now - age;
-      this.instances.push({ id: this.newId(), launchedAt: at, lifecycle: 'InService', asgHealth: 'Healthy', inServiceAt: at + this.bootMs, tags: new Map() });
+      this.instances.push({
+        id: this.newId(),
+        launchedAt: at,
+        lifecycle: 'InService',
+        asgHealth: 'Healthy',
+        inServiceAt: at + this.bootMs,
+        tags: new Map(),
+      });
     }
   }
 
@@ -205,7 +218,8 @@ export class FleetSim {
       }
     }
     for (const i of [...this.instances]) {
-      if (i.lifecycle === 'Terminating' && this.now - (i.terminatingAt ?? 0) >= this.drainMs) this.instances.splice(this.instances.indexOf(i), 1);
+      if (i.lifecycle === 'Terminating' && this.now - (i.terminatingAt ?? 0) >= this.drainMs)
+        this.instances.splice(this.instances.indexOf(i), 1);
     }
     if (this.nativeElbCheckMs !== undefined && this.now >= this.nextElbSweep) {
       this.nextElbSweep += this.nativeElbCheckMs;
@@ -223,10 +237,14 @@ export class FleetSim {
         continue;
       }
       // Launch before terminate: the unhealthy one goes once enough healthy instances are warmed up.
-      const warm = this.instances.filter((x) => x.lifecycle === 'InService' && x.asgHealth === 'Healthy' && this.now - (x.inServiceAt ?? 0) >= this.warmupMs).length;
+      const warm = this.instances.filter(
+        (x) => x.lifecycle === 'InService' && x.asgHealth === 'Healthy' && this.now - (x.inServiceAt ?? 0) >= this.warmupMs,
+      ).length;
       if (warm >= this.desired) this.terminate(i);
     }
-    const active = this.instances.filter((i) => (i.lifecycle === 'Pending' || i.lifecycle === 'InService') && i.asgHealth === 'Healthy').length;
+    const active = this.instances.filter(
+      (i) => (i.lifecycle === 'Pending' || i.lifecycle === 'InService') && i.asgHealth === 'Healthy',
+    ).length;
     if (!this.suspended.includes('Launch')) for (let n = active; n < this.desired; n += 1) this.launch();
   }
 
@@ -258,7 +276,9 @@ export class FleetSim {
       this.schedules.delete(name);
       this.fired.push({ name, at: this.now });
       const arn = `arn:aws:scheduler:us-east-1:123456789012:schedule/${s.group}/${name}`;
-      const input = s.input.replace('<aws.scheduler.schedule-arn>', arn).replace('<aws.scheduler.scheduled-time>', new Date(s.at).toISOString());
+      const input = s.input
+        .replace('<aws.scheduler.schedule-arn>', arn)
+        .replace('<aws.scheduler.scheduled-time>', new Date(s.at).toISOString());
       return { name, event: JSON.parse(input) as unknown };
     });
   }
@@ -289,10 +309,21 @@ export class FleetSim {
             MaxSize: this.max,
             DesiredCapacity: this.desired,
             HealthCheckType: 'EC2',
-            Tags: [...this.groupTags].map(([Key, Value]) => ({ Key, Value, ResourceId: ASG_NAME, ResourceType: 'auto-scaling-group', PropagateAtLaunch: false })),
+            Tags: [...this.groupTags].map(([Key, Value]) => ({
+              Key,
+              Value,
+              ResourceId: ASG_NAME,
+              ResourceType: 'auto-scaling-group',
+              PropagateAtLaunch: false,
+            })),
             SuspendedProcesses: this.suspended.map((ProcessName) => ({ ProcessName, SuspensionReason: 'test' })),
             ...(this.maintenancePolicy ? { InstanceMaintenancePolicy: this.maintenancePolicy } : {}),
-            Instances: this.instances.map((i) => ({ InstanceId: i.id, LifecycleState: i.lifecycle, HealthStatus: i.asgHealth, AvailabilityZone: 'us-east-1a' })),
+            Instances: this.instances.map((i) => ({
+              InstanceId: i.id,
+              LifecycleState: i.lifecycle,
+              HealthStatus: i.asgHealth,
+              AvailabilityZone: 'us-east-1a',
+            })),
           },
         ],
       };
@@ -301,8 +332,14 @@ export class FleetSim {
       this.count('DescribeScalingActivities');
       const activities = this.instances
         .filter((i) => i.lifecycle !== 'InService')
-        .map((i) => ({ ActivityId: `act-${i.id}`, StatusCode: 'InProgress', Description: `${i.lifecycle === 'Pending' ? 'Launching a new' : 'Terminating'} EC2 instance: ${i.id}` }));
-      return { Activities: [...activities, { ActivityId: 'act-old', StatusCode: 'Successful', Description: 'Launching a new EC2 instance' }] };
+        .map((i) => ({
+          ActivityId: `act-${i.id}`,
+          StatusCode: 'InProgress',
+          Description: `${i.lifecycle === 'Pending' ? 'Launching a new' : 'Terminating'} EC2 instance: ${i.id}`,
+        }));
+      return {
+        Activities: [...activities, { ActivityId: 'act-old', StatusCode: 'Successful', Description: 'Launching a new EC2 instance' }],
+      };
     });
     asg.on(DescribeInstanceRefreshesCommand).callsFake(() => {
       this.count('DescribeInstanceRefreshes');
@@ -326,24 +363,30 @@ export class FleetSim {
       this.reconcile();
       return {};
     });
-    asg.on(TerminateInstanceInAutoScalingGroupCommand).callsFake((input: { InstanceId: string; ShouldDecrementDesiredCapacity: boolean }) => {
-      this.write('TerminateInstanceInAutoScalingGroup', input);
-      const i = this.instances.find((x) => x.id === input.InstanceId && x.lifecycle !== 'Terminating');
-      if (!i) throw new SdkError('ValidationError', `Instance Id not found - No instance(s) found with id ${input.InstanceId}`);
-      if (input.ShouldDecrementDesiredCapacity) this.desired -= 1;
-      this.terminate(i);
-      this.reconcile();
-      return { Activity: { ActivityId: `act-term-${i.id}`, StatusCode: 'InProgress' } };
-    });
+    asg
+      .on(TerminateInstanceInAutoScalingGroupCommand)
+      .callsFake((input: { InstanceId: string; ShouldDecrementDesiredCapacity: boolean }) => {
+        this.write('TerminateInstanceInAutoScalingGroup', input);
+        const i = this.instances.find((x) => x.id === input.InstanceId && x.lifecycle !== 'Terminating');
+        if (!i) throw new SdkError('ValidationError', `Instance Id not found - No instance(s) found with id ${input.InstanceId}`);
+        if (input.ShouldDecrementDesiredCapacity) this.desired -= 1;
+        this.terminate(i);
+        this.reconcile();
+        return { Activity: { ActivityId: `act-term-${i.id}`, StatusCode: 'InProgress' } };
+      });
 
     elb.on(DescribeTargetHealthCommand).callsFake((input: { TargetGroupArn: string }) => {
       this.count('DescribeTargetHealth');
-      if (input.TargetGroupArn !== TARGET_GROUP_ARN) throw new SdkError('TargetGroupNotFoundException', 'One or more target groups not found');
+      if (input.TargetGroupArn !== TARGET_GROUP_ARN)
+        throw new SdkError('TargetGroupNotFoundException', 'One or more target groups not found');
       return {
         TargetHealthDescriptions: this.instances.flatMap((i) => {
           const state = this.targetState(i);
           if (!state) return [];
-          const reason = state === 'unhealthy' ? { Reason: 'Target.ResponseCodeMismatch', Description: 'Health checks failed with these codes: [503]' } : {};
+          const reason =
+            state === 'unhealthy'
+              ? { Reason: 'Target.ResponseCodeMismatch', Description: 'Health checks failed with these codes: [503]' }
+              : {};
           return [{ Target: { Id: i.id, Port: 5000 }, TargetHealth: { State: state, ...reason } }];
         }),
       };
@@ -355,7 +398,14 @@ export class FleetSim {
       const found = this.instances.filter((i) => ids.has(i.id));
       return {
         Reservations: found.map((i) => ({
-          Instances: [{ InstanceId: i.id, LaunchTime: new Date(i.launchedAt), State: { Name: i.lifecycle === 'Terminating' ? 'shutting-down' : 'running' }, Tags: [...i.tags].map(([Key, Value]) => ({ Key, Value })) }],
+          Instances: [
+            {
+              InstanceId: i.id,
+              LaunchTime: new Date(i.launchedAt),
+              State: { Name: i.lifecycle === 'Terminating' ? 'shutting-down' : 'running' },
+              Tags: [...i.tags].map(([Key, Value]) => ({ Key, Value })),
+            },
+          ],
         })),
       };
     });
@@ -368,7 +418,11 @@ export class FleetSim {
       return {
         InstanceStatuses: this.instances
           .filter((i) => ids.has(i.id))
-          .map((i) => ({ InstanceId: i.id, InstanceStatus: { Status: this.ec2Status(i) }, SystemStatus: { Status: i.lifecycle === 'Pending' ? 'initializing' : 'ok' } })),
+          .map((i) => ({
+            InstanceId: i.id,
+            InstanceStatus: { Status: this.ec2Status(i) },
+            SystemStatus: { Status: i.lifecycle === 'Pending' ? 'initializing' : 'ok' },
+          })),
       };
     });
     ec2.on(CreateTagsCommand).callsFake((input: { Resources: string[]; Tags: { Key: string; Value: string }[] }) => {
@@ -385,7 +439,15 @@ export class FleetSim {
       this.count('DescribeTags');
       const keys = input.Filters?.find((f) => f.Name === 'key')?.Values;
       const tags = [...this.groupTags].filter(([k]) => !keys || keys.includes(k));
-      return { Tags: tags.map(([Key, Value]) => ({ Key, Value, ResourceId: ASG_NAME, ResourceType: 'auto-scaling-group', PropagateAtLaunch: false })) };
+      return {
+        Tags: tags.map(([Key, Value]) => ({
+          Key,
+          Value,
+          ResourceId: ASG_NAME,
+          ResourceType: 'auto-scaling-group',
+          PropagateAtLaunch: false,
+        })),
+      };
     });
     asg.on(CreateOrUpdateTagsCommand).callsFake((input: { Tags: { Key: string; Value: string; ResourceId: string }[] }) => {
       this.write('CreateOrUpdateTags', input);
@@ -394,14 +456,21 @@ export class FleetSim {
     });
 
     const scheduler = mockClient(SchedulerClient);
-    scheduler.on(CreateScheduleCommand).callsFake((input: { Name: string; GroupName: string; ScheduleExpression: string; Target: { Arn: string; Input: string } }) => {
-      this.write('CreateSchedule', input);
-      if (this.schedules.has(input.Name)) throw new SdkError('ConflictException', `Schedule ${input.Name} already exists.`);
-      const at = /^at\((\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)\)$/.exec(input.ScheduleExpression)?.[1];
-      if (!at) throw new SdkError('ValidationException', `Invalid Schedule Expression ${input.ScheduleExpression}.`);
-      this.schedules.set(input.Name, { group: input.GroupName, at: Date.parse(`${at}Z`), input: input.Target.Input, target: input.Target.Arn });
-      return { ScheduleArn: `arn:aws:scheduler:us-east-1:123456789012:schedule/${input.GroupName}/${input.Name}` };
-    });
+    scheduler
+      .on(CreateScheduleCommand)
+      .callsFake((input: { Name: string; GroupName: string; ScheduleExpression: string; Target: { Arn: string; Input: string } }) => {
+        this.write('CreateSchedule', input);
+        if (this.schedules.has(input.Name)) throw new SdkError('ConflictException', `Schedule ${input.Name} already exists.`);
+        const at = /^at\((\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)\)$/.exec(input.ScheduleExpression)?.[1];
+        if (!at) throw new SdkError('ValidationException', `Invalid Schedule Expression ${input.ScheduleExpression}.`);
+        this.schedules.set(input.Name, {
+          group: input.GroupName,
+          at: Date.parse(`${at}Z`),
+          input: input.Target.Input,
+          target: input.Target.Arn,
+        });
+        return { ScheduleArn: `arn:aws:scheduler:us-east-1:123456789012:schedule/${input.GroupName}/${input.Name}` };
+      });
     scheduler.on(DeleteScheduleCommand).callsFake((input: { Name: string }) => {
       this.write('DeleteSchedule', input);
       if (!this.schedules.delete(input.Name)) throw new SdkError('ResourceNotFoundException', `Schedule ${input.Name} does not exist.`);

@@ -104,23 +104,33 @@ export function htpasswdWorld() {
       });
       return { Reservations: [{ Instances: found }] };
     });
-    ssm.on(SendCommandCommand).callsFake((input: { InstanceIds: string[]; Parameters: Record<string, string[]>; MaxConcurrency?: string; MaxErrors?: string; DocumentName?: string }) => {
-      if (input.InstanceIds.some((id) => state.instances.get(id)?.behaviour === 'unregistered' || !state.instances.has(id))) {
-        throw new InvalidInstanceId({ message: 'Instances not in a valid state for account', $metadata: {} });
-      }
-      const commandId = `cmd-${state.commands.length + 1}`;
-      state.commands.push({
-        commandId,
-        mode: input.Parameters.Mode?.[0] ?? 'install',
-        sha256: input.Parameters.Sha256?.[0] ?? '-',
-        source: input.Parameters.Source?.[0] ?? '',
-        instanceIds: [...input.InstanceIds],
-        maxConcurrency: input.MaxConcurrency,
-        maxErrors: input.MaxErrors,
-        documentName: input.DocumentName,
-      });
-      return { Command: { CommandId: commandId } };
-    });
+    ssm
+      .on(SendCommandCommand)
+      .callsFake(
+        (input: {
+          InstanceIds: string[];
+          Parameters: Record<string, string[]>;
+          MaxConcurrency?: string;
+          MaxErrors?: string;
+          DocumentName?: string;
+        }) => {
+          if (input.InstanceIds.some((id) => state.instances.get(id)?.behaviour === 'unregistered' || !state.instances.has(id))) {
+            throw new InvalidInstanceId({ message: 'Instances not in a valid state for account', $metadata: {} });
+          }
+          const commandId = `cmd-${state.commands.length + 1}`;
+          state.commands.push({
+            commandId,
+            mode: input.Parameters.Mode?.[0] ?? 'install',
+            sha256: input.Parameters.Sha256?.[0] ?? '-',
+            source: input.Parameters.Source?.[0] ?? '',
+            instanceIds: [...input.InstanceIds],
+            maxConcurrency: input.MaxConcurrency,
+            maxErrors: input.MaxErrors,
+            documentName: input.DocumentName,
+          });
+          return { Command: { CommandId: commandId } };
+        },
+      );
     ssm.on(GetCommandInvocationCommand).callsFake((input: { CommandId: string; InstanceId: string }) => {
       const command = state.commands.find((c) => c.commandId === input.CommandId);
       const instance = state.instances.get(input.InstanceId);
@@ -134,7 +144,12 @@ export function htpasswdWorld() {
       if (instance.behaviour === 'hung-report' && command.mode === 'report') return { Status: 'InProgress' };
       const failing = instance.behaviour === 'fail-all' || (instance.behaviour === 'fail-install' && command.mode === 'install');
       if (failing) {
-        return { Status: 'Failed', StatusDetails: 'Failed', StandardOutputContent: '', StandardErrorContent: 'aws: error\ninstall-htpasswd: download of s3://x failed (old file kept)\n' };
+        return {
+          Status: 'Failed',
+          StatusDetails: 'Failed',
+          StandardOutputContent: '',
+          StandardErrorContent: 'aws: error\ninstall-htpasswd: download of s3://x failed (old file kept)\n',
+        };
       }
       const current = instance.served === null ? 'none' : sha256Hex(instance.served);
       if (command.mode === 'report') return { Status: 'Success', StandardOutputContent: `current sha256=${current}\n` };

@@ -56,10 +56,17 @@ const PARQUET_FIELDS: SchemaElement[] = [
 ];
 
 /** One data file's bytes. */
-export function encodeInventoryFile(bucket: string, rows: readonly InventoryRow[], format: 'CSV' | 'Parquet', rowGroupSize = 100_000): Buffer {
+export function encodeInventoryFile(
+  bucket: string,
+  rows: readonly InventoryRow[],
+  format: 'CSV' | 'Parquet',
+  rowGroupSize = 100_000,
+): Buffer {
   if (format === 'CSV') {
     const q = (v: string): string => `"${v.replace(/"/g, '""')}"`;
-    const lines = rows.map((r) => `${q(bucket)},${q(encodeURIComponent(r.key))},${q(String(r.size))},${q(new Date(r.lastModified).toISOString())}\n`);
+    const lines = rows.map(
+      (r) => `${q(bucket)},${q(encodeURIComponent(r.key))},${q(String(r.size))},${q(new Date(r.lastModified).toISOString())}\n`,
+    );
     return gzipSync(lines.join(''));
   }
   const buffer = parquetWriteBuffer({
@@ -75,7 +82,11 @@ export function encodeInventoryFile(bucket: string, rows: readonly InventoryRow[
   return Buffer.from(buffer);
 }
 
-const folderOf = (at: Date): string => at.toISOString().replace(/:\d\d\.\d+Z$/, 'Z').replace(/:/g, '-');
+const folderOf = (at: Date): string =>
+  at
+    .toISOString()
+    .replace(/:\d\d\.\d+Z$/, 'Z')
+    .replace(/:/g, '-');
 
 /** Writes a whole delivery for `rows` into `destBucket` and returns where its manifest is. */
 export async function writeInventory(
@@ -107,7 +118,13 @@ export async function writeInventory(
   const text = JSON.stringify(manifest, null, 2);
   const manifestKey = `${base}${folderOf(o.createdAt)}/manifest.json`;
   await s3.send(new PutObjectCommand({ Bucket: destBucket, Key: manifestKey, Body: text }));
-  await s3.send(new PutObjectCommand({ Bucket: destBucket, Key: `${base}${folderOf(o.createdAt)}/manifest.checksum`, Body: createHash('md5').update(text).digest('hex') }));
+  await s3.send(
+    new PutObjectCommand({
+      Bucket: destBucket,
+      Key: `${base}${folderOf(o.createdAt)}/manifest.checksum`,
+      Body: createHash('md5').update(text).digest('hex'),
+    }),
+  );
   return { manifestKey, dataKeys: files.map((f) => f.key), bytes };
 }
 
@@ -115,7 +132,8 @@ export async function writeInventory(
 export async function scanBucket(s3: S3Client, bucket: string, prefix: string): Promise<InventoryRow[]> {
   const rows: InventoryRow[] = [];
   for await (const page of paginateListObjectsV2({ client: s3 }, { Bucket: bucket, Prefix: prefix })) {
-    for (const c of page.Contents ?? []) if (c.Key) rows.push({ key: c.Key, size: c.Size ?? 0, lastModified: c.LastModified?.getTime() ?? 0 });
+    for (const c of page.Contents ?? [])
+      if (c.Key) rows.push({ key: c.Key, size: c.Size ?? 0, lastModified: c.LastModified?.getTime() ?? 0 });
   }
   return rows;
 }

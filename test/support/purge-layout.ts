@@ -32,11 +32,19 @@ export interface Layout {
   readonly keys: number;
 }
 
-export const uuid = (n: number, salt = 0): string => `${salt.toString(16).padStart(8, '0')}-0000-4000-8000-${n.toString(16).padStart(12, '0')}`;
+export const uuid = (n: number, salt = 0): string =>
+  `${salt.toString(16).padStart(8, '0')}-0000-4000-8000-${n.toString(16).padStart(12, '0')}`;
 const hex = (n: number): string => n.toString(16).padStart(64, '0');
 const H = 3_600_000;
 
-export async function seedLayout(moto: SeededMoto, s3: S3Client, bucket: string, root: string, spec: LayoutSpec, clock: Date): Promise<Layout> {
+export async function seedLayout(
+  moto: SeededMoto,
+  s3: S3Client,
+  bucket: string,
+  root: string,
+  spec: LayoutSpec,
+  clock: Date,
+): Promise<Layout> {
   const repos: string[] = [];
   for (let n = 0; n < spec.namespaces; n += 1) for (let r = 0; r < spec.reposPerNamespace; r += 1) repos.push(`ns-${n}/repo-${r}`);
   const prefix = repositoriesPrefix(root);

@@ -24,14 +24,36 @@ export const id = (n: number): string => `i-0${String(n).padStart(16, '0')}`;
 
 /** A healthy, long-running member; override what the case is about. */
 export function member(n: number, over: Partial<Member> = {}): Member {
-  return { id: id(n), lifecycle: 'InService', asgHealth: 'Healthy', launchTime: ago(24 * HOUR), instanceStatus: 'ok', systemStatus: 'ok', target: { state: 'healthy' }, ...over };
+  return {
+    id: id(n),
+    lifecycle: 'InService',
+    asgHealth: 'Healthy',
+    launchTime: ago(24 * HOUR),
+    instanceStatus: 'ok',
+    systemStatus: 'ok',
+    target: { state: 'healthy' },
+    ...over,
+  };
 }
 export const sick = (n: number, over: Partial<Member> = {}): Member =>
-  member(n, { target: { state: 'unhealthy', reason: 'Target.ResponseCodeMismatch', description: 'Health checks failed with these codes: [503]' }, unhealthySince: ago(10 * MIN), ...over });
+  member(n, {
+    target: { state: 'unhealthy', reason: 'Target.ResponseCodeMismatch', description: 'Health checks failed with these codes: [503]' },
+    unhealthySince: ago(10 * MIN),
+    ...over,
+  });
 
 export function fleet(members: Member[], over: Partial<Fleet['group']> = {}, extra: Partial<Fleet> = {}): Fleet {
   return {
-    group: { name: 'registry', min: 2, max: 6, desired: members.length, suspendedProcesses: [], maintenancePolicy: { minHealthyPercentage: 100, maxHealthyPercentage: 200 }, healthCheckType: 'EC2', ...over },
+    group: {
+      name: 'registry',
+      min: 2,
+      max: 6,
+      desired: members.length,
+      suspendedProcesses: [],
+      maintenancePolicy: { minHealthyPercentage: 100, maxHealthyPercentage: 200 },
+      healthCheckType: 'EC2',
+      ...over,
+    },
     members,
     activitiesInProgress: [],
     instanceRefreshes: [],
@@ -42,7 +64,8 @@ export function fleet(members: Member[], over: Partial<Fleet['group']> = {}, ext
 }
 
 export const schedule: Request = { kind: 'schedule' };
-export const plan = (f: Fleet, request: Request = schedule, over: Partial<ReplacePolicy> = {}): ReplacementPlan => planReplacements(f, { ...policy, ...over }, request, NOW);
+export const plan = (f: Fleet, request: Request = schedule, over: Partial<ReplacePolicy> = {}): ReplacementPlan =>
+  planReplacements(f, { ...policy, ...over }, request, NOW);
 export const brief = (p: ReplacementPlan) => ({
   actions: p.actions.map((a) => `${a.type} ${a.target}`),
   skipped: p.skipped.map((a) => `${a.guard} ${a.target}`),

@@ -56,11 +56,15 @@ export async function startSsmRunCommand(options: SsmRunCommandOptions): Promise
   const sent: SsmRunCommand['sent'] = [];
   const invocations = new Map<string, { done?: InvocationRun }>();
 
-  const sendCommand = async (body: { InstanceIds?: string[]; DocumentName?: string; Parameters?: Record<string, string[]> }, res: http.ServerResponse) => {
+  const sendCommand = async (
+    body: { InstanceIds?: string[]; DocumentName?: string; Parameters?: Record<string, string[]> },
+    res: http.ServerResponse,
+  ) => {
     const instanceIds = body.InstanceIds ?? [];
     const parameters = body.Parameters ?? {};
     await options.beforeSend?.(parameters);
-    if (instanceIds.some((id) => !options.knows(id))) return awsError(res, 'InvalidInstanceId', 'Instances not in a valid state for account');
+    if (instanceIds.some((id) => !options.knows(id)))
+      return awsError(res, 'InvalidInstanceId', 'Instances not in a valid state for account');
     const commandId = `stand-in-${sent.length + 1}`;
     sent.push({ commandId, instanceIds: [...instanceIds], parameters });
     for (const instanceId of instanceIds) {

@@ -8,7 +8,12 @@ const event = (name: string): unknown => JSON.parse(readFileSync(join(import.met
 
 describe('run history keys', () => {
   it('partitions by job and UTC date (Hive style, for Athena), orders by start time, is unique by request id', () => {
-    const key = historyKey({ prefix: 'reports' }, 'purge-stale-uploads', '2026-11-23T03:00:00.000Z', '7c0a8f2e-1b2c-4d3e-9f4a-5b6c7d8e9f0a');
+    const key = historyKey(
+      { prefix: 'reports' },
+      'purge-stale-uploads',
+      '2026-11-23T03:00:00.000Z',
+      '7c0a8f2e-1b2c-4d3e-9f4a-5b6c7d8e9f0a',
+    );
     expect(key).toBe('reports/job=purge-stale-uploads/date=2026-11-23/2026-11-23T03:00:00.000Z-7c0a8f2e-1b2c-4d3e-9f4a-5b6c7d8e9f0a.json');
     expect(key.startsWith(historyDayPrefix({ prefix: 'reports' }, 'purge-stale-uploads', '2026-11-23'))).toBe(true);
     expect(historyKey({ prefix: 'fleet/a/reports' }, 'sync-htpasswd', '2026-01-02T00:00:00.000Z', 'r/../x', true)).toBe(
@@ -17,12 +22,21 @@ describe('run history keys', () => {
   });
 
   it('refuses a start time that is not ISO (the date partition would be wrong)', () => {
-    expect(() => historyKey({ prefix: 'reports' }, 'j', 'yesterday', 'r')).toThrow('historyKey: startedAt must be an ISO time, got "yesterday"');
+    expect(() => historyKey({ prefix: 'reports' }, 'j', 'yesterday', 'r')).toThrow(
+      'historyKey: startedAt must be an ISO time, got "yesterday"',
+    );
   });
 
   it('gzips only large reports, and reads back both forms', () => {
     const small = { job: 'j', actions: [{ type: 'delete-upload', target: 't' }] };
-    const big = { job: 'j', actions: Array.from({ length: 5000 }, (_, i) => ({ type: 'delete-upload', target: `library/nginx/_uploads/${i}`, reason: 'started 190h ago > 168h' })) };
+    const big = {
+      job: 'j',
+      actions: Array.from({ length: 5000 }, (_, i) => ({
+        type: 'delete-upload',
+        target: `library/nginx/_uploads/${i}`,
+        reason: 'started 190h ago > 168h',
+      })),
+    };
     const a = encodeHistory(small);
     const b = encodeHistory(big);
     expect(a.gzip).toBe(false);
@@ -53,7 +67,9 @@ describe('correlation id', () => {
   });
 
   it('a manual run: its reason, else the request id', () => {
-    expect(correlationIdOf({ reason: 'INC-4711 disk full' }, toTrigger({ reason: 'INC-4711 disk full' }), 'req-1')).toBe('INC-4711 disk full');
+    expect(correlationIdOf({ reason: 'INC-4711 disk full' }, toTrigger({ reason: 'INC-4711 disk full' }), 'req-1')).toBe(
+      'INC-4711 disk full',
+    );
     expect(correlationIdOf({}, toTrigger({}), 'req-1')).toBe('manual-req-1');
     const long = 'x'.repeat(500);
     expect(correlationIdOf({ reason: long }, toTrigger({ reason: long }))).toHaveLength(200);

@@ -33,8 +33,22 @@ describe('parseFleetConfig', () => {
   });
 
   it('accepts the string forms -c gives and the JSON forms cdk.json gives', () => {
-    const fromCli = parseFleetConfig({ ...base, minCapacity: '1', desiredCapacity: '3', maxCapacity: '5', dryRun: 'true', ingressCidrs: '10.0.0.0/8, 192.168.0.0/16' });
-    const fromJson = parseFleetConfig({ ...base, minCapacity: 1, desiredCapacity: 3, maxCapacity: 5, dryRun: true, ingressCidrs: ['10.0.0.0/8', '192.168.0.0/16'] });
+    const fromCli = parseFleetConfig({
+      ...base,
+      minCapacity: '1',
+      desiredCapacity: '3',
+      maxCapacity: '5',
+      dryRun: 'true',
+      ingressCidrs: '10.0.0.0/8, 192.168.0.0/16',
+    });
+    const fromJson = parseFleetConfig({
+      ...base,
+      minCapacity: 1,
+      desiredCapacity: 3,
+      maxCapacity: 5,
+      dryRun: true,
+      ingressCidrs: ['10.0.0.0/8', '192.168.0.0/16'],
+    });
     expect(fromCli).toEqual(fromJson);
     expect(fromCli).toMatchObject({ minCapacity: 1, desiredCapacity: 3, maxCapacity: 5, dryRun: true });
   });
@@ -56,9 +70,14 @@ describe('parseFleetConfig', () => {
     expect(parseFleetConfig({ ...base, registryImage: 'registry:2.8.3' }).registryImage).toBe('registry:2.8.3');
   });
 
-  it.each(['registry.example.com', 'example.org', 'hub.example.net', 'registry.example'])('refuses the sample domain %s, naming domainName', (domainName) => {
-    expect(() => parseFleetConfig({ domainName })).toThrow(/context domainName: expected your registry's own host name, not an example\.\* sample name/);
-  });
+  it.each(['registry.example.com', 'example.org', 'hub.example.net', 'registry.example'])(
+    'refuses the sample domain %s, naming domainName',
+    (domainName) => {
+      expect(() => parseFleetConfig({ domainName })).toThrow(
+        /context domainName: expected your registry's own host name, not an example\.\* sample name/,
+      );
+    },
+  );
 
   it('rejects a context key it does not know, naming it and the known keys', () => {
     let error: unknown;
@@ -102,8 +121,26 @@ describe('parseFleetConfig', () => {
     { key: 'logRetentionDays', context: { ...base, logRetentionDays: 31 } },
     { key: 'diskUsedPercentThreshold', context: { ...base, diskUsedPercentThreshold: 100 } },
     { key: 'ingressCidrs', context: { ...base, ingressCidrs: 'everyone' } },
-    { key: 'privateSubnetIds', context: { ...base, vpcId: 'vpc-0123abcd', availabilityZones: 'us-east-1a,us-east-1b', publicSubnetIds: 'subnet-0000000a,subnet-0000000b', privateRouteTableIds: 'rtb-0000000c,rtb-0000000d' } },
-    { key: 'acmeDirectoryUrl', context: { ...base, certificateMode: 'acme', acmeEmail: 'ops@example.com', hostedZoneId: 'Z0123456789ABC', hostedZoneName: 'corp.internal' } },
+    {
+      key: 'privateSubnetIds',
+      context: {
+        ...base,
+        vpcId: 'vpc-0123abcd',
+        availabilityZones: 'us-east-1a,us-east-1b',
+        publicSubnetIds: 'subnet-0000000a,subnet-0000000b',
+        privateRouteTableIds: 'rtb-0000000c,rtb-0000000d',
+      },
+    },
+    {
+      key: 'acmeDirectoryUrl',
+      context: {
+        ...base,
+        certificateMode: 'acme',
+        acmeEmail: 'ops@example.com',
+        hostedZoneId: 'Z0123456789ABC',
+        hostedZoneName: 'corp.internal',
+      },
+    },
     { key: 'certificateMode', context: { ...base, certificateMode: 'letsencrypt' } },
   ])('a bad $key fails naming the context key', ({ key, context }) => {
     let error: unknown;
@@ -132,7 +169,12 @@ describe('ecrPullThroughCache', () => {
   });
 
   it('on: takes the Docker Hub credential secret and a prefix', () => {
-    const c = parseFleetConfig({ ...base, ecrPullThroughCache: 'true', ecrPullThroughCredentialArn: CREDENTIAL, ecrPullThroughPrefix: 'hub-b' });
+    const c = parseFleetConfig({
+      ...base,
+      ecrPullThroughCache: 'true',
+      ecrPullThroughCredentialArn: CREDENTIAL,
+      ecrPullThroughPrefix: 'hub-b',
+    });
     expect(c).toMatchObject({ ecrPullThroughCache: true, ecrPullThroughCredentialArn: CREDENTIAL, ecrPullThroughPrefix: 'hub-b' });
   });
 
@@ -143,9 +185,15 @@ describe('ecrPullThroughCache', () => {
   });
 
   it.each([
-    ['ecrPullThroughCredentialArn', 'arn:aws:secretsmanager:eu-west-1:123456789012:secret:dockerhub-AbCdEf', /context ecrPullThroughCredentialArn: expected a Secrets Manager secret ARN named ecr-pullthroughcache\/.*\(got "arn:aws:secretsmanager/],
+    [
+      'ecrPullThroughCredentialArn',
+      'arn:aws:secretsmanager:eu-west-1:123456789012:secret:dockerhub-AbCdEf',
+      /context ecrPullThroughCredentialArn: expected a Secrets Manager secret ARN named ecr-pullthroughcache\/.*\(got "arn:aws:secretsmanager/,
+    ],
     ['ecrPullThroughPrefix', 'Docker_Hub', /context ecrPullThroughPrefix: expected an ECR repository prefix .*\(got "Docker_Hub"\)/],
   ])('refuses a bad %s, echoing it', (key, value, message) => {
-    expect(() => parseFleetConfig({ ...base, ecrPullThroughCache: true, ecrPullThroughCredentialArn: CREDENTIAL, [key]: value })).toThrow(message);
+    expect(() => parseFleetConfig({ ...base, ecrPullThroughCache: true, ecrPullThroughCredentialArn: CREDENTIAL, [key]: value })).toThrow(
+      message,
+    );
   });
 });

@@ -9,7 +9,11 @@ import { renderCloudWatchAgentConfig } from '../../infra/user-data.ts';
  * alarm's Metrics Insights query (which series it reads: SCHEMA matches an exact dimension set) and purge-disk-volumes'
  * GetMetricData reading (an exact dimension set too). A drift between them is silent in AWS: no data, no alarm.
  */
-interface AgentMetrics { append_dimensions: Record<string, string>; aggregation_dimensions: string[][]; metrics_collected: { disk: { drop_device?: boolean } } }
+interface AgentMetrics {
+  append_dimensions: Record<string, string>;
+  aggregation_dimensions: string[][];
+  metrics_collected: { disk: { drop_device?: boolean } };
+}
 
 /**
  * The dimension sets the agent publishes `disk_used_percent` under: the disk plugin's tags (device unless dropped,
@@ -51,13 +55,23 @@ describe('the disk metric contract', () => {
       },
       { step: 'initialize' },
     );
-    await observeDiskReadings(cloudWatch, ['i-0000000000000000a', 'i-0000000000000000b'], new Date('2026-11-23T03:00:00Z'), new AbortController().signal);
+    await observeDiskReadings(
+      cloudWatch,
+      ['i-0000000000000000a', 'i-0000000000000000b'],
+      new Date('2026-11-23T03:00:00Z'),
+      new AbortController().signal,
+    );
     const queried = inputs.flatMap((i) => i.MetricDataQueries ?? []).map((q) => q.MetricStat?.Metric);
     expect(queried).toHaveLength(2);
     for (const metric of queried) {
       expect(metric).toMatchObject({ Namespace: 'CWAgent', MetricName: 'disk_used_percent' });
       expect(publishedSets()).toContainEqual((metric?.Dimensions ?? []).map((d) => d.Name ?? '').sort());
-      expect(metric?.Dimensions).toEqual(expect.arrayContaining([{ Name: 'path', Value: '/' }, { Name: 'fstype', Value: 'xfs' }]));
+      expect(metric?.Dimensions).toEqual(
+        expect.arrayContaining([
+          { Name: 'path', Value: '/' },
+          { Name: 'fstype', Value: 'xfs' },
+        ]),
+      );
     }
   });
 });

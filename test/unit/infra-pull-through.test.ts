@@ -31,7 +31,7 @@ describe('pullThroughImage', () => {
     expect(() => pullThroughImage(reference, at)).toThrow(reference);
   });
 
-  it('ECR_PREFIX accepts ECR\'s repository prefixes only', () => {
+  it("ECR_PREFIX accepts ECR's repository prefixes only", () => {
     expect(['docker-hub', 'hub/a', 'ab'].filter((p) => ECR_PREFIX.test(p))).toEqual(['docker-hub', 'hub/a', 'ab']);
     expect(['a', 'Docker', '-hub', 'hub/', 'x'.repeat(31)].filter((p) => ECR_PREFIX.test(p))).toEqual([]);
   });

@@ -61,7 +61,12 @@ describe('renderRegistryConfig', () => {
       expected: { region: 'eu-west-1', bucket: 'fleet-registry', accesskey: 'AK', secretkey: 'SK' },
     },
     { name: 'rootdirectory', options: { rootDirectory: '/fleet/a' }, path: ['storage', 's3', 'rootdirectory'], expected: '/fleet/a' },
-    { name: 'empty rootdirectory is left out', options: { rootDirectory: '' }, path: ['storage', 's3', 'rootdirectory'], expected: undefined },
+    {
+      name: 'empty rootdirectory is left out',
+      options: { rootDirectory: '' },
+      path: ['storage', 's3', 'rootdirectory'],
+      expected: undefined,
+    },
     { name: 'http addr', options: { httpAddr: '127.0.0.1:5050' }, path: ['http', 'addr'], expected: '127.0.0.1:5050' },
     {
       name: 'htpasswd auth with the default realm',

@@ -36,7 +36,9 @@ const quote = (path: string) => path.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
 function fileIn(script: string, path: string): string {
   const plain = new RegExp(`^cat >${quote(path)} <<'REGISTRY_FLEET_EOF'\\n([\\s\\S]*?)^REGISTRY_FLEET_EOF$`, 'm').exec(script);
   if (plain?.[1] !== undefined) return plain[1];
-  const packed = new RegExp(`^base64 -d <<'REGISTRY_FLEET_EOF' \\| gunzip >${quote(path)}\\n([\\s\\S]*?)^REGISTRY_FLEET_EOF$`, 'm').exec(script);
+  const packed = new RegExp(`^base64 -d <<'REGISTRY_FLEET_EOF' \\| gunzip >${quote(path)}\\n([\\s\\S]*?)^REGISTRY_FLEET_EOF$`, 'm').exec(
+    script,
+  );
   if (packed?.[1] === undefined) throw new Error(`user data does not write ${path}`);
   return gunzipSync(Buffer.from(packed[1].replace(/\s+/g, ''), 'base64')).toString('utf8');
 }
@@ -125,18 +127,32 @@ describe('renderUserData', () => {
     expect(at('aws secretsmanager get-secret-value')).toBeLessThan(run);
     expect(at('return 1')).toBeLessThan(run);
     expect(boot).not.toMatch(/^\s*exit 1/m); // a failure returns to systemd (Restart=on-failure), never ends the boot for good
-    for (const flag of ['--restart=always', '--network host', '--log-driver awslogs', 'awslogs-group=${LOG_GROUP}', '-v "${AUTH_DIR}:/auth:ro"', '--env-file']) {
+    for (const flag of [
+      '--restart=always',
+      '--network host',
+      '--log-driver awslogs',
+      'awslogs-group=${LOG_GROUP}',
+      '-v "${AUTH_DIR}:/auth:ro"',
+      '--env-file',
+    ]) {
       expect(boot.slice(run)).toContain(flag);
     }
   });
 
   it('keeps user data under the EC2 limit', () => {
     expect(Buffer.byteLength(userData)).toBeLessThan(16_384);
-    expect(() => renderUserData({ ...options, scripts: { ...options.scripts, bootstrap: `#!/bin/bash\necho ${randomBytes(12_000).toString('hex')}` } })).toThrow(/over EC2's 16384-byte limit/);
+    expect(() =>
+      renderUserData({
+        ...options,
+        scripts: { ...options.scripts, bootstrap: `#!/bin/bash\necho ${randomBytes(12_000).toString('hex')}` },
+      }),
+    ).toThrow(/over EC2's 16384-byte limit/);
   });
 
   it('refuses values it cannot quote and content holding its delimiter', () => {
-    expect(() => renderUserData({ ...options, registryImage: "registry:2.8.3'; rm -rf /" })).toThrow(/REGISTRY_IMAGE must not contain a quote/);
+    expect(() => renderUserData({ ...options, registryImage: "registry:2.8.3'; rm -rf /" })).toThrow(
+      /REGISTRY_IMAGE must not contain a quote/,
+    );
     // The scripts travel base64-encoded, so their content can never end a heredoc early.
     const tricky = renderUserData({ ...options, scripts: { ...options.scripts, pruneDocker: 'x\nREGISTRY_FLEET_EOF\ny\n' } });
     expect(fileIn(tricky, PATHS.pruneDocker)).toBe('x\nREGISTRY_FLEET_EOF\ny\n');
@@ -150,7 +166,14 @@ describe('renderUserData', () => {
 describe('renderBootstrapUnit', () => {
   it('a oneshot unit that systemd runs again on failure, without a start limit, and at every boot', () => {
     const unit = renderBootstrapUnit();
-    for (const line of ['Type=oneshot', 'Restart=on-failure', 'RestartSec=10s', 'StartLimitIntervalSec=0', 'TimeoutStartSec=infinity', 'WantedBy=multi-user.target']) {
+    for (const line of [
+      'Type=oneshot',
+      'Restart=on-failure',
+      'RestartSec=10s',
+      'StartLimitIntervalSec=0',
+      'TimeoutStartSec=infinity',
+      'WantedBy=multi-user.target',
+    ]) {
       expect(unit.split('\n')).toContain(line);
     }
     expect(unit).toContain(`ExecStart=/bin/bash -c 'set -o pipefail; ${PATHS.bootstrap} 2>&1 | tee -a ${PATHS.bootstrapLog}'`);
@@ -161,7 +184,9 @@ describe('renderBootstrapUnit', () => {
 
 describe('renderCloudWatchAgentConfig', () => {
   it('ships the boot logs to the log group when given one', () => {
-    const config = JSON.parse(renderCloudWatchAgentConfig({ logGroup: 'g' })) as { logs: { logs_collected: { files: { collect_list: unknown[] } } } };
+    const config = JSON.parse(renderCloudWatchAgentConfig({ logGroup: 'g' })) as {
+      logs: { logs_collected: { files: { collect_list: unknown[] } } };
+    };
     expect(config.logs.logs_collected.files.collect_list).toEqual([
       { file_path: '/var/log/registry-bootstrap.log', log_group_name: 'g', log_stream_name: '{instance_id}/bootstrap' },
       { file_path: '/var/log/cloud-init-output.log', log_group_name: 'g', log_stream_name: '{instance_id}/cloud-init' },

@@ -5,7 +5,9 @@ import { logsInsightsUrl, renderNotification, SUBJECT_MAX, type NotifyReport, ty
 import { findSecrets } from '../../shared/redact.ts';
 
 const fixture = (name: string): NotifyReport & { history: { key: string } } =>
-  JSON.parse(readFileSync(join(import.meta.dirname, '../fixtures/reports', `${name}.json`), 'utf8')) as NotifyReport & { history: { key: string } };
+  JSON.parse(readFileSync(join(import.meta.dirname, '../fixtures/reports', `${name}.json`), 'utf8')) as NotifyReport & {
+    history: { key: string };
+  };
 
 const where = (report: { history: { key: string } }, functionName: string): NotifyWhere => ({
   region: 'us-east-1',
@@ -30,7 +32,9 @@ describe('run notifications', () => {
     expect(lines[0]).toBe('purge-stale-uploads: 2 of 5 actions failed');
     expect(lines).toContain('summary:        planned 0 · applied 2 · skipped 1 · failed 2');
     expect(lines).toContain('correlation id: 53dc4d37-cffa-4f76-80c9-8b7d4a4d2eaa');
-    expect(lines.find((l) => l.startsWith('trigger:'))).toContain('schedule · schedule arn:aws:events:us-east-1:123456789012:rule/registry-fleet-purge-stale-uploads');
+    expect(lines.find((l) => l.startsWith('trigger:'))).toContain(
+      'schedule · schedule arn:aws:events:us-east-1:123456789012:rule/registry-fleet-purge-stale-uploads',
+    );
     const failed = lines.indexOf('failed (2):');
     expect(lines.slice(failed + 1, failed + 3)).toEqual([
       '  delete-upload library/nginx/_uploads/3f2a9c1e-0d4b-4c5a-9e6f-7a8b9c0d1e2f: started 190h ago > 168h — AccessDenied: User: arn:aws:sts::123456789012:assumed-role/purge/x is not authorized to perform: s3:DeleteObject',
@@ -39,7 +43,9 @@ describe('run notifications', () => {
     expect(lines.indexOf('applied (destructive) (2):')).toBeGreaterThan(failed);
     expect(n?.message).not.toContain('aa11bb22'); // a skipped, not-stale upload is not news
     expect(lines).toContain(`full report:    s3://registry-fleet-history/${report.history.key}`);
-    expect(lines.find((l) => l.startsWith('logs:'))).toMatch(/^logs: +https:\/\/us-east-1\.console\.aws\.amazon\.com\/cloudwatch\/home\?region=us-east-1#logsV2:logs-insights\$3FqueryDetail\$3D~\(/);
+    expect(lines.find((l) => l.startsWith('logs:'))).toMatch(
+      /^logs: +https:\/\/us-east-1\.console\.aws\.amazon\.com\/cloudwatch\/home\?region=us-east-1#logsV2:logs-insights\$3FqueryDetail\$3D~\(/,
+    );
   });
 
   it('a stalled replacement: nothing failed, but it needs a person; the stalled instance and its reason are listed', () => {
@@ -50,7 +56,9 @@ describe('run notifications', () => {
     expect(n?.attributes.status).toEqual({ DataType: 'String', StringValue: 'attention' });
     const lines = n?.message.split('\n') ?? [];
     expect(lines[0]).toBe('replace-unhealthy-instances: needs attention: replacement stalled');
-    expect(lines.find((l) => l.startsWith('trigger:'))).toBe('trigger:        alarm · alarmName registry-fleet-unhealthy-hosts · state ALARM · time 2026-11-23T03:12:41.000+0000');
+    expect(lines.find((l) => l.startsWith('trigger:'))).toBe(
+      'trigger:        alarm · alarmName registry-fleet-unhealthy-hosts · state ALARM · time 2026-11-23T03:12:41.000+0000',
+    );
     const section = lines.indexOf('needs a person (1):');
     expect(lines[section + 1]).toBe(
       "  replace-instance i-0abc1234def567890: replacement-stalled: raised desired capacity at 2026-11-23T02:40:00.000Z (32m ago) and the replacement does not serve yet (launching); check the group's activities",
@@ -62,9 +70,17 @@ describe('run notifications', () => {
     const quiet = { ...fixture('stalled-replacement'), metrics: { ReplacementStalled: 0 } };
     expect(renderNotification(quiet, where(quiet, 'x'))).toBeUndefined();
     const purge = fixture('failed-purge');
-    const applied = { ...purge, actions: purge.actions.filter((a) => a.status !== 'failed'), summary: { planned: 0, applied: 2, skipped: 1, failed: 0 } };
+    const applied = {
+      ...purge,
+      actions: purge.actions.filter((a) => a.status !== 'failed'),
+      summary: { planned: 0, applied: 2, skipped: 1, failed: 0 },
+    };
     expect(renderNotification(applied, where(purge, 'f'))?.subject).toBe('f APPLIED: applied 2 destructive actions');
-    const sync = { ...applied, job: 'sync-htpasswd', actions: [{ type: 'publish-htpasswd', target: 's3://b/control-plane/htpasswd', reason: 'users changed', status: 'applied' }] };
+    const sync = {
+      ...applied,
+      job: 'sync-htpasswd',
+      actions: [{ type: 'publish-htpasswd', target: 's3://b/control-plane/htpasswd', reason: 'users changed', status: 'applied' }],
+    };
     expect(renderNotification(sync, where(purge, 'f'))).toBeUndefined();
   });
 
@@ -78,8 +94,14 @@ describe('run notifications', () => {
 
   it('says when the history write failed or is not configured', () => {
     const report = fixture('failed-purge');
-    const failed = renderNotification(report, { region: 'us-east-1', historyBucket: 'h', history: { key: 'reports/k.json', error: 's3://h/reports/k.json: NoSuchBucket: gone' } });
-    expect(failed?.message).toContain('full report:    NOT written to s3://h/reports/k.json (s3://h/reports/k.json: NoSuchBucket: gone); see the log line "job report"');
+    const failed = renderNotification(report, {
+      region: 'us-east-1',
+      historyBucket: 'h',
+      history: { key: 'reports/k.json', error: 's3://h/reports/k.json: NoSuchBucket: gone' },
+    });
+    expect(failed?.message).toContain(
+      'full report:    NOT written to s3://h/reports/k.json (s3://h/reports/k.json: NoSuchBucket: gone); see the log line "job report"',
+    );
     const none = renderNotification(report, { region: 'us-east-1' });
     expect(none?.message).toContain('no run history configured (HISTORY_BUCKET)');
     expect(none?.message).not.toContain('logs:');
@@ -92,7 +114,13 @@ describe('run notifications', () => {
     const leaky = {
       ...report,
       actions: [
-        { type: 'install-htpasswd', target: 'i-1', reason: `render alice:${hash}`, status: 'failed', error: `ParameterValue password=hunter2 ${key}` },
+        {
+          type: 'install-htpasswd',
+          target: 'i-1',
+          reason: `render alice:${hash}`,
+          status: 'failed',
+          error: `ParameterValue password=hunter2 ${key}`,
+        },
         ...report.actions,
       ],
     };
@@ -104,7 +132,11 @@ describe('run notifications', () => {
   });
 
   it('links Logs Insights to the run: its log group, its correlation id, a minute either side', () => {
-    const url = logsInsightsUrl('eu-west-1', '/aws/lambda/f', { startedAt: '2026-11-23T03:00:00.000Z', finishedAt: '2026-11-23T03:00:04.000Z', correlationId: 'abc' });
+    const url = logsInsightsUrl('eu-west-1', '/aws/lambda/f', {
+      startedAt: '2026-11-23T03:00:00.000Z',
+      finishedAt: '2026-11-23T03:00:04.000Z',
+      correlationId: 'abc',
+    });
     const fragment = decodeURIComponent(url.split('#logsV2:logs-insights')[1]?.replace(/\$/g, '%') ?? '');
     expect(fragment.startsWith('?queryDetail=~(end~')).toBe(true);
     const values = decodeURIComponent(fragment.replace(/\*/g, '%'));

@@ -109,24 +109,43 @@ describe('manual payload', () => {
 
   it('contradictions are rejected before anything is observed', () => {
     expect(() => scopeOf(toTrigger({ volumeIds: ['vol-0123456789abcdef0'], skipVolumes: true }, options))).toThrow(ValidationError);
-    expect(() => scopeOf(toTrigger({ instanceIds: ['i-0123456789abcdef0'], skipPrune: true }, options))).toThrow('instanceIds: expected no instanceIds together with skipPrune=true');
+    expect(() => scopeOf(toTrigger({ instanceIds: ['i-0123456789abcdef0'], skipPrune: true }, options))).toThrow(
+      'instanceIds: expected no instanceIds together with skipPrune=true',
+    );
   });
 });
 
 describe('scopeOf every sample event', () => {
   const dir = join(EVENTS_DIR, 'purge-disk-volumes');
-  const files = readdirSync(dir).filter((f) => f.endsWith('.json')).sort();
+  const files = readdirSync(dir)
+    .filter((f) => f.endsWith('.json'))
+    .sort();
 
   it('parses every file in events/purge-disk-volumes/', () => {
-    expect(files).toEqual(['alarm-disk-full-asg.json', 'alarm-disk-full.json', 'manual-dry-run.json', 'manual-prune-instances.json', 'manual-volume-ids.json']);
+    expect(files).toEqual([
+      'alarm-disk-full-asg.json',
+      'alarm-disk-full.json',
+      'manual-dry-run.json',
+      'manual-prune-instances.json',
+      'manual-volume-ids.json',
+    ]);
     for (const f of files) expect(() => scopeOf(toTrigger(loadEvent(`purge-disk-volumes/${f}`), options))).not.toThrow();
   });
 
   it.each([
     ['purge-disk-volumes/manual-dry-run.json', { volumes: true, prune: true }],
-    ['purge-disk-volumes/manual-volume-ids.json', { volumes: true, volumeIds: ['vol-0a1b2c3d4e5f60718', 'vol-0123456789abcdef0'], prune: false }],
-    ['purge-disk-volumes/manual-prune-instances.json', { volumes: false, prune: true, named: { ids: ['i-0abc123def4567890'], source: 'the manual payload' } }],
-    ['purge-disk-volumes/alarm-disk-full.json', { volumes: false, prune: true, named: { ids: ['i-0abc123def4567890'], source: 'alarm registry-disk-full-i-0abc123def4567890' } }],
+    [
+      'purge-disk-volumes/manual-volume-ids.json',
+      { volumes: true, volumeIds: ['vol-0a1b2c3d4e5f60718', 'vol-0123456789abcdef0'], prune: false },
+    ],
+    [
+      'purge-disk-volumes/manual-prune-instances.json',
+      { volumes: false, prune: true, named: { ids: ['i-0abc123def4567890'], source: 'the manual payload' } },
+    ],
+    [
+      'purge-disk-volumes/alarm-disk-full.json',
+      { volumes: false, prune: true, named: { ids: ['i-0abc123def4567890'], source: 'alarm registry-disk-full-i-0abc123def4567890' } },
+    ],
     ['purge-disk-volumes/alarm-disk-full-asg.json', { volumes: false, prune: true }],
     ['schedule.json', { volumes: true, prune: true }],
     ['scheduler.json', { volumes: true, prune: true }],
@@ -145,7 +164,10 @@ describe('a targeted payload acts on what it names (issue 12, item 9)', () => {
   it.each([
     [{ instanceIds: [I] }, { volumes: false, prune: true, named: { ids: [I], source: 'the manual payload' } }],
     [{ volumeIds: [V] }, { volumes: true, volumeIds: [V], prune: false }],
-    [{ instanceIds: [I], volumeIds: [V] }, { volumes: true, volumeIds: [V], prune: true, named: { ids: [I], source: 'the manual payload' } }],
+    [
+      { instanceIds: [I], volumeIds: [V] },
+      { volumes: true, volumeIds: [V], prune: true, named: { ids: [I], source: 'the manual payload' } },
+    ],
     [{}, { volumes: true, prune: true }],
     [{ skipPrune: true }, { volumes: true, prune: false }],
   ])('%o → %o', (payload, scope) => {

@@ -63,14 +63,24 @@ describe('strict marks: only the form the job writes', () => {
   ])('mark %j is not a mark: marked again with the run time and reported, never deleted', (mark) => {
     const plan = planFor([vol('vol-1', mark)]);
     expect(plan.actions).toEqual([
-      expect.objectContaining({ type: 'mark-volume', target: 'vol-1', orphanedAt: now.toISOString(), reason: `unreadable mark ${JSON.stringify(mark)}: marked again` }),
+      expect.objectContaining({
+        type: 'mark-volume',
+        target: 'vol-1',
+        orphanedAt: now.toISOString(),
+        reason: `unreadable mark ${JSON.stringify(mark)}: marked again`,
+      }),
     ]);
   });
 });
 
 describe('a mark counts only if the volume was not used since', () => {
   const MARK = ago(30 * H);
-  const history = (events: { name: string; at: string; instanceId?: string }[]) => ({ kind: 'history' as const, since: ago(31 * H), until: now.toISOString(), events });
+  const history = (events: { name: string; at: string; instanceId?: string }[]) => ({
+    kind: 'history' as const,
+    since: ago(31 * H),
+    until: now.toISOString(),
+    events,
+  });
 
   it('attached and detached since the mark → marked again (the grace starts over), never deleted', () => {
     const plan = planFor([vol('vol-1', MARK)], {
@@ -90,14 +100,22 @@ describe('a mark counts only if the volume was not used since', () => {
   });
 
   it('an event up to a minute before the mark counts too (CloudTrail times are whole seconds, from AWS clocks)', () => {
-    const plan = planFor([vol('vol-1', MARK)], { 'vol-1': history([{ name: 'DetachVolume', at: new Date(Date.parse(MARK) - 30_000).toISOString() }]) });
+    const plan = planFor([vol('vol-1', MARK)], {
+      'vol-1': history([{ name: 'DetachVolume', at: new Date(Date.parse(MARK) - 30_000).toISOString() }]),
+    });
     expect(typesOf(plan)).toEqual([['mark-volume', 'vol-1']]);
   });
 
   it('history not read (the lookup did not run) → not deleted, waits for the next run', () => {
     const plan = planFor([vol('vol-1', MARK)], {});
     expect(plan.actions).toEqual([]);
-    expect(plan.skipped).toEqual([expect.objectContaining({ type: 'delete-volume', target: 'vol-1', reason: 'attach history since the mark not read in this run: not deleted (next run)' })]);
+    expect(plan.skipped).toEqual([
+      expect.objectContaining({
+        type: 'delete-volume',
+        target: 'vol-1',
+        reason: 'attach history since the mark not read in this run: not deleted (next run)',
+      }),
+    ]);
   });
 
   it('history read from later than the mark does not cover it → not deleted', () => {
@@ -107,13 +125,16 @@ describe('a mark counts only if the volume was not used since', () => {
   });
 
   it('history unreadable → a refusal that fails the run after the report; nothing deleted', () => {
-    const plan = planFor([vol('vol-1', MARK)], { 'vol-1': { kind: 'unreadable', error: 'AccessDeniedException: not authorized to perform cloudtrail:LookupEvents' } });
+    const plan = planFor([vol('vol-1', MARK)], {
+      'vol-1': { kind: 'unreadable', error: 'AccessDeniedException: not authorized to perform cloudtrail:LookupEvents' },
+    });
     expect(plan.actions).toEqual([]);
     expect(plan.refusals).toEqual([
       {
         type: 'delete-volume',
         target: 'vol-1',
-        reason: 'attach history unreadable (CloudTrail LookupEvents: AccessDeniedException: not authorized to perform cloudtrail:LookupEvents): not deleted',
+        reason:
+          'attach history unreadable (CloudTrail LookupEvents: AccessDeniedException: not authorized to perform cloudtrail:LookupEvents): not deleted',
       },
     ]);
   });

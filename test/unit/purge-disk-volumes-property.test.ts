@@ -24,10 +24,23 @@ const arbMarkAge = fc.oneof(
 /** Almost-marks: what a person or another tool might write, and near-misses of the job's own form. */
 const arbMalformed = fc.oneof(
   fc.constantFrom('1', 'keep 1', 'Dec 25', '2001', 'yesterday', '', ' ', 'true', 'NaN', '0', '-1', '1e12', 'null'),
-  arbMarkAge.map((age) => {
-    const iso = ago(age);
-    return [iso.slice(0, 10), iso.replace('.000Z', 'Z').replace(/\.\d{3}Z$/, 'Z'), iso.replace('Z', '+00:00'), iso.replace('T', ' '), ` ${iso}`, `${iso} `, iso.toLowerCase(), `+00${iso}`, new Date(NOW.getTime() - age).toUTCString(), String(NOW.getTime() - age)];
-  }).chain((forms) => fc.constantFrom(...forms)),
+  arbMarkAge
+    .map((age) => {
+      const iso = ago(age);
+      return [
+        iso.slice(0, 10),
+        iso.replace('.000Z', 'Z').replace(/\.\d{3}Z$/, 'Z'),
+        iso.replace('Z', '+00:00'),
+        iso.replace('T', ' '),
+        ` ${iso}`,
+        `${iso} `,
+        iso.toLowerCase(),
+        `+00${iso}`,
+        new Date(NOW.getTime() - age).toUTCString(),
+        String(NOW.getTime() - age),
+      ];
+    })
+    .chain((forms) => fc.constantFrom(...forms)),
   fc.constantFrom('2026-02-30T03:00:00.000Z', '2026-11-20T24:00:00.000Z', '2026-13-01T00:00:00.000Z', '2026-11-20T03:00:60.000Z'),
   fc.string({ maxLength: 30 }),
 );
@@ -37,10 +50,50 @@ const arbMark: fc.Arbitrary<MarkGen> = fc.oneof(
   { weight: 4, arbitrary: arbMarkAge.map((age) => ({ kind: 'valid' as const, age })) },
   { weight: 2, arbitrary: arbMalformed.map((value) => ({ kind: 'malformed' as const, value })) },
 );
-const arbKeep = fc.constantFrom(undefined, undefined, undefined, undefined, undefined, undefined, 'true', 'false', 'FALSE', ' false ', 'False', 'yes', '', 'no', '0');
+const arbKeep = fc.constantFrom(
+  undefined,
+  undefined,
+  undefined,
+  undefined,
+  undefined,
+  undefined,
+  'true',
+  'false',
+  'FALSE',
+  ' false ',
+  'False',
+  'yes',
+  '',
+  'no',
+  '0',
+);
 const OWN: [string, string] = [FLEET_KEY, 'prod'];
-const arbFleet = fc.constantFrom<[string, string] | undefined>(OWN, OWN, OWN, OWN, OWN, OWN, OWN, [FLEET_KEY, 'staging'], [FLEET_KEY, 'Prod'], ['Registry-Fleet', 'prod'], [FLEET_KEY, 'prod '], undefined);
-const arbForeign = fc.dictionary(fc.constantFrom('Name', 'team', 'registry-fleet:orphaned', 'registry-fleet:orphaned-at ', 'Registry-Fleet:Orphaned-At', 'registry-fleet:keep '), fc.string({ maxLength: 8 }), { maxKeys: 3 });
+const arbFleet = fc.constantFrom<[string, string] | undefined>(
+  OWN,
+  OWN,
+  OWN,
+  OWN,
+  OWN,
+  OWN,
+  OWN,
+  [FLEET_KEY, 'staging'],
+  [FLEET_KEY, 'Prod'],
+  ['Registry-Fleet', 'prod'],
+  [FLEET_KEY, 'prod '],
+  undefined,
+);
+const arbForeign = fc.dictionary(
+  fc.constantFrom(
+    'Name',
+    'team',
+    'registry-fleet:orphaned',
+    'registry-fleet:orphaned-at ',
+    'Registry-Fleet:Orphaned-At',
+    'registry-fleet:keep ',
+  ),
+  fc.string({ maxLength: 8 }),
+  { maxKeys: 3 },
+);
 /** Attach/detach events relative to the mark: before it, around it (seconds), after it. */
 const arbEvent = fc.record({
   name: fc.constantFrom('AttachVolume', 'DetachVolume'),
@@ -56,7 +109,18 @@ const arbVolume = fc.record({
   keep: arbKeep,
   foreign: arbForeign,
   mark: arbMark,
-  state: fc.constantFrom('available', 'available', 'available', 'available', 'available', 'available', 'in-use', 'creating', 'deleting', 'error'),
+  state: fc.constantFrom(
+    'available',
+    'available',
+    'available',
+    'available',
+    'available',
+    'available',
+    'in-use',
+    'creating',
+    'deleting',
+    'error',
+  ),
   attached: fc.integer({ min: 0, max: 4 }).map((n) => (n === 0 ? ['i-0123456789abcdef0'] : [])),
   events: fc.oneof(fc.constant<GenEvent[]>([]), fc.array(arbEvent, { minLength: 1, maxLength: 3 })),
   lookup: arbLookup,
@@ -65,7 +129,8 @@ const arbVolume = fc.record({
 type Gen = typeof arbVolume extends fc.Arbitrary<infer T> ? T : never;
 
 const STRICT_ISO = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
-const markValue = (g: Gen): string | undefined => (g.mark.kind === 'none' ? undefined : g.mark.kind === 'valid' ? ago(g.mark.age) : g.mark.value);
+const markValue = (g: Gen): string | undefined =>
+  g.mark.kind === 'none' ? undefined : g.mark.kind === 'valid' ? ago(g.mark.age) : g.mark.value;
 /** The test's own reading of a mark: the exact form `Date#toISOString` writes, and a real instant. */
 const markMs = (value: string | undefined): number | undefined => {
   if (value === undefined || !STRICT_ISO.test(value)) return undefined;
@@ -95,7 +160,9 @@ function toWorld(gens: Gen[]) {
         kind: 'history',
         since: new Date(since).toISOString(),
         until: NOW.toISOString(),
-        events: events.filter((e) => e.at >= since).map((e) => ({ name: e.name, at: new Date(e.at).toISOString(), instanceId: e.instanceId })),
+        events: events
+          .filter((e) => e.at >= since)
+          .map((e) => ({ name: e.name, at: new Date(e.at).toISOString(), instanceId: e.instanceId })),
       };
     } else if (g.lookup === 'unreadable') usage[id] = { kind: 'unreadable', error: 'ThrottlingException: Rate exceeded' };
     truth.set(id, { gen: g, eventTimes: events.map((e) => e.at), mark });
@@ -142,7 +209,10 @@ describe('property: the volume plan never deletes a used, foreign or kept volume
             expect(ms, `${action.target} mark ${JSON.stringify(mark)}`).toBeDefined();
             expect(NOW.getTime() - ms!).toBeGreaterThanOrEqual(graceMs);
             // The heart of it: not attached or detached at any time since the mark.
-            expect(eventTimes.filter((t) => t >= ms!), action.target).toEqual([]);
+            expect(
+              eventTimes.filter((t) => t >= ms!),
+              action.target,
+            ).toEqual([]);
             expect(action.type === 'delete-volume' && action.markedAt).toBe(mark);
           }
 

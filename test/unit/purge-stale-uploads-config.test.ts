@@ -2,7 +2,8 @@ import { describe, expect, it } from 'vitest';
 import { ConfigError } from '../../shared/errors.ts';
 import { loadPurgeStaleUploadsConfig } from '../../functions/purge-stale-uploads/config.ts';
 
-const load = (vars: Record<string, string>) => loadPurgeStaleUploadsConfig({ AWS_REGION: 'us-east-1', REGISTRY_BUCKET: 'registry-bucket', ...vars });
+const load = (vars: Record<string, string>) =>
+  loadPurgeStaleUploadsConfig({ AWS_REGION: 'us-east-1', REGISTRY_BUCKET: 'registry-bucket', ...vars });
 
 describe('loadPurgeStaleUploadsConfig', () => {
   it('applies the documented defaults', () => {
@@ -37,13 +38,25 @@ describe('loadPurgeStaleUploadsConfig', () => {
     [{ REGISTRY_BUCKET: 'Bad_Bucket' }, 'REGISTRY_BUCKET="Bad_Bucket" is not valid'],
     [{ REGISTRY_ROOT: '/fleet/../other' }, 'REGISTRY_ROOT="/fleet/../other" is not valid'],
     [{ REGISTRY_ROOT: 'fleet//a' }, 'REGISTRY_ROOT'],
-    [{ UPLOAD_MAX_AGE: '0' }, 'UPLOAD_MAX_AGE="0" is not valid: expected a duration like 168h, 90m, 30s, 1h30m or 30d, at least 1h and at most 365d'],
+    [
+      { UPLOAD_MAX_AGE: '0' },
+      'UPLOAD_MAX_AGE="0" is not valid: expected a duration like 168h, 90m, 30s, 1h30m or 30d, at least 1h and at most 365d',
+    ],
     // One floor for the environment and the payload: pushes in flight are safe for at least 1 h.
     [{ UPLOAD_MAX_AGE: '1s' }, 'UPLOAD_MAX_AGE="1s" is not valid: expected a duration like 168h, 90m, 30s, 1h30m or 30d, at least 1h'],
     [{ UPLOAD_MAX_AGE: '59m' }, 'UPLOAD_MAX_AGE="59m" is not valid: expected a duration like 168h, 90m, 30s, 1h30m or 30d, at least 1h'],
-    [{ UPLOAD_MAX_AGE: '99999999999999999999h' }, 'UPLOAD_MAX_AGE="99999999999999999999h" is not valid: expected a duration like 168h, 90m, 30s, 1h30m or 30d, at least 1h and at most 365d'],
-    [{ UPLOAD_MAX_AGE: '366d' }, 'UPLOAD_MAX_AGE="366d" is not valid: expected a duration like 168h, 90m, 30s, 1h30m or 30d, at least 1h and at most 365d'],
-    [{ STARTEDAT_READ_WINDOW: '99999999999999999999h' }, 'STARTEDAT_READ_WINDOW="99999999999999999999h" is not valid: expected a duration like 168h, 90m, 30s, 1h30m or 30d, at most 876000h'],
+    [
+      { UPLOAD_MAX_AGE: '99999999999999999999h' },
+      'UPLOAD_MAX_AGE="99999999999999999999h" is not valid: expected a duration like 168h, 90m, 30s, 1h30m or 30d, at least 1h and at most 365d',
+    ],
+    [
+      { UPLOAD_MAX_AGE: '366d' },
+      'UPLOAD_MAX_AGE="366d" is not valid: expected a duration like 168h, 90m, 30s, 1h30m or 30d, at least 1h and at most 365d',
+    ],
+    [
+      { STARTEDAT_READ_WINDOW: '99999999999999999999h' },
+      'STARTEDAT_READ_WINDOW="99999999999999999999h" is not valid: expected a duration like 168h, 90m, 30s, 1h30m or 30d, at most 876000h',
+    ],
     [{ UPLOAD_MAX_AGE: 'a week' }, 'UPLOAD_MAX_AGE'],
     [{ MAX_DELETES_PER_RUN: '0' }, 'MAX_DELETES_PER_RUN'],
     [{ LIST_CONCURRENCY: '100' }, 'LIST_CONCURRENCY'],

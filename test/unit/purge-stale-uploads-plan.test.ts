@@ -48,9 +48,16 @@ interface UploadSpec {
 function upload(u: UploadSpec): { objects: ListedObject[]; multipart: ListedMultipartUpload[] } {
   const dir = `${V2(u.root)}repositories/${u.repo}/_uploads/${id(u.n)}/`;
   const written = ago(u.writtenAgo ?? u.startedAgo ?? 0);
-  const objects: ListedObject[] = (u.offsets ?? [0]).map((o) => ({ key: `${dir}hashstates/sha256/${o}`, size: 100, lastModified: written }));
+  const objects: ListedObject[] = (u.offsets ?? [0]).map((o) => ({
+    key: `${dir}hashstates/sha256/${o}`,
+    size: 100,
+    lastModified: written,
+  }));
   if (u.startedAgo !== undefined) objects.push({ key: `${dir}startedat`, size: 20, lastModified: ago(u.startedAgo) });
-  const multipart = (u.multipart ?? u.startedAgo !== undefined) ? [{ key: `${dir}data`, multipartUploadId: `mpu-${u.n}`, initiated: ago(u.initiatedAgo ?? u.startedAgo ?? 0) }] : [];
+  const multipart =
+    (u.multipart ?? u.startedAgo !== undefined)
+      ? [{ key: `${dir}data`, multipartUploadId: `mpu-${u.n}`, initiated: ago(u.initiatedAgo ?? u.startedAgo ?? 0) }]
+      : [];
   return { objects, multipart };
 }
 
@@ -59,22 +66,37 @@ function partsRead(spec: UploadSpec['parts']): PartsRead | undefined {
   if (spec === 'unread') return undefined;
   if (spec === 'gone') return { kind: 'gone' };
   const ages = spec ?? [];
-  const newest = ages.reduce<{ partNumber: number; at: number } | undefined>((best, a, i) => (best && best.at >= ago(a) ? best : { partNumber: i + 1, at: ago(a) }), undefined);
+  const newest = ages.reduce<{ partNumber: number; at: number } | undefined>(
+    (best, a, i) => (best && best.at >= ago(a) ? best : { partNumber: i + 1, at: ago(a) }),
+    undefined,
+  );
   return { kind: 'read', count: ages.length, bytes: ages.length * 5_242_880, ...(newest ? { newest } : {}) };
 }
 
 /** Every multipart upload of the state with its ListParts answer attached (as observe does for candidates). */
-function withParts<S extends Pick<UploadsState, 'uploads' | 'orphanMultipartUploads'>>(s: S, parts: (mpu: OpenMultipartUpload) => PartsRead | undefined): S {
+function withParts<S extends Pick<UploadsState, 'uploads' | 'orphanMultipartUploads'>>(
+  s: S,
+  parts: (mpu: OpenMultipartUpload) => PartsRead | undefined,
+): S {
   const attach = (m: OpenMultipartUpload): OpenMultipartUpload => {
     const read = parts(m);
     return read ? { ...m, parts: read } : m;
   };
-  return { ...s, uploads: s.uploads.map((u) => ({ ...u, multipartUploads: u.multipartUploads.map(attach) })), orphanMultipartUploads: s.orphanMultipartUploads.map(attach) };
+  return {
+    ...s,
+    uploads: s.uploads.map((u) => ({ ...u, multipartUploads: u.multipartUploads.map(attach) })),
+    orphanMultipartUploads: s.orphanMultipartUploads.map(attach),
+  };
 }
 
 function state(
   uploads: UploadSpec[],
-  { extraKeys = [], extraMultipart = [], root = '', reads = {} }: { extraKeys?: string[]; extraMultipart?: ListedMultipartUpload[]; root?: string; reads?: Record<number, StartedAtRead> } = {},
+  {
+    extraKeys = [],
+    extraMultipart = [],
+    root = '',
+    reads = {},
+  }: { extraKeys?: string[]; extraMultipart?: ListedMultipartUpload[]; root?: string; reads?: Record<number, StartedAtRead> } = {},
 ): Pick<UploadsState, 'uploads' | 'orphanMultipartUploads'> {
   const parts = uploads.map((u) => upload({ ...u, root }));
   const objects = [...parts.flatMap((p) => p.objects), ...extraKeys.map((key) => ({ key, size: 1, lastModified: ago(1000 * H) }))];
@@ -96,10 +118,14 @@ const targets = (actions: readonly PurgeAction[]): string[] => actions.map((a) =
 
 describe('planPurge', () => {
   it('plans stale uploads (abort + delete every object), leaves fresh ones', () => {
-    const plan = planPurge(state([
-      { repo: 'library/nginx', n: 1, startedAgo: 200 * H, offsets: [0, 5_000] },
-      { repo: 'library/nginx', n: 2, startedAgo: 10 * H },
-    ]), policy, NOW);
+    const plan = planPurge(
+      state([
+        { repo: 'library/nginx', n: 1, startedAgo: 200 * H, offsets: [0, 5_000] },
+        { repo: 'library/nginx', n: 2, startedAgo: 10 * H },
+      ]),
+      policy,
+      NOW,
+    );
     expect(plan.skipped).toEqual([]);
     expect(plan.actions).toEqual([
       {
@@ -129,7 +155,14 @@ describe('planPurge', () => {
     ['a nested name ending in x_uploads', 'team/x_uploads'],
     ['a registry-host name', 'localhost:5000/app'],
   ])('handles %s', (_title, repo) => {
-    const plan = planPurge(state([{ repo, n: 1, startedAgo: 200 * H }, { repo, n: 2, startedAgo: H }]), policy, NOW);
+    const plan = planPurge(
+      state([
+        { repo, n: 1, startedAgo: 200 * H },
+        { repo, n: 2, startedAgo: H },
+      ]),
+      policy,
+      NOW,
+    );
     expect(targets(plan.actions)).toEqual([`${repo}/_uploads/${id(1)}`]);
   });
 
@@ -139,7 +172,11 @@ describe('planPurge', () => {
       ['1 ms past it', MAX_AGE + 1, true],
       ['1 ms before it', MAX_AGE - 1, false],
     ])('startedat content %s', (_title, age, stale) => {
-      const plan = planPurge(state([{ repo: 'app', n: 1, startedAgo: MAX_AGE + 2 * H }], { reads: { 1: { kind: 'time', at: ago(age) } } }), policy, NOW);
+      const plan = planPurge(
+        state([{ repo: 'app', n: 1, startedAgo: MAX_AGE + 2 * H }], { reads: { 1: { kind: 'time', at: ago(age) } } }),
+        policy,
+        NOW,
+      );
       expect(plan.actions.length).toBe(stale ? 1 : 0);
       if (stale) expect(plan.actions[0]?.reason).toBe('started 168h ago > 168h (startedat)');
     });
@@ -155,16 +192,30 @@ describe('planPurge', () => {
 
   it('dates a cancelled-upload leftover (no startedat, no multipart upload) by its newest object', () => {
     const plan = planPurge(state([{ repo: 'app', n: 1, writtenAgo: 300 * H }]), policy, NOW);
-    expect(plan.actions).toEqual([expect.objectContaining({ objects: ['hashstates/sha256/0'], multipartUploadIds: [], reason: 'last written 300h ago > 168h (no startedat: a cancelled-upload leftover)' })]);
+    expect(plan.actions).toEqual([
+      expect.objectContaining({
+        objects: ['hashstates/sha256/0'],
+        multipartUploadIds: [],
+        reason: 'last written 300h ago > 168h (no startedat: a cancelled-upload leftover)',
+      }),
+    ]);
   });
 
   it('trusts the startedat content over the object time when it was read', () => {
-    const plan = planPurge(state([{ repo: 'app', n: 1, startedAgo: 10 * H, writtenAgo: 5 * H }], { reads: { 1: { kind: 'time', at: ago(400 * H) } } }), policy, NOW);
+    const plan = planPurge(
+      state([{ repo: 'app', n: 1, startedAgo: 10 * H, writtenAgo: 5 * H }], { reads: { 1: { kind: 'time', at: ago(400 * H) } } }),
+      policy,
+      NOW,
+    );
     expect(plan.actions[0]?.reason).toBe('started 400h ago > 168h (startedat)');
   });
 
   it('falls back to the startedat object time when the content is unreadable', () => {
-    const plan = planPurge(state([{ repo: 'app', n: 1, startedAgo: 200 * H }], { reads: { 1: { kind: 'unparseable', text: 'garbage' } } }), policy, NOW);
+    const plan = planPurge(
+      state([{ repo: 'app', n: 1, startedAgo: 200 * H }], { reads: { 1: { kind: 'unparseable', text: 'garbage' } } }),
+      policy,
+      NOW,
+    );
     expect(plan.actions[0]?.reason).toBe('started 200h ago > 168h (startedat object time, its content unreadable)');
   });
 
@@ -177,7 +228,9 @@ describe('planPurge', () => {
   it('keeps a stale-by-startedat upload that was written to within the activity guard (a slow push in flight)', () => {
     const plan = planPurge(state([{ repo: 'app', n: 1, startedAgo: 200 * H, writtenAgo: 10 * 60_000 }]), policy, NOW);
     expect(plan.actions).toEqual([]);
-    expect(plan.skipped).toEqual([expect.objectContaining({ held: 'active', reason: 'started 200h ago but written 10m ago: a push in flight is kept' })]);
+    expect(plan.skipped).toEqual([
+      expect.objectContaining({ held: 'active', reason: 'started 200h ago but written 10m ago: a push in flight is kept' }),
+    ]);
   });
 
   describe('activity: the newest of its objects, its multipart upload and the parts (ListParts)', () => {
@@ -197,19 +250,33 @@ describe('planPurge', () => {
     it('keeps an upload whose multipart upload was initiated inside the guard (a new one per small PATCH)', () => {
       const plan = planPurge(state([{ repo: 'app', n: 1, startedAgo: 200 * H, initiatedAgo: 20 * 60_000 }]), policy, NOW);
       expect(plan.skipped).toEqual([
-        expect.objectContaining({ held: 'active', reason: `started 200h ago but its multipart upload was initiated 20m ago (${iso(20 * 60_000)}): a push in flight is kept` }),
+        expect.objectContaining({
+          held: 'active',
+          reason: `started 200h ago but its multipart upload was initiated 20m ago (${iso(20 * 60_000)}): a push in flight is kept`,
+        }),
       ]);
     });
 
     it('plans it once every part is older than the guard, and records the newest activity for the re-check', () => {
       const plan = planPurge(state([{ repo: 'app', n: 1, startedAgo: 200 * H, parts: [150 * H, 61 * 60_000] }]), policy, NOW);
-      expect(plan.actions).toEqual([expect.objectContaining({ target: `app/_uploads/${id(1)}`, reason: 'started 200h ago > 168h (startedat object time)', lastActivityAt: iso(61 * 60_000) })]);
+      expect(plan.actions).toEqual([
+        expect.objectContaining({
+          target: `app/_uploads/${id(1)}`,
+          reason: 'started 200h ago > 168h (startedat object time)',
+          lastActivityAt: iso(61 * 60_000),
+        }),
+      ]);
     });
 
     it('never plans an upload whose parts were not read', () => {
       const plan = planPurge(state([{ repo: 'app', n: 1, startedAgo: 200 * H, parts: 'unread' }]), policy, NOW);
       expect(plan.actions).toEqual([]);
-      expect(plan.skipped).toEqual([expect.objectContaining({ held: 'unchecked', reason: "its multipart upload's parts were not read (ListParts): kept until a run reads them" })]);
+      expect(plan.skipped).toEqual([
+        expect.objectContaining({
+          held: 'unchecked',
+          reason: "its multipart upload's parts were not read (ListParts): kept until a run reads them",
+        }),
+      ]);
     });
 
     it('a multipart upload gone since the listing (completed or aborted) adds no activity', () => {
@@ -218,11 +285,26 @@ describe('planPurge', () => {
     });
 
     it('keeps an orphan multipart upload that is still receiving parts', () => {
-      const orphan = { key: `docker/registry/v2/repositories/app/_uploads/${id(5)}/data`, multipartUploadId: 'orphan', initiated: ago(200 * H) };
-      const s = withParts(state([], { extraMultipart: [orphan] }), () => ({ kind: 'read', count: 4, bytes: 4, newest: { partNumber: 4, at: ago(5 * 60_000) } }));
+      const orphan = {
+        key: `docker/registry/v2/repositories/app/_uploads/${id(5)}/data`,
+        multipartUploadId: 'orphan',
+        initiated: ago(200 * H),
+      };
+      const s = withParts(state([], { extraMultipart: [orphan] }), () => ({
+        kind: 'read',
+        count: 4,
+        bytes: 4,
+        newest: { partNumber: 4, at: ago(5 * 60_000) },
+      }));
       const plan = planPurge(s, policy, NOW);
       expect(plan.actions).toEqual([]);
-      expect(plan.skipped).toEqual([expect.objectContaining({ type: 'abort-multipart-upload', held: 'active', reason: expect.stringContaining('part 4 of its multipart upload was uploaded 5m ago') })]);
+      expect(plan.skipped).toEqual([
+        expect.objectContaining({
+          type: 'abort-multipart-upload',
+          held: 'active',
+          reason: expect.stringContaining('part 4 of its multipart upload was uploaded 5m ago'),
+        }),
+      ]);
     });
 
     it('keeps an old orphan multipart upload while another one on the same data key is fresh (found by the property test)', () => {
@@ -236,9 +318,15 @@ describe('planPurge', () => {
     });
 
     it('the activity guard is never shorter than 1 h, whatever age the plan is given', () => {
-      const plan = planPurge(state([{ repo: 'app', n: 1, startedAgo: 2 * H, writtenAgo: 45 * 60_000 }]), { ...policy, maxAgeMs: 30 * 60_000 }, NOW);
+      const plan = planPurge(
+        state([{ repo: 'app', n: 1, startedAgo: 2 * H, writtenAgo: 45 * 60_000 }]),
+        { ...policy, maxAgeMs: 30 * 60_000 },
+        NOW,
+      );
       expect(plan.actions).toEqual([]);
-      expect(plan.skipped).toEqual([expect.objectContaining({ held: 'active', reason: 'started 2h ago but written 45m ago: a push in flight is kept' })]);
+      expect(plan.skipped).toEqual([
+        expect.objectContaining({ held: 'active', reason: 'started 2h ago but written 45m ago: a push in flight is kept' }),
+      ]);
     });
 
     it('a time in the future (clock skew) counts as activity now', () => {
@@ -260,24 +348,37 @@ describe('planPurge', () => {
       `elsewhere/docker/registry/v2/repositories/app/_uploads/${id(11)}/startedat`,
     ];
     const extraMultipart = [
-      { key: `docker/registry/v2/repositories/app/_layers/_uploads/${id(7)}/data`, multipartUploadId: 'look-alike', initiated: ago(1000 * H) },
+      {
+        key: `docker/registry/v2/repositories/app/_layers/_uploads/${id(7)}/data`,
+        multipartUploadId: 'look-alike',
+        initiated: ago(1000 * H),
+      },
       { key: `docker/registry/v2/blobs/sha256/ab/${'ab'.repeat(32)}/data`, multipartUploadId: 'blob', initiated: ago(1000 * H) },
     ];
     const s = state([], { extraKeys: old, extraMultipart });
     expect(s.uploads).toEqual([]);
     expect(planPurge(s, policy, NOW)).toEqual({ actions: [], skipped: [] });
-    const counts = collectUploads(old.map((key) => ({ key, size: 0, lastModified: 0 })), extraMultipart, '');
+    const counts = collectUploads(
+      old.map((key) => ({ key, size: 0, lastModified: 0 })),
+      extraMultipart,
+      '',
+    );
     expect(counts).toMatchObject({ strayUploadKeys: 2, folderKeys: 1, foreignKeys: 4, foreignMultipartUploads: 2 });
   });
 
   it('plans only under the registry root', () => {
     const s = state([{ repo: 'app', n: 1, startedAgo: 200 * H }], {
       root: 'fleet/a',
-      extraKeys: [`docker/registry/v2/repositories/app/_uploads/${id(2)}/startedat`, `fleet/b/docker/registry/v2/repositories/app/_uploads/${id(3)}/startedat`],
+      extraKeys: [
+        `docker/registry/v2/repositories/app/_uploads/${id(2)}/startedat`,
+        `fleet/b/docker/registry/v2/repositories/app/_uploads/${id(3)}/startedat`,
+      ],
     });
     const plan = planPurge(s, policy, NOW);
     expect(targets(plan.actions)).toEqual([`app/_uploads/${id(1)}`]);
-    expect(objectKeysOf(plan.actions[0] as PurgeAction, 'fleet/a')[0]).toMatch(/^fleet\/a\/docker\/registry\/v2\/repositories\/app\/_uploads\//);
+    expect(objectKeysOf(plan.actions[0] as PurgeAction, 'fleet/a')[0]).toMatch(
+      /^fleet\/a\/docker\/registry\/v2\/repositories\/app\/_uploads\//,
+    );
     expect(dataKeyOf(plan.actions[0] as PurgeAction, 'fleet/a')).toBe(`fleet/a/docker/registry/v2/repositories/app/_uploads/${id(1)}/data`);
   });
 
@@ -310,12 +411,21 @@ describe('planPurge', () => {
     it('takes the oldest first and defers the rest to the next run', () => {
       const plan = planPurge(state(uploads), { ...policy, maxDeletes: 4 }, NOW);
       expect(targets(plan.actions)).toEqual([`app/_uploads/${id(2)}`, `app/_uploads/${id(3)}`]);
-      expect(plan.skipped).toEqual([expect.objectContaining({ target: `app/_uploads/${id(1)}`, held: 'limit', reason: 'deferred: MAX_DELETES_PER_RUN=4 reached (the next run continues)' })]);
+      expect(plan.skipped).toEqual([
+        expect.objectContaining({
+          target: `app/_uploads/${id(1)}`,
+          held: 'limit',
+          reason: 'deferred: MAX_DELETES_PER_RUN=4 reached (the next run continues)',
+        }),
+      ]);
     });
     it('says when one upload alone needs more than the limit', () => {
       const plan = planPurge(state([{ repo: 'app', n: 1, startedAgo: 300 * H, offsets: [0, 1, 2, 3] }]), { ...policy, maxDeletes: 3 }, NOW);
       expect(plan.actions).toEqual([]);
-      expect(plan.skipped[0]).toMatchObject({ held: 'too-large', reason: 'needs 6 deletions, more than MAX_DELETES_PER_RUN=3: raise it to purge this upload' });
+      expect(plan.skipped[0]).toMatchObject({
+        held: 'too-large',
+        reason: 'needs 6 deletions, more than MAX_DELETES_PER_RUN=3: raise it to purge this upload',
+      });
     });
     it('plans everything when the limit allows', () => {
       expect(planPurge(state(uploads), { ...policy, maxDeletes: 7 }, NOW).actions).toHaveLength(3);
@@ -328,7 +438,9 @@ describe('planPurge', () => {
       { repo: 'b', n: 2, startedAgo: 300 * H },
       { repo: 'c', n: 3, startedAgo: 400 * H },
     ];
-    expect(targets(planPurge(state(specs), policy, NOW).actions)).toEqual(targets(planPurge(state([...specs].reverse()), policy, NOW).actions));
+    expect(targets(planPurge(state(specs), policy, NOW).actions)).toEqual(
+      targets(planPurge(state([...specs].reverse()), policy, NOW).actions),
+    );
   });
 });
 
@@ -346,7 +458,8 @@ describe('mustReadStartedAt', () => {
 // Property: whatever the layout, every key a plan names is inside a stale upload directory, no committed key
 // (blob, layer link, manifest) is ever planned, and nothing with activity inside the guard is.
 
-const UPLOAD_DIR = /^(.*)docker\/registry\/v2\/repositories\/(.+)\/_uploads\/([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})\/(.*)$/;
+const UPLOAD_DIR =
+  /^(.*)docker\/registry\/v2\/repositories\/(.+)\/_uploads\/([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})\/(.*)$/;
 const GUARD = H;
 
 const arbRoot = fc.constantFrom('', 'fleet/a', 'r');
@@ -366,7 +479,16 @@ const arbName = fc.constantFrom(
   'a%2Fb',
   'localhost:5000/app',
 );
-const arbSection = fc.constantFrom('_uploads', '_uploads', '_uploads', '_layers', '_manifests', '_layers/_uploads', 'x_uploads', '_uploadsx');
+const arbSection = fc.constantFrom(
+  '_uploads',
+  '_uploads',
+  '_uploads',
+  '_layers',
+  '_manifests',
+  '_layers/_uploads',
+  'x_uploads',
+  '_uploadsx',
+);
 const arbId = fc.oneof(fc.integer({ min: 0, max: 4 }).map(id), fc.constantFrom('not-a-uuid', id(1).toUpperCase(), ''));
 const arbRest = fc.constantFrom('startedat', 'hashstates/sha256/0', 'hashstates/sha256/5242880', 'data', '', 'link', 'a/');
 const arbPrefix = fc.constantFrom(...Array<string>(6).fill('docker/registry/v2/repositories/'), 'other/docker/registry/v2/repositories/');
@@ -377,16 +499,14 @@ const arbKeyUnder = (root: string) =>
     .map(([r, prefix, name, section, uid, rest]) => `${r ? `${r}/` : ''}${prefix}${name}/${section}/${uid}/${rest}`);
 /** Keys the registry has committed: blobs, layer links, manifest revisions and tags. They must never be planned. */
 const arbCommittedKey = (root: string) =>
-  fc
-    .tuple(arbName, fc.integer({ min: 0, max: 3 }), fc.constantFrom('blob', 'layer', 'revision', 'tag'))
-    .map(([name, n, kind]) => {
-      const v2 = `${root ? `${root}/` : ''}docker/registry/v2/`;
-      const hex = n.toString(16).padStart(64, 'a');
-      if (kind === 'blob') return `${v2}blobs/sha256/${hex.slice(0, 2)}/${hex}/data`;
-      if (kind === 'layer') return `${v2}repositories/${name}/_layers/sha256/${hex}/link`;
-      if (kind === 'revision') return `${v2}repositories/${name}/_manifests/revisions/sha256/${hex}/link`;
-      return `${v2}repositories/${name}/_manifests/tags/t${n}/current/link`;
-    });
+  fc.tuple(arbName, fc.integer({ min: 0, max: 3 }), fc.constantFrom('blob', 'layer', 'revision', 'tag')).map(([name, n, kind]) => {
+    const v2 = `${root ? `${root}/` : ''}docker/registry/v2/`;
+    const hex = n.toString(16).padStart(64, 'a');
+    if (kind === 'blob') return `${v2}blobs/sha256/${hex.slice(0, 2)}/${hex}/data`;
+    if (kind === 'layer') return `${v2}repositories/${name}/_layers/sha256/${hex}/link`;
+    if (kind === 'revision') return `${v2}repositories/${name}/_manifests/revisions/sha256/${hex}/link`;
+    return `${v2}repositories/${name}/_manifests/tags/t${n}/current/link`;
+  });
 /** Ages in ms: hours up to 400, clustered around the 1 h guard, and a few in the future (clock skew). */
 const arbAge = fc.oneof(
   fc.integer({ min: 0, max: 400 }).map((h) => h * H),
@@ -440,7 +560,10 @@ function checkLayout(
   maxDeletes: number,
   seen: Oracle,
 ): void {
-  const objects = [...keys.map(([key, age]) => ({ key, size: 1, lastModified: ago(age) })), ...committed.map((key) => ({ key, size: 1, lastModified: ago(1000 * H) }))];
+  const objects = [
+    ...keys.map(([key, age]) => ({ key, size: 1, lastModified: ago(age) })),
+    ...committed.map((key) => ({ key, size: 1, lastModified: ago(1000 * H) })),
+  ];
   const multipart = mpus.map(([key, age], i) => ({ key, multipartUploadId: `m${i}`, initiated: ago(age) }));
   const partsOf = new Map(mpus.map(([, , parts], i) => [`m${i}`, parts]));
   const s = withParts(collectUploads(objects, multipart, root), (m) => partsRead(partsOf.get(m.multipartUploadId)));
@@ -534,7 +657,9 @@ describe('manual payload', () => {
     expect(files.sort()).toEqual(['manual-dry-run.json', 'manual-max-age.json', 'manual-repository.json']);
     for (const file of files) expect(toTrigger(loadEvent(join('purge-stale-uploads', file)), job.options).kind).toBe('manual');
     expect(toTrigger(loadEvent('purge-stale-uploads/manual-max-age.json'), job.options)).toMatchObject({ options: { maxAge: 24 * H } });
-    expect(toTrigger(loadEvent('purge-stale-uploads/manual-repository.json'), job.options)).toMatchObject({ options: { repository: 'library/nginx' } });
+    expect(toTrigger(loadEvent('purge-stale-uploads/manual-repository.json'), job.options)).toMatchObject({
+      options: { repository: 'library/nginx' },
+    });
     expect(toTrigger(loadEvent('purge-stale-uploads/manual-dry-run.json'), job.options)).toMatchObject({ dryRun: true });
   });
 
@@ -544,7 +669,10 @@ describe('manual payload', () => {
     [{ maxAge: '59m' }, 'maxAge: expected a duration like 24h, 90m or 7d, at least 1h'],
     [{ maxAge: 3600 }, 'maxAge: expected a duration like 24h, 90m or 7d, at least 1h'],
     [{ maxAge: 'soon' }, 'maxAge: expected a duration'],
-    [{ maxAge: '99999999999999999999h' }, 'maxAge: expected a duration like 24h, 90m or 7d, at least 1h and at most 365d (got "99999999999999999999h")'],
+    [
+      { maxAge: '99999999999999999999h' },
+      'maxAge: expected a duration like 24h, 90m or 7d, at least 1h and at most 365d (got "99999999999999999999h")',
+    ],
     [{ maxAge: '366d' }, 'maxAge: expected a duration like 24h, 90m or 7d, at least 1h and at most 365d (got "366d")'],
     [{ maxAge: '59m' }, '(got "59m")'],
     [{ repository: '../other' }, 'repository: expected a repository name inside the registry root (no . or .. components)'],
@@ -560,6 +688,8 @@ describe('manual payload', () => {
 
   it('accepts the floor itself and longer durations', () => {
     expect(toTrigger({ maxAge: '1h' }, job.options)).toMatchObject({ options: { maxAge: H } });
-    expect(toTrigger({ maxAge: '30d', repository: 'org/team/app' }, job.options)).toMatchObject({ options: { maxAge: 720 * H, repository: 'org/team/app' } });
+    expect(toTrigger({ maxAge: '30d', repository: 'org/team/app' }, job.options)).toMatchObject({
+      options: { maxAge: 720 * H, repository: 'org/team/app' },
+    });
   });
 });

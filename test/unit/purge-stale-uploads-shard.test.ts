@@ -6,7 +6,17 @@ const descriptor: PassDescriptor = {
   version: 1,
   pass: 'nightly-1',
   manifestKey: 'inv/b/purge-stale-uploads/2026-11-23T01-00Z/manifest.json',
-  manifest: { sourceBucket: 'b', destinationBucket: 'b', createdAt: Date.parse('2026-11-23T01:00:00Z'), format: 'Parquet', columns: [], files: [{ key: 'a', size: 1 }, { key: 'b', size: 1 }] },
+  manifest: {
+    sourceBucket: 'b',
+    destinationBucket: 'b',
+    createdAt: Date.parse('2026-11-23T01:00:00Z'),
+    format: 'Parquet',
+    columns: [],
+    files: [
+      { key: 'a', size: 1 },
+      { key: 'b', size: 1 },
+    ],
+  },
   now: Date.parse('2026-11-23T03:00:00Z'),
   maxAgeMs: 168 * 3_600_000,
   dryRun: false,
@@ -42,7 +52,15 @@ describe('the pass report (merge)', () => {
       summary: { planned: 0, applied: 0, skipped: 0, failed: 1 },
       actions: [{ type: 'delete-upload', target: 'r1/_uploads/9', reason: 'old', status: 'failed', error: 'AccessDenied' }],
     });
-    const merged = mergeReports(descriptor, new Map([[0, shard(0)], [1, failed]]), undefined, new Date('2026-11-23T03:10:00Z'));
+    const merged = mergeReports(
+      descriptor,
+      new Map([
+        [0, shard(0)],
+        [1, failed],
+      ]),
+      undefined,
+      new Date('2026-11-23T03:10:00Z'),
+    );
     expect(merged.summary).toEqual({ planned: 0, applied: 1, skipped: 1, failed: 1 });
     expect(merged.observed).toEqual({ uploads: 21, stale: 4 });
     expect(merged.actions[0]).toMatchObject({ status: 'failed', target: 'r1/_uploads/9' });
@@ -61,7 +79,14 @@ describe('the pass report (merge)', () => {
   });
 
   it('says the map failed, and caps the action list like the runner', () => {
-    const many = shard(0, { actions: Array.from({ length: 250 }, (_, i) => ({ type: 'delete-upload', target: `x/_uploads/${i}`, reason: 'old', status: 'applied' as const })) });
+    const many = shard(0, {
+      actions: Array.from({ length: 250 }, (_, i) => ({
+        type: 'delete-upload',
+        target: `x/_uploads/${i}`,
+        reason: 'old',
+        status: 'applied' as const,
+      })),
+    });
     const error = { Error: 'States.ExceedToleratedFailureThreshold', Cause: '2 of 3 items failed' };
     const merged = mergeReports(descriptor, new Map([[0, many]]), error, new Date());
     expect(merged.actions).toHaveLength(200);

@@ -19,6 +19,8 @@ describe('config', () => {
     expect(() => loadReplaceUnhealthyInstancesConfig({ ...base, ...vars })).toThrow(message);
   });
   it('parses durations', () => {
-    expect(loadReplaceUnhealthyInstancesConfig({ ...base, GRACE_PERIOD: '10m', UNHEALTHY_CONFIRM: '0', REPLACEMENT_TIMEOUT: '1h' })).toMatchObject({ gracePeriodMs: 10 * MIN, unhealthyConfirmMs: 0, replacementTimeoutMs: HOUR });
+    expect(
+      loadReplaceUnhealthyInstancesConfig({ ...base, GRACE_PERIOD: '10m', UNHEALTHY_CONFIRM: '0', REPLACEMENT_TIMEOUT: '1h' }),
+    ).toMatchObject({ gracePeriodMs: 10 * MIN, unhealthyConfirmMs: 0, replacementTimeoutMs: HOUR });
   });
 });

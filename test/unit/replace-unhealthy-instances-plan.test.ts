@@ -6,7 +6,15 @@ import { summarizeReplacements } from '../../functions/replace-unhealthy-instanc
 import { ago, brief, fleet, HOUR, id, member, MIN, NOW, plan, schedule, sick } from '../support/replace-unhealthy-instances-fixtures.ts';
 
 describe('planReplacements', () => {
-  const cases: { name: string; fleet: Fleet; request?: Request; over?: Partial<ReplacePolicy>; actions: string[]; skipped: string[]; circuitOpen?: boolean }[] = [
+  const cases: {
+    name: string;
+    fleet: Fleet;
+    request?: Request;
+    over?: Partial<ReplacePolicy>;
+    actions: string[];
+    skipped: string[];
+    circuitOpen?: boolean;
+  }[] = [
     { name: 'a healthy fleet: nothing', fleet: fleet([member(1), member(2), member(3)]), actions: [], skipped: [] },
     {
       name: 'one unhealthy target (confirmed): set its health, the maintenance policy launches first',
@@ -93,7 +101,12 @@ describe('planReplacements', () => {
     },
     {
       name: 'target initial or draining is not unhealthy',
-      fleet: fleet([member(1), member(2, { target: { state: 'initial', reason: 'Elb.RegistrationInProgress' } }), member(3, { target: { state: 'draining' } }), member(4, { target: undefined })]),
+      fleet: fleet([
+        member(1),
+        member(2, { target: { state: 'initial', reason: 'Elb.RegistrationInProgress' } }),
+        member(3, { target: { state: 'draining' } }),
+        member(4, { target: undefined }),
+      ]),
       actions: [],
       skipped: [],
     },
@@ -111,7 +124,11 @@ describe('planReplacements', () => {
     },
     {
       name: 'in flight: a scaling activity in progress',
-      fleet: fleet([member(1), sick(2), member(3)], {}, { activitiesInProgress: [{ id: 'a1', status: 'InProgress', description: 'Launching a new EC2 instance' }] }),
+      fleet: fleet(
+        [member(1), sick(2), member(3)],
+        {},
+        { activitiesInProgress: [{ id: 'a1', status: 'InProgress', description: 'Launching a new EC2 instance' }] },
+      ),
       actions: [],
       skipped: [`in-flight ${id(2)}`],
     },
@@ -166,62 +183,114 @@ describe('planReplacements', () => {
     },
     {
       name: 'capacity-preserving path, new instance still Pending: wait',
-      fleet: fleet([member(1), sick(2, { replacingSince: ago(MIN), desiredBeforeRaise: 3 }), member(3), member(4, { lifecycle: 'Pending', launchTime: ago(MIN), target: undefined })], { maintenancePolicy: undefined, desired: 4 }),
+      fleet: fleet(
+        [
+          member(1),
+          sick(2, { replacingSince: ago(MIN), desiredBeforeRaise: 3 }),
+          member(3),
+          member(4, { lifecycle: 'Pending', launchTime: ago(MIN), target: undefined }),
+        ],
+        { maintenancePolicy: undefined, desired: 4 },
+      ),
       actions: [],
       skipped: [`replacement-in-progress ${id(2)}`],
     },
     {
       name: 'capacity-preserving path, new instance InService but its target is initial: wait',
-      fleet: fleet([member(1), sick(2, { replacingSince: ago(3 * MIN), desiredBeforeRaise: 3 }), member(3), member(4, { launchTime: ago(2 * MIN), target: { state: 'initial' } })], { maintenancePolicy: undefined, desired: 4 }),
+      fleet: fleet(
+        [
+          member(1),
+          sick(2, { replacingSince: ago(3 * MIN), desiredBeforeRaise: 3 }),
+          member(3),
+          member(4, { launchTime: ago(2 * MIN), target: { state: 'initial' } }),
+        ],
+        { maintenancePolicy: undefined, desired: 4 },
+      ),
       actions: [],
       skipped: [`replacement-in-progress ${id(2)}`],
     },
     {
       name: 'capacity-preserving path, replacement serves: terminate the old one with decrement',
-      fleet: fleet([member(1), sick(2, { replacingSince: ago(5 * MIN), desiredBeforeRaise: 4 }), member(3), member(4, { launchTime: ago(4 * MIN) }), sick(5)], { maintenancePolicy: undefined, desired: 5 }),
+      fleet: fleet(
+        [
+          member(1),
+          sick(2, { replacingSince: ago(5 * MIN), desiredBeforeRaise: 4 }),
+          member(3),
+          member(4, { launchTime: ago(4 * MIN) }),
+          sick(5),
+        ],
+        { maintenancePolicy: undefined, desired: 5 },
+      ),
       actions: [`terminate-replaced ${id(2)}`],
       skipped: [`replacement-in-progress ${id(5)}`],
     },
     {
       name: 'capacity-preserving path, replacement never serves: stalled after REPLACEMENT_TIMEOUT, and the tag expires (issue 12 item 10)',
-      fleet: fleet([member(1), sick(2, { replacingSince: ago(40 * MIN), desiredBeforeRaise: 3 }), member(3), sick(4, { launchTime: ago(39 * MIN) })], { maintenancePolicy: undefined, desired: 4 }),
+      fleet: fleet(
+        [member(1), sick(2, { replacingSince: ago(40 * MIN), desiredBeforeRaise: 3 }), member(3), sick(4, { launchTime: ago(39 * MIN) })],
+        { maintenancePolicy: undefined, desired: 4 },
+      ),
       actions: [`expire-replacing ${id(2)}`],
       skipped: [`replacement-stalled ${id(2)}`, `replacement-in-progress ${id(4)}`],
     },
     {
       name: 'capacity-preserving path, MAX_REPLACEMENTS_PER_RUN 2: still one raise at a time (each raise is desired + 1)',
-      fleet: fleet([sick(1, { unhealthySince: ago(9 * MIN) }), sick(2, { unhealthySince: ago(5 * MIN) }), member(3), member(4), member(5), member(6)], { maintenancePolicy: undefined, max: 12 }),
+      fleet: fleet(
+        [sick(1, { unhealthySince: ago(9 * MIN) }), sick(2, { unhealthySince: ago(5 * MIN) }), member(3), member(4), member(5), member(6)],
+        { maintenancePolicy: undefined, max: 12 },
+      ),
       over: { maxReplacementsPerRun: 2 },
       actions: [`raise-desired ${id(1)}`],
       skipped: [`replacement-in-progress ${id(2)}`],
     },
     {
       name: 'capacity-preserving path, tag left behind but desired never raised (SetDesiredCapacity and the untag failed): stalled, no terminate',
-      fleet: fleet([member(1), sick(2, { replacingSince: ago(5 * MIN), desiredBeforeRaise: 3 }), member(3), member(4, { launchTime: ago(4 * MIN) })], { maintenancePolicy: undefined, desired: 3 }),
+      fleet: fleet(
+        [member(1), sick(2, { replacingSince: ago(5 * MIN), desiredBeforeRaise: 3 }), member(3), member(4, { launchTime: ago(4 * MIN) })],
+        { maintenancePolicy: undefined, desired: 3 },
+      ),
       actions: [],
       skipped: [`replacement-stalled ${id(2)}`],
     },
     {
       name: 'capacity-preserving path, a scale-in undid the raise: stalled, no terminate',
-      fleet: fleet([member(1), sick(2, { replacingSince: ago(5 * MIN), desiredBeforeRaise: 4 }), member(3), member(4, { launchTime: ago(4 * MIN) })], { maintenancePolicy: undefined, desired: 4 }),
+      fleet: fleet(
+        [member(1), sick(2, { replacingSince: ago(5 * MIN), desiredBeforeRaise: 4 }), member(3), member(4, { launchTime: ago(4 * MIN) })],
+        { maintenancePolicy: undefined, desired: 4 },
+      ),
       actions: [],
       skipped: [`replacement-stalled ${id(2)}`],
     },
     {
       name: 'capacity-preserving path, raise in effect but no member launched after the tag: wait, no terminate',
-      fleet: fleet([member(1), sick(2, { replacingSince: ago(5 * MIN), desiredBeforeRaise: 3 }), member(3), member(4, { launchTime: ago(6 * MIN) })], { maintenancePolicy: undefined, desired: 4 }),
+      fleet: fleet(
+        [member(1), sick(2, { replacingSince: ago(5 * MIN), desiredBeforeRaise: 3 }), member(3), member(4, { launchTime: ago(6 * MIN) })],
+        { maintenancePolicy: undefined, desired: 4 },
+      ),
       actions: [],
       skipped: [`replacement-in-progress ${id(2)}`],
     },
     {
       name: 'capacity-preserving path, a tag that does not record the desired before the raise: stalled, no terminate',
-      fleet: fleet([member(1), sick(2, { replacingSince: ago(5 * MIN) }), member(3), member(4, { launchTime: ago(4 * MIN) })], { maintenancePolicy: undefined, desired: 4 }),
+      fleet: fleet([member(1), sick(2, { replacingSince: ago(5 * MIN) }), member(3), member(4, { launchTime: ago(4 * MIN) })], {
+        maintenancePolicy: undefined,
+        desired: 4,
+      }),
       actions: [],
       skipped: [`replacement-stalled ${id(2)}`],
     },
     {
       name: 'capacity-preserving path, two tagged (an older run) and one replacement: one terminate per run, the fleet re-observed first',
-      fleet: fleet([sick(1, { replacingSince: ago(5 * MIN), desiredBeforeRaise: 4 }), sick(2, { replacingSince: ago(5 * MIN), desiredBeforeRaise: 4 }), member(3), member(4), member(5, { launchTime: ago(4 * MIN) })], { maintenancePolicy: undefined, desired: 5 }),
+      fleet: fleet(
+        [
+          sick(1, { replacingSince: ago(5 * MIN), desiredBeforeRaise: 4 }),
+          sick(2, { replacingSince: ago(5 * MIN), desiredBeforeRaise: 4 }),
+          member(3),
+          member(4),
+          member(5, { launchTime: ago(4 * MIN) }),
+        ],
+        { maintenancePolicy: undefined, desired: 5 },
+      ),
       actions: [`terminate-replaced ${id(1)}`],
       skipped: [`replacement-in-progress ${id(2)}`],
     },
@@ -310,7 +379,14 @@ describe('planReplacements', () => {
 
   it('defines the unhealthy percent over InService members and reports the exact-threshold case as closed', () => {
     const p = plan(fleet([sick(1), sick(2), member(3), member(4), member(5, { lifecycle: 'Standby' })], { desired: 4 }));
-    expect(p.assessment).toMatchObject({ inService: 4, unhealthy: 2, healthy: 2, unhealthyPercent: 50, maxUnhealthyPercent: 50, circuitOpen: false });
+    expect(p.assessment).toMatchObject({
+      inService: 4,
+      unhealthy: 2,
+      healthy: 2,
+      unhealthyPercent: 50,
+      maxUnhealthyPercent: 50,
+      circuitOpen: false,
+    });
     const open = plan(fleet([sick(1), sick(2), member(3), member(4)]), schedule, { maxUnhealthyPercent: 49 });
     expect(open.assessment).toMatchObject({ unhealthyPercent: 50, circuitOpen: true, guards: ['circuit-open'] });
     expect(open.skipped[0]?.reason).toMatch(/^circuit-open: 2 of 4 InService instances unhealthy \(50% > 49%\)/);
@@ -324,9 +400,19 @@ describe('planReplacements', () => {
 
   it('reports causes, the path and the action details', () => {
     const p = plan(fleet([member(1), sick(2, { instanceStatus: 'impaired' }), member(3)], { maintenancePolicy: undefined }));
-    expect(p.assessment).toMatchObject({ path: 'launch-then-terminate', maintenancePolicy: 'none', byCause: { targetUnhealthy: 1, ec2Impaired: 1 } });
+    expect(p.assessment).toMatchObject({
+      path: 'launch-then-terminate',
+      maintenancePolicy: 'none',
+      byCause: { targetUnhealthy: 1, ec2Impaired: 1 },
+    });
     expect(p.assessment.candidates).toEqual([{ instanceId: id(2), causes: ['target-unhealthy', 'ec2-impaired'], ageSeconds: 86_400 }]);
-    expect(p.actions[0]).toMatchObject({ type: 'raise-desired', desiredFrom: 3, desiredTo: 4, markedAt: NOW.toISOString(), causes: ['target-unhealthy', 'ec2-impaired'] });
+    expect(p.actions[0]).toMatchObject({
+      type: 'raise-desired',
+      desiredFrom: 3,
+      desiredTo: 4,
+      markedAt: NOW.toISOString(),
+      causes: ['target-unhealthy', 'ec2-impaired'],
+    });
   });
 
   it('manual instanceIds naming a non-member: a clear error, nothing planned', () => {
@@ -352,28 +438,52 @@ describe('planReplacements', () => {
     const tagged = (over: Partial<Member> = {}) => sick(2, { replacingSince: ago(5 * MIN), desiredBeforeRaise: 3, ...over });
     const fresh = member(4, { launchTime: ago(4 * MIN) });
     const happy = plan(fleet([member(1), tagged(), member(3), fresh], { maintenancePolicy: undefined, desired: 4 }));
-    expect(happy.actions).toMatchObject([{ type: 'terminate-replaced', target: id(2), reason: `replacement ${id(4)} serves; 3 others InService, desired 4 → 3` }]);
+    expect(happy.actions).toMatchObject([
+      { type: 'terminate-replaced', target: id(2), reason: `replacement ${id(4)} serves; 3 others InService, desired 4 → 3` },
+    ]);
 
     const gone = plan(fleet([member(1), tagged(), member(3), fresh], { maintenancePolicy: undefined, desired: 3 }));
     expect(gone.actions).toEqual([]);
-    expect(gone.skipped[0]?.reason).toMatch(/^replacement-stalled: desired capacity 3 is not above 3, the desired before the raise .*the raise is gone/);
+    expect(gone.skipped[0]?.reason).toMatch(
+      /^replacement-stalled: desired capacity 3 is not above 3, the desired before the raise .*the raise is gone/,
+    );
     expect(gone.assessment.stalled).toEqual([id(2)]);
 
-    const old = plan(fleet([member(1), tagged(), member(3), member(4, { launchTime: ago(6 * MIN) })], { maintenancePolicy: undefined, desired: 4 }));
+    const old = plan(
+      fleet([member(1), tagged(), member(3), member(4, { launchTime: ago(6 * MIN) })], { maintenancePolicy: undefined, desired: 4 }),
+    );
     expect(old.actions).toEqual([]);
     expect(old.skipped[0]?.reason).toContain(`no member launched since ${ago(5 * MIN)} serves`);
 
     // Launched in the same second as the tag counts (EC2 launch times are to the second).
-    const sameSecond = plan(fleet([member(1), tagged({ replacingSince: '2026-11-23T02:55:00.700Z' }), member(3), member(4, { launchTime: '2026-11-23T02:55:00.000Z' })], { maintenancePolicy: undefined, desired: 4 }));
+    const sameSecond = plan(
+      fleet(
+        [
+          member(1),
+          tagged({ replacingSince: '2026-11-23T02:55:00.700Z' }),
+          member(3),
+          member(4, { launchTime: '2026-11-23T02:55:00.000Z' }),
+        ],
+        { maintenancePolicy: undefined, desired: 4 },
+      ),
+    );
     expect(brief(sameSecond).actions).toEqual([`terminate-replaced ${id(2)}`]);
 
     // Two tagged by an older run, one raise: after the first terminate (desired 5 → 4) the second is stalled, never a second decrement.
-    const after = plan(fleet([sick(2, { replacingSince: ago(5 * MIN), desiredBeforeRaise: 4 }), member(3), member(4), member(5, { launchTime: ago(4 * MIN) })], { maintenancePolicy: undefined, desired: 4 }));
+    const after = plan(
+      fleet(
+        [sick(2, { replacingSince: ago(5 * MIN), desiredBeforeRaise: 4 }), member(3), member(4), member(5, { launchTime: ago(4 * MIN) })],
+        { maintenancePolicy: undefined, desired: 4 },
+      ),
+    );
     expect(brief(after)).toEqual({ actions: [], skipped: [`replacement-stalled ${id(2)}`] });
   });
 
   it('is idempotent on the capacity-preserving path: once tagged and raised, the next plan only waits', () => {
-    const after = fleet([member(1), sick(2, { replacingSince: NOW.toISOString(), desiredBeforeRaise: 3 }), member(3)], { maintenancePolicy: undefined, desired: 4 });
+    const after = fleet([member(1), sick(2, { replacingSince: NOW.toISOString(), desiredBeforeRaise: 3 }), member(3)], {
+      maintenancePolicy: undefined,
+      desired: 4,
+    });
     const p = plan(after);
     expect(p.actions).toEqual([]);
     expect(p.skipped.map((s) => s.guard)).toEqual(['replacement-in-progress']);
@@ -393,19 +503,31 @@ describe('a leftover replacing tag (issue 12 item 10)', () => {
   });
 
   it('a tagged instance that is healthy again is not terminated: the raise is undone instead', () => {
-    const p = plan(fleet([member(1), member(2, { replacingSince: ago(5 * MIN), desiredBeforeRaise: 3 }), member(3), fresh], { ...noPolicy, desired: 4 }));
+    const p = plan(
+      fleet([member(1), member(2, { replacingSince: ago(5 * MIN), desiredBeforeRaise: 3 }), member(3), fresh], { ...noPolicy, desired: 4 }),
+    );
     expect(brief(p).actions).toEqual([`undo-raise ${id(2)}`]);
     expect(p.actions[0]).toMatchObject({ desiredFrom: 4, desiredTo: 3 });
     expect(p.actions.some((a) => a.type === 'terminate-replaced')).toBe(false);
   });
 
   it('a replacement an operator asked for (manual instanceIds, by=operator) goes ahead although the instance looks healthy', () => {
-    const p = plan(fleet([member(1), member(2, { replacingSince: ago(5 * MIN), desiredBeforeRaise: 3, replacementByOperator: true }), member(3), fresh], { ...noPolicy, desired: 4 }));
+    const p = plan(
+      fleet(
+        [member(1), member(2, { replacingSince: ago(5 * MIN), desiredBeforeRaise: 3, replacementByOperator: true }), member(3), fresh],
+        { ...noPolicy, desired: 4 },
+      ),
+    );
     expect(brief(p).actions).toEqual([`terminate-replaced ${id(2)}`]);
   });
 
   it('a 48 h old tag never acts: it is reported stalled and removed', () => {
-    const p = plan(fleet([member(1), tagged({ replacingSince: ago(48 * HOUR) }), member(3), member(4, { launchTime: ago(47 * HOUR) })], { ...noPolicy, desired: 4 }));
+    const p = plan(
+      fleet([member(1), tagged({ replacingSince: ago(48 * HOUR) }), member(3), member(4, { launchTime: ago(47 * HOUR) })], {
+        ...noPolicy,
+        desired: 4,
+      }),
+    );
     expect(brief(p)).toEqual({ actions: [`expire-replacing ${id(2)}`], skipped: [`replacement-stalled ${id(2)}`] });
     expect(p.assessment.stalled).toEqual([id(2)]);
   });
@@ -436,7 +558,9 @@ describe('the replacement budget (issue 12 item 12)', () => {
   });
 
   it('replacements older than the window do not count', () => {
-    const f = fleet([member(1), sick(2), member(3)], { replacementLog: [ago(10 * MIN), ago(61 * MIN), ago(2 * HOUR)] } as Partial<Fleet['group']>);
+    const f = fleet([member(1), sick(2), member(3)], { replacementLog: [ago(10 * MIN), ago(61 * MIN), ago(2 * HOUR)] } as Partial<
+      Fleet['group']
+    >);
     const p = plan(f, schedule, budget);
     expect(brief(p).actions).toEqual([`set-instance-health ${id(2)}`]);
     expect(summarizeReplacements(f, p, []).metrics).toMatchObject({ ReplacementBudgetExhausted: 0 });
@@ -448,12 +572,28 @@ describe('follow-ups (issue 18 item 1)', () => {
   const followUp = (n: number, markedAt?: string): Request => ({ kind: 'follow-up', instanceId: id(n), ...(markedAt ? { markedAt } : {}) });
 
   it('a mark schedules exactly one follow-up at markedAt + UNHEALTHY_CONFIRM (to the second)', () => {
-    const p = plan(fleet([member(1), sick(2, { unhealthySince: undefined }), sick(3, { unhealthySince: undefined }), member(4), member(5)]), schedule, on);
-    expect(brief(p).actions).toEqual([`mark-unhealthy ${id(2)}`, `mark-unhealthy ${id(3)}`, `schedule-follow-up ${id(2)}`, `schedule-follow-up ${id(3)}`]);
-    expect(p.actions[2]).toMatchObject({ markedAt: NOW.toISOString(), at: '2026-11-23T03:02:00.000Z', followUp: `replace-follow-up-${id(2)}-20261123T030000Z` });
+    const p = plan(
+      fleet([member(1), sick(2, { unhealthySince: undefined }), sick(3, { unhealthySince: undefined }), member(4), member(5)]),
+      schedule,
+      on,
+    );
+    expect(brief(p).actions).toEqual([
+      `mark-unhealthy ${id(2)}`,
+      `mark-unhealthy ${id(3)}`,
+      `schedule-follow-up ${id(2)}`,
+      `schedule-follow-up ${id(3)}`,
+    ]);
+    expect(p.actions[2]).toMatchObject({
+      markedAt: NOW.toISOString(),
+      at: '2026-11-23T03:02:00.000Z',
+      followUp: `replace-follow-up-${id(2)}-20261123T030000Z`,
+    });
     // Without FOLLOW_UP_* (or with UNHEALTHY_CONFIRM 0) nothing is scheduled: the sweep confirms.
     expect(brief(plan(fleet([member(1), sick(2, { unhealthySince: undefined }), member(3)]))).actions).toEqual([`mark-unhealthy ${id(2)}`]);
-    expect(brief(plan(fleet([member(1), sick(2, { unhealthySince: undefined }), member(3)]), schedule, { ...on, unhealthyConfirmMs: 0 })).actions).toEqual([`set-instance-health ${id(2)}`]);
+    expect(
+      brief(plan(fleet([member(1), sick(2, { unhealthySince: undefined }), member(3)]), schedule, { ...on, unhealthyConfirmMs: 0 }))
+        .actions,
+    ).toEqual([`set-instance-health ${id(2)}`]);
   });
 
   it('a mark already in place schedules nothing again (a second sighting is not a second mark)', () => {
@@ -463,7 +603,11 @@ describe('follow-ups (issue 18 item 1)', () => {
 
   it('a follow-up when the window ends replaces the confirmed instance, and only it', () => {
     const markedAt = ago(2 * MIN);
-    const p = plan(fleet([member(1), sick(2, { unhealthySince: markedAt }), sick(3, { unhealthySince: undefined }), member(4), member(5)]), followUp(2, markedAt), on);
+    const p = plan(
+      fleet([member(1), sick(2, { unhealthySince: markedAt }), sick(3, { unhealthySince: undefined }), member(4), member(5)]),
+      followUp(2, markedAt),
+      on,
+    );
     expect(brief(p)).toEqual({ actions: [`set-instance-health ${id(2)}`], skipped: [] });
     expect(p.assessment.followUp).toEqual({ instanceId: id(2), markedAt });
   });
@@ -473,7 +617,11 @@ describe('follow-ups (issue 18 item 1)', () => {
     ['gone', [member(1), member(3)], /no longer a member of registry \(terminated or detached\): nothing to do/],
     ['unmarked by the breaker', [member(1), sick(2, { unhealthySince: undefined }), member(3)], /no longer marked/],
     ['marked again since', [member(1), sick(2, { unhealthySince: ago(MIN) }), member(3)], /marked again since/],
-    ['already being replaced by the group', [member(1), sick(2, { unhealthySince: ago(2 * MIN), lifecycle: 'Terminating' }), member(3)], /is Terminating: the group is handling it/],
+    [
+      'already being replaced by the group',
+      [member(1), sick(2, { unhealthySince: ago(2 * MIN), lifecycle: 'Terminating' }), member(3)],
+      /is Terminating: the group is handling it/,
+    ],
   ])('a follow-up for an instance that is %s plans nothing and says so', (_name, members, said) => {
     const p = plan(fleet(members), followUp(2, ago(2 * MIN)), on);
     expect(brief(p)).toEqual({ actions: [], skipped: [] });

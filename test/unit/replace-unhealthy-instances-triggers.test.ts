@@ -13,8 +13,15 @@ describe('triggers and payloads', () => {
     const dir = join(EVENTS_DIR, 'replace-unhealthy-instances');
     const files = readdirSync(dir).filter((f) => f.endsWith('.json'));
     expect(files.sort()).toEqual(['follow-up.json', 'manual-dry-run.json', 'manual-force.json', 'manual-instance-ids.json']);
-    for (const f of files) expect(toTrigger(loadEvent(`replace-unhealthy-instances/${f}`), job.options).kind).toBe(f === 'follow-up.json' ? 'follow-up' : 'manual');
-    expect(toRequest(toTrigger(loadEvent('replace-unhealthy-instances/manual-force.json'), job.options))).toEqual({ kind: 'manual', instanceIds: ['i-0123456789abcdef0'], force: true });
+    for (const f of files)
+      expect(toTrigger(loadEvent(`replace-unhealthy-instances/${f}`), job.options).kind).toBe(
+        f === 'follow-up.json' ? 'follow-up' : 'manual',
+      );
+    expect(toRequest(toTrigger(loadEvent('replace-unhealthy-instances/manual-force.json'), job.options))).toEqual({
+      kind: 'manual',
+      instanceIds: ['i-0123456789abcdef0'],
+      force: true,
+    });
   });
 
   it.each([
@@ -49,7 +56,9 @@ describe('follow-up triggers (issue 18)', () => {
       job: 'replace-unhealthy-instances',
       target: 'i-0123456789abcdef0',
       since: '2026-11-23T03:00:00.000Z',
-      schedule: expect.stringMatching(/^arn:aws:scheduler:.*:schedule\/registry-fleet-replace-follow-ups\/replace-follow-up-i-0123456789abcdef0-/),
+      schedule: expect.stringMatching(
+        /^arn:aws:scheduler:.*:schedule\/registry-fleet-replace-follow-ups\/replace-follow-up-i-0123456789abcdef0-/,
+      ),
       time: '2026-11-23T03:02:00Z',
     });
     expect(toRequest(t)).toEqual({ kind: 'follow-up', instanceId: 'i-0123456789abcdef0', markedAt: '2026-11-23T03:00:00.000Z' });
@@ -59,15 +68,30 @@ describe('follow-up triggers (issue 18)', () => {
   it('the input a schedule is created with is exactly what the trigger recognises', () => {
     const input = followUpInput({ job: 'replace-unhealthy-instances', target: 'i-0123456789abcdef0', since: '2026-11-23T03:00:00.000Z' });
     const delivered = JSON.parse(
-      JSON.stringify(input).replace('<aws.scheduler.schedule-arn>', 'arn:aws:scheduler:us-east-1:1:schedule/g/n').replace('<aws.scheduler.scheduled-time>', '2026-11-23T03:02:00Z'),
+      JSON.stringify(input)
+        .replace('<aws.scheduler.schedule-arn>', 'arn:aws:scheduler:us-east-1:1:schedule/g/n')
+        .replace('<aws.scheduler.scheduled-time>', '2026-11-23T03:02:00Z'),
     ) as unknown;
-    expect(toRequest(toTrigger(delivered, job.options))).toEqual({ kind: 'follow-up', instanceId: 'i-0123456789abcdef0', markedAt: '2026-11-23T03:00:00.000Z' });
+    expect(toRequest(toTrigger(delivered, job.options))).toEqual({
+      kind: 'follow-up',
+      instanceId: 'i-0123456789abcdef0',
+      markedAt: '2026-11-23T03:00:00.000Z',
+    });
   });
 
   it.each([
-    [{ job: 'purge-disk-volumes', target: 'i-0123456789abcdef0' }, 'invalid follow-up: detail.job: expected replace-unhealthy-instances, got "purge-disk-volumes"'],
-    [{ job: 'replace-unhealthy-instances', target: 'vol-1' }, 'invalid follow-up: detail.target: expected an instance id like i-0123456789abcdef0, got "vol-1"'],
-    [{ job: 'replace-unhealthy-instances', target: 'i-0123456789abcdef0', since: 'yesterday' }, 'invalid follow-up: detail.since: expected an ISO time'],
+    [
+      { job: 'purge-disk-volumes', target: 'i-0123456789abcdef0' },
+      'invalid follow-up: detail.job: expected replace-unhealthy-instances, got "purge-disk-volumes"',
+    ],
+    [
+      { job: 'replace-unhealthy-instances', target: 'vol-1' },
+      'invalid follow-up: detail.target: expected an instance id like i-0123456789abcdef0, got "vol-1"',
+    ],
+    [
+      { job: 'replace-unhealthy-instances', target: 'i-0123456789abcdef0', since: 'yesterday' },
+      'invalid follow-up: detail.since: expected an ISO time',
+    ],
     [{ job: 'replace-unhealthy-instances' }, 'invalid follow-up: detail.job and detail.target: expected two non-empty strings'],
   ])('a bad follow-up %j is rejected, naming the field', (detail, message) => {
     const event = { source: 'registry.control-plane', 'detail-type': 'Follow-up', detail };

@@ -42,7 +42,13 @@ describe('loadRotateCertificatesConfig', () => {
   });
 
   it('acme mode with its settings', () => {
-    const config = loadRotateCertificatesConfig({ ...base, ...acmeVars, ACME_CA_BUNDLE: '/tmp/ca.pem', HANDSHAKE_HOST: '127.0.0.1', HANDSHAKE_PORT: '8443' });
+    const config = loadRotateCertificatesConfig({
+      ...base,
+      ...acmeVars,
+      ACME_CA_BUNDLE: '/tmp/ca.pem',
+      HANDSHAKE_HOST: '127.0.0.1',
+      HANDSHAKE_PORT: '8443',
+    });
     expect(config.acme).toEqual({
       directoryUrl: acmeVars.ACME_DIRECTORY_URL,
       accountSecretArn: acmeVars.ACME_ACCOUNT_SECRET_ARN,
@@ -55,7 +61,9 @@ describe('loadRotateCertificatesConfig', () => {
 
   it('acme mode without its settings names what is missing', () => {
     expect(() => loadRotateCertificatesConfig({ ...base, CERTIFICATE_MODE: 'acme', ACME_EMAIL: 'ops@example.com' })).toThrow(
-      new ConfigError('invalid configuration: CERTIFICATE_MODE=acme needs ACME_DIRECTORY_URL, ACME_ACCOUNT_SECRET_ARN, ACME_EMAIL; missing: ACME_DIRECTORY_URL, ACME_ACCOUNT_SECRET_ARN'),
+      new ConfigError(
+        'invalid configuration: CERTIFICATE_MODE=acme needs ACME_DIRECTORY_URL, ACME_ACCOUNT_SECRET_ARN, ACME_EMAIL; missing: ACME_DIRECTORY_URL, ACME_ACCOUNT_SECRET_ARN',
+      ),
     );
   });
 
@@ -67,7 +75,9 @@ describe('loadRotateCertificatesConfig', () => {
 
   it('acme mode without HOSTED_ZONE_ID fails naming it (DNS-01 needs Route 53)', () => {
     expect(() => loadRotateCertificatesConfig({ ...base, ...acmeVars, HOSTED_ZONE_ID: undefined })).toThrow(
-      new ConfigError('invalid configuration: CERTIFICATE_MODE=acme needs HOSTED_ZONE_ID (DNS-01 challenges go through Route 53); missing: HOSTED_ZONE_ID'),
+      new ConfigError(
+        'invalid configuration: CERTIFICATE_MODE=acme needs HOSTED_ZONE_ID (DNS-01 challenges go through Route 53); missing: HOSTED_ZONE_ID',
+      ),
     );
   });
 
@@ -98,8 +108,16 @@ describe('rotate-certificates triggers', () => {
     const files = readdirSync(dir).filter((f) => f.endsWith('.json'));
     expect(files.sort()).toEqual(['manual-dry-run.json', 'manual-force.json']);
     for (const file of files) expect(toTrigger(loadEvent(`rotate-certificates/${file}`), job.options).kind).toBe('manual');
-    expect(toTrigger(loadEvent('rotate-certificates/manual-force.json'), job.options)).toMatchObject({ kind: 'manual', dryRun: false, options: { force: true } });
-    expect(toTrigger(loadEvent('rotate-certificates/manual-dry-run.json'), job.options)).toMatchObject({ kind: 'manual', dryRun: true, options: {} });
+    expect(toTrigger(loadEvent('rotate-certificates/manual-force.json'), job.options)).toMatchObject({
+      kind: 'manual',
+      dryRun: false,
+      options: { force: true },
+    });
+    expect(toTrigger(loadEvent('rotate-certificates/manual-dry-run.json'), job.options)).toMatchObject({
+      kind: 'manual',
+      dryRun: true,
+      options: {},
+    });
   });
 
   it('accepts the schedule and the ACM expiry event', () => {
@@ -109,7 +127,9 @@ describe('rotate-certificates triggers', () => {
 
   it('unknown payload keys and bad values are validation errors', () => {
     expect(() => toTrigger({ force: true, domain: 'x' }, job.options)).toThrow(ValidationError);
-    expect(() => toTrigger({ force: true, domain: 'x' }, job.options)).toThrow('unknown key "domain" (allowed keys: dryRun, reason, force)');
+    expect(() => toTrigger({ force: true, domain: 'x' }, job.options)).toThrow(
+      'unknown key "domain" (allowed keys: dryRun, reason, force)',
+    );
     expect(() => toTrigger({ force: 'yes' }, job.options)).toThrow('force: expected true or false');
   });
 });
@@ -117,13 +137,21 @@ describe('rotate-certificates triggers', () => {
 describe('loadRotateCertificatesConfig: the ACME pending stage and the order cooldown', () => {
   it('acme mode needs the pending-stage secret, and names it', () => {
     const { ACME_PENDING_SECRET_ARN: _, ...withoutPending } = acmeVars;
-    expect(() => loadRotateCertificatesConfig({ ...base, ...withoutPending })).toThrow('CERTIFICATE_MODE=acme needs ACME_PENDING_SECRET_ARN');
+    expect(() => loadRotateCertificatesConfig({ ...base, ...withoutPending })).toThrow(
+      'CERTIFICATE_MODE=acme needs ACME_PENDING_SECRET_ARN',
+    );
   });
 
   it('ACME_ORDER_COOLDOWN: 24h by default, validated, in the policy', () => {
-    expect(loadRotateCertificatesConfig({ ...base, ...acmeVars }).policy).toMatchObject({ mode: 'acme', orderCooldownMs: 86_400_000, force: false });
+    expect(loadRotateCertificatesConfig({ ...base, ...acmeVars }).policy).toMatchObject({
+      mode: 'acme',
+      orderCooldownMs: 86_400_000,
+      force: false,
+    });
     expect(loadRotateCertificatesConfig({ ...base, ...acmeVars, ACME_ORDER_COOLDOWN: '48h' }).policy.orderCooldownMs).toBe(172_800_000);
-    expect(() => loadRotateCertificatesConfig({ ...base, ...acmeVars, ACME_ORDER_COOLDOWN: '5m' })).toThrow('ACME_ORDER_COOLDOWN="5m" is not valid');
+    expect(() => loadRotateCertificatesConfig({ ...base, ...acmeVars, ACME_ORDER_COOLDOWN: '5m' })).toThrow(
+      'ACME_ORDER_COOLDOWN="5m" is not valid',
+    );
   });
 
   it('an expiry event puts its certificate into the scope; a manual force does not', () => {

@@ -52,9 +52,23 @@ const served = (serial: string, notAfterDays: number): Served => ({
   names: [DOMAIN],
 });
 
-function state(over: { certs: CertificateView[]; default?: string; sni?: string[]; served?: Served; zone?: CertState['zoneRecords'] }): CertState {
+function state(over: {
+  certs: CertificateView[];
+  default?: string;
+  sni?: string[];
+  served?: Served;
+  zone?: CertState['zoneRecords'];
+}): CertState {
   return {
-    listener: { arn: LISTENER, protocol: 'HTTPS', port: 443, loadBalancerArn: LB, loadBalancerDnsName: 'lb.example', defaultCertificateArn: over.default ?? OLD, sniCertificateArns: over.sni ?? [] },
+    listener: {
+      arn: LISTENER,
+      protocol: 'HTTPS',
+      port: 443,
+      loadBalancerArn: LB,
+      loadBalancerDnsName: 'lb.example',
+      defaultCertificateArn: over.default ?? OLD,
+      sniCertificateArns: over.sni ?? [],
+    },
     certificates: over.certs,
     missing: [],
     served: over.served ?? served('aa01', 90),
@@ -137,7 +151,9 @@ describe('planRotation (acm)', () => {
   it('a wildcard default: the replacement names DOMAIN_NAME and the wildcard; a key algorithm ACM cannot issue is left to ACM', () => {
     const old = cert({ arn: OLD, domainName: '*.example.com', names: ['*.example.com'], notAfter: at(20), keyAlgorithm: 'RSA_4096' });
     const plan = planRotation(state({ certs: [old], served: served('aa01', 20) }), acm, now);
-    expect(plan.actions).toEqual([expect.objectContaining({ type: 'request-certificate', domainName: DOMAIN, subjectAlternativeNames: [DOMAIN, '*.example.com'] })]);
+    expect(plan.actions).toEqual([
+      expect.objectContaining({ type: 'request-certificate', domainName: DOMAIN, subjectAlternativeNames: [DOMAIN, '*.example.com'] }),
+    ]);
     expect(plan.actions[0]).not.toHaveProperty('keyAlgorithm');
   });
 
@@ -155,7 +171,16 @@ describe('planRotation (acm)', () => {
 
   describe('new certificate pending', () => {
     const old = cert({ arn: OLD, notAfter: at(20) });
-    const pending = cert({ arn: NEW, status: 'PENDING_VALIDATION', serial: 'bb02', notBefore: undefined, notAfter: undefined, tags: { [TAG_ROTATION_OF]: OLD }, validationRecords: [NEW_RECORD], inUseBy: [] });
+    const pending = cert({
+      arn: NEW,
+      status: 'PENDING_VALIDATION',
+      serial: 'bb02',
+      notBefore: undefined,
+      notAfter: undefined,
+      tags: { [TAG_ROTATION_OF]: OLD },
+      validationRecords: [NEW_RECORD],
+      inUseBy: [],
+    });
 
     it('creates its missing validation records', () => {
       const plan = planRotation(state({ certs: [old, pending], served: served('aa01', 20), zone: {} }), acm, now);
@@ -265,15 +290,17 @@ describe('planRotation (acm)', () => {
       ['no tags at all (imported by the operator)', {}],
       ['the fleet key with another fleet as value', { [FLEET.key]: 'registry-staging' }],
       ['the fleet value under another key', { other: FLEET.value }],
-    ])('old certificate not the fleet\'s (%s): taken off the listener, left in ACM, delete reported as skipped', (_, tags) => {
+    ])("old certificate not the fleet's (%s): taken off the listener, left in ACM, delete reported as skipped", (_, tags) => {
       const foreign = { ...old, tags };
       const plan = planRotation(state({ certs: [current, foreign], default: NEW, sni: [OLD], served: served('bb02', 395) }), acm, now);
       expect(plan.step).toBe('cleanup');
-      expect(plan.actions).toEqual([expect.objectContaining({ type: 'remove-listener-certificate', target: LISTENER, certificateArn: OLD })]);
+      expect(plan.actions).toEqual([
+        expect.objectContaining({ type: 'remove-listener-certificate', target: LISTENER, certificateArn: OLD }),
+      ]);
       expect(plan.skipped).toEqual([{ type: 'delete-certificate', target: OLD, reason: NOT_OURS }]);
     });
 
-    it('an old certificate not the fleet\'s and already off the listener: left alone, healthy, no repeated report', () => {
+    it("an old certificate not the fleet's and already off the listener: left alone, healthy, no repeated report", () => {
       const foreign = { ...old, tags: {} };
       const plan = planRotation(state({ certs: [current, foreign], default: NEW, served: served('bb02', 395) }), acm, now);
       expect(plan).toMatchObject({ actions: [], skipped: [], step: 'healthy' });
@@ -337,7 +364,16 @@ describe('planRotation (acm, no HOSTED_ZONE_ID)', () => {
   const noZone: RotationPolicy = { ...acm, hostedZone: false };
   const BY_HAND = `no HOSTED_ZONE_ID: create these DNS records by hand: ${RECORD.name} CNAME ${RECORD.value}`;
   const old = cert({ arn: OLD, notAfter: at(20) });
-  const pending = cert({ arn: NEW, status: 'PENDING_VALIDATION', serial: 'bb02', notBefore: undefined, notAfter: undefined, tags: { [TAG_ROTATION_OF]: OLD }, validationRecords: [NEW_RECORD], inUseBy: [] });
+  const pending = cert({
+    arn: NEW,
+    status: 'PENDING_VALIDATION',
+    serial: 'bb02',
+    notBefore: undefined,
+    notAfter: undefined,
+    tags: { [TAG_ROTATION_OF]: OLD },
+    validationRecords: [NEW_RECORD],
+    inUseBy: [],
+  });
 
   it('managed renewal pending validation: restoring the records is skipped, naming them; the replacement is still requested', () => {
     const renewing = cert({ arn: OLD, notAfter: at(20), renewal: { status: 'PENDING_VALIDATION' } });
@@ -347,7 +383,10 @@ describe('planRotation (acm, no HOSTED_ZONE_ID)', () => {
     expect(plan.skipped).toEqual([expect.objectContaining({ type: 'restore-validation-records', target: OLD, records: [RECORD] })]);
     expect(plan.skipped[0]?.reason).toContain(BY_HAND);
     // With a zone: unchanged.
-    expect(kinds(planRotation(state({ certs: [renewing], served: served('aa01', 20), zone: {} }), acm, now))).toEqual(['restore-validation-records', 'request-certificate']);
+    expect(kinds(planRotation(state({ certs: [renewing], served: served('aa01', 20), zone: {} }), acm, now))).toEqual([
+      'restore-validation-records',
+      'request-certificate',
+    ]);
   });
 
   it('replacement pending validation: creating its records is skipped, naming them (every run until ACM validates)', () => {
@@ -365,8 +404,14 @@ describe('planRotation (acm, no HOSTED_ZONE_ID)', () => {
     const other = { name: `_x2.mirror.example.com.`, type: 'CNAME', value: '_y2.acm-validations.aws.' };
     const multi = { ...pending, names: [DOMAIN, 'mirror.example.com'], validationRecords: [NEW_RECORD, other] };
     const withZone = planRotation(state({ certs: [old, multi], served: served('aa01', 20), zone: {} }), acm, now);
-    expect(withZone.actions).toEqual([expect.objectContaining({ type: 'create-validation-records', target: NEW, records: [NEW_RECORD, other] })]);
-    const onlyOneInZone = planRotation(state({ certs: [old, multi], served: served('aa01', 20), zone: { [NEW_RECORD.name]: [NEW_RECORD.value] } }), acm, now);
+    expect(withZone.actions).toEqual([
+      expect.objectContaining({ type: 'create-validation-records', target: NEW, records: [NEW_RECORD, other] }),
+    ]);
+    const onlyOneInZone = planRotation(
+      state({ certs: [old, multi], served: served('aa01', 20), zone: { [NEW_RECORD.name]: [NEW_RECORD.value] } }),
+      acm,
+      now,
+    );
     expect(onlyOneInZone.actions).toEqual([expect.objectContaining({ type: 'create-validation-records', records: [other] })]);
     const byHand = planRotation(state({ certs: [old, multi], served: served('aa01', 20), zone: {} }), noZone, now);
     expect(byHand.skipped[0]?.reason).toBe(`${BY_HAND}, ${other.name} CNAME ${other.value} (replacement is pending validation)`);
@@ -374,17 +419,30 @@ describe('planRotation (acm, no HOSTED_ZONE_ID)', () => {
 
   it('several records are all named', () => {
     const other = { name: `_x2.${DOMAIN}.`, type: 'CNAME', value: '_y2.acm-validations.aws.' };
-    const plan = planRotation(state({ certs: [old, { ...pending, validationRecords: [NEW_RECORD, other] }], served: served('aa01', 20), zone: {} }), noZone, now);
+    const plan = planRotation(
+      state({ certs: [old, { ...pending, validationRecords: [NEW_RECORD, other] }], served: served('aa01', 20), zone: {} }),
+      noZone,
+      now,
+    );
     expect(plan.skipped[0]?.reason).toBe(`${BY_HAND}, ${other.name} CNAME ${other.value} (replacement is pending validation)`);
   });
 
   it('the rest of the flow is unchanged: request, swap once ISSUED, cleanup', () => {
-    expect(kinds(planRotation(state({ certs: [old], served: served('aa01', 20), zone: {} }), noZone, now))).toEqual(['request-certificate']);
+    expect(kinds(planRotation(state({ certs: [old], served: served('aa01', 20), zone: {} }), noZone, now))).toEqual([
+      'request-certificate',
+    ]);
     const issued = { ...pending, status: 'ISSUED', notBefore: at(-1), notAfter: at(395) };
-    expect(kinds(planRotation(state({ certs: [old, issued], served: served('aa01', 20), zone: {} }), noZone, now))).toEqual(['swap-listener-certificate', 'verify-handshake']);
+    expect(kinds(planRotation(state({ certs: [old, issued], served: served('aa01', 20), zone: {} }), noZone, now))).toEqual([
+      'swap-listener-certificate',
+      'verify-handshake',
+    ]);
     const current = cert({ arn: NEW, serial: 'bb02', notAfter: at(395), tags: { [TAG_ROTATION_OF]: OLD, ...FLEET_TAGS } });
     const previous = cert({ arn: OLD, tags: FLEET_TAGS });
-    const cleanup = planRotation(state({ certs: [current, previous], default: NEW, sni: [OLD], served: served('bb02', 395), zone: {} }), noZone, now);
+    const cleanup = planRotation(
+      state({ certs: [current, previous], default: NEW, sni: [OLD], served: served('bb02', 395), zone: {} }),
+      noZone,
+      now,
+    );
     expect(kinds(cleanup)).toEqual(['remove-listener-certificate', 'delete-certificate']);
   });
 });
@@ -405,7 +463,10 @@ describe('planRotation (acme)', () => {
   it('a fleet-tagged imported certificate keeps its fleet tag across the re-import', () => {
     const tagged = { ...imported, tags: { ...FLEET_TAGS, owner: 'ops' } };
     const plan = planRotation(state({ certs: [tagged], served: served('aa01', 25) }), acme, now);
-    expect(plan.actions[0]).toMatchObject({ type: 'renew-acme-certificate', keepTags: [{ Key: 'registry-fleet', Value: 'registry-prod' }] });
+    expect(plan.actions[0]).toMatchObject({
+      type: 'renew-acme-certificate',
+      keepTags: [{ Key: 'registry-fleet', Value: 'registry-prod' }],
+    });
   });
 
   it('healthy imported certificate: nothing', () => {
@@ -458,9 +519,23 @@ describe('helpers', () => {
 // ---- issue 13: the ACME pending stage, the order cooldown, key and names, events for other certificates, SNI ----
 
 describe('planRotation (acme pending stage and order cooldown)', () => {
-  const imported = cert({ arn: OLD, type: 'IMPORTED', renewalEligibility: 'INELIGIBLE', validationRecords: [], notAfter: at(25), keyAlgorithm: 'EC_prime256v1' });
+  const imported = cert({
+    arn: OLD,
+    type: 'IMPORTED',
+    renewalEligibility: 'INELIGIBLE',
+    validationRecords: [],
+    notAfter: at(25),
+    keyAlgorithm: 'EC_prime256v1',
+  });
   const renewed = { ...imported, serial: 'cc03', notBefore: at(0), notAfter: at(90) };
-  const stage = (over: Partial<PendingStageView>): PendingStageView => ({ certificateArn: OLD, stage: 'issued', orderedAt: at(-1 / 24), serial: 'cc03', notAfter: at(90), ...over });
+  const stage = (over: Partial<PendingStageView>): PendingStageView => ({
+    certificateArn: OLD,
+    stage: 'issued',
+    orderedAt: at(-1 / 24),
+    serial: 'cc03',
+    notAfter: at(90),
+    ...over,
+  });
   const withPending = (s: CertState, pending: PendingStageView): CertState => ({ ...s, pending });
 
   it('an issued certificate stored but not imported: resumes at import, then verifies it, never orders again', () => {
@@ -476,18 +551,26 @@ describe('planRotation (acme pending stage and order cooldown)', () => {
   });
 
   it('imported, the load balancer still serves the old one: verify-or-wait, never order', () => {
-    const plan = planRotation(withPending(state({ certs: [renewed], served: served('aa01', 25) }), stage({ stage: 'imported' })), acme, now);
+    const plan = planRotation(
+      withPending(state({ certs: [renewed], served: served('aa01', 25) }), stage({ stage: 'imported' })),
+      acme,
+      now,
+    );
     expect(plan.step).toBe('verify');
     expect(plan.actions).toEqual([expect.objectContaining({ type: 'verify-handshake', expectSerial: 'cc03' })]);
   });
 
   it('imported and served: finishes the stage', () => {
-    const plan = planRotation(withPending(state({ certs: [renewed], served: served('cc03', 90) }), stage({ stage: 'imported' })), acme, now);
+    const plan = planRotation(
+      withPending(state({ certs: [renewed], served: served('cc03', 90) }), stage({ stage: 'imported' })),
+      acme,
+      now,
+    );
     expect(plan.step).toBe('finish');
     expect(kinds(plan)).toEqual(['finish-acme-rotation']);
   });
 
-  it('no stage at all, ACM\'s copy fresh, only the served one old: verify-or-wait, never order', () => {
+  it("no stage at all, ACM's copy fresh, only the served one old: verify-or-wait, never order", () => {
     const plan = planRotation(state({ certs: [renewed], served: served('aa01', 25) }), acme, now);
     expect(plan.step).toBe('verify');
     expect(plan.actions).toEqual([expect.objectContaining({ type: 'verify-handshake', expectSerial: 'cc03' })]);
@@ -497,32 +580,52 @@ describe('planRotation (acme pending stage and order cooldown)', () => {
     const ordering = stage({ stage: 'ordering', orderedAt: at(-2 / 24), serial: undefined, notAfter: undefined });
     const plan = planRotation(withPending(state({ certs: [imported], served: served('aa01', 25) }), ordering), acme, now);
     expect(plan).toMatchObject({ actions: [], step: 'cooldown' });
-    expect(plan.skipped).toEqual([expect.objectContaining({ type: 'wait', target: OLD, reason: expect.stringContaining('ACME_ORDER_COOLDOWN') })]);
+    expect(plan.skipped).toEqual([
+      expect.objectContaining({ type: 'wait', target: OLD, reason: expect.stringContaining('ACME_ORDER_COOLDOWN') }),
+    ]);
     // force does not lift the cooldown: it protects the CA's rate limits.
-    expect(kinds(planRotation(withPending(state({ certs: [imported], served: served('aa01', 25) }), ordering), { ...acme, force: true }, now))).toEqual([]);
+    expect(
+      kinds(planRotation(withPending(state({ certs: [imported], served: served('aa01', 25) }), ordering), { ...acme, force: true }, now)),
+    ).toEqual([]);
     // Once the cooldown has passed, the next run orders again.
     const old = stage({ stage: 'ordering', orderedAt: at(-25 / 24), serial: undefined, notAfter: undefined });
-    expect(kinds(planRotation(withPending(state({ certs: [imported], served: served('aa01', 25) }), old), acme, now))).toEqual(['renew-acme-certificate', 'verify-handshake']);
+    expect(kinds(planRotation(withPending(state({ certs: [imported], served: served('aa01', 25) }), old), acme, now))).toEqual([
+      'renew-acme-certificate',
+      'verify-handshake',
+    ]);
   });
 
   it('a finished rotation inside the cooldown blocks a forced re-order too', () => {
     const done = stage({ stage: 'verified', orderedAt: at(-1) });
-    const plan = planRotation(withPending(state({ certs: [renewed], served: served('cc03', 90) }), { ...done, orderedAt: at(-3 / 24) }), { ...acme, force: true }, now);
+    const plan = planRotation(
+      withPending(state({ certs: [renewed], served: served('cc03', 90) }), { ...done, orderedAt: at(-3 / 24) }),
+      { ...acme, force: true },
+      now,
+    );
     expect(plan).toMatchObject({ actions: [], step: 'cooldown' });
   });
 
-  it('a stage for another certificate is not this one\'s: the plan goes on, and says so', () => {
+  it("a stage for another certificate is not this one's: the plan goes on, and says so", () => {
     const other = stage({ certificateArn: arn('other'), stage: 'imported' });
     const plan = planRotation(withPending(state({ certs: [imported], served: served('aa01', 25) }), other), acme, now);
     expect(kinds(plan)).toEqual(['renew-acme-certificate', 'verify-handshake']);
-    expect(plan.skipped).toEqual([expect.objectContaining({ type: 'wait', target: arn('other'), reason: expect.stringContaining('not the listener') })]);
+    expect(plan.skipped).toEqual([
+      expect.objectContaining({ type: 'wait', target: arn('other'), reason: expect.stringContaining('not the listener') }),
+    ]);
   });
 
   it('the order keeps the key algorithm and every name of the certificate it renews', () => {
     const names = [DOMAIN, 'mirror.example.com'];
     const ec = planRotation(state({ certs: [{ ...imported, names }], served: served('aa01', 25) }), acme, now);
     expect(ec.actions[0]).toMatchObject({ type: 'renew-acme-certificate', names, keyAlgorithm: 'EC_prime256v1' });
-    const rsa = planRotation(state({ certs: [{ ...imported, domainName: '*.example.com', names: ['*.example.com'], keyAlgorithm: 'RSA_4096' }], served: served('aa01', 25) }), acme, now);
+    const rsa = planRotation(
+      state({
+        certs: [{ ...imported, domainName: '*.example.com', names: ['*.example.com'], keyAlgorithm: 'RSA_4096' }],
+        served: served('aa01', 25),
+      }),
+      acme,
+      now,
+    );
     expect(rsa.actions[0]).toMatchObject({ type: 'renew-acme-certificate', names: [DOMAIN, '*.example.com'], keyAlgorithm: 'RSA_4096' });
   });
 });
@@ -538,58 +641,103 @@ describe('planRotation: an ACM expiry event for another certificate', () => {
     const current = policy.mode === 'acme' ? { ...old, type: 'IMPORTED' } : old;
     const plan = planRotation(state({ certs: [current], served: served('aa01', 20) }), { ...policy, eventCertificateArn: FOREIGN }, now);
     expect(plan).toMatchObject({ actions: [], step: 'ignored' });
-    expect(plan.skipped).toEqual([{ type: 'ignore-event', target: FOREIGN, reason: expect.stringContaining(`not one of the listener's certificates (${OLD})`) }]);
+    expect(plan.skipped).toEqual([
+      { type: 'ignore-event', target: FOREIGN, reason: expect.stringContaining(`not one of the listener's certificates (${OLD})`) },
+    ]);
   });
 
-  it('an event for the listener\'s certificate plans as usual', () => {
-    expect(kinds(planRotation(state({ certs: [old], served: served('aa01', 20) }), { ...acm, eventCertificateArn: OLD }, now))).toEqual(['request-certificate']);
+  it("an event for the listener's certificate plans as usual", () => {
+    expect(kinds(planRotation(state({ certs: [old], served: served('aa01', 20) }), { ...acm, eventCertificateArn: OLD }, now))).toEqual([
+      'request-certificate',
+    ]);
   });
 });
 
-describe('the load balancer\'s certificate selection (SNI) and the kept rollback certificate', () => {
+describe("the load balancer's certificate selection (SNI) and the kept rollback certificate", () => {
   const base = { names: [DOMAIN], notAfter: at(90) };
   it.each([
     ['ECDSA beats RSA, whatever the size', { keyAlgorithm: 'EC_prime256v1' }, { keyAlgorithm: 'RSA_4096' }, 'a'],
     ['the larger RSA key wins', { keyAlgorithm: 'RSA_2048' }, { keyAlgorithm: 'RSA_4096' }, 'b'],
     ['the larger curve wins', { keyAlgorithm: 'EC_secp384r1' }, { keyAlgorithm: 'EC_prime256v1' }, 'a'],
-    ['same key: the longer validity wins', { keyAlgorithm: 'RSA_2048', notAfter: at(20) }, { keyAlgorithm: 'RSA_2048', notAfter: at(395) }, 'b'],
-    ['a certificate that does not cover the name is never chosen', { keyAlgorithm: 'EC_prime256v1', names: ['other.example.com'] }, { keyAlgorithm: 'RSA_2048' }, 'b'],
+    [
+      'same key: the longer validity wins',
+      { keyAlgorithm: 'RSA_2048', notAfter: at(20) },
+      { keyAlgorithm: 'RSA_2048', notAfter: at(395) },
+      'b',
+    ],
+    [
+      'a certificate that does not cover the name is never chosen',
+      { keyAlgorithm: 'EC_prime256v1', names: ['other.example.com'] },
+      { keyAlgorithm: 'RSA_2048' },
+      'b',
+    ],
   ])('%s', (_, a, b, winner) => {
-    const certs = [{ arn: 'a', ...base, ...a }, { arn: 'b', ...base, ...b }];
+    const certs = [
+      { arn: 'a', ...base, ...a },
+      { arn: 'b', ...base, ...b },
+    ];
     expect(sniSelection(certs, DOMAIN)?.arn).toBe(winner);
     expect(sniSelection([...certs].reverse(), DOMAIN)?.arn).toBe(winner);
   });
 
-  const issued = (keyAlgorithm: string) => cert({ arn: NEW, serial: 'bb02', notBefore: at(-1), notAfter: at(395), tags: { [TAG_ROTATION_OF]: OLD }, inUseBy: [], keyAlgorithm });
+  const issued = (keyAlgorithm: string) =>
+    cert({ arn: NEW, serial: 'bb02', notBefore: at(-1), notAfter: at(395), tags: { [TAG_ROTATION_OF]: OLD }, inUseBy: [], keyAlgorithm });
   it.each([
     ['ECDSA old, RSA new', 'EC_prime256v1', 'RSA_2048', false],
     ['RSA-4096 old, RSA-2048 new', 'RSA_4096', 'RSA_2048', false],
     ['same key type and size (the new one lasts longer)', 'RSA_2048', 'RSA_2048', true],
     ['RSA old, ECDSA new', 'RSA_2048', 'EC_prime256v1', true],
   ])('%s: the old certificate is kept on the listener only if it cannot win the selection', (_, oldKey, newKey, keep) => {
-    const plan = planRotation(state({ certs: [cert({ arn: OLD, notAfter: at(20), keyAlgorithm: oldKey }), issued(newKey)], served: served('aa01', 20) }), acm, now);
+    const plan = planRotation(
+      state({ certs: [cert({ arn: OLD, notAfter: at(20), keyAlgorithm: oldKey }), issued(newKey)], served: served('aa01', 20) }),
+      acm,
+      now,
+    );
     expect(plan.actions[0]).toMatchObject({ type: 'swap-listener-certificate', newCertificateArn: NEW, keepForRollback: keep });
     expect(plan.actions[1]).toMatchObject({ type: 'verify-handshake', rollback: { restoreCertificateArn: OLD } });
   });
 
   it('another listener certificate that would outrank the replacement for DOMAIN_NAME: refused, nothing swapped', () => {
     const other = cert({ arn: arn('sni'), keyAlgorithm: 'EC_secp384r1', notAfter: at(200), serial: 'dd04' });
-    const plan = planRotation(state({ certs: [cert({ arn: OLD, notAfter: at(20) }), other, issued('RSA_2048')], sni: [arn('sni')], served: served('aa01', 20) }), acm, now);
+    const plan = planRotation(
+      state({ certs: [cert({ arn: OLD, notAfter: at(20) }), other, issued('RSA_2048')], sni: [arn('sni')], served: served('aa01', 20) }),
+      acm,
+      now,
+    );
     expect(plan.actions).toEqual([]);
-    expect(plan.refusals).toEqual([expect.objectContaining({ type: 'refuse-certificate', target: arn('sni'), reason: expect.stringContaining('would be served instead of') })]);
+    expect(plan.refusals).toEqual([
+      expect.objectContaining({
+        type: 'refuse-certificate',
+        target: arn('sni'),
+        reason: expect.stringContaining('would be served instead of'),
+      }),
+    ]);
   });
 
   it('a later run: the old certificate (not kept) is what the handshake shows → rolls back by re-swapping the default', () => {
     const current = cert({ arn: NEW, serial: 'bb02', notAfter: at(395), tags: { [TAG_ROTATION_OF]: OLD } });
-    const plan = planRotation(state({ certs: [current, cert({ arn: OLD, notAfter: at(20) })], default: NEW, sni: [], served: served('aa01', 20) }), acm, now);
+    const plan = planRotation(
+      state({ certs: [current, cert({ arn: OLD, notAfter: at(20) })], default: NEW, sni: [], served: served('aa01', 20) }),
+      acm,
+      now,
+    );
     expect(plan.step).toBe('rollback');
-    expect(plan.actions).toEqual([expect.objectContaining({ type: 'rollback-listener-certificate', restoreCertificateArn: OLD, rolledBackCertificateArn: NEW })]);
+    expect(plan.actions).toEqual([
+      expect.objectContaining({ type: 'rollback-listener-certificate', restoreCertificateArn: OLD, rolledBackCertificateArn: NEW }),
+    ]);
   });
 });
 
-describe('marker tags: the registry-fleet: prefix, the first release\'s registry: keys still read', () => {
+describe("marker tags: the registry-fleet: prefix, the first release's registry: keys still read", () => {
   it('a replacement tagged by the first release (registry:rotation-of) is found and swapped in', () => {
-    const legacy = cert({ arn: NEW, serial: 'bb02', notBefore: at(-1), notAfter: at(395), tags: { 'registry:rotation-of': OLD }, inUseBy: [] });
+    const legacy = cert({
+      arn: NEW,
+      serial: 'bb02',
+      notBefore: at(-1),
+      notAfter: at(395),
+      tags: { 'registry:rotation-of': OLD },
+      inUseBy: [],
+    });
     const s = state({ certs: [cert({ arn: OLD, notAfter: at(20) }), legacy], served: served('aa01', 20) });
     expect(TAG_ROTATION_OF).toBe('registry-fleet:rotation-of');
     expect(TAG_ROLLED_BACK_AT).toBe('registry-fleet:rolled-back-at');
@@ -597,7 +745,14 @@ describe('marker tags: the registry-fleet: prefix, the first release\'s registry
   });
 
   it('a rollback marked by the first release (registry:rolled-back-at) still blocks', () => {
-    const legacy = cert({ arn: NEW, serial: 'bb02', notBefore: at(-1), notAfter: at(395), tags: { 'registry:rotation-of': OLD, 'registry:rolled-back-at': at(-1) }, inUseBy: [] });
+    const legacy = cert({
+      arn: NEW,
+      serial: 'bb02',
+      notBefore: at(-1),
+      notAfter: at(395),
+      tags: { 'registry:rotation-of': OLD, 'registry:rolled-back-at': at(-1) },
+      inUseBy: [],
+    });
     const plan = planRotation(state({ certs: [cert({ arn: OLD, notAfter: at(20) }), legacy], served: served('aa01', 20) }), acm, now);
     expect(plan.step).toBe('rolled-back');
   });

@@ -9,7 +9,14 @@ import { testContext } from '../support/run-context.ts';
  */
 const NOW = new Date('2026-11-23T03:00:00.000Z');
 const state = {
-  listener: { arn: 'arn:listener', protocol: 'HTTPS', port: 443, loadBalancerArn: 'arn:lb', loadBalancerDnsName: 'lb', sniCertificateArns: [] },
+  listener: {
+    arn: 'arn:listener',
+    protocol: 'HTTPS',
+    port: 443,
+    loadBalancerArn: 'arn:lb',
+    loadBalancerDnsName: 'lb',
+    sniCertificateArns: [],
+  },
   certificates: [],
   missing: [],
   served: { ok: false, host: 'lb', port: 443, error: 'not checked' },
@@ -19,7 +26,12 @@ const state = {
 
 type Summarize = (typeof job)['summarize'];
 const summarize = (plan: object) =>
-  (job.summarize as (...args: unknown[]) => ReturnType<Summarize>)(state, { actions: [], skipped: [], ...plan }, [], testContext({ now: NOW }));
+  (job.summarize as (...args: unknown[]) => ReturnType<Summarize>)(
+    state,
+    { actions: [], skipped: [], ...plan },
+    [],
+    testContext({ now: NOW }),
+  );
 
 describe('rotate-certificates report metrics', () => {
   it('reports the days left when the plan knows them', () => {

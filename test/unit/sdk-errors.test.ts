@@ -16,7 +16,9 @@ describe('sdk error mapping', () => {
 
   it('names the endpoint with its port and path, and says when it is unknown', () => {
     expect(describeEndpoint({ protocol: 'http:', hostname: '127.0.0.1', port: 4566, path: '/' })).toBe('http://127.0.0.1:4566');
-    expect(describeEndpoint({ protocol: 'https:', hostname: 's3.us-east-1.amazonaws.com', path: '/bucket/key' })).toBe('https://s3.us-east-1.amazonaws.com/bucket/key');
+    expect(describeEndpoint({ protocol: 'https:', hostname: 's3.us-east-1.amazonaws.com', path: '/bucket/key' })).toBe(
+      'https://s3.us-east-1.amazonaws.com/bucket/key',
+    );
     expect(describeEndpoint(undefined)).toBe('an unknown endpoint');
   });
 

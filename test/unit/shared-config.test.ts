@@ -32,7 +32,14 @@ describe('loadConfig', () => {
   });
 
   it('parses every form it documents', () => {
-    const config = load({ REGISTRY_BUCKET: 'b-1.x', UPLOAD_MAX_AGE: '7d', MAX_DELETES_PER_RUN: '50', MODE: 'acme', DRY_RUN: 'true', S3_FORCE_PATH_STYLE: 'true' });
+    const config = load({
+      REGISTRY_BUCKET: 'b-1.x',
+      UPLOAD_MAX_AGE: '7d',
+      MAX_DELETES_PER_RUN: '50',
+      MODE: 'acme',
+      DRY_RUN: 'true',
+      S3_FORCE_PATH_STYLE: 'true',
+    });
     expect(config).toMatchObject({ maxAgeMs: 7 * 86_400_000, maxDeletes: 50, mode: 'acme', dryRun: true, s3ForcePathStyle: true });
   });
 
@@ -43,15 +50,27 @@ describe('loadConfig', () => {
   it.each([
     [{}, /REGISTRY_BUCKET is missing: expected an S3 bucket name/],
     [{ REGISTRY_BUCKET: 'My_Bucket' }, /REGISTRY_BUCKET="My_Bucket" is not valid: expected an S3 bucket name/],
-    [{ REGISTRY_BUCKET: 'b-1', UPLOAD_MAX_AGE: '7 days' }, /UPLOAD_MAX_AGE="7 days" is not valid: expected a duration like 168h.*at least 1h/],
+    [
+      { REGISTRY_BUCKET: 'b-1', UPLOAD_MAX_AGE: '7 days' },
+      /UPLOAD_MAX_AGE="7 days" is not valid: expected a duration like 168h.*at least 1h/,
+    ],
     [{ REGISTRY_BUCKET: 'b-1', UPLOAD_MAX_AGE: '30m' }, /UPLOAD_MAX_AGE="30m" is not valid: .*at least 1h/],
     // A duration declared without a maximum still has one: 36500d (100 years), beyond it a typo, never a period.
-    [{ REGISTRY_BUCKET: 'b-1', UPLOAD_MAX_AGE: '99999999999999999999h' }, /UPLOAD_MAX_AGE="99999999999999999999h" is not valid: expected a duration like 168h.*at least 1h and at most 36500d/],
-    [{ REGISTRY_BUCKET: 'b-1', MAX_DELETES_PER_RUN: '0' }, /MAX_DELETES_PER_RUN="0" is not valid: expected a whole number from 1 to 100000/],
+    [
+      { REGISTRY_BUCKET: 'b-1', UPLOAD_MAX_AGE: '99999999999999999999h' },
+      /UPLOAD_MAX_AGE="99999999999999999999h" is not valid: expected a duration like 168h.*at least 1h and at most 36500d/,
+    ],
+    [
+      { REGISTRY_BUCKET: 'b-1', MAX_DELETES_PER_RUN: '0' },
+      /MAX_DELETES_PER_RUN="0" is not valid: expected a whole number from 1 to 100000/,
+    ],
     [{ REGISTRY_BUCKET: 'b-1', MAX_DELETES_PER_RUN: '2.5' }, /MAX_DELETES_PER_RUN="2.5" is not valid: expected a whole number/],
     [{ REGISTRY_BUCKET: 'b-1', MODE: 'letsencrypt' }, /MODE="letsencrypt" is not valid: expected one of acm, acme/],
     [{ REGISTRY_BUCKET: 'b-1', DRY_RUN: 'yes' }, /DRY_RUN="yes" is not valid: expected true or false/],
-    [{ REGISTRY_BUCKET: 'b-1', LISTENER_ARN: 'listener/app/x' }, /LISTENER_ARN="listener\/app\/x" is not valid: expected an ARN of elasticloadbalancing/],
+    [
+      { REGISTRY_BUCKET: 'b-1', LISTENER_ARN: 'listener/app/x' },
+      /LISTENER_ARN="listener\/app\/x" is not valid: expected an ARN of elasticloadbalancing/,
+    ],
     [{ REGISTRY_BUCKET: 'b-1', AWS_REGION: 'Europe' }, /AWS_REGION="Europe" is not valid: expected an AWS region/],
     [{ REGISTRY_BUCKET: 'b-1', FLEET_NAME: 'fleet a' }, /FLEET_NAME="fleet a" is not valid: expected a fleet name such as registry-fleet/],
   ])('rejects %j with a message naming the variable, value and form', (vars, message) => {
@@ -65,7 +84,7 @@ describe('loadConfig', () => {
     );
   });
 
-  it('reads FLEET_NAME as the fleet (the metrics\' fleet dimension); none when unset', () => {
+  it("reads FLEET_NAME as the fleet (the metrics' fleet dimension); none when unset", () => {
     expect(load({ REGISTRY_BUCKET: 'b-1', FLEET_NAME: 'registry-eu' })).toMatchObject({ fleet: 'registry-eu' });
     expect(load({ REGISTRY_BUCKET: 'b-1' })).not.toHaveProperty('fleet');
   });

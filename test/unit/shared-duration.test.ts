@@ -17,9 +17,12 @@ describe('parseDuration', () => {
     expect(parseDuration(text)).toBe(ms);
   });
 
-  it.each(['', '7', '7 days', '-5m', '+5m', 'h', '5x', '5m ', '1h-30m', 'ten minutes', '99999999999999999999h', '36501d', '1e3h'])('rejects %j', (text) => {
-    expect(parseDuration(text)).toBeUndefined();
-  });
+  it.each(['', '7', '7 days', '-5m', '+5m', 'h', '5x', '5m ', '1h-30m', 'ten minutes', '99999999999999999999h', '36501d', '1e3h'])(
+    'rejects %j',
+    (text) => {
+      expect(parseDuration(text)).toBeUndefined();
+    },
+  );
 });
 
 describe('formatDuration', () => {

@@ -11,12 +11,17 @@ import { EVENTS_DIR, loadEvent } from '../support/events.ts';
  * event that job accepts: it normalises with the job's strict manual options, to a trigger kind the job acts on.
  */
 const jobs = await Promise.all(
-  JOB_NAMES.map(async (name) => [name, ((await import(`../../functions/${name}/job.ts`)) as { job: JobDefinition<JobTypes> }).job] as const),
+  JOB_NAMES.map(
+    async (name) => [name, ((await import(`../../functions/${name}/job.ts`)) as { job: JobDefinition<JobTypes> }).job] as const,
+  ),
 );
 
 describe('events/<job>/ samples', () => {
   it('has a folder of samples for every job, and no folder for anything else', () => {
-    const folders = readdirSync(EVENTS_DIR, { withFileTypes: true }).filter((d) => d.isDirectory()).map((d) => d.name).sort();
+    const folders = readdirSync(EVENTS_DIR, { withFileTypes: true })
+      .filter((d) => d.isDirectory())
+      .map((d) => d.name)
+      .sort();
     expect(folders).toEqual([...JOB_NAMES].sort());
   });
 

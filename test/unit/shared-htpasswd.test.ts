@@ -112,15 +112,27 @@ describe('renderHtpasswd', () => {
   });
 
   it('is independent of input order (same bytes, same sha256)', () => {
-    const a = renderHtpasswd([{ user: 'a', hash: HTPASSWD_5 }, { user: 'b', hash: HTPASSWD_10 }]);
-    const b = renderHtpasswd([{ user: 'b', hash: HTPASSWD_10 }, { user: 'a', hash: HTPASSWD_5 }]);
+    const a = renderHtpasswd([
+      { user: 'a', hash: HTPASSWD_5 },
+      { user: 'b', hash: HTPASSWD_10 },
+    ]);
+    const b = renderHtpasswd([
+      { user: 'b', hash: HTPASSWD_10 },
+      { user: 'a', hash: HTPASSWD_5 },
+    ]);
     expect(sha256Hex(a)).toBe(sha256Hex(b));
   });
 
   it.each([
     [[{ user: 'a:b', hash: HTPASSWD_5 }], /":"/],
     [[{ user: 'a', hash: 'plain' }], /user a: not a bcrypt hash/],
-    [[{ user: 'a', hash: HTPASSWD_5 }, { user: 'a', hash: HTPASSWD_10 }], /duplicate user a/],
+    [
+      [
+        { user: 'a', hash: HTPASSWD_5 },
+        { user: 'a', hash: HTPASSWD_10 },
+      ],
+      /duplicate user a/,
+    ],
   ])('refuses an invalid entry without echoing a hash (%#)', (entries, message) => {
     let error: unknown;
     try {
@@ -135,12 +147,22 @@ describe('renderHtpasswd', () => {
 
 describe('parseHtpasswd', () => {
   it('reads back what renderHtpasswd wrote', () => {
-    const text = renderHtpasswd([{ user: 'alice', hash: HTPASSWD_5 }, { user: 'bob', hash: HTPASSWD_10 }]);
-    expect(parseHtpasswd(text)).toEqual(new Map([['alice', HTPASSWD_5], ['bob', HTPASSWD_10]]));
+    const text = renderHtpasswd([
+      { user: 'alice', hash: HTPASSWD_5 },
+      { user: 'bob', hash: HTPASSWD_10 },
+    ]);
+    expect(parseHtpasswd(text)).toEqual(
+      new Map([
+        ['alice', HTPASSWD_5],
+        ['bob', HTPASSWD_10],
+      ]),
+    );
   });
 
   it('reads like the registry: trims, skips blank and # lines, splits at the first colon, last line wins; ignores junk', () => {
-    const text = ['# comment', '', `  alice:${HTPASSWD_5}  `, 'garbage', `bob:md5hash`, `alice:${HTPASSWD_10}`, ':nouser', 'carol:'].join('\n');
+    const text = ['# comment', '', `  alice:${HTPASSWD_5}  `, 'garbage', `bob:md5hash`, `alice:${HTPASSWD_10}`, ':nouser', 'carol:'].join(
+      '\n',
+    );
     expect(parseHtpasswd(text)).toEqual(new Map([['alice', HTPASSWD_10]]));
   });
 });

@@ -6,10 +6,25 @@ import { metrics } from '../../shared/observability.ts';
  * The runner's EMF document per run: its dimension set is what every alarm of the stack names (infra/constructs/
  * monitoring.ts), so a fleet's alarms see only that fleet's runs when FLEET_NAME is set.
  */
-interface Config { dryRun: boolean; region: string; s3ForcePathStyle: boolean; fleet?: string }
-interface Touch extends Action { type: 'touch' }
+interface Config {
+  dryRun: boolean;
+  region: string;
+  s3ForcePathStyle: boolean;
+  fleet?: string;
+}
+interface Touch extends Action {
+  type: 'touch';
+}
 const options = {};
-type Types = { config: Config; options: typeof options; scope: undefined; state: string[]; action: Touch; plan: Plan<Touch>; clients: undefined };
+type Types = {
+  config: Config;
+  options: typeof options;
+  scope: undefined;
+  state: string[];
+  action: Touch;
+  plan: Plan<Touch>;
+  clients: undefined;
+};
 
 const touchJob: JobDefinition<Types> = {
   name: 'touch-janitor',
@@ -23,7 +38,10 @@ const touchJob: JobDefinition<Types> = {
   summarize: () => ({ observed: {} }),
 };
 
-interface Emf { _aws: { CloudWatchMetrics: { Dimensions: string[][]; Metrics: { Name: string }[] }[] }; [key: string]: unknown }
+interface Emf {
+  _aws: { CloudWatchMetrics: { Dimensions: string[][]; Metrics: { Name: string }[] }[] };
+  [key: string]: unknown;
+}
 let documents: Emf[];
 
 beforeEach(() => {
@@ -59,9 +77,12 @@ describe('the run metrics', () => {
     expect(doc).not.toHaveProperty('fleet');
   });
 
-  it('never carry one run\'s fleet into the next run of the same environment', async () => {
+  it("never carry one run's fleet into the next run of the same environment", async () => {
     await run({ fleet: 'fleet-a' });
     await run({ fleet: 'fleet-b', dryRun: true });
-    expect(documents.map((d) => [d['fleet'], d['dryRun']])).toEqual([['fleet-a', 'false'], ['fleet-b', 'true']]);
+    expect(documents.map((d) => [d['fleet'], d['dryRun']])).toEqual([
+      ['fleet-a', 'false'],
+      ['fleet-b', 'true'],
+    ]);
   });
 });

@@ -10,9 +10,20 @@ import { loadEvent } from '../support/events.ts';
  * A job defined for this test only: it deletes "widgets" older than a max age from an in-memory world, so
  * every assertion is on the world's resulting state and on the report.
  */
-interface Widget { id: string; ageH: number }
-interface Config { dryRun: boolean; region: string; s3ForcePathStyle: boolean; maxAgeH: number }
-interface DeleteWidget extends Action { type: 'delete-widget'; ageH: number }
+interface Widget {
+  id: string;
+  ageH: number;
+}
+interface Config {
+  dryRun: boolean;
+  region: string;
+  s3ForcePathStyle: boolean;
+  maxAgeH: number;
+}
+interface DeleteWidget extends Action {
+  type: 'delete-widget';
+  ageH: number;
+}
 
 let world: Map<string, Widget>;
 const failing = new Set<string>();
@@ -53,12 +64,16 @@ const widgetJob: JobDefinition<Types> = {
       if (failing.has(a.target)) throw Object.assign(new Error('access denied'), { name: 'AccessDenied' });
       world.delete(a.target);
     }),
-  summarize: (widgets, plan) => ({ observed: { widgets: widgets.length }, details: { oldest: Math.max(0, ...plan.actions.map((a) => a.ageH)) } }),
+  summarize: (widgets, plan) => ({
+    observed: { widgets: widgets.length },
+    details: { oldest: Math.max(0, ...plan.actions.map((a) => a.ageH)) },
+  }),
 };
 
 const config: Config = { dryRun: false, region: 'us-east-1', s3ForcePathStyle: false, maxAgeH: 24 };
 const clock = () => new Date('2026-11-23T03:00:00.000Z');
-const run = (event: unknown, overrides: Partial<Config> = {}, context = {}) => runJob(widgetJob, { ...config, ...overrides }, event, context, { clock });
+const run = (event: unknown, overrides: Partial<Config> = {}, context = {}) =>
+  runJob(widgetJob, { ...config, ...overrides }, event, context, { clock });
 
 function seed(widgets: Widget[]): void {
   world = new Map(widgets.map((w) => [w.id, w]));
@@ -108,7 +123,10 @@ describe('runJob', () => {
       const report = await run({ dryRun: true });
       expect(world.size).toBe(4);
       expect(report.dryRun).toBe(true);
-      expect(report.actions.filter((a) => a.type === 'delete-widget' && a.status !== 'skipped').map((a) => a.status)).toEqual(['planned', 'planned']);
+      expect(report.actions.filter((a) => a.type === 'delete-widget' && a.status !== 'skipped').map((a) => a.status)).toEqual([
+        'planned',
+        'planned',
+      ]);
       expect(report.summary).toEqual({ planned: 2, applied: 0, skipped: 1, failed: 0 });
     });
 
@@ -128,7 +146,9 @@ describe('runJob', () => {
     it('reports the same plan as the real run', async () => {
       const dry = await run({ dryRun: true });
       const real = await run({});
-      expect(dry.actions.map(({ type, target, reason }) => [type, target, reason])).toEqual(real.actions.map(({ type, target, reason }) => [type, target, reason]));
+      expect(dry.actions.map(({ type, target, reason }) => [type, target, reason])).toEqual(
+        real.actions.map(({ type, target, reason }) => [type, target, reason]),
+      );
     });
   });
 
@@ -144,13 +164,17 @@ describe('runJob', () => {
       const info = vi.spyOn(logger, 'info');
       const error = await run(loadEvent('schedule.json')).catch((e: unknown) => e);
       expect(error).toBeInstanceOf(JobFailedError);
-      expect((error as Error).message).toBe('widget-janitor: 1 of 2 actions failed (first: delete-widget w-old-1: AccessDenied: access denied)');
+      expect((error as Error).message).toBe(
+        'widget-janitor: 1 of 2 actions failed (first: delete-widget w-old-1: AccessDenied: access denied)',
+      );
       expect([...world.keys()]).toEqual(['w-old-1', 'w-new', 'keep-me']);
       const logged = info.mock.calls.find(([message]) => message === 'job report');
       expect(logged?.[1]).toMatchObject({
         report: {
           summary: { planned: 0, applied: 1, skipped: 1, failed: 1 },
-          actions: expect.arrayContaining([expect.objectContaining({ target: 'w-old-1', status: 'failed', error: 'AccessDenied: access denied' })]),
+          actions: expect.arrayContaining([
+            expect.objectContaining({ target: 'w-old-1', status: 'failed', error: 'AccessDenied: access denied' }),
+          ]),
         },
       });
       info.mockRestore();
@@ -215,7 +239,11 @@ describe('runJob', () => {
     failing.add(last);
     const info = vi.spyOn(logger, 'info');
     await expect(run(loadEvent('schedule.json'))).rejects.toThrow(JobFailedError);
-    const report = (info.mock.calls.find(([m]) => m === 'job report')?.[1] as { report: { actions: { target: string; status: string }[]; summary: unknown; truncated: boolean } }).report;
+    const report = (
+      info.mock.calls.find(([m]) => m === 'job report')?.[1] as {
+        report: { actions: { target: string; status: string }[]; summary: unknown; truncated: boolean };
+      }
+    ).report;
     expect(report.truncated).toBe(true);
     expect(report.actions).toHaveLength(REPORT_ACTION_CAP);
     expect(report.actions[0]).toMatchObject({ target: last, status: 'failed' });
@@ -229,10 +257,15 @@ describe('applyEach', () => {
 
   it('stops after a failure when the job asks for it', async () => {
     const done: number[] = [];
-    const outcomes = await applyEach([1, 2, 3], ctx, async (n) => {
-      if (n === 2) throw new Error('boom');
-      done.push(n);
-    }, { stopOnFailure: true });
+    const outcomes = await applyEach(
+      [1, 2, 3],
+      ctx,
+      async (n) => {
+        if (n === 2) throw new Error('boom');
+        done.push(n);
+      },
+      { stopOnFailure: true },
+    );
     expect(done).toEqual([1]);
     expect(outcomes).toEqual([{ status: 'applied' }, { status: 'failed', error: 'boom' }, undefined]);
   });
@@ -240,25 +273,33 @@ describe('applyEach', () => {
   it('runs at most `concurrency` at a time and keeps the order of outcomes', async () => {
     let inFlight = 0;
     let peak = 0;
-    const outcomes = await applyEach([30, 10, 20, 5, 15], ctx, async (ms) => {
-      inFlight += 1;
-      peak = Math.max(peak, inFlight);
-      await new Promise((r) => setTimeout(r, ms));
-      inFlight -= 1;
-      return { status: 'applied', detail: { ms } };
-    }, { concurrency: 2 });
+    const outcomes = await applyEach(
+      [30, 10, 20, 5, 15],
+      ctx,
+      async (ms) => {
+        inFlight += 1;
+        peak = Math.max(peak, inFlight);
+        await new Promise((r) => setTimeout(r, ms));
+        inFlight -= 1;
+        return { status: 'applied', detail: { ms } };
+      },
+      { concurrency: 2 },
+    );
     expect(peak).toBe(2);
     expect(outcomes.map((o) => (o?.status === 'applied' ? o.detail?.ms : undefined))).toEqual([30, 10, 20, 5, 15]);
   });
 });
 
 describe('dry run asked for on a copied AWS event', () => {
-  it.each(['schedule.json', 'alarm-action.json', 'alarm-state-change.json', 'scheduler.json'])('%s with "dryRun": true applies nothing', async (file) => {
-    const report = await run({ ...loadEvent(file), dryRun: true });
-    expect(report.dryRun).toBe(true);
-    expect(world.size).toBe(4);
-    expect(report.summary).toMatchObject({ planned: 2, applied: 0 });
-  });
+  it.each(['schedule.json', 'alarm-action.json', 'alarm-state-change.json', 'scheduler.json'])(
+    '%s with "dryRun": true applies nothing',
+    async (file) => {
+      const report = await run({ ...loadEvent(file), dryRun: true });
+      expect(report.dryRun).toBe(true);
+      expect(world.size).toBe(4);
+      expect(report.summary).toMatchObject({ planned: 2, applied: 0 });
+    },
+  );
 
   it('rejects a dryRun that is not a boolean before anything happens', async () => {
     await expect(run({ ...loadEvent('schedule.json'), dryRun: 'yes' })).rejects.toThrow('dryRun: expected true or false');
@@ -274,7 +315,10 @@ describe('the run context', () => {
     });
     const refusing: JobDefinition<Types> = {
       ...widgetJob,
-      plan: (widgets, ctx) => ({ ...planWidgets(widgets, ctx.scope.maxAgeH), refusals: [{ type: 'refuse-widget', target: 'w-old-1', reason: 'not ours' }] }),
+      plan: (widgets, ctx) => ({
+        ...planWidgets(widgets, ctx.scope.maxAgeH),
+        refusals: [{ type: 'refuse-widget', target: 'w-old-1', reason: 'not ours' }],
+      }),
     };
     for (const dryRun of [true, false]) {
       seed([{ id: 'w-old-1', ageH: 100 }]);

@@ -36,18 +36,35 @@ describe('registry root', () => {
 });
 
 describe('isRepositoryName (distribution grammar)', () => {
-  it.each(['nginx', 'library/nginx', 'org/team/app', 'my_uploads', 'team/x_uploads', 'a__b', 'a.b-c', 'a---b', 'localhost:5000/app', 'Host.Example/app'])('accepts %s', (name) => {
+  it.each([
+    'nginx',
+    'library/nginx',
+    'org/team/app',
+    'my_uploads',
+    'team/x_uploads',
+    'a__b',
+    'a.b-c',
+    'a---b',
+    'localhost:5000/app',
+    'Host.Example/app',
+  ])('accepts %s', (name) => {
     expect(isRepositoryName(name)).toBe(true);
   });
-  it.each(['', '/nginx', 'nginx/', 'a//b', '_uploads', 'a/_uploads', 'Nginx', 'a/../b', '..', 'a_', '-a', 'a___b', 'a/B', 'x'.repeat(256)])('rejects %j', (name) => {
-    expect(isRepositoryName(name)).toBe(false);
-  });
+  it.each(['', '/nginx', 'nginx/', 'a//b', '_uploads', 'a/_uploads', 'Nginx', 'a/../b', '..', 'a_', '-a', 'a___b', 'a/B', 'x'.repeat(256)])(
+    'rejects %j',
+    (name) => {
+      expect(isRepositoryName(name)).toBe(false);
+    },
+  );
 });
 
 describe('classifyKey', () => {
   it.each([
     [`${R}library/nginx/_uploads/${ID}/startedat`, { kind: 'upload', repository: 'library/nginx', uploadId: ID, rest: 'startedat' }],
-    [`${R}org/team/app/_uploads/${ID}/hashstates/sha256/1234`, { kind: 'upload', repository: 'org/team/app', uploadId: ID, rest: 'hashstates/sha256/1234' }],
+    [
+      `${R}org/team/app/_uploads/${ID}/hashstates/sha256/1234`,
+      { kind: 'upload', repository: 'org/team/app', uploadId: ID, rest: 'hashstates/sha256/1234' },
+    ],
     [`${R}app/_uploads/${ID}/data`, { kind: 'upload', repository: 'app', uploadId: ID, rest: 'data' }],
     [`${R}app/_uploads/${ID}/`, { kind: 'upload', repository: 'app', uploadId: ID, rest: '' }],
     // Names that contain `_uploads` as a substring are names.

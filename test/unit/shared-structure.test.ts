@@ -32,7 +32,9 @@ describe('project structure', () => {
   });
 
   it('has a folder for every job and no other', () => {
-    const folders = readdirSync(join(ROOT, 'functions'), { withFileTypes: true }).filter((d) => d.isDirectory()).map((d) => d.name);
+    const folders = readdirSync(join(ROOT, 'functions'), { withFileTypes: true })
+      .filter((d) => d.isDirectory())
+      .map((d) => d.name);
     expect(folders.sort()).toEqual([...JOB_NAMES].sort());
   });
 
@@ -45,7 +47,11 @@ describe('project structure', () => {
     ['functions', 'test/'],
     ['functions', 'scripts/'],
   ])('%s/ imports nothing from %s', (dir, forbidden) => {
-    const offending = sources(dir).flatMap((file) => importsOf(file).filter((dep) => dep.startsWith(forbidden)).map((dep) => `${file} → ${dep}`));
+    const offending = sources(dir).flatMap((file) =>
+      importsOf(file)
+        .filter((dep) => dep.startsWith(forbidden))
+        .map((dep) => `${file} → ${dep}`),
+    );
     expect(offending).toEqual([]);
   });
 

@@ -44,7 +44,10 @@ describe('loadSyncHtpasswdConfig', () => {
   });
 
   it.each([
-    [{ HTPASSWD_PARAMETER_PATH: 'registry/users/' }, /HTPASSWD_PARAMETER_PATH="registry\/users\/" is not valid: expected an SSM parameter path that starts and ends with \//],
+    [
+      { HTPASSWD_PARAMETER_PATH: 'registry/users/' },
+      /HTPASSWD_PARAMETER_PATH="registry\/users\/" is not valid: expected an SSM parameter path that starts and ends with \//,
+    ],
     [{ HTPASSWD_PARAMETER_PATH: '/registry/users' }, /HTPASSWD_PARAMETER_PATH.*starts and ends with \//],
     [{ HTPASSWD_PARAMETER_PATH: '/' }, /HTPASSWD_PARAMETER_PATH.*not \/ itself/],
     [{ HTPASSWD_OBJECT_KEY: '/auth/htpasswd' }, /HTPASSWD_OBJECT_KEY.*without a leading \//],

@@ -13,12 +13,30 @@ describe('parseScriptOutput / installOutcome (what an instance printed)', () => 
   });
 
   it.each([
-    [{ state: 'success', output: `previous sha256=${B}\ninstalled sha256=${A}\n` }, { status: 'applied', detail: { changed: true, previousSha256: B, installedSha256: A } }],
-    [{ state: 'success', output: `previous sha256=${A}\ninstalled sha256=${A}\n` }, { status: 'applied', detail: { changed: false, previousSha256: A, installedSha256: A } }],
-    [{ state: 'success', output: '' }, { status: 'failed', error: 'the command succeeded but printed no "installed sha256=" line' }],
-    [{ state: 'success', output: `installed sha256=${B}\n` }, { status: 'failed', error: 'installed sha256 bbbbbbbbbbbb, expected aaaaaaaaaaaa' }],
-    [{ state: 'failed', error: 'Failed: boom' }, { status: 'failed', error: 'Failed: boom' }],
-    [{ state: 'cancelled', error: 'Cancelled: not run' }, { status: 'skipped', reason: 'Cancelled: not run' }],
+    [
+      { state: 'success', output: `previous sha256=${B}\ninstalled sha256=${A}\n` },
+      { status: 'applied', detail: { changed: true, previousSha256: B, installedSha256: A } },
+    ],
+    [
+      { state: 'success', output: `previous sha256=${A}\ninstalled sha256=${A}\n` },
+      { status: 'applied', detail: { changed: false, previousSha256: A, installedSha256: A } },
+    ],
+    [
+      { state: 'success', output: '' },
+      { status: 'failed', error: 'the command succeeded but printed no "installed sha256=" line' },
+    ],
+    [
+      { state: 'success', output: `installed sha256=${B}\n` },
+      { status: 'failed', error: 'installed sha256 bbbbbbbbbbbb, expected aaaaaaaaaaaa' },
+    ],
+    [
+      { state: 'failed', error: 'Failed: boom' },
+      { status: 'failed', error: 'Failed: boom' },
+    ],
+    [
+      { state: 'cancelled', error: 'Cancelled: not run' },
+      { status: 'skipped', reason: 'Cancelled: not run' },
+    ],
   ] as const)('%j → %j', (result, outcome) => {
     expect(installOutcome(result, { sha256: A, recentlyLaunched: false, launchTime: null })).toEqual(outcome);
   });
@@ -27,7 +45,8 @@ describe('parseScriptOutput / installOutcome (what an instance printed)', () => 
     const result = { state: 'not-registered', error: 'not registered with SSM yet (InvalidInstanceId)' } as const;
     expect(installOutcome(result, { sha256: A, recentlyLaunched: true, launchTime: '2026-05-01T11:55:00.000Z' })).toEqual({
       status: 'skipped',
-      reason: 'not registered with SSM yet (InvalidInstanceId): its boot script installs the published file; the hourly drift check catches up',
+      reason:
+        'not registered with SSM yet (InvalidInstanceId): its boot script installs the published file; the hourly drift check catches up',
     });
     expect(installOutcome(result, { sha256: A, recentlyLaunched: false, launchTime: '2026-04-01T00:00:00.000Z' })).toEqual({
       status: 'failed',

@@ -11,7 +11,13 @@ const HASH_B = '$2y$10$k7YoaXOeJN/8rieym6UNX.1sWAh5.TKGQLuSghROTdEPJ8ZdM/PI6';
 const HASH_12 = '$2y$12$jUyOLutEeJn.8CC1Idap.e9mtSORklJE48b8cTuO9aCpz1fAPUhAK';
 const PATH = '/registry/users/';
 
-const user = (name: string, hash: string, cost = 5): ResolvedUser => ({ user: name, parameter: `${PATH}${name}`, hash, cost, source: 'hash' });
+const user = (name: string, hash: string, cost = 5): ResolvedUser => ({
+  user: name,
+  parameter: `${PATH}${name}`,
+  hash,
+  cost,
+  source: 'hash',
+});
 const USERS = [user('alice', HASH_A), user('bob', HASH_B, 10)];
 const FILE = renderHtpasswd(USERS);
 const SHA = sha256Hex(FILE);
@@ -19,7 +25,15 @@ const OLD_SHA = 'a'.repeat(64);
 const NOW = new Date('2026-05-01T12:00:00.000Z');
 const minutesAgo = (m: number): string => new Date(NOW.getTime() - m * 60_000).toISOString();
 const policy = (over: Partial<SyncPolicy['config']> = {}, forceDistribute = false): SyncPolicy => ({
-  config: { asgName: 'registry-asg', bucket: 'registry-bucket', objectKey: 'auth/htpasswd', allowEmptyUserSet: false, parameterPath: PATH, registrationGraceMs: 15 * 60_000, ...over },
+  config: {
+    asgName: 'registry-asg',
+    bucket: 'registry-bucket',
+    objectKey: 'auth/htpasswd',
+    allowEmptyUserSet: false,
+    parameterPath: PATH,
+    registrationGraceMs: 15 * 60_000,
+    ...over,
+  },
   forceDistribute,
   now: NOW,
 });
@@ -37,7 +51,11 @@ function state(over: Partial<Extract<SyncState, { kind: 'in-scope' }>> = {}): Sy
   };
 }
 const reported = (id: string, sha: string | null): FleetInstance => ({ instanceId: id, drift: { state: 'reported', sha256: sha } });
-const JOINED = ['install-joined-instances', 'registry-asg', `after publishing sha256 ${SHA.slice(0, 12)}: install on instances that joined the group during the run`];
+const JOINED = [
+  'install-joined-instances',
+  'registry-asg',
+  `after publishing sha256 ${SHA.slice(0, 12)}: install on instances that joined the group during the run`,
+];
 const brief = (actions: readonly { type: string; target: string; reason: string }[]) => actions.map((a) => [a.type, a.target, a.reason]);
 
 describe('planSync', () => {
@@ -52,7 +70,11 @@ describe('planSync', () => {
 
   it.each([
     ['no published file', undefined, 'no published file yet'],
-    ['different content', { sha256: OLD_SHA, metadataSha256: OLD_SHA, users: 1 }, `users changed (published sha256 aaaaaaaaaaaa, rendered ${SHA.slice(0, 12)})`],
+    [
+      'different content',
+      { sha256: OLD_SHA, metadataSha256: OLD_SHA, users: 1 },
+      `users changed (published sha256 aaaaaaaaaaaa, rendered ${SHA.slice(0, 12)})`,
+    ],
     ['missing metadata', { sha256: SHA, metadataSha256: undefined, users: 2 }, 'the object lacks the right sha256 metadata'],
   ])('publishes when there is %s, carrying the content out of sight of the report', (_t, published, reason) => {
     const plan = planSync(state({ published }), policy());
@@ -85,11 +107,21 @@ describe('planSync', () => {
       ['install-htpasswd', 'i-1', `serves sha256 aaaaaaaaaaaa, want ${SHA.slice(0, 12)}`],
       ['install-htpasswd', 'i-3', `serves sha256 none, want ${SHA.slice(0, 12)}`],
       ['install-htpasswd', 'i-5', `drift check failed (Failed): installing sha256 ${SHA.slice(0, 12)}`],
-      ['install-htpasswd', 'i-6', `unknown to SSM (InvalidInstanceId) but launched 15m ago, past SSM_REGISTRATION_GRACE: trying to install sha256 ${SHA.slice(0, 12)}`],
-      ['install-htpasswd', 'i-7', `unknown to SSM (InvocationDoesNotExist) but launch time unknown, past SSM_REGISTRATION_GRACE: trying to install sha256 ${SHA.slice(0, 12)}`],
+      [
+        'install-htpasswd',
+        'i-6',
+        `unknown to SSM (InvalidInstanceId) but launched 15m ago, past SSM_REGISTRATION_GRACE: trying to install sha256 ${SHA.slice(0, 12)}`,
+      ],
+      [
+        'install-htpasswd',
+        'i-7',
+        `unknown to SSM (InvocationDoesNotExist) but launch time unknown, past SSM_REGISTRATION_GRACE: trying to install sha256 ${SHA.slice(0, 12)}`,
+      ],
       JOINED,
     ]);
-    expect(plan.actions.filter((a) => a.type === 'install-htpasswd').map((a) => [a.target, 'recentlyLaunched' in a && a.recentlyLaunched])).toEqual([
+    expect(
+      plan.actions.filter((a) => a.type === 'install-htpasswd').map((a) => [a.target, 'recentlyLaunched' in a && a.recentlyLaunched]),
+    ).toEqual([
       ['i-1', false],
       ['i-3', false],
       ['i-5', false],
@@ -132,7 +164,9 @@ describe('planSync', () => {
 
   it('refuses an empty user set (a missing path) unless ALLOW_EMPTY_USER_SET', () => {
     const empty = state({ parameters: 0, resolution: { users: [], problems: [] } });
-    expect(() => planSync(empty, policy())).toThrow(/refusing to publish an empty user set: no parameters under \/registry\/users\/ .*ALLOW_EMPTY_USER_SET=true/);
+    expect(() => planSync(empty, policy())).toThrow(
+      /refusing to publish an empty user set: no parameters under \/registry\/users\/ .*ALLOW_EMPTY_USER_SET=true/,
+    );
     const plan = planSync(empty, policy({ allowEmptyUserSet: true }));
     expect(plan.actions[0]).toMatchObject({ type: 'publish-htpasswd', sha256: sha256Hex(''), users: 0, bytes: 0 });
   });

@@ -16,7 +16,9 @@ describe('events/sync-htpasswd', () => {
   it('has the manual samples the README uses', () => {
     expect(files).toEqual(expect.arrayContaining(['manual-dry-run.json', 'manual-sync.json', 'manual-force-distribute.json']));
     expect(toTrigger(loadEvent('sync-htpasswd/manual-dry-run.json'), job.options)).toMatchObject({ kind: 'manual', dryRun: true });
-    expect(toTrigger(loadEvent('sync-htpasswd/manual-force-distribute.json'), job.options)).toMatchObject({ options: { forceDistribute: true } });
+    expect(toTrigger(loadEvent('sync-htpasswd/manual-force-distribute.json'), job.options)).toMatchObject({
+      options: { forceDistribute: true },
+    });
   });
 
   it('the top-level parameter-change sample names a user under the default path', () => {

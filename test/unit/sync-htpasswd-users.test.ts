@@ -47,7 +47,9 @@ describe('resolveUsers (parameters → users)', () => {
   it('rejects a plaintext password in a String parameter (stored unencrypted)', async () => {
     const r = await resolve([param('alice', 'hunter2')]);
     expect(r.users).toEqual([]);
-    expect(r.problems).toEqual([{ parameter: '/registry/users/alice', problem: expect.stringMatching(/String parameter must hold a bcrypt hash.*SecureString/) }]);
+    expect(r.problems).toEqual([
+      { parameter: '/registry/users/alice', problem: expect.stringMatching(/String parameter must hold a bcrypt hash.*SecureString/) },
+    ]);
   });
 
   it.each([
@@ -62,7 +64,10 @@ describe('resolveUsers (parameters → users)', () => {
 
   it('rejects a StringList parameter and an over-long password', async () => {
     const r = await resolve([param('alice', 'a,b', 'StringList'), param('bob', 'x'.repeat(73), 'SecureString')]);
-    expect(r.problems.map((p) => p.problem)).toEqual([expect.stringMatching(/StringList is not supported/), expect.stringMatching(/72 bytes/)]);
+    expect(r.problems.map((p) => p.problem)).toEqual([
+      expect.stringMatching(/StringList is not supported/),
+      expect.stringMatching(/72 bytes/),
+    ]);
   });
 
   it('takes the last path component as the user name; duplicates across nested paths are errors on both', async () => {
@@ -70,14 +75,24 @@ describe('resolveUsers (parameters → users)', () => {
     const r = await resolve([param('alice', HASH_A), param('team/alice', HASH_B), param('team/bob', HASH_B)]);
     expect(r.users.map((u) => [u.user, u.parameter])).toEqual([['bob', '/registry/users/team/bob']]);
     expect(r.problems).toEqual([
-      { parameter: '/registry/users/alice', problem: expect.stringMatching(/duplicate user name "alice" \(also \/registry\/users\/team\/alice\)/) },
-      { parameter: '/registry/users/team/alice', problem: expect.stringMatching(/duplicate user name "alice" \(also \/registry\/users\/alice\)/) },
+      {
+        parameter: '/registry/users/alice',
+        problem: expect.stringMatching(/duplicate user name "alice" \(also \/registry\/users\/team\/alice\)/),
+      },
+      {
+        parameter: '/registry/users/team/alice',
+        problem: expect.stringMatching(/duplicate user name "alice" \(also \/registry\/users\/alice\)/),
+      },
     ]);
   });
 
   it('never puts a value in a problem', async () => {
     const secret = 'Sup3r-Secret-Pa55word';
-    const r = await resolve([param('alice', secret), param('bob', `$2y$05$${secret}`, 'SecureString'), param('ca rol', secret, 'SecureString')]);
+    const r = await resolve([
+      param('alice', secret),
+      param('bob', `$2y$05$${secret}`, 'SecureString'),
+      param('ca rol', secret, 'SecureString'),
+    ]);
     expect(r.problems).toHaveLength(3);
     expect(JSON.stringify(r.problems)).not.toContain(secret);
   });
