@@ -13,10 +13,10 @@ import {
   type JobDefinition,
   type Outcomes,
   type Plan,
-  type Report,
   type RunContext,
   type Summary,
 } from '../../shared/job.ts';
+import type { Report } from '../../shared/report.ts';
 import { PURGE_INVENTORY_ID, PURGE_INVENTORY_PREFIX, PURGE_PASSES_PREFIX } from '../../shared/purge-keys.ts';
 import { repositoriesPrefix } from '../../shared/registry-layout.ts';
 import { toTrigger } from '../../shared/triggers.ts';
