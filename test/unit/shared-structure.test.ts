@@ -25,6 +25,26 @@ function importsOf(file: string): string[] {
   return specs.map((spec) => relative(ROOT, resolve(ROOT, file, '..', spec)));
 }
 
+/** Every import cycle among `files` (type-only imports count too), each as `a → b → a`. */
+function cyclesIn(files: readonly string[]): string[] {
+  const graph = new Map(files.map((file) => [file, importsOf(file).filter((dep) => files.includes(dep))]));
+  const state = new Map<string, 'open' | 'done'>();
+  const path: string[] = [];
+  const cycles: string[] = [];
+  const visit = (file: string): void => {
+    state.set(file, 'open');
+    path.push(file);
+    for (const dep of graph.get(file) ?? []) {
+      if (state.get(dep) === 'open') cycles.push([...path.slice(path.indexOf(dep)), dep].join(' → '));
+      else if (!state.has(dep)) visit(dep);
+    }
+    path.pop();
+    state.set(file, 'done');
+  };
+  for (const file of files) if (!state.has(file)) visit(file);
+  return cycles;
+}
+
 describe('project structure', () => {
   it.each([...JOB_NAMES])('functions/%s has every dialect file', (job) => {
     const files = readdirSync(join(ROOT, 'functions', job));
@@ -53,6 +73,11 @@ describe('project structure', () => {
         .map((dep) => `${file} → ${dep}`),
     );
     expect(offending).toEqual([]);
+  });
+
+  // A cycle makes module init order matter and hides which layer owns what (job.ts ↔ run-record.ts was one).
+  it.each(['shared', 'infra', 'local', 'scripts'])('%s/ has no import cycle', (dir) => {
+    expect(cyclesIn(sources(dir))).toEqual([]);
   });
 
   it('no job imports another job', () => {
