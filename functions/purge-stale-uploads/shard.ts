@@ -3,7 +3,7 @@ import * as z from 'zod/mini';
 import type { Context } from 'aws-lambda';
 import { configureClients, s3Client } from '../../shared/aws.ts';
 import { mapLimit } from '../../shared/concurrency.ts';
-import { env, loadConfig, type CommonConfig } from '../../shared/config.ts';
+import { loadConfig, type CommonConfig } from '../../shared/config.ts';
 import { formatDuration } from '../../shared/duration.ts';
 import { errorName, JobFailedError, UnsupportedEventError, ValidationError } from '../../shared/errors.ts';
 import { logger } from '../../shared/observability.ts';
@@ -17,10 +17,9 @@ import {
   type Summary,
 } from '../../shared/job.ts';
 import type { Report } from '../../shared/report.ts';
-import { PURGE_INVENTORY_ID, PURGE_INVENTORY_PREFIX, PURGE_PASSES_PREFIX } from '../../shared/purge-keys.ts';
 import { repositoriesPrefix } from '../../shared/registry-layout.ts';
 import { toTrigger } from '../../shared/triggers.ts';
-import { loadPurgeStaleUploadsConfig, type PurgeStaleUploadsConfig } from './config.ts';
+import { inventoryModeEnvironment, loadPurgeStaleUploadsConfig, type PurgeStaleUploadsConfig } from './config.ts';
 import { parseManifest, readInventoryFile, type InventoryManifest, type InventoryReadStats } from './inventory.ts';
 import { job, options as purgeOptions, PER_REPOSITORY_CAP, type PurgeState } from './job.ts';
 import { collectUploads, type ListedMultipartUpload, type ListedObject } from './model.ts';
@@ -64,31 +63,15 @@ export interface InventoryModeConfig extends PurgeStaleUploadsConfig, CommonConf
   readonly inventoryMaxAgeMs: number;
 }
 
-const prefixVar = (def: string) =>
-  z._default(env.text('a key prefix ending in / such as control-plane/purge-stale-uploads/inventory/', /^[A-Za-z0-9!_.*'()/-]+\/$/), def);
-
 export function loadInventoryModeConfig(source: Readonly<Record<string, string | undefined>>): Readonly<InventoryModeConfig> {
   const purge = loadPurgeStaleUploadsConfig(source);
-  const own = loadConfig(
-    {
-      INVENTORY_BUCKET: z.optional(env.bucket()),
-      INVENTORY_PREFIX: prefixVar(PURGE_INVENTORY_PREFIX),
-      INVENTORY_ID: z._default(
-        env.text('an inventory configuration id (letters, digits, - _ .)', /^[A-Za-z0-9._-]{1,64}$/),
-        PURGE_INVENTORY_ID,
-      ),
-      PASSES_PREFIX: prefixVar(PURGE_PASSES_PREFIX),
-      INVENTORY_MAX_AGE: env.duration({ default: '72h', min: '1h', max: '720h' }),
-    },
-    source,
-    (v) => ({
-      inventoryBucket: v.INVENTORY_BUCKET ?? purge.bucket,
-      inventoryPrefix: v.INVENTORY_PREFIX,
-      inventoryId: v.INVENTORY_ID,
-      passesPrefix: v.PASSES_PREFIX,
-      inventoryMaxAgeMs: v.INVENTORY_MAX_AGE,
-    }),
-  );
+  const own = loadConfig(inventoryModeEnvironment.shape, source, (v) => ({
+    inventoryBucket: v.INVENTORY_BUCKET ?? purge.bucket,
+    inventoryPrefix: v.INVENTORY_PREFIX,
+    inventoryId: v.INVENTORY_ID,
+    passesPrefix: v.PASSES_PREFIX,
+    inventoryMaxAgeMs: v.INVENTORY_MAX_AGE,
+  }));
   return Object.freeze({ ...purge, ...own });
 }
 

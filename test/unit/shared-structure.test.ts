@@ -60,7 +60,6 @@ describe('project structure', () => {
 
   it.each([
     ['shared', 'functions/'],
-    ['infra', 'functions/'],
     ['local', 'functions/'],
     ['scripts', 'test/'],
     ['local', 'test/'],
@@ -78,6 +77,27 @@ describe('project structure', () => {
   // A cycle makes module init order matter and hides which layer owns what (job.ts ↔ run-record.ts was one).
   it.each(['shared', 'infra', 'local', 'scripts'])('%s/ has no import cycle', (dir) => {
     expect(cyclesIn(sources(dir))).toEqual([]);
+  });
+
+  // The stack writes each job's environment with the builder its config module exports (one source of the names);
+  // a config module is schemas and types, so that is all of the functions the CDK app loads.
+  it('infra/ imports from functions/ only a job config.ts, which imports only shared/ and its own model.ts', () => {
+    const configs = new Set(JOB_NAMES.map((job) => `functions/${job}/config.ts`));
+    const offending = sources('infra').flatMap((file) =>
+      importsOf(file)
+        .filter((dep) => dep.startsWith('functions/') && !configs.has(dep))
+        .map((dep) => `${file} → ${dep}`),
+    );
+    const valueImports = (file: string) =>
+      [...readFileSync(join(ROOT, file), 'utf8').matchAll(/^import (?!type )[^;]*?from ['"](\.{1,2}\/[^'"]+)['"]/gms)].map((m) =>
+        relative(ROOT, resolve(ROOT, file, '..', m[1] as string)),
+      );
+    const wide = [...configs].flatMap((file) =>
+      valueImports(file)
+        .filter((dep) => !dep.startsWith('shared/') && dep !== file.replace('config.ts', 'model.ts'))
+        .map((dep) => `${file} → ${dep}`),
+    );
+    expect([...offending, ...wide]).toEqual([]);
   });
 
   it('no job imports another job', () => {
