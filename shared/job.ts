@@ -20,7 +20,10 @@ import type { ActionStatus, ReportAction, Report, Refusal } from './report.ts';
 
 export { JOB_NAMES, type JobName } from './job-names.ts';
 
-/** The report lists at most this many actions (one log line must stay under CloudWatch Logs' 256 KB event limit); `summary` always counts all of them. */
+/**
+ * The report lists at most this many actions (one log line must stay under CloudWatch Logs' 256 KB event limit);
+ * `summary` always counts all of them.
+ */
 export const REPORT_ACTION_CAP = 200;
 /** Stop taking new actions when less than this much Lambda time is left (per job overridable). */
 export const DEFAULT_TIME_MARGIN_MS = 15_000;

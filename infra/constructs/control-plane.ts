@@ -69,7 +69,10 @@ const TIMEOUTS: Record<JobName, Duration> = {
  * group keeps fleet B's full disk from setting off (and pruning through) fleet A's alarm.
  */
 export function diskQuery(autoScalingGroupName: string): string {
-  return `SELECT MAX(disk_used_percent) FROM SCHEMA(CWAgent, AutoScalingGroupName, InstanceId, fstype, path) WHERE AutoScalingGroupName = '${autoScalingGroupName}' AND path = '/'`;
+  return (
+    `SELECT MAX(disk_used_percent) FROM SCHEMA(CWAgent, AutoScalingGroupName, InstanceId, fstype, path) WHERE ` +
+    `AutoScalingGroupName = '${autoScalingGroupName}' AND path = '/'`
+  );
 }
 
 /**

@@ -189,7 +189,8 @@ export class Monitoring extends Construct {
     };
     page(
       'ReplacementStalled',
-      "replace-unhealthy-instances: a replacement does not serve and the job will not terminate the old instance: check the group's activities (runbook)",
+      'replace-unhealthy-instances: a replacement does not serve and the job will not terminate the old instance: check the ' +
+        "group's activities (runbook)",
       {
         metric: either('replace-unhealthy-instances', 'ReplacementStalled', five, 'Maximum', 0),
         ...atLeastOne,
@@ -207,7 +208,8 @@ export class Monitoring extends Construct {
     );
     page(
       'CertificateDaysLeft',
-      `rotate-certificates: the served certificate expires in less than ${CERTIFICATE_DAYS_LEFT_ALARM} days and has not been rotated (runbook)`,
+      `rotate-certificates: the served certificate expires in less than ${CERTIFICATE_DAYS_LEFT_ALARM} days and has not been ` +
+        `rotated (runbook)`,
       {
         metric: either('rotate-certificates', 'CertificateDaysLeft', Duration.days(1), 'Minimum', 100_000, 'MIN'),
         threshold: CERTIFICATE_DAYS_LEFT_ALARM,

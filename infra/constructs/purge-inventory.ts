@@ -306,7 +306,10 @@ export class PurgeInventory extends Construct {
     );
     const mapPolicy = this.stateMachine.node.tryFindChild('DistributedMapPolicy') as Construct;
     for (const suffix of [':*', '/*:*']) {
-      const arn = `arn:<AWS::Partition>:states:<AWS::Region>:<AWS::AccountId>:execution:{"Fn::Select":[6,{"Fn::Split":[":",{"Ref":"${stack.getLogicalId(this.stateMachine.node.defaultChild as sfn.CfnStateMachine)}"}]}]}${suffix}`;
+      const machine = stack.getLogicalId(this.stateMachine.node.defaultChild as sfn.CfnStateMachine);
+      const arn =
+        `arn:<AWS::Partition>:states:<AWS::Region>:<AWS::AccountId>:execution:` +
+        `{"Fn::Select":[6,{"Fn::Split":[":",{"Ref":"${machine}"}]}]}${suffix}`;
       ack(
         mapPolicy,
         `AwsSolutions-IAM5[Resource::${arn}]`,

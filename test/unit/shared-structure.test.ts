@@ -111,11 +111,12 @@ describe('project structure', () => {
     expect(offending).toEqual([]);
   });
 
-  it('no line in functions/ is longer than 140 characters', () => {
-    const long = sources('functions').flatMap((file) =>
+  // One token without a space to break at (a long regular expression) is the only line allowed past the limit.
+  it.each(['functions', 'shared', 'infra'])('no line in %s/ is longer than 140 characters', (dir) => {
+    const long = sources(dir).flatMap((file) =>
       readFileSync(join(ROOT, file), 'utf8')
         .split('\n')
-        .flatMap((line, i) => (line.length > 140 ? [`${file}:${i + 1} (${line.length})`] : [])),
+        .flatMap((line, i) => (line.length > 140 && line.trim().includes(' ') ? [`${file}:${i + 1} (${line.length})`] : [])),
     );
     expect(long).toEqual([]);
   });
