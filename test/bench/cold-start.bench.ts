@@ -219,7 +219,7 @@ export default async function coldStart(): Promise<string> {
           'maps" column (the map is read at load even without sourcesContent). The rest is evaluating the code in "at init": ' +
           "the SDK's @smithy/core (the largest part of every bundle), each client's schema module (EC2, Auto Scaling and ELBv2 " +
           'in replace-unhealthy-instances and purge-disk-volumes; SSM and CloudTrail), @aws-sdk/core, and in the inventory ' +
-          "shard the Parquet reader and its decompressors. The job's own code and shared/ are a few per cent. Out of reach " +
+          "shard the Parquet reader and its decompressors. The job's own code and shared/ are about a tenth of it. Out of reach " +
           'without leaving the SDK: its schema modules evaluate whole once imported. The remaining levers: dropping ' +
           '--enable-source-maps in the stack (stack traces would name bundle offsets), and loading the Parquet decompressors ' +
           'only for a Parquet delivery. Times vary with the load on this shared 2-core machine (other jobs ran alongside).',
