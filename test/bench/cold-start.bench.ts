@@ -167,6 +167,7 @@ export default async function coldStart(): Promise<string> {
   const jobs = readdirSync(dist)
     .filter((d) => existsSync(join(dist, d, 'index.mjs')))
     .sort();
+  const commit = commitOf(); // the bundles' commit: taken before the runs, while nothing has moved HEAD
   const bare = median(Array.from({ length: RUNS }, () => timeProcess(['-e', '0'], DEPLOYED_NODE_OPTIONS)));
   // Unbundled builds live inside the project so Node resolves their imports from its node_modules.
   const unbundledDir = mkdtempSync(join(root, 'dist', 'cold-start-unbundled-'));
@@ -195,7 +196,7 @@ export default async function coldStart(): Promise<string> {
     return [
       '## Cold start per job bundle, as deployed',
       '',
-      `Bundles built from commit ${commitOf()}. Median of ${RUNS} fresh Node ${process.version} processes each, all with NODE_OPTIONS=${DEPLOYED_NODE_OPTIONS} as the stack sets it ` +
+      `Bundles built from commit ${commit}. Median of ${RUNS} fresh Node ${process.version} processes each, all with NODE_OPTIONS=${DEPLOYED_NODE_OPTIONS} as the stack sets it ` +
         `(except the "no source maps" column). "init" is the module evaluation measured inside the process (import() start to end); ` +
         `"unbundled" is the same code with every npm package imported from node_modules; "process" is the whole process wall time ` +
         `(a bare \`node -e 0\` takes ${bare.toFixed(0)} ms). "at init" is index.mjs with the chunks it imports statically (the ` +
