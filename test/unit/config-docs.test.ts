@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { APP_CONTEXT_KEYS, CONTEXT_KEYS } from '../../infra/config.ts';
 import { COMMON_VARIABLES } from '../../shared/config.ts';
+import { JOB_NAMES } from '../../shared/job-names.ts';
 import { CONFIGURATION_DOC, describeShape, jobEnvironments, regenerate } from '../../scripts/config-docs.ts';
 
 /**
@@ -21,6 +22,11 @@ describe('docs/configuration.md', () => {
       variables.filter((v) => !v.description).map((v) => `${title}: ${v.name}`),
     );
     expect(undescribed).toEqual([]);
+  });
+
+  it('has a table for every job (each functions/<job>/config.ts exports <job>Environment = defineEnvironment(shape))', async () => {
+    const titles = (await jobEnvironments()).map((s) => s.title);
+    expect(JOB_NAMES.filter((job) => !titles.includes(`\`${job}\``))).toEqual([]);
   });
 
   it('lists every CDK context key the app reads, and no other', () => {
