@@ -19,6 +19,7 @@ const ago = (ms: number): string => new Date(now.getTime() - ms).toISOString();
 const policy: Policy = {
   fleetTag: { key: 'registry-fleet', value: 'prod' },
   volumeGraceMs: 24 * H,
+  cloudTrailLagMs: 20 * 60_000,
   snapshotBeforeDelete: false,
   maxVolumeDeletesPerRun: 10,
   asgName: 'prod-asg',

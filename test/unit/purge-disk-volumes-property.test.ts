@@ -173,6 +173,7 @@ function toWorld(gens: Gen[]) {
 const policyWith = (graceMs: number, maxDeletes: number): Policy => ({
   fleetTag: { key: FLEET_KEY, value: 'prod' },
   volumeGraceMs: graceMs,
+  cloudTrailLagMs: 20 * 60_000,
   snapshotBeforeDelete: false,
   maxVolumeDeletesPerRun: maxDeletes,
   asgName: 'prod-asg',
