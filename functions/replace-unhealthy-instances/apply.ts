@@ -1,5 +1,6 @@
 import {
   CreateOrUpdateTagsCommand,
+  DescribeAutoScalingGroupsCommand,
   DescribeTagsCommand,
   SetDesiredCapacityCommand,
   SetInstanceHealthCommand,
@@ -100,10 +101,14 @@ async function applyOne(action: ReplaceAction, ctx: ApplyRun, clients: ApplyClie
         opts,
       );
       return { status: 'applied', detail: { path: 'launch-then-terminate', decremented: true } };
-    case 'undo-raise':
+    case 'undo-raise': {
+      // The plan saw exactly this job's raise in effect; a scale since then makes its absolute value stale.
+      const changed = await desiredChanged(ctx, clients, action.desiredFrom);
+      if (changed) return { status: 'skipped', reason: `${changed}: the raise is not undone (the next run decides afresh)` };
       await setDesired(ctx, clients, action.desiredTo);
       await clients.ec2.send(new DeleteTagsCommand({ Resources: [id], Tags: [{ Key: REPLACING_TAG }] }), opts);
       return { status: 'applied', detail: { desiredTo: action.desiredTo, tag: REPLACING_TAG } };
+    }
     case 'expire-replacing':
       await clients.ec2.send(new DeleteTagsCommand({ Resources: [id], Tags: [{ Key: REPLACING_TAG }] }), opts);
       return { status: 'applied', detail: { tag: REPLACING_TAG } };
@@ -143,9 +148,25 @@ async function countReplacement(ctx: ApplyRun, clients: ApplyClients): Promise<v
 }
 
 /**
- * Capacity-preserving path, phase 1: tag the instance (the memory of later runs: the time and the desired
- * capacity before the raise), then raise desired capacity by one. If raising fails, remove the tag again so the
- * next run starts clean (a tag left behind is harmless: the plan terminates only while exactly this raise is in effect).
+ * The group's desired capacity right now, when it is not `expected` (what the plan decided from): a message
+ * saying so; undefined when it still is. Read right before a write that sets an absolute value, so a scale-out
+ * or scale-in since the observation is never overwritten.
+ */
+async function desiredChanged(ctx: ApplyRun, clients: ApplyClients, expected: number | undefined): Promise<string | undefined> {
+  const { asgName } = ctx.config;
+  const res = await clients.autoScaling.send(new DescribeAutoScalingGroupsCommand({ AutoScalingGroupNames: [asgName] }), {
+    abortSignal: ctx.signal,
+  });
+  const now = res.AutoScalingGroups?.find((g) => g.AutoScalingGroupName === asgName)?.DesiredCapacity;
+  return now === expected ? undefined : `desired capacity of ${asgName} is now ${now ?? 'unknown'}, not the ${expected} the plan saw`;
+}
+
+/**
+ * Capacity-preserving path, phase 1: raise desired capacity by one, then tag the instance (the memory of later
+ * runs: the time and the desired capacity before the raise). Raise first: a tag then always means a raise that
+ * happened, so a run that dies between the two leaves one instance too many (the safe side, visible as desired
+ * above the healthy members) rather than a tag that a later unrelated scale-out would make look like the job's
+ * raise, which the job would then take back by shrinking the group.
  */
 async function raiseDesired(action: ReplaceAction, ctx: ApplyRun, clients: ApplyClients): Promise<Outcome> {
   const opts = { abortSignal: ctx.signal };
@@ -157,20 +178,35 @@ async function raiseDesired(action: ReplaceAction, ctx: ApplyRun, clients: Apply
   }
   if (action.forced) logger.warn('FORCED replacement past the open circuit breaker', { instanceId: id, reason: action.reason });
   await countReplacement(ctx, clients);
-  const tag = replacingTagValue(action.markedAt ?? '', desiredFrom, action.causes?.includes('named'));
-  await clients.ec2.send(new CreateTagsCommand({ Resources: [id], Tags: [{ Key: REPLACING_TAG, Value: tag }] }), opts);
+  const changed = await desiredChanged(ctx, clients, desiredFrom);
+  if (changed) return { status: 'skipped', reason: `${changed}: not raised (the next run decides on the new value)` };
   try {
     await setDesired(ctx, clients, desiredTo);
   } catch (error) {
-    let rollback = 'tag removed';
-    try {
-      await clients.ec2.send(new DeleteTagsCommand({ Resources: [id], Tags: [{ Key: REPLACING_TAG }] }), opts);
-    } catch (undo) {
-      rollback = `tag NOT removed (${describeError(undo)}): remove ${REPLACING_TAG} from ${id} by hand`;
-    }
-    return { status: 'failed', error: `SetDesiredCapacity: ${describeError(error)}; ${rollback}` };
+    return { status: 'failed', error: `SetDesiredCapacity: ${describeError(error)}; no tag written` };
+  }
+  const tag = replacingTagValue(action.markedAt ?? '', desiredFrom, action.causes?.includes('named'));
+  try {
+    await clients.ec2.send(new CreateTagsCommand({ Resources: [id], Tags: [{ Key: REPLACING_TAG, Value: tag }] }), opts);
+  } catch (error) {
+    return {
+      status: 'failed',
+      error: `CreateTags ${REPLACING_TAG}: ${describeError(error)}; ${await takeBackRaise(ctx, clients, desiredFrom, desiredTo)}`,
+    };
   }
   return { status: 'applied', detail: { path: 'launch-then-terminate', desiredTo, tag: REPLACING_TAG } };
+}
+
+/** An untagged raise is forgotten by the next run: set desired back, only while exactly this raise is in effect. */
+async function takeBackRaise(ctx: ApplyRun, clients: ApplyClients, from: number, to: number): Promise<string> {
+  try {
+    const changed = await desiredChanged(ctx, clients, to);
+    if (changed) return `${changed}: raise left in place (one instance too many at most; check the group)`;
+    await setDesired(ctx, clients, from);
+    return `raise undone, desired ${to} → ${from}`;
+  } catch (undo) {
+    return `raise NOT undone (${describeError(undo)}): desired stays ${to}; set it back to ${from} if nothing else scaled the group`;
+  }
 }
 
 /**
