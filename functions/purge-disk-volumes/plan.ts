@@ -27,9 +27,6 @@ import {
   type VolumeUsage,
 } from './model.ts';
 
-/** The domain types moved to model.ts; re-exported for the callers that import them from here. */
-export * from './model.ts';
-
 /**
  * Pure decisions of purge-disk-volumes: (state, policy, now) → Plan. No SDK, no env, no clock.
  *
@@ -69,8 +66,6 @@ export function scopeOf(trigger: Trigger<ManualOptions>): Scope {
       return { volumes: true, prune: true };
   }
 }
-
-// ---------- marks ----------
 
 const STRICT_ISO = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
 
@@ -146,9 +141,7 @@ function allCandidates(volumes: readonly Volume[], policy: Policy, now: Date) {
     .sort((a, b) => a.markedMs - b.markedMs || a.volume.id.localeCompare(b.volume.id));
 }
 
-// ---------- plan ----------
-
-export function planPurge(state: State, policy: Policy, now: Date): PurgePlan {
+export function plan(state: State, policy: Policy, now: Date): PurgePlan {
   const volumes = state.volumes ? planVolumes(state.volumes, state.scope, policy, now, state.usage ?? {}) : { actions: [], skipped: [] };
   const disks = state.instances ? planPrunes(state.instances, state.readings, state.scope, policy) : { actions: [], skipped: [] };
   const refusals = volumes.refusals ?? [];
@@ -158,9 +151,6 @@ export function planPurge(state: State, policy: Policy, now: Date): PurgePlan {
     ...(refusals.length > 0 ? { refusals } : {}),
   };
 }
-
-/** The dialect's name for the job's pure decision (STYLE §11). */
-export const plan = planPurge;
 
 export function planVolumes(
   volumes: readonly Volume[],

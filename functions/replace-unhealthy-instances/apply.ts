@@ -10,7 +10,8 @@ import {
 import { CreateTagsCommand, DeleteTagsCommand, type EC2Client } from '@aws-sdk/client-ec2';
 import { CreateScheduleCommand, DeleteScheduleCommand, type SchedulerClient } from '@aws-sdk/client-scheduler';
 import { describeError, errorName } from '../../shared/errors.ts';
-import type { Outcome, RunContext } from '../../shared/job.ts';
+import { applyEach, type Outcome, type Outcomes, type RunContext } from '../../shared/job.ts';
+import type { JobName } from '../../shared/job-names.ts';
 import { logger } from '../../shared/observability.ts';
 import { followUpInput } from '../../shared/triggers.ts';
 import type { FollowUpTarget } from './config.ts';
@@ -22,8 +23,9 @@ import {
   replacingTagValue,
   toSecond,
   UNHEALTHY_SINCE_TAG,
+  type ReplaceAction,
+  type ReplacementPlan,
 } from './model.ts';
-import type { ReplaceAction } from './plan.ts';
 
 /**
  * The writes, one branch per action kind. Idempotent: an instance that is already gone counts as done, a
@@ -46,9 +48,6 @@ export interface ApplyConfig {
 
 export type ApplyRun = Pick<RunContext<ApplyConfig>, 'config' | 'signal' | 'now'>;
 
-/** The job's name, as the follow-up trigger carries it (job.ts checks it). */
-export const JOB_NAME = 'replace-unhealthy-instances';
-
 /** Errors that mean the instance is no longer there (terminated, or left the group). */
 function isGone(error: unknown): boolean {
   const name = errorName(error);
@@ -56,7 +55,20 @@ function isGone(error: unknown): boolean {
   return name === 'ValidationError' && /not found|not part of|not a member|does not exist/i.test((error as Error).message);
 }
 
-export async function apply(action: ReplaceAction, ctx: ApplyRun, clients: ApplyClients): Promise<Outcome> {
+/**
+ * The plan, one action at a time, stopping at the first failure: each write is a step of a replacement that the
+ * next run reads back, and a later step on top of a failed one (a second raise, a terminate) would act on a
+ * state the plan did not see. The actions not started are reported `not started: stopped after a failure`.
+ */
+export function apply(
+  { actions }: Pick<ReplacementPlan, 'actions'>,
+  ctx: ApplyRun & Pick<RunContext<ApplyConfig>, 'hasTime'>,
+  clients: ApplyClients,
+): Promise<Outcomes> {
+  return applyEach(actions, ctx, (action) => applyAction(action, ctx, clients), { stopOnFailure: true });
+}
+
+async function applyAction(action: ReplaceAction, ctx: ApplyRun, clients: ApplyClients): Promise<Outcome> {
   try {
     return await applyOne(action, ctx, clients);
   } catch (error) {
@@ -217,7 +229,9 @@ async function takeBackRaise(ctx: ApplyRun, clients: ApplyClients, from: number,
 async function scheduleFollowUp(action: ReplaceAction, ctx: ApplyRun, clients: ApplyClients): Promise<Outcome> {
   const target = ctx.config.followUp;
   if (!target || !action.followUp || !action.at) return { status: 'failed', error: 'schedule-follow-up: FOLLOW_UP_* not configured' };
-  const input = followUpInput({ job: JOB_NAME, target: action.target, ...(action.markedAt ? { since: action.markedAt } : {}) });
+  // The follow-up invokes this job again: its name, checked against shared/job-names.ts.
+  const job = 'replace-unhealthy-instances' satisfies JobName;
+  const input = followUpInput({ job, target: action.target, ...(action.markedAt ? { since: action.markedAt } : {}) });
   try {
     await clients.scheduler.send(
       new CreateScheduleCommand({

@@ -44,6 +44,19 @@ function breakInstance(n: number, markedAgoMs: number | null = 10 * MIN): string
 }
 
 describe('replace-unhealthy-instances handler', () => {
+  it('an alarm back in OK or INSUFFICIENT_DATA plans nothing, before any AWS call (why plan.ts has no alarm-state check)', async () => {
+    fleet();
+    breakInstance(1);
+    const ok = loadEvent('alarm-action.json') as { alarmData: { state: { value: string } } };
+    for (const value of ['OK', 'INSUFFICIENT_DATA']) {
+      ok.alarmData.state.value = value;
+      const report = await run(ok);
+      expect(report.details).toMatchObject({ nothingToDo: expect.stringMatching(new RegExp(`is ${value}$`)) });
+      expect(report.actions).toEqual([]);
+    }
+    expect(sim.totalCalls()).toBe(0);
+  });
+
   it('replaces a confirmed unhealthy instance with SetInstanceHealth and reports it', async () => {
     fleet();
     const broken = breakInstance(1);

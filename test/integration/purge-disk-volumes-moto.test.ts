@@ -19,7 +19,7 @@ import {
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { loadPurgeDiskVolumesConfig } from '../../functions/purge-disk-volumes/config.ts';
 import { job } from '../../functions/purge-disk-volumes/job.ts';
-import { MARK_TAG } from '../../functions/purge-disk-volumes/plan.ts';
+import { MARK_TAG } from '../../functions/purge-disk-volumes/model.ts';
 import { createJob } from '../../shared/job.ts';
 import { testContext } from '../support/run-context.ts';
 import { toTrigger } from '../../shared/triggers.ts';

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { loadPurgeDiskVolumesConfig } from '../../functions/purge-disk-volumes/config.ts';
-import { MARK_TAG, planPurge, type Policy, type Volume, type VolumeUsage } from '../../functions/purge-disk-volumes/plan.ts';
+import { MARK_TAG, type Policy, type Volume, type VolumeUsage } from '../../functions/purge-disk-volumes/model.ts';
+import { plan as planPurge } from '../../functions/purge-disk-volumes/plan.ts';
 
 /**
  * CloudTrail delivers management events 5–15 minutes late (issue 21 item 4): a lookup "up to now" is incomplete
