@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { loadPurgeDiskVolumesConfig } from '../../functions/purge-disk-volumes/config.ts';
+import { summarize } from '../../functions/purge-disk-volumes/job.ts';
+import { RequestCounter } from '../../shared/requests.ts';
 import { MARK_TAG, type Policy, type Volume, type VolumeUsage } from '../../functions/purge-disk-volumes/model.ts';
 import { plan as planPurge } from '../../functions/purge-disk-volumes/plan.ts';
 
@@ -57,6 +59,17 @@ describe('CloudTrail delivery lag: a delete trusts only history older than CLOUD
 
   it('a mark older than the lag with a clean history up to now: deleted', () => {
     expect(planOne(vol('vol-1', ago(25 * M)), history(ago(26 * M), now.toISOString())).actions).toEqual([['delete-volume', 'vol-1']]);
+  });
+});
+
+describe('the summary counts held volumes from the structured held field', () => {
+  it('one waiting for the grace, one held for the lag, one deleted', () => {
+    const volumes = [vol('vol-1', ago(5 * M)), vol('vol-2', ago(15 * M)), vol('vol-3', ago(25 * M))];
+    const usage = Object.fromEntries(volumes.map((v) => [v.id, history(ago(30 * M), now.toISOString())]));
+    const state = { scope: { volumes: true, prune: false }, volumes, readings: {}, usage };
+    const p = planPurge(state, policy, now);
+    const summary = summarize(state, p, [], { dryRun: true, requests: new RequestCounter() });
+    expect(summary.details?.volumes).toMatchObject({ waiting: 1, heldForLag: 1, deletePlanned: { count: 1 } });
   });
 });
 
