@@ -7,7 +7,7 @@ import { errorName } from '../../shared/errors.ts';
 import { logger } from '../../shared/observability.ts';
 import type { AcmeSettings } from './config.ts';
 import { keySpecOf, normaliseName } from './model.ts';
-import { changeRecords, waitInSync } from './route53.ts';
+import { challengeRecords, waitInSync } from './route53.ts';
 
 /**
  * An ACME order for one domain with DNS-01 through Route 53. The ACME account key lives in Secrets Manager
@@ -94,8 +94,6 @@ export async function createCertificateRequest(names: readonly string[], keyAlgo
   return { keyPem: key.toString(), csr };
 }
 
-const txt = (name: string, value: string) => [{ name, type: 'TXT', value: `"${value}"` }];
-
 let trustedBundle: string | undefined;
 function trust(caBundlePath: string | undefined): void {
   if (!caBundlePath || trustedBundle === caBundlePath) return;
@@ -117,12 +115,7 @@ export async function issueWithAcme(order: AcmeOrder, deps: AcmeDeps): Promise<I
     backoffMax: 10_000,
   });
   const { keyPem, csr } = await createCertificateRequest(order.names.length > 0 ? order.names : [order.domainName], order.keyAlgorithm);
-  const change = (name: string, value: string) => ({
-    zoneId: order.hostedZoneId,
-    records: txt(name, value),
-    ttl: CHALLENGE_TTL,
-    comment: COMMENT,
-  });
+  const records = challengeRecords(deps.route53, order.hostedZoneId, CHALLENGE_TTL, COMMENT);
   const fullChain = await client.auto({
     csr,
     email: settings.email,
@@ -134,17 +127,12 @@ export async function issueWithAcme(order: AcmeOrder, deps: AcmeDeps): Promise<I
     challengeCreateFn: async (authz, challenge, keyAuthorization) => {
       if (challenge.type !== 'dns-01') throw new Error(`ACME server offered ${challenge.type}, this job only does dns-01`);
       const name = normaliseName(`_acme-challenge.${authz.identifier.value}`);
-      const changeId = await changeRecords(deps.route53, 'UPSERT', change(name, keyAuthorization), signal);
+      const changeId = await records.add(name, keyAuthorization, signal);
       await waitInSync(deps.route53, changeId, { timeoutMs: order.dnsChangeTimeoutMs, hasTime: order.hasTime, signal });
       logger.info('acme challenge record in sync', { name });
     },
     challengeRemoveFn: async (authz, _challenge, keyAuthorization) => {
-      const name = normaliseName(`_acme-challenge.${authz.identifier.value}`);
-      try {
-        await changeRecords(deps.route53, 'DELETE', change(name, keyAuthorization), signal);
-      } catch (error) {
-        if (errorName(error) !== 'InvalidChangeBatch') throw error; // already gone
-      }
+      await records.remove(normaliseName(`_acme-challenge.${authz.identifier.value}`), keyAuthorization, signal);
     },
   });
   const [certificatePem, ...chain] = acme.crypto.splitPemChain(fullChain);
