@@ -5,7 +5,12 @@
 import { AddTagsToCertificateCommand, DescribeCertificateCommand, ListTagsForCertificateCommand } from '@aws-sdk/client-acm';
 import { DescribeListenersCommand } from '@aws-sdk/client-elastic-load-balancing-v2';
 import { ListResourceRecordSetsCommand } from '@aws-sdk/client-route-53';
-import { CreateSecretCommand, GetSecretValueCommand } from '@aws-sdk/client-secrets-manager';
+import {
+  CreateSecretCommand,
+  GetSecretValueCommand,
+  ListSecretsCommand,
+  ListSecretVersionIdsCommand,
+} from '@aws-sdk/client-secrets-manager';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { JobFailedError } from '../../shared/errors.ts';
 import { runJob, type Report } from '../../shared/job.ts';
@@ -156,6 +161,16 @@ describe('acme mode with Pebble and moto', () => {
     expect(JSON.stringify(stage)).not.toContain('PRIVATE KEY');
   });
 
+  it('(c) after `verified`, no version of any secret (deprecated ones included) holds a private key but the account key', async () => {
+    const account = JSON.parse((await aws.secrets.send(new GetSecretValueCommand({ SecretId: secretArn }))).SecretString ?? '{}');
+    const stage = JSON.parse((await aws.secrets.send(new GetSecretValueCommand({ SecretId: pendingArn }))).SecretString ?? '{}');
+    expect(stage).toMatchObject({ certificateArn, stage: 'verified' });
+    const keys = await privateKeysAtRest();
+    expect(keys.length).toBeGreaterThan(0);
+    expect(keys.filter((k) => k.pem !== bare(account.accountKeyPem))).toEqual([]);
+    expect(new Set(keys.map((k) => k.secret))).toEqual(new Set(['registry-acme-account']));
+  });
+
   it('(b) a load balancer slower than HANDSHAKE_WAIT: three runs place ONE order with Pebble; the run after it switches finishes', async () => {
     await importCertificate(aws.acm, makeCertificate({ cn: DOMAIN, days: 10 }), certificateArn);
     // A day after (a)'s order (the cooldown); the three runs come minutes apart, as Lambda's retries do.
@@ -211,6 +226,27 @@ describe('acme mode with Pebble and moto', () => {
     expect(zone.ResourceRecordSets?.filter((r) => r.Type === 'TXT')).toEqual([]);
   }, 120_000);
 });
+
+/** A PEM without the whitespace around it. */
+const bare = (pem: string): string => pem.trim();
+
+/** Every private key PEM in any version of any secret (deprecated versions included), read by VersionId. */
+async function privateKeysAtRest(): Promise<{ secret: string; pem: string }[]> {
+  const found: { secret: string; pem: string }[] = [];
+  const secrets = (await aws.secrets.send(new ListSecretsCommand({ IncludePlannedDeletion: true }))).SecretList ?? [];
+  for (const s of secrets) {
+    const versions = await aws.secrets.send(new ListSecretVersionIdsCommand({ SecretId: s.ARN, IncludeDeprecated: true }));
+    for (const v of versions.Versions ?? []) {
+      const value = await aws.secrets.send(new GetSecretValueCommand({ SecretId: s.ARN, VersionId: v.VersionId }));
+      for (const pem of (value.SecretString ?? '')
+        .replaceAll('\\n', '\n')
+        .match(/-----BEGIN [A-Z ]*PRIVATE KEY-----[^-]+-----END [A-Z ]*PRIVATE KEY-----/g) ?? []) {
+        found.push({ secret: s.Name ?? '', pem: bare(pem) });
+      }
+    }
+  }
+  return found;
+}
 
 /** New orders Pebble accepted, counted in its log (one `Added order "…" to the db` line each). */
 function pebbleOrders(logs: string): number {

@@ -550,6 +550,34 @@ describe('planRotation (acme pending stage and order cooldown)', () => {
     expect(kinds(plan)).toEqual(['verify-handshake']);
   });
 
+  it("an order's key secret is kept while the issued certificate is not in ACM, and dropped first once ACM has it", () => {
+    const key = 'registry-acme-pending-XyZ123/order-key-20261122T020000Z';
+    const waiting = planRotation(
+      withPending(state({ certs: [imported], served: served('aa01', 25) }), stage({ stage: 'issued', keySecretName: key })),
+      acme,
+      now,
+    );
+    expect(kinds(waiting)).toEqual(['import-acme-certificate', 'verify-handshake']);
+    // The run died between the import and the delete: ACM holds the serial, the key secret must go.
+    const crashed = planRotation(
+      withPending(state({ certs: [renewed], served: served('cc03', 90) }), stage({ stage: 'issued', keySecretName: key })),
+      acme,
+      now,
+    );
+    expect(kinds(crashed)).toEqual(['drop-order-key', 'finish-acme-rotation']);
+    expect(crashed.actions[0]).toMatchObject({ target: key, orderedAt: at(-1 / 24) });
+    // An order that never issued (or died before its stage was written) leaves only the name: dropped too.
+    const ordering = planRotation(
+      withPending(
+        state({ certs: [imported], served: served('aa01', 25) }),
+        stage({ stage: 'ordering', serial: undefined, keySecretName: key }),
+      ),
+      acme,
+      now,
+    );
+    expect(kinds(ordering)[0]).toBe('drop-order-key');
+  });
+
   it('imported, the load balancer still serves the old one: verify-or-wait, never order', () => {
     const plan = planRotation(
       withPending(state({ certs: [renewed], served: served('aa01', 25) }), stage({ stage: 'imported' })),
