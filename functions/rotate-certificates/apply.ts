@@ -18,7 +18,7 @@ import {
 import type { Route53Client } from '@aws-sdk/client-route-53';
 import type { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { describeError, errorName } from '../../shared/errors.ts';
-import type { Outcome, RunContext } from '../../shared/job.ts';
+import { applyEach, type Outcome, type Outcomes, type RunContext } from '../../shared/job.ts';
 import type { IssuedCertificate, AcmeOrder, AcmeDeps } from './acme.ts';
 import type { RotateCertificatesConfig } from './config.ts';
 import type { Handshake } from './handshake.ts';
@@ -26,8 +26,10 @@ import {
   certificateProblem,
   normaliseName,
   normaliseSerial,
+  sanDnsNames,
   TAG_ROLLED_BACK_AT,
   type CertAction,
+  type CertificatePlan,
   type DnsRecord,
   type PendingStage,
   type Served,
@@ -56,8 +58,6 @@ export interface RotationClients {
   /** Wait between handshake attempts while verifying a change. */
   readonly pollMs?: number;
 }
-/** The former name of RotationClients. */
-export type ApplyDeps = RotationClients;
 
 type Ctx = Pick<RunContext<RotateCertificatesConfig>, 'config' | 'signal' | 'now' | 'hasTime' | 'logger'>;
 
@@ -118,8 +118,17 @@ async function handshakeUntil(
 
 const describeServed = (s: Served): string => (s.ok ? `serial ${s.serial} (valid until ${s.notAfter})` : `no handshake (${s.error})`);
 
-/** The dialect's entry: one action → one outcome. The job applies them in order and stops after a failure. */
-export async function apply(action: CertAction, ctx: Ctx, clients: RotationClients): Promise<Outcome> {
+/**
+ * The dialect's entry: the plan's actions in order, one at a time, stopping at the first failure. Each step needs
+ * the one before (records → request, swap → verify, order → import → verify): going on after a failure would act on
+ * a state the plan did not see, e.g. verify a swap that did not happen, or delete what a failed rollback still needs.
+ */
+export function apply(plan: CertificatePlan, ctx: Ctx, clients: RotationClients): Promise<Outcomes> {
+  return applyEach(plan.actions, ctx, (action) => applyAction(action, ctx, clients), { stopOnFailure: true });
+}
+
+/** One action → one outcome. */
+async function applyAction(action: CertAction, ctx: Ctx, clients: RotationClients): Promise<Outcome> {
   switch (action.type) {
     case 'restore-validation-records':
     case 'create-validation-records':
@@ -308,14 +317,6 @@ function keyAlgorithmOf(x509: X509Certificate): string {
   return key.asymmetricKeyType === 'ec' ? `EC_${details.namedCurve}` : `RSA_${details.modulusLength}`;
 }
 
-function dnsNames(x509: X509Certificate): string[] {
-  return (x509.subjectAltName ?? '')
-    .split(',')
-    .map((s) => s.trim())
-    .filter((s) => s.startsWith('DNS:'))
-    .map((s) => s.slice(4).toLowerCase());
-}
-
 /** Order (the stage is written first: the cooldown counts from it), store the result, then import it. */
 async function renewAcme(action: ActionOf<'renew-acme-certificate'>, ctx: Ctx, clients: RotationClients): Promise<Outcome> {
   const { config, signal, now } = ctx;
@@ -340,7 +341,7 @@ async function renewAcme(action: ActionOf<'renew-acme-certificate'>, ctx: Ctx, c
     { route53: clients.route53, secrets: clients.secrets },
   );
   const x509 = new X509Certificate(issued.certificatePem);
-  const names = dnsNames(x509);
+  const names = sanDnsNames(x509.subjectAltName);
   const notAfter = new Date(x509.validTo).toISOString();
   // Not notBefore: a certificate issued during this run may start after the run's `now`.
   const problem =

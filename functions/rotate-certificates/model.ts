@@ -160,6 +160,22 @@ export interface RotationPolicy {
   readonly eventCertificateArn?: string | undefined;
 }
 
+/**
+ * What one run acts on: a manual `force` rotates now, even outside RENEW_BEFORE; an ACM expiry event names the
+ * certificate it is about (the plan ignores an event for a certificate that is not the listener's). `policy` is the
+ * config's, adjusted by both: what plan decides on.
+ */
+export interface RotationScope {
+  readonly force: boolean;
+  readonly eventCertificateArn?: string;
+  readonly policy: RotationPolicy;
+}
+
+/** The observed certificates plus the host the handshake checks (the configured one or the load balancer's name). */
+export interface RotationState extends CertState {
+  readonly handshakeHost: string | undefined;
+}
+
 export interface Tag {
   readonly Key: string;
   readonly Value: string;
@@ -287,6 +303,15 @@ export function normaliseSerial(serial: string): string {
   else if (/^\d+$/.test(s) && s.length > 2) hex = BigInt(s).toString(16);
   else hex = s;
   return hex.replace(/^0+(?=.)/, '');
+}
+
+/** The DNS names of an X.509 subjectAltName (`DNS:a, DNS:b, IP Address:…`), lower case: the one SAN parser. */
+export function sanDnsNames(subjectAltName: string | undefined): string[] {
+  return (subjectAltName ?? '')
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s.startsWith('DNS:'))
+    .map((s) => s.slice(4).toLowerCase());
 }
 
 export function normaliseName(name: string): string {

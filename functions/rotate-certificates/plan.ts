@@ -22,9 +22,6 @@ import {
   type Tag,
 } from './model.ts';
 
-export type { CertAction, CertificatePlan, RequestableKeyAlgorithm, RotationPolicy, Tag } from './model.ts';
-export { REQUESTABLE_KEY_ALGORITHMS } from './model.ts';
-
 /**
  * The rotation as a state machine across runs, decided here (pure: state, policy, now → plan).
  *
@@ -153,9 +150,6 @@ export function plan(
 
   return policy.mode === 'acme' ? planAcme(draft, current) : planAcm(draft, current);
 }
-
-/** The documented name of the pure plan; kept for callers that import it. */
-export const planRotation = plan;
 
 /** An expiry event about a certificate that is none of the listener's: say so, plan nothing. */
 function isForeignEvent(d: Draft, current: CertificateView): boolean {

@@ -9,9 +9,11 @@ import {
   type CertificateView,
   type CertState,
   type PendingStageView,
+  type RotationPolicy,
   type Served,
 } from '../../functions/rotate-certificates/model.ts';
-import { idempotencyToken, planRotation, type RotationPolicy } from '../../functions/rotate-certificates/plan.ts';
+// The test's local `plan` variables keep their name; the module's pure `plan` is called as planRotation here.
+import { idempotencyToken, plan as planRotation } from '../../functions/rotate-certificates/plan.ts';
 
 const now = new Date('2026-11-23T03:00:00.000Z');
 const day = 86_400_000;
