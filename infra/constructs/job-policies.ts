@@ -179,6 +179,16 @@ export function jobStatements(stack: Stack, r: JobResources): Record<JobName, ia
       ...(r.acmePendingSecretArn
         ? [allow(['secretsmanager:GetSecretValue', 'secretsmanager:PutSecretValue'], [r.acmePendingSecretArn])]
         : []),
+      // Each ACME order's private key in its own secret (named after the pending one) until ACM has it, then deleted
+      // without recovery: the pending secret's old versions stay readable, so the key never goes there.
+      ...(r.acmePendingSecretArn
+        ? [
+            allow(
+              ['secretsmanager:CreateSecret', 'secretsmanager:GetSecretValue', 'secretsmanager:DeleteSecret'],
+              [`${r.acmePendingSecretArn}/order-key-*`],
+            ),
+          ]
+        : []),
     ],
     'sync-htpasswd': [
       allow(
