@@ -12,8 +12,6 @@ import type { InstanceDrift, SyncScope, SyncState } from './model.ts';
 import { parseScriptOutput, reportRequest } from './script.ts';
 import { resolveUsers, type UserParameter } from './users.ts';
 
-export type { FleetInstance, InstanceDrift, PublishedFile, SyncScope, SyncState } from './model.ts';
-
 /**
  * Reads, mapped to plain types (no SDK type leaves this file): the users under the path (decrypted, resolved
  * to hashes at once: no password leaves observe), the published object, the ASG's InService instances with
@@ -65,9 +63,6 @@ export async function observe(
     driftChecked: true,
   };
 }
-
-/** The name the tests and scripts have used. */
-export const observeSync = observe;
 
 export async function readUserParameters(ssm: SSMClient, path: string, signal: AbortSignal): Promise<UserParameter[]> {
   const parameters: UserParameter[] = [];
