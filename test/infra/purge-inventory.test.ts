@@ -209,6 +209,10 @@ describe('the inventory Lambda', () => {
         Action: ['s3:GetObject', 's3:DeleteObject', 's3:AbortMultipartUpload', 's3:ListMultipartUploadParts'],
         Resource: objects(registry, 'docker/registry/v2/repositories/*/_uploads/*'),
       },
+      {
+        Action: ['s3:GetObject', 's3:DeleteObject', 's3:AbortMultipartUpload', 's3:ListMultipartUploadParts'],
+        Resource: ['_manifests', '_layers'].map((d) => objects(registry, `docker/registry/v2/repositories/*/${d}/*`)),
+      },
       { Action: 's3:GetObject', Resource: [objects(inv, `${PURGE_INVENTORY_PREFIX}*`), objects(inv, `${PURGE_PASSES_PREFIX}*`)] },
       { Action: 's3:PutObject', Resource: objects(inv, `${PURGE_PASSES_PREFIX}*`) },
     ]);
