@@ -55,8 +55,8 @@ describe('the pass report (merge)', () => {
     const merged = mergeReports(
       descriptor,
       new Map([
-        [0, shard(0)],
-        [1, failed],
+        [0, [shard(0)]],
+        [1, [failed]],
       ]),
       undefined,
       new Date('2026-11-23T03:10:00Z'),
@@ -88,7 +88,7 @@ describe('the pass report (merge)', () => {
       })),
     });
     const error = { Error: 'States.ExceedToleratedFailureThreshold', Cause: '2 of 3 items failed' };
-    const merged = mergeReports(descriptor, new Map([[0, many]]), error, new Date());
+    const merged = mergeReports(descriptor, new Map([[0, [many]]]), error, new Date());
     expect(merged.actions).toHaveLength(200);
     expect(merged.truncated).toBe(true);
     expect(merged.details?.shards).toEqual({ items: 3, reported: 1, failed: [], missing: [1, 2], mapError: error });
