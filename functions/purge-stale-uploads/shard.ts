@@ -68,8 +68,6 @@ export const passKeys = (config: Pick<InventoryModeConfig, 'passesPrefix'>, pass
     /** One object per attempt of a shard: its part report, or why the attempt died before it had one. */
     attempt: (index: number, attempt: string) => `${dir}shards/${String(index).padStart(6, '0')}/${attempt}.json`,
     report: `${dir}report.json`,
-    /** Where the Distributed Map writes its own results (ResultWriter), instead of accumulating them in state. */
-    mapResults: `${dir}map-results`,
     claim: (d: UploadDirRef) => `${dir}claims/${d.repository}/_uploads/${d.uploadId}`,
   };
 };
