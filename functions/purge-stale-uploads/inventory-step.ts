@@ -81,7 +81,8 @@ async function runShard(
       ...(keep ? { keepPart: (part) => putJson(s3, config, keep, part, signal) } : {}),
     });
     return {
-      index: (ref.data as { index: number }).index,
+      // An item that is not a shard's never gets here: the runner refuses it, naming the field.
+      index: ref.success ? ref.data.index : -1,
       summary: report.summary,
       ...(report.stoppedEarly ? { stoppedEarly: 'time' } : {}),
     };

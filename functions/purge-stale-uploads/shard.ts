@@ -8,7 +8,7 @@ import { repositoriesPrefix } from '../../shared/registry-layout.ts';
 import { asksForDryRun, toTrigger } from '../../shared/triggers.ts';
 import type { InventoryModeConfig } from './inventory-config.ts';
 import { parseManifest, type InventoryManifest } from './inventory.ts';
-import { job, options as purgeOptions, PER_REPOSITORY_CAP } from './job.ts';
+import { job, options as purgeOptions, perRepositoryDetails } from './job.ts';
 import { listMultipartUploads, type ObserveOptions, type UploadDirRef } from './observe.ts';
 
 /**
@@ -312,9 +312,6 @@ export function mergeShards(d: PassDescriptor, shards: ReadonlyMap<number, reado
       const attempts = shards.get(i) ?? [];
       return { index: i, attempts: attempts.length, errors: attempts.filter((a) => !isReport(a)).map((a) => (a as AttemptError).error) };
     });
-  const repositories = Object.entries(perRepository as Record<string, { stale?: number; uploads?: number }>).sort(
-    ([a, x], [b, y]) => (y.stale ?? 0) - (x.stale ?? 0) || (y.uploads ?? 0) - (x.uploads ?? 0) || (a < b ? -1 : 1),
-  );
   const refusals = reports.flatMap((r) => r.refusals ?? []);
   const actions = reports.flatMap((r) => r.actions);
   const why = [
@@ -351,8 +348,7 @@ export function mergeShards(d: PassDescriptor, shards: ReadonlyMap<number, reado
           ...(mapError !== undefined ? { mapError } : {}),
         },
         ...details,
-        perRepository: Object.fromEntries(repositories.slice(0, PER_REPOSITORY_CAP)),
-        ...(repositories.length > PER_REPOSITORY_CAP ? { perRepositoryTruncated: repositories.length - PER_REPOSITORY_CAP } : {}),
+        ...perRepositoryDetails(new Map(Object.entries(perRepository as Record<string, { stale?: number; uploads?: number }>))),
       },
     },
     // Shards finish in any order: failures first, as the pass's reader looks for them (the runner caps the rest).
