@@ -282,8 +282,10 @@ export interface MergedPass {
 }
 
 /**
- * The pass as one run: counts and actions of every attempt that reported (an attempt that died before its report
- * did nothing but claim), the failed and missing shards (a refusal: the pass fails after its report), the retries.
+ * The pass as one run: counts and actions of every attempt that reported, the failed and missing shards (a refusal:
+ * the pass fails after its report), the retries with each died attempt's error. An attempt dies before its report
+ * in observe (SlowDown on a read: it has only claimed) or, rarely, while keeping its report; what such an attempt
+ * deleted shows in the retry as vanished directories, never as a second deletion.
  */
 export function mergeShards(d: PassDescriptor, shards: ReadonlyMap<number, readonly ShardAttempt[]>, mapError: unknown): MergedPass {
   const indexes = [...shards.keys()].sort((a, b) => a - b);
