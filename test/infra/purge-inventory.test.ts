@@ -299,6 +299,13 @@ describe('the pass is a run (issue 21 items 3 and 9)', () => {
 describe('the inventory Lambda', () => {
   const fn = () => one(t, 'AWS::Lambda::Function', { FunctionName: 'registry-fleet-purge-stale-uploads-inventory' });
 
+  it('is an OpsFunction that keeps the logical ids it had before (a fixed-name function is never replaced by an update)', () => {
+    const [id, f] = fn();
+    // The ids of PurgeInventory/Function and PurgeInventory/Logs as at 1a18de2 (before OpsFunction).
+    expect(id).toBe('PurgeInventoryFunction5CFE1C01');
+    expect(f.Properties).toMatchObject({ LoggingConfig: { LogGroup: { Ref: 'PurgeInventoryLogs42302D33' } } });
+  });
+
   it('reads the inventory, writes only its pass folders, and touches only _uploads keys of the registry, as the listing job', () => {
     const [, f] = fn();
     const roleId = (f.Properties.Role as { 'Fn::GetAtt': [string] })['Fn::GetAtt'][0];
