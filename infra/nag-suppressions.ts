@@ -159,6 +159,12 @@ export function applyNagSuppressions(stack: Stack, o: { usersParameterPath: stri
       'AwsSolutions-SMG4',
       'the pending stage of an ACME rotation is written by rotate-certificates at each stage; there is nothing to rotate',
     );
+  if (pendingSecret)
+    ack(
+      policy('RotateCertificates'),
+      `AwsSolutions-IAM5[Resource::<${stack.getLogicalId(pendingSecret.node.defaultChild as CfnResource)}>/order-key-*]`,
+      "each ACME order's private key in its own secret, named after the pending secret, deleted once ACM holds the certificate",
+    );
   ack(
     policy('RotateCertificates'),
     'AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:route53:::change/*]',

@@ -184,6 +184,8 @@ export class RegistryFleetStack extends Stack {
         environment: controlPlane.environments['purge-stale-uploads'],
         uploadStatements: controlPlane.statements['purge-stale-uploads'].filter((s) => s.sid !== LISTING_CHECKPOINT_SID),
         listingSchedule: purge.scheduleRule,
+        history,
+        logLevel: c.logLevel,
       }).alarmTo(monitoring.topic);
     }
 

@@ -308,7 +308,9 @@ export function renderUserData(o: UserDataOptions): string {
     'set -euo pipefail',
     'umask 022',
     `install -d -m 0755 /etc/registry-fleet ${PATHS.registryDir} ${PATHS.authDir} /opt/aws/amazon-cloudwatch-agent/etc`,
-    heredoc(PATHS.fleetEnv, '0644', fleetEnv),
+    // Root-only from its creation: it holds the wait-condition URL, which can signal (and fail) the stack.
+    `install -m 0600 /dev/null ${PATHS.fleetEnv}`,
+    heredoc(PATHS.fleetEnv, '0600', fleetEnv),
     heredoc(PATHS.config, '0644', config),
     heredoc(PATHS.cloudWatchAgentConfig, '0644', renderCloudWatchAgentConfig({ logGroup: o.logGroup })),
     gzipped(PATHS.installHtpasswd, '0755', withoutComments(o.scripts.installHtpasswd)),

@@ -9,6 +9,10 @@ import type { AddressInfo } from 'node:net';
  * Point the EC2 client that changes attachments at `endpoint`, and the job's CloudTrail client too
  * (`AWS_ENDPOINT_URL_CLOUDTRAIL`). Event times come from `clock`, so a test with a shifted clock records
  * events in its own timeline; like CloudTrail they have whole seconds.
+ *
+ * Like CloudTrail, which delivers management events 5–15 minutes late, the stand-in can delay them: with
+ * `delayMs` (or `setDelay`) an event is answered by LookupEvents only once `clock()` has reached its time plus
+ * the delay in force when it was recorded, so a lookup "up to now" misses the last minutes.
  */
 export interface CloudTrailStandIn {
   readonly endpoint: string;
@@ -16,6 +20,9 @@ export interface CloudTrailStandIn {
   events(): readonly TrailRecord[];
   /** LookupEvents requests answered so far. */
   lookups(): number;
+  /** How late events recorded from now on are delivered (0: at once). */
+  setDelay(ms: number): void;
+  /** Clears the events and the lookups, and the delay back to the one the stand-in started with. */
   reset(): void;
   stop(): Promise<void>;
 }
@@ -24,6 +31,8 @@ export interface TrailRecord {
   readonly eventId: string;
   readonly eventName: string;
   readonly eventTime: Date;
+  /** When LookupEvents starts answering with it (eventTime + the delay in force when it was recorded). */
+  readonly deliveredAt: Date;
   readonly resources: readonly { readonly type: string; readonly name: string }[];
 }
 
@@ -58,13 +67,16 @@ const readBody = (req: http.IncomingMessage): Promise<Buffer> =>
 export async function startCloudTrailStandIn({
   upstream,
   clock = () => new Date(),
+  delayMs = 0,
 }: {
   upstream: string;
   clock?: () => Date;
+  delayMs?: number;
 }): Promise<CloudTrailStandIn> {
   const to = new URL(upstream);
   let records: TrailRecord[] = [];
   let lookups = 0;
+  let delay = delayMs;
 
   function lookup(input: LookupInput): Record<string, unknown> {
     lookups += 1;
@@ -75,7 +87,9 @@ export async function startCloudTrailStandIn({
       !attr ||
       (attr.AttributeKey === 'ResourceName' && r.resources.some((x) => x.name === attr.AttributeValue)) ||
       (attr.AttributeKey === 'EventName' && r.eventName === attr.AttributeValue);
+    const delivered = clock().getTime();
     const found = records
+      .filter((r) => r.deliveredAt.getTime() <= delivered)
       .filter((r) => matches(r) && r.eventTime.getTime() >= start && r.eventTime.getTime() <= end)
       .sort((a, b) => b.eventTime.getTime() - a.eventTime.getTime());
     const size = Math.min(Math.max(input.MaxResults ?? 50, 1), 50);
@@ -105,6 +119,7 @@ export async function startCloudTrailStandIn({
       eventId: `stand-in-${records.length + 1}`,
       eventName: params.get('Action') as string,
       eventTime: new Date(at),
+      deliveredAt: new Date(at + delay),
       resources: names.flatMap(([type, param]) => (params.get(param) ? [{ type, name: params.get(param) as string }] : [])),
     });
   }
@@ -142,9 +157,13 @@ export async function startCloudTrailStandIn({
     endpoint: `http://127.0.0.1:${port}`,
     events: () => records,
     lookups: () => lookups,
+    setDelay: (ms) => {
+      delay = ms;
+    },
     reset: () => {
       records = [];
       lookups = 0;
+      delay = delayMs;
     },
     stop: () =>
       new Promise<void>((resolve) => {

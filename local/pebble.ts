@@ -29,10 +29,12 @@ function answersOverTls(url: string, ca: string): Promise<boolean> {
 
 /**
  * Starts Let's Encrypt's ACME test server (Debian package `pebble`) on free loopback ports, with a loopback
- * certificate made here. `PEBBLE_VA_ALWAYS_VALID=1`: every challenge passes (the DNS-01 records still go to
- * Route 53 through the job; nobody resolves them). No sleeps, no random nonce rejection.
+ * certificate made here. With `dnsServer` (`127.0.0.1:PORT`, e.g. local/dns.ts answering from moto's Route 53)
+ * Pebble validates every DNS-01 challenge for real against it; without it `PEBBLE_VA_ALWAYS_VALID=1` lets every
+ * challenge pass (the records still go to Route 53 through the job; nobody resolves them). No sleeps, no random
+ * nonce rejection.
  */
-export async function startPebble({ timeoutMs = 30_000 } = {}): Promise<Pebble> {
+export async function startPebble({ timeoutMs = 30_000, dnsServer }: { timeoutMs?: number; dnsServer?: string } = {}): Promise<Pebble> {
   const dir = mkdtempSync(join(tmpdir(), 'pebble-'));
   const tls = makeCertificate({ cn: 'localhost', sans: ['localhost'], ip: '127.0.0.1', days: 30 });
   const caBundlePath = join(dir, 'cert.pem');
@@ -55,8 +57,9 @@ export async function startPebble({ timeoutMs = 30_000 } = {}): Promise<Pebble> 
       },
     }),
   );
-  const proc = spawnManaged('pebble', 'pebble', ['-config', configPath, '-strict=false'], {
-    env: { ...process.env, PEBBLE_VA_ALWAYS_VALID: '1', PEBBLE_VA_NOSLEEP: '1', PEBBLE_WFE_NONCEREJECT: '0' },
+  const { PEBBLE_VA_ALWAYS_VALID: _inherited, ...env } = process.env;
+  const proc = spawnManaged('pebble', 'pebble', ['-config', configPath, '-strict=false', ...(dnsServer ? ['-dnsserver', dnsServer] : [])], {
+    env: { ...env, ...(dnsServer ? {} : { PEBBLE_VA_ALWAYS_VALID: '1' }), PEBBLE_VA_NOSLEEP: '1', PEBBLE_WFE_NONCEREJECT: '0' },
   });
   const directoryUrl = `https://127.0.0.1:${port}/dir`;
   await waitUntilReady(proc, () => answersOverTls(directoryUrl, tls.certPem), { timeoutMs, what: 'serving its directory' });

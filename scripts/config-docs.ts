@@ -4,7 +4,7 @@
  * functions/<job>/config.ts): name, default, expected form and `.check(z.describe('…'))` text. It rewrites only what
  * lies between the two markers; `--check` exits 1 when the file differs (test/unit/config-docs.test.ts does the same).
  */
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as prettier from 'prettier';
@@ -86,7 +86,12 @@ const LIBRARY_VARIABLES: readonly VariableDoc[] = [
 export async function jobEnvironments(): Promise<{ title: string; variables: VariableDoc[] }[]> {
   const sections: { title: string; variables: VariableDoc[] }[] = [];
   for (const job of JOB_NAMES) {
-    const module = (await import(`../functions/${job}/config.ts`)) as Record<string, unknown>;
+    // config.ts, and a second Lambda's own (purge-stale-uploads' inventory-config.ts)
+    const files = readdirSync(resolve(import.meta.dirname, '../functions', job))
+      .filter((f) => /^([a-z0-9-]+-)?config\.ts$/.test(f))
+      .sort((a, b) => Number(b === 'config.ts') - Number(a === 'config.ts') || a.localeCompare(b));
+    const module: Record<string, unknown> = {};
+    for (const file of files) Object.assign(module, (await import(`../functions/${job}/${file}`)) as Record<string, unknown>);
     const own = `${job.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase())}Environment`;
     const builders = Object.entries(module)
       .filter((e): e is [string, { shape: Record<string, AnySchema> }] => typeof e[1] === 'function' && 'shape' in e[1])

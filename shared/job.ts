@@ -125,6 +125,19 @@ export interface RunOptions {
   signal?: AbortSignal;
   /** The clock, for tests; defaults to the real one. */
   clock?: () => Date;
+  /**
+   * Run as one part of a larger run (an inventory pass's shard): the part's whole report goes to `keepPart` instead
+   * of the run history, the notification and the run's metrics, which the larger run records once (`finishRun`).
+   */
+  keepPart?: (part: PartReport) => Promise<void>;
+}
+
+/** A part's whole report (every action, `truncated: false`) and what its run's merge needs besides. */
+export interface PartReport extends Report {
+  /** Actions the part's plan wanted done (the `PlannedActions` metric). */
+  readonly plannedActions: number;
+  /** The part's job-specific metrics (Summary.metrics), summed by the merge. */
+  readonly metrics: Record<string, number>;
 }
 
 /**
@@ -163,7 +176,7 @@ export async function runJob<T extends JobTypes>(
   config: T['config'],
   event: unknown,
   context: Partial<Pick<Context, 'getRemainingTimeInMillis'>> & RecordContext,
-  { signal = new AbortController().signal, clock = () => new Date() }: RunOptions = {},
+  { signal = new AbortController().signal, clock = () => new Date(), keepPart }: RunOptions = {},
 ): Promise<Report> {
   const startedAt = clock();
   const trigger = toTrigger(event, job.options);
@@ -177,10 +190,10 @@ export async function runJob<T extends JobTypes>(
   logger.appendKeys({ job: job.name, trigger: trigger.kind, dryRun, correlationId });
 
   const base = { job: job.name, trigger, dryRun, correlationId, startedAt: startedAt.toISOString() };
-  const record = { config, context, signal };
+  const record: RunRecord = { config, context, signal, ...(keepPart ? { keepPart } : {}) };
   if (trigger.kind === 'ignored' || (trigger.kind === 'alarm' && trigger.state !== 'ALARM')) {
     const reason = trigger.kind === 'ignored' ? trigger.reason : `alarm ${trigger.alarmName} is ${trigger.state}`;
-    return finish(job.name, { ...base, observed: {}, details: { nothingToDo: reason } }, [], [], [], clock, {}, record);
+    return finish(job.name, { ...base, observed: {}, details: { nothingToDo: reason } }, [], 0, [], clock, {}, record);
   }
 
   const scope = job.scope(trigger, config); // bad input throws before any AWS call
@@ -218,7 +231,7 @@ export async function runJob<T extends JobTypes>(
       ...(summary.details ? { details: summary.details } : {}),
       ...(stoppedEarly ? { stoppedEarly } : {}),
     };
-    return finish(job.name, report, actions, plan.actions, refusals, clock, summary.metrics ?? {}, record);
+    return finish(job.name, report, actions, plan.actions.length, refusals, clock, summary.metrics ?? {}, record);
   });
 }
 
@@ -257,16 +270,21 @@ function mergeDetail(extra: { detail?: Record<string, unknown> }, detail: Record
 
 const STATUS_ORDER: Record<ActionStatus, number> = { failed: 0, applied: 1, planned: 2, skipped: 3 };
 
-async function finish(
-  name: string,
+/** Where a finished report goes: the run history and notification (`config`), or, for a part, its run's merge. */
+interface RunRecord {
+  readonly config: CommonConfig;
+  readonly context: RecordContext;
+  readonly signal: AbortSignal;
+  readonly keepPart?: (part: PartReport) => Promise<void>;
+}
+
+/** The report from its parts (pure): `summary` counted from `actions`, the list capped with failures first. */
+export function assembleReport(
   partial: Omit<Report, 'finishedAt' | 'actions' | 'summary' | 'truncated'>,
-  actions: ReportAction[],
-  planned: readonly Action[],
-  refusals: Refusal[],
-  clock: () => Date,
-  extraMetrics: Record<string, number>,
-  record: { config: CommonConfig; context: RecordContext; signal: AbortSignal },
-): Promise<Report> {
+  actions: readonly ReportAction[],
+  refusals: readonly Refusal[],
+  finishedAt: Date,
+): Report {
   const summary = { planned: 0, applied: 0, skipped: 0, failed: 0 };
   for (const a of actions) summary[a.status] += 1;
   const truncated = actions.length > REPORT_ACTION_CAP;
@@ -277,29 +295,48 @@ async function finish(
         .sort(([a, i], [b, j]) => STATUS_ORDER[a.status] - STATUS_ORDER[b.status] || i - j)
         .slice(0, REPORT_ACTION_CAP)
         .map(([a]) => a)
-    : actions;
-  const built: Report = {
+    : [...actions];
+  return {
     ...partial,
-    finishedAt: clock().toISOString(),
+    finishedAt: finishedAt.toISOString(),
     actions: listed,
     summary,
     truncated,
-    ...(refusals.length > 0 ? { refusals } : {}),
+    ...(refusals.length > 0 ? { refusals: [...refusals] } : {}),
   };
+}
 
-  metrics.addDimension('dryRun', String(built.dryRun));
-  if (record.config.fleet) metrics.addDimension('fleet', record.config.fleet); // several fleets per account: alarms name theirs
-  metrics.addMetric('PlannedActions', MetricUnit.Count, planned.length);
-  metrics.addMetric('AppliedActions', MetricUnit.Count, summary.applied);
-  metrics.addMetric('SkippedActions', MetricUnit.Count, summary.skipped);
-  metrics.addMetric('FailedActions', MetricUnit.Count, summary.failed);
-  metrics.addMetric('Refusals', MetricUnit.Count, refusals.length);
-  for (const [metric, value] of Object.entries(extraMetrics)) metrics.addMetric(metric, MetricUnit.Count, value);
-  // Action log lines, the whole report to the run history, RunSucceeded, a notification: never fails the run.
-  const report = await recordRun(built, actions, record.config, record.context, { signal: record.signal, metrics: extraMetrics });
-  metrics.publishStoredMetrics(); // one EMF line per run, whether run through the handler or called directly
+async function finish(
+  name: string,
+  partial: Omit<Report, 'finishedAt' | 'actions' | 'summary' | 'truncated'>,
+  actions: ReportAction[],
+  planned: number,
+  refusals: Refusal[],
+  clock: () => Date,
+  extraMetrics: Record<string, number>,
+  record: RunRecord,
+): Promise<Report> {
+  const built = assembleReport(partial, actions, refusals, clock());
+  const { summary } = built;
+  let report: Report = built;
+  if (record.keepPart) {
+    // A part is recorded by the run it belongs to (finishRun): no history, notification or metrics of its own.
+    await record.keepPart({ ...built, actions, truncated: false, plannedActions: planned, metrics: extraMetrics });
+  } else {
+    metrics.addDimension('dryRun', String(built.dryRun));
+    if (record.config.fleet) metrics.addDimension('fleet', record.config.fleet); // several fleets per account: alarms name theirs
+    metrics.addMetric('PlannedActions', MetricUnit.Count, planned);
+    metrics.addMetric('AppliedActions', MetricUnit.Count, summary.applied);
+    metrics.addMetric('SkippedActions', MetricUnit.Count, summary.skipped);
+    metrics.addMetric('FailedActions', MetricUnit.Count, summary.failed);
+    metrics.addMetric('Refusals', MetricUnit.Count, refusals.length);
+    for (const [metric, value] of Object.entries(extraMetrics)) metrics.addMetric(metric, MetricUnit.Count, value);
+    // Action log lines, the whole report to the run history, RunSucceeded, a notification: never fails the run.
+    report = await recordRun(built, actions, record.config, record.context, { signal: record.signal, metrics: extraMetrics });
+    metrics.publishStoredMetrics(); // one EMF line per run, whether run through the handler or called directly
+  }
 
-  logger.info('job report', { report });
+  logger.info(record.keepPart ? 'job part report' : 'job report', { report });
   if (refusals.length > 0) {
     const [first] = refusals;
     throw new JobFailedError(`${name}: refused (${refusals.length}): ${first?.type} ${first?.target}: ${first?.reason}`, report);
@@ -307,11 +344,37 @@ async function finish(
   if (summary.failed > 0) {
     const first = actions.find((a) => a.status === 'failed');
     throw new JobFailedError(
-      `${name}: ${summary.failed} of ${planned.length} actions failed (first: ${first?.type} ${first?.target}: ${first?.error})`,
+      `${name}: ${summary.failed} of ${planned} actions failed (first: ${first?.type} ${first?.target}: ${first?.error})`,
       report,
     );
   }
   return report;
+}
+
+/** What `finishRun` needs besides the report: the planned count, the job's metrics, where to record. */
+export interface FinishOptions {
+  readonly planned: number;
+  readonly refusals: readonly Refusal[];
+  readonly metrics: Record<string, number>;
+  readonly config: CommonConfig;
+  readonly context: RecordContext;
+  readonly signal: AbortSignal;
+  readonly clock?: () => Date;
+}
+
+/**
+ * The runner's last step for a run assembled from parts (an inventory pass from its shards' PartReports): the
+ * summary and capped list, the metrics, the run history and notification, the `job report` line, and
+ * JobFailedError after it all when an action failed or a refusal stands — exactly as for a run of `runJob`.
+ */
+export function finishRun(
+  name: string,
+  partial: Omit<Report, 'finishedAt' | 'actions' | 'summary' | 'truncated'>,
+  actions: ReportAction[],
+  o: FinishOptions,
+): Promise<Report> {
+  const record: RunRecord = { config: o.config, context: o.context, signal: o.signal };
+  return finish(name, partial, actions, o.planned, [...o.refusals], o.clock ?? (() => new Date()), o.metrics, record);
 }
 
 export type JobHandler = (event: unknown, context: Context) => Promise<Report>;

@@ -10,7 +10,7 @@ import {
 import type { SSMClient } from '@aws-sdk/client-ssm';
 import { formatDuration } from '../../shared/duration.ts';
 import { errorName } from '../../shared/errors.ts';
-import { applyEach, type ApplyContext, type Outcome } from '../../shared/job.ts';
+import { applyEach, type ApplyContext, type Outcome, type Outcomes } from '../../shared/job.ts';
 import {
   awaitResults,
   canStart,
@@ -27,9 +27,9 @@ import {
   type DeleteVolume,
   type MarkVolume,
   type PruneInstance,
-  type PurgeAction,
+  type PurgePlan,
   type UnmarkVolume,
-} from './plan.ts';
+} from './model.ts';
 
 /** AWS writes, one branch per action kind. Idempotent: a volume that no longer exists counts as done. */
 
@@ -47,22 +47,14 @@ const VOLUME_GONE = new Set(['InvalidVolume.NotFound']);
 
 type VolumeAction = MarkVolume | UnmarkVolume | DeleteVolume;
 
-/** One volume action → its outcome (the dialect's `apply`; the prune commands are batched by `applyPlan`). */
-export function apply(action: VolumeAction, ctx: ApplyContext<Config>, clients: Pick<ApplyClients, 'ec2'>): Promise<Outcome> {
-  return applyVolumeAction(clients.ec2, action, ctx.config, ctx.signal);
-}
-
 /**
- * The whole plan. A batch, not `applyEach` over `apply`, because the prune commands go out as ONE SendCommand for
- * every instance of the run: sent first, the volume work runs while they execute on the instances, then the
- * command results are read (GetCommandInvocation per instance) within PRUNE_WAIT and the time budget. Sending and
- * reading are shared/ssm-commands.ts's; what a result means for a prune (and its freed bytes) is `pruneOutcome`'s.
+ * The whole plan (the dialect's `apply`). A batch, not one `applyEach` over every action, because the prune
+ * commands go out as ONE SendCommand for every instance of the run: sent first, the volume work runs while they
+ * execute on the instances, then the command results are read (GetCommandInvocation per instance) within
+ * PRUNE_WAIT and the time budget. Sending and reading are shared/ssm-commands.ts's; what a result means for a
+ * prune (and its freed bytes) is `pruneOutcome`'s.
  */
-export async function applyPlan(
-  actions: readonly PurgeAction[],
-  ctx: ApplyContext<Config>,
-  clients: ApplyClients,
-): Promise<(Outcome | undefined)[]> {
+export async function apply({ actions }: Pick<PurgePlan, 'actions'>, ctx: ApplyContext<Config>, clients: ApplyClients): Promise<Outcomes> {
   const outcomes = new Array<Outcome | undefined>(actions.length).fill(undefined);
   const pruneIdx = actions.flatMap((a, i) => (a.type === 'prune-instance' ? [i] : []));
   const volumeIdx = actions.flatMap((a, i) => (a.type === 'prune-instance' ? [] : [i]));
@@ -76,7 +68,7 @@ export async function applyPlan(
       : undefined;
 
   const volumeActions = volumeIdx.map((i) => actions[i] as VolumeAction);
-  const volumeOutcomes = await applyEach(volumeActions, ctx, (a) => apply(a, ctx, clients));
+  const volumeOutcomes = await applyEach(volumeActions, ctx, (a) => applyVolumeAction(clients.ec2, a, ctx.config, ctx.signal));
   volumeIdx.forEach((i, k) => (outcomes[i] = volumeOutcomes[k]));
 
   if (sent) {
@@ -90,10 +82,7 @@ export async function applyPlan(
   return outcomes;
 }
 
-/** The earlier name of `applyPlan`. */
-export const applyActions = applyPlan;
-
-export function applyVolumeAction(ec2: EC2Client, a: VolumeAction, config: Config, signal: AbortSignal): Promise<Outcome> {
+function applyVolumeAction(ec2: EC2Client, a: VolumeAction, config: Config, signal: AbortSignal): Promise<Outcome> {
   switch (a.type) {
     case 'mark-volume':
       return ignoreGone(async () => {
@@ -222,8 +211,6 @@ async function ensureSnapshot(
   if (!snap.SnapshotId) throw new Error('CreateSnapshot returned no SnapshotId');
   return { id: snap.SnapshotId, state: snap.State ?? 'unknown' };
 }
-
-// ---------- instance disks ----------
 
 /**
  * How long SSM tries to deliver the prune document (SendCommand TimeoutSeconds); the document's own timeout bounds

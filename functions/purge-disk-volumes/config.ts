@@ -1,7 +1,7 @@
 import { DEFAULT_FLEET_TAG_KEY } from '../../shared/fleet-tags.ts';
 import * as z from 'zod/mini';
 import { defineEnvironment, env, loadConfig } from '../../shared/config.ts';
-import type { Policy } from './plan.ts';
+import { VOLUME_GRACE_FLOOR, type Policy } from './model.ts';
 
 /**
  * Environment of the purge-disk-volumes Lambda (ARCHITECTURE §6), validated at cold start. Variables beyond §6
@@ -11,7 +11,16 @@ const shape = {
   FLEET_TAG_KEY: z._default(env.text(`a tag key such as ${DEFAULT_FLEET_TAG_KEY}`), DEFAULT_FLEET_TAG_KEY),
   FLEET_TAG_VALUE: env.text('the fleet tag value (the stack name)'),
   // At most 60d: a mark is verified against CloudTrail's 90-day event history, and a run must find it verifiable.
-  VOLUME_GRACE: env.duration({ default: '24h', min: '1s', max: '60d' }),
+  // At least 1h: longer than any CLOUDTRAIL_LAG, so the attaches since the mark are delivered before a delete.
+  VOLUME_GRACE: env.duration({ default: '24h', min: VOLUME_GRACE_FLOOR, max: '60d' }),
+  CLOUDTRAIL_LAG: env
+    .duration({ default: '20m', min: '5m', max: VOLUME_GRACE_FLOOR })
+    .check(
+      z.describe(
+        'How late CloudTrail may deliver an event (it delivers 5–15 minutes late): a volume is deleted only on a clean ' +
+          'attach history from its mark to this long before now, and a mark at least this old; otherwise the next run re-checks.',
+      ),
+    ),
   SNAPSHOT_BEFORE_DELETE: env.bool(false),
   MAX_VOLUME_DELETES_PER_RUN: env.int({ min: 1, max: 100, default: 10 }),
   ASG_NAME: env.text('an Auto Scaling group name'),
@@ -41,6 +50,7 @@ export function loadPurgeDiskVolumesConfig(source: Readonly<Record<string, strin
     const policy: Policy = Object.freeze({
       fleetTag: { key: v.FLEET_TAG_KEY, value: v.FLEET_TAG_VALUE },
       volumeGraceMs: v.VOLUME_GRACE,
+      cloudTrailLagMs: v.CLOUDTRAIL_LAG,
       snapshotBeforeDelete: v.SNAPSHOT_BEFORE_DELETE,
       maxVolumeDeletesPerRun: v.MAX_VOLUME_DELETES_PER_RUN,
       asgName: v.ASG_NAME,
@@ -67,7 +77,9 @@ export type LoadedConfig = ReturnType<typeof loadPurgeDiskVolumesConfig>;
 export const purgeDiskVolumesEnvironment = defineEnvironment(shape, {
   FLEET_TAG_KEY: "tag key of the fleet's instances and volumes",
   FLEET_TAG_VALUE: 'tag value (the stack name); only volumes with this tag are ever touched',
-  VOLUME_GRACE: "time from mark to delete (at most 60d: marks are verified against CloudTrail's 90-day event history)",
+  VOLUME_GRACE:
+    'time from mark to delete (at least 1h, longer than any CLOUDTRAIL_LAG; at most 60d: marks are verified against ' +
+    "CloudTrail's 90-day event history)",
   SNAPSHOT_BEFORE_DELETE: 'snapshot each volume before deleting it',
   MAX_VOLUME_DELETES_PER_RUN: 'deletes per run; the rest wait for the next run',
   ASG_NAME: "the fleet's Auto Scaling group",

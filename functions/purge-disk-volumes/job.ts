@@ -1,20 +1,21 @@
 import * as z from 'zod/mini';
 import { autoScalingClient, cloudTrailClient, cloudWatchClient, ec2Client, ssmClient } from '../../shared/aws.ts';
 import type { JobContext, JobDefinition, Outcome, Outcomes, Summary } from '../../shared/job.ts';
-import { applyPlan } from './apply.ts';
+import type { JobName } from '../../shared/job-names.ts';
+import { apply } from './apply.ts';
 import type { LoadedConfig } from './config.ts';
-import { observe } from './observe.ts';
 import {
   estimateMonthlyUsd,
   MARK_TAG,
-  plan,
-  scopeOf,
-  type Policy,
+  type DeleteVolume,
+  type Held,
   type PurgeAction,
   type PurgePlan,
   type Scope,
   type State,
-} from './plan.ts';
+} from './model.ts';
+import { observe } from './observe.ts';
+import { plan, scopeOf } from './plan.ts';
 
 /**
  * purge-disk-volumes: orphaned EBS volumes of the fleet (mark → re-check → delete, optional snapshot) and full
@@ -46,9 +47,6 @@ export const options = {
   skipPrune: z.optional(z.boolean({ error: 'expected true or false' })),
 };
 
-/** The plan's policy: `config.policy` (kept as a function for callers that used it). */
-export const policyOf = (c: LoadedConfig): Policy => c.policy;
-
 const clients = () => ({
   ec2: ec2Client(),
   autoScaling: autoScalingClient(),
@@ -68,14 +66,14 @@ type Types = {
 };
 
 export const job: JobDefinition<Types> = {
-  name: 'purge-disk-volumes',
+  name: 'purge-disk-volumes' satisfies JobName,
   accepts: ['schedule', 'alarm', 'manual'],
   options,
   clients,
   scope: (trigger) => scopeOf(trigger),
   observe,
   plan: (state, ctx) => plan(state, ctx.config.policy, ctx.now),
-  apply: ({ actions }, ctx, clients) => applyPlan(actions, ctx, clients),
+  apply,
   summarize,
 };
 
@@ -92,6 +90,7 @@ export function summarize(state: State, plan: PurgePlan, outcomes: Outcomes, ctx
   };
 
   const vols = state.volumes ?? [];
+  const held = (why: Held): DeleteVolume[] => plan.skipped.filter((a): a is DeleteVolume => a.type === 'delete-volume' && a.held === why);
   const marks = plan.actions.filter((a) => a.type === 'mark-volume');
   const unmarks = plan.actions.filter((a) => a.type === 'unmark-volume');
   const deletes = plan.actions.filter((a) => a.type === 'delete-volume');
@@ -141,14 +140,16 @@ export function summarize(state: State, plan: PurgePlan, outcomes: Outcomes, ctx
     details.volumes = {
       marked: { count: (dry ? marks : marks.filter(applied)).length, sizeGiB: gib(dry ? marks : marks.filter(applied)) },
       unmarked: (dry ? unmarks : unmarks.filter(applied)).length,
-      waiting: plan.skipped.filter((a) => a.type === 'delete-volume' && a.reason.startsWith('marked orphaned')).length,
+      waiting: held('grace').length,
+      // Held for CloudTrail's delivery lag (CLOUDTRAIL_LAG): re-checked by the next run.
+      heldForLag: held('lag').length,
       ...(dry
         ? { deletePlanned: { count: deletes.length, sizeGiB: gib(deletes), estMonthlySavingsUsd: usd(deletes) } }
         : { deleted: { count: doneDeletes.length, sizeGiB: gib(doneDeletes), estMonthlySavingsUsd: usd(doneDeletes) } }),
       // The CloudTrail lookups behind the deletes: how many candidates, how many were used since their mark.
       history: {
         volumes: Object.keys(state.usage ?? {}).length,
-        usedSinceMark: marks.filter((a) => a.reason.startsWith('used since its mark')).length,
+        usedSinceMark: marks.filter((a) => a.type === 'mark-volume' && a.remark === 'used').length,
         requests: ctx.requests.of('cloudtrail').total,
       },
       snapshots: deletes.flatMap((a) => {

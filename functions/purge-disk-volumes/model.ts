@@ -21,6 +21,11 @@ export const MARK_MAX_AGE_MS = 89 * DAY_MS;
  * seconds and come from AWS's clocks, the mark from the Lambda's.
  */
 export const MARK_EVENT_SLACK_MS = 60_000;
+/**
+ * VOLUME_GRACE's floor: a grace shorter than CloudTrail's delivery lag (5–15 minutes, CLOUDTRAIL_LAG at most
+ * 1h) would decide on a history that cannot hold the attaches since the mark yet.
+ */
+export const VOLUME_GRACE_FLOOR = '1h';
 /** The CloudTrail events that mean a volume was in use: the only ways to attach an existing volume, or detach it. */
 export const USAGE_EVENTS: readonly string[] = ['AttachVolume', 'DetachVolume'];
 /** Where manual instance ids come from; names from a payload must be members (an alarm may outlive its instance). */
@@ -107,6 +112,11 @@ export interface State {
 export interface Policy {
   readonly fleetTag: { readonly key: string; readonly value: string };
   readonly volumeGraceMs: number;
+  /**
+   * CLOUDTRAIL_LAG: how late CloudTrail may deliver an event. History younger than this is not trusted: a delete
+   * needs a clean history from the mark to at least this long before now, and a mark at least this old.
+   */
+  readonly cloudTrailLagMs: number;
   readonly snapshotBeforeDelete: boolean;
   readonly maxVolumeDeletesPerRun: number;
   readonly asgName: string;
@@ -119,12 +129,22 @@ interface VolumeFacts {
   readonly sizeGiB: number;
   readonly volumeType: string;
 }
+/** Why a mark is written again: its value is unreadable, too old to verify, or the volume was used since. */
+export type Remark = 'unreadable' | 'expired' | 'used';
 export interface MarkVolume extends Action, VolumeFacts {
   readonly type: 'mark-volume';
   readonly orphanedAt: string;
-  /** The mark this one replaces (unreadable, too old to verify, or the volume was used since). */
+  /** The mark this one replaces, and why (structured for the summary; the reason says it in words). */
   readonly previousMark?: string;
+  readonly remark?: Remark;
 }
+/**
+ * Why a volume is not deleted this run (skipped entries only; the summary counts these, never the reason text):
+ * `grace` marked but not for VOLUME_GRACE yet; `limit` over the per-run limit; `unread` its history was not read
+ * this run; `partial` the history does not reach back to the mark; `lag` the history is too young to trust
+ * (CLOUDTRAIL_LAG); `untouched` never touched (not the fleet's, kept, not available, not found).
+ */
+export type Held = 'grace' | 'limit' | 'unread' | 'partial' | 'lag' | 'untouched';
 export interface UnmarkVolume extends Action, VolumeFacts {
   readonly type: 'unmark-volume';
   readonly markedAt: string;
@@ -135,6 +155,7 @@ export interface DeleteVolume extends Action, VolumeFacts {
   readonly markedAt: string;
   readonly snapshot: boolean;
   readonly estMonthlyUsd: number;
+  readonly held?: Held;
 }
 export interface PruneInstance extends Action {
   readonly type: 'prune-instance';

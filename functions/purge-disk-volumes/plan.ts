@@ -14,19 +14,18 @@ import {
   type ManualOptions,
   type DiskReading,
   type FleetInstance,
+  type Held,
   type MarkVolume,
   type Policy,
   type PruneInstance,
   type PurgeAction,
   type PurgePlan,
+  type Remark,
   type Scope,
   type State,
   type Volume,
   type VolumeUsage,
 } from './model.ts';
-
-/** The domain types moved to model.ts; re-exported for the callers that import them from here. */
-export * from './model.ts';
 
 /**
  * Pure decisions of purge-disk-volumes: (state, policy, now) → Plan. No SDK, no env, no clock.
@@ -68,8 +67,6 @@ export function scopeOf(trigger: Trigger<ManualOptions>): Scope {
   }
 }
 
-// ---------- marks ----------
-
 const STRICT_ISO = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
 
 /**
@@ -87,31 +84,37 @@ const isKept = (tags: Readonly<Record<string, string>>): boolean => KEEP_TAG in 
 
 /** What the mark rules say about one volume, before its history is consulted. */
 type Verdict =
-  | { readonly kind: 'skip'; readonly reason: string }
+  | { readonly kind: 'skip'; readonly held: Held; readonly reason: string }
   | { readonly kind: 'quiet' }
   | { readonly kind: 'unmark'; readonly mark: string }
-  | { readonly kind: 'mark'; readonly reason: string; readonly previousMark?: string }
+  | { readonly kind: 'mark'; readonly reason: string; readonly previousMark?: string; readonly remark?: Remark }
   | { readonly kind: 'candidate'; readonly mark: string; readonly markedMs: number };
 
 function judge(v: Volume, policy: Policy, now: Date): Verdict {
   if (v.tags[policy.fleetTag.key] !== policy.fleetTag.value)
-    return { kind: 'skip', reason: `no fleet tag ${policy.fleetTag.key}=${policy.fleetTag.value}: never touched` };
-  if (isKept(v.tags)) return { kind: 'skip', reason: `tagged ${KEEP_TAG}=${v.tags[KEEP_TAG]}: never touched` };
+    return { kind: 'skip', held: 'untouched', reason: `no fleet tag ${policy.fleetTag.key}=${policy.fleetTag.value}: never touched` };
+  if (isKept(v.tags)) return { kind: 'skip', held: 'untouched', reason: `tagged ${KEEP_TAG}=${v.tags[KEEP_TAG]}: never touched` };
   const mark = v.tags[MARK_TAG];
   if (v.state === 'in-use' || v.attachedTo.length > 0) return mark === undefined ? { kind: 'quiet' } : { kind: 'unmark', mark };
-  if (v.state !== 'available') return { kind: 'skip', reason: `state ${v.state}: only available volumes are cleaned up` };
+  if (v.state !== 'available')
+    return { kind: 'skip', held: 'untouched', reason: `state ${v.state}: only available volumes are cleaned up` };
   if (mark === undefined) return { kind: 'mark', reason: 'available (attached to nothing): marked orphaned' };
   const markedMs = parseMark(mark);
-  if (markedMs === undefined) return { kind: 'mark', reason: `unreadable mark ${JSON.stringify(mark)}: marked again`, previousMark: mark };
+  if (markedMs === undefined)
+    return { kind: 'mark', reason: `unreadable mark ${JSON.stringify(mark)}: marked again`, previousMark: mark, remark: 'unreadable' };
   const age = now.getTime() - markedMs;
   if (age < policy.volumeGraceMs) {
     const after = new Date(markedMs + policy.volumeGraceMs).toISOString();
     const grace = formatDuration(policy.volumeGraceMs);
-    return { kind: 'skip', reason: `marked orphaned ${formatDuration(Math.max(0, age))} ago, grace ${grace}: deletable after ${after}` };
+    return {
+      kind: 'skip',
+      held: 'grace',
+      reason: `marked orphaned ${formatDuration(Math.max(0, age))} ago, grace ${grace}: deletable after ${after}`,
+    };
   }
   if (age > MARK_MAX_AGE_MS) {
     const reason = `mark ${mark} is older than CloudTrail's event history can verify (${formatDuration(MARK_MAX_AGE_MS)}): marked again`;
-    return { kind: 'mark', reason, previousMark: mark };
+    return { kind: 'mark', reason, previousMark: mark, remark: 'expired' };
   }
   return { kind: 'candidate', mark, markedMs };
 }
@@ -138,9 +141,7 @@ function allCandidates(volumes: readonly Volume[], policy: Policy, now: Date) {
     .sort((a, b) => a.markedMs - b.markedMs || a.volume.id.localeCompare(b.volume.id));
 }
 
-// ---------- plan ----------
-
-export function planPurge(state: State, policy: Policy, now: Date): PurgePlan {
+export function plan(state: State, policy: Policy, now: Date): PurgePlan {
   const volumes = state.volumes ? planVolumes(state.volumes, state.scope, policy, now, state.usage ?? {}) : { actions: [], skipped: [] };
   const disks = state.instances ? planPrunes(state.instances, state.readings, state.scope, policy) : { actions: [], skipped: [] };
   const refusals = volumes.refusals ?? [];
@@ -150,9 +151,6 @@ export function planPurge(state: State, policy: Policy, now: Date): PurgePlan {
     ...(refusals.length > 0 ? { refusals } : {}),
   };
 }
-
-/** The dialect's name for the job's pure decision (STYLE §11). */
-export const plan = planPurge;
 
 export function planVolumes(
   volumes: readonly Volume[],
@@ -164,14 +162,14 @@ export function planVolumes(
   const actions: PurgeAction[] = [];
   const skipped: PurgeAction[] = [];
   const refusals: Refusal[] = [];
-  const skip = (v: Pick<Volume, 'id' | 'sizeGiB' | 'volumeType'>, reason: string): void => {
-    skipped.push(deleteAction(v, '', false, reason));
+  const skip = (v: Pick<Volume, 'id' | 'sizeGiB' | 'volumeType'>, held: Held, reason: string): void => {
+    skipped.push({ ...deleteAction(v, '', false, reason), held });
   };
 
   for (const v of volumes) {
     const verdict = judge(v, policy, now);
-    if (verdict.kind === 'skip') skip(v, verdict.reason);
-    else if (verdict.kind === 'mark') actions.push(markAction(v, verdict.reason, now, verdict.previousMark));
+    if (verdict.kind === 'skip') skip(v, verdict.held, verdict.reason);
+    else if (verdict.kind === 'mark') actions.push(markAction(v, verdict.reason, now, verdict.previousMark, verdict.remark));
     else if (verdict.kind === 'unmark') {
       actions.push({
         type: 'unmark-volume',
@@ -190,14 +188,14 @@ export function planVolumes(
   allCandidates(volumes, policy, now).forEach(({ volume, mark, markedMs }, i) => {
     if (i >= policy.maxVolumeDeletesPerRun) {
       const reason = `over the limit of ${policy.maxVolumeDeletesPerRun} deletes per run: next run`;
-      skipped.push(deleteAction(volume, mark, policy.snapshotBeforeDelete, reason));
+      skipped.push({ ...deleteAction(volume, mark, policy.snapshotBeforeDelete, reason), held: 'limit' });
       return;
     }
     const history = usage[volume.id];
-    const held = holdBack(mark, markedMs, history);
-    if (held?.kind === 'skip') skip(volume, held.reason);
+    const held = holdBack(mark, markedMs, history, policy.cloudTrailLagMs, now);
+    if (held?.kind === 'skip') skip(volume, held.held, held.reason);
     else if (held?.kind === 'refuse') refusals.push({ type: 'delete-volume', target: volume.id, reason: held.reason });
-    else if (held?.kind === 'used') actions.push(markAction(volume, held.reason, now, mark));
+    else if (held?.kind === 'used') actions.push(markAction(volume, held.reason, now, mark, 'used'));
     else {
       const reason = `available and marked orphaned ${formatDuration(now.getTime() - markedMs)} ago (grace ${grace})`;
       deletes.push(deleteAction(volume, mark, policy.snapshotBeforeDelete, reason));
@@ -206,38 +204,66 @@ export function planVolumes(
   actions.push(...deletes);
 
   for (const id of scope.volumeIds ?? []) {
-    if (!volumes.some((v) => v.id === id)) skip({ id, sizeGiB: 0, volumeType: 'unknown' }, 'named in the payload but not found');
+    if (!volumes.some((v) => v.id === id))
+      skip({ id, sizeGiB: 0, volumeType: 'unknown' }, 'untouched', 'named in the payload but not found');
   }
   return { actions, skipped, ...(refusals.length > 0 ? { refusals } : {}) };
 }
+
+type HoldBack =
+  { readonly kind: 'skip'; readonly held: Held; readonly reason: string } | { readonly kind: 'refuse' | 'used'; readonly reason: string };
 
 /**
  * Why a delete candidate must not be deleted now, from its CloudTrail history; undefined = it may go. The history
  * must reach back to a minute before the mark, and any attach or detach in it means the volume was used.
  */
-function holdBack(
-  mark: string,
-  markedMs: number,
-  history: VolumeUsage | undefined,
-): { kind: 'skip' | 'refuse' | 'used'; reason: string } | undefined {
-  if (!history) return { kind: 'skip', reason: 'attach history since the mark not read in this run: not deleted (next run)' };
+function holdBack(mark: string, markedMs: number, history: VolumeUsage | undefined, lagMs: number, now: Date): HoldBack | undefined {
+  if (!history)
+    return { kind: 'skip', held: 'unread', reason: 'attach history since the mark not read in this run: not deleted (next run)' };
   if (history.kind === 'unreadable') {
     return { kind: 'refuse', reason: `attach history unreadable (CloudTrail LookupEvents: ${history.error}): not deleted` };
   }
   const from = markedMs - MARK_EVENT_SLACK_MS;
   if (!(Date.parse(history.since) <= from)) {
-    return { kind: 'skip', reason: `attach history read from ${history.since} only, not from the mark ${mark}: not deleted (next run)` };
+    const reason = `attach history read from ${history.since} only, not from the mark ${mark}: not deleted (next run)`;
+    return { kind: 'skip', held: 'partial', reason };
   }
   const uses = history.events.filter((e) => USAGE_EVENTS.includes(e.name) && !(Date.parse(e.at) < from));
-  if (uses.length === 0) return undefined;
-  const listed = [...uses]
-    .sort((a, b) => a.at.localeCompare(b.at))
-    .map((e) => `${e.name} ${e.at}${e.instanceId ? ` (${e.instanceId})` : ''}`)
-    .join(', ');
-  return { kind: 'used', reason: `used since its mark ${mark}: ${listed}: marked again` };
+  if (uses.length > 0) {
+    const listed = [...uses]
+      .sort((a, b) => a.at.localeCompare(b.at))
+      .map((e) => `${e.name} ${e.at}${e.instanceId ? ` (${e.instanceId})` : ''}`)
+      .join(', ');
+    return { kind: 'used', reason: `used since its mark ${mark}: ${listed}: marked again` };
+  }
+  return lagHold(mark, markedMs, history.until, lagMs, now);
 }
 
-function markAction(v: Volume, reason: string, now: Date, previousMark: string | undefined): MarkVolume {
+/**
+ * CloudTrail delivers events 5–15 minutes late, so a quiet lookup proves nothing about its last CLOUDTRAIL_LAG:
+ * the clean part must end no earlier than the lag before now, and the volume's last known change (its mark; an
+ * attach or detach since it re-marks it above) must be older than the lag, or an attach still in delivery would
+ * go unseen. Held, not re-marked: the next run reads the history again.
+ */
+function lagHold(mark: string, markedMs: number, until: string, lagMs: number, now: Date): HoldBack | undefined {
+  const lag = formatDuration(lagMs);
+  const trustedUntil = Date.parse(until) - lagMs;
+  if (!(trustedUntil >= now.getTime() - lagMs)) {
+    const reason =
+      `attach history read up to ${until} only, trusted up to CLOUDTRAIL_LAG ${lag} before that, not up to ` +
+      `now − ${lag}: not deleted (next run)`;
+    return { kind: 'skip', held: 'lag', reason };
+  }
+  if (now.getTime() - markedMs < lagMs) {
+    const reason =
+      `marked ${mark}, within CLOUDTRAIL_LAG ${lag} of now: CloudTrail may not have delivered its attaches yet: ` +
+      'not deleted (next run)';
+    return { kind: 'skip', held: 'lag', reason };
+  }
+  return undefined;
+}
+
+function markAction(v: Volume, reason: string, now: Date, previousMark: string | undefined, remark?: Remark): MarkVolume {
   return {
     type: 'mark-volume',
     target: v.id,
@@ -246,6 +272,7 @@ function markAction(v: Volume, reason: string, now: Date, previousMark: string |
     sizeGiB: v.sizeGiB,
     volumeType: v.volumeType,
     ...(previousMark !== undefined ? { previousMark } : {}),
+    ...(remark !== undefined ? { remark } : {}),
   };
 }
 

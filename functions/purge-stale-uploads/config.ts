@@ -1,6 +1,5 @@
 import * as z from 'zod/mini';
 import { defineEnvironment, env, loadConfig } from '../../shared/config.ts';
-import { PURGE_INVENTORY_ID, PURGE_INVENTORY_PREFIX, PURGE_PASSES_PREFIX } from '../../shared/purge-keys.ts';
 import { normalizeRoot } from '../../shared/registry-layout.ts';
 import { MAX_AGE_CEILING, MAX_AGE_FLOOR, type PurgePolicy } from './model.ts';
 
@@ -81,28 +80,3 @@ export const purgeStaleUploadsEnvironment = defineEnvironment(shape, {
   STARTEDAT_READ_WINDOW:
     'read `startedat` only when its object time is this close to the age boundary; the largest value reads every one (one GET per upload)',
 });
-
-const prefixVar = (def: string) =>
-  z._default(env.text('a key prefix ending in / such as control-plane/purge-stale-uploads/inventory/', /^[A-Za-z0-9!_.*'()/-]+\/$/), def);
-
-/** Inventory mode's variables (shard.ts loadInventoryModeConfig), read on top of the listing job's. */
-export const inventoryModeEnvironment = defineEnvironment(
-  {
-    INVENTORY_BUCKET: z.optional(env.bucket()),
-    INVENTORY_PREFIX: prefixVar(PURGE_INVENTORY_PREFIX),
-    INVENTORY_ID: z._default(
-      env.text('an inventory configuration id (letters, digits, - _ .)', /^[A-Za-z0-9._-]{1,64}$/),
-      PURGE_INVENTORY_ID,
-    ),
-    PASSES_PREFIX: prefixVar(PURGE_PASSES_PREFIX),
-    INVENTORY_MAX_AGE: env.duration({ default: '72h', min: '1h', max: '720h' }),
-  },
-  {
-    INVENTORY_BUCKET:
-      'where S3 Inventory delivers and the passes live (set by the stack: the inventory bucket); unset: the registry bucket',
-    INVENTORY_PREFIX: "the inventory configuration's destination prefix: deliveries land under `<prefix><bucket>/<id>/`",
-    INVENTORY_ID: 'the S3 Inventory configuration id',
-    PASSES_PREFIX: "where each pass keeps its plan, its shards' claims and reports",
-    INVENTORY_MAX_AGE: 'a manifest older than this is refused (the inventory configuration stopped delivering)',
-  },
-);

@@ -87,6 +87,22 @@ export const job: JobDefinition<Types> = {
   summarize: (state, plan, outcomes, ctx) => summarizePurge(state, plan.actions, plan.skipped, outcomes, ctx.requests.of('s3')),
 };
 
+/**
+ * `details.perRepository` (the most stale uploads first, then the most uploads, then by name; at most
+ * PER_REPOSITORY_CAP) and how many were left out: one rule for a run and for a pass merged from its shards.
+ */
+export function perRepositoryDetails<C extends { stale?: number; uploads?: number }>(
+  counts: ReadonlyMap<string, C>,
+): { perRepository: Record<string, C>; perRepositoryTruncated?: number } {
+  const ranked = [...counts.entries()].sort(
+    ([a, x], [b, y]) => (y.stale ?? 0) - (x.stale ?? 0) || (y.uploads ?? 0) - (x.uploads ?? 0) || (a < b ? -1 : 1),
+  );
+  return {
+    perRepository: Object.fromEntries(ranked.slice(0, PER_REPOSITORY_CAP)),
+    ...(ranked.length > PER_REPOSITORY_CAP ? { perRepositoryTruncated: ranked.length - PER_REPOSITORY_CAP } : {}),
+  };
+}
+
 interface RepositoryCounts {
   uploads: number;
   stale: number;
@@ -148,9 +164,6 @@ export function summarizePurge(
   });
 
   const deferred = held('limit');
-  const repositories = [...perRepository.entries()].sort(
-    ([a, x], [b, y]) => y.stale - x.stale || y.uploads - x.uploads || (a < b ? -1 : 1),
-  );
   return {
     observed: {
       uploads: state.uploads.length,
@@ -177,8 +190,7 @@ export function summarizePurge(
       done,
       truncated: deferred.length > 0,
       deferred: { actions: deferred.length, deletions: deferred.reduce((n, a) => n + deletionsOf(a), 0) },
-      perRepository: Object.fromEntries(repositories.slice(0, PER_REPOSITORY_CAP)),
-      ...(repositories.length > PER_REPOSITORY_CAP ? { perRepositoryTruncated: repositories.length - PER_REPOSITORY_CAP } : {}),
+      ...perRepositoryDetails(perRepository),
       requests,
       ...(state.listing ? { listing: state.listing } : {}),
     },

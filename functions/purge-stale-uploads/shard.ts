@@ -1,79 +1,39 @@
-import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { GetObjectCommand, paginateListObjectsV2, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import * as z from 'zod/mini';
-import type { Context } from 'aws-lambda';
-import { configureClients, s3Client } from '../../shared/aws.ts';
 import { mapLimit } from '../../shared/concurrency.ts';
-import { loadConfig, type CommonConfig } from '../../shared/config.ts';
 import { formatDuration } from '../../shared/duration.ts';
-import { errorName, JobFailedError, UnsupportedEventError, ValidationError } from '../../shared/errors.ts';
-import { logger } from '../../shared/observability.ts';
-import {
-  REPORT_ACTION_CAP,
-  runJob,
-  type JobDefinition,
-  type Outcomes,
-  type Plan,
-  type RunContext,
-  type Summary,
-} from '../../shared/job.ts';
-import type { Report } from '../../shared/report.ts';
+import { errorName, ValidationError } from '../../shared/errors.ts';
+import { assembleReport, type PartReport } from '../../shared/job.ts';
+import type { Refusal, Report, ReportAction } from '../../shared/report.ts';
 import { repositoriesPrefix } from '../../shared/registry-layout.ts';
-import { toTrigger } from '../../shared/triggers.ts';
-import { inventoryModeEnvironment, loadPurgeStaleUploadsConfig, type PurgeStaleUploadsConfig } from './config.ts';
-import { parseManifest, readInventoryFile, type InventoryManifest, type InventoryReadStats } from './inventory.ts';
-import { job, options as purgeOptions, PER_REPOSITORY_CAP, type PurgeState } from './job.ts';
-import { collectUploads, type ListedMultipartUpload, type ListedObject } from './model.ts';
-import { listMultipartUploads, observeUploadDirs, readCandidateParts, type ObserveOptions, type UploadDirRef } from './observe.ts';
-import type { PurgeAction } from './plan.ts';
+import { asksForDryRun, toTrigger } from '../../shared/triggers.ts';
+import type { InventoryModeConfig } from './inventory-config.ts';
+import { parseManifest, type InventoryManifest } from './inventory.ts';
+import { job, options as purgeOptions, perRepositoryDetails } from './job.ts';
+import { listMultipartUploads, type ObserveOptions, type UploadDirRef } from './observe.ts';
 
 /**
  * Inventory mode (10⁸ keys and beyond): one pass is one Step Functions execution (infra/constructs/purge-inventory.ts)
- * over the latest S3 Inventory of the registry bucket, in three steps of this Lambda:
+ * over the latest S3 Inventory of the registry bucket, and one run of the purge job whose observe source is the
+ * inventory (inventory-source.ts) instead of a listing. This file holds what only a pass has:
  *
  * 1. **plan** (`planPass`): picks the manifest (the delivery event's, or the newest), checks it (bucket, format,
  *    fields, age), lists the open multipart uploads live (they are not in an inventory, and there are few), and
  *    writes the pass: `pass.json`, `multipart-uploads.json` and `items.json` (one item per data file), which the
  *    Distributed Map reads.
- * 2. **shard** (`shardJob`, one per item, run by the job runner): streams its data file, keeps the `_uploads/`
- *    rows, groups them by upload and plans with the job's own plan (inventory rows become the observed state).
- *    Inventory is up to a day old, so every candidate is then re-read live (its prefix listing, `startedat`, the
- *    parts of its multipart uploads) and planned again on that live state, with the job's own plan and apply
- *    (which re-checks each upload right before its abort).
- *    A directory whose rows fall in two data files is acted on by one shard only: the first to claim it (a
- *    conditional PUT of `claims/<repository>/<uuid>` in the pass folder; the others get 412). After the map,
- *    one more shard (index = number of data files) takes the multipart uploads left without a directory: it
- *    lists them live again, so none the data shards just aborted is taken twice.
- * 3. **merge** (`mergePass`): one JSON report for the pass, from the shards' reports; it fails the execution if
- *    any shard failed or is missing.
+ * 2. **claims** (`claimDirectory`): a directory whose rows fall in two data files is acted on by one shard only,
+ *    the first to claim it; a retry of that shard (Step Functions retries an attempt that failed after claiming)
+ *    knows its own claims by the pass and shard index written into them.
+ * 3. **merge** (`mergeShards`): every attempt's part report (inventory-step.ts keeps them per attempt) becomes one
+ *    run's report, finished by the runner's own `finishRun`: one history object, one notification, one
+ *    `job report` line per pass. A failed or missing shard is a refusal: the pass fails after its report.
  *
  * The pass clock is the plan step's: every shard judges ages as of it (never later than its own clock).
  */
 
 const PASS_ID = /^[A-Za-z0-9_-]{1,80}$/;
-const PASS_FORM = 'expected a Step Functions execution name (1-80 letters, digits, - or _)';
-
-export interface InventoryModeConfig extends PurgeStaleUploadsConfig, CommonConfig {
-  /** Where S3 Inventory delivers and the passes live (the registry bucket unless INVENTORY_BUCKET says otherwise). */
-  readonly inventoryBucket: string;
-  /** The inventory configuration's destination prefix: deliveries land under `<prefix><bucket>/<id>/`. */
-  readonly inventoryPrefix: string;
-  readonly inventoryId: string;
-  readonly passesPrefix: string;
-  /** A manifest older than this is refused (the inventory configuration stopped delivering). */
-  readonly inventoryMaxAgeMs: number;
-}
-
-export function loadInventoryModeConfig(source: Readonly<Record<string, string | undefined>>): Readonly<InventoryModeConfig> {
-  const purge = loadPurgeStaleUploadsConfig(source);
-  const own = loadConfig(inventoryModeEnvironment.shape, source, (v) => ({
-    inventoryBucket: v.INVENTORY_BUCKET ?? purge.bucket,
-    inventoryPrefix: v.INVENTORY_PREFIX,
-    inventoryId: v.INVENTORY_ID,
-    passesPrefix: v.PASSES_PREFIX,
-    inventoryMaxAgeMs: v.INVENTORY_MAX_AGE,
-  }));
-  return Object.freeze({ ...purge, ...own });
-}
+export const PASS_FORM = 'expected a Step Functions execution name (1-80 letters, digits, - or _)';
+export const passName = z.string({ error: PASS_FORM }).check(z.regex(PASS_ID, { error: PASS_FORM }));
 
 /** What the plan step writes for the shards (`pass.json`). */
 export interface PassDescriptor {
@@ -90,7 +50,7 @@ export interface PassDescriptor {
   readonly shards: number;
 }
 
-/** One Distributed Map item: exactly the shard's payload. */
+/** One Distributed Map item: exactly the shard's payload (a manual payload of the inventory job). */
 export interface ShardItem {
   readonly step: 'shard';
   readonly pass: string;
@@ -106,13 +66,12 @@ export const passKeys = (config: Pick<InventoryModeConfig, 'passesPrefix'>, pass
     items: `${dir}items.json`,
     multipartUploads: `${dir}multipart-uploads.json`,
     shards: `${dir}shards/`,
-    shard: (index: number) => `${dir}shards/${String(index).padStart(6, '0')}.json`,
+    /** One object per attempt of a shard: its part report, or why the attempt died before it had one. */
+    attempt: (index: number, attempt: string) => `${dir}shards/${String(index).padStart(6, '0')}/${attempt}.json`,
     report: `${dir}report.json`,
     claim: (d: UploadDirRef) => `${dir}claims/${d.repository}/_uploads/${d.uploadId}`,
   };
 };
-
-// ------------------------------------------------------------------------------------------------ step 1: plan
 
 /** The execution's input: a manual payload (`aws stepfunctions start-execution`) or the delivery rule's. */
 const passOptions = {
@@ -138,10 +97,11 @@ export async function planPass(
   now: Date,
   signal: AbortSignal,
 ): Promise<PlannedPass> {
-  if (!PASS_ID.test(pass)) throw new ValidationError(`invalid pass ${JSON.stringify(pass)}: ${PASS_FORM}`);
+  checkPass(pass);
   const trigger = toTrigger(input ?? {}, passOptions);
   if (trigger.kind !== 'manual') throw new ValidationError(`a pass starts from a manual payload, not a ${trigger.kind} event`);
-  const dryRun = config.dryRun || trigger.dryRun;
+  // The runner's rule: DRY_RUN=true wins, and `"dryRun": true` on the input leashes every shard of the pass.
+  const dryRun = config.dryRun || asksForDryRun(input);
   const manifestKey = trigger.options.manifestKey ?? (await latestManifest(s3, config, signal));
   const manifest = await readManifest(s3, config, manifestKey, now, signal);
   const multipartUploads = await listMultipartUploads(
@@ -173,15 +133,14 @@ export async function planPass(
 async function latestManifest(s3: S3Client, config: InventoryModeConfig, signal: AbortSignal): Promise<string> {
   const base = `${config.inventoryPrefix}${config.bucket}/${config.inventoryId}/`;
   const folders: string[] = [];
-  let token: string | undefined;
-  do {
-    const page = await s3.send(
-      new ListObjectsV2Command({ Bucket: config.inventoryBucket, Prefix: base, Delimiter: '/', ContinuationToken: token }),
-      { abortSignal: signal },
-    );
+  const pages = paginateListObjectsV2(
+    { client: s3 },
+    { Bucket: config.inventoryBucket, Prefix: base, Delimiter: '/' },
+    { abortSignal: signal },
+  );
+  for await (const page of pages) {
     for (const p of page.CommonPrefixes ?? []) if (p.Prefix && /\/\d{4}-\d\d-\d\dT\d\d-\d\dZ\/$/.test(p.Prefix)) folders.push(p.Prefix);
-    token = page.IsTruncated ? page.NextContinuationToken : undefined;
-  } while (token);
+  }
   const newest = folders.sort().at(-1);
   if (!newest) {
     throw new ValidationError(
@@ -209,282 +168,209 @@ async function readManifest(s3: S3Client, config: InventoryModeConfig, key: stri
   return manifest;
 }
 
-// ------------------------------------------------------------------------------------------------ step 2: shard
+export async function readDescriptor(
+  s3: S3Client,
+  config: InventoryModeConfig,
+  pass: string,
+  signal: AbortSignal,
+): Promise<PassDescriptor> {
+  const key = passKeys(config, pass).pass;
+  const d = JSON.parse(await getText(s3, config.inventoryBucket, key, signal)) as PassDescriptor;
+  if (d.version !== 1 || d.pass !== pass) throw new ValidationError(`${key}: not the descriptor of pass ${pass}`);
+  return d;
+}
 
-const shardOptions = {
-  step: z.literal('shard', { error: 'expected "shard"' }),
-  pass: z.string({ error: PASS_FORM }).check(z.regex(PASS_ID, { error: PASS_FORM })),
-  index: z.number({ error: 'expected a whole number' }).check(z.int({ error: 'expected a whole number' }), z.nonnegative()),
-};
-type ShardOptions = z.output<z.ZodMiniObject<typeof shardOptions>>;
-
-export interface ShardScope {
+/** Which shard of which pass holds a claim (the claim object's body). */
+export interface ShardRef {
   readonly pass: string;
   readonly index: number;
 }
 
-/** What a shard saw of the inventory, and what the live re-check found (its report's `details.inventory`). */
-export interface ShardInventory extends InventoryReadStats {
-  readonly item: 'data-file' | 'multipart-uploads';
-  readonly file?: string;
-  /** Upload directories (or orphan multipart uploads) the inventory rows make. */
-  readonly inventoryUploads: number;
-  /** Those the plan picked on inventory data, then re-read live. */
-  readonly candidates: number;
-  readonly rechecked: number;
-  readonly vanished: number;
-  readonly notOwned: number;
-}
-
-export interface ShardState extends PurgeState {
-  readonly descriptor: PassDescriptor;
-  readonly inventory: ShardInventory;
-}
-
-type PurgeContext = Parameters<typeof job.plan>[1];
-type ShardConfig = InventoryModeConfig;
-type ShardTypes = {
-  config: ShardConfig;
-  options: typeof shardOptions;
-  scope: ShardScope;
-  state: ShardState;
-  action: PurgeAction;
-  plan: ShardPlan;
-  clients: { s3: S3Client };
-};
-type ShardPlan = Plan<PurgeAction> & { readonly descriptor: PassDescriptor };
-
 /**
- * The context the purge job's own plan/apply/summarize get: the pass's policy, and the pass clock (never later
- * than the shard's own, so a wrong clock can only make uploads look younger).
+ * True if `shard` may act on `dir`: it is the first to claim it (S3 conditional write: If-None-Match: *), or the
+ * claim is its own from an earlier attempt (re-read on 412). Any other holder, or a write in flight, keeps it out.
  */
-function purgeContext(ctx: RunContext<ShardConfig, ShardOptions, ShardScope>, d: PassDescriptor): PurgeContext {
-  return {
-    ...ctx,
-    scope: { policy: { ...ctx.config.policy, maxAgeMs: d.maxAgeMs } },
-    now: new Date(Math.min(d.now, ctx.now.getTime())),
-    trigger: ctx.trigger.kind === 'manual' ? { ...ctx.trigger, options: {} } : ctx.trigger,
-  } as PurgeContext;
-}
-
-export const shardJob: JobDefinition<ShardTypes> = {
-  name: job.name,
-  accepts: ['manual'],
-  options: shardOptions,
-  clients: () => ({ s3: s3Client() }),
-  scope: (trigger) => {
-    const o = trigger.kind === 'manual' ? trigger.options : undefined;
-    if (!o) throw new ValidationError('a shard runs from its Distributed Map item');
-    return { pass: o.pass, index: o.index };
-  },
-  observe: ({ s3 }, scope, ctx) => observeShard(s3, scope, ctx),
-  // apply gets the plan only: the pass travels in it.
-  plan: (state, ctx) => ({ ...job.plan(state, purgeContext(ctx, state.descriptor)), descriptor: state.descriptor }),
-  apply: (plan, ctx, clients) => job.apply(plan, purgeContext(ctx, plan.descriptor), clients),
-  summarize: (state, plan, outcomes, ctx) => summarizeShard(state, plan, outcomes, ctx),
-};
-
-async function observeShard(s3: S3Client, scope: ShardScope, ctx: RunContext<ShardConfig, ShardOptions, ShardScope>): Promise<ShardState> {
-  const { config } = ctx;
-  const keys = passKeys(config, scope.pass);
-  const descriptor = JSON.parse(await getText(s3, config.inventoryBucket, keys.pass, ctx.signal)) as PassDescriptor;
-  if (descriptor.version !== 1 || descriptor.pass !== scope.pass)
-    throw new ValidationError(`${keys.pass}: not the descriptor of pass ${scope.pass}`);
-  if (scope.index >= descriptor.shards) {
-    throw new ValidationError(`index ${scope.index}: pass ${scope.pass} has ${descriptor.shards} items (0-${descriptor.shards - 1})`);
-  }
-  const purgeCtx = purgeContext(ctx, descriptor);
-  const now = purgeCtx.now;
-  const o = observeOptions(config, descriptor.maxAgeMs, now, ctx.signal);
-  const file = descriptor.manifest.files[scope.index];
-  // The data shards join the plan step's list; the last shard runs after them and lists live what they left.
-  const multipartUploads = file
-    ? (JSON.parse(await getText(s3, config.inventoryBucket, keys.multipartUploads, ctx.signal)) as ListedMultipartUpload[])
-    : await listMultipartUploads(s3, o, repositoriesPrefix(config.root));
-  const stats: InventoryReadStats = { rows: 0, uploadRows: 0, bytesRead: 0 };
-  const rows: ListedObject[] = file
-    ? await readInventoryFile(
-        s3,
-        {
-          bucket: config.inventoryBucket,
-          file,
-          format: descriptor.manifest.format,
-          columns: descriptor.manifest.columns,
-          now: now.getTime(),
-          signal: ctx.signal,
-        },
-        stats,
-      )
-    : [];
-
-  // Inventory rows → the observed state → the job's own plan: its candidates are what gets re-read live.
-  const fromInventory = collectUploads(rows, multipartUploads, config.root);
-  const preState = file ? { ...fromInventory, orphanMultipartUploads: [] } : { ...fromInventory, uploads: [] };
-  const prePlan = job.plan({ ...preState, startedAtReads: 0, maxAgeMs: descriptor.maxAgeMs, partsReads: 0 }, purgeCtx);
-  const candidates = uniqueDirs(
-    [...prePlan.actions, ...prePlan.skipped.filter((a) => a.held === 'limit' || a.held === 'too-large' || a.held === 'unchecked')].filter(
-      (a) => (file ? a.type === 'delete-upload' : a.type === 'abort-multipart-upload'),
-    ),
-  );
-  // Data shards claim each directory they act on (two shards may see one directory); the last shard runs alone.
-  const owns = file
-    ? (dir: UploadDirRef, live: readonly string[]) =>
-        live.length > 0 ? claim(s3, config, keys.claim(dir), ctx.signal) : Promise.resolve(false)
-    : (_: UploadDirRef, live: readonly string[]) => Promise.resolve(live.length === 0);
-  const live = await observeUploadDirs(s3, o, candidates, multipartUploads, owns, ctx.hasTime);
-  // The parts of the live candidates' multipart uploads, as the job's own observe reads them (ListParts).
-  const { state: read, partsReads } = await readCandidateParts(s3, live.state, purgeCtx.scope.policy, purgeCtx);
-  return {
-    ...read,
-    maxAgeMs: descriptor.maxAgeMs,
-    partsReads,
-    descriptor,
-    inventory: {
-      item: file ? 'data-file' : 'multipart-uploads',
-      ...(file ? { file: file.key } : {}),
-      ...stats,
-      inventoryUploads: file ? preState.uploads.length : preState.orphanMultipartUploads.length,
-      candidates: candidates.length,
-      rechecked: live.rechecked,
-      vanished: live.vanished,
-      notOwned: live.notOwned,
-    },
-  };
-}
-
-/** True if this shard is the first to claim the key (S3 conditional write: If-None-Match: *). */
-async function claim(s3: S3Client, config: InventoryModeConfig, key: string, signal: AbortSignal): Promise<boolean> {
+export async function claimDirectory(
+  s3: S3Client,
+  config: InventoryModeConfig,
+  shard: ShardRef,
+  dir: UploadDirRef,
+  signal: AbortSignal,
+): Promise<boolean> {
+  const key = passKeys(config, shard.pass).claim(dir);
   try {
-    await s3.send(new PutObjectCommand({ Bucket: config.inventoryBucket, Key: key, Body: '', IfNoneMatch: '*' }), { abortSignal: signal });
+    await s3.send(
+      new PutObjectCommand({
+        Bucket: config.inventoryBucket,
+        Key: key,
+        Body: JSON.stringify({ pass: shard.pass, index: shard.index }),
+        ContentType: 'application/json',
+        IfNoneMatch: '*',
+      }),
+      { abortSignal: signal },
+    );
     return true;
   } catch (error) {
-    if (errorName(error) === 'PreconditionFailed' || errorName(error) === 'ConditionalRequestConflict') return false;
+    // 409: another claim of the key is being written right now; that writer is not this attempt.
+    if (errorName(error) === 'ConditionalRequestConflict') return false;
+    if (errorName(error) !== 'PreconditionFailed') throw error;
+  }
+  let holder: Partial<ShardRef> | undefined;
+  try {
+    holder = JSON.parse(await getText(s3, config.inventoryBucket, key, signal)) as Partial<ShardRef>;
+  } catch (error) {
+    if (error instanceof SyntaxError) return false; // not a claim this code wrote: someone else's
     throw error;
   }
+  return holder?.pass === shard.pass && holder.index === shard.index;
 }
 
-function uniqueDirs(actions: readonly PurgeAction[]): UploadDirRef[] {
-  const seen = new Map<string, UploadDirRef>();
-  for (const a of actions) seen.set(`${a.repository}/${a.uploadId}`, { repository: a.repository, uploadId: a.uploadId });
-  return [...seen.values()];
+/** An attempt of a shard that died before its report (SlowDown past the SDK's retries, a timeout…). */
+export interface AttemptError {
+  readonly index: number;
+  readonly attempt: string;
+  readonly failedAt: string;
+  readonly error: string;
 }
 
-function summarizeShard(
-  state: ShardState,
-  plan: Plan<PurgeAction>,
-  outcomes: Outcomes,
-  ctx: RunContext<ShardConfig, ShardOptions, ShardScope>,
-): Summary {
-  const base = job.summarize(state, plan, outcomes, purgeContext(ctx, state.descriptor));
-  return {
-    ...base,
-    details: {
-      ...base.details,
-      pass: state.descriptor.pass,
-      inventory: { ...state.inventory, index: ctx.scope.index, items: state.descriptor.shards },
-    },
-  };
-}
+/** What one attempt of a shard left: its part report, or why it has none. */
+export type ShardAttempt = PartReport | Report | AttemptError;
 
-// ------------------------------------------------------------------------------------------------ step 3: merge
+const isReport = (a: ShardAttempt): a is PartReport | Report => 'job' in a;
 
-/** The report's action list is capped like the runner's (failures first); counts are always exact. */
-const MERGED_ACTION_CAP = REPORT_ACTION_CAP;
-/** Numeric `details` of the shards' reports that add up across the pass. */
-const SUMMED_DETAILS = ['planned', 'done', 'deferred', 'requests', 'inventory'] as const;
-
-export async function mergePass(
+/** Every attempt of every shard of the pass, by shard index, oldest first. */
+export async function readAttempts(
   s3: S3Client,
   config: InventoryModeConfig,
   pass: string,
-  mapError: unknown,
-  now: Date,
   signal: AbortSignal,
-): Promise<Report> {
-  if (!PASS_ID.test(pass)) throw new ValidationError(`invalid pass ${JSON.stringify(pass)}: ${PASS_FORM}`);
-  const keys = passKeys(config, pass);
-  const descriptor = JSON.parse(await getText(s3, config.inventoryBucket, keys.pass, signal)) as PassDescriptor;
-  const reports = new Map<number, Report>();
-  let token: string | undefined;
-  do {
-    const page = await s3.send(
-      new ListObjectsV2Command({ Bucket: config.inventoryBucket, Prefix: keys.shards, ContinuationToken: token }),
-      { abortSignal: signal },
-    );
-    await mapLimit(page.Contents ?? [], 16, async (c) => {
-      const index = Number(/(\d+)\.json$/.exec(c.Key ?? '')?.[1]);
-      if (c.Key && Number.isInteger(index))
-        reports.set(index, JSON.parse(await getText(s3, config.inventoryBucket, c.Key, signal)) as Report);
-    });
-    token = page.IsTruncated ? page.NextContinuationToken : undefined;
-  } while (token);
-
-  const report = mergeReports(descriptor, reports, mapError, now);
-  await putJson(s3, config, keys.report, report, signal);
-  logger.info('job report', { report });
-  const shards = report.details?.shards as { failed: number[]; missing: number[] };
-  if (report.summary.failed > 0 || shards.failed.length > 0 || shards.missing.length > 0 || mapError !== undefined) {
-    const why = [
-      report.summary.failed > 0 ? `${report.summary.failed} actions failed` : '',
-      shards.failed.length > 0 ? `shards ${shards.failed.join(', ')} failed` : '',
-      shards.missing.length > 0 ? `shards ${shards.missing.slice(0, 10).join(', ')} reported nothing` : '',
-      mapError !== undefined ? `the Distributed Map failed (${JSON.stringify(mapError).slice(0, 200)})` : '',
-    ].filter(Boolean);
-    throw new JobFailedError(`${job.name} inventory pass ${pass}: ${why.join('; ')}`, report);
+): Promise<Map<number, ShardAttempt[]>> {
+  const found: { index: number; key: string }[] = [];
+  const pages = paginateListObjectsV2(
+    { client: s3 },
+    { Bucket: config.inventoryBucket, Prefix: passKeys(config, pass).shards },
+    { abortSignal: signal },
+  );
+  for await (const page of pages) {
+    for (const c of page.Contents ?? []) {
+      const index = Number(/\/shards\/(\d+)\/[^/]+\.json$/.exec(c.Key ?? '')?.[1]);
+      if (c.Key && Number.isInteger(index)) found.push({ index, key: c.Key });
+    }
   }
-  return report;
+  const read = await mapLimit(found, 16, async ({ index, key }) => ({
+    index,
+    attempt: JSON.parse(await getText(s3, config.inventoryBucket, key, signal)) as ShardAttempt,
+  }));
+  const byIndex = new Map<number, ShardAttempt[]>();
+  for (const { index, attempt } of read) byIndex.set(index, [...(byIndex.get(index) ?? []), attempt]);
+  const when = (a: ShardAttempt) => (isReport(a) ? a.startedAt : a.failedAt);
+  for (const attempts of byIndex.values()) attempts.sort((a, b) => (when(a) < when(b) ? -1 : when(a) > when(b) ? 1 : 0));
+  return byIndex;
 }
 
-/** One report for the pass, in the runner's shape: counts summed, actions capped (failures first), per shard what went wrong. */
-export function mergeReports(d: PassDescriptor, reports: ReadonlyMap<number, Report>, mapError: unknown, now: Date): Report {
-  const all = [...reports.entries()].sort(([a], [b]) => a - b).map(([, r]) => r);
-  const summary = { planned: 0, applied: 0, skipped: 0, failed: 0 };
+/** Numeric `details` of the shards' reports that add up across the pass. */
+const SUMMED_DETAILS = ['planned', 'done', 'deferred', 'requests', 'inventory'] as const;
+/** Retried shards listed in `details.shards.retried` (the count is exact). */
+const RETRIED_CAP = 100;
+
+/** One run's report parts, from every attempt of every shard: what `finishRun` (or `assembleReport`) takes. */
+export interface MergedPass {
+  readonly partial: Omit<Report, 'finishedAt' | 'actions' | 'summary' | 'truncated'>;
+  readonly actions: ReportAction[];
+  readonly planned: number;
+  readonly refusals: Refusal[];
+  readonly metrics: Record<string, number>;
+}
+
+/**
+ * The pass as one run: counts and actions of every attempt that reported, the failed and missing shards (a refusal:
+ * the pass fails after its report), the retries with each died attempt's error. An attempt dies before its report
+ * in observe (SlowDown on a read: it has only claimed) or, rarely, while keeping its report; what such an attempt
+ * deleted shows in the retry as vanished directories, never as a second deletion.
+ */
+export function mergeShards(d: PassDescriptor, shards: ReadonlyMap<number, readonly ShardAttempt[]>, mapError: unknown): MergedPass {
+  const indexes = [...shards.keys()].sort((a, b) => a - b);
+  const reports = indexes.flatMap((i) => (shards.get(i) ?? []).filter(isReport));
   const observed: Record<string, unknown> = {};
   const details: Record<string, unknown> = {};
   const perRepository: Record<string, unknown> = {};
-  for (const r of all) {
-    for (const k of Object.keys(summary) as (keyof typeof summary)[]) summary[k] += r.summary[k];
+  const metrics: Record<string, number> = {};
+  let planned = 0;
+  for (const r of reports) {
     addNumbers(observed, r.observed);
     for (const key of SUMMED_DETAILS) addNumbers((details[key] ??= {}) as Record<string, unknown>, r.details?.[key]);
     addNumbers(perRepository, r.details?.perRepository);
+    addNumbers(metrics, 'metrics' in r ? r.metrics : undefined);
+    planned += 'plannedActions' in r ? r.plannedActions : r.summary.planned + r.summary.applied + r.summary.failed;
   }
-  const statusOrder: Record<string, number> = { failed: 0, applied: 1, planned: 2, skipped: 3 };
-  const actions = all.flatMap((r) => r.actions).sort((a, b) => (statusOrder[a.status] ?? 4) - (statusOrder[b.status] ?? 4));
-  const failedShards = [...reports.entries()].filter(([, r]) => r.summary.failed > 0 || (r.refusals?.length ?? 0) > 0).map(([i]) => i);
-  const missing = Array.from({ length: d.shards }, (_, i) => i).filter((i) => !reports.has(i));
-  const repositories = Object.entries(perRepository as Record<string, { stale?: number; uploads?: number }>).sort(
-    ([a, x], [b, y]) => (y.stale ?? 0) - (x.stale ?? 0) || (y.uploads ?? 0) - (x.uploads ?? 0) || (a < b ? -1 : 1),
-  );
-  const stoppedEarly = all.some((r) => r.stoppedEarly === 'time');
-  const refusals = all.flatMap((r) => r.refusals ?? []);
+  const last = (i: number) => (shards.get(i) ?? []).filter(isReport).at(-1);
+  const failed = indexes.filter((i) => {
+    const r = last(i);
+    return r !== undefined && (r.summary.failed > 0 || (r.refusals?.length ?? 0) > 0);
+  });
+  const missing = Array.from({ length: d.shards }, (_, i) => i).filter((i) => last(i) === undefined);
+  const retried = indexes
+    .filter((i) => (shards.get(i)?.length ?? 0) > 1)
+    .map((i) => {
+      const attempts = shards.get(i) ?? [];
+      return { index: i, attempts: attempts.length, errors: attempts.filter((a) => !isReport(a)).map((a) => (a as AttemptError).error) };
+    });
+  const refusals = reports.flatMap((r) => r.refusals ?? []);
+  const actions = reports.flatMap((r) => r.actions);
+  const why = [
+    failed.length > 0 ? `shards ${failed.join(', ')} failed` : '',
+    missing.length > 0 ? `shards ${missing.slice(0, 10).join(', ')} reported nothing` : '',
+    mapError !== undefined ? `the Distributed Map failed (${JSON.stringify(mapError).slice(0, 200)})` : '',
+  ].filter(Boolean);
+  if (why.length > 0) refusals.push({ type: 'incomplete-pass', target: `inventory pass ${d.pass}`, reason: why.join('; ') });
   return {
-    job: job.name,
-    trigger: { kind: 'manual', dryRun: d.dryRun, ...(d.reason ? { reason: d.reason } : {}), options: { manifestKey: d.manifestKey } },
-    dryRun: d.dryRun,
-    startedAt: new Date(d.now).toISOString(),
-    finishedAt: now.toISOString(),
-    observed,
-    actions: actions.slice(0, MERGED_ACTION_CAP),
-    summary,
-    truncated: actions.length > MERGED_ACTION_CAP,
-    ...(stoppedEarly ? { stoppedEarly: 'time' as const } : {}),
-    ...(refusals.length > 0 ? { refusals } : {}),
-    details: {
-      mode: 'inventory',
-      pass: d.pass,
-      maxAge: formatDuration(d.maxAgeMs),
-      manifest: {
-        key: d.manifestKey,
-        createdAt: new Date(d.manifest.createdAt).toISOString(),
-        format: d.manifest.format,
-        files: d.manifest.files.length,
+    partial: {
+      job: job.name,
+      trigger: { kind: 'manual', dryRun: d.dryRun, ...(d.reason ? { reason: d.reason } : {}), options: { manifestKey: d.manifestKey } },
+      dryRun: d.dryRun,
+      correlationId: d.pass,
+      startedAt: new Date(d.now).toISOString(),
+      observed,
+      ...(reports.some((r) => r.stoppedEarly === 'time') ? { stoppedEarly: 'time' as const } : {}),
+      details: {
+        mode: 'inventory',
+        pass: d.pass,
+        maxAge: formatDuration(d.maxAgeMs),
+        manifest: {
+          key: d.manifestKey,
+          createdAt: new Date(d.manifest.createdAt).toISOString(),
+          format: d.manifest.format,
+          files: d.manifest.files.length,
+        },
+        shards: {
+          items: d.shards,
+          reported: d.shards - missing.length,
+          failed,
+          missing,
+          ...(retried.length > 0 ? { retried: retried.slice(0, RETRIED_CAP), retriedShards: retried.length } : {}),
+          ...(mapError !== undefined ? { mapError } : {}),
+        },
+        ...details,
+        ...perRepositoryDetails(new Map(Object.entries(perRepository as Record<string, { stale?: number; uploads?: number }>))),
       },
-      shards: { items: d.shards, reported: reports.size, failed: failedShards, missing, ...(mapError !== undefined ? { mapError } : {}) },
-      ...details,
-      perRepository: Object.fromEntries(repositories.slice(0, PER_REPOSITORY_CAP)),
-      ...(repositories.length > PER_REPOSITORY_CAP ? { perRepositoryTruncated: repositories.length - PER_REPOSITORY_CAP } : {}),
     },
+    // Shards finish in any order: failures first, as the pass's reader looks for them (the runner caps the rest).
+    actions: [...actions.filter((a) => a.status === 'failed'), ...actions.filter((a) => a.status !== 'failed')],
+    planned,
+    refusals,
+    metrics,
   };
+}
+
+/** The pass's report as the runner assembles one (pure): for reading a pass without recording it. */
+export function mergeReports(
+  d: PassDescriptor,
+  shards: ReadonlyMap<number, readonly ShardAttempt[]>,
+  mapError: unknown,
+  now: Date,
+): Report {
+  const merged = mergeShards(d, shards, mapError);
+  return assembleReport(merged.partial, merged.actions, merged.refusals, now);
 }
 
 /** Adds every number of `source` into `target` (recursively through plain objects); other values are left out. */
@@ -496,76 +382,11 @@ function addNumbers(target: Record<string, unknown>, source: unknown): void {
   }
 }
 
-// ------------------------------------------------------------------------------------------------ the Lambda
-
-const stepEvent = z.discriminatedUnion('step', [
-  z.strictObject({ step: z.literal('plan'), pass: z.string(), input: z.optional(z.unknown()) }),
-  z.strictObject({ step: z.literal('merge'), pass: z.string(), mapError: z.optional(z.unknown()) }),
-]);
-
-/** What a shard returns to the Distributed Map (its report is in S3): small, whatever the shard did. */
-export interface ShardResult {
-  readonly index: number;
-  readonly summary: Report['summary'];
-  readonly stoppedEarly?: 'time';
+export function checkPass(pass: string): void {
+  if (!PASS_ID.test(pass)) throw new ValidationError(`invalid pass ${JSON.stringify(pass)}: ${PASS_FORM}`);
 }
 
-/**
- * The inventory Lambda: `{"step": "plan" | "shard" | "merge", …}` from the state machine. A shard runs through the
- * job runner (dry-run leash, time budget, request counts, one report) and its report is kept whole in the pass
- * folder — also when it fails, before the failure reaches the Distributed Map.
- */
-export function createInventoryStep(config: InventoryModeConfig, { clock = () => new Date() }: { clock?: () => Date } = {}) {
-  configureClients(config);
-  return async (event: unknown, context: Partial<Context> = {}, { signal = new AbortController().signal } = {}) => {
-    const s3 = s3Client();
-    if (typeof event === 'object' && event !== null && (event as { step?: unknown }).step === 'shard') {
-      return runShard(s3, config, event, context, signal, clock);
-    }
-    const parsed = stepEvent.safeParse(event);
-    if (!parsed.success)
-      throw new UnsupportedEventError(`inventory step ${JSON.stringify(event).slice(0, 200)} (expected step plan, shard or merge)`);
-    const e = parsed.data;
-    return e.step === 'plan'
-      ? planPass(s3, config, e.pass, e.input, clock(), signal)
-      : mergePass(s3, config, e.pass, e.mapError, clock(), signal);
-  };
-}
-
-async function runShard(
-  s3: S3Client,
-  config: InventoryModeConfig,
-  event: object,
-  context: Partial<Context>,
-  signal: AbortSignal,
-  clock: () => Date,
-): Promise<ShardResult> {
-  let report: Report;
-  try {
-    report = await runJob(shardJob, config, event, context, { signal, clock });
-  } catch (error) {
-    const failed = error instanceof JobFailedError ? (error.report as Report | undefined) : undefined;
-    if (failed) await keepShardReport(s3, config, failed, signal);
-    throw error;
-  }
-  await keepShardReport(s3, config, report, signal);
-  return {
-    index: (report.details?.inventory as { index: number }).index,
-    summary: report.summary,
-    ...(report.stoppedEarly ? { stoppedEarly: 'time' } : {}),
-  };
-}
-
-async function keepShardReport(s3: S3Client, config: InventoryModeConfig, report: Report, signal: AbortSignal): Promise<void> {
-  const pass = report.details?.pass;
-  const index = (report.details?.inventory as { index?: number } | undefined)?.index;
-  if (typeof pass !== 'string' || typeof index !== 'number') return;
-  await putJson(s3, config, passKeys(config, pass).shard(index), report, signal);
-}
-
-// ------------------------------------------------------------------------------------------------ shared
-
-function observeOptions(config: InventoryModeConfig, maxAgeMs: number, now: Date, signal: AbortSignal): ObserveOptions {
+export function observeOptions(config: InventoryModeConfig, maxAgeMs: number, now: Date, signal: AbortSignal): ObserveOptions {
   return {
     bucket: config.bucket,
     root: config.root,

@@ -1,5 +1,6 @@
 import {
   CreateOrUpdateTagsCommand,
+  DescribeAutoScalingGroupsCommand,
   DescribeTagsCommand,
   SetDesiredCapacityCommand,
   SetInstanceHealthCommand,
@@ -9,7 +10,8 @@ import {
 import { CreateTagsCommand, DeleteTagsCommand, type EC2Client } from '@aws-sdk/client-ec2';
 import { CreateScheduleCommand, DeleteScheduleCommand, type SchedulerClient } from '@aws-sdk/client-scheduler';
 import { describeError, errorName } from '../../shared/errors.ts';
-import type { Outcome, RunContext } from '../../shared/job.ts';
+import { applyEach, type Outcome, type Outcomes, type RunContext } from '../../shared/job.ts';
+import type { JobName } from '../../shared/job-names.ts';
 import { logger } from '../../shared/observability.ts';
 import { followUpInput } from '../../shared/triggers.ts';
 import type { FollowUpTarget } from './config.ts';
@@ -21,8 +23,9 @@ import {
   replacingTagValue,
   toSecond,
   UNHEALTHY_SINCE_TAG,
+  type ReplaceAction,
+  type ReplacementPlan,
 } from './model.ts';
-import type { ReplaceAction } from './plan.ts';
 
 /**
  * The writes, one branch per action kind. Idempotent: an instance that is already gone counts as done, a
@@ -45,9 +48,6 @@ export interface ApplyConfig {
 
 export type ApplyRun = Pick<RunContext<ApplyConfig>, 'config' | 'signal' | 'now'>;
 
-/** The job's name, as the follow-up trigger carries it (job.ts checks it). */
-export const JOB_NAME = 'replace-unhealthy-instances';
-
 /** Errors that mean the instance is no longer there (terminated, or left the group). */
 function isGone(error: unknown): boolean {
   const name = errorName(error);
@@ -55,7 +55,20 @@ function isGone(error: unknown): boolean {
   return name === 'ValidationError' && /not found|not part of|not a member|does not exist/i.test((error as Error).message);
 }
 
-export async function apply(action: ReplaceAction, ctx: ApplyRun, clients: ApplyClients): Promise<Outcome> {
+/**
+ * The plan, one action at a time, stopping at the first failure: each write is a step of a replacement that the
+ * next run reads back, and a later step on top of a failed one (a second raise, a terminate) would act on a
+ * state the plan did not see. The actions not started are reported `not started: stopped after a failure`.
+ */
+export function apply(
+  { actions }: Pick<ReplacementPlan, 'actions'>,
+  ctx: ApplyRun & Pick<RunContext<ApplyConfig>, 'hasTime'>,
+  clients: ApplyClients,
+): Promise<Outcomes> {
+  return applyEach(actions, ctx, (action) => applyAction(action, ctx, clients), { stopOnFailure: true });
+}
+
+async function applyAction(action: ReplaceAction, ctx: ApplyRun, clients: ApplyClients): Promise<Outcome> {
   try {
     return await applyOne(action, ctx, clients);
   } catch (error) {
@@ -100,10 +113,14 @@ async function applyOne(action: ReplaceAction, ctx: ApplyRun, clients: ApplyClie
         opts,
       );
       return { status: 'applied', detail: { path: 'launch-then-terminate', decremented: true } };
-    case 'undo-raise':
+    case 'undo-raise': {
+      // The plan saw exactly this job's raise in effect; a scale since then makes its absolute value stale.
+      const changed = await desiredChanged(ctx, clients, action.desiredFrom);
+      if (changed) return { status: 'skipped', reason: `${changed}: the raise is not undone (the next run decides afresh)` };
       await setDesired(ctx, clients, action.desiredTo);
       await clients.ec2.send(new DeleteTagsCommand({ Resources: [id], Tags: [{ Key: REPLACING_TAG }] }), opts);
       return { status: 'applied', detail: { desiredTo: action.desiredTo, tag: REPLACING_TAG } };
+    }
     case 'expire-replacing':
       await clients.ec2.send(new DeleteTagsCommand({ Resources: [id], Tags: [{ Key: REPLACING_TAG }] }), opts);
       return { status: 'applied', detail: { tag: REPLACING_TAG } };
@@ -143,9 +160,25 @@ async function countReplacement(ctx: ApplyRun, clients: ApplyClients): Promise<v
 }
 
 /**
- * Capacity-preserving path, phase 1: tag the instance (the memory of later runs: the time and the desired
- * capacity before the raise), then raise desired capacity by one. If raising fails, remove the tag again so the
- * next run starts clean (a tag left behind is harmless: the plan terminates only while exactly this raise is in effect).
+ * The group's desired capacity right now, when it is not `expected` (what the plan decided from): a message
+ * saying so; undefined when it still is. Read right before a write that sets an absolute value, so a scale-out
+ * or scale-in since the observation is never overwritten.
+ */
+async function desiredChanged(ctx: ApplyRun, clients: ApplyClients, expected: number | undefined): Promise<string | undefined> {
+  const { asgName } = ctx.config;
+  const res = await clients.autoScaling.send(new DescribeAutoScalingGroupsCommand({ AutoScalingGroupNames: [asgName] }), {
+    abortSignal: ctx.signal,
+  });
+  const now = res.AutoScalingGroups?.find((g) => g.AutoScalingGroupName === asgName)?.DesiredCapacity;
+  return now === expected ? undefined : `desired capacity of ${asgName} is now ${now ?? 'unknown'}, not the ${expected} the plan saw`;
+}
+
+/**
+ * Capacity-preserving path, phase 1: raise desired capacity by one, then tag the instance (the memory of later
+ * runs: the time and the desired capacity before the raise). Raise first: a tag then always means a raise that
+ * happened, so a run that dies between the two leaves one instance too many (the safe side, visible as desired
+ * above the healthy members) rather than a tag that a later unrelated scale-out would make look like the job's
+ * raise, which the job would then take back by shrinking the group.
  */
 async function raiseDesired(action: ReplaceAction, ctx: ApplyRun, clients: ApplyClients): Promise<Outcome> {
   const opts = { abortSignal: ctx.signal };
@@ -157,20 +190,35 @@ async function raiseDesired(action: ReplaceAction, ctx: ApplyRun, clients: Apply
   }
   if (action.forced) logger.warn('FORCED replacement past the open circuit breaker', { instanceId: id, reason: action.reason });
   await countReplacement(ctx, clients);
-  const tag = replacingTagValue(action.markedAt ?? '', desiredFrom, action.causes?.includes('named'));
-  await clients.ec2.send(new CreateTagsCommand({ Resources: [id], Tags: [{ Key: REPLACING_TAG, Value: tag }] }), opts);
+  const changed = await desiredChanged(ctx, clients, desiredFrom);
+  if (changed) return { status: 'skipped', reason: `${changed}: not raised (the next run decides on the new value)` };
   try {
     await setDesired(ctx, clients, desiredTo);
   } catch (error) {
-    let rollback = 'tag removed';
-    try {
-      await clients.ec2.send(new DeleteTagsCommand({ Resources: [id], Tags: [{ Key: REPLACING_TAG }] }), opts);
-    } catch (undo) {
-      rollback = `tag NOT removed (${describeError(undo)}): remove ${REPLACING_TAG} from ${id} by hand`;
-    }
-    return { status: 'failed', error: `SetDesiredCapacity: ${describeError(error)}; ${rollback}` };
+    return { status: 'failed', error: `SetDesiredCapacity: ${describeError(error)}; no tag written` };
+  }
+  const tag = replacingTagValue(action.markedAt ?? '', desiredFrom, action.causes?.includes('named'));
+  try {
+    await clients.ec2.send(new CreateTagsCommand({ Resources: [id], Tags: [{ Key: REPLACING_TAG, Value: tag }] }), opts);
+  } catch (error) {
+    return {
+      status: 'failed',
+      error: `CreateTags ${REPLACING_TAG}: ${describeError(error)}; ${await takeBackRaise(ctx, clients, desiredFrom, desiredTo)}`,
+    };
   }
   return { status: 'applied', detail: { path: 'launch-then-terminate', desiredTo, tag: REPLACING_TAG } };
+}
+
+/** An untagged raise is forgotten by the next run: set desired back, only while exactly this raise is in effect. */
+async function takeBackRaise(ctx: ApplyRun, clients: ApplyClients, from: number, to: number): Promise<string> {
+  try {
+    const changed = await desiredChanged(ctx, clients, to);
+    if (changed) return `${changed}: raise left in place (one instance too many at most; check the group)`;
+    await setDesired(ctx, clients, from);
+    return `raise undone, desired ${to} → ${from}`;
+  } catch (undo) {
+    return `raise NOT undone (${describeError(undo)}): desired stays ${to}; set it back to ${from} if nothing else scaled the group`;
+  }
 }
 
 /**
@@ -181,7 +229,9 @@ async function raiseDesired(action: ReplaceAction, ctx: ApplyRun, clients: Apply
 async function scheduleFollowUp(action: ReplaceAction, ctx: ApplyRun, clients: ApplyClients): Promise<Outcome> {
   const target = ctx.config.followUp;
   if (!target || !action.followUp || !action.at) return { status: 'failed', error: 'schedule-follow-up: FOLLOW_UP_* not configured' };
-  const input = followUpInput({ job: JOB_NAME, target: action.target, ...(action.markedAt ? { since: action.markedAt } : {}) });
+  // The follow-up invokes this job again: its name, checked against shared/job-names.ts.
+  const job = 'replace-unhealthy-instances' satisfies JobName;
+  const input = followUpInput({ job, target: action.target, ...(action.markedAt ? { since: action.markedAt } : {}) });
   try {
     await clients.scheduler.send(
       new CreateScheduleCommand({

@@ -1,6 +1,7 @@
 import * as z from 'zod/mini';
 import { defineEnvironment, env, loadConfig } from '../../shared/config.ts';
 import { ConfigError } from '../../shared/errors.ts';
+import type { ReplacePolicy } from './model.ts';
 
 /**
  * Environment of replace-unhealthy-instances (ARCHITECTURE §6). Added beyond the contract (documented in the
@@ -20,27 +21,6 @@ const shape = {
   FOLLOW_UP_ROLE_ARN: z.optional(env.arn('iam')),
   FOLLOW_UP_TARGET_ARN: z.optional(env.arn('lambda')),
 };
-
-/** What the pure plan decides with (`config.policy`). */
-export interface ReplacePolicy {
-  /** Only the alarm's target group dimension is compared with it. */
-  readonly targetGroupArn: string;
-  /** Replacements started per run (either path). */
-  readonly maxReplacementsPerRun: number;
-  /** Circuit breaker: replace nothing when MORE than this percentage of InService members is unhealthy (and ≥ 2 are). */
-  readonly maxUnhealthyPercent: number;
-  /** An instance younger than this (since EC2 launch) is never a candidate. */
-  readonly gracePeriodMs: number;
-  /** A candidate must have been seen unhealthy (and marked) at least this long before it is replaced. 0 = at once. */
-  readonly unhealthyConfirmMs: number;
-  /** Capacity-preserving path: a replacement still not done after this long is reported stalled and its tag removed. */
-  readonly replacementTimeoutMs: number;
-  /** At most this many replacements start per budget window (automatic ones; a manual instanceIds run is counted, not stopped). */
-  readonly replacementBudget: number;
-  readonly replacementBudgetWindowMs: number;
-  /** Whether a mark arranges its own follow-up run (FOLLOW_UP_* set). */
-  readonly followUps?: boolean;
-}
 
 export interface FollowUpTarget {
   /** The dedicated schedule group; every follow-up schedule is created in it. */

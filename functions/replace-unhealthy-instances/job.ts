@@ -1,13 +1,14 @@
 import * as z from 'zod/mini';
 import { autoScalingClient, ec2Client, elbv2Client, schedulerClient } from '../../shared/aws.ts';
 import { ValidationError } from '../../shared/errors.ts';
-import { applyEach, type JobDefinition, type Outcomes, type Summary } from '../../shared/job.ts';
+import type { JobDefinition, Outcomes, Summary } from '../../shared/job.ts';
+import type { JobName } from '../../shared/job-names.ts';
 import type { Trigger } from '../../shared/triggers.ts';
-import { apply, JOB_NAME } from './apply.ts';
+import { apply } from './apply.ts';
 import type { ReplaceUnhealthyInstancesConfig } from './config.ts';
-import { INSTANCE_ID, type Fleet, type FleetState, type Request } from './model.ts';
+import { INSTANCE_ID, type Fleet, type FleetState, type ReplaceAction, type ReplacementPlan, type Request } from './model.ts';
 import { observe } from './observe.ts';
-import { checkManualRequest, plan, type ReplaceAction, type ReplacementPlan } from './plan.ts';
+import { checkManualRequest, plan } from './plan.ts';
 
 /** Manual payload keys (besides `dryRun` and `reason`). */
 export const options = {
@@ -54,8 +55,8 @@ export function toRequest(trigger: Trigger<Options>): Request {
 
 /** A follow-up for this job and a well-formed instance id; anything else is bad input, named. */
 function followUpRequest(trigger: Extract<Trigger, { kind: 'follow-up' }>): Request {
-  if (trigger.job !== JOB_NAME) {
-    throw new ValidationError(`invalid follow-up: detail.job: expected ${JOB_NAME}, got ${JSON.stringify(trigger.job)}`);
+  if (trigger.job !== job.name) {
+    throw new ValidationError(`invalid follow-up: detail.job: expected ${job.name}, got ${JSON.stringify(trigger.job)}`);
   }
   if (!INSTANCE_ID.test(trigger.target)) {
     throw new ValidationError(
@@ -140,7 +141,7 @@ type Types = {
 };
 
 export const job: JobDefinition<Types> = {
-  name: JOB_NAME,
+  name: 'replace-unhealthy-instances' satisfies JobName,
   accepts: ['alarm', 'schedule', 'manual', 'follow-up'],
   options,
   clients,
@@ -151,7 +152,6 @@ export const job: JobDefinition<Types> = {
   },
   observe,
   plan: (state, { config, now }) => plan(state, config.policy, now),
-  // One at a time, stopping at the first failure: each write is a step of a replacement the next run reads.
-  apply: ({ actions }, ctx, clients) => applyEach(actions, ctx, (action) => apply(action, ctx, clients), { stopOnFailure: true }),
+  apply,
   summarize: summarizeReplacements,
 };

@@ -4,6 +4,7 @@
  */
 
 import { FOLLOW_UP_SCHEDULE_PREFIX } from '../../shared/fleet-tags.ts';
+import type { Action, Plan } from '../../shared/job.ts';
 
 export { REPLACEMENTS_TAG, REPLACING_TAG, UNHEALTHY_SINCE_TAG } from '../../shared/fleet-tags.ts';
 
@@ -117,4 +118,103 @@ export type Request =
 /** What plan sees: the fleet and the request it was observed for (the scope travels in the state). */
 export interface FleetState extends Fleet {
   readonly request: Request;
+}
+
+/** What the pure plan decides with (`config.policy`). */
+export interface ReplacePolicy {
+  /** Only the alarm's target group dimension is compared with it. */
+  readonly targetGroupArn: string;
+  /** Replacements started per run (either path). */
+  readonly maxReplacementsPerRun: number;
+  /** Circuit breaker: replace nothing when MORE than this percentage of InService members is unhealthy (and ≥ 2 are). */
+  readonly maxUnhealthyPercent: number;
+  /** An instance younger than this (since EC2 launch) is never a candidate. */
+  readonly gracePeriodMs: number;
+  /** A candidate must have been seen unhealthy (and marked) at least this long before it is replaced. 0 = at once. */
+  readonly unhealthyConfirmMs: number;
+  /** Capacity-preserving path: a replacement still not done after this long is reported stalled and its tag removed. */
+  readonly replacementTimeoutMs: number;
+  /** At most this many replacements start per budget window (automatic ones; a manual instanceIds run is counted, not stopped). */
+  readonly replacementBudget: number;
+  readonly replacementBudgetWindowMs: number;
+  /** Whether a mark arranges its own follow-up run (FOLLOW_UP_* set). */
+  readonly followUps?: boolean;
+}
+
+export type Guard =
+  | 'circuit-open'
+  | 'in-flight'
+  | 'process-suspended'
+  | 'max-replacements-per-run'
+  | 'replacement-budget-exhausted'
+  | 'grace-period'
+  | 'confirming'
+  | 'not-in-service'
+  | 'not-a-member'
+  | 'not-named'
+  | 'replacement-in-progress'
+  | 'replacement-stalled'
+  | 'no-headroom';
+
+export type Cause = 'target-unhealthy' | 'ec2-impaired' | 'named';
+
+export type ReplacePath = 'set-instance-health' | 'launch-then-terminate';
+
+export type ReplaceAction = Action & {
+  readonly type:
+    | 'mark-unhealthy'
+    | 'unmark'
+    | 'schedule-follow-up'
+    | 'set-instance-health'
+    | 'raise-desired'
+    | 'terminate-replaced'
+    | 'undo-raise'
+    | 'expire-replacing'
+    | 'replace-instance';
+  readonly causes?: readonly Cause[];
+  /** The guard that skipped this candidate (skipped entries only). */
+  readonly guard?: Guard;
+  /** mark-unhealthy and raise-desired: the tag value written; schedule-follow-up: the mark it follows up. */
+  readonly markedAt?: string;
+  /** raise-desired and undo-raise: desired capacity before → after. */
+  readonly desiredFrom?: number;
+  readonly desiredTo?: number;
+  /** The circuit breaker was bypassed by a manual `force` for this instance. */
+  readonly forced?: boolean;
+  /** schedule-follow-up: the schedule's name and when it fires; unmark: the pending follow-up it cancels. */
+  readonly followUp?: string;
+  readonly at?: string;
+};
+
+export interface Assessment {
+  readonly nothingToDo?: string;
+  readonly path: ReplacePath;
+  readonly maintenancePolicy: string;
+  readonly inService: number;
+  readonly healthy: number;
+  readonly unhealthy: number;
+  readonly byCause: { readonly targetUnhealthy: number; readonly ec2Impaired: number };
+  readonly unhealthyPercent: number;
+  readonly maxUnhealthyPercent: number;
+  readonly circuitOpen: boolean;
+  readonly inFlight: readonly string[];
+  readonly suspended: readonly string[];
+  readonly candidates: readonly { readonly instanceId: string; readonly causes: readonly Cause[]; readonly ageSeconds: number | null }[];
+  readonly guards: readonly Guard[];
+  readonly forced: readonly string[];
+  readonly stalled: readonly string[];
+  /** The replacement budget: started in the window, the limit, whether it stopped a replacement this run. */
+  readonly budget: {
+    readonly spent: number;
+    readonly limit: number;
+    readonly window: string;
+    readonly exhausted: boolean;
+    readonly nextAt?: string;
+  };
+  readonly alarm?: { readonly instanceId?: string; readonly targetGroup?: string; readonly targetGroupMatches?: boolean };
+  readonly followUp?: { readonly instanceId: string; readonly markedAt?: string };
+}
+
+export interface ReplacementPlan extends Plan<ReplaceAction> {
+  readonly assessment: Assessment;
 }

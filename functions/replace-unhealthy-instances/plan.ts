@@ -1,8 +1,20 @@
 import { formatDuration } from '../../shared/duration.ts';
 import { ValidationError } from '../../shared/errors.ts';
-import type { Action, Plan } from '../../shared/job.ts';
-import type { ReplacePolicy } from './config.ts';
-import { followUpName, REPLACING_TAG, type Fleet, type FleetState, type Member, type Request } from './model.ts';
+import {
+  followUpName,
+  REPLACING_TAG,
+  type Assessment,
+  type Cause,
+  type Fleet,
+  type FleetState,
+  type Guard,
+  type Member,
+  type ReplaceAction,
+  type ReplacementPlan,
+  type ReplacePath,
+  type ReplacePolicy,
+  type Request,
+} from './model.ts';
 
 /**
  * The pure decision of replace-unhealthy-instances: (fleet + request, policy, now) → actions and skipped
@@ -21,87 +33,9 @@ import { followUpName, REPLACING_TAG, type Fleet, type FleetState, type Member, 
  * - The *replacement budget*: at most REPLACEMENT_BUDGET replacements start per REPLACEMENT_BUDGET_WINDOW
  *   (the group's ledger tag); past it nothing new is replaced (`replacement-budget-exhausted`).
  *
- * The plan is built in named steps: scope → assess → (nothing to do?) → classify members → continue the
+ * The plan is built in named steps: reach → assess → (nothing to do?) → classify members → continue the
  * replacements in progress → start new ones → schedule the follow-ups of the marks.
  */
-
-export type Guard =
-  | 'circuit-open'
-  | 'in-flight'
-  | 'process-suspended'
-  | 'max-replacements-per-run'
-  | 'replacement-budget-exhausted'
-  | 'grace-period'
-  | 'confirming'
-  | 'not-in-service'
-  | 'not-a-member'
-  | 'not-named'
-  | 'replacement-in-progress'
-  | 'replacement-stalled'
-  | 'no-headroom';
-
-export type Cause = 'target-unhealthy' | 'ec2-impaired' | 'named';
-
-export type ReplacePath = 'set-instance-health' | 'launch-then-terminate';
-
-export type ReplaceAction = Action & {
-  readonly type:
-    | 'mark-unhealthy'
-    | 'unmark'
-    | 'schedule-follow-up'
-    | 'set-instance-health'
-    | 'raise-desired'
-    | 'terminate-replaced'
-    | 'undo-raise'
-    | 'expire-replacing'
-    | 'replace-instance';
-  readonly causes?: readonly Cause[];
-  /** The guard that skipped this candidate (skipped entries only). */
-  readonly guard?: Guard;
-  /** mark-unhealthy and raise-desired: the tag value written; schedule-follow-up: the mark it follows up. */
-  readonly markedAt?: string;
-  /** raise-desired and undo-raise: desired capacity before → after. */
-  readonly desiredFrom?: number;
-  readonly desiredTo?: number;
-  /** The circuit breaker was bypassed by a manual `force` for this instance. */
-  readonly forced?: boolean;
-  /** schedule-follow-up: the schedule's name and when it fires; unmark: the pending follow-up it cancels. */
-  readonly followUp?: string;
-  readonly at?: string;
-};
-
-export interface Assessment {
-  readonly nothingToDo?: string;
-  readonly path: ReplacePath;
-  readonly maintenancePolicy: string;
-  readonly inService: number;
-  readonly healthy: number;
-  readonly unhealthy: number;
-  readonly byCause: { readonly targetUnhealthy: number; readonly ec2Impaired: number };
-  readonly unhealthyPercent: number;
-  readonly maxUnhealthyPercent: number;
-  readonly circuitOpen: boolean;
-  readonly inFlight: readonly string[];
-  readonly suspended: readonly string[];
-  readonly candidates: readonly { readonly instanceId: string; readonly causes: readonly Cause[]; readonly ageSeconds: number | null }[];
-  readonly guards: readonly Guard[];
-  readonly forced: readonly string[];
-  readonly stalled: readonly string[];
-  /** The replacement budget: started in the window, the limit, whether it stopped a replacement this run. */
-  readonly budget: {
-    readonly spent: number;
-    readonly limit: number;
-    readonly window: string;
-    readonly exhausted: boolean;
-    readonly nextAt?: string;
-  };
-  readonly alarm?: { readonly instanceId?: string; readonly targetGroup?: string; readonly targetGroupMatches?: boolean };
-  readonly followUp?: { readonly instanceId: string; readonly markedAt?: string };
-}
-
-export interface ReplacementPlan extends Plan<ReplaceAction> {
-  readonly assessment: Assessment;
-}
 
 /** Processes that, when suspended, stop a replacement: the group could not launch, replace or terminate. */
 export const BLOCKING_PROCESSES = ['Launch', 'Terminate', 'ReplaceUnhealthy'] as const;
@@ -142,7 +76,7 @@ export function checkManualRequest(request: Request): void {
 
 /** The pure plan of the dialect: everything it needs is in the state (the fleet and its request), the policy and now. */
 export function plan(state: FleetState, policy: ReplacePolicy, now: Date): ReplacementPlan {
-  const scope = scopeOf(state, state.request);
+  const scope = reachOf(state, state.request);
   const facts = assess(state, policy, state.request);
   const base = { ...facts.assessment, budget: budgetOf(state, policy, now, false) };
   const idle = nothingToDo(state, state.request, now);
@@ -159,11 +93,6 @@ export function plan(state: FleetState, policy: ReplacePolicy, now: Date): Repla
   scheduleFollowUps(policy, b);
   const assessment = { ...base, budget: budgetOf(state, policy, now, exhausted), candidates, guards: [...b.guards], forced: b.forced };
   return { actions: b.actions, skipped: b.skipped, assessment: { ...assessment, stalled: b.stalled } };
-}
-
-/** The plan with its request apart (the tests' and older callers' shape). */
-export function planReplacements(fleet: Fleet, policy: ReplacePolicy, request: Request, now: Date): ReplacementPlan {
-  return plan({ ...fleet, request }, policy, now);
 }
 
 /** What the steps add to: actions, skipped candidates (each with its guard), and the lists the report carries. */
@@ -185,9 +114,9 @@ class Builder {
   }
 }
 
-// Step 1: scope — who the request names, and a clear error for a non-member
+// Step 1: reach — who the request names, and a clear error for a non-member
 
-interface Scope {
+interface Reach {
   readonly byId: ReadonlyMap<string, Member>;
   readonly named: readonly string[];
   readonly force: boolean;
@@ -196,7 +125,7 @@ interface Scope {
   readonly focus?: string;
 }
 
-function scopeOf(fleet: Fleet, request: Request): Scope {
+function reachOf(fleet: Fleet, request: Request): Reach {
   checkManualRequest(request);
   const { group, members } = fleet;
   const byId = new Map(members.map((m) => [m.id, m]));
@@ -318,11 +247,11 @@ export function spentIn(fleet: Fleet, policy: ReplacePolicy, now: Date): string[
     .sort();
 }
 
-// Step 3: nothing to do — an alarm back in OK, a follow-up whose instance recovered, left or was re-marked
+// Step 3: nothing to do — a follow-up whose instance recovered, left or was re-marked
 
 function nothingToDo(fleet: Fleet, request: Request, now: Date): string | undefined {
-  // An alarm that is not in ALARM plans nothing (the runner also short-circuits it).
-  if (request.kind === 'alarm' && request.state !== 'ALARM') return `alarm is ${request.state}`;
+  // No alarm-state check here: runJob (shared/job.ts) answers an alarm that is not in ALARM with `nothingToDo`
+  // before scope, observe or plan run, so every alarm request the plan sees is in ALARM.
   if (request.kind !== 'follow-up') return undefined;
   const id = request.instanceId;
   const m = fleet.members.find((x) => x.id === id);
@@ -347,7 +276,7 @@ interface Eligible {
   readonly named: boolean;
 }
 
-function classifyMembers(fleet: Fleet, policy: ReplacePolicy, now: Date, scope: Scope, facts: Facts, b: Builder) {
+function classifyMembers(fleet: Fleet, policy: ReplacePolicy, now: Date, scope: Reach, facts: Facts, b: Builder) {
   const { circuitOpen } = facts.assessment;
   const eligible: Eligible[] = [];
   const candidates: Assessment['candidates'][number][] = [];
@@ -417,7 +346,7 @@ function unmark(m: Member, policy: ReplacePolicy, now: Date, reason: string): Re
 // desired before + 1), the tagged instance is still unhealthy and a replacement serves; a tag older than
 // REPLACEMENT_TIMEOUT never acts: it is reported and removed.
 
-function continueReplacements(fleet: Fleet, policy: ReplacePolicy, now: Date, scope: Scope, facts: Facts, b: Builder): Member[] {
+function continueReplacements(fleet: Fleet, policy: ReplacePolicy, now: Date, scope: Reach, facts: Facts, b: Builder): Member[] {
   const replacing = fleet.members.filter((m) => m.replacingSince);
   let terminating: string | undefined;
   for (const x of replacing) {
@@ -553,7 +482,7 @@ function startReplacements(
   fleet: Fleet,
   policy: ReplacePolicy,
   now: Date,
-  scope: Scope,
+  scope: Reach,
   facts: Facts,
   replacing: readonly Member[],
   eligible: Eligible[],

@@ -1,13 +1,13 @@
 import { readFileSync } from 'node:fs';
 import { Agent } from 'node:https';
 import type { Route53Client } from '@aws-sdk/client-route-53';
-import { GetSecretValueCommand, PutSecretValueCommand, type SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import { PutSecretValueCommand, type SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import * as acme from 'acme-client';
-import { errorName } from '../../shared/errors.ts';
 import { logger } from '../../shared/observability.ts';
 import type { AcmeSettings } from './config.ts';
 import { keySpecOf, normaliseName } from './model.ts';
-import { changeRecords, waitInSync } from './route53.ts';
+import { challengeRecords, waitInSync } from './route53.ts';
+import { readSecretJson, stringField } from './secret-json.ts';
 
 /**
  * An ACME order for one domain with DNS-01 through Route 53. The ACME account key lives in Secrets Manager
@@ -49,24 +49,10 @@ acme.setLogger((message) => logger.debug('acme', { message }));
 
 /** The account key from the secret; generated and stored on first use. */
 export async function loadAccountKey(secrets: SecretsManagerClient, secretArn: string, signal: AbortSignal): Promise<string> {
-  let value: string | undefined;
-  try {
-    const res = await secrets.send(new GetSecretValueCommand({ SecretId: secretArn }), { abortSignal: signal });
-    value = res.SecretString;
-  } catch (error) {
-    // A secret created without a value answers ResourceNotFoundException for AWSCURRENT.
-    if (errorName(error) !== 'ResourceNotFoundException') throw error;
-  }
-  const trimmed = value?.trim() ?? '';
-  if (trimmed !== '' && trimmed !== '{}') {
-    let parsed: unknown;
-    try {
-      parsed = JSON.parse(trimmed);
-    } catch {
-      parsed = undefined;
-    }
-    const pem = typeof parsed === 'object' && parsed !== null ? (parsed as { accountKeyPem?: unknown }).accountKeyPem : undefined;
-    if (typeof pem === 'string' && pem.includes('PRIVATE KEY')) return pem;
+  const read = await readSecretJson(secrets, secretArn, signal);
+  if (!read.empty) {
+    const pem = stringField(read.value, 'accountKeyPem');
+    if (pem?.includes('PRIVATE KEY')) return pem;
     throw new Error(`ACME account secret ${secretArn} holds no {"accountKeyPem": ...}: set it to {} to let the job create an account key`);
   }
   const key = (await acme.crypto.createPrivateKey(2048)).toString();
@@ -94,8 +80,6 @@ export async function createCertificateRequest(names: readonly string[], keyAlgo
   return { keyPem: key.toString(), csr };
 }
 
-const txt = (name: string, value: string) => [{ name, type: 'TXT', value: `"${value}"` }];
-
 let trustedBundle: string | undefined;
 function trust(caBundlePath: string | undefined): void {
   if (!caBundlePath || trustedBundle === caBundlePath) return;
@@ -117,12 +101,7 @@ export async function issueWithAcme(order: AcmeOrder, deps: AcmeDeps): Promise<I
     backoffMax: 10_000,
   });
   const { keyPem, csr } = await createCertificateRequest(order.names.length > 0 ? order.names : [order.domainName], order.keyAlgorithm);
-  const change = (name: string, value: string) => ({
-    zoneId: order.hostedZoneId,
-    records: txt(name, value),
-    ttl: CHALLENGE_TTL,
-    comment: COMMENT,
-  });
+  const records = challengeRecords(deps.route53, order.hostedZoneId, CHALLENGE_TTL, COMMENT);
   const fullChain = await client.auto({
     csr,
     email: settings.email,
@@ -134,17 +113,12 @@ export async function issueWithAcme(order: AcmeOrder, deps: AcmeDeps): Promise<I
     challengeCreateFn: async (authz, challenge, keyAuthorization) => {
       if (challenge.type !== 'dns-01') throw new Error(`ACME server offered ${challenge.type}, this job only does dns-01`);
       const name = normaliseName(`_acme-challenge.${authz.identifier.value}`);
-      const changeId = await changeRecords(deps.route53, 'UPSERT', change(name, keyAuthorization), signal);
+      const changeId = await records.add(name, keyAuthorization, signal);
       await waitInSync(deps.route53, changeId, { timeoutMs: order.dnsChangeTimeoutMs, hasTime: order.hasTime, signal });
       logger.info('acme challenge record in sync', { name });
     },
     challengeRemoveFn: async (authz, _challenge, keyAuthorization) => {
-      const name = normaliseName(`_acme-challenge.${authz.identifier.value}`);
-      try {
-        await changeRecords(deps.route53, 'DELETE', change(name, keyAuthorization), signal);
-      } catch (error) {
-        if (errorName(error) !== 'InvalidChangeBatch') throw error; // already gone
-      }
+      await records.remove(normaliseName(`_acme-challenge.${authz.identifier.value}`), keyAuthorization, signal);
     },
   });
   const [certificatePem, ...chain] = acme.crypto.splitPemChain(fullChain);

@@ -18,7 +18,7 @@ import {
 import type { Route53Client } from '@aws-sdk/client-route-53';
 import type { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { describeError, errorName } from '../../shared/errors.ts';
-import type { Outcome, RunContext } from '../../shared/job.ts';
+import { applyEach, type Outcome, type Outcomes, type RunContext } from '../../shared/job.ts';
 import type { IssuedCertificate, AcmeOrder, AcmeDeps } from './acme.ts';
 import type { RotateCertificatesConfig } from './config.ts';
 import type { Handshake } from './handshake.ts';
@@ -26,14 +26,24 @@ import {
   certificateProblem,
   normaliseName,
   normaliseSerial,
+  sanDnsNames,
   TAG_ROLLED_BACK_AT,
   type CertAction,
+  type CertificatePlan,
   type DnsRecord,
   type PendingStage,
   type Served,
   type Tag,
 } from './model.ts';
-import { readPendingStage, withoutKeyMaterial, writePendingStage } from './pending.ts';
+import {
+  createOrderKey,
+  deleteOrderKey,
+  orderKeySecretName,
+  readOrderKey,
+  readPendingStage,
+  withoutKeyMaterial,
+  writePendingStage,
+} from './pending.ts';
 import { describeRecords, NO_ZONE } from './plan.ts';
 import { upsertRecords } from './route53.ts';
 
@@ -48,8 +58,6 @@ export interface RotationClients {
   /** Wait between handshake attempts while verifying a change. */
   readonly pollMs?: number;
 }
-/** The former name of RotationClients. */
-export type ApplyDeps = RotationClients;
 
 type Ctx = Pick<RunContext<RotateCertificatesConfig>, 'config' | 'signal' | 'now' | 'hasTime' | 'logger'>;
 
@@ -110,8 +118,17 @@ async function handshakeUntil(
 
 const describeServed = (s: Served): string => (s.ok ? `serial ${s.serial} (valid until ${s.notAfter})` : `no handshake (${s.error})`);
 
-/** The dialect's entry: one action → one outcome. The job applies them in order and stops after a failure. */
-export async function apply(action: CertAction, ctx: Ctx, clients: RotationClients): Promise<Outcome> {
+/**
+ * The dialect's entry: the plan's actions in order, one at a time, stopping at the first failure. Each step needs
+ * the one before (records → request, swap → verify, order → import → verify): going on after a failure would act on
+ * a state the plan did not see, e.g. verify a swap that did not happen, or delete what a failed rollback still needs.
+ */
+export function apply(plan: CertificatePlan, ctx: Ctx, clients: RotationClients): Promise<Outcomes> {
+  return applyEach(plan.actions, ctx, (action) => applyAction(action, ctx, clients), { stopOnFailure: true });
+}
+
+/** One action → one outcome. */
+async function applyAction(action: CertAction, ctx: Ctx, clients: RotationClients): Promise<Outcome> {
   switch (action.type) {
     case 'restore-validation-records':
     case 'create-validation-records':
@@ -132,6 +149,8 @@ export async function apply(action: CertAction, ctx: Ctx, clients: RotationClien
       return renewAcme(action, ctx, clients);
     case 'import-acme-certificate':
       return importAcme(action, ctx, clients);
+    case 'drop-order-key':
+      return dropOrderKey(action, ctx, clients);
     case 'finish-acme-rotation':
       return finishAcme(action.serial, ctx, clients);
     case 'ignore-event':
@@ -298,20 +317,15 @@ function keyAlgorithmOf(x509: X509Certificate): string {
   return key.asymmetricKeyType === 'ec' ? `EC_${details.namedCurve}` : `RSA_${details.modulusLength}`;
 }
 
-function dnsNames(x509: X509Certificate): string[] {
-  return (x509.subjectAltName ?? '')
-    .split(',')
-    .map((s) => s.trim())
-    .filter((s) => s.startsWith('DNS:'))
-    .map((s) => s.slice(4).toLowerCase());
-}
-
 /** Order (the stage is written first: the cooldown counts from it), store the result, then import it. */
 async function renewAcme(action: ActionOf<'renew-acme-certificate'>, ctx: Ctx, clients: RotationClients): Promise<Outcome> {
   const { config, signal, now } = ctx;
   if (!config.acme || !config.hostedZoneId)
     return { status: 'failed', error: 'CERTIFICATE_MODE=acme without ACME settings or HOSTED_ZONE_ID' };
-  const ordering: PendingStage = { certificateArn: action.target, stage: 'ordering', orderedAt: now.toISOString() };
+  const orderedAt = now.toISOString();
+  // Named before the order: a run that dies after creating it leaves a name in the stage for the next run to drop.
+  const keySecretName = orderKeySecretName(config.acme.pendingSecretArn, orderedAt);
+  const ordering: PendingStage = { certificateArn: action.target, stage: 'ordering', orderedAt, keySecretName };
   await writePendingStage(clients.secrets, config.acme.pendingSecretArn, ordering, signal);
   const issued = await clients.issue(
     {
@@ -327,7 +341,7 @@ async function renewAcme(action: ActionOf<'renew-acme-certificate'>, ctx: Ctx, c
     { route53: clients.route53, secrets: clients.secrets },
   );
   const x509 = new X509Certificate(issued.certificatePem);
-  const names = dnsNames(x509);
+  const names = sanDnsNames(x509.subjectAltName);
   const notAfter = new Date(x509.validTo).toISOString();
   // Not notBefore: a certificate issued during this run may start after the run's `now`.
   const problem =
@@ -345,37 +359,59 @@ async function renewAcme(action: ActionOf<'renew-acme-certificate'>, ctx: Ctx, c
     names,
     certificatePem: issued.certificatePem,
     chainPem: issued.chainPem,
-    privateKeyPem: issued.privateKeyPem,
   };
   // Stored before the import: if the import (or anything after it) fails, the next run resumes here, never re-orders.
+  // The key goes to its own secret, which can be deleted outright; the pending secret keeps every version it had.
+  await createOrderKey(clients.secrets, keySecretName, issued.privateKeyPem, signal);
   await writePendingStage(clients.secrets, config.acme.pendingSecretArn, stored, signal);
-  return importStage(stored, action.keepTags, ctx, clients);
+  return importStage(stored, issued.privateKeyPem, action.keepTags, ctx, clients);
 }
 
 /** Resume at import: the certificate and key of the stage, re-checked right before acting. */
 async function importAcme(action: ActionOf<'import-acme-certificate'>, ctx: Ctx, clients: RotationClients): Promise<Outcome> {
   const stage = await readStage(ctx, clients);
-  if (!stage || stage.stage !== 'issued' || stage.certificateArn !== action.target || !stage.certificatePem || !stage.privateKeyPem) {
+  if (!stage || stage.stage !== 'issued' || stage.certificateArn !== action.target || !stage.certificatePem) {
     return { status: 'failed', error: `the pending stage no longer holds an issued certificate for ${action.target}: nothing imported` };
   }
-  return importStage(stage, action.keepTags, ctx, clients);
+  // A stage written by a release before the key secret still carries its key inline.
+  const privateKeyPem =
+    stage.privateKeyPem ?? (stage.keySecretName ? await readOrderKey(clients.secrets, stage.keySecretName, ctx.signal) : undefined);
+  if (!privateKeyPem) {
+    return {
+      status: 'failed',
+      error:
+        `the key of the certificate ordered at ${stage.orderedAt} is gone (${stage.keySecretName ?? 'no key secret'}): nothing ` +
+        `imported; abandon the stage (set ACME_PENDING_SECRET_ARN to {}) so the next run orders again`,
+    };
+  }
+  return importStage(stage, privateKeyPem, action.keepTags, ctx, clients);
 }
 
-async function importStage(stage: PendingStage, keepTags: readonly Tag[], ctx: Ctx, clients: RotationClients): Promise<Outcome> {
+async function importStage(
+  stage: PendingStage,
+  privateKeyPem: string,
+  keepTags: readonly Tag[],
+  ctx: Ctx,
+  clients: RotationClients,
+): Promise<Outcome> {
   const { config, signal } = ctx;
   const enc = new TextEncoder();
   await clients.acm.send(
     new ImportCertificateCommand({
       CertificateArn: stage.certificateArn,
       Certificate: enc.encode(stage.certificatePem),
-      PrivateKey: enc.encode(stage.privateKeyPem),
+      PrivateKey: enc.encode(privateKeyPem),
       ...(stage.chainPem ? { CertificateChain: enc.encode(stage.chainPem) } : {}),
     }),
     { abortSignal: signal },
   );
   ctx.logger.info('certificate re-imported', { certificateArn: stage.certificateArn, serial: stage.serial, notAfter: stage.notAfter });
   const secretArn = (config.acme as { pendingSecretArn: string }).pendingSecretArn;
-  await writePendingStage(clients.secrets, secretArn, { ...withoutKeyMaterial(stage), stage: 'imported' }, signal);
+  // ACM holds the key now: delete the order's copy. A failed delete keeps its name in the stage, and the next run's
+  // plan drops it first (drop-order-key); it is no reason to skip the handshake check.
+  const dropped = stage.keySecretName ? await dropQuietly(stage.keySecretName, ctx, clients) : true;
+  const { keySecretName: _name, ...imported } = { ...withoutKeyMaterial(stage), stage: 'imported' as const };
+  await writePendingStage(clients.secrets, secretArn, dropped ? imported : { ...imported, keySecretName: stage.keySecretName }, signal);
   // The certificate is in place: a tag that cannot be put back is reported, not a reason to skip the check.
   let tags: Record<string, unknown> = {};
   try {
@@ -389,7 +425,36 @@ async function importStage(stage: PendingStage, keepTags: readonly Tag[], ctx: C
     });
     tags = { tagRestoreError: describeError(error) };
   }
-  return { status: 'applied', detail: { serial: stage.serial, notAfter: stage.notAfter, ...tags } };
+  return {
+    status: 'applied',
+    detail: { serial: stage.serial, notAfter: stage.notAfter, ...tags, ...(dropped ? {} : { orderKeyKept: stage.keySecretName }) },
+  };
+}
+
+async function dropQuietly(name: string, ctx: Ctx, clients: RotationClients): Promise<boolean> {
+  try {
+    await deleteOrderKey(clients.secrets, name, ctx.signal);
+    return true;
+  } catch (error) {
+    if (ctx.signal.aborted) throw error;
+    ctx.logger.warn('could not delete the order key secret after the import: the next run deletes it', {
+      keySecretName: name,
+      error: describeError(error),
+    });
+    return false;
+  }
+}
+
+/** Delete a key secret the stage still names, then forget it there (re-checked: the stage must still be that order's). */
+async function dropOrderKey(action: ActionOf<'drop-order-key'>, ctx: Ctx, clients: RotationClients): Promise<Outcome> {
+  const stage = await readStage(ctx, clients);
+  if (!stage || stage.keySecretName !== action.target || stage.orderedAt !== action.orderedAt) {
+    return { status: 'skipped', reason: `the pending stage no longer names ${action.target}: left alone` };
+  }
+  const result = await deleteOrderKey(clients.secrets, action.target, ctx.signal);
+  const { keySecretName: _name, ...rest } = stage;
+  await writePendingStage(clients.secrets, (ctx.config.acme as { pendingSecretArn: string }).pendingSecretArn, rest, ctx.signal);
+  return { status: 'applied', detail: { keySecret: result } };
 }
 
 async function finishAcme(serial: string, ctx: Ctx, clients: RotationClients): Promise<Outcome> {

@@ -25,7 +25,8 @@ const shape = {
   ACME_EMAIL: env.optionalText('an email address', /^[^@\s]+@[^@\s]+\.[^@\s]+$/),
   /**
    * acme mode: the secret next to the account secret that holds a rotation's pending stage (the issued certificate
-   * and its key until ACM has them, then only the stage and when it was ordered). Infra creates it with `{}`.
+   * until ACM has it, then only the stage and when it was ordered). Infra creates it with `{}`. Each order's private
+   * key goes to its own secret `<this secret's name>/order-key-<orderedAt>`, deleted without recovery after the import.
    */
   ACME_PENDING_SECRET_ARN: z.optional(env.arn('secretsmanager')),
   /** acme mode: at most one ACME order per certificate per this long, also across retries and forced runs. */

@@ -1,6 +1,6 @@
 import { connect } from 'node:tls';
 import { describeError } from '../../shared/errors.ts';
-import { normaliseSerial, type Served } from './model.ts';
+import { normaliseSerial, sanDnsNames, type Served } from './model.ts';
 
 export interface HandshakeTarget {
   readonly host: string;
@@ -42,11 +42,7 @@ export const tlsHandshake: Handshake = (target, signal) =>
         fail(`${host}:${port} presented no certificate`);
         return;
       }
-      const names = (cert.subjectAltName ?? '')
-        .split(',')
-        .map((s) => s.trim())
-        .filter((s) => s.startsWith('DNS:'))
-        .map((s) => s.slice(4).toLowerCase());
+      const names = sanDnsNames(cert.subjectAltName);
       const cn = /(?:^|\n)CN=([^\n]+)/.exec(cert.subject)?.[1];
       finish({
         ok: true,

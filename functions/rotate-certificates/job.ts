@@ -1,43 +1,30 @@
 import * as z from 'zod/mini';
 import { acmClient, elbv2Client, route53Client, secretsManagerClient } from '../../shared/aws.ts';
-import { applyEach, type JobDefinition } from '../../shared/job.ts';
+import type { JobDefinition } from '../../shared/job.ts';
+import type { JobName } from '../../shared/job-names.ts';
 import type { Trigger } from '../../shared/triggers.ts';
 import type { AcmeDeps, AcmeOrder, IssuedCertificate } from './acme.ts';
 import { apply, type RotationClients } from './apply.ts';
 import type { LoadedRotateCertificatesConfig } from './config.ts';
 import { tlsHandshake, type Handshake } from './handshake.ts';
-import { daysLeft, rotationOf, type CertAction, type CertificatePlan, type RotationPolicy } from './model.ts';
-import { observe, type RotationState } from './observe.ts';
+import { daysLeft, rotationOf, type CertAction, type CertificatePlan, type RotationScope, type RotationState } from './model.ts';
+import { observe } from './observe.ts';
 import { plan } from './plan.ts';
-
-export type { RotationState } from './observe.ts';
 
 export const options = {
   force: z.optional(z.boolean({ error: 'expected true or false (true = rotate now, even outside RENEW_BEFORE)' })),
 };
 
-/**
- * What one run acts on: a manual `force` rotates now, even outside RENEW_BEFORE; an ACM expiry event names the
- * certificate it is about (the plan ignores an event for a certificate that is not the listener's).
- */
-export interface RotationScope {
-  readonly force: boolean;
-  readonly eventCertificateArn?: string;
-}
-
-export function scopeOf(trigger: Trigger<{ force?: boolean | undefined }>): RotationScope {
+/** The run's scope, and the config's policy adjusted by it (see RotationScope). */
+export function scopeOf(trigger: Trigger<{ force?: boolean | undefined }>, config: LoadedRotateCertificatesConfig): RotationScope {
+  const force = trigger.kind === 'manual' && trigger.options.force === true;
+  const eventCertificateArn = trigger.kind === 'certificate-expiry' ? trigger.certificateArn : undefined;
   return {
-    force: trigger.kind === 'manual' && trigger.options.force === true,
-    ...(trigger.kind === 'certificate-expiry' ? { eventCertificateArn: trigger.certificateArn } : {}),
+    force,
+    ...(eventCertificateArn ? { eventCertificateArn } : {}),
+    policy: { ...config.policy, force, ...(eventCertificateArn ? { eventCertificateArn } : {}) },
   };
 }
-
-/** The config's policy, adjusted by the run's scope. */
-export const policyOf = (config: LoadedRotateCertificatesConfig, scope: RotationScope): RotationPolicy => ({
-  ...config.policy,
-  force: scope.force,
-  ...(scope.eventCertificateArn ? { eventCertificateArn: scope.eventCertificateArn } : {}),
-});
 
 /**
  * The real ACME issuer, loaded on first use: acme-client (node-forge, axios, mime-db, …) is most of the bundle and
@@ -78,7 +65,7 @@ export function createRotateCertificatesJob(deps: JobDeps = {}): RotateCertifica
     ...(deps.pollMs === undefined ? {} : { pollMs: deps.pollMs }),
   });
   return {
-    name: 'rotate-certificates',
+    name: 'rotate-certificates' satisfies JobName,
     accepts: ['schedule', 'certificate-expiry', 'manual'],
     options,
     // An ACME order plus a handshake wait needs a few minutes; stop starting new steps with 4 minutes left.
@@ -86,9 +73,8 @@ export function createRotateCertificatesJob(deps: JobDeps = {}): RotateCertifica
     clients,
     scope: scopeOf,
     observe,
-    plan: (state, { config, scope, now }) => plan(state, policyOf(config, scope), now),
-    // In order, one at a time, stopping after a failure: each step needs the one before (swap → verify, order → import).
-    apply: ({ actions }, ctx, c) => applyEach(actions, ctx, (action) => apply(action, ctx, c), { stopOnFailure: true }),
+    plan: (state, { scope, now }) => plan(state, scope.policy, now),
+    apply,
 
     summarize(state, plan, _outcomes, { now }) {
       const { listener, served } = state;

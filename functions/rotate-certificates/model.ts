@@ -92,8 +92,9 @@ export interface CertState {
 /**
  * acme mode's stages, like Secrets Manager's rotation steps. Each is written to the pending secret before the
  * next step starts, so a run that dies or fails resumes where it stopped instead of ordering again:
- * `ordering` (order placed: the cooldown counts from here) → `issued` (certificate + key stored, not yet in ACM)
- * → `imported` (ACM has it, the load balancer may not serve it yet) → `verified` (served; key material dropped).
+ * `ordering` (order placed: the cooldown counts from here) → `issued` (certificate stored, its key in the order's
+ * own key secret, not yet in ACM) → `imported` (ACM has it, the key secret is deleted; the load balancer may not
+ * serve it yet) → `verified` (served).
  */
 export type AcmeStage = 'ordering' | 'issued' | 'imported' | 'verified';
 export const ACME_STAGES: readonly AcmeStage[] = ['ordering', 'issued', 'imported', 'verified'];
@@ -107,6 +108,11 @@ export interface PendingStageView {
   /** Serial (normalised) and expiry of the issued certificate, once there is one. */
   readonly serial?: string | undefined;
   readonly notAfter?: string | undefined;
+  /**
+   * The name of the order's own key secret (named when the order is placed, created once the CA issued), until a
+   * run has seen it deleted: the private key never goes into the pending secret, whose old versions stay readable.
+   */
+  readonly keySecretName?: string | undefined;
 }
 
 /** The whole pending document as stored (apply reads and writes it; it never reaches a log or a report). */
@@ -114,14 +120,29 @@ export interface PendingStage extends PendingStageView {
   readonly names?: readonly string[];
   readonly certificatePem?: string;
   readonly chainPem?: string;
+  /** Only in a stage written by a release before the key secret: still imported from, never written. */
   readonly privateKeyPem?: string;
 }
 
 /** Only the fields a plan and a report may see. */
 export function viewOf(stage: PendingStage): PendingStageView {
-  const { certificateArn, stage: s, orderedAt, serial, notAfter } = stage;
-  return { certificateArn, stage: s, orderedAt, ...(serial ? { serial } : {}), ...(notAfter ? { notAfter } : {}) };
+  const { certificateArn, stage: s, orderedAt, serial, notAfter, keySecretName } = stage;
+  return {
+    certificateArn,
+    stage: s,
+    orderedAt,
+    ...(serial ? { serial } : {}),
+    ...(notAfter ? { notAfter } : {}),
+    ...(keySecretName ? { keySecretName } : {}),
+  };
 }
+
+/**
+ * Whether the order's key secret is still needed: only while the stage holds an issued certificate ACM does not
+ * have yet (`resume-import` reads the key from it). Any other stage naming one gets a `drop-order-key`.
+ */
+export const keyStillNeeded = (stage: PendingStageView, acmSerial: string | undefined): boolean =>
+  stage.stage === 'issued' && stage.serial !== undefined && stage.serial !== acmSerial;
 
 export interface RotationPolicy {
   readonly mode: CertificateMode;
@@ -137,6 +158,22 @@ export interface RotationPolicy {
   readonly orderCooldownMs?: number;
   /** The certificate an ACM expiry event is about (scope): an event for another certificate plans nothing. */
   readonly eventCertificateArn?: string | undefined;
+}
+
+/**
+ * What one run acts on: a manual `force` rotates now, even outside RENEW_BEFORE; an ACM expiry event names the
+ * certificate it is about (the plan ignores an event for a certificate that is not the listener's). `policy` is the
+ * config's, adjusted by both: what plan decides on.
+ */
+export interface RotationScope {
+  readonly force: boolean;
+  readonly eventCertificateArn?: string;
+  readonly policy: RotationPolicy;
+}
+
+/** The observed certificates plus the host the handshake checks (the configured one or the load balancer's name). */
+export interface RotationState extends CertState {
+  readonly handshakeHost: string | undefined;
 }
 
 export interface Tag {
@@ -201,6 +238,8 @@ export type CertAction =
       keepTags: Tag[];
     })
   | (Base & { type: 'import-acme-certificate'; domainName: string; keepTags: Tag[] })
+  /** Delete the order's key secret (target: its name) without recovery, then forget it in the stage. */
+  | (Base & { type: 'drop-order-key'; orderedAt: string })
   | (Base & { type: 'finish-acme-rotation'; serial: string })
   | (Base & { type: 'ignore-event' })
   | (Base & { type: 'wait' });
@@ -264,6 +303,15 @@ export function normaliseSerial(serial: string): string {
   else if (/^\d+$/.test(s) && s.length > 2) hex = BigInt(s).toString(16);
   else hex = s;
   return hex.replace(/^0+(?=.)/, '');
+}
+
+/** The DNS names of an X.509 subjectAltName (`DNS:a, DNS:b, IP Address:…`), lower case: the one SAN parser. */
+export function sanDnsNames(subjectAltName: string | undefined): string[] {
+  return (subjectAltName ?? '')
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s.startsWith('DNS:'))
+    .map((s) => s.slice(4).toLowerCase());
 }
 
 export function normaliseName(name: string): string {

@@ -28,6 +28,8 @@ import {
   type CertState,
   type DnsRecord,
   type ListenerView,
+  type RotationScope,
+  type RotationState,
 } from './model.ts';
 import { readPendingStage } from './pending.ts';
 
@@ -40,15 +42,10 @@ export interface ObserveDeps {
   readonly secrets?: SecretsManagerClient;
 }
 
-/** The observed certificates plus the host the handshake checks (the configured one or the load balancer's name). */
-export interface RotationState extends CertState {
-  readonly handshakeHost: string | undefined;
-}
-
 /** The dialect's entry: AWS reads (listener, certificates, zone, pending stage) and one TLS handshake → RotationState. */
 export async function observe(
   clients: ObserveDeps,
-  _scope: unknown,
+  _scope: RotationScope,
   ctx: Pick<RunContext<RotateCertificatesConfig>, 'config' | 'signal'>,
 ): Promise<RotationState> {
   const { config, signal } = ctx;

@@ -5,6 +5,7 @@ import {
   covers,
   DEFAULT_ORDER_COOLDOWN_MS,
   daysLeft,
+  keyStillNeeded,
   REQUESTABLE_KEY_ALGORITHMS,
   rolledBackAt,
   rotationOf,
@@ -20,9 +21,6 @@ import {
   type RotationPolicy,
   type Tag,
 } from './model.ts';
-
-export type { CertAction, CertificatePlan, RequestableKeyAlgorithm, RotationPolicy, Tag } from './model.ts';
-export { REQUESTABLE_KEY_ALGORITHMS } from './model.ts';
 
 /**
  * The rotation as a state machine across runs, decided here (pure: state, policy, now → plan).
@@ -152,9 +150,6 @@ export function plan(
 
   return policy.mode === 'acme' ? planAcme(draft, current) : planAcm(draft, current);
 }
-
-/** The documented name of the pure plan; kept for callers that import it. */
-export const planRotation = plan;
 
 /** An expiry event about a certificate that is none of the listener's: say so, plan nothing. */
 function isForeignEvent(d: Draft, current: CertificateView): boolean {
@@ -401,6 +396,16 @@ function swapIn(d: Draft, current: CertificateView, next: CertificateView): Cert
 
 function planAcme(d: Draft, current: CertificateView): CertificatePlan {
   const pending = stageFor(d, current);
+  // A key secret a crash or a failed delete left behind: once ACM has the certificate (or there is none to import),
+  // no readable copy of its key may stay. First, so it goes whatever the rest of the plan decides.
+  if (pending?.keySecretName && !keyStillNeeded(pending, current.serial)) {
+    d.actions.push({
+      type: 'drop-order-key',
+      target: pending.keySecretName,
+      reason: `the key secret of the order placed at ${pending.orderedAt} (stage ${pending.stage}) is no longer needed: deleting it`,
+      orderedAt: pending.orderedAt,
+    });
+  }
   // A stage in flight is finished whatever the window says: it is a certificate already paid for with an order.
   if (pending && current.type === 'IMPORTED') {
     const resumed = resumeStage(d, current, pending);

@@ -1,9 +1,16 @@
-import { ChangeResourceRecordSetsCommand, waitUntilResourceRecordSetsChanged, type Route53Client } from '@aws-sdk/client-route-53';
-import type { DnsRecord } from './model.ts';
+import {
+  ChangeResourceRecordSetsCommand,
+  ListResourceRecordSetsCommand,
+  waitUntilResourceRecordSetsChanged,
+  type Route53Client,
+} from '@aws-sdk/client-route-53';
+import { errorName } from '../../shared/errors.ts';
+import { normaliseName, type DnsRecord } from './model.ts';
 
 /**
- * The job's Route 53 changes, in one place: ACM's DNS validation records (apply.ts) and ACME's DNS-01 challenge
- * records (acme.ts) go through the same UPSERT, and a DNS-01 record is waited for with the SDK's waiter.
+ * The job's Route 53 changes, in one place: ACM's DNS validation records (apply.ts) go through one UPSERT; ACME's
+ * DNS-01 challenge values (acme.ts) are added to and removed from their TXT record set one value at a time; a
+ * DNS-01 record is waited for with the SDK's waiter.
  */
 
 export interface RecordChange {
@@ -40,6 +47,99 @@ export async function changeRecords(
 
 export const upsertRecords = (route53: Route53Client, change: RecordChange, signal: AbortSignal): Promise<string | undefined> =>
   changeRecords(route53, 'UPSERT', change, signal);
+
+/** A TXT record set as Route 53 keeps it: each value quoted. */
+interface TxtSet {
+  readonly values: readonly string[];
+  readonly ttl: number;
+}
+
+const quoted = (value: string): string => `"${value}"`;
+
+async function readTxt(route53: Route53Client, zoneId: string, name: string, signal: AbortSignal): Promise<TxtSet | undefined> {
+  const res = await route53.send(
+    new ListResourceRecordSetsCommand({ HostedZoneId: zoneId, StartRecordName: name, StartRecordType: 'TXT', MaxItems: 1 }),
+    { abortSignal: signal },
+  );
+  const set = res.ResourceRecordSets?.[0];
+  if (!set?.Name || normaliseName(set.Name) !== name || set.Type !== 'TXT') return undefined;
+  return { values: (set.ResourceRecords ?? []).map((r) => r.Value ?? '').filter(Boolean), ttl: set.TTL ?? 0 };
+}
+
+async function writeTxt(
+  route53: Route53Client,
+  zoneId: string,
+  action: 'UPSERT' | 'DELETE',
+  name: string,
+  set: TxtSet,
+  comment: string,
+  signal: AbortSignal,
+): Promise<string | undefined> {
+  const res = await route53.send(
+    new ChangeResourceRecordSetsCommand({
+      HostedZoneId: zoneId,
+      ChangeBatch: {
+        Comment: comment,
+        Changes: [
+          {
+            Action: action,
+            ResourceRecordSet: { Name: name, Type: 'TXT', TTL: set.ttl, ResourceRecords: set.values.map((Value) => ({ Value })) },
+          },
+        ],
+      },
+    }),
+    { abortSignal: signal },
+  );
+  return res.ChangeInfo?.Id;
+}
+
+/** One run's DNS-01 challenge values in one zone (make one per order: it holds the per-name queue). */
+export interface ChallengeRecords {
+  /** Adds `value` to the TXT record set at `name`, keeping the values already there; the change id, if it wrote. */
+  add(name: string, value: string, signal: AbortSignal): Promise<string | undefined>;
+  /** Removes only `value`; the record set is deleted when it was the last value. */
+  remove(name: string, value: string, signal: AbortSignal): Promise<void>;
+}
+
+/**
+ * A certificate for `D` and `*.D` needs two challenge values at the same `_acme-challenge.D`, created concurrently
+ * by acme-client: a single-value UPSERT per challenge would overwrite the other one and fail the order. So every
+ * change is a read-modify-write of the whole record set, serialised per name (the read sees the write before it:
+ * Route 53's API answers with submitted changes, only DNS propagation lags, which waitInSync covers).
+ */
+export function challengeRecords(route53: Route53Client, zoneId: string, ttl: number, comment: string): ChallengeRecords {
+  const queues = new Map<string, Promise<unknown>>();
+  const serialised = <T>(name: string, step: () => Promise<T>): Promise<T> => {
+    const next = (queues.get(name) ?? Promise.resolve()).then(step, step);
+    queues.set(
+      name,
+      next.catch(() => undefined),
+    );
+    return next;
+  };
+  return {
+    add: (name, value, signal) =>
+      serialised(name, async () => {
+        const current = await readTxt(route53, zoneId, name, signal);
+        if (current?.values.includes(quoted(value))) return undefined;
+        return writeTxt(route53, zoneId, 'UPSERT', name, { values: [...(current?.values ?? []), quoted(value)], ttl }, comment, signal);
+      }),
+    remove: (name, value, signal) =>
+      serialised(name, async () => {
+        const current = await readTxt(route53, zoneId, name, signal);
+        if (!current?.values.includes(quoted(value))) return;
+        const rest = current.values.filter((v) => v !== quoted(value));
+        try {
+          // A DELETE must name the record set exactly as it is (values and TTL).
+          if (rest.length === 0) await writeTxt(route53, zoneId, 'DELETE', name, current, comment, signal);
+          else await writeTxt(route53, zoneId, 'UPSERT', name, { values: rest, ttl: current.ttl }, comment, signal);
+        } catch (error) {
+          // Changed by someone else since the read: what is there now is not ours to remove.
+          if (errorName(error) !== 'InvalidChangeBatch') throw error;
+        }
+      }),
+  };
+}
 
 /** How often `hasTime` is asked while the waiter polls. */
 const BUDGET_CHECK_MS = 1_000;

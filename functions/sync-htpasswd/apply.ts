@@ -1,10 +1,10 @@
 import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { describeError } from '../../shared/errors.ts';
 import { shortSha } from '../../shared/htpasswd.ts';
-import type { ApplyContext, Outcome, Plan } from '../../shared/job.ts';
+import type { ApplyContext, Outcome, Outcomes, Plan } from '../../shared/job.ts';
 import { runCommand, type CommandResult } from '../../shared/ssm-commands.ts';
 import type { SyncHtpasswdConfig } from './config.ts';
-import type { InstallAction, InstallJoinedAction, JoinedInstances, PublishAction, SyncAction } from './model.ts';
+import type { HeldOutcome, InstallAction, InstallJoinedAction, JoinedInstances, PublishAction, SyncAction } from './model.ts';
 import { readFleet, readLaunchTimes, type SyncClients } from './observe.ts';
 import { launchedRecently } from './plan.ts';
 import { installRequest, parseScriptOutput } from './script.ts';
@@ -16,11 +16,7 @@ import { installRequest, parseScriptOutput } from './script.ts';
  * instance's), one outcome per instance from its GetCommandInvocation; then, after a publish, the instances that
  * joined the group during the run. Idempotent: installing the same file again only bumps its mtime.
  */
-export async function applySync(
-  planned: Pick<Plan<SyncAction>, 'actions' | 'skipped'>,
-  ctx: ApplyContext<SyncHtpasswdConfig>,
-  clients: SyncClients,
-): Promise<(Outcome | undefined)[]> {
+export async function apply(planned: Plan<SyncAction>, ctx: ApplyContext<SyncHtpasswdConfig>, clients: SyncClients): Promise<Outcomes> {
   const { actions } = planned;
   const outcomes = new Array<Outcome | undefined>(actions.length).fill(undefined);
   const { config, signal } = ctx;
@@ -122,14 +118,21 @@ async function publishFile(s3: S3Client, config: SyncHtpasswdConfig, action: Pub
   );
 }
 
-export function installOutcome(result: CommandResult, action: Pick<InstallAction, 'sha256' | 'recentlyLaunched' | 'launchTime'>): Outcome {
+export function installOutcome(
+  result: CommandResult,
+  action: Pick<InstallAction, 'sha256' | 'recentlyLaunched' | 'launchTime'>,
+): Outcome | HeldOutcome {
   const { sha256 } = action;
   switch (result.state) {
     case 'not-registered':
       // Only a new instance may be unknown to SSM. An old one has a dead agent (or lost SSM access) and keeps
       // serving its old file, a revoked user included: a failure, so the run fails and the alarm fires.
       return action.recentlyLaunched
-        ? { status: 'skipped', reason: `${result.error}: its boot script installs the published file; the hourly drift check catches up` }
+        ? {
+            status: 'skipped',
+            reason: `${result.error}: its boot script installs the published file; the hourly drift check catches up`,
+            held: 'not-registered',
+          }
         : {
             status: 'failed',
             error:

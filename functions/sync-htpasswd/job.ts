@@ -1,12 +1,13 @@
 import * as z from 'zod/mini';
 import { autoScalingClient, ec2Client, s3Client, ssmClient } from '../../shared/aws.ts';
-import type { JobContext, JobDefinition, Outcomes, Plan } from '../../shared/job.ts';
+import type { JobContext, JobDefinition, Outcome, Outcomes, Plan } from '../../shared/job.ts';
+import type { JobName } from '../../shared/job-names.ts';
 import type { Trigger } from '../../shared/triggers.ts';
-import { applySync } from './apply.ts';
+import { apply } from './apply.ts';
 import type { SyncHtpasswdConfig } from './config.ts';
-import type { JoinedInstances, SyncScope, SyncState } from './model.ts';
+import type { HeldOutcome, InstallHeld, JoinedInstances, SyncAction, SyncScope, SyncState } from './model.ts';
 import { observe } from './observe.ts';
-import { costWarnings, plan, type SyncAction } from './plan.ts';
+import { costWarnings, plan } from './plan.ts';
 
 /**
  * sync-htpasswd: registry users from SSM Parameter Store (one parameter per user under
@@ -42,7 +43,7 @@ export function scopeOf(
 }
 
 export const job: JobDefinition<Types> = {
-  name: 'sync-htpasswd',
+  name: 'sync-htpasswd' satisfies JobName,
   accepts: ['parameter-change', 'schedule', 'manual'],
   options,
   clients,
@@ -50,7 +51,7 @@ export const job: JobDefinition<Types> = {
   observe,
   plan: (state, ctx) => plan(state, ctx.scope.policy, ctx.now),
   // A batch apply: the installs go out as one SendCommand per 50 instances, after the publish they depend on.
-  apply: (planned, ctx, clients) => applySync(planned, ctx, clients),
+  apply,
   summarize,
 };
 
@@ -80,10 +81,12 @@ function summarize(state: SyncState, planned: Plan<SyncAction>, outcomes: Outcom
     else if (!outcome) instances.notRun.push(action.target);
     else if (outcome.status === 'failed') instances.failed.push(action.target);
     else if (outcome.status === 'skipped')
-      (/not registered/.test(outcome.reason) ? instances.notRegistered : instances.notRun).push(action.target);
+      (heldOf(outcome) === 'not-registered' ? instances.notRegistered : instances.notRun).push(action.target);
     else (outcome.detail?.changed === false ? instances.inSync : instances.changed).push(action.target);
   });
-  for (const s of planned.skipped) (/^in sync/.test(s.reason) ? instances.inSync : instances.notRegistered).push(s.target);
+  for (const s of planned.skipped) {
+    if (s.type === 'install-htpasswd') (s.held === 'in-sync' ? instances.inSync : instances.notRegistered).push(s.target);
+  }
   const publish = planned.actions.find((a) => a.type === 'publish-htpasswd');
   const warnings = costWarnings(users);
   return {
@@ -112,4 +115,9 @@ function summarize(state: SyncState, planned: Plan<SyncAction>, outcomes: Outcom
       InstancesDrifted: instances.drifted.length,
     },
   };
+}
+
+/** Why apply skipped an install (not registered yet), from the outcome's `held` field; undefined for any other skip. */
+function heldOf(outcome: Outcome | HeldOutcome): InstallHeld | undefined {
+  return 'held' in outcome ? outcome.held : undefined;
 }

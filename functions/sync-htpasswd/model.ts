@@ -71,12 +71,24 @@ export interface PublishAction extends Action {
   readonly content: string;
 }
 
+/** Why an install was held back: set on the plan's skipped installs and on apply's skipped outcomes. */
+export type InstallHeld = 'in-sync' | 'not-registered';
+
 export interface InstallAction extends Action {
   readonly type: 'install-htpasswd';
   readonly sha256: string;
   /** Launched within SSM_REGISTRATION_GRACE: if SSM does not know it yet that is a skip, not a failure. */
   readonly recentlyLaunched: boolean;
   readonly launchTime: string | null;
+  /** Why skipped, when in `plan.skipped` (the summary reads this, never the reason text). */
+  readonly held?: InstallHeld;
+}
+
+/** A skipped install outcome that says why in a field (an Outcome: the runner reports its reason). */
+export interface HeldOutcome {
+  readonly status: 'skipped';
+  readonly reason: string;
+  readonly held: InstallHeld;
 }
 
 /**

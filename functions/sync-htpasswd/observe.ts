@@ -1,9 +1,9 @@
 import { DescribeAutoScalingGroupsCommand, type AutoScalingClient } from '@aws-sdk/client-auto-scaling';
 import { paginateDescribeInstances, type EC2Client } from '@aws-sdk/client-ec2';
-import { GetObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { GetObjectCommand, ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
 import { paginateGetParametersByPath, type SSMClient } from '@aws-sdk/client-ssm';
 import { formatDuration } from '../../shared/duration.ts';
-import { errorName } from '../../shared/errors.ts';
+import { describeError, errorName } from '../../shared/errors.ts';
 import { parseHtpasswd, sha256Hex } from '../../shared/htpasswd.ts';
 import type { RunContext } from '../../shared/job.ts';
 import { runCommand } from '../../shared/ssm-commands.ts';
@@ -11,8 +11,6 @@ import type { SyncHtpasswdConfig } from './config.ts';
 import type { InstanceDrift, SyncScope, SyncState } from './model.ts';
 import { parseScriptOutput, reportRequest } from './script.ts';
 import { resolveUsers, type UserParameter } from './users.ts';
-
-export type { FleetInstance, InstanceDrift, PublishedFile, SyncScope, SyncState } from './model.ts';
 
 /**
  * Reads, mapped to plain types (no SDK type leaves this file): the users under the path (decrypted, resolved
@@ -66,9 +64,6 @@ export async function observe(
   };
 }
 
-/** The name the tests and scripts have used. */
-export const observeSync = observe;
-
 export async function readUserParameters(ssm: SSMClient, path: string, signal: AbortSignal): Promise<UserParameter[]> {
   const parameters: UserParameter[] = [];
   const pages = paginateGetParametersByPath(
@@ -96,7 +91,31 @@ async function readPublished(
     return { sha256: sha256Hex(body), metadataSha256: res.Metadata?.sha256, entries: parseHtpasswd(body) };
   } catch (error) {
     if (errorName(error) === 'NoSuchKey') return undefined;
+    // S3 answers NoSuchKey only to a caller allowed ListBucket for this request; the role may list this one prefix
+    // only, so a missing object is a 403. Only a listing that shows the key absent makes it "missing": a real denial
+    // on an existing object must fail the run, never lead to a "first" publish over it.
+    if (errorName(error) === 'AccessDenied' && !(await objectListed(s3, bucket, key, signal))) return undefined;
+    if (errorName(error) === 'AccessDenied') {
+      throw new Error(`s3://${bucket}/${key} exists but GetObject is denied: ${describeError(error)} (nothing was published)`, {
+        cause: error,
+      });
+    }
     throw error;
+  }
+}
+
+/** Whether the key exists, by a listing of exactly its prefix (what the role's s3:prefix condition allows). */
+async function objectListed(s3: S3Client, bucket: string, key: string, signal: AbortSignal): Promise<boolean> {
+  // The key itself sorts first among the keys it prefixes, so one key answers.
+  try {
+    const res = await s3.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: key, MaxKeys: 1 }), { abortSignal: signal });
+    return (res.Contents ?? []).some((o) => o.Key === key);
+  } catch (error) {
+    throw new Error(
+      `cannot tell whether s3://${bucket}/${key} exists: GetObject is denied and ListObjectsV2 (Prefix ${key}) failed: ` +
+        `${describeError(error)} (nothing was published)`,
+      { cause: error },
+    );
   }
 }
 

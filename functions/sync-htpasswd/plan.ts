@@ -1,10 +1,10 @@
 import { formatDuration } from '../../shared/duration.ts';
 import { renderHtpasswd, sha256Hex, shortSha, WARN_BCRYPT_COST_ABOVE } from '../../shared/htpasswd.ts';
 import type { Plan } from '../../shared/job.ts';
-import type { SyncHtpasswdConfig } from './config.ts';
 import {
   NOT_REGISTERED_REASON,
   type InstallAction,
+  type InstallHeld,
   type InstallJoinedAction,
   type PublishAction,
   type SyncAction,
@@ -12,8 +12,6 @@ import {
   type SyncState,
 } from './model.ts';
 import type { ResolvedUser, UserProblem } from './users.ts';
-
-export { NOT_REGISTERED_REASON, type InstallAction, type InstallJoinedAction, type PublishAction, type SyncAction } from './model.ts';
 
 /**
  * Pure: (state, policy, now) → Plan. Guards: an invalid entry or an empty user set (unless allowed) throws
@@ -28,16 +26,6 @@ export { NOT_REGISTERED_REASON, type InstallAction, type InstallJoinedAction, ty
 
 export class InvalidUserSetError extends Error {
   override readonly name = 'InvalidUserSetError';
-}
-
-/** The shape the plan tests call `planSync` with (kept as an alias of `plan`). */
-export interface SyncPolicyInput {
-  readonly config: Pick<
-    SyncHtpasswdConfig,
-    'asgName' | 'bucket' | 'objectKey' | 'allowEmptyUserSet' | 'parameterPath' | 'registrationGraceMs'
-  >;
-  readonly forceDistribute: boolean;
-  readonly now: Date;
 }
 
 /** Launched less than `graceMs` before `now`; an unknown launch time counts as old (fail rather than skip). */
@@ -105,17 +93,18 @@ export function plan(state: SyncState, policy: SyncPolicy, now: Date): Plan<Sync
 
   for (const { instanceId, drift, launchTime } of state.instances) {
     const recentlyLaunched = launchedRecently(launchTime, now, policy.registrationGraceMs);
-    const install = (reason: string): InstallAction => ({
+    const install = (reason: string, held?: InstallHeld): InstallAction => ({
       type: 'install-htpasswd',
       target: instanceId,
       reason,
       sha256,
       recentlyLaunched,
       launchTime: launchTime ?? null,
+      ...(held ? { held } : {}),
     });
     if (policy.forceDistribute) actions.push(install('forceDistribute'));
     else if (!drift) actions.push(install(`not checked: installing sha256 ${shortSha(sha256)}`));
-    else if (drift.state === 'not-registered' && recentlyLaunched) skipped.push(install(NOT_REGISTERED_REASON));
+    else if (drift.state === 'not-registered' && recentlyLaunched) skipped.push(install(NOT_REGISTERED_REASON, 'not-registered'));
     else if (drift.state === 'not-registered') {
       const age = launchTime ? `launched ${formatDuration(now.getTime() - Date.parse(launchTime))} ago` : 'launch time unknown';
       actions.push(
@@ -123,7 +112,7 @@ export function plan(state: SyncState, policy: SyncPolicy, now: Date): Plan<Sync
       );
     } else if (drift.state === 'unknown')
       actions.push(install(`drift check failed (${drift.reason}): installing sha256 ${shortSha(sha256)}`));
-    else if (drift.sha256 === sha256) skipped.push(install(`in sync (sha256 ${shortSha(sha256)})`));
+    else if (drift.sha256 === sha256) skipped.push(install(`in sync (sha256 ${shortSha(sha256)})`, 'in-sync'));
     else actions.push(install(`serves sha256 ${shortSha(drift.sha256)}, want ${shortSha(sha256)}`));
   }
   if (publishReason) actions.push(installJoined(policy, sha256));
@@ -143,11 +132,6 @@ function installJoined(policy: SyncPolicy, sha256: string): InstallJoinedAction 
     reason: `after publishing sha256 ${shortSha(sha256)}: install on instances that joined the group during the run`,
     sha256,
   };
-}
-
-/** `plan` under the name and call shape the tests have used: `{ config, forceDistribute, now }`. */
-export function planSync(state: SyncState, input: SyncPolicyInput): Plan<SyncAction> {
-  return plan(state, { ...input.config, forceDistribute: input.forceDistribute }, input.now);
 }
 
 /** Report lines for hashes whose cost makes every authenticated request slow. */

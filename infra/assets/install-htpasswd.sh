@@ -9,7 +9,8 @@
 # SHA256   64 lower-case hex digits the download must match, or `-` to skip the check.
 # AUTH_DIR the auth DIRECTORY bind-mounted into the registry container (/etc/docker/registry/auth).
 #
-# The file is written to a temp file inside AUTH_DIR, checked (sha256, every line `user:bcrypt`), chmod 0644,
+# The file is written to a temp file inside AUTH_DIR, checked (sha256, every line `user:bcrypt`), chmod 0600
+# (the registry reads it as root: no other user on the instance gets the hashes),
 # given an mtime strictly newer than the old file's (the registry re-reads the file only when its mtime
 # changes; coarse timestamps could otherwise keep it equal), and renamed over AUTH_DIR/htpasswd. Prints
 # `previous sha256=<hex|none>` then, as its last line, `installed sha256=<hex>`. With --report it only prints
@@ -102,7 +103,7 @@ fi
 bad=$(grep -cvE '^[^:#[:space:]][^:[:space:]]*:\$2[aby]\$[0-9]{2}\$[./A-Za-z0-9]{53}$' "$tmp" || true)
 [ "$bad" -eq 0 ] || die "$bad line(s) are not user:bcrypt-hash (old file kept)"
 
-chmod 0644 "$tmp"
+chmod 0600 "$tmp" # root-only: the registry (root in its container) is the only reader
 previous=$(current_sha "$auth_dir")
 if [ -f "$auth_dir/htpasswd" ]; then
   old_mtime=$(stat -c %Y "$auth_dir/htpasswd")

@@ -36,6 +36,9 @@ export interface JobResources {
   acmePendingSecretArn?: string;
 }
 
+/** What the purge job (and the inventory shards) may do to the objects of an upload directory. */
+const UPLOAD_ACTIONS = ['s3:GetObject', 's3:DeleteObject', 's3:AbortMultipartUpload', 's3:ListMultipartUploadParts'];
+
 /** The purge job's checkpoint statement (the inventory shards, which share the `_uploads` statements, leave it out). */
 export const LISTING_CHECKPOINT_SID = 'ListingCheckpoint';
 
@@ -71,10 +74,16 @@ export function jobStatements(stack: Stack, r: JobResources): Record<JobName, ia
       allow(['s3:ListBucket', 's3:ListBucketMultipartUploads'], [r.bucketArn]),
       // Only upload directories: blobs, layer links and manifests stay out of reach even if a plan were wrong.
       // ListMultipartUploadParts: the parts of a candidate are the only sign of life of a push streamed in one PATCH.
-      allow(
-        ['s3:GetObject', 's3:DeleteObject', 's3:AbortMultipartUpload', 's3:ListMultipartUploadParts'],
-        [`${r.bucketArn}/${r.registryKeyPrefix}registry/v2/repositories/*/_uploads/*`],
-      ),
+      allow(UPLOAD_ACTIONS, [`${r.bucketArn}/${r.registryKeyPrefix}registry/v2/repositories/*/_uploads/*`]),
+      // IAM's * crosses slashes, so the pattern above also matches the link of a tag named `_uploads` (a valid tag):
+      // the registry's manifest and layer trees are denied outright. No upload key has them (repository name
+      // components cannot start with `_`).
+      new iam.PolicyStatement({
+        sid: 'NoManifestsOrLayers',
+        effect: iam.Effect.DENY,
+        actions: UPLOAD_ACTIONS,
+        resources: ['_manifests', '_layers'].map((d) => `${r.bucketArn}/${r.registryKeyPrefix}registry/v2/repositories/*/${d}/*`),
+      }),
       // The resumable listing's checkpoint: this one key, outside the registry's tree.
       new iam.PolicyStatement({
         sid: LISTING_CHECKPOINT_SID,
@@ -100,9 +109,11 @@ export function jobStatements(stack: Stack, r: JobResources): Record<JobName, ia
         [r.autoScalingGroupArn],
       ),
       // The job's two marker tags on the fleet's instances (first seen unhealthy; replacement in progress).
+      // ForAllValues holds for a request naming no key (DeleteTags without Tags removes them all): Null forbids that.
       allow(['ec2:CreateTags', 'ec2:DeleteTags'], [fleetInstances], {
         ...fleetTagged('aws:ResourceTag'),
         'ForAllValues:StringEquals': { 'aws:TagKeys': [UNHEALTHY_SINCE_TAG, REPLACING_TAG] },
+        Null: { 'aws:TagKeys': 'false' },
       }),
       // The replacement budget's ledger: one tag key, on the group only.
       allow(['autoscaling:DescribeTags'], ['*']),
@@ -178,6 +189,16 @@ export function jobStatements(stack: Stack, r: JobResources): Record<JobName, ia
         : []),
       ...(r.acmePendingSecretArn
         ? [allow(['secretsmanager:GetSecretValue', 'secretsmanager:PutSecretValue'], [r.acmePendingSecretArn])]
+        : []),
+      // Each ACME order's private key in its own secret (named after the pending one) until ACM has it, then deleted
+      // without recovery: the pending secret's old versions stay readable, so the key never goes there.
+      ...(r.acmePendingSecretArn
+        ? [
+            allow(
+              ['secretsmanager:CreateSecret', 'secretsmanager:GetSecretValue', 'secretsmanager:DeleteSecret'],
+              [`${r.acmePendingSecretArn}/order-key-*`],
+            ),
+          ]
         : []),
     ],
     'sync-htpasswd': [

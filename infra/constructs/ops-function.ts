@@ -23,8 +23,14 @@ export interface OpsFunctionProps {
   environment: Record<string, string>;
   /** Least-privilege statements for this job. */
   statements: readonly iam.PolicyStatement[];
-  /** EventBridge schedule expression (`rate(...)` / `cron(...)`). */
-  schedule: string;
+  /** EventBridge schedule expression (`rate(...)` / `cron(...)`); none for a function another service invokes. */
+  schedule?: string;
+  /** The bundle under functionsDir when it is not the job's own (a job's second Lambda: `<job>-<name>`). */
+  bundle?: string;
+  /** The function's description (default: the job's). */
+  description?: string;
+  /** Reserved concurrency (default 1: a janitor runs one at a time). */
+  reservedConcurrency?: number;
   logRetention: logs.RetentionDays;
   /** POWERTOOLS_LOG_LEVEL (default INFO: one report line and one line per action). */
   logLevel?: string;
@@ -36,20 +42,21 @@ export interface OpsFunctionProps {
 export class OpsFunction extends Construct {
   readonly fn: lambda.Function;
   readonly logGroup: logs.LogGroup;
-  readonly scheduleRule: events.Rule;
+  readonly scheduleRule?: events.Rule;
 
   constructor(scope: Construct, id: string, props: OpsFunctionProps) {
     super(scope, id);
-    const codeDir = resolve(join(props.functionsDir, props.job));
+    const codeDir = resolve(join(props.functionsDir, props.bundle ?? props.job));
     if (!existsSync(join(codeDir, 'index.mjs'))) {
       throw new Error(
-        `OpsFunction ${props.job}: no bundle at ${join(codeDir, 'index.mjs')} (run npm run build, or set the functionsDir context)`,
+        `OpsFunction ${props.bundle ?? props.job}: no bundle at ${join(codeDir, 'index.mjs')} ` +
+          '(run npm run build, or set the functionsDir context)',
       );
     }
     this.logGroup = new logs.LogGroup(this, 'Logs', { retention: props.logRetention, removalPolicy: RemovalPolicy.DESTROY });
     this.fn = new lambda.Function(this, 'Function', {
       functionName: props.functionName,
-      description: `registry control plane: ${props.job}`,
+      description: props.description ?? `registry control plane: ${props.job}`,
       runtime: lambda.Runtime.NODEJS_24_X,
       architecture: lambda.Architecture.ARM_64,
       handler: 'index.handler',
@@ -57,7 +64,7 @@ export class OpsFunction extends Construct {
       memorySize: props.memorySize ?? 512,
       timeout: props.timeout,
       // Janitors run one at a time: two runs never race on the same resources (STYLE §7).
-      reservedConcurrentExecutions: 1,
+      reservedConcurrentExecutions: props.reservedConcurrency ?? 1,
       logGroup: this.logGroup,
       // The common variables through shared/config.ts' builder (the names every function's loader reads); the
       // POWERTOOLS_* and NODE_OPTIONS ones are read by Powertools and Node themselves.
@@ -72,10 +79,12 @@ export class OpsFunction extends Construct {
       },
     });
     for (const statement of props.statements) this.fn.addToRolePolicy(statement);
-    this.scheduleRule = new events.Rule(this, 'Schedule', {
-      description: `runs ${props.job} on its schedule`,
-      schedule: events.Schedule.expression(props.schedule),
-      targets: [new targets.LambdaFunction(this.fn)],
-    });
+    if (props.schedule) {
+      this.scheduleRule = new events.Rule(this, 'Schedule', {
+        description: `runs ${props.job} on its schedule`,
+        schedule: events.Schedule.expression(props.schedule),
+        targets: [new targets.LambdaFunction(this.fn)],
+      });
+    }
   }
 }

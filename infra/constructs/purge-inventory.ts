@@ -6,7 +6,7 @@ import * as cwActions from 'aws-cdk-lib/aws-cloudwatch-actions';
 import * as events from 'aws-cdk-lib/aws-events';
 import * as targets from 'aws-cdk-lib/aws-events-targets';
 import * as iam from 'aws-cdk-lib/aws-iam';
-import * as lambda from 'aws-cdk-lib/aws-lambda';
+import type * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import type * as sns from 'aws-cdk-lib/aws-sns';
@@ -14,6 +14,8 @@ import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import * as tasks from 'aws-cdk-lib/aws-stepfunctions-tasks';
 import { Construct } from 'constructs';
 import { PURGE_INVENTORY_ID, PURGE_INVENTORY_PREFIX, PURGE_PASSES_PREFIX } from '../../shared/purge-keys.ts';
+import { HISTORY_PREFIX, type RunHistory } from './history.ts';
+import { OpsFunction } from './ops-function.ts';
 import { PRIVATE_BUCKET } from './storage.ts';
 
 /**
@@ -54,7 +56,11 @@ export interface PurgeInventoryProps {
   /** The listing job's `_uploads` statements: a shard touches exactly what a listing run touches. */
   uploadStatements: readonly iam.PolicyStatement[];
   /** The listing job's schedule rule: turned off (a pass replaces the nightly listing; manual runs stay). */
-  listingSchedule: events.Rule;
+  listingSchedule: events.Rule | undefined;
+  /** The run history: every pass leaves its one report there, as every run of the job does. */
+  history: RunHistory;
+  /** POWERTOOLS_LOG_LEVEL (default INFO), as the job functions'. */
+  logLevel?: string;
 }
 
 /**
@@ -86,6 +92,7 @@ export class PurgeInventory extends Construct {
     this.addInventory(props.bucket, repositories, props.format);
 
     this.fn = this.inventoryFunction(props);
+    props.history.grantJob('purge-stale-uploads', this.fn);
     this.stateMachine = this.passStateMachine(props, bucket);
 
     // S3 writes manifest.json last: its creation means the delivery is whole.
@@ -108,6 +115,7 @@ export class PurgeInventory extends Construct {
         }),
       ],
     });
+    if (!props.listingSchedule) throw new Error('PurgeInventory: the listing job has no schedule rule to turn off');
     (props.listingSchedule.node.defaultChild as events.CfnRule).state = 'DISABLED';
 
     new CfnOutput(stack, 'PurgeInventoryStateMachineArn', {
@@ -118,11 +126,16 @@ export class PurgeInventory extends Construct {
       value: this.fn.functionName,
       description: 'purge-stale-uploads inventory shards',
     });
-    this.acknowledge(stack, props.bucket);
+    this.acknowledge(stack, props.bucket, props.history);
   }
 
-  /** Failed passes page like failed jobs. */
+  /**
+   * Failed passes page like failed jobs, and every pass notifies on this topic as every run does (NOTIFY_TOPIC_ARN:
+   * a failed pass, or one that applied deletes; shared/notify.ts).
+   */
   alarmTo(topic: sns.ITopic): cloudwatch.Alarm {
+    this.fn.addEnvironment('NOTIFY_TOPIC_ARN', topic.topicArn);
+    topic.grantPublish(this.fn);
     const alarm = new cloudwatch.Alarm(this, 'PassFailed', {
       alarmDescription: 'a purge-stale-uploads inventory pass failed (its merged report names the shards)',
       metric: this.stateMachine.metricFailed({ period: Duration.hours(1), statistic: 'Sum' }),
@@ -164,35 +177,32 @@ export class PurgeInventory extends Construct {
     if (!existsSync(join(codeDir, 'index.mjs'))) {
       throw new Error(`PurgeInventory: no bundle at ${join(codeDir, 'index.mjs')} (run npm run build, or set the functionsDir context)`);
     }
-    const logGroup = new logs.LogGroup(this, 'Logs', { retention: props.logRetention, removalPolicy: RemovalPolicy.DESTROY });
-    const fn = new lambda.Function(this, 'Function', {
+    // Id `Default` keeps the function's, role's and log group's logical ids as they were before OpsFunction (CDK
+    // leaves `Default` out of the path): a replacement of a function with a fixed name would fail the update.
+    const ops = new OpsFunction(this, 'Default', {
+      job: 'purge-stale-uploads',
+      bundle: INVENTORY_BUNDLE,
+      functionsDir: props.functionsDir,
       functionName: `${props.namePrefix}-${INVENTORY_BUNDLE}`,
       description: 'registry control plane: purge-stale-uploads inventory pass (plan, shards, merge)',
-      runtime: lambda.Runtime.NODEJS_24_X,
-      architecture: lambda.Architecture.ARM_64,
-      handler: 'index.handler',
-      code: lambda.Code.fromAsset(codeDir, { exclude: ['meta.json'] }),
       // One full vCPU: a shard decodes Parquet/CSV, CPU-bound (test/bench/results.md).
       memorySize: 1769,
       timeout: Duration.minutes(15),
       // The map's shards, plus the plan/orphan/merge steps: never more, so a pass cannot starve the account.
-      reservedConcurrentExecutions: INVENTORY_MAP.maxConcurrency + 2,
-      logGroup,
-      environment: {
-        ...props.environment,
-        INVENTORY_BUCKET: this.bucket.bucketName,
-        POWERTOOLS_SERVICE_NAME: 'purge-stale-uploads',
-        POWERTOOLS_METRICS_NAMESPACE: props.metricsNamespace,
-        // The `fleet` dimension of its metrics, as every job function's (ControlPlane.fleetName: the stack name).
-        FLEET_NAME: props.namePrefix,
-        DRY_RUN: String(props.dryRun),
-        NODE_OPTIONS: '--enable-source-maps',
-      },
+      reservedConcurrency: INVENTORY_MAP.maxConcurrency + 2,
+      dryRun: props.dryRun,
+      metricsNamespace: props.metricsNamespace,
+      environment: { ...props.environment, INVENTORY_BUCKET: this.bucket.bucketName },
+      statements: props.uploadStatements,
+      logRetention: props.logRetention,
+      ...(props.logLevel ? { logLevel: props.logLevel } : {}),
+      // The `fleet` dimension of its metrics, as every job function's (ControlPlane.fleetName: the stack name).
+      fleetName: props.namePrefix,
     });
+    const fn = ops.fn;
     const b = this.bucket;
     const allow = (actions: string[], resources: string[], conditions?: Record<string, unknown>) =>
       fn.addToRolePolicy(new iam.PolicyStatement({ actions, resources, ...(conditions ? { conditions } : {}) }));
-    for (const statement of props.uploadStatements) fn.addToRolePolicy(statement);
     // Reads the inventory; writes only its own pass folders (items, reports, claims).
     allow(['s3:GetObject'], [b.arnForObjects(`${PURGE_INVENTORY_PREFIX}*`), b.arnForObjects(`${PURGE_PASSES_PREFIX}*`)]);
     allow(['s3:PutObject'], [b.arnForObjects(`${PURGE_PASSES_PREFIX}*`)]);
@@ -234,6 +244,12 @@ export class PurgeInventory extends Construct {
       maxConcurrency: INVENTORY_MAP.maxConcurrency,
       toleratedFailurePercentage: INVENTORY_MAP.toleratedFailurePercentage,
       resultPath: sfn.JsonPath.DISCARD,
+      // Without a ResultWriter the children's results accumulate in the execution's state (256 KiB): a pass of
+      // a few thousand data files would fail with States.DataLimitExceeded. S3 gets them; the merge reads the
+      // shards' own reports, never these.
+      // Both forms: aws-cdk-lib renders the V2 writer only under its feature flag (not set in cdk.json), the V1 otherwise.
+      resultWriter: new PassResultWriter({ bucket, prefix: MAP_RESULTS_PREFIX }),
+      resultWriterV2: new PassResultWriterV2({ bucket, prefix: MAP_RESULTS_PREFIX }),
       mapExecutionType: sfn.StateMachineType.STANDARD,
     });
     shards.itemProcessor(shard);
@@ -247,6 +263,15 @@ export class PurgeInventory extends Construct {
     shards.addCatch(mergeAfterFailure, { resultPath: '$.mapError' });
 
     const logGroup = new logs.LogGroup(this, 'PassLogs', { retention: props.logRetention, removalPolicy: RemovalPolicy.DESTROY });
+    /*
+     * Logging to CloudWatch Logs makes CDK grant the role the vended-log actions on `*` (logs:CreateLogDelivery,
+     * GetLogDelivery, UpdateLogDelivery, DeleteLogDelivery, ListLogDeliveries, PutResourcePolicy,
+     * DescribeResourcePolicies, DescribeLogGroups). They cannot be scoped: the Service Authorization Reference lists
+     * no resource type and no condition key for any of them (test/infra/purge-inventory.test.ts reads that from
+     * IAM's own data and fails the day one appears), and Step Functions refuses a logging configuration whose role
+     * lacks them. What keeps `logs:PutResourcePolicy` harmless here: only states.amazonaws.com can assume the role,
+     * and the definition calls no CloudWatch Logs API (only this Lambda and the S3 item reader/result writer).
+     */
     return new sfn.StateMachine(this, 'Pass', {
       stateMachineName: `${props.namePrefix}-purge-stale-uploads`,
       comment: 'purge-stale-uploads inventory pass: plan → shards (Distributed Map) → orphan multipart uploads → merged report',
@@ -258,7 +283,7 @@ export class PurgeInventory extends Construct {
   }
 
   /** cdk-nag findings of this construct, each on the narrowest construct and with its reason. */
-  private acknowledge(stack: Stack, registry: s3.Bucket): void {
+  private acknowledge(stack: Stack, registry: s3.Bucket, history: RunHistory): void {
     const ack = (scope: Construct, rule: string, reason: string) => Validations.of(scope).acknowledge({ id: rule, reason });
     const arnOf = (b: s3.Bucket) => `<${stack.getLogicalId(b.node.defaultChild as s3.CfnBucket)}.Arn>`;
     const basic = 'AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]';
@@ -288,11 +313,21 @@ export class PurgeInventory extends Construct {
       `AwsSolutions-IAM5[Resource::${arnOf(registry)}/docker/registry/v2/repositories/*/_uploads/*]`,
       'object access only inside upload directories, exactly as the listing job (names and uuids are not known in advance)',
     );
+    ack(
+      policy,
+      `AwsSolutions-IAM5[Resource::${arnOf(history.bucket)}/${HISTORY_PREFIX}/job=purge-stale-uploads/*]`,
+      "PutObject of the pass's report in the run history: keys are named by date and request id (shared/history.ts)",
+    );
     const sm = this.stateMachine.role.node.tryFindChild('DefaultPolicy') as Construct;
     ack(
       sm,
       `AwsSolutions-IAM5[Resource::${arnOf(this.bucket)}/${PURGE_PASSES_PREFIX}*]`,
       'the Distributed Map reads the items file of its own pass folder; execution names are not known in advance',
+    );
+    ack(
+      sm,
+      `AwsSolutions-IAM5[Resource::${arnOf(this.bucket)}/${MAP_RESULTS_PREFIX}/*]`,
+      'the Distributed Map writes its results under its own prefix; Step Functions names the objects by map run',
     );
     ack(
       sm,
@@ -319,6 +354,33 @@ export class PurgeInventory extends Construct {
     const handler = stack.node.tryFindChild('BucketNotificationsHandler050a0587b7544547bf325f094a3db834');
     const role = handler?.node.tryFindChild('Role');
     if (role) ack(role, basic, "CDK's bucket-notification custom resource (EventBridge on the inventory bucket): logs only");
+  }
+}
+
+/** Where the Distributed Map writes its children's results (`<prefix>/<map run id>/…`): in the pass folders, expiring with them. */
+export const MAP_RESULTS_PREFIX = `${PURGE_PASSES_PREFIX}map-results`;
+
+/**
+ * What the result writer needs, on its prefix only (CDK's own writers grant object writes on the whole bucket).
+ * Its s3:GetObject is the item reader's, on the pass folders (`passes/*` holds `passes/map-results/*`).
+ */
+const resultWrites = (bucket: s3.IBucket) => [
+  new iam.PolicyStatement({
+    actions: ['s3:PutObject', 's3:ListMultipartUploadParts', 's3:AbortMultipartUpload'],
+    resources: [bucket.arnForObjects(`${MAP_RESULTS_PREFIX}/*`)],
+  }),
+];
+
+/** The form aws-cdk-lib renders without its V2 feature flag (deprecated there, the one in effect here). */
+class PassResultWriter extends sfn.ResultWriter {
+  override providePolicyStatements(): iam.PolicyStatement[] {
+    return resultWrites(this.bucket);
+  }
+}
+
+class PassResultWriterV2 extends sfn.ResultWriterV2 {
+  override providePolicyStatements(): iam.PolicyStatement[] {
+    return resultWrites(this.bucket as s3.IBucket);
   }
 }
 

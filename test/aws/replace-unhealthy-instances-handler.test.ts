@@ -44,6 +44,19 @@ function breakInstance(n: number, markedAgoMs: number | null = 10 * MIN): string
 }
 
 describe('replace-unhealthy-instances handler', () => {
+  it('an alarm back in OK or INSUFFICIENT_DATA plans nothing, before any AWS call (why plan.ts has no alarm-state check)', async () => {
+    fleet();
+    breakInstance(1);
+    const ok = loadEvent('alarm-action.json') as { alarmData: { state: { value: string } } };
+    for (const value of ['OK', 'INSUFFICIENT_DATA']) {
+      ok.alarmData.state.value = value;
+      const report = await run(ok);
+      expect(report.details).toMatchObject({ nothingToDo: expect.stringMatching(new RegExp(`is ${value}$`)) });
+      expect(report.actions).toEqual([]);
+    }
+    expect(sim.totalCalls()).toBe(0);
+  });
+
   it('replaces a confirmed unhealthy instance with SetInstanceHealth and reports it', async () => {
     fleet();
     const broken = breakInstance(1);
@@ -247,42 +260,29 @@ describe('replace-unhealthy-instances handler', () => {
       expect(sim.desired).toBe(4);
     });
 
-    it('SetDesiredCapacity failing: the tag is removed again and the run fails after reporting', async () => {
+    it('SetDesiredCapacity failing: no tag is written (raise first, tag after) and the run fails after reporting', async () => {
       fleet({ maintenancePolicy: undefined });
       const broken = breakInstance(2);
       mocks.asg.on(SetDesiredCapacityCommand).rejects(Object.assign(new Error('not authorized'), { name: 'AccessDenied' }));
       const error = await run(loadEvent('schedule.json')).catch((e: unknown) => e);
       expect(error).toBeInstanceOf(JobFailedError);
-      expect((error as Error).message).toContain('SetDesiredCapacity: AccessDenied: not authorized; tag removed');
+      expect((error as Error).message).toContain('SetDesiredCapacity: AccessDenied: not authorized; no tag written');
       expect(sim.instance(broken).tags.has(REPLACING_TAG)).toBe(false);
       expect(sim.desired).toBe(4);
     });
 
-    it('a replacing tag left behind (SetDesiredCapacity and the untag both failed) never leads to a terminate with decrement', async () => {
+    it('the tag failing after the raise: the raise is taken back while exactly it is in effect, and no tag is left', async () => {
       fleet(ahead);
       const broken = breakInstance(2);
-      mocks.asg.on(SetDesiredCapacityCommand).rejects(Object.assign(new Error('not authorized'), { name: 'AccessDenied' }));
-      mocks.ec2.on(DeleteTagsCommand).rejects(Object.assign(new Error('not authorized'), { name: 'UnauthorizedOperation' }));
+      mocks.ec2.on(CreateTagsCommand).rejects(Object.assign(new Error('not authorized'), { name: 'UnauthorizedOperation' }));
       const error = await run(loadEvent('schedule.json')).catch((e: unknown) => e);
       expect((error as Error).message).toContain(
-        `tag NOT removed (UnauthorizedOperation: not authorized): remove ${REPLACING_TAG} from ${broken} by hand`,
+        `CreateTags ${REPLACING_TAG}: UnauthorizedOperation: not authorized; raise undone, desired 5 → 4`,
       );
-      expect(sim.instance(broken).tags.get(REPLACING_TAG)).toMatch(/ desired-before=4$/);
-
-      sim.advance(10 * MIN);
-      const next = await run(loadEvent('schedule.json'));
-      expect(mocks.asg).not.toHaveReceivedCommand(TerminateInstanceInAutoScalingGroupCommand);
-      expect(next.actions).toMatchObject([
-        {
-          type: 'replace-instance',
-          target: broken,
-          status: 'skipped',
-          reason: expect.stringMatching(/^replacement-stalled: desired capacity 4 is not above 4, /),
-        },
-      ]);
-      expect(next.details).toMatchObject({ stalled: [broken] });
+      expect(sim.instance(broken).tags.has(REPLACING_TAG)).toBe(false);
+      expect(sim.writesOf('SetDesiredCapacity').map((w) => w.input.DesiredCapacity)).toEqual([5, 4]);
       expect(sim.desired).toBe(4);
-      expect(sim.instances.filter((i) => i.lifecycle === 'InService')).toHaveLength(4);
+      expect(mocks.asg).not.toHaveReceivedCommand(TerminateInstanceInAutoScalingGroupCommand);
     });
 
     it('terminating an instance that is already gone counts as done', async () => {

@@ -330,3 +330,69 @@ describe('fleet simulation: follow-ups (issue 18 item 1)', () => {
     expect(sim.samples.at(-1)).toMatchObject({ desired: 4, inService: 4, serving: 4 });
   });
 });
+
+describe('fleet simulation: a raise and its tag (issue 21 item 5)', () => {
+  const isRaiseStep = (command: string, input: Record<string, unknown>): boolean =>
+    command === 'SetDesiredCapacity' ||
+    (command === 'CreateTags' && (input.Tags as { Key: string }[]).some((t) => t.Key === 'registry-fleet:replacing'));
+
+  it('a run that dies between the raise and its tag, then an unrelated +1 scale-out: the group never shrinks below the scale-out', async () => {
+    const { sim, run } = setup({ size: 4, maintenancePolicy: undefined }, { UNHEALTHY_CONFIRM: '0' });
+    const broken = sim.instances[0]!.id;
+    sim.instance(broken).targetFault = () => true;
+    sim.crashAfter = isRaiseStep; // the run dies right after the first of the two writes
+    await expect(run(schedule)).rejects.toThrow(/the run crashed/);
+    sim.recover();
+
+    // An unrelated scale-out (a scheduled action, an operator): one more than the group has now.
+    sim.advance(2 * MIN);
+    const scaledTo = sim.desired + 1;
+    sim.desired = scaledTo;
+    for (let t = 0; t < 60 * MIN; t += 5 * MIN) {
+      sim.advance(5 * MIN);
+      await run(schedule);
+    }
+    sim.advance(5 * MIN);
+    // What the scale-out asked for stays: the job never decrements below it.
+    expect(Math.min(...sim.samples.filter((x) => x.t > sim.now - 60 * MIN).map((x) => x.desired))).toBeGreaterThanOrEqual(scaledTo);
+    expect(sim.desired).toBeGreaterThanOrEqual(scaledTo);
+  });
+
+  it('desired capacity is re-read right before the raise: a scale-out between observe and the write is not overwritten', async () => {
+    const { sim, run, reports } = setup({ size: 4, maintenancePolicy: undefined }, { UNHEALTHY_CONFIRM: '0' });
+    sim.instance(sim.instances[0]!.id).targetFault = () => true;
+    // The scale-out lands after the job's observation and before its SetDesiredCapacity (during the budget ledger).
+    sim.onCall = (op) => {
+      if (op !== 'DescribeTags') return;
+      sim.onCall = undefined;
+      sim.desired += 1;
+    };
+    await run(schedule);
+    expect(sim.desired).toBe(5); // the scale-out's 5, not overwritten by a raise to 4 + 1 = 5 from the stale 4
+    expect(reports[0]!.actions.find((a) => a.type === 'raise-desired')).toMatchObject({ status: 'skipped' });
+    for (let t = 0; t < 60 * MIN; t += 5 * MIN) {
+      sim.advance(5 * MIN);
+      await run(schedule);
+    }
+    expect(Math.min(...sim.samples.map((x) => x.desired))).toBeGreaterThanOrEqual(5);
+    expect(sim.desired).toBe(5);
+  });
+
+  it('desired capacity is re-read right before an undo-raise: a scale-out after the observation is not taken back', async () => {
+    const { sim, run, reports } = setup({ size: 4, maintenancePolicy: undefined }, { UNHEALTHY_CONFIRM: '0' });
+    // The job raised 4 → 5 for this instance, which is healthy again: the plan undoes the raise.
+    const recovered = sim.instances[0]!;
+    recovered.tags.set('registry-fleet:replacing', `${new Date(sim.now - 2 * MIN).toISOString()} desired-before=4`);
+    sim.desired = 5;
+    sim.advance(3 * MIN);
+    // The scale-out lands after the group was read (the status checks are read last).
+    sim.onCall = (op) => {
+      if (op !== 'DescribeInstanceStatus') return;
+      sim.onCall = undefined;
+      sim.desired += 1;
+    };
+    await run(schedule);
+    expect(reports[0]!.actions.find((a) => a.type === 'undo-raise')).toMatchObject({ status: 'skipped' });
+    expect(sim.desired).toBe(6);
+  });
+});

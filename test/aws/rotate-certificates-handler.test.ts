@@ -20,7 +20,7 @@ import {
   RemoveListenerCertificatesCommand,
 } from '@aws-sdk/client-elastic-load-balancing-v2';
 import { ChangeResourceRecordSetsCommand, ListResourceRecordSetsCommand, Route53Client } from '@aws-sdk/client-route-53';
-import { GetSecretValueCommand, PutSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import { DeleteSecretCommand, GetSecretValueCommand, PutSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { JobFailedError, ValidationError } from '../../shared/errors.ts';
@@ -856,6 +856,40 @@ describe('rotate-certificates (acme): the pending stage survives retries', () =>
     expect(call?.CertificateArn).toBe(OLD);
     expect(new TextDecoder().decode(call?.PrivateKey)).toBe(issuedCert.keyPem);
     expect(store.log).toEqual(['import', 'stage:imported', 'stage:verified']);
+  });
+
+  it("a run that died between the import and deleting the order's key secret: the next run deletes it at once, then forgets it", async () => {
+    const keySecretName = 'registry-acme-pending-XyZ123/order-key-20261123T020000Z';
+    const keySecrets = new Map([[keySecretName, JSON.stringify({ privateKeyPem: issuedCert.keyPem })]]);
+    secrets.on(DeleteSecretCommand).callsFake((input: { SecretId: string; ForceDeleteWithoutRecovery?: boolean }) => {
+      // Without ForceDeleteWithoutRecovery the secret (and the key) would stay readable for the recovery window.
+      if (input.ForceDeleteWithoutRecovery === true) keySecrets.delete(input.SecretId);
+      return {};
+    });
+    const x509 = new X509Certificate(issuedCert.certPem);
+    const store = pendingStore({
+      certificateArn: OLD,
+      stage: 'issued',
+      orderedAt: at(-1 / 24).toISOString(),
+      serial: issuedSerial,
+      notAfter: at(90).toISOString(),
+      certificatePem: issuedCert.certPem,
+      chainPem: '',
+      keySecretName,
+    });
+    listener(OLD);
+    certificates([
+      { detail: importedOld({ Serial: x509.serialNumber, NotBefore: new Date(x509.validFrom), NotAfter: new Date(x509.validTo) }) },
+    ]);
+    const report = await run(loadEvent('schedule.json'), { handshake: async () => serving(issuedSerial, at(90)) }, acmeEnv);
+    expect(report.actions.map((a) => [a.type, a.status])).toEqual([
+      ['drop-order-key', 'applied'],
+      ['finish-acme-rotation', 'applied'],
+    ]);
+    expect(keySecrets.has(keySecretName)).toBe(false);
+    const final = JSON.parse(store.value) as Record<string, unknown>;
+    expect(final).toMatchObject({ certificateArn: OLD, stage: 'verified', serial: issuedSerial });
+    expect(final.keySecretName).toBeUndefined();
   });
 
   it('a load balancer slower than HANDSHAKE_WAIT: three runs (as the retries) order once; the run after it switches finishes', async () => {

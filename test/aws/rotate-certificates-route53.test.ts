@@ -1,10 +1,16 @@
 import { createPublicKey } from 'node:crypto';
-import { ChangeResourceRecordSetsCommand, GetChangeCommand, Route53Client } from '@aws-sdk/client-route-53';
+import {
+  ChangeResourceRecordSetsCommand,
+  GetChangeCommand,
+  ListResourceRecordSetsCommand,
+  Route53Client,
+  type Change,
+} from '@aws-sdk/client-route-53';
 import * as acme from 'acme-client';
 import { mockClient } from 'aws-sdk-client-mock';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { createCertificateRequest } from '../../functions/rotate-certificates/acme.ts';
-import { upsertRecords, waitInSync } from '../../functions/rotate-certificates/route53.ts';
+import { challengeRecords, upsertRecords, waitInSync } from '../../functions/rotate-certificates/route53.ts';
 
 const route53 = mockClient(Route53Client);
 const signal = new AbortController().signal;
@@ -86,5 +92,58 @@ describe('the ACME CSR follows the certificate it renews', () => {
 
   it('an algorithm it cannot make is an error naming it', async () => {
     await expect(createCertificateRequest(['registry.example.com'], 'ED25519')).rejects.toThrow('cannot make a key like ED25519');
+  });
+});
+
+/** A hosted zone's TXT record sets as Route 53 keeps them, with its UPSERT/DELETE rules (a DELETE must match exactly). */
+function txtZone() {
+  const sets = new Map<string, { values: string[]; ttl: number }>();
+  route53.on(ListResourceRecordSetsCommand).callsFake(async (input: { StartRecordName: string }) => {
+    await new Promise((resolve) => setTimeout(resolve, 5)); // reads and writes of concurrent challenges interleave
+    const set = sets.get(input.StartRecordName);
+    const rr = set
+      ? [{ Name: input.StartRecordName, Type: 'TXT', TTL: set.ttl, ResourceRecords: set.values.map((Value) => ({ Value })) }]
+      : [];
+    return { ResourceRecordSets: rr };
+  });
+  route53.on(ChangeResourceRecordSetsCommand).callsFake(async (input: { ChangeBatch: { Changes: Change[] } }) => {
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    for (const c of input.ChangeBatch.Changes) {
+      const name = c.ResourceRecordSet?.Name as string;
+      const values = (c.ResourceRecordSet?.ResourceRecords ?? []).map((r) => r.Value as string);
+      if (c.Action === 'DELETE') {
+        const had = sets.get(name);
+        if (!had || had.values.join() !== values.join()) throw Object.assign(new Error('not found'), { name: 'InvalidChangeBatch' });
+        sets.delete(name);
+      } else sets.set(name, { values, ttl: c.ResourceRecordSet?.TTL ?? 0 });
+    }
+    return { ChangeInfo: { Id: '/change/C', Status: 'PENDING', SubmittedAt: new Date() } };
+  });
+  return sets;
+}
+
+describe('DNS-01 challenge values: D and *.D share _acme-challenge.D', () => {
+  const NAME = '_acme-challenge.registry.example.com.';
+
+  it('two concurrent challenges publish the union; each cleanup removes only its own value, the last one the record', async () => {
+    const zone = txtZone();
+    const records = challengeRecords(client(), 'Z1', 60, 'c');
+    await Promise.all([records.add(NAME, 'value-d', signal), records.add(NAME, 'value-wildcard', signal)]);
+    expect(zone.get(NAME)).toEqual({ values: ['"value-d"', '"value-wildcard"'], ttl: 60 });
+    await records.remove(NAME, 'value-d', signal);
+    expect(zone.get(NAME)?.values).toEqual(['"value-wildcard"']);
+    await records.remove(NAME, 'value-wildcard', signal);
+    expect(zone.has(NAME)).toBe(false);
+  });
+
+  it("keeps values it did not write (another client's challenge) and never deletes them", async () => {
+    const zone = txtZone();
+    zone.set(NAME, { values: ['"someone-else"'], ttl: 300 });
+    const records = challengeRecords(client(), 'Z1', 60, 'c');
+    await records.add(NAME, 'mine', signal);
+    expect(zone.get(NAME)?.values).toEqual(['"someone-else"', '"mine"']);
+    await records.remove(NAME, 'mine', signal);
+    await records.remove(NAME, 'mine', signal); // a second cleanup of the same value changes nothing
+    expect(zone.get(NAME)?.values).toEqual(['"someone-else"']);
   });
 });

@@ -1,5 +1,5 @@
 import { GetParametersByPathCommand, SendCommandCommand } from '@aws-sdk/client-ssm';
-import { PutObjectCommand } from '@aws-sdk/client-s3';
+import { ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3';
 import { DescribeAutoScalingGroupsCommand } from '@aws-sdk/client-auto-scaling';
 import { DescribeInstancesCommand } from '@aws-sdk/client-ec2';
 import bcrypt from 'bcryptjs';
@@ -457,5 +457,49 @@ describe('sync-htpasswd handler', () => {
     expect(report.actions[0]).toMatchObject({ type: 'publish-htpasswd', reason: 'no published file yet', status: 'applied' });
     const published = world.state.object as { body: string } | undefined; // assigned by the run
     expect(parseHtpasswd(published?.body ?? '').size).toBe(2);
+  });
+});
+
+// The deployed role may list only Prefix = the object key (htpasswd-world): S3 then answers a GetObject of the
+// missing object with 403 AccessDenied, not NoSuchKey. The first publish (run by the deploy) must still happen.
+describe('sync-htpasswd first publish under the deployed role', () => {
+  it('a GetObject of the missing object answers AccessDenied: the listing of its key shows it missing and the first file is published', async () => {
+    world.state.object = undefined;
+    world.instance('i-1', { served: null, launchTime: new Date() });
+    const report = await run(loadEvent('sync-htpasswd/manual-sync.json'));
+    expect(report.actions[0]).toMatchObject({ type: 'publish-htpasswd', reason: 'no published file yet', status: 'applied' });
+    const published = world.state.object as { body: string } | undefined; // assigned by the run
+    expect(parseHtpasswd(published?.body ?? '').size).toBe(2);
+    expect(world.state.instances.get('i-1')?.served).toBe(published?.body);
+    expect(world.s3).toHaveReceivedCommandWith(ListObjectsV2Command, { Bucket: 'registry-bucket', Prefix: 'auth/htpasswd' });
+  });
+
+  it('with plain ListBucket (NoSuchKey) the first file is published without a listing', async () => {
+    world.state.object = undefined;
+    world.state.listBucket = 'bucket';
+    const report = await run(loadEvent('parameter-change.json'));
+    expect(report.actions[0]).toMatchObject({ type: 'publish-htpasswd', reason: 'no published file yet', status: 'applied' });
+    expect(world.s3).not.toHaveReceivedCommand(ListObjectsV2Command);
+  });
+
+  it('an object that exists but cannot be read (AccessDenied, yet listed) fails the run and is never overwritten', async () => {
+    world.state.denyGet = true;
+    world.instance('i-1', { served: OLD_FILE });
+    await expect(run(loadEvent('sync-htpasswd/manual-sync.json'))).rejects.toThrow(
+      /s3:\/\/registry-bucket\/auth\/htpasswd exists but GetObject is denied: AccessDenied/,
+    );
+    expect(world.state.object?.body).toBe(OLD_FILE);
+    expect(world.s3).not.toHaveReceivedCommand(PutObjectCommand);
+    expect(installs()).toEqual([]);
+  });
+
+  it('a denied listing too fails the run: nothing is published from a guess', async () => {
+    world.state.object = undefined;
+    world.s3.on(ListObjectsV2Command).rejects(Object.assign(new Error('Access Denied'), { name: 'AccessDenied' }));
+    await expect(run(loadEvent('sync-htpasswd/manual-sync.json'))).rejects.toThrow(
+      /cannot tell whether s3:\/\/registry-bucket\/auth\/htpasswd exists: .*ListObjectsV2 \(Prefix auth\/htpasswd\) failed: AccessDenied/,
+    );
+    expect(world.state.object).toBeUndefined();
+    expect(world.s3).not.toHaveReceivedCommand(PutObjectCommand);
   });
 });

@@ -21,7 +21,9 @@ import { PURGE_INVENTORY_ID, PURGE_INVENTORY_PREFIX } from '../../shared/purge-k
 import { loadPurgeStaleUploadsConfig } from '../../functions/purge-stale-uploads/config.ts';
 import { readInventoryFile, type InventoryFormat } from '../../functions/purge-stale-uploads/inventory.ts';
 import { job } from '../../functions/purge-stale-uploads/job.ts';
-import { createInventoryStep, loadInventoryModeConfig, passKeys } from '../../functions/purge-stale-uploads/shard.ts';
+import { loadInventoryModeConfig } from '../../functions/purge-stale-uploads/inventory-config.ts';
+import { createInventoryStep } from '../../functions/purge-stale-uploads/inventory-step.ts';
+import { passKeys } from '../../functions/purge-stale-uploads/shard.ts';
 import { INVENTORY_MAP } from '../../infra/constructs/purge-inventory.ts';
 import { CSV_SCHEMA, encodeInventoryFile, PARQUET_SCHEMA, type InventoryRow } from '../support/inventory-writer.ts';
 import { seedLayout, uuid } from '../support/purge-layout.ts';
@@ -220,14 +222,14 @@ async function wholeShard(moto: SeededMoto, parquet: { key: string; fileBytes: n
   });
   const planned = (await step({ step: 'plan', pass: 'bench-1', input: { dryRun: true, manifestKey } })) as { shards: number };
   const t = Date.now();
-  await step({ step: 'shard', pass: 'bench-1', index: 0, dryRun: true });
+  await step({ step: 'shard', pass: 'bench-1', index: 0, dryRun: true }, { awsRequestId: 'bench-shard-0' });
   const ms = Date.now() - t;
   await step({ step: 'shard', pass: 'bench-1', index: 1, dryRun: true }); // the orphan shard, as after the map
   await step({ step: 'merge', pass: 'bench-1' });
   const res = await s3Client().send(
     new GetObjectCommand({
       Bucket: BUCKET,
-      Key: passKeys(loadInventoryModeConfig({ ...moto.env, REGISTRY_BUCKET: BUCKET }), 'bench-1').shard(0),
+      Key: passKeys(loadInventoryModeConfig({ ...moto.env, REGISTRY_BUCKET: BUCKET }), 'bench-1').attempt(0, 'bench-shard-0'),
     }),
   );
   const report = JSON.parse((await res.Body?.transformToString()) ?? '{}') as Report;

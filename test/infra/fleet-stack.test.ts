@@ -471,6 +471,8 @@ describe('least privilege', () => {
         's3:PutObject',
         'sns:Publish',
         ...checkpoint,
+        // The explicit deny of the manifest and layer trees (test/infra/iam-matrix.test.ts).
+        ...['s3:GetObject', 's3:DeleteObject', 's3:AbortMultipartUpload', 's3:ListMultipartUploadParts'],
       ].sort(),
     );
     const objects = statementsOf('purge-stale-uploads').find((s) => [s.Action].flat().includes('s3:DeleteObject'));
@@ -494,6 +496,7 @@ describe('least privilege', () => {
     expect(tags?.Condition).toEqual({
       StringEquals: { 'aws:ResourceTag/registry-fleet': 'registry-fleet' },
       'ForAllValues:StringEquals': { 'aws:TagKeys': ['registry-fleet:unhealthy-since', 'registry-fleet:replacing'] },
+      Null: { 'aws:TagKeys': 'false' },
     });
   });
 

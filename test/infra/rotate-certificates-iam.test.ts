@@ -89,6 +89,19 @@ describe('rotate-certificates IAM: no certificate outside the listener and the f
       'secretsmanager:PutSecretValue',
     ]);
   });
+
+  it("acme mode: an order's key secret is created, read and deleted only under <pending secret ARN>/order-key-*", () => {
+    const [pending] = Object.keys(
+      acme.findResources('AWS::SecretsManager::Secret', { Properties: { Description: Match.stringLikeRegexp('pending stage') } }),
+    );
+    const st = statements(acme, 'edge-registry');
+    const orderKeys = { 'Fn::Join': ['', [{ Ref: pending }, '/order-key-*']] };
+    for (const action of ['secretsmanager:CreateSecret', 'secretsmanager:DeleteSecret']) {
+      expect(withAction(st, action).map((s) => s.Resource)).toEqual([orderKeys]);
+    }
+    expect(withAction(st, 'secretsmanager:GetSecretValue').map((s) => s.Resource)).toContainEqual(orderKeys);
+    expect(withAction(statements(acm, 'registry-fleet'), 'secretsmanager:CreateSecret')).toEqual([]);
+  });
 });
 
 describe("rotate-certificates trigger: the ACM expiry rule names the listener's certificate", () => {

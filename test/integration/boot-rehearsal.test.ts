@@ -3,7 +3,7 @@
 // CLI v2 against moto, the real registry binary behind a `docker` stand-in, and `dnf`/`systemctl` stand-ins.
 // Asserts the states an operator sees: what the registry answers, what lands in S3, the secret it runs with.
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -213,6 +213,9 @@ describe('boot rehearsal: the synthesized user data on this machine', () => {
       throw new Error(`${e.message}\n${await diagnostics()}`);
     });
     expect(installed).toBe(true);
+    // Root-only: the users' hashes, and the wait-condition URL that can signal the stack (the registry runs as root).
+    expect((await stat(sandbox.path('/etc/docker/registry/auth/htpasswd'))).mode & 0o777).toBe(0o600);
+    expect((await stat(sandbox.path('/etc/registry-fleet/fleet.env'))).mode & 0o777).toBe(0o600);
   });
 
   it('while Secrets Manager fails the boot waits (registry not started), and serves once it recovers', async () => {

@@ -19,7 +19,7 @@ import {
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { loadPurgeDiskVolumesConfig } from '../../functions/purge-disk-volumes/config.ts';
 import { job } from '../../functions/purge-disk-volumes/job.ts';
-import { MARK_TAG } from '../../functions/purge-disk-volumes/plan.ts';
+import { MARK_TAG } from '../../functions/purge-disk-volumes/model.ts';
 import { createJob } from '../../shared/job.ts';
 import { testContext } from '../support/run-context.ts';
 import { toTrigger } from '../../shared/triggers.ts';
@@ -208,6 +208,33 @@ describe('purge-disk-volumes on moto_server', () => {
     // A full grace after the new mark with no use since: deleted.
     await at(new Date(run2.getTime() + 25 * H))({ skipPrune: true });
     expect((await world())[used]).toBeUndefined();
+  });
+
+  it('CloudTrail delivers late: a volume used minutes after its mark is never deleted on a history still arriving', async () => {
+    trail.setDelay(10 * 60_000); // CloudTrail: 5–15 minutes
+    const host = await instance();
+    const used = await volume(10, [FLEET]);
+    await at(T0)({ skipPrune: true });
+    scenarioNow = new Date(T0.getTime() + 2 * 60_000);
+    await attach(used, host, '/dev/sdf');
+    scenarioNow = new Date(T0.getTime() + 3 * 60_000);
+    await detach(used, host, '/dev/sdf');
+
+    // Five minutes after the mark, the attach and detach are not delivered yet: a 4-minute grace would delete on
+    // that history. Such a grace is refused at cold start (VOLUME_GRACE's floor), before anything runs.
+    scenarioNow = new Date(T0.getTime() + 5 * 60_000);
+    const early = async () => at(scenarioNow, { VOLUME_GRACE: '4m' })({ skipPrune: true });
+    await expect(early()).rejects.toThrow(/VOLUME_GRACE="4m" is not valid: expected a duration.*at least 1h/);
+    expect((await world())[used]).toMatchObject({ state: 'available' });
+
+    // At the floor, the events are delivered by the first run that may delete: the volume is marked again.
+    scenarioNow = new Date(T0.getTime() + 61 * 60_000);
+    const report = await at(scenarioNow, { VOLUME_GRACE: '1h' })({ skipPrune: true });
+    expect(report.actions.find((a) => a.target === used)).toMatchObject({ type: 'mark-volume', status: 'applied' });
+    expect((await world())[used]).toEqual({
+      state: 'available',
+      tags: { 'registry-fleet': 'it-stack', [MARK_TAG]: scenarioNow.toISOString() },
+    });
   });
 
   it('manual volumeIds limit the run to those volumes and never touch a non-fleet one', async () => {

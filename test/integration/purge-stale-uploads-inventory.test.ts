@@ -91,8 +91,12 @@ describe('purge-stale-uploads inventory mode on docker-registry 2.8 + moto', () 
     const items = JSON.parse((await res.Body?.transformToString()) ?? '[]') as unknown[];
     const map = await runDistributedMap(items, INVENTORY_MAP, (item) => invoke(item), { timeScale: 0.01 });
     if (!map.error) await step(planned.orphans, {});
+    // The merge returns only where the pass's report is (a state's output stays small): read it from there.
     const merged = await step({ step: 'merge', pass: name, ...(map.error ? { mapError: map.error } : {}) }, {}).then(
-      (r) => r as Report,
+      async () => {
+        const kept = await s3.send(new GetObjectCommand({ Bucket: BUCKET, Key: `${PURGE_PASSES_PREFIX}${name}/report.json` }));
+        return JSON.parse((await kept.Body?.transformToString()) ?? '{}') as Report;
+      },
       (e: unknown) => (e instanceof JobFailedError ? e : Promise.reject(e)),
     );
     return { planned, items, map, merged };
@@ -160,7 +164,8 @@ describe('purge-stale-uploads inventory mode on docker-registry 2.8 + moto', () 
       createdAt: new Date(createdAt.getTime() + 60_000),
     });
 
-    const { createInventoryStep, loadInventoryModeConfig } = await import('../../functions/purge-stale-uploads/shard.ts');
+    const { loadInventoryModeConfig } = await import('../../functions/purge-stale-uploads/inventory-config.ts');
+    const { createInventoryStep } = await import('../../functions/purge-stale-uploads/inventory-step.ts');
     Object.assign(process.env, moto.env);
     const config = loadInventoryModeConfig({ ...moto.env, REGISTRY_BUCKET: BUCKET, REGISTRY_ROOT: ROOT, UPLOAD_MAX_AGE: '1h' });
     step = createInventoryStep(config, { clock: () => clock }) as Step;

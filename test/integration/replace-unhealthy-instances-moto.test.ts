@@ -11,6 +11,7 @@ import {
   AutoScalingClient,
   CreateAutoScalingGroupCommand,
   DescribeAutoScalingGroupsCommand,
+  SetDesiredCapacityCommand,
   type DescribeAutoScalingGroupsCommandOutput,
 } from '@aws-sdk/client-auto-scaling';
 import {
@@ -41,6 +42,8 @@ let targetGroupArn: string;
 let observeBig: () => Promise<Fleet>;
 /** Groups for which the shim adds a launch-before-terminate maintenance policy to moto's answer. */
 const withPolicy = new Set<string>();
+/** Called before each of the job's Auto Scaling calls reaches moto: lets a test scale the group mid-run. */
+let midRun: ((command: string) => Promise<void>) | undefined;
 
 async function members(name: string) {
   const res = await asg.send(new DescribeAutoScalingGroupsCommand({ AutoScalingGroupNames: [name] }));
@@ -110,6 +113,7 @@ beforeAll(async () => {
     (next, context) => async (args) => {
       if (context.commandName === 'DescribeInstanceRefreshesCommand')
         return { output: { InstanceRefreshes: [], $metadata: {} }, response: {} };
+      await midRun?.(context.commandName ?? '');
       const result = await next(args);
       if (context.commandName === 'DescribeAutoScalingGroupsCommand') {
         for (const g of (result.output as DescribeAutoScalingGroupsCommandOutput).AutoScalingGroups ?? []) {
@@ -194,6 +198,25 @@ describe('replace-unhealthy-instances on moto_server', () => {
 
     const third = await run(loadEvent('schedule.json'));
     expect(third.actions).toEqual([]); // done: nothing left to do
+  });
+
+  it('a scale-out between the observation and the raise is not overwritten, and never taken back by a terminate', async () => {
+    const before = await members('registry');
+    const victim = before.instances[0]?.id as string;
+    // The scale-out lands while the run writes its budget ledger, after it read desired capacity.
+    midRun = async (command) => {
+      if (command !== 'DescribeTagsCommand') return;
+      midRun = undefined;
+      await asg.send(new SetDesiredCapacityCommand({ AutoScalingGroupName: 'registry', DesiredCapacity: (before.desired ?? 0) + 1 }));
+    };
+    const first = await run({ instanceIds: [victim], reason: 'integration test' });
+    expect(first.actions.map((a) => `${a.type} ${a.target} ${a.status}`)).toEqual([`raise-desired ${victim} skipped`]);
+    const tags = (await ec2.send(new DescribeInstancesCommand({ InstanceIds: [victim] }))).Reservations?.[0]?.Instances?.[0]?.Tags ?? [];
+    expect(tags.find((t) => t.Key === REPLACING_TAG)).toBeUndefined();
+    expect((await members('registry')).desired).toBe((before.desired ?? 0) + 1);
+
+    await run(loadEvent('schedule.json'));
+    expect((await members('registry')).desired).toBe((before.desired ?? 0) + 1); // the scale-out's capacity stays
   });
 
   it('launch-before-terminate group: sends SetInstanceHealth, and the re-run does not act twice', async () => {

@@ -1,19 +1,27 @@
 // acme mode end to end: Pebble (Let's Encrypt's ACME test server) issues through DNS-01 records the job writes
-// to moto's Route 53; the certificate is re-imported into moto's ACM under the SAME ARN, and the job's TLS check
+// to moto's Route 53, and validates them for real: it resolves them through a loopback DNS server (local/dns.ts)
+// that answers from moto's Route 53. The certificate is re-imported into moto's ACM under the SAME ARN, and the job's TLS check
 // sees it on the load balancer stand-in.
 import { AddTagsToCertificateCommand, DescribeCertificateCommand, ListTagsForCertificateCommand } from '@aws-sdk/client-acm';
 import { DescribeListenersCommand } from '@aws-sdk/client-elastic-load-balancing-v2';
 import { ListResourceRecordSetsCommand } from '@aws-sdk/client-route-53';
-import { CreateSecretCommand, GetSecretValueCommand } from '@aws-sdk/client-secrets-manager';
+import {
+  CreateSecretCommand,
+  GetSecretValueCommand,
+  ListSecretsCommand,
+  ListSecretVersionIdsCommand,
+} from '@aws-sdk/client-secrets-manager';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { JobFailedError } from '../../shared/errors.ts';
 import { runJob } from '../../shared/job.ts';
+import type { Report } from '../../shared/report.ts';
 import { logger } from '../../shared/observability.ts';
 import { loadRotateCertificatesConfig } from '../../functions/rotate-certificates/config.ts';
 import { createRotateCertificatesJob } from '../../functions/rotate-certificates/job.ts';
 import { normaliseSerial } from '../../functions/rotate-certificates/model.ts';
 import { startAlbStandIn, type AlbStandIn } from '../../local/alb-stand-in.ts';
 import { makeCertificate } from '../../local/certs.ts';
+import { startLoopbackDns, type LoopbackDns } from '../../local/dns.ts';
 import { awsClients, createLoadBalancer, importCertificate, type AwsClients, type LoadBalancerSetup } from '../../local/elb.ts';
 import { loadEvent } from '../support/events.ts';
 import { startMoto, type Moto } from '../../local/moto.ts';
@@ -22,6 +30,7 @@ import { startPebble, type Pebble } from '../../local/pebble.ts';
 const DOMAIN = 'registry.example.com';
 let moto: Moto;
 let pebble: Pebble;
+let dns: LoopbackDns;
 let aws: AwsClients;
 let lb: LoadBalancerSetup;
 let standIn: AlbStandIn;
@@ -30,9 +39,11 @@ let secretArn: string;
 let pendingArn: string;
 
 beforeAll(async () => {
-  [moto, pebble] = await Promise.all([startMoto(), startPebble()]);
+  moto = await startMoto();
   Object.assign(process.env, moto.env);
   aws = awsClients(moto.endpoint);
+  dns = await startLoopbackDns(aws.route53);
+  pebble = await startPebble({ dnsServer: dns.address });
   certificateArn = await importCertificate(aws.acm, makeCertificate({ cn: DOMAIN, days: 10 }));
   await aws.acm.send(
     new AddTagsToCertificateCommand({ CertificateArn: certificateArn, Tags: [{ Key: 'registry-fleet', Value: 'registry-it' }] }),
@@ -46,7 +57,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await standIn?.close();
-  await Promise.all([moto?.stop(), pebble?.stop()]);
+  await Promise.all([moto?.stop(), pebble?.stop(), dns?.stop()]);
 });
 
 describe('acme mode with Pebble and moto', () => {
@@ -108,6 +119,8 @@ describe('acme mode with Pebble and moto', () => {
     const secret = await aws.secrets.send(new GetSecretValueCommand({ SecretId: secretArn }));
     expect(JSON.parse(secret.SecretString ?? '{}').accountKeyPem).toContain('PRIVATE KEY');
     expect(lines.some((l) => l.includes('acme challenge record in sync') && l.includes(`_acme-challenge.${DOMAIN}.`))).toBe(true);
+    // Pebble validated the challenge by asking DNS, not by skipping it.
+    expect(dns.queries).toContain(`_acme-challenge.${DOMAIN}. TXT`);
     const zone = await aws.route53.send(new ListResourceRecordSetsCommand({ HostedZoneId: lb.hostedZoneId }));
     expect(zone.ResourceRecordSets?.filter((r) => r.Type === 'TXT')).toEqual([]);
 
@@ -149,6 +162,16 @@ describe('acme mode with Pebble and moto', () => {
     expect(JSON.stringify(stage)).not.toContain('PRIVATE KEY');
   });
 
+  it('(c) after `verified`, no version of any secret (deprecated ones included) holds a private key but the account key', async () => {
+    const account = JSON.parse((await aws.secrets.send(new GetSecretValueCommand({ SecretId: secretArn }))).SecretString ?? '{}');
+    const stage = JSON.parse((await aws.secrets.send(new GetSecretValueCommand({ SecretId: pendingArn }))).SecretString ?? '{}');
+    expect(stage).toMatchObject({ certificateArn, stage: 'verified' });
+    const keys = await privateKeysAtRest();
+    expect(keys.length).toBeGreaterThan(0);
+    expect(keys.filter((k) => k.pem !== bare(account.accountKeyPem))).toEqual([]);
+    expect(new Set(keys.map((k) => k.secret))).toEqual(new Set(['registry-acme-account']));
+  });
+
   it('(b) a load balancer slower than HANDSHAKE_WAIT: three runs place ONE order with Pebble; the run after it switches finishes', async () => {
     await importCertificate(aws.acm, makeCertificate({ cn: DOMAIN, days: 10 }), certificateArn);
     // A day after (a)'s order (the cooldown); the three runs come minutes apart, as Lambda's retries do.
@@ -176,7 +199,55 @@ describe('acme mode with Pebble and moto', () => {
     const after = (await aws.acm.send(new DescribeCertificateCommand({ CertificateArn: certificateArn }))).Certificate;
     expect(standIn.served().at(-1)).toBe(normaliseSerial(after?.Serial ?? ''));
   }, 120_000);
+
+  it('(d) a certificate for D and *.D renews: both DNS-01 challenges at _acme-challenge.D are served together', async () => {
+    // D is a name no earlier test ordered: Pebble reuses a valid authorization, which would leave one challenge only.
+    const d = 'cache.example.com';
+    const names = [DOMAIN, d, `*.${d}`];
+    await importCertificate(aws.acm, makeCertificate({ cn: DOMAIN, sans: names, days: 10 }), certificateArn);
+    const report = await runJob(
+      createRotateCertificatesJob({ pollMs: 250 }),
+      config(),
+      loadEvent('schedule.json'),
+      {},
+      { clock: () => hoursLater(75) },
+    ).catch((e: unknown) => (e instanceof JobFailedError ? (e.report as Report) : Promise.reject(e)));
+    expect(report.actions.map((a) => `${a.type}:${a.status}${a.error ? ` ${a.error}` : ''}`)).toEqual([
+      'renew-acme-certificate:applied',
+      'verify-handshake:applied',
+    ]);
+    const after = (await aws.acm.send(new DescribeCertificateCommand({ CertificateArn: certificateArn }))).Certificate;
+    expect(after?.CertificateArn).toBe(certificateArn);
+    expect(after?.Issuer).toMatch(/pebble/i);
+    expect([...(after?.SubjectAlternativeNames ?? [])].sort()).toEqual([...names].sort());
+    expect(standIn.served().at(-1)).toBe(normaliseSerial(after?.Serial ?? ''));
+    expect(dns.queries.filter((q) => q === `_acme-challenge.${d}. TXT`).length).toBeGreaterThanOrEqual(2);
+    // Both challenges were cleaned up, each removing only its own value: no TXT record is left.
+    const zone = await aws.route53.send(new ListResourceRecordSetsCommand({ HostedZoneId: lb.hostedZoneId }));
+    expect(zone.ResourceRecordSets?.filter((r) => r.Type === 'TXT')).toEqual([]);
+  }, 120_000);
 });
+
+/** A PEM without the whitespace around it. */
+const bare = (pem: string): string => pem.trim();
+
+/** Every private key PEM in any version of any secret (deprecated versions included), read by VersionId. */
+async function privateKeysAtRest(): Promise<{ secret: string; pem: string }[]> {
+  const found: { secret: string; pem: string }[] = [];
+  const secrets = (await aws.secrets.send(new ListSecretsCommand({ IncludePlannedDeletion: true }))).SecretList ?? [];
+  for (const s of secrets) {
+    const versions = await aws.secrets.send(new ListSecretVersionIdsCommand({ SecretId: s.ARN, IncludeDeprecated: true }));
+    for (const v of versions.Versions ?? []) {
+      const value = await aws.secrets.send(new GetSecretValueCommand({ SecretId: s.ARN, VersionId: v.VersionId }));
+      for (const pem of (value.SecretString ?? '')
+        .replaceAll('\\n', '\n')
+        .match(/-----BEGIN [A-Z ]*PRIVATE KEY-----[^-]+-----END [A-Z ]*PRIVATE KEY-----/g) ?? []) {
+        found.push({ secret: s.Name ?? '', pem: bare(pem) });
+      }
+    }
+  }
+  return found;
+}
 
 /** New orders Pebble accepted, counted in its log (one `Added order "…" to the db` line each). */
 function pebbleOrders(logs: string): number {

@@ -84,12 +84,12 @@ describe('install-htpasswd.sh', () => {
     expect(await sh(['--report', dir])).toEqual({ code: 0, stdout: `current sha256=${sha256Hex(OLD)}\n`, stderr: '' });
   });
 
-  it('installs a verified download atomically, 0644, and prints previous and installed sha256', async () => {
+  it('installs a verified download atomically, 0600 (the registry reads it as root), and prints previous and installed sha256', async () => {
     await writeFile(htpasswd(), OLD, { mode: 0o600 });
     const result = await sh([`${base}/new`, sha256Hex(NEW), dir]);
     expect(result).toEqual({ code: 0, stdout: `previous sha256=${sha256Hex(OLD)}\ninstalled sha256=${sha256Hex(NEW)}\n`, stderr: '' });
     expect(await readFile(htpasswd(), 'utf8')).toBe(NEW);
-    expect((await stat(htpasswd())).mode & 0o777).toBe(0o644);
+    expect((await stat(htpasswd())).mode & 0o777).toBe(0o600);
     expect(await readdir(dir)).toEqual(['htpasswd']);
   });
 
@@ -222,8 +222,17 @@ describe('install-htpasswd.sh', () => {
           stdout: `published sha256=${sha256Hex(NEW)}\nprevious sha256=${sha256Hex(OLD)}\ninstalled sha256=${sha256Hex(NEW)}\n`,
         });
         expect(await readFile(htpasswd(), 'utf8')).toBe(NEW);
+        expect((await stat(htpasswd())).mode & 0o777).toBe(0o600);
         const same = await sh(['--recheck', 's3://auth-bucket/control-plane/htpasswd', dir], env);
         expect(same).toMatchObject({ code: 0, stdout: `published sha256=${sha256Hex(NEW)}\ncurrent sha256=${sha256Hex(NEW)}\n` });
+        // A missing object: the instance role may list the bucket, so S3 answers 404 (moto too); the file stays.
+        expect(await sh(['--recheck', 's3://auth-bucket/control-plane/not-published', dir], env)).toMatchObject({
+          code: 1,
+          stderr: expect.stringMatching(
+            /could not read the published sha256 of s3:\/\/auth-bucket\/control-plane\/not-published; file kept/,
+          ),
+        });
+        expect(await readFile(htpasswd(), 'utf8')).toBe(NEW);
       } finally {
         s3.destroy();
         await moto.stop();

@@ -202,7 +202,7 @@ describe('sync-htpasswd on moto + the real docker-registry', () => {
     expect(sha256).toBe((report.details as { sha256: string }).sha256);
     expect(stdout).toMatch(new RegExp(`^previous sha256=[0-9a-f]{64}\ninstalled sha256=${sha256}\n$`));
     expect(sha256Hex(await readFile(join(authDir, 'htpasswd')))).toBe(sha256);
-    expect((await stat(join(authDir, 'htpasswd'))).mode & 0o777).toBe(0o644);
+    expect((await stat(join(authDir, 'htpasswd'))).mode & 0o777).toBe(0o600);
 
     expect(await status('alice', 'alice-pw-1')).toBe(200);
     expect(await status('bob', 'bob-pw')).toBe(200);

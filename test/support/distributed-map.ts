@@ -3,9 +3,11 @@ import { pool } from '../../shared/concurrency.ts';
 
 /**
  * The semantics of a Step Functions Distributed Map, small enough to read (test-only): every item runs once
- * (`maxConcurrency` at a time); an error whose name is in `retry.errors` is retried after
- * `intervalSeconds × backoffRate^(n-1)` (FULL jitter), at most `maxAttempts` times; any other error, or retries
- * used up, fails the item; the map fails when more than `toleratedFailurePercentage` of the items failed
+ * (`maxConcurrency` at a time); an error whose name is in `retry.errors` (as a Task's Retry `ErrorEquals` matches
+ * a Lambda's errorType: the error's name; `States.ALL` and `States.TaskFailed` match any) is retried after
+ * `intervalSeconds × backoffRate^(n-1)` (FULL jitter), at most `maxAttempts` times, each retry a new invocation
+ * (`attempt` 1, 2, …: the test gives each its own Lambda request id); any other error, or retries used up, fails
+ * the item; the map fails when more than `toleratedFailurePercentage` of the items failed
  * (States.ExceedToleratedFailureThreshold). `timeScale` shrinks the waits for tests.
  */
 export interface MapSettings {
@@ -33,7 +35,7 @@ export interface MapRun<R> {
 export async function runDistributedMap<T, R>(
   items: readonly T[],
   s: MapSettings,
-  invoke: (item: T, index: number) => Promise<R>,
+  invoke: (item: T, index: number, attempt: number) => Promise<R>,
   { timeScale = 1 }: { timeScale?: number } = {},
 ): Promise<MapRun<R>> {
   const results = new Array<R | undefined>(items.length).fill(undefined);
@@ -48,11 +50,11 @@ export async function runDistributedMap<T, R>(
       for (let retries = 0; ; retries += 1) {
         attempts[index] = retries + 1;
         try {
-          results[index] = await invoke(items[index] as T, index);
+          results[index] = await invoke(items[index] as T, index, retries + 1);
           return;
         } catch (error) {
           const name = error instanceof Error ? error.name : 'Error';
-          if (!s.retry.errors.includes(name) || retries >= s.retry.maxAttempts) {
+          if (!retriable(s.retry.errors, name) || retries >= s.retry.maxAttempts) {
             failures.push({ index, error: `${name}: ${error instanceof Error ? error.message : String(error)}` });
             return;
           }
@@ -70,4 +72,8 @@ export async function runDistributedMap<T, R>(
       ? { Error: 'States.ExceedToleratedFailureThreshold' as const, Cause: `${failures.length} of ${items.length} items failed` }
       : undefined;
   return { results, failures, attempts, peakConcurrency, ...(error ? { error } : {}) };
+}
+
+function retriable(errors: readonly string[], name: string): boolean {
+  return errors.includes(name) || errors.includes('States.ALL') || errors.includes('States.TaskFailed');
 }

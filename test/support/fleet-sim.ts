@@ -121,6 +121,14 @@ export class FleetSim {
   readonly unknownToStatus = new Set<string>();
   /** Every time an instance was marked Unhealthy, and by whom (the job's SetInstanceHealth, or the group's ELB check). */
   readonly unhealthyMarks: { id: string; t: number; by: 'job' | 'elb' }[] = [];
+  /**
+   * A crash: once a write matching this succeeds, every later write fails (as if the Lambda died there), until
+   * `recover()`: what a run that dies between two writes leaves behind.
+   */
+  crashAfter: ((command: string, input: Record<string, unknown>) => boolean) | undefined;
+  private crashed = false;
+  /** Called on every API call (reads too) before it is answered: lets a test change the group mid-run. */
+  onCall: ((op: string) => void) | undefined;
   private seq = 0;
   private readonly nativeElbCheckMs: number | undefined;
   private nextElbSweep: number;
@@ -256,6 +264,13 @@ export class FleetSim {
 
   private count(op: string): void {
     this.calls[op] = (this.calls[op] ?? 0) + 1;
+    this.onCall?.(op);
+  }
+
+  /** The next run starts afresh after a `crashAfter` crash. */
+  recover(): void {
+    this.crashed = false;
+    this.crashAfter = undefined;
   }
 
   totalCalls(): number {
@@ -289,7 +304,10 @@ export class FleetSim {
 
   private write(command: string, input: object): void {
     this.count(command);
-    this.writes.push({ t: this.now, command, input: { ...input } as Record<string, unknown> });
+    if (this.crashed) throw new SdkError('RequestAbortedError', `${command}: the run crashed before this call`);
+    const record = { ...input } as Record<string, unknown>;
+    this.writes.push({ t: this.now, command, input: record });
+    if (this.crashAfter?.(command, record)) this.crashed = true;
   }
 
   /** Wire the three SDK clients to this model. Returns the mocks (call `.restore()` when done). */

@@ -1,6 +1,6 @@
 import { AutoScalingClient, DescribeAutoScalingGroupsCommand } from '@aws-sdk/client-auto-scaling';
 import { DescribeInstancesCommand, EC2Client } from '@aws-sdk/client-ec2';
-import { GetObjectCommand, NoSuchKey, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { GetObjectCommand, ListObjectsV2Command, NoSuchKey, PutObjectCommand, S3Client, S3ServiceException } from '@aws-sdk/client-s3';
 import {
   GetCommandInvocationCommand,
   GetParametersByPathCommand,
@@ -17,7 +17,18 @@ import { sha256Hex } from '../../shared/htpasswd.ts';
  * object, the ASG, EC2's launch times, and instances that run the htpasswd document the way install-htpasswd.sh does (report:
  * `current sha256=`; install: verify the sha256 against the object, then `previous`/`installed`). Tests assert
  * on the resulting state (what each instance serves, what is published), not only on calls.
+ *
+ * S3 answers as it does to the deployed sync-htpasswd role: its s3:ListBucket carries an `s3:prefix` condition
+ * (the object key), and S3 tells NoSuchKey from AccessDenied only to a caller allowed ListBucket for the GetObject
+ * request itself (which has no prefix), so a GetObject of the missing object is a 403 AccessDenied; a listing is
+ * allowed only with Prefix = the key. `state.listBucket = 'bucket'` is a caller with plain ListBucket (moto).
  */
+
+/** The object key every test publishes to (HTPASSWD_OBJECT_KEY in the tests' environment). */
+export const OBJECT_KEY = 'auth/htpasswd';
+
+const accessDenied = (): S3ServiceException =>
+  new S3ServiceException({ name: 'AccessDenied', message: 'Access Denied', $fault: 'client', $metadata: { httpStatusCode: 403 } });
 
 export type InstanceBehaviour = 'ok' | 'fail-install' | 'fail-all' | 'unregistered' | 'no-invocation' | 'slow' | 'hung-report';
 
@@ -55,6 +66,10 @@ export function htpasswdWorld() {
     polls: new Map<string, number>(),
     /** Called on PutObject before the new body lands (e.g. an instance that booted on the old file joins the group). */
     onPublish: undefined as (() => void) | undefined,
+    /** What the caller may list: only Prefix = the key (the deployed role), or the whole bucket. */
+    listBucket: 'prefix' as 'prefix' | 'bucket',
+    /** The object exists but GetObject is denied anyway (e.g. a KMS key the role cannot use). */
+    denyGet: false,
   };
 
   function reset(): void {
@@ -68,6 +83,8 @@ export function htpasswdWorld() {
     state.commands = [];
     state.polls.clear();
     state.onPublish = undefined;
+    state.listBucket = 'prefix';
+    state.denyGet = false;
 
     ssm.on(GetParametersByPathCommand).callsFake((input: { NextToken?: string; MaxResults?: number }) => {
       const start = Number(input.NextToken ?? 0);
@@ -77,9 +94,17 @@ export function htpasswdWorld() {
       return { Parameters: page, ...(next ? { NextToken: next } : {}) };
     });
     s3.on(GetObjectCommand).callsFake(() => {
+      if (state.denyGet) throw accessDenied();
+      if (!state.object && state.listBucket === 'prefix') throw accessDenied();
       if (!state.object) throw new NoSuchKey({ message: 'The specified key does not exist.', $metadata: {} });
       const body = state.object.body;
       return { Body: { transformToString: async () => body }, Metadata: { ...state.object.metadata } };
+    });
+    s3.on(ListObjectsV2Command).callsFake((input: { Prefix?: string; MaxKeys?: number }) => {
+      if (state.listBucket === 'prefix' && input.Prefix !== OBJECT_KEY) throw accessDenied();
+      const keys = state.object && OBJECT_KEY.startsWith(input.Prefix ?? '') ? [OBJECT_KEY] : [];
+      const listed = keys.slice(0, input.MaxKeys ?? 1000);
+      return { KeyCount: listed.length, IsTruncated: false, ...(listed.length > 0 ? { Contents: listed.map((Key) => ({ Key })) } : {}) };
     });
     s3.on(PutObjectCommand).callsFake((input: { Body: string; Metadata?: Record<string, string> }) => {
       state.onPublish?.();

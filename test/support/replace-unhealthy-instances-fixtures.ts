@@ -1,7 +1,6 @@
 // Fixtures of the replace-unhealthy-instances unit tests: a fixed clock, the default policy, fleets built from members.
-import type { ReplacePolicy } from '../../functions/replace-unhealthy-instances/config.ts';
-import type { Fleet, Member, Request } from '../../functions/replace-unhealthy-instances/model.ts';
-import { planReplacements, type ReplacementPlan } from '../../functions/replace-unhealthy-instances/plan.ts';
+import type { Fleet, Member, ReplacementPlan, ReplacePolicy, Request } from '../../functions/replace-unhealthy-instances/model.ts';
+import { plan as planReplacements } from '../../functions/replace-unhealthy-instances/plan.ts';
 
 export const NOW = new Date('2026-11-23T03:00:00.000Z');
 export const ago = (ms: number): string => new Date(NOW.getTime() - ms).toISOString();
@@ -65,7 +64,7 @@ export function fleet(members: Member[], over: Partial<Fleet['group']> = {}, ext
 
 export const schedule: Request = { kind: 'schedule' };
 export const plan = (f: Fleet, request: Request = schedule, over: Partial<ReplacePolicy> = {}): ReplacementPlan =>
-  planReplacements(f, { ...policy, ...over }, request, NOW);
+  planReplacements({ ...f, request }, { ...policy, ...over }, NOW);
 export const brief = (p: ReplacementPlan) => ({
   actions: p.actions.map((a) => `${a.type} ${a.target}`),
   skipped: p.skipped.map((a) => `${a.guard} ${a.target}`),

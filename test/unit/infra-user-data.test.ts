@@ -1,6 +1,6 @@
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
@@ -137,6 +137,28 @@ describe('renderUserData', () => {
     ]) {
       expect(boot.slice(run)).toContain(flag);
     }
+  });
+
+  it('writes the env file (it holds the wait-condition URL that can signal the stack) 0600, never readable by others', () => {
+    // Run the user data's own lines for the env file, under a scratch root instead of /.
+    const root = mkdtempSync(join(tmp, 'root-'));
+    const start = userData.indexOf(`cat >${PATHS.fleetEnv} `);
+    const end = userData.indexOf(`chmod 0600 ${PATHS.fleetEnv}\n`);
+    expect(start).toBeGreaterThan(0);
+    expect(end).toBeGreaterThan(start);
+    const before = userData
+      .slice(0, start)
+      .split('\n')
+      .filter((l) => l.includes(PATHS.fleetEnv))
+      .join('\n');
+    const lines = `${before}\n${userData.slice(start, end)}`.replaceAll('/etc/', `${root}/etc/`);
+    const r = spawnSync('bash', ['-euo', 'pipefail', '-c', `umask 022\nmkdir -p ${root}/etc/registry-fleet\n${lines}`], {
+      encoding: 'utf8',
+    });
+    expect(r.stderr).toBe('');
+    // Before the final chmod: the file never exists with a wider mode, not even for a moment.
+    expect(statSync(join(root, PATHS.fleetEnv)).mode & 0o777).toBe(0o600);
+    expect(readFileSync(join(root, PATHS.fleetEnv), 'utf8')).toContain("WAIT_HANDLE_URL='https://cloudformation-waitcondition");
   });
 
   it('keeps user data under the EC2 limit', () => {

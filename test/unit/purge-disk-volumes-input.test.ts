@@ -15,6 +15,7 @@ describe('loadPurgeDiskVolumesConfig', () => {
     const policy = {
       fleetTag: { key: 'registry-fleet', value: 'prod' },
       volumeGraceMs: 24 * 3_600_000,
+      cloudTrailLagMs: 20 * 60_000,
       snapshotBeforeDelete: false,
       maxVolumeDeletesPerRun: 10,
       asgName: 'prod-asg',
@@ -27,6 +28,7 @@ describe('loadPurgeDiskVolumesConfig', () => {
       policy,
       fleetTag: { key: 'registry-fleet', value: 'prod' },
       volumeGraceMs: 24 * 3_600_000,
+      cloudTrailLagMs: 20 * 60_000,
       snapshotBeforeDelete: false,
       maxVolumeDeletesPerRun: 10,
       asgName: 'prod-asg',
@@ -59,6 +61,7 @@ describe('loadPurgeDiskVolumesConfig', () => {
     expect(c).toMatchObject({
       fleetTag: { key: 'fleet', value: 'prod' },
       volumeGraceMs: 3 * 86_400_000,
+      cloudTrailLagMs: 20 * 60_000,
       snapshotBeforeDelete: true,
       maxVolumeDeletesPerRun: 3,
       diskUsedPercentThreshold: 70,

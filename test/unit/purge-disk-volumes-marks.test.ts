@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { MARK_TAG, planPurge, type Policy, type State, type Volume } from '../../functions/purge-disk-volumes/plan.ts';
+import { MARK_TAG, type Policy, type State, type Volume } from '../../functions/purge-disk-volumes/model.ts';
+import { plan as planPurge } from '../../functions/purge-disk-volumes/plan.ts';
 
 /**
  * What the mark means (issue 12, items 5 and 6): only the exact ISO form the job writes is a mark, and a mark
@@ -13,6 +14,7 @@ const ago = (ms: number): string => new Date(now.getTime() - ms).toISOString();
 const policy: Policy = {
   fleetTag: { key: 'registry-fleet', value: 'prod' },
   volumeGraceMs: 24 * H,
+  cloudTrailLagMs: 20 * 60_000,
   snapshotBeforeDelete: false,
   maxVolumeDeletesPerRun: 10,
   asgName: 'prod-asg',

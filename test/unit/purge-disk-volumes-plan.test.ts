@@ -3,14 +3,12 @@ import {
   KEEP_TAG,
   MARK_TAG,
   estimateMonthlyUsd,
-  planPrunes,
-  planPurge,
-  planVolumes as planVolumesWithHistory,
   type DiskReading,
   type FleetInstance,
   type Policy,
   type Volume,
-} from '../../functions/purge-disk-volumes/plan.ts';
+} from '../../functions/purge-disk-volumes/model.ts';
+import { planPrunes, plan as planPurge, planVolumes as planVolumesWithHistory } from '../../functions/purge-disk-volumes/plan.ts';
 
 const now = new Date('2026-11-23T03:00:00.000Z');
 const H = 3_600_000;
@@ -19,6 +17,7 @@ const ago = (ms: number): string => new Date(now.getTime() - ms).toISOString();
 const policy: Policy = {
   fleetTag: { key: 'registry-fleet', value: 'prod' },
   volumeGraceMs: 24 * H,
+  cloudTrailLagMs: 20 * 60_000,
   snapshotBeforeDelete: false,
   maxVolumeDeletesPerRun: 10,
   asgName: 'prod-asg',

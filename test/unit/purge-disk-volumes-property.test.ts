@@ -1,6 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { KEEP_TAG, MARK_TAG, planPurge, type Policy, type Volume, type VolumeUsage } from '../../functions/purge-disk-volumes/plan.ts';
+import { KEEP_TAG, MARK_TAG, type Policy, type Volume, type VolumeUsage } from '../../functions/purge-disk-volumes/model.ts';
+import { plan as planPurge } from '../../functions/purge-disk-volumes/plan.ts';
 
 /**
  * Generated adversaries for the volume plan (issue 12, item 14): volume histories with attaches and detaches
@@ -173,6 +174,7 @@ function toWorld(gens: Gen[]) {
 const policyWith = (graceMs: number, maxDeletes: number): Policy => ({
   fleetTag: { key: FLEET_KEY, value: 'prod' },
   volumeGraceMs: graceMs,
+  cloudTrailLagMs: 20 * 60_000,
   snapshotBeforeDelete: false,
   maxVolumeDeletesPerRun: maxDeletes,
   asgName: 'prod-asg',

@@ -55,8 +55,8 @@ describe('the pass report (merge)', () => {
     const merged = mergeReports(
       descriptor,
       new Map([
-        [0, shard(0)],
-        [1, failed],
+        [0, [shard(0)]],
+        [1, [failed]],
       ]),
       undefined,
       new Date('2026-11-23T03:10:00Z'),
@@ -88,9 +88,55 @@ describe('the pass report (merge)', () => {
       })),
     });
     const error = { Error: 'States.ExceedToleratedFailureThreshold', Cause: '2 of 3 items failed' };
-    const merged = mergeReports(descriptor, new Map([[0, many]]), error, new Date());
+    const merged = mergeReports(descriptor, new Map([[0, [many]]]), error, new Date());
     expect(merged.actions).toHaveLength(200);
     expect(merged.truncated).toBe(true);
     expect(merged.details?.shards).toEqual({ items: 3, reported: 1, failed: [], missing: [1, 2], mapError: error });
+  });
+});
+
+describe('the pass report counts every attempt of a shard', () => {
+  it('lists a shard retried after its attempt died, and counts the attempt that reported', () => {
+    const died = { index: 0, attempt: 'req-1', failedAt: '2026-11-23T03:00:05.000Z', error: 'SlowDown: Please reduce your request rate.' };
+    const merged = mergeReports(
+      descriptor,
+      new Map([
+        [0, [died, shard(0)]],
+        [1, [shard(1)]],
+        [2, [shard(2)]],
+      ]),
+      undefined,
+      new Date(),
+    );
+    expect(merged.summary).toEqual({ planned: 0, applied: 3, skipped: 3, failed: 0 });
+    expect(merged.details?.shards).toEqual({
+      items: 3,
+      reported: 3,
+      failed: [],
+      missing: [],
+      retried: [{ index: 0, attempts: 2, errors: ['SlowDown: Please reduce your request rate.'] }],
+      retriedShards: 1,
+    });
+    expect(merged.refusals).toBeUndefined();
+  });
+
+  it('adds up two attempts that both reported, and a shard whose every attempt died is missing: a refusal', () => {
+    const first = shard(0, { actions: [{ type: 'delete-upload', target: 'r0/_uploads/a', reason: 'old', status: 'applied' }] });
+    const second = shard(0, { actions: [{ type: 'delete-upload', target: 'r0/_uploads/b', reason: 'old', status: 'applied' }] });
+    const died = (attempt: string) => ({ index: 2, attempt, failedAt: '2026-11-23T03:00:05.000Z', error: 'SlowDown: again' });
+    const merged = mergeReports(
+      descriptor,
+      new Map([
+        [0, [first, second]],
+        [1, [shard(1)]],
+        [2, [died('a'), died('b')]],
+      ]),
+      undefined,
+      new Date(),
+    );
+    expect(merged.actions.map((a) => a.target).sort()).toEqual(['r0/_uploads/a', 'r0/_uploads/b', 'r1/_uploads/1', 'r1/_uploads/2']);
+    expect(merged.details?.done).toEqual({ objectsDeleted: 9, multipartUploadsAborted: 3 });
+    expect(merged.details?.shards).toMatchObject({ reported: 2, missing: [2], retried: [{ index: 0 }, { index: 2, attempts: 2 }] });
+    expect(merged.refusals).toEqual([{ type: 'incomplete-pass', target: 'inventory pass nightly-1', reason: 'shards 2 reported nothing' }]);
   });
 });

@@ -1,7 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import { ValidationError } from '../../shared/errors.ts';
-import type { ReplacePolicy } from '../../functions/replace-unhealthy-instances/config.ts';
-import { followUpName, type Fleet, type Member, type Request } from '../../functions/replace-unhealthy-instances/model.ts';
+import {
+  followUpName,
+  type Fleet,
+  type Member,
+  type ReplacePolicy,
+  type Request,
+} from '../../functions/replace-unhealthy-instances/model.ts';
 import { summarizeReplacements } from '../../functions/replace-unhealthy-instances/job.ts';
 import { ago, brief, fleet, HOUR, id, member, MIN, NOW, plan, schedule, sick } from '../support/replace-unhealthy-instances-fixtures.ts';
 
@@ -314,20 +319,6 @@ describe('planReplacements', () => {
       request: { kind: 'alarm', state: 'ALARM', instanceId: 'i-0fffffffffffffff0' },
       actions: [`set-instance-health ${id(2)}`],
       skipped: ['not-a-member i-0fffffffffffffff0'],
-    },
-    {
-      name: 'alarm OK: nothing, even with an unhealthy member',
-      fleet: fleet([member(1), sick(2), member(3)]),
-      request: { kind: 'alarm', state: 'OK' },
-      actions: [],
-      skipped: [],
-    },
-    {
-      name: 'alarm INSUFFICIENT_DATA: nothing',
-      fleet: fleet([member(1), sick(2), member(3)]),
-      request: { kind: 'alarm', state: 'INSUFFICIENT_DATA' },
-      actions: [],
-      skipped: [],
     },
     {
       name: 'manual instanceIds: replaces a named healthy-looking member, no confirmation needed; others are left',

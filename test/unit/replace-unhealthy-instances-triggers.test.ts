@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { ValidationError } from '../../shared/errors.ts';
 import { followUpInput, toTrigger } from '../../shared/triggers.ts';
 import { job, toRequest } from '../../functions/replace-unhealthy-instances/job.ts';
-import { planReplacements } from '../../functions/replace-unhealthy-instances/plan.ts';
+import { plan } from '../../functions/replace-unhealthy-instances/plan.ts';
 import { EVENTS_DIR, loadEvent } from '../support/events.ts';
 import { fleet, member, NOW, policy } from '../support/replace-unhealthy-instances-fixtures.ts';
 
@@ -41,7 +41,7 @@ describe('triggers and payloads', () => {
   it('carries the alarm dimensions into the request', () => {
     const t = toTrigger(loadEvent('alarm-action.json'), job.options);
     expect(toRequest(t)).toEqual({ kind: 'alarm', state: 'ALARM', targetGroup: 'targetgroup/registry/6d0ecf831eec9f09' });
-    const p = planReplacements(fleet([member(1)]), policy, toRequest(t), NOW);
+    const p = plan({ ...fleet([member(1)]), request: toRequest(t) }, policy, NOW);
     expect(p.assessment.alarm).toEqual({ targetGroup: 'targetgroup/registry/6d0ecf831eec9f09', targetGroupMatches: true });
     expect(toRequest(toTrigger(loadEvent('schedule.json'), job.options))).toEqual({ kind: 'schedule' });
   });

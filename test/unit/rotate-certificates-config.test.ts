@@ -155,10 +155,12 @@ describe('loadRotateCertificatesConfig: the ACME pending stage and the order coo
   });
 
   it('an expiry event puts its certificate into the scope; a manual force does not', () => {
-    expect(job.scope(toTrigger(loadEvent('certificate-expiring.json'), job.options), loadRotateCertificatesConfig(base))).toEqual({
-      force: false,
-      eventCertificateArn: 'arn:aws:acm:us-east-1:123456789012:certificate/61f50cd4-45b9-4259-b049-d0a53682fa4b',
-    });
-    expect(job.scope(toTrigger({ force: true }, job.options), loadRotateCertificatesConfig(base))).toEqual({ force: true });
+    const eventArn = 'arn:aws:acm:us-east-1:123456789012:certificate/61f50cd4-45b9-4259-b049-d0a53682fa4b';
+    const expiry = job.scope(toTrigger(loadEvent('certificate-expiring.json'), job.options), loadRotateCertificatesConfig(base));
+    expect(expiry).toMatchObject({ force: false, eventCertificateArn: eventArn, policy: { force: false, eventCertificateArn: eventArn } });
+    const forced = job.scope(toTrigger({ force: true }, job.options), loadRotateCertificatesConfig(base));
+    expect(forced).toMatchObject({ force: true, policy: { force: true } });
+    expect(forced).not.toHaveProperty('eventCertificateArn');
+    expect(forced.policy).not.toHaveProperty('eventCertificateArn');
   });
 });

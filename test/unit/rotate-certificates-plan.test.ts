@@ -9,9 +9,11 @@ import {
   type CertificateView,
   type CertState,
   type PendingStageView,
+  type RotationPolicy,
   type Served,
 } from '../../functions/rotate-certificates/model.ts';
-import { idempotencyToken, planRotation, type RotationPolicy } from '../../functions/rotate-certificates/plan.ts';
+// The test's local `plan` variables keep their name; the module's pure `plan` is called as planRotation here.
+import { idempotencyToken, plan as planRotation } from '../../functions/rotate-certificates/plan.ts';
 
 const now = new Date('2026-11-23T03:00:00.000Z');
 const day = 86_400_000;
@@ -548,6 +550,34 @@ describe('planRotation (acme pending stage and order cooldown)', () => {
   it('stored and already in ACM (the run died before it noted the import): verifies, never imports or orders', () => {
     const plan = planRotation(withPending(state({ certs: [renewed], served: served('aa01', 25) }), stage({ stage: 'issued' })), acme, now);
     expect(kinds(plan)).toEqual(['verify-handshake']);
+  });
+
+  it("an order's key secret is kept while the issued certificate is not in ACM, and dropped first once ACM has it", () => {
+    const key = 'registry-acme-pending-XyZ123/order-key-20261122T020000Z';
+    const waiting = planRotation(
+      withPending(state({ certs: [imported], served: served('aa01', 25) }), stage({ stage: 'issued', keySecretName: key })),
+      acme,
+      now,
+    );
+    expect(kinds(waiting)).toEqual(['import-acme-certificate', 'verify-handshake']);
+    // The run died between the import and the delete: ACM holds the serial, the key secret must go.
+    const crashed = planRotation(
+      withPending(state({ certs: [renewed], served: served('cc03', 90) }), stage({ stage: 'issued', keySecretName: key })),
+      acme,
+      now,
+    );
+    expect(kinds(crashed)).toEqual(['drop-order-key', 'finish-acme-rotation']);
+    expect(crashed.actions[0]).toMatchObject({ target: key, orderedAt: at(-1 / 24) });
+    // An order that never issued (or died before its stage was written) leaves only the name: dropped too.
+    const ordering = planRotation(
+      withPending(
+        state({ certs: [imported], served: served('aa01', 25) }),
+        stage({ stage: 'ordering', serial: undefined, keySecretName: key }),
+      ),
+      acme,
+      now,
+    );
+    expect(kinds(ordering)[0]).toBe('drop-order-key');
   });
 
   it('imported, the load balancer still serves the old one: verify-or-wait, never order', () => {

@@ -47,6 +47,7 @@ describe('parseScriptOutput / installOutcome (what an instance printed)', () => 
       status: 'skipped',
       reason:
         'not registered with SSM yet (InvalidInstanceId): its boot script installs the published file; the hourly drift check catches up',
+      held: 'not-registered',
     });
     expect(installOutcome(result, { sha256: A, recentlyLaunched: false, launchTime: '2026-04-01T00:00:00.000Z' })).toEqual({
       status: 'failed',
