@@ -122,9 +122,6 @@ function decide(state: Pick<UploadsState, 'uploads' | 'orphanMultipartUploads'>,
   return withinBudget(candidates, skipped, policy);
 }
 
-/** The dialect's name and the one the tests have always imported. */
-export const planPurge = plan;
-
 type Verdict = Candidate | { readonly skip: PurgeAction } | undefined;
 
 /** Fresh (undefined), held (skip), or a candidate; `unchecked` when its parts were not read. */
