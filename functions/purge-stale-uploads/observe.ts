@@ -78,12 +78,16 @@ async function observeResumably(s3: S3Client, o: ObserveOptions, ctx: RunContext
 }
 
 /**
- * The listing takes a page only while more than LISTING_RESERVE (beyond the runner's margin) is left: the run
- * that completes a listing must still read its candidates' parts and apply, or every candidate stays
- * `parts not read` and the listing is wasted.
+ * The listing takes a page only while more than its reserve (beyond the runner's margin) is left: the run that
+ * completes a listing must still read its candidates' parts and apply, or every candidate stays `parts not read`
+ * and the listing is wasted. The reserve is LISTING_RESERVE, at most half the time the run started with, so a
+ * shorter timeout (a local invoke) still lists.
  */
 function listingHasTime(ctx: RunContext<Config>): () => boolean {
-  return () => ctx.hasTime() && (ctx.timeLeftMs?.() ?? Infinity) >= DEFAULT_TIME_MARGIN_MS + ctx.config.listingReserveMs;
+  const atStart = ctx.timeLeftMs?.();
+  if (atStart === undefined) return () => ctx.hasTime();
+  const reserve = DEFAULT_TIME_MARGIN_MS + Math.min(ctx.config.listingReserveMs, atStart / 2);
+  return () => ctx.hasTime() && (ctx.timeLeftMs?.() ?? Infinity) >= reserve;
 }
 
 export interface ObserveOptions {
