@@ -57,7 +57,8 @@ const shape = {
     .duration({ default: '3m', max: '14m' })
     .check(
       z.describe(
-        "time a whole-registry listing leaves to the rest of the run (reading the candidates' parts, the re-check, the deletes): the listing stops taking pages once less than this (at most half the time the run starts with, plus the runner's 15 s margin) is left",
+        'time a whole-registry listing leaves to the rest of the run (parts reads, re-check, deletes): ' +
+          'the listing stops once less than this (at most half the time the run starts with) plus the 15 s margin is left',
       ),
     ),
 };

@@ -204,7 +204,8 @@ export function listingAttention(run: ListingRun): string | undefined {
     return `listing-stalled: its checkpoint was discarded (${run.found.why}) and the listing started over`;
   }
   if (!run.complete && run.progress.runs >= LISTING_STALL_RUNS) {
-    return `listing-stalled: the listing has taken ${run.progress.runs} runs and is not complete: raise the function's timeout, LIST_CONCURRENCY, or use inventory mode`;
+    const remedy = "raise the function's timeout, LIST_CONCURRENCY, or use inventory mode";
+    return `listing-stalled: the listing has taken ${run.progress.runs} runs and is not complete: ${remedy}`;
   }
   return undefined;
 }

@@ -208,7 +208,7 @@ export class Monitoring extends Construct {
     // Every run of a stalled listing succeeds, so nothing else tells that stale uploads are no longer purged.
     page(
       'PurgeListingStalled',
-      'purge-stale-uploads: its resumable listing was discarded and started over, or has not completed in 7 runs: stale uploads are not purged (runbook)',
+      'purge-stale-uploads: its listing was discarded and started over, or not completed in 7 runs: stale uploads wait (runbook)',
       {
         metric: either('purge-stale-uploads', 'ListingStalled', Duration.days(1), 'Maximum', 0),
         ...atLeastOne,
