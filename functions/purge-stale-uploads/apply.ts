@@ -5,7 +5,8 @@ import type { ApplyContext, Outcome } from '../../shared/job.ts';
 import { clearCheckpoint, saveCheckpoint, type CheckpointOptions } from './checkpoint.ts';
 import type { Config } from './config.ts';
 import { CHANGED_DURING_RUN, checkpointFate, saveBeforeApply, type PurgePlan } from './model.ts';
-import { dataKeyOf, objectKeysOf, type PurgeAction } from './plan.ts';
+import type { PurgeAction } from './model.ts';
+import { dataKeyOf, objectKeysOf } from './plan.ts';
 import { movedSince, multipartUploadIdsOf, readActivity } from './recheck.ts';
 
 /**

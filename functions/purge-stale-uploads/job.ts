@@ -19,7 +19,8 @@ import {
   type PurgeState,
 } from './model.ts';
 import { observe } from './observe.ts';
-import { deletionsOf, plan, type PurgeAction } from './plan.ts';
+import type { PurgeAction } from './model.ts';
+import { deletionsOf, plan } from './plan.ts';
 
 export type { PurgeScope, PurgeState } from './model.ts';
 

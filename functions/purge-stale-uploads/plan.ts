@@ -23,8 +23,6 @@ import {
  * An upload whose parts were not read is never planned (`unchecked`): observe reads them for every candidate.
  */
 
-export { ACTIVITY_GUARD_MS, type AbortMultipartUpload, type DeleteUpload, type PurgeAction, type PurgePolicy } from './model.ts';
-
 /** The S3 operations an action costs against MAX_DELETES_PER_RUN: objects deleted + uploads aborted. */
 export function deletionsOf(action: PurgeAction): number {
   return action.type === 'delete-upload' ? action.objects.length + action.multipartUploadIds.length : 1;
