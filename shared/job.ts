@@ -70,6 +70,8 @@ export interface RunContext<C, O = unknown, Scope = unknown> {
   readonly requests: RequestCounter;
   /** False once the Lambda's remaining time is under the job's margin: start no new step then. */
   hasTime(): boolean;
+  /** The Lambda's remaining time (undefined outside Lambda): for a step that must leave time to the ones after it. */
+  timeLeftMs?(): number | undefined;
 }
 
 /** What apply sees: the run's context (kept as its own name for apply helpers such as `applyEach`). */
@@ -206,7 +208,8 @@ export async function runJob<T extends JobTypes>(
     return !stoppedEarly;
   };
   const requests = new RequestCounter();
-  const ctx: JobContext<T> = { config, trigger, scope, dryRun, now: startedAt, signal, logger, requests, hasTime };
+  const timeLeftMs = (): number | undefined => context.getRemainingTimeInMillis?.();
+  const ctx: JobContext<T> = { config, trigger, scope, dryRun, now: startedAt, signal, logger, requests, hasTime, timeLeftMs };
 
   return withRequestCounter(requests, async () => {
     const clients = job.clients();

@@ -15,7 +15,7 @@ export const DESTRUCTIVE_ACTION = /^(delete|abort|terminate|remove|replace|prune
  * Run metrics that mean a person must look even though nothing failed (the names are the jobs' contract). The
  * skipped actions whose reason starts with the metric's kebab-case name (`replacement-stalled: …`) are listed.
  */
-export const ATTENTION_METRICS = ['ReplacementStalled', 'ReplacementBudgetExhausted', 'CircuitOpen'] as const;
+export const ATTENTION_METRICS = ['ReplacementStalled', 'ReplacementBudgetExhausted', 'CircuitOpen', 'ListingStalled'] as const;
 /** At most this many actions of each kind are listed (the rest are counted). */
 export const NOTIFY_ACTION_LIMIT = 5;
 /** SNS: a subject must be under 100 characters, ASCII, on one line. */

@@ -1,10 +1,12 @@
 import { AbortMultipartUploadCommand, DeleteObjectsCommand, type S3Client } from '@aws-sdk/client-s3';
 import { mapLimit } from '../../shared/concurrency.ts';
 import { describeError, errorName } from '../../shared/errors.ts';
-import type { ApplyContext, Outcome, Plan } from '../../shared/job.ts';
+import type { ApplyContext, Outcome } from '../../shared/job.ts';
+import { clearCheckpoint, saveCheckpoint, type CheckpointOptions } from './checkpoint.ts';
 import type { Config } from './config.ts';
-import { CHANGED_DURING_RUN } from './model.ts';
-import { dataKeyOf, objectKeysOf, type PurgeAction } from './plan.ts';
+import { CHANGED_DURING_RUN, checkpointFate, saveBeforeApply, type PurgePlan } from './model.ts';
+import type { PurgeAction } from './model.ts';
+import { dataKeyOf, objectKeysOf } from './plan.ts';
 import { movedSince, multipartUploadIdsOf, readActivity } from './recheck.ts';
 
 /**
@@ -26,6 +28,10 @@ import { movedSince, multipartUploadIdsOf, readActivity } from './recheck.ts';
  * Per-key errors map back to the upload that owns the key: that upload's action fails, the others succeed.
  * `NoSuchUpload` / `NoSuchKey` count as done. Throttling (`SlowDown`, 503) is retried by the SDK; a request
  * that still fails fails only the actions it carried. No new request starts once the time budget runs low.
+ *
+ * Around the two phases, the listing's checkpoint (whole-registry runs, checkpoint.ts): saved before acting (a
+ * partial listing's progress, or a listing of several runs now complete), cleared once the plan is done
+ * (model.ts checkpointFate). The runner never calls apply in a dry run, so a dry run never writes it.
  */
 export const ABORT_CONCURRENCY = 16;
 export const DELETE_CONCURRENCY = 4;
@@ -36,9 +42,19 @@ export interface ApplyOptions {
   readonly root: string;
 }
 
-/** The job's apply: the whole plan at once (see above). */
-export function apply(plan: Plan<PurgeAction>, ctx: ApplyContext<Config>, { s3 }: { s3: S3Client }): Promise<(Outcome | undefined)[]> {
-  return applyPurge(s3, plan.actions, ctx, { bucket: ctx.config.bucket, root: ctx.config.root });
+/** The job's apply: the checkpoint's save, the whole plan at once (see above), then the checkpoint's clear. */
+export async function apply(plan: PurgePlan, ctx: ApplyContext<Config>, { s3 }: { s3: S3Client }): Promise<(Outcome | undefined)[]> {
+  const listing = plan.listing;
+  const checkpoint = checkpointOptions(ctx);
+  if (listing && saveBeforeApply(listing)) await saveCheckpoint(s3, checkpoint, listing.progress);
+  const outcomes = await applyPurge(s3, plan.actions, ctx, { bucket: ctx.config.bucket, root: ctx.config.root });
+  if (listing && checkpointFate(listing, plan, outcomes) === 'cleared') await clearCheckpoint(s3, checkpoint);
+  return outcomes;
+}
+
+function checkpointOptions(ctx: ApplyContext<Config>): CheckpointOptions {
+  const { bucket, root, listConcurrency } = ctx.config;
+  return { bucket, root, listConcurrency, signal: ctx.signal, now: ctx.now };
 }
 
 interface Progress {

@@ -5,7 +5,8 @@ import { MAX_AGE_CEILING, MAX_AGE_FLOOR, type PurgePolicy } from './model.ts';
 
 /**
  * Environment of purge-stale-uploads (ARCHITECTURE §6). Beyond the contract's four variables:
- * LIST_CONCURRENCY (parallel listing) and STARTEDAT_READ_WINDOW (when `startedat` is read, see plan.ts).
+ * LIST_CONCURRENCY (parallel listing), STARTEDAT_READ_WINDOW (when `startedat` is read, see plan.ts) and
+ * LISTING_RESERVE (the time a whole-registry listing leaves to the rest of the run).
  */
 export interface PurgeStaleUploadsConfig {
   readonly bucket: string;
@@ -24,6 +25,11 @@ export interface PurgeStaleUploadsConfig {
    * the object time decides (the registry writes the time and the object in one request). Covers clock skew.
    */
   readonly startedAtReadWindowMs: number;
+  /**
+   * The listing stops taking pages while this much time (beyond the runner's margin) is left: the run that
+   * completes a listing still reads its candidates' parts and applies, instead of keeping them all unread.
+   */
+  readonly listingReserveMs: number;
 }
 
 const ROOT_FORM = 'expected a key prefix such as /fleet/a (the registry\'s storage.s3.rootdirectory), without ".." or empty segments';
@@ -47,6 +53,14 @@ const shape = {
   MAX_DELETES_PER_RUN: env.int({ min: 1, max: 1_000_000, default: 10_000 }),
   LIST_CONCURRENCY: env.int({ min: 1, max: 64, default: 8 }),
   STARTEDAT_READ_WINDOW: env.duration({ default: '5m', max: '876000h' }),
+  LISTING_RESERVE: env
+    .duration({ default: '3m', max: '14m' })
+    .check(
+      z.describe(
+        'time a whole-registry listing leaves to the rest of the run (parts reads, re-check, deletes): ' +
+          'the listing stops once less than this (at most half the time the run starts with) plus the 15 s margin is left',
+      ),
+    ),
 };
 
 export function loadPurgeStaleUploadsConfig(source: Readonly<Record<string, string | undefined>>) {
@@ -56,6 +70,7 @@ export function loadPurgeStaleUploadsConfig(source: Readonly<Record<string, stri
     policy: Object.freeze({ maxAgeMs: v.UPLOAD_MAX_AGE, maxDeletes: v.MAX_DELETES_PER_RUN }),
     listConcurrency: v.LIST_CONCURRENCY,
     startedAtReadWindowMs: v.STARTEDAT_READ_WINDOW,
+    listingReserveMs: v.LISTING_RESERVE,
   }));
 }
 

@@ -17,7 +17,8 @@ import {
   type PurgeState,
 } from './model.ts';
 import { listMultipartUploads, observeUploadDirs, readCandidateParts, type UploadDirRef } from './observe.ts';
-import { plan, type PurgeAction } from './plan.ts';
+import type { PurgeAction } from './model.ts';
+import { plan } from './plan.ts';
 import { claimDirectory, getText, observeOptions, passKeys, passName, readDescriptor, type PassDescriptor } from './shard.ts';
 
 /**

@@ -2,14 +2,25 @@ import * as z from 'zod/mini';
 import { s3Client } from '../../shared/aws.ts';
 import { durationOption } from '../../shared/config.ts';
 import { formatDuration } from '../../shared/duration.ts';
-import type { JobDefinition, Outcomes, Plan, Summary } from '../../shared/job.ts';
+import type { JobDefinition, Outcomes, Summary } from '../../shared/job.ts';
 import type { Trigger } from '../../shared/triggers.ts';
 import { isRepositoryName, REPOSITORY_NAME_MAX_LENGTH } from '../../shared/registry-layout.ts';
 import { apply } from './apply.ts';
 import type { Config } from './config.ts';
-import { CHANGED_DURING_RUN, MAX_AGE_CEILING, MAX_AGE_FLOOR, planClock, type PurgeScope, type PurgeState } from './model.ts';
+import {
+  CHANGED_DURING_RUN,
+  checkpointNote,
+  listingAttention,
+  MAX_AGE_CEILING,
+  MAX_AGE_FLOOR,
+  planClock,
+  type PurgePlan,
+  type PurgeScope,
+  type PurgeState,
+} from './model.ts';
 import { observe } from './observe.ts';
-import { deletionsOf, plan, type PurgeAction } from './plan.ts';
+import type { PurgeAction } from './model.ts';
+import { deletionsOf, plan } from './plan.ts';
 
 export type { PurgeScope, PurgeState } from './model.ts';
 
@@ -62,7 +73,7 @@ type Types = {
   scope: PurgeScope;
   state: PurgeState;
   action: PurgeAction;
-  plan: Plan<PurgeAction>;
+  plan: PurgePlan;
   clients: ReturnType<typeof clients>;
 };
 
@@ -84,7 +95,8 @@ export const job: JobDefinition<Types> = {
   plan: (state, ctx) => plan(state, ctx.scope.policy, planClock(state, ctx.now)),
   apply,
 
-  summarize: (state, plan, outcomes, ctx) => summarizePurge(state, plan.actions, plan.skipped, outcomes, ctx.requests.of('s3')),
+  summarize: (state, plan, outcomes, ctx) =>
+    withListing(summarizePurge(state, plan.actions, plan.skipped, outcomes, ctx.requests.of('s3')), state, plan, outcomes, ctx.dryRun),
 };
 
 /**
@@ -100,6 +112,22 @@ export function perRepositoryDetails<C extends { stale?: number; uploads?: numbe
   return {
     perRepository: Object.fromEntries(ranked.slice(0, PER_REPOSITORY_CAP)),
     ...(ranked.length > PER_REPOSITORY_CAP ? { perRepositoryTruncated: ranked.length - PER_REPOSITORY_CAP } : {}),
+  };
+}
+
+/**
+ * The listing's part of the report (whole-registry runs): what became of the checkpoint, and whether the listing
+ * needs a person (`attention`, the ListingStalled metric, a `needs attention` notification).
+ */
+function withListing(summary: Summary, state: PurgeState, plan: PurgePlan, outcomes: Outcomes, dryRun: boolean): Summary {
+  const run = plan.listing;
+  if (!run || !state.listing) return summary;
+  const attention = listingAttention(run);
+  const listing = { ...state.listing, checkpoint: checkpointNote(run, plan, outcomes, dryRun), ...(attention ? { attention } : {}) };
+  return {
+    ...summary,
+    details: { ...summary.details, listing },
+    metrics: { ...summary.metrics, ListingStalled: attention ? 1 : 0 },
   };
 }
 

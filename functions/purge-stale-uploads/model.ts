@@ -1,5 +1,6 @@
 /** Domain types of purge-stale-uploads: what observe sees, what plan decides over. No SDK types. */
 import { formatDuration } from '../../shared/duration.ts';
+import type { Action, Outcomes, Plan } from '../../shared/job.ts';
 import { classifyKey, parseUploadDataKey } from '../../shared/registry-layout.ts';
 
 /**
@@ -125,6 +126,8 @@ export interface UploadsState {
   readonly startedAtReads: number;
   /** How the listing went, when it is resumable (whole-registry runs): see checkpoint.ts. */
   readonly listing?: ListingReport;
+  /** The listing's progress and the checkpoint as found (whole-registry runs): apply saves or clears it. */
+  readonly listingRun?: ListingRun;
 }
 
 /** The report's `details.listing`: a whole-registry listing, complete or cut by the time budget (then resumed next run). */
@@ -141,8 +144,70 @@ export interface ListingReport {
   readonly ranges: { readonly total: number; readonly done: number };
   /** The clock of the run that began it: the plan judges ages as of then. */
   readonly startedAt: string;
-  /** What happened to the checkpoint: `saved`, `cleared`, or `discarded: <why>` (then the listing started over). */
+  /**
+   * What happened to the checkpoint (set by summarize from the plan and the outcomes, see checkpointFate):
+   * `none`, `saved`, `kept …`, `cleared`, `untouched (dry run)`, each after `discarded: <why>; ` when one was.
+   */
   readonly checkpoint?: string;
+  /** `listing-stalled: …` when the listing needs a person (the ListingStalled metric): see listingAttention. */
+  readonly attention?: string;
+}
+
+/** One key range of the flat listing: `from <= key < to` (either bound optional), taken up to `after`. */
+export interface ListingRange {
+  readonly from?: string;
+  readonly to?: string;
+  /** The last key taken so far: the next page starts after it (StartAfter), in this run or the next. */
+  readonly after?: string;
+  readonly done: boolean;
+}
+
+/**
+ * Where a listing of the repositories tree stands: what apply saves in the checkpoint (checkpoint.ts) and the
+ * next run resumes from. `objects` are the `_uploads` keys taken so far (enough to rebuild every candidate);
+ * `startedAt` is the clock of the run that began the listing, which stays the plan's `now`.
+ */
+export interface ListingProgress {
+  readonly startedAt: number;
+  readonly runs: number;
+  readonly ranges: readonly ListingRange[];
+  readonly multipartUploads: readonly ListedMultipartUpload[];
+  readonly objects: readonly ListedObject[];
+  readonly keysListed: number;
+}
+
+/** The checkpoint as observe found it. */
+export type CheckpointFound =
+  | { readonly kind: 'none' }
+  /** Resumed; `complete`: its listing was already whole (a run that completed it did not finish applying). */
+  | { readonly kind: 'resumed'; readonly complete: boolean }
+  /** Not used; `stale`: too old, unreadable or of another version (not a configuration change, which is expected). */
+  | { readonly kind: 'discarded'; readonly why: string; readonly stale: boolean };
+
+/** A whole-registry run's listing, as observe leaves it: what the plan carries for apply to save or clear. */
+export interface ListingRun {
+  readonly progress: ListingProgress;
+  readonly found: CheckpointFound;
+  readonly complete: boolean;
+}
+
+/** A listing not complete after this many runs needs a person (a week of daily runs): ListingStalled. */
+export const LISTING_STALL_RUNS = 7;
+
+/**
+ * Why the listing needs a person, or undefined: its checkpoint was discarded as stale (the listing started over,
+ * and a registry that needs more runs than the checkpoint lives never completes), or it has taken
+ * LISTING_STALL_RUNS runs without completing. Both leave stale uploads unpurged while every run succeeds.
+ */
+export function listingAttention(run: ListingRun): string | undefined {
+  if (run.found.kind === 'discarded' && run.found.stale) {
+    return `listing-stalled: its checkpoint was discarded (${run.found.why}) and the listing started over`;
+  }
+  if (!run.complete && run.progress.runs >= LISTING_STALL_RUNS) {
+    const remedy = "raise the function's timeout, LIST_CONCURRENCY, or use inventory mode";
+    return `listing-stalled: the listing has taken ${run.progress.runs} runs and is not complete: ${remedy}`;
+  }
+  return undefined;
 }
 
 /** What observe hands the plan: the uploads, with the parts of every candidate read. */
@@ -241,4 +306,86 @@ export function collectUploads(
     foreignKeys,
     foreignMultipartUploads,
   };
+}
+
+export interface DeleteUpload extends Action {
+  readonly type: 'delete-upload';
+  readonly repository: string;
+  readonly uploadId: string;
+  /** Keys below `_uploads/<uuid>/` to delete (`startedat`, `hashstates/sha256/0`, …). */
+  readonly objects: readonly string[];
+  /** S3 UploadIds of its open multipart upload(s) on `…/<uuid>/data`: aborted first. */
+  readonly multipartUploadIds: readonly string[];
+  /** Bytes of the objects. */
+  readonly bytes: number;
+  /** Bytes the client had sent (the highest hash-state offset): what the multipart upload's parts hold. */
+  readonly uploadedBytes?: number;
+  readonly ageMs: number;
+  /** The newest sign of life the plan saw (ISO): apply's re-check skips the upload if anything is newer. */
+  readonly lastActivityAt: string;
+  /** Why skipped, when in `plan.skipped`. */
+  readonly held?: 'limit' | 'active' | 'changed' | 'too-large' | 'unchecked';
+}
+
+export interface AbortMultipartUpload extends Action {
+  readonly type: 'abort-multipart-upload';
+  readonly repository: string;
+  readonly uploadId: string;
+  readonly multipartUploadId: string;
+  readonly ageMs: number;
+  readonly lastActivityAt: string;
+  readonly held?: 'limit' | 'active' | 'unchecked';
+}
+
+export type PurgeAction = DeleteUpload | AbortMultipartUpload;
+
+/** The purge's plan: the actions, and the listing (whole-registry runs) whose checkpoint apply saves or clears. */
+export interface PurgePlan extends Plan<PurgeAction> {
+  readonly listing?: ListingRun;
+}
+
+/**
+ * Whether apply saves the checkpoint before acting: always for a partial listing (its progress); for a listing
+ * completed after more than one run, the whole listing, so that a run cut while reading parts or applying is
+ * resumed by the next run instead of starting over. A listing found already complete is left as saved: its age
+ * keeps counting from that save, so a listing nobody can finish applying expires (and says so).
+ */
+export function saveBeforeApply(run: ListingRun): boolean {
+  if (!run.complete) return true;
+  return run.progress.runs > 1 && !(run.found.kind === 'resumed' && run.found.complete);
+}
+
+/**
+ * Whether apply got through the whole plan: every action has an outcome that is not a time cut (a re-check that
+ * found the upload moved counts as done) and no candidate was left with its parts unread.
+ */
+export function applyFinished(plan: Plan<PurgeAction>, outcomes: Outcomes): boolean {
+  if (plan.skipped.some((a) => a.held === 'unchecked')) return false;
+  return plan.actions.every((_, i) => {
+    const o = outcomes[i];
+    return o !== undefined && (o.status !== 'skipped' || o.reason.startsWith(CHANGED_DURING_RUN));
+  });
+}
+
+/**
+ * What becomes of the checkpoint after apply (pure; apply acts on it, summarize reports it): `saved` (partial),
+ * `kept` (a listing of several runs whose apply did not finish: the next run resumes it whole), `cleared`, or
+ * `none` (there is none). A listing of one run is never kept: the next run lists it again in one run.
+ */
+export function checkpointFate(run: ListingRun, plan: Plan<PurgeAction>, outcomes: Outcomes): 'saved' | 'kept' | 'cleared' | 'none' {
+  if (!run.complete) return 'saved';
+  if (run.found.kind === 'none' && !saveBeforeApply(run)) return 'none';
+  return run.progress.runs > 1 && !applyFinished(plan, outcomes) ? 'kept' : 'cleared';
+}
+
+/** The report's `listing.checkpoint`: the fate, after why a checkpoint was discarded; a dry run never touches it. */
+export function checkpointNote(run: ListingRun, plan: Plan<PurgeAction>, outcomes: Outcomes, dryRun: boolean): string {
+  const fate = dryRun
+    ? run.found.kind === 'none'
+      ? 'none'
+      : 'untouched (dry run)'
+    : { saved: 'saved', cleared: 'cleared', none: 'none', kept: 'kept until apply is done: the next run resumes the whole listing' }[
+        checkpointFate(run, plan, outcomes)
+      ];
+  return run.found.kind === 'discarded' ? `discarded: ${run.found.why}; ${fate}` : fate;
 }

@@ -7,13 +7,16 @@ import {
 } from '@aws-sdk/client-s3';
 import { mapLimit } from '../../shared/concurrency.ts';
 import { ConfigError, errorName } from '../../shared/errors.ts';
-import type { RunContext } from '../../shared/job.ts';
+import { DEFAULT_TIME_MARGIN_MS, type RunContext } from '../../shared/job.ts';
 import { repositoriesPrefix, uploadDataKey, uploadDirPrefix, uploadsPrefix } from '../../shared/registry-layout.ts';
-import { observeResumable } from './checkpoint.ts';
+import { loadCheckpoint, type CheckpointOptions } from './checkpoint.ts';
 import type { Config } from './config.ts';
 import type {
+  CheckpointFound,
   ListedMultipartUpload,
   ListedObject,
+  ListingProgress,
+  ListingRange,
   ListingReport,
   OpenMultipartUpload,
   PartsRead,
@@ -25,7 +28,7 @@ import type {
   UploadsState,
 } from './model.ts';
 import { collectUploads, mustReadStartedAt, planClock } from './model.ts';
-import { plan } from './plan.ts';
+import { unreadCandidateParts } from './plan.ts';
 import { readParts } from './recheck.ts';
 
 /** GETs of `startedat` in flight at once. */
@@ -34,12 +37,19 @@ export const STARTEDAT_READ_CONCURRENCY = 16;
 export const PARTS_READ_CONCURRENCY = 16;
 
 /**
- * The job's observe: the listing (observeUploads; resumable through the checkpoint for whole-registry runs, see
- * checkpoint.ts), then the parts of every candidate (readCandidateParts), judged as of the plan's clock.
+ * The job's observe, reads only: the checkpoint (whole-registry runs), the listing resumed from it while the time
+ * budget less LISTING_RESERVE lasts, `startedat` where needed, then the parts of every candidate, judged as of
+ * the plan's clock. What becomes of the checkpoint is apply's step (model.ts checkpointFate).
  */
 export async function observe({ s3 }: { s3: S3Client }, scope: PurgeScope, ctx: RunContext<Config>): Promise<PurgeState> {
-  const { policy, repository } = scope;
-  const options: ObserveOptions = {
+  const o = observeOptions(scope, ctx);
+  const listed = scope.repository === undefined ? await observeResumably(s3, o, ctx) : await observeUploads(s3, o);
+  const { state, partsReads } = await readCandidateParts(s3, listed, scope.policy, ctx, planClock(listed, ctx.now));
+  return { ...state, maxAgeMs: scope.policy.maxAgeMs, partsReads };
+}
+
+function observeOptions({ policy, repository }: PurgeScope, ctx: RunContext<Config>): ObserveOptions {
+  return {
     bucket: ctx.config.bucket,
     root: ctx.config.root,
     ...(repository !== undefined ? { repository } : {}),
@@ -49,9 +59,35 @@ export async function observe({ s3 }: { s3: S3Client }, scope: PurgeScope, ctx: 
     now: ctx.now,
     signal: ctx.signal,
   };
-  const state = await observeResumable(s3, { ...options, hasTime: ctx.hasTime }, observeUploads);
-  const { state: read, partsReads } = await readCandidateParts(s3, state, policy, ctx, planClock(state, ctx.now));
-  return { ...read, maxAgeMs: policy.maxAgeMs, partsReads };
+}
+
+/** A whole-registry listing: resumed from the checkpoint, if there is a usable one. */
+async function observeResumably(s3: S3Client, o: ObserveOptions, ctx: RunContext<Config>): Promise<UploadsState> {
+  const checkpoint: CheckpointOptions = {
+    bucket: o.bucket,
+    root: o.root,
+    listConcurrency: o.listConcurrency,
+    signal: o.signal,
+    now: o.now,
+  };
+  const loaded = await loadCheckpoint(s3, checkpoint);
+  return observeUploads(s3, {
+    ...o,
+    resumable: { ...(loaded.progress ? { from: loaded.progress } : {}), found: loaded.found, hasTime: listingHasTime(ctx) },
+  });
+}
+
+/**
+ * The listing takes a page only while more than its reserve (beyond the runner's margin) is left: the run that
+ * completes a listing must still read its candidates' parts and apply, or every candidate stays `parts not read`
+ * and the listing is wasted. The reserve is LISTING_RESERVE, at most half the time the run started with, so a
+ * shorter timeout (a local invoke) still lists.
+ */
+function listingHasTime(ctx: RunContext<Config>): () => boolean {
+  const atStart = ctx.timeLeftMs?.();
+  if (atStart === undefined) return () => ctx.hasTime();
+  const reserve = DEFAULT_TIME_MARGIN_MS + Math.min(ctx.config.listingReserveMs, atStart / 2);
+  return () => ctx.hasTime() && (ctx.timeLeftMs?.() ?? Infinity) >= reserve;
 }
 
 export interface ObserveOptions {
@@ -66,6 +102,14 @@ export interface ObserveOptions {
   readonly signal: AbortSignal;
   /** Budget-bounded, resumable listing (whole-registry runs; see checkpoint.ts). */
   readonly resumable?: Resumable;
+}
+
+/** Makes the listing resumable: it continues `from`, and stops taking pages once `hasTime()` is false. */
+export interface Resumable {
+  readonly from?: ListingProgress;
+  /** The checkpoint as observe found it (carried to apply with the progress). */
+  readonly found: CheckpointFound;
+  hasTime(): boolean;
 }
 
 /**
@@ -87,17 +131,47 @@ export async function observeUploads(s3: S3Client, o: ObserveOptions): Promise<U
 async function observeListing(s3: S3Client, o: ObserveOptions): Promise<UploadsState> {
   const prefix = o.repository === undefined ? repositoriesPrefix(o.root) : uploadsPrefix(o.root, o.repository);
   const listed = await listAll(s3, o, prefix);
-  if (!listed.complete) return partialState(o, listed);
+  const resumable = o.resumable ? resumableFields(o.resumable, listed) : {};
+  if (!listed.complete) return { ...emptyState(o, listed.progress.keysListed), ...resumable };
   const { multipartUploads, objects } = listed.progress;
   const collected = { ...collectUploads(objects, multipartUploads, o.root, o.repository), keysListed: listed.progress.keysListed };
-
   // A resumed listing keeps the clock it began with: what was listed then is judged as of then.
   const read = await readStartedAts(s3, o, collected.uploads, listed.progress.startedAt);
+  return { ...(o.repository !== undefined ? { repository: o.repository } : {}), ...collected, ...read, ...resumable };
+}
+
+function resumableFields(r: Resumable, listed: Listed): Pick<UploadsState, 'listing' | 'listingRun'> {
+  return {
+    listing: listingReport(listed),
+    listingRun: { progress: listed.progress, found: r.found, complete: listed.complete },
+  };
+}
+
+/** A listing the time budget cut short: nothing to plan on yet (a half-listed upload must never look complete). */
+function emptyState(o: ObserveOptions, keysListed: number): UploadsState {
   return {
     ...(o.repository !== undefined ? { repository: o.repository } : {}),
-    ...collected,
-    ...read,
-    ...(o.resumable ? { listing: listingReport(listed, true) } : {}),
+    uploads: [],
+    orphanMultipartUploads: [],
+    keysListed,
+    strayUploadKeys: 0,
+    folderKeys: 0,
+    foreignKeys: 0,
+    foreignMultipartUploads: 0,
+    startedAtReads: 0,
+  };
+}
+
+function listingReport(listed: Listed): ListingReport {
+  const { progress } = listed;
+  return {
+    status: listed.complete ? 'complete' : 'partial',
+    resumed: progress.runs > 1,
+    runs: progress.runs,
+    keysListed: progress.keysListed,
+    keysListedThisRun: listed.keysListedThisRun,
+    ranges: { total: progress.ranges.length, done: progress.ranges.filter((r) => r.done).length },
+    startedAt: new Date(progress.startedAt).toISOString(),
   };
 }
 
@@ -122,35 +196,6 @@ async function readStartedAts(
       return startedAt ? { ...dir, startedAt } : dir;
     }),
     startedAtReads: toRead.length,
-  };
-}
-
-/** A listing the time budget cut short: nothing to plan on yet (a half-listed upload must never look complete). */
-function partialState(o: ObserveOptions, listed: Listed): UploadsState {
-  return {
-    ...(o.repository !== undefined ? { repository: o.repository } : {}),
-    uploads: [],
-    orphanMultipartUploads: [],
-    keysListed: listed.progress.keysListed,
-    strayUploadKeys: 0,
-    folderKeys: 0,
-    foreignKeys: 0,
-    foreignMultipartUploads: 0,
-    startedAtReads: 0,
-    listing: listingReport(listed, false),
-  };
-}
-
-function listingReport(listed: Listed, complete: boolean): ListingReport {
-  const { progress } = listed;
-  return {
-    status: complete ? 'complete' : 'partial',
-    resumed: progress.runs > 1,
-    runs: progress.runs,
-    keysListed: progress.keysListed,
-    keysListedThisRun: listed.keysListedThisRun,
-    ranges: { total: progress.ranges.length, done: progress.ranges.filter((r) => r.done).length },
-    startedAt: new Date(progress.startedAt).toISOString(),
   };
 }
 
@@ -196,36 +241,6 @@ export async function listMultipartUploads(s3: S3Client, o: ObserveOptions, pref
   return uploads;
 }
 
-/** One key range of the flat listing: `from <= key < to` (either bound optional), taken up to `after`. */
-export interface ListingRange {
-  readonly from?: string;
-  readonly to?: string;
-  /** The last key taken so far: the next page starts after it (StartAfter), in this run or the next. */
-  readonly after?: string;
-  readonly done: boolean;
-}
-
-/**
- * Where a listing of the repositories tree stands: what a run that stops on its time budget saves (checkpoint.ts)
- * and the next run resumes from. `objects` are the `_uploads` keys taken so far (enough to rebuild every
- * candidate); `startedAt` is the clock of the run that began the listing, which stays the plan's `now`.
- */
-export interface ListingProgress {
-  readonly startedAt: number;
-  readonly runs: number;
-  readonly ranges: readonly ListingRange[];
-  readonly multipartUploads: readonly ListedMultipartUpload[];
-  readonly objects: readonly ListedObject[];
-  readonly keysListed: number;
-}
-
-/** Makes the listing resumable: it stops taking pages once `hasTime()` is false and hands its progress to `save`. */
-export interface Resumable {
-  readonly from?: ListingProgress;
-  hasTime(): boolean;
-  save(progress: ListingProgress): void;
-}
-
 interface Listed {
   readonly complete: boolean;
   readonly progress: ListingProgress;
@@ -251,7 +266,6 @@ async function listAll(s3: S3Client, o: ObserveOptions, prefix: string): Promise
     objects: [...(from?.objects ?? []), ...parts.flatMap((p) => p.objects)],
     keysListed: (from?.keysListed ?? 0) + tally.listed,
   };
-  o.resumable?.save(progress);
   return { complete: progress.ranges.every((r) => r.done), progress, keysListedThisRun: tally.listed };
 }
 
@@ -337,11 +351,17 @@ async function listRange(
   };
 }
 
-type Page = { Contents?: { Key?: string; Size?: number; LastModified?: Date }[]; CommonPrefixes?: { Prefix?: string }[] };
+type Page = {
+  Contents?: { Key?: string; Size?: number; LastModified?: Date }[];
+  CommonPrefixes?: { Prefix?: string }[];
+  IsTruncated?: boolean;
+};
 
 /**
  * Runs the ListObjectsV2 paginator (the client counts each page); `onPage` returning true stops it. Resolves
- * true when the listing ended (or `onPage` stopped it), false when `hasTime()` said no before a page.
+ * true when the listing ended (or `onPage` stopped it), false when `hasTime()` said no before a page. A page
+ * that is not truncated ends the listing without asking for time: a listing that ends near the deadline must
+ * count as complete, not cost the next run a request to learn it.
  */
 async function countedPages(
   o: ObserveOptions,
@@ -359,7 +379,7 @@ async function countedPages(
     }
     const next: IteratorResult<Page> = await it.next();
     if (next.done) return true;
-    if (onPage(next.value) === true) {
+    if (onPage(next.value) === true || next.value.IsTruncated === false) {
       await it.return?.(undefined);
       return true;
     }
@@ -445,7 +465,7 @@ export async function readCandidateParts(
   let current = state;
   let partsReads = 0;
   for (;;) {
-    const unread = unreadOfCandidates(current, policy, planNow);
+    const unread = unreadCandidateParts(current, policy, planNow);
     if (unread.length === 0 || !ctx.hasTime()) return { state: current, partsReads };
     const reads = new Map<OpenMultipartUpload, PartsRead>();
     await mapLimit(unread, PARTS_READ_CONCURRENCY, async (mpu) => {
@@ -455,19 +475,6 @@ export async function readCandidateParts(
     partsReads += reads.size;
     current = withParts(current, reads);
   }
-}
-
-/** The multipart uploads, not read yet, of the candidates the plan holds as `unchecked`. */
-function unreadOfCandidates(state: UploadsState, policy: PurgePolicy, now: Date): OpenMultipartUpload[] {
-  const targets = new Set(
-    plan(state, policy, now)
-      .skipped.filter((a) => a.held === 'unchecked')
-      .map((a) => a.target),
-  );
-  if (targets.size === 0) return [];
-  const dirs = state.uploads.filter((d) => targets.has(`${d.repository}/_uploads/${d.uploadId}`)).flatMap((d) => d.multipartUploads);
-  const orphans = state.orphanMultipartUploads.filter((m) => targets.has(`${m.repository}/_uploads/${m.uploadId}/data`));
-  return [...dirs, ...orphans].filter((m) => m.parts === undefined);
 }
 
 function withParts(state: UploadsState, reads: ReadonlyMap<OpenMultipartUpload, PartsRead>): UploadsState {

@@ -1,11 +1,14 @@
 import { formatDuration } from '../../shared/duration.ts';
-import type { Action, Plan } from '../../shared/job.ts';
+import type { Plan } from '../../shared/job.ts';
 import { hashStateOffset, uploadDataKey, uploadDirPrefix } from '../../shared/registry-layout.ts';
 import {
   ACTIVITY_GUARD_MS,
   describeActivity,
   latestActivity,
+  type AbortMultipartUpload,
   type OpenMultipartUpload,
+  type PurgeAction,
+  type PurgePlan,
   type PurgePolicy,
   type UploadDirectory,
   type UploadsState,
@@ -19,39 +22,6 @@ import {
  * action names is `<root>/docker/registry/v2/repositories/<name>/_uploads/<uuid>/<rest>` of a stale directory.
  * An upload whose parts were not read is never planned (`unchecked`): observe reads them for every candidate.
  */
-
-export { ACTIVITY_GUARD_MS, type PurgePolicy } from './model.ts';
-
-export interface DeleteUpload extends Action {
-  readonly type: 'delete-upload';
-  readonly repository: string;
-  readonly uploadId: string;
-  /** Keys below `_uploads/<uuid>/` to delete (`startedat`, `hashstates/sha256/0`, …). */
-  readonly objects: readonly string[];
-  /** S3 UploadIds of its open multipart upload(s) on `…/<uuid>/data`: aborted first. */
-  readonly multipartUploadIds: readonly string[];
-  /** Bytes of the objects. */
-  readonly bytes: number;
-  /** Bytes the client had sent (the highest hash-state offset): what the multipart upload's parts hold. */
-  readonly uploadedBytes?: number;
-  readonly ageMs: number;
-  /** The newest sign of life the plan saw (ISO): apply's re-check skips the upload if anything is newer. */
-  readonly lastActivityAt: string;
-  /** Why skipped, when in `plan.skipped`. */
-  readonly held?: 'limit' | 'active' | 'changed' | 'too-large' | 'unchecked';
-}
-
-export interface AbortMultipartUpload extends Action {
-  readonly type: 'abort-multipart-upload';
-  readonly repository: string;
-  readonly uploadId: string;
-  readonly multipartUploadId: string;
-  readonly ageMs: number;
-  readonly lastActivityAt: string;
-  readonly held?: 'limit' | 'active' | 'unchecked';
-}
-
-export type PurgeAction = DeleteUpload | AbortMultipartUpload;
 
 /** The S3 operations an action costs against MAX_DELETES_PER_RUN: objects deleted + uploads aborted. */
 export function deletionsOf(action: PurgeAction): number {
@@ -96,7 +66,41 @@ interface Candidate {
   readonly unchecked: boolean;
 }
 
-export function plan(state: Pick<UploadsState, 'uploads' | 'orphanMultipartUploads'>, policy: PurgePolicy, now: Date): Plan<PurgeAction> {
+/**
+ * The plan over `state`; a partial listing plans nothing (a half-listed upload must never look complete). The
+ * listing rides along for apply, which saves or clears its checkpoint (model.ts checkpointFate).
+ */
+export function plan(
+  state: Pick<UploadsState, 'uploads' | 'orphanMultipartUploads' | 'listingRun'>,
+  policy: PurgePolicy,
+  now: Date,
+): PurgePlan {
+  const listing = state.listingRun ? { listing: state.listingRun } : {};
+  if (state.listingRun && !state.listingRun.complete) return { actions: [], skipped: [], ...listing };
+  return { ...decide(state, policy, now), ...listing };
+}
+
+/**
+ * The multipart uploads, not read yet, of the candidates the plan holds as `unchecked`: exactly the parts whose
+ * reading can change the plan (observe reads them, then asks again). Pure.
+ */
+export function unreadCandidateParts(
+  state: Pick<UploadsState, 'uploads' | 'orphanMultipartUploads'>,
+  policy: PurgePolicy,
+  now: Date,
+): OpenMultipartUpload[] {
+  const targets = new Set(
+    decide(state, policy, now)
+      .skipped.filter((a) => a.held === 'unchecked')
+      .map((a) => a.target),
+  );
+  if (targets.size === 0) return [];
+  const dirs = state.uploads.filter((d) => targets.has(`${d.repository}/_uploads/${d.uploadId}`)).flatMap((d) => d.multipartUploads);
+  const orphans = state.orphanMultipartUploads.filter((m) => targets.has(`${m.repository}/_uploads/${m.uploadId}/data`));
+  return [...dirs, ...orphans].filter((m) => m.parts === undefined);
+}
+
+function decide(state: Pick<UploadsState, 'uploads' | 'orphanMultipartUploads'>, policy: PurgePolicy, now: Date): Plan<PurgeAction> {
   const t = now.getTime();
   const candidates: Candidate[] = [];
   const skipped: PurgeAction[] = [];
@@ -115,9 +119,6 @@ export function plan(state: Pick<UploadsState, 'uploads' | 'orphanMultipartUploa
   }
   return withinBudget(candidates, skipped, policy);
 }
-
-/** The dialect's name and the one the tests have always imported. */
-export const planPurge = plan;
 
 type Verdict = Candidate | { readonly skip: PurgeAction } | undefined;
 

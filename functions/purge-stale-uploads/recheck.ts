@@ -2,7 +2,7 @@ import { ListPartsCommand, paginateListObjectsV2, type S3Client } from '@aws-sdk
 import { errorName } from '../../shared/errors.ts';
 import { uploadDataKey, uploadDirPrefix } from '../../shared/registry-layout.ts';
 import type { PartsRead, UploadObject } from './model.ts';
-import type { PurgeAction } from './plan.ts';
+import type { PurgeAction } from './model.ts';
 
 /**
  * The S3 reads that tell whether one upload is still alive, shared by observe (the parts of every candidate) and

@@ -206,6 +206,16 @@ export class Monitoring extends Construct {
         treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
       },
     );
+    // Every run of a stalled listing succeeds, so nothing else tells that stale uploads are no longer purged.
+    page(
+      'PurgeListingStalled',
+      'purge-stale-uploads: its listing was discarded and started over, or not completed in 7 runs: stale uploads wait (runbook)',
+      {
+        metric: either('purge-stale-uploads', 'ListingStalled', Duration.days(1), 'Maximum', 0),
+        ...atLeastOne,
+        treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+      },
+    );
     page(
       'CertificateDaysLeft',
       `rotate-certificates: the served certificate expires in less than ${CERTIFICATE_DAYS_LEFT_ALARM} days and has not been ` +

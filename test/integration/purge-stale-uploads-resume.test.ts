@@ -1,7 +1,7 @@
 // purge-stale-uploads' resumable listing on moto: a listing cut by the time budget saves a checkpoint, plans and
 // changes nothing, and the next runs resume it; the run that completes it plans exactly what one uninterrupted
 // run plans (same actions, same reasons: ages as of the listing's first clock), then clears the checkpoint. A
-// checkpoint from another configuration, or too old, is discarded and the report says why.
+// checkpoint from another configuration, or last saved too long ago, is discarded and the report says why.
 import { CreateBucketCommand, GetObjectCommand, ListMultipartUploadsCommand, S3Client, paginateListObjectsV2 } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { s3Client } from '../../shared/aws.ts';
@@ -158,9 +158,10 @@ describe('purge-stale-uploads: resumable listing', () => {
   });
 
   it('discards a checkpoint written under another LIST_CONCURRENCY, and says so', async () => {
-    const cut = await runner({}, clock0)({ dryRun: true }, budget(5));
+    // Real runs: a dry run never writes the checkpoint (purge-stale-uploads-checkpoint.test.ts).
+    const cut = await runner({}, clock0)({}, budget(5));
     expect(cut.details?.listing).toMatchObject({ status: 'partial', checkpoint: 'saved' });
-    const other = await runner({ LIST_CONCURRENCY: '2' }, clock0)({ dryRun: true }, {});
+    const other = await runner({ LIST_CONCURRENCY: '2' }, clock0)({}, {});
     expect(other.details?.listing).toMatchObject({ status: 'complete', resumed: false, runs: 1 });
     expect((other.details?.listing as { checkpoint: string }).checkpoint).toMatch(
       /^discarded: written under another configuration \(listConcurrency 4 → 2\); cleared$/,
@@ -168,13 +169,15 @@ describe('purge-stale-uploads: resumable listing', () => {
     expect(await checkpointExists()).toBe(false);
   });
 
-  it('discards a checkpoint whose listing began more than 36h ago', async () => {
-    await runner({}, clock0)({ dryRun: true }, budget(5));
+  it('discards a checkpoint last saved more than 36h ago, and says it needs attention', async () => {
+    await runner({}, clock0)({}, budget(5));
     expect(await checkpointExists()).toBe(true);
-    const later = await runner({}, new Date(clock0.getTime() + 37 * H))({ dryRun: true }, {});
+    const later = await runner({}, new Date(clock0.getTime() + 37 * H))({}, {});
     expect((later.details?.listing as { checkpoint: string }).checkpoint).toMatch(
-      /^discarded: its listing began 37h ago, more than 36h; cleared$/,
+      /^discarded: last saved 37h ago, more than 36h; cleared$/,
     );
+    expect((later.details?.listing as { attention: string }).attention).toMatch(/^listing-stalled: its checkpoint was discarded/);
+    expect(await checkpointExists()).toBe(false);
     expect(later.details?.listing).toMatchObject({
       status: 'complete',
       resumed: false,

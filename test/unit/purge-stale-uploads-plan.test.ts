@@ -16,7 +16,8 @@ import {
   type StartedAtRead,
   type UploadsState,
 } from '../../functions/purge-stale-uploads/model.ts';
-import { dataKeyOf, objectKeysOf, planPurge, type PurgeAction } from '../../functions/purge-stale-uploads/plan.ts';
+import type { PurgeAction } from '../../functions/purge-stale-uploads/model.ts';
+import { dataKeyOf, objectKeysOf, plan as planPurge } from '../../functions/purge-stale-uploads/plan.ts';
 import { EVENTS_DIR, loadEvent } from '../support/events.ts';
 
 const NOW = new Date('2026-11-23T03:00:00.000Z');
