@@ -134,7 +134,8 @@ const Context = z
     // Boots pull the registry image through an ECR pull-through cache of Docker Hub (infra/constructs/pull-through-cache.ts).
     ecrPullThroughCache: bool(false),
     ecrPullThroughCredentialArn: optionalText(
-      'a Secrets Manager secret ARN named ecr-pullthroughcache/... (arn:aws:secretsmanager:<region>:<account>:secret:ecr-pullthroughcache/<name>)',
+      'a Secrets Manager secret ARN named ecr-pullthroughcache/... ' +
+        '(arn:aws:secretsmanager:<region>:<account>:secret:ecr-pullthroughcache/<name>)',
       /^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:ecr-pullthroughcache\/[A-Za-z0-9/_+=.@-]+$/,
     ),
     ecrPullThroughPrefix: raw
@@ -170,7 +171,8 @@ const Context = z
     if (EXAMPLE_DOMAIN.test(c.domainName)) {
       issue(
         'domainName',
-        "expected your registry's own host name, not an example.* sample name (cdk.json ships one): set -c domainName=registry.<your domain>",
+        "expected your registry's own host name, not an example.* sample name (cdk.json ships one): set -c " +
+          'domainName=registry.<your domain>',
       );
     }
     if (!(c.minCapacity <= c.desiredCapacity && c.desiredCapacity <= c.maxCapacity)) {
@@ -200,7 +202,8 @@ const Context = z
     if (c.ecrPullThroughCache && c.ecrPullThroughCredentialArn === undefined) {
       issue(
         'ecrPullThroughCredentialArn',
-        'expected the ARN of a Secrets Manager secret named ecr-pullthroughcache/<name> holding {"username": ..., "accessToken": ...} of a Docker Hub account when ecrPullThroughCache is true (ECR needs one for Docker Hub)',
+        'expected the ARN of a Secrets Manager secret named ecr-pullthroughcache/<name> holding {"username": ..., "accessToken": ' +
+          '...} of a Docker Hub account when ecrPullThroughCache is true (ECR needs one for Docker Hub)',
       );
     }
     if (c.certificateMode === 'acme') {
@@ -249,7 +252,8 @@ export function parseFleetConfig(context: Readonly<Record<string, unknown>>): Fl
   const unknown = unknownContextKeys(context);
   if (unknown.length > 0) {
     throw new FleetConfigError(
-      `invalid CDK context (set it with -c key=value or in cdk.json):\n${unknown.map((k) => `  context ${k}: not a setting of this app`).join('\n')}\n` +
+      `invalid CDK context (set it with -c key=value or in cdk.json):\n` +
+        `${unknown.map((k) => `  context ${k}: not a setting of this app`).join('\n')}\n` +
         `  known keys: ${[...CONTEXT_KEYS].sort().join(', ')}`,
     );
   }

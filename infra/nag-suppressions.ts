@@ -23,7 +23,8 @@ const LAMBDA_BASIC = 'AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:po
 const ANY = 'AwsSolutions-IAM5[Resource::*]';
 const INSTANCES = 'AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:ec2:<AWS::Region>:<AWS::AccountId>:instance/*]';
 const DESCRIBE_REASON =
-  'Resource::* only on Describe/List/Get calls that IAM cannot scope to a resource (and kms:Decrypt conditioned on kms:ViaService=ssm); every write is scoped';
+  'Resource::* only on Describe/List/Get calls that IAM cannot scope to a resource (and kms:Decrypt conditioned on ' +
+  'kms:ViaService=ssm); every write is scoped';
 
 export function applyNagSuppressions(stack: Stack, o: { usersParameterPath: string }): void {
   const usersPath = o.usersParameterPath.replace(/^\/|\/$/g, '');
@@ -33,12 +34,14 @@ export function applyNagSuppressions(stack: Stack, o: { usersParameterPath: stri
   ack(
     at(stack, 'Storage/Bucket'),
     'AwsSolutions-S1',
-    'S3 server access logs would need a second bucket per fleet; the registry logs every request and CloudTrail data events can be enabled account-wide',
+    'S3 server access logs would need a second bucket per fleet; the registry logs every request and CloudTrail data events can ' +
+      'be enabled account-wide',
   );
   ack(
     at(stack, 'Storage/HttpSecret'),
     'AwsSolutions-SMG4',
-    'http.secret signs in-flight upload state and is read by instances at boot; rotating it would break uploads in progress and desynchronise the fleet until every instance is replaced',
+    'http.secret signs in-flight upload state and is read by instances at boot; rotating it would break uploads in progress and ' +
+      'desynchronise the fleet until every instance is replaced',
   );
   ack(
     at(stack, 'Fleet/InstanceRole'),
@@ -57,7 +60,8 @@ export function applyNagSuppressions(stack: Stack, o: { usersParameterPath: stri
   );
   ack(
     at(stack, 'Fleet/DrainPolicy'),
-    `AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:autoscaling:<AWS::Region>:<AWS::AccountId>:autoScalingGroup:*:autoScalingGroupName/${asgName}]`,
+    `AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:autoscaling:<AWS::Region>:<AWS::AccountId>:` +
+      `autoScalingGroup:*:autoScalingGroupName/${asgName}]`,
     "autoscaling:CompleteLifecycleAction on the fleet's own group, named exactly; the * is the group id IAM puts in Auto Scaling ARNs",
   );
   ack(
@@ -78,7 +82,8 @@ export function applyNagSuppressions(stack: Stack, o: { usersParameterPath: stri
   ack(
     at(stack, 'LoadBalancer/LoadBalancer'),
     'AwsSolutions-ELB2',
-    'ALB access logs need a log bucket with a region-specific ELB principal, which an env-agnostic stack cannot name; the registry logs every request',
+    'ALB access logs need a log bucket with a region-specific ELB principal, which an env-agnostic stack cannot name; the ' +
+      'registry logs every request',
   );
 
   for (const job of ['ReplaceUnhealthyInstances', 'PurgeStaleUploads', 'PurgeDiskVolumes', 'RotateCertificates', 'SyncHtpasswd']) {
@@ -93,12 +98,14 @@ export function applyNagSuppressions(stack: Stack, o: { usersParameterPath: stri
   ack(
     policy('PurgeStaleUploads'),
     `AwsSolutions-IAM5[Resource::${uploadDirs}]`,
-    'object access only inside upload directories (repositories/<name>/_uploads/<uuid>/) of this one bucket; names and uuids are not known in advance',
+    'object access only inside upload directories (repositories/<name>/_uploads/<uuid>/) of this one bucket; names and uuids are ' +
+      'not known in advance',
   );
   ack(policy('ReplaceUnhealthyInstances'), ANY, DESCRIBE_REASON);
   ack(
     policy('ReplaceUnhealthyInstances'),
-    `AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:autoscaling:<AWS::Region>:<AWS::AccountId>:autoScalingGroup:*:autoScalingGroupName/${asgName}]`,
+    `AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:autoscaling:<AWS::Region>:<AWS::AccountId>:` +
+      `autoScalingGroup:*:autoScalingGroupName/${asgName}]`,
     'the group is named exactly; the * is the group id IAM puts in Auto Scaling ARNs',
   );
   ack(
@@ -108,7 +115,8 @@ export function applyNagSuppressions(stack: Stack, o: { usersParameterPath: stri
   );
   ack(
     policy('ReplaceUnhealthyInstances'),
-    `AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:scheduler:<AWS::Region>:<AWS::AccountId>:schedule/${stack.stackName}-replace-follow-ups/replace-follow-up-*]`,
+    `AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:scheduler:<AWS::Region>:<AWS::AccountId>:` +
+      `schedule/${stack.stackName}-replace-follow-ups/replace-follow-up-*]`,
     'its follow-up schedules are named per instance and mark when it marks one; only that name prefix, only in its own schedule group',
   );
   ack(policy('PurgeDiskVolumes'), ANY, DESCRIBE_REASON);
@@ -206,6 +214,7 @@ export function applyPullThroughNagSuppressions(stack: Stack, prefix: string): v
   ack(
     policy,
     `AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:ecr:<AWS::Region>:<AWS::AccountId>:repository/${prefix}/*]`,
-    "pull, import from upstream and create-on-first-pull only in the pull-through cache's own repositories (their names follow Docker Hub's)",
+    "pull, import from upstream and create-on-first-pull only in the pull-through cache's own repositories (their names follow " +
+      "Docker Hub's)",
   );
 }

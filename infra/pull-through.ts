@@ -29,12 +29,14 @@ export function pullThroughImage(reference: string, o: { registryHost: string; p
   const registry = parts.length > 1 && (first.includes('.') || first.includes(':') || first === 'localhost') ? first : undefined;
   if (registry !== undefined && registry !== 'docker.io' && registry !== 'registry-1.docker.io') {
     throw new Error(
-      `ecrPullThroughCache: registryImage ${JSON.stringify(reference)} is not a Docker Hub image (expected registry:2.8.3@sha256:... or docker.io/<repo>:<tag>)`,
+      `ecrPullThroughCache: registryImage ${JSON.stringify(reference)} is not a Docker Hub image (expected ` +
+        `registry:2.8.3@sha256:... or docker.io/<repo>:<tag>)`,
     );
   }
   if (tag === undefined) {
     throw new Error(
-      `ecrPullThroughCache: registryImage ${JSON.stringify(reference)} needs a tag (registry:2.8.3@sha256:...): ECR's pull-through cache does not fetch an uncached image by digest, the boot fills it by tag`,
+      `ecrPullThroughCache: registryImage ${JSON.stringify(reference)} needs a tag (registry:2.8.3@sha256:...): ECR's ` +
+        `pull-through cache does not fetch an uncached image by digest, the boot fills it by tag`,
     );
   }
   const hubRepo = registry === undefined ? parts : parts.slice(1);

@@ -72,7 +72,8 @@ export function readAsset(name: string, dir: string = ASSETS_DIR): string {
   const path = join(dir, name);
   if (!existsSync(path)) {
     throw new Error(
-      `missing fleet asset ${path}: the CDK app embeds it into the user data and SSM documents; restore it (git checkout -- infra/assets/${name})`,
+      `missing fleet asset ${path}: the CDK app embeds it into the user data and SSM documents; restore it (git checkout -- ` +
+        `infra/assets/${name})`,
     );
   }
   return readFileSync(path, 'utf8');
@@ -287,7 +288,8 @@ export function renderUserData(o: UserDataOptions): string {
   const poll = o.htpasswdPollSeconds ?? 10;
   if (!Number.isInteger(poll) || poll < 1) throw new Error('user data: htpasswdPollSeconds must be a whole number ≥ 1');
   const reportAfter = o.bootReportAfterSeconds ?? 900;
-  if (!Number.isInteger(reportAfter) || reportAfter < 60) throw new Error('user data: bootReportAfterSeconds must be a whole number ≥ 60');
+  if (!Number.isInteger(reportAfter) || reportAfter < 60)
+    throw new Error('user data: bootReportAfterSeconds must be a whole ' + 'number ≥ 60');
   const config = renderRegistryConfig(fleetRegistryConfigOptions({ bucket: o.bucket, region: o.region }));
   const fleetEnv = envFile({
     AWS_REGION: o.region,

@@ -14,10 +14,24 @@ z.config(en());
 
 const expect = (form: string) => ({ error: `expected ${form}` });
 
+/**
+ * What a variable's docs read besides its `.check(z.describe('…'))`: the expected form the builders below put in
+ * their error message, registered on the schema (zod's global registry) so the docs say what the error says.
+ */
+export interface VariableMeta {
+  readonly form?: string;
+  readonly description?: string;
+}
+
+function withForm<S extends z.core.$ZodType>(schema: S, form: string): S {
+  z.globalRegistry.add(schema, { ...z.globalRegistry.get(schema), form } as z.core.GlobalMeta);
+  return schema;
+}
+
 /** A required non-empty string matching `pattern` (when given). */
 function text(form: string, pattern?: RegExp) {
   const checks = [z.trim(), z.minLength(1, expect(form)), ...(pattern ? [z.regex(pattern, expect(form))] : [])];
-  return z.string(expect(form)).check(...checks);
+  return withForm(z.string(expect(form)).check(...checks), form);
 }
 
 function int(opts: { min: number; max: number; default?: number }) {
@@ -26,7 +40,7 @@ function int(opts: { min: number; max: number; default?: number }) {
     z.pipe(z.string(expect(form)).check(z.trim(), z.regex(/^-?\d+$/, expect(form))), z.transform(Number)),
     z.number().check(z.gte(opts.min, expect(form)), z.lte(opts.max, expect(form))),
   );
-  return opts.default === undefined ? schema : z._default(schema, opts.default);
+  return withForm(opts.default === undefined ? schema : z._default(schema, opts.default), form);
 }
 
 /** A duration variable; every one has a maximum (`max`, else the 100-year ceiling of shared/duration.ts). */
@@ -44,7 +58,7 @@ function duration(opts: DurationBounds & { default?: string } = {}) {
       return ms;
     }),
   );
-  return opts.default === undefined ? schema : z.pipe(z._default(z.string(), opts.default), schema);
+  return withForm(opts.default === undefined ? schema : z.pipe(z._default(z.string(), opts.default), schema), form);
 }
 
 /**
@@ -68,15 +82,17 @@ export function durationOption(form: string, bounds: DurationBounds) {
 }
 
 function bool(defaultValue: boolean) {
-  return z.pipe(
+  const schema = z.pipe(
     z._default(z.enum(['true', 'false'], expect('true or false')), defaultValue ? 'true' : 'false'),
     z.transform((v: 'true' | 'false') => v === 'true'),
   );
+  return withForm(schema, 'true or false');
 }
 
 function oneOf<const T extends readonly [string, ...string[]]>(values: T, defaultValue?: T[number]) {
-  const schema = z.enum(values, expect(`one of ${values.join(', ')}`));
-  return defaultValue === undefined ? schema : z._default(schema, defaultValue as never);
+  const form = `one of ${values.join(', ')}`;
+  const schema = z.enum(values, expect(form));
+  return withForm(defaultValue === undefined ? schema : z._default(schema, defaultValue as never), form);
 }
 
 /** Builders for environment variables; every one carries its expected form into the error message. */
@@ -92,21 +108,72 @@ export const env = {
 };
 
 const common = {
-  AWS_REGION: text('an AWS region such as us-east-1', /^[a-z]{2}(-[a-z]+)+-\d+$/),
-  DRY_RUN: bool(false),
-  S3_FORCE_PATH_STYLE: bool(false),
+  AWS_REGION: text('an AWS region such as us-east-1', /^[a-z]{2}(-[a-z]+)+-\d+$/).check(z.describe('region of the fleet (set by Lambda)')),
+  DRY_RUN: bool(false).check(z.describe('`true` leashes every run of this function (context `dryRun` sets it on every function)')),
+  S3_FORCE_PATH_STYLE: bool(false).check(z.describe('`true` for local S3 emulators')),
   // Run history and notifications (shared/history.ts, shared/notify.ts): optional, each off when unset.
-  HISTORY_BUCKET: z.optional(env.bucket()),
-  HISTORY_PREFIX: z._default(
-    text('a key prefix such as reports (letters, digits, - _ . and /, no leading or trailing /)', /^[A-Za-z0-9_.-]+(\/[A-Za-z0-9_.-]+)*$/),
-    'reports',
-  ),
-  NOTIFY_TOPIC_ARN: z.optional(env.arn('sns')),
+  HISTORY_BUCKET: z.optional(env.bucket()).check(z.describe('the run history bucket (set by the stack); unset: no history is written')),
+  HISTORY_PREFIX: z
+    ._default(
+      text(
+        'a key prefix such as reports (letters, digits, - _ . and /, no leading or trailing /)',
+        /^[A-Za-z0-9_.-]+(\/[A-Za-z0-9_.-]+)*$/,
+      ),
+      'reports',
+    )
+    .check(z.describe('key prefix of the history objects')),
+  NOTIFY_TOPIC_ARN: z
+    .optional(env.arn('sns'))
+    .check(z.describe('where run notifications go (set by the stack: the alarm topic); unset: none')),
   // The fleet (its stack name): a dimension of every job metric, so several fleets in one account never share an alarm.
-  FLEET_NAME: z.optional(
-    text('a fleet name such as registry-fleet (a letter, then up to 127 letters, digits or hyphens)', /^[A-Za-z][A-Za-z0-9-]{0,127}$/),
-  ),
+  FLEET_NAME: z
+    .optional(
+      text('a fleet name such as registry-fleet (a letter, then up to 127 letters, digits or hyphens)', /^[A-Za-z][A-Za-z0-9-]{0,127}$/),
+    )
+    .check(z.describe('the `fleet` dimension of every job metric (set by the stack: the stack name); unset: no `fleet` dimension')),
 };
+
+/** The variables every function reads (validated with each job's own by `loadConfig`). */
+export const COMMON_VARIABLES: Readonly<typeof common> = common;
+
+/**
+ * What the stack writes for a job's variables: the schema's input, so names and literal forms (`acm | acme`,
+ * `true | false`) are checked where the stack is typechecked; a variable with a default or `z.optional` may be left out.
+ * The values are mostly CloudFormation tokens, so they are checked by the job's cold start, not here.
+ */
+export type EnvironmentInput<Shape extends z.core.$ZodShape> = {
+  [K in keyof Shape as undefined extends z.input<Shape[K]> ? never : K]: z.input<Shape[K]>;
+} & { [K in keyof Shape as undefined extends z.input<Shape[K]> ? K : never]?: Exclude<z.input<Shape[K]>, undefined> };
+
+/** A job's environment builder (`defineEnvironment`): call it with the variables, read `shape` for the docs. */
+export interface Environment<Shape extends z.core.$ZodShape> {
+  (vars: EnvironmentInput<Shape>): Record<string, string>;
+  readonly shape: Shape;
+}
+
+/**
+ * The one source of a job's variable names: the loader validates `shape` at cold start, and the builder made here
+ * from the same shape is what the job's construct calls (infra/constructs/control-plane.ts) and what the
+ * configuration docs are generated from (scripts/config-docs.ts). Left-out variables stay unset; order is kept.
+ */
+export function defineEnvironment<Shape extends z.core.$ZodShape>(
+  shape: Shape,
+  descriptions: { readonly [K in keyof Shape]?: string } = {},
+): Environment<Shape> {
+  // What a variable means, for the docs: a `.check(z.describe('…'))` on the schema itself wins over this table.
+  for (const [name, description] of Object.entries(descriptions) as [keyof Shape & string, string][]) {
+    const schema = shape[name];
+    const meta = schema && z.globalRegistry.get(schema);
+    if (schema && !meta?.description) z.globalRegistry.add(schema, { ...meta, description });
+  }
+  const build = (vars: EnvironmentInput<Shape>): Record<string, string> =>
+    Object.fromEntries(Object.entries(vars as Record<string, string | undefined>).filter((e): e is [string, string] => e[1] !== undefined));
+  return Object.assign(build, { shape });
+}
+
+const { AWS_REGION: _setByLambda, ...stackCommon } = common;
+/** The common variables the stack sets on every function (DRY_RUN, FLEET_NAME, HISTORY_*, …; Lambda sets AWS_REGION). */
+export const commonEnvironment = defineEnvironment(stackCommon);
 
 export interface CommonConfig {
   readonly region: string;

@@ -32,7 +32,8 @@ const SAFE = /[^A-Za-z0-9._-]/g;
 export function historyKey(target: Pick<HistoryTarget, 'prefix'>, job: string, startedAt: string, requestId: string, gzip = false): string {
   const date = startedAt.slice(0, 10);
   if (!/^\d{4}-\d{2}-\d{2}$/.test(date)) throw new Error(`historyKey: startedAt must be an ISO time, got ${JSON.stringify(startedAt)}`);
-  return `${target.prefix}/job=${job.replace(SAFE, '_')}/date=${date}/${startedAt}-${requestId.replace(SAFE, '_')}.json${gzip ? '.gz' : ''}`;
+  const name = `${startedAt}-${requestId.replace(SAFE, '_')}.json${gzip ? '.gz' : ''}`;
+  return `${target.prefix}/job=${job.replace(SAFE, '_')}/date=${date}/${name}`;
 }
 
 /** The prefix that holds one job's runs of one day (the reader lists these). */

@@ -6,12 +6,12 @@ import type * as z from 'zod/mini';
 import { configureClients } from './aws.ts';
 import type { CommonConfig } from './config.ts';
 import { describeError, JobFailedError, UnsupportedEventError } from './errors.ts';
-import type { HistoryRecord } from './history.ts';
 import { logger, metrics } from './observability.ts';
 import { pool } from './concurrency.ts';
 import { RequestCounter, withRequestCounter } from './requests.ts';
 import { recordRun, type RecordContext } from './run-record.ts';
 import { asksForDryRun, correlationIdOf, toTrigger, type ManualOptionsShape, type Trigger, type TriggerKind } from './triggers.ts';
+import type { ActionStatus, ReportAction, Report, Refusal } from './report.ts';
 
 /**
  * The runner every job uses (ARCHITECTURE §4–§5): trigger → observe → plan (pure) → apply unless dry-run →
@@ -20,7 +20,10 @@ import { asksForDryRun, correlationIdOf, toTrigger, type ManualOptionsShape, typ
 
 export { JOB_NAMES, type JobName } from './job-names.ts';
 
-/** The report lists at most this many actions (one log line must stay under CloudWatch Logs' 256 KB event limit); `summary` always counts all of them. */
+/**
+ * The report lists at most this many actions (one log line must stay under CloudWatch Logs' 256 KB event limit);
+ * `summary` always counts all of them.
+ */
 export const REPORT_ACTION_CAP = 200;
 /** Stop taking new actions when less than this much Lambda time is left (per job overridable). */
 export const DEFAULT_TIME_MARGIN_MS = 15_000;
@@ -49,48 +52,6 @@ export type Outcome =
   | { readonly status: 'applied'; readonly detail?: Record<string, unknown> }
   | { readonly status: 'skipped'; readonly reason: string }
   | { readonly status: 'failed'; readonly error: string; readonly detail?: Record<string, unknown> };
-
-export type ActionStatus = 'planned' | 'applied' | 'skipped' | 'failed';
-
-export interface ReportAction {
-  type: string;
-  target: string;
-  reason: string;
-  status: ActionStatus;
-  error?: string;
-  detail?: Record<string, unknown>;
-}
-
-export interface Report {
-  job: string;
-  trigger: Trigger<unknown>;
-  dryRun: boolean;
-  startedAt: string;
-  finishedAt: string;
-  observed: Record<string, unknown>;
-  actions: ReportAction[];
-  summary: { planned: number; applied: number; skipped: number; failed: number };
-  truncated: boolean;
-  stoppedEarly?: 'time';
-  /** The plan's refusals, when there are any: the run fails after the report because of them. */
-  refusals?: Refusal[];
-  /** Job-specific results (bytes freed, certificates seen, guards that fired …). */
-  details?: Record<string, unknown>;
-  /** Ties the run's log lines, history object and notification to its event (shared/triggers.ts correlationIdOf). */
-  correlationId?: string;
-  /** Where the whole report is in the run history, or why it could not be written (shared/history.ts). */
-  history?: HistoryRecord;
-}
-
-/**
- * A verdict that needs a person (a certificate the job must not touch, a rotation blocked after a rollback):
- * not an action — nothing is applied for it — but reported (dry runs too) and it fails the run after the report.
- */
-export interface Refusal {
-  readonly type: string;
-  readonly target: string;
-  readonly reason: string;
-}
 
 /**
  * Everything one run knows besides its state, handed to scope's consumers — observe, plan, apply and summarize.

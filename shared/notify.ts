@@ -159,7 +159,8 @@ function describeHistory(where: NotifyWhere): string {
 }
 
 function subject(name: string, status: NotifyStatus, headline: string, dryRun: boolean): string {
-  const text = `${name} ${{ failed: 'FAILED', attention: 'ATTENTION', applied: 'APPLIED' }[status]}: ${headline}${dryRun ? ' (dry run)' : ''}`;
+  const text =
+    `${name} ${{ failed: 'FAILED', attention: 'ATTENTION', applied: 'APPLIED' }[status]}: ` + `${headline}${dryRun ? ' (dry run)' : ''}`;
   // SNS rejects control characters and line breaks; keep it ASCII so every mail client shows it as written.
   const ascii = text.replace(/[^\x20-\x7e]/g, '?');
   return ascii.length > SUBJECT_MAX ? `${ascii.slice(0, SUBJECT_MAX - 3)}...` : ascii;
@@ -182,7 +183,9 @@ export function logsInsightsUrl(
   const query = `fields @timestamp, message, type, target, status, reason, error ${filter}| sort @timestamp asc`;
   const start = new Date(Date.parse(report.startedAt) - 60_000).toISOString();
   const end = new Date(Date.parse(report.finishedAt) + 60_000).toISOString();
-  const detail = `~(end~${value(end)}~start~${value(start)}~timeType~'ABSOLUTE~tz~'UTC~editorString~${value(query)}~source~(~${value(logGroupName)}))`;
+  const detail =
+    `~(end~${value(end)}~start~${value(start)}~timeType~'ABSOLUTE~tz~'UTC` +
+    `~editorString~${value(query)}~source~(~${value(logGroupName)}))`;
   const fragment = encodeURIComponent(`?queryDetail=${detail}`).replace(/%/g, '$');
   return `https://${region}.console.aws.amazon.com/cloudwatch/home?region=${region}#logsV2:logs-insights${fragment}`;
 }

@@ -3,7 +3,7 @@ import { s3Client, snsClient } from './aws.ts';
 import type { CommonConfig } from './config.ts';
 import { describeError } from './errors.ts';
 import { writeHistory, type HistoryRecord } from './history.ts';
-import type { Report, ReportAction } from './job.ts';
+import type { Report, ReportAction } from './report.ts';
 import { publishNotification, renderNotification } from './notify.ts';
 import { logger, metrics } from './observability.ts';
 

@@ -1,6 +1,6 @@
 import { DEFAULT_FLEET_TAG_KEY } from '../../shared/fleet-tags.ts';
 import * as z from 'zod/mini';
-import { env, loadConfig } from '../../shared/config.ts';
+import { defineEnvironment, env, loadConfig } from '../../shared/config.ts';
 import { VOLUME_GRACE_FLOOR, type Policy } from './model.ts';
 
 /**
@@ -69,3 +69,25 @@ export function loadPurgeDiskVolumesConfig(source: Readonly<Record<string, strin
 }
 
 export type LoadedConfig = ReturnType<typeof loadPurgeDiskVolumesConfig>;
+
+/**
+ * The stack's side of this environment (infra/constructs/control-plane.ts): the same `shape`, so names cannot drift;
+ * what each variable means is what docs/configuration.md says (npm run docs:config).
+ */
+export const purgeDiskVolumesEnvironment = defineEnvironment(shape, {
+  FLEET_TAG_KEY: "tag key of the fleet's instances and volumes",
+  FLEET_TAG_VALUE: 'tag value (the stack name); only volumes with this tag are ever touched',
+  VOLUME_GRACE:
+    'time from mark to delete (at least 1h, longer than any CLOUDTRAIL_LAG; at most 60d: marks are verified against ' +
+    "CloudTrail's 90-day event history)",
+  SNAPSHOT_BEFORE_DELETE: 'snapshot each volume before deleting it',
+  MAX_VOLUME_DELETES_PER_RUN: 'deletes per run; the rest wait for the next run',
+  ASG_NAME: "the fleet's Auto Scaling group",
+  DISK_USED_PERCENT_THRESHOLD: 'prune instances whose root disk is at or over this percentage',
+  PRUNE_DOCUMENT_NAME: 'the prune SSM Command document (created by the stack)',
+  PRUNE_MAX_LOG_MB: '`MaxLogMb` passed to the document: container logs over this many MiB are truncated',
+  MAX_PRUNE_INSTANCES_PER_RUN: 'instances pruned per run (one `SendCommand`)',
+  PRUNE_WAIT:
+    "how long a run waits for the prune results; also bounded by the Lambda's remaining time (the function's timeout is 5 minutes)",
+  PRUNE_POLL_INTERVAL: 'pause between result reads',
+});

@@ -1,7 +1,7 @@
 import { KEEP_TAG, MARK_TAG } from '../../shared/fleet-tags.ts';
 import { formatDuration } from '../../shared/duration.ts';
 import { ValidationError } from '../../shared/errors.ts';
-import type { Refusal } from '../../shared/job.ts';
+import type { Refusal } from '../../shared/report.ts';
 import type { Trigger } from '../../shared/triggers.ts';
 import {
   DISK_READING_WINDOW_MS,

@@ -1,5 +1,5 @@
 import * as z from 'zod/mini';
-import { env, loadConfig } from '../../shared/config.ts';
+import { defineEnvironment, env, loadConfig } from '../../shared/config.ts';
 import { normalizeRoot } from '../../shared/registry-layout.ts';
 import { MAX_AGE_CEILING, MAX_AGE_FLOOR, type PurgePolicy } from './model.ts';
 
@@ -77,3 +77,21 @@ export function loadPurgeStaleUploadsConfig(source: Readonly<Record<string, stri
 export type LoadedPurgeStaleUploadsConfig = ReturnType<typeof loadPurgeStaleUploadsConfig>;
 /** The config every part of the job sees (ctx.config). */
 export type Config = LoadedPurgeStaleUploadsConfig;
+
+/**
+ * The stack's side of this environment (infra/constructs/control-plane.ts): the same `shape`, so names cannot drift;
+ * what each variable means is what docs/configuration.md says (npm run docs:config).
+ */
+export const purgeStaleUploadsEnvironment = defineEnvironment(shape, {
+  REGISTRY_BUCKET: "the registry's bucket",
+  REGISTRY_ROOT:
+    "the registry's `storage.s3.rootdirectory` (`/fleet/a` → keys start `fleet/a/docker/registry/v2/`; " +
+    'leading/trailing slashes ignored); empty: keys start `docker/registry/v2/`',
+  UPLOAD_MAX_AGE: "uploads older than this are stale (distribution's `uploadpurging.age`); the same floor as a manual `maxAge`",
+  MAX_DELETES_PER_RUN:
+    'per run: S3 objects deleted + multipart uploads aborted; ' +
+    'oldest uploads go first, the rest is reported as deferred and the next run continues',
+  LIST_CONCURRENCY: 'key ranges of the repositories tree listed in parallel (1 = one serial listing)',
+  STARTEDAT_READ_WINDOW:
+    'read `startedat` only when its object time is this close to the age boundary; the largest value reads every one (one GET per upload)',
+});

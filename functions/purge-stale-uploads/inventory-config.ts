@@ -1,5 +1,5 @@
 import * as z from 'zod/mini';
-import { env, loadConfig, type CommonConfig } from '../../shared/config.ts';
+import { defineEnvironment, env, loadConfig, type CommonConfig } from '../../shared/config.ts';
 import { PURGE_INVENTORY_ID, PURGE_INVENTORY_PREFIX, PURGE_PASSES_PREFIX } from '../../shared/purge-keys.ts';
 import { loadPurgeStaleUploadsConfig, type PurgeStaleUploadsConfig } from './config.ts';
 
@@ -60,3 +60,6 @@ export function loadInventoryModeConfig(source: Readonly<Record<string, string |
   }));
   return Object.freeze({ ...purge, ...own });
 }
+
+/** The stack's side of these variables, and their table in docs/configuration.md (npm run docs:config). */
+export const inventoryModeEnvironment = defineEnvironment(inventoryModeShape);

@@ -1,5 +1,5 @@
 import * as z from 'zod/mini';
-import { env, loadConfig } from '../../shared/config.ts';
+import { defineEnvironment, env, loadConfig } from '../../shared/config.ts';
 import { ConfigError } from '../../shared/errors.ts';
 import type { ReplacePolicy } from './model.ts';
 
@@ -72,3 +72,23 @@ function followUpOf(group?: string, roleArn?: string, targetArn?: string): Follo
 }
 
 export type ReplaceUnhealthyInstancesConfig = ReturnType<typeof loadReplaceUnhealthyInstancesConfig>;
+
+/**
+ * The stack's side of this environment (infra/constructs/control-plane.ts): the same `shape`, so names cannot drift;
+ * what each variable means is what docs/configuration.md says (npm run docs:config).
+ */
+export const replaceUnhealthyInstancesEnvironment = defineEnvironment(shape, {
+  ASG_NAME: 'the registry Auto Scaling group',
+  TARGET_GROUP_ARN: 'the registry target group (its health is the main signal)',
+  MAX_REPLACEMENTS_PER_RUN: 'replacements started per run',
+  MAX_UNHEALTHY_PERCENT: 'circuit breaker: replace nothing when more than this % of InService members is unhealthy',
+  GRACE_PERIOD: 'never replace an instance younger than this (since EC2 launch)',
+  UNHEALTHY_CONFIRM: 'seen unhealthy this long (marked by an earlier run) before replacing; `0` replaces at first sighting',
+  REPLACEMENT_TIMEOUT:
+    'capacity-preserving path: after this long a `replacing` tag is reported `replacement-stalled` and removed, never acted on',
+  REPLACEMENT_BUDGET: 'at most this many replacements start per window; past it `replacement-budget-exhausted`',
+  REPLACEMENT_BUDGET_WINDOW: "the replacement budget's window",
+  FOLLOW_UP_GROUP: 'follow-ups (set by the stack; all three FOLLOW_UP_* or none): the schedule group; unset: no follow-ups',
+  FOLLOW_UP_ROLE_ARN: 'follow-ups: the role EventBridge Scheduler assumes to invoke this function',
+  FOLLOW_UP_TARGET_ARN: "follow-ups: this function's ARN",
+});

@@ -1,6 +1,6 @@
 import { DEFAULT_FLEET_TAG_KEY } from '../../shared/fleet-tags.ts';
 import * as z from 'zod/mini';
-import { env, loadConfig } from '../../shared/config.ts';
+import { defineEnvironment, env, loadConfig } from '../../shared/config.ts';
 import { ConfigError } from '../../shared/errors.ts';
 import type { CertificateMode, RotationPolicy } from './model.ts';
 
@@ -143,3 +143,30 @@ export function loadRotateCertificatesConfig(source: Readonly<Record<string, str
 }
 
 export type LoadedRotateCertificatesConfig = ReturnType<typeof loadRotateCertificatesConfig>;
+
+/**
+ * The stack's side of this environment (infra/constructs/control-plane.ts): the same `shape`, so names cannot drift;
+ * what each variable means is what docs/configuration.md says (npm run docs:config).
+ */
+export const rotateCertificatesEnvironment = defineEnvironment(shape, {
+  LISTENER_ARN: "the ALB's HTTPS listener",
+  DOMAIN_NAME: "the registry's host name: the handshake's SNI and the name certificates must cover",
+  HOSTED_ZONE_ID:
+    'Route 53 zone for validation and DNS-01 records (`Z…` or `/hostedzone/Z…`); required in `acme` mode; ' +
+    'unset in `acm` mode: the job reports the validation records for you to create',
+  RENEW_BEFORE: 'rotate when the served certificate has less than this left',
+  CERTIFICATE_MODE: '`acm` (request + swap) or `acme` (re-issue + re-import)',
+  ACME_DIRECTORY_URL: '`acme` mode (required): the ACME directory, e.g. `https://acme-v02.api.letsencrypt.org/directory`',
+  ACME_ACCOUNT_SECRET_ARN: '`acme` mode (required): the Secrets Manager secret holding the ACME account key',
+  ACME_EMAIL: '`acme` mode (required): the ACME account contact',
+  ACME_PENDING_SECRET_ARN: "`acme` mode (required): the Secrets Manager secret holding a rotation's pending stage (`{}` = nothing pending)",
+  ACME_ORDER_COOLDOWN: "at most one ACME order per certificate per this long, counted from the stage's `orderedAt`",
+  ACME_CA_BUNDLE: 'PEM file of extra CAs the ACME client trusts (Pebble in tests); unset: the system CAs',
+  HANDSHAKE_HOST: "where the TLS check connects (SNI is always `DOMAIN_NAME`); unset: the load balancer's DNS name",
+  HANDSHAKE_PORT: 'port of the TLS check',
+  HANDSHAKE_TIMEOUT: 'bound on one handshake',
+  HANDSHAKE_WAIT: 'how long after a change the job retries the handshake before rolling back (`acm`) or failing (`acme`)',
+  DNS_CHANGE_TIMEOUT: "bound on waiting for a Route 53 change to be `INSYNC` (also bounded by the Lambda's time)",
+  FLEET_TAG_KEY: 'tag key put on every certificate the job requests',
+  FLEET_TAG_VALUE: 'tag value (the stack name); a replaced certificate is deleted only if it carries `FLEET_TAG_KEY=FLEET_TAG_VALUE`',
+});

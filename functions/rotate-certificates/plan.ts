@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import type { Refusal } from '../../shared/job.ts';
+import type { Refusal } from '../../shared/report.ts';
 import {
   certificateProblem,
   covers,

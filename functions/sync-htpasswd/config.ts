@@ -1,4 +1,4 @@
-import { env, loadConfig } from '../../shared/config.ts';
+import { defineEnvironment, env, loadConfig } from '../../shared/config.ts';
 import type { SyncPolicy } from './model.ts';
 
 /**
@@ -80,3 +80,23 @@ function policyOf(v: {
 }
 
 export type SyncHtpasswdConfig = ReturnType<typeof loadSyncHtpasswdConfig>;
+
+/**
+ * The stack's side of this environment (infra/constructs/control-plane.ts): the same `shape`, so names cannot drift;
+ * what each variable means is what docs/configuration.md says (npm run docs:config).
+ */
+export const syncHtpasswdEnvironment = defineEnvironment(shape, {
+  HTPASSWD_PARAMETER_PATH: 'SSM path holding the users',
+  REGISTRY_BUCKET: 'where the rendered file is published: the bucket',
+  HTPASSWD_OBJECT_KEY: 'where the rendered file is published: the key',
+  ASG_NAME: "the fleet's Auto Scaling group (its InService instances get the file)",
+  SYNC_DOCUMENT_NAME: 'the SSM Command document (`Source`, `Sha256`, `Mode` = `install`/`report`)',
+  BCRYPT_COST: 'cost for hashing `SecureString` passwords (the registry pays it on every authenticated request); changing it rehashes them',
+  ALLOW_EMPTY_USER_SET: 'publish an empty file when no user parameters exist',
+  HTPASSWD_OBJECT_SSE: '`ServerSideEncryption` of the object',
+  DISTRIBUTE_MAX_CONCURRENCY: 'SendCommand `MaxConcurrency` for installs',
+  COMMAND_WAIT: "how long to wait for the instances' results of one command",
+  COMMAND_POLL_INTERVAL: 'GetCommandInvocation polling interval',
+  DRIFT_CHECK_BUDGET: "total time the drift check may wait for the instances' reports; instances not heard from get an install",
+  SSM_REGISTRATION_GRACE: 'how long after launch an instance SSM does not know yet is skipped rather than failed',
+});

@@ -10,6 +10,11 @@ import * as targets from 'aws-cdk-lib/aws-events-targets';
 import type * as logs from 'aws-cdk-lib/aws-logs';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import { Construct } from 'constructs';
+import { purgeDiskVolumesEnvironment } from '../../functions/purge-disk-volumes/config.ts';
+import { purgeStaleUploadsEnvironment } from '../../functions/purge-stale-uploads/config.ts';
+import { replaceUnhealthyInstancesEnvironment } from '../../functions/replace-unhealthy-instances/config.ts';
+import { rotateCertificatesEnvironment } from '../../functions/rotate-certificates/config.ts';
+import { syncHtpasswdEnvironment } from '../../functions/sync-htpasswd/config.ts';
 import { JOBS } from '../config.ts';
 import type { JobName } from '../config.ts';
 import type { FleetDocuments } from './fleet-documents.ts';
@@ -64,7 +69,10 @@ const TIMEOUTS: Record<JobName, Duration> = {
  * group keeps fleet B's full disk from setting off (and pruning through) fleet A's alarm.
  */
 export function diskQuery(autoScalingGroupName: string): string {
-  return `SELECT MAX(disk_used_percent) FROM SCHEMA(CWAgent, AutoScalingGroupName, InstanceId, fstype, path) WHERE AutoScalingGroupName = '${autoScalingGroupName}' AND path = '/'`;
+  return (
+    `SELECT MAX(disk_used_percent) FROM SCHEMA(CWAgent, AutoScalingGroupName, InstanceId, fstype, path) WHERE ` +
+    `AutoScalingGroupName = '${autoScalingGroupName}' AND path = '/'`
+  );
 }
 
 /**
@@ -135,23 +143,25 @@ export class ControlPlane extends Construct {
     this.fleetName = props.namePrefix;
     this.diskQuery = diskQuery(asgName);
     const bucketName = props.storage.bucket.bucketName;
+    // Each job's variables through its own config module's builder: a name the function does not read, or a
+    // missing required one, fails the typecheck here instead of the function's cold start.
     const environment: Record<JobName, Record<string, string>> = {
-      'purge-stale-uploads': { REGISTRY_BUCKET: bucketName, UPLOAD_MAX_AGE: props.uploadMaxAge },
-      'replace-unhealthy-instances': {
+      'purge-stale-uploads': purgeStaleUploadsEnvironment({ REGISTRY_BUCKET: bucketName, UPLOAD_MAX_AGE: props.uploadMaxAge }),
+      'replace-unhealthy-instances': replaceUnhealthyInstancesEnvironment({
         ASG_NAME: asgName,
         TARGET_GROUP_ARN: props.targetGroup.targetGroupArn,
         FOLLOW_UP_GROUP: followUpGroupName,
         FOLLOW_UP_ROLE_ARN: this.followUpRole.roleArn,
         FOLLOW_UP_TARGET_ARN: replaceArn,
-      },
-      'purge-disk-volumes': {
+      }),
+      'purge-disk-volumes': purgeDiskVolumesEnvironment({
         FLEET_TAG_KEY: props.fleetTag.key,
         FLEET_TAG_VALUE: props.fleetTag.value,
         ASG_NAME: asgName,
         DISK_USED_PERCENT_THRESHOLD: String(props.diskUsedPercentThreshold),
         PRUNE_DOCUMENT_NAME: props.documents.pruneDockerName,
-      },
-      'rotate-certificates': {
+      }),
+      'rotate-certificates': rotateCertificatesEnvironment({
         LISTENER_ARN: props.httpsListener.listenerArn,
         DOMAIN_NAME: props.domainName,
         CERTIFICATE_MODE: props.certificate.mode,
@@ -166,14 +176,14 @@ export class ControlPlane extends Construct {
               ...(this.acmePendingSecret ? { ACME_PENDING_SECRET_ARN: this.acmePendingSecret.secretArn } : {}),
             }
           : {}),
-      },
-      'sync-htpasswd': {
+      }),
+      'sync-htpasswd': syncHtpasswdEnvironment({
         HTPASSWD_PARAMETER_PATH: props.usersParameterPath,
         REGISTRY_BUCKET: bucketName,
         HTPASSWD_OBJECT_KEY,
         ASG_NAME: asgName,
         SYNC_DOCUMENT_NAME: props.documents.syncHtpasswdName,
-      },
+      }),
     };
     const statements = jobStatements(stack, {
       bucketArn: props.storage.bucket.bucketArn,

@@ -77,7 +77,8 @@ export class FleetDocuments extends Construct {
               timeoutSeconds: '120',
               runCommand: [
                 "mode='{{ Mode }}'",
-                `if [ "$mode" = report ]; then args=(--report - ${PATHS.authDir}); else args=('{{ Source }}' '{{ Sha256 }}' ${PATHS.authDir}); fi`,
+                `if [ "$mode" = report ]; then args=(--report - ${PATHS.authDir}); else args=('{{ Source }}' '{{ Sha256 }}' ` +
+                  `${PATHS.authDir}); fi`,
                 ...runEmbedded(props.installHtpasswdScript, '"${args[@]}"'),
               ],
             },

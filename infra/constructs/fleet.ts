@@ -115,7 +115,8 @@ export class RegistryFleet extends Construct {
     const heartbeat = drainHeartbeatSeconds(drainTimeoutSeconds);
     if (!(Number.isInteger(drainTimeoutSeconds) && drainTimeoutSeconds >= 30 && heartbeat <= 7_200)) {
       throw new Error(
-        `RegistryFleet: drainTimeoutSeconds must be a whole number from 30 to ${7_200 - (heartbeat - drainTimeoutSeconds)}, got ${drainTimeoutSeconds}`,
+        `RegistryFleet: drainTimeoutSeconds must be a whole number from 30 to ${7_200 - (heartbeat - drainTimeoutSeconds)}, got ` +
+          `${drainTimeoutSeconds}`,
       );
     }
     this.autoScalingGroup.addLifecycleHook('Drain', {

@@ -4,6 +4,7 @@ import * as iam from 'aws-cdk-lib/aws-iam';
 import type * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import { Construct } from 'constructs';
+import { commonEnvironment } from '../../shared/config.ts';
 import { PRIVATE_BUCKET } from './storage.ts';
 
 /** Where the reports go in the history bucket (the functions' HISTORY_PREFIX). */
@@ -55,8 +56,8 @@ export class RunHistory extends Construct {
 
   /** `job`'s function writes its reports here and nowhere else (PutObject only: no read, list or delete). */
   grantJob(job: string, fn: lambda.Function): void {
-    fn.addEnvironment('HISTORY_BUCKET', this.bucket.bucketName);
-    fn.addEnvironment('HISTORY_PREFIX', HISTORY_PREFIX);
+    const vars = commonEnvironment({ HISTORY_BUCKET: this.bucket.bucketName, HISTORY_PREFIX }); // the names shared/config.ts reads
+    for (const [name, value] of Object.entries(vars)) fn.addEnvironment(name, value);
     fn.addToRolePolicy(
       new iam.PolicyStatement({ actions: ['s3:PutObject'], resources: [this.bucket.arnForObjects(`${HISTORY_PREFIX}/job=${job}/*`)] }),
     );

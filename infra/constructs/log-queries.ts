@@ -15,7 +15,8 @@ export interface LogQueriesProps {
 export const LOG_QUERIES = {
   'last-runs-per-job': [
     'filter message = "job report"',
-    'stats count(*) as runs, max(@timestamp) as lastRun, sum(report.summary.applied) as applied, sum(report.summary.failed) as failed by job',
+    'stats count(*) as runs, max(@timestamp) as lastRun, sum(report.summary.applied) as applied, sum(report.summary.failed) as ' +
+      'failed by job',
     'sort job asc',
   ],
   'failed-actions': [

@@ -5,6 +5,7 @@ import * as elbv2 from 'aws-cdk-lib/aws-elasticloadbalancingv2';
 import * as sns from 'aws-cdk-lib/aws-sns';
 import * as subscriptions from 'aws-cdk-lib/aws-sns-subscriptions';
 import { Construct } from 'constructs';
+import { commonEnvironment } from '../../shared/config.ts';
 import type { JobName } from '../config.ts';
 import { schedulePeriodSeconds } from '../schedule-period.ts';
 import type { ControlPlane } from './control-plane.ts';
@@ -135,7 +136,8 @@ export class Monitoring extends Construct {
     );
     // Run notifications (shared/notify.ts) go to the same topic, with job/status/dryRun attributes to filter on.
     for (const ops of Object.values(fns)) {
-      ops.fn.addEnvironment('NOTIFY_TOPIC_ARN', this.topic.topicArn);
+      for (const [name, value] of Object.entries(commonEnvironment({ NOTIFY_TOPIC_ARN: this.topic.topicArn })))
+        ops.fn.addEnvironment(name, value);
       this.topic.grantPublish(ops.fn);
     }
     this.dashboard.addWidgets(
@@ -189,7 +191,8 @@ export class Monitoring extends Construct {
     };
     page(
       'ReplacementStalled',
-      "replace-unhealthy-instances: a replacement does not serve and the job will not terminate the old instance: check the group's activities (runbook)",
+      'replace-unhealthy-instances: a replacement does not serve and the job will not terminate the old instance: check the ' +
+        "group's activities (runbook)",
       {
         metric: either('replace-unhealthy-instances', 'ReplacementStalled', five, 'Maximum', 0),
         ...atLeastOne,
@@ -217,7 +220,8 @@ export class Monitoring extends Construct {
     );
     page(
       'CertificateDaysLeft',
-      `rotate-certificates: the served certificate expires in less than ${CERTIFICATE_DAYS_LEFT_ALARM} days and has not been rotated (runbook)`,
+      `rotate-certificates: the served certificate expires in less than ${CERTIFICATE_DAYS_LEFT_ALARM} days and has not been ` +
+        `rotated (runbook)`,
       {
         metric: either('rotate-certificates', 'CertificateDaysLeft', Duration.days(1), 'Minimum', 100_000, 'MIN'),
         threshold: CERTIFICATE_DAYS_LEFT_ALARM,

@@ -8,6 +8,7 @@ import type * as iam from 'aws-cdk-lib/aws-iam';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
+import { commonEnvironment } from '../../shared/config.ts';
 
 export interface OpsFunctionProps {
   /** The job name (folder under functionsDir, `POWERTOOLS_SERVICE_NAME`, function name suffix). */
@@ -48,7 +49,8 @@ export class OpsFunction extends Construct {
     const codeDir = resolve(join(props.functionsDir, props.bundle ?? props.job));
     if (!existsSync(join(codeDir, 'index.mjs'))) {
       throw new Error(
-        `OpsFunction ${props.bundle ?? props.job}: no bundle at ${join(codeDir, 'index.mjs')} (run npm run build, or set the functionsDir context)`,
+        `OpsFunction ${props.bundle ?? props.job}: no bundle at ${join(codeDir, 'index.mjs')} ` +
+          '(run npm run build, or set the functionsDir context)',
       );
     }
     this.logGroup = new logs.LogGroup(this, 'Logs', { retention: props.logRetention, removalPolicy: RemovalPolicy.DESTROY });
@@ -64,14 +66,16 @@ export class OpsFunction extends Construct {
       // Janitors run one at a time: two runs never race on the same resources (STYLE §7).
       reservedConcurrentExecutions: props.reservedConcurrency ?? 1,
       logGroup: this.logGroup,
+      // The common variables through shared/config.ts' builder (the names every function's loader reads); the
+      // POWERTOOLS_* and NODE_OPTIONS ones are read by Powertools and Node themselves.
       environment: {
         ...props.environment,
         POWERTOOLS_SERVICE_NAME: props.job,
         POWERTOOLS_METRICS_NAMESPACE: props.metricsNamespace,
-        DRY_RUN: String(props.dryRun),
+        ...commonEnvironment({ DRY_RUN: props.dryRun ? 'true' : 'false' }),
         NODE_OPTIONS: '--enable-source-maps',
         POWERTOOLS_LOG_LEVEL: props.logLevel ?? 'INFO',
-        ...(props.fleetName ? { FLEET_NAME: props.fleetName } : {}),
+        ...commonEnvironment({ FLEET_NAME: props.fleetName }),
       },
     });
     for (const statement of props.statements) this.fn.addToRolePolicy(statement);

@@ -13,6 +13,7 @@ import type * as sns from 'aws-cdk-lib/aws-sns';
 import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import * as tasks from 'aws-cdk-lib/aws-stepfunctions-tasks';
 import { Construct } from 'constructs';
+import { inventoryModeEnvironment } from '../../functions/purge-stale-uploads/inventory-config.ts';
 import { PURGE_INVENTORY_ID, PURGE_INVENTORY_PREFIX, PURGE_PASSES_PREFIX } from '../../shared/purge-keys.ts';
 import { HISTORY_PREFIX, type RunHistory } from './history.ts';
 import { OpsFunction } from './ops-function.ts';
@@ -192,7 +193,7 @@ export class PurgeInventory extends Construct {
       reservedConcurrency: INVENTORY_MAP.maxConcurrency + 2,
       dryRun: props.dryRun,
       metricsNamespace: props.metricsNamespace,
-      environment: { ...props.environment, INVENTORY_BUCKET: this.bucket.bucketName },
+      environment: { ...props.environment, ...inventoryModeEnvironment({ INVENTORY_BUCKET: this.bucket.bucketName }) },
       statements: props.uploadStatements,
       logRetention: props.logRetention,
       ...(props.logLevel ? { logLevel: props.logLevel } : {}),
@@ -341,7 +342,10 @@ export class PurgeInventory extends Construct {
     );
     const mapPolicy = this.stateMachine.node.tryFindChild('DistributedMapPolicy') as Construct;
     for (const suffix of [':*', '/*:*']) {
-      const arn = `arn:<AWS::Partition>:states:<AWS::Region>:<AWS::AccountId>:execution:{"Fn::Select":[6,{"Fn::Split":[":",{"Ref":"${stack.getLogicalId(this.stateMachine.node.defaultChild as sfn.CfnStateMachine)}"}]}]}${suffix}`;
+      const machine = stack.getLogicalId(this.stateMachine.node.defaultChild as sfn.CfnStateMachine);
+      const arn =
+        `arn:<AWS::Partition>:states:<AWS::Region>:<AWS::AccountId>:execution:` +
+        `{"Fn::Select":[6,{"Fn::Split":[":",{"Ref":"${machine}"}]}]}${suffix}`;
       ack(
         mapPolicy,
         `AwsSolutions-IAM5[Resource::${arn}]`,

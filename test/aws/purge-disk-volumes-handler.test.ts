@@ -17,7 +17,8 @@ import { beforeEach, describe, expect, it, vi } from 'vitest';
 import { loadPurgeDiskVolumesConfig } from '../../functions/purge-disk-volumes/config.ts';
 import { job } from '../../functions/purge-disk-volumes/job.ts';
 import { JobFailedError, ValidationError } from '../../shared/errors.ts';
-import { createJob, type Report } from '../../shared/job.ts';
+import { createJob } from '../../shared/job.ts';
+import type { Report } from '../../shared/report.ts';
 import { logger } from '../../shared/observability.ts';
 import { loadEvent } from '../support/events.ts';
 

@@ -12,7 +12,8 @@ import {
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { ConfigError, JobFailedError, ValidationError } from '../../shared/errors.ts';
-import { runJob, type Report } from '../../shared/job.ts';
+import { runJob } from '../../shared/job.ts';
+import type { Report } from '../../shared/report.ts';
 import { logger } from '../../shared/observability.ts';
 import { loadPurgeStaleUploadsConfig } from '../../functions/purge-stale-uploads/config.ts';
 import { job } from '../../functions/purge-stale-uploads/job.ts';

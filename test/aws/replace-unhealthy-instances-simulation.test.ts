@@ -3,7 +3,8 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { loadReplaceUnhealthyInstancesConfig } from '../../functions/replace-unhealthy-instances/config.ts';
 import { job } from '../../functions/replace-unhealthy-instances/job.ts';
-import { runJob, type Report } from '../../shared/job.ts';
+import { runJob } from '../../shared/job.ts';
+import type { Report } from '../../shared/report.ts';
 import { loadEvent } from '../support/events.ts';
 import { ASG_NAME, FleetSim, FOLLOW_UP_ENV, TARGET_GROUP_ARN, type SimOptions } from '../support/fleet-sim.ts';
 

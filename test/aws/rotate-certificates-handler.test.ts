@@ -24,7 +24,8 @@ import { DeleteSecretCommand, GetSecretValueCommand, PutSecretValueCommand, Secr
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { JobFailedError, ValidationError } from '../../shared/errors.ts';
-import { runJob, type Report } from '../../shared/job.ts';
+import { runJob } from '../../shared/job.ts';
+import type { Report } from '../../shared/report.ts';
 import { logger } from '../../shared/observability.ts';
 import { loadAccountKey } from '../../functions/rotate-certificates/acme.ts';
 import { loadRotateCertificatesConfig } from '../../functions/rotate-certificates/config.ts';

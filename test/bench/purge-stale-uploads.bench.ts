@@ -30,7 +30,7 @@ import {
 import { parse, stringify } from 'yaml';
 import { renderRegistryConfig } from '../../infra/registry-config.ts';
 import { mapLimit } from '../../shared/concurrency.ts';
-import type { Report } from '../../shared/job.ts';
+import type { Report } from '../../shared/report.ts';
 import { startMoto, type Moto } from '../../local/moto.ts';
 import { freePort } from '../../local/ports.ts';
 import { answers } from '../../local/process.ts';

@@ -14,7 +14,7 @@ import { PutParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { HTPASSWD_OBJECT_KEY } from '../../infra/constructs/storage.ts';
 import { sha256Hex } from '../../shared/htpasswd.ts';
-import type { Report } from '../../shared/job.ts';
+import type { Report } from '../../shared/report.ts';
 import { fakeFunctionsDir, synthFleet } from '../infra/support.ts';
 import type { AwsFront, CfnTemplate, Sandbox } from '../support/boot-rehearsal.ts';
 import {

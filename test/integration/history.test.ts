@@ -22,7 +22,8 @@ import { createRotateCertificatesJob } from '../../functions/rotate-certificates
 import { loadSyncHtpasswdConfig } from '../../functions/sync-htpasswd/config.ts';
 import { job as syncHtpasswd } from '../../functions/sync-htpasswd/job.ts';
 import { decodeHistory, writeHistory } from '../../shared/history.ts';
-import { REPORT_ACTION_CAP, runJob, type Report } from '../../shared/job.ts';
+import { REPORT_ACTION_CAP, runJob } from '../../shared/job.ts';
+import type { Report } from '../../shared/report.ts';
 import { metrics } from '../../shared/observability.ts';
 import { findSecrets } from '../../shared/redact.ts';
 import { startMotoGaps, type MotoGaps } from '../../scripts/lib/moto-gaps.ts';

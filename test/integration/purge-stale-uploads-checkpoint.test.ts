@@ -6,7 +6,8 @@
 import { CreateBucketCommand, GetObjectCommand, HeadObjectCommand, S3Client, paginateListObjectsV2 } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { s3Client } from '../../shared/aws.ts';
-import { createJob, type Report } from '../../shared/job.ts';
+import { createJob } from '../../shared/job.ts';
+import type { Report } from '../../shared/report.ts';
 import { listingCheckpointKey } from '../../shared/purge-keys.ts';
 import { loadPurgeStaleUploadsConfig } from '../../functions/purge-stale-uploads/config.ts';
 import { job } from '../../functions/purge-stale-uploads/job.ts';

@@ -18,7 +18,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { INVENTORY_MAP } from '../../infra/constructs/purge-inventory.ts';
 import { s3Client } from '../../shared/aws.ts';
 import { decodeHistory } from '../../shared/history.ts';
-import type { Report } from '../../shared/job.ts';
+import type { Report } from '../../shared/report.ts';
 import { PURGE_PASSES_PREFIX } from '../../shared/purge-keys.ts';
 import { repositoriesPrefix, uploadDirPrefix } from '../../shared/registry-layout.ts';
 import { startMoto, type Moto } from '../../local/moto.ts';

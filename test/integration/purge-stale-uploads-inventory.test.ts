@@ -19,7 +19,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { INVENTORY_MAP } from '../../infra/constructs/purge-inventory.ts';
 import { renderRegistryConfig } from '../../infra/registry-config.ts';
 import { JobFailedError } from '../../shared/errors.ts';
-import type { Report } from '../../shared/job.ts';
+import type { Report } from '../../shared/report.ts';
 import { PURGE_PASSES_PREFIX } from '../../shared/purge-keys.ts';
 import { repositoriesPrefix } from '../../shared/registry-layout.ts';
 import { startMoto, type Moto } from '../../local/moto.ts';

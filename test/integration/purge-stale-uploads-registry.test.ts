@@ -14,7 +14,7 @@ import {
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { renderRegistryConfig } from '../../infra/registry-config.ts';
 import { JobFailedError } from '../../shared/errors.ts';
-import type { Report } from '../../shared/job.ts';
+import type { Report } from '../../shared/report.ts';
 import { startMoto, type Moto } from '../../local/moto.ts';
 import { freePort } from '../../local/ports.ts';
 import {

@@ -15,7 +15,7 @@ import { CreateBucketCommand, ListMultipartUploadsCommand, ListPartsCommand, S3C
 import { parse, stringify } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { renderRegistryConfig } from '../../infra/registry-config.ts';
-import type { Report } from '../../shared/job.ts';
+import type { Report } from '../../shared/report.ts';
 import { startMoto, type Moto } from '../../local/moto.ts';
 import { freePort } from '../../local/ports.ts';
 import { completeUpload, pullBlob, sha256Digest, startRegistry, startUpload, type Registry } from '../../local/registry.ts';

@@ -10,7 +10,7 @@ import {
 } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ConfigError } from '../../shared/errors.ts';
-import type { Report } from '../../shared/job.ts';
+import type { Report } from '../../shared/report.ts';
 import { startMoto, type Moto } from '../../local/moto.ts';
 import { startS3Proxy, type S3Proxy } from '../../local/s3-proxy.ts';
 

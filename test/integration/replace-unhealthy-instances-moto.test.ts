@@ -29,7 +29,7 @@ import {
 } from '@aws-sdk/client-elastic-load-balancing-v2';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { REPLACING_TAG, type Fleet } from '../../functions/replace-unhealthy-instances/model.ts';
-import type { Report } from '../../shared/job.ts';
+import type { Report } from '../../shared/report.ts';
 import { loadEvent } from '../support/events.ts';
 import { startMoto, type Moto } from '../../local/moto.ts';
 

@@ -13,7 +13,8 @@ import {
 } from '@aws-sdk/client-secrets-manager';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { JobFailedError } from '../../shared/errors.ts';
-import { runJob, type Report } from '../../shared/job.ts';
+import { runJob } from '../../shared/job.ts';
+import type { Report } from '../../shared/report.ts';
 import { logger } from '../../shared/observability.ts';
 import { loadRotateCertificatesConfig } from '../../functions/rotate-certificates/config.ts';
 import { createRotateCertificatesJob } from '../../functions/rotate-certificates/job.ts';

@@ -21,7 +21,7 @@ import bcrypt from 'bcryptjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { renderRegistryConfig } from '../../infra/registry-config.ts';
 import { sha256Hex } from '../../shared/htpasswd.ts';
-import type { Report } from '../../shared/job.ts';
+import type { Report } from '../../shared/report.ts';
 import { startMoto, type Moto } from '../../local/moto.ts';
 import { freePort } from '../../local/ports.ts';
 import { startRegistry, type Registry } from '../../local/registry.ts';

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { Report } from '../../shared/job.ts';
+import type { Report } from '../../shared/report.ts';
 import { mergeReports, type PassDescriptor } from '../../functions/purge-stale-uploads/shard.ts';
 
 const descriptor: PassDescriptor = {
