@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import { GetObjectCommand, paginateListObjectsV2, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import * as z from 'zod/mini';
 import { mapLimit } from '../../shared/concurrency.ts';
@@ -185,9 +186,13 @@ export interface ShardRef {
   readonly index: number;
 }
 
+/** Tries of a claim that S3 answers 409 (a write of the key in flight), and the wait before each retry. */
+const CLAIM_CONFLICT_TRIES = 4;
+const CLAIM_CONFLICT_DELAY_MS = 250;
+
 /**
  * True if `shard` may act on `dir`: it is the first to claim it (S3 conditional write: If-None-Match: *), or the
- * claim is its own from an earlier attempt (re-read on 412). Any other holder, or a write in flight, keeps it out.
+ * claim is its own from an earlier attempt (re-read on 412). Any other holder keeps it out.
  */
 export async function claimDirectory(
   s3: S3Client,
@@ -197,6 +202,37 @@ export async function claimDirectory(
   signal: AbortSignal,
 ): Promise<boolean> {
   const key = passKeys(config, shard.pass).claim(dir);
+  for (let tryNo = 1; ; tryNo += 1) {
+    const answer = await putClaim(s3, config, key, shard, signal);
+    if (answer === 'written') return true;
+    if (answer === 'exists') break;
+    // 409: a write of the key is in flight, possibly this attempt's own first try that the SDK retried over. S3 says
+    // retry: once that write lands, the retry gets 412 and the holder decides (returning false here would leave the
+    // directory to nobody: every later claimant finds this shard as holder). Still 409 after the last try: the shard
+    // fails and Step Functions retries it, which finds its claim then.
+    if (tryNo >= CLAIM_CONFLICT_TRIES) {
+      throw new Error(`claim s3://${config.inventoryBucket}/${key}: ConditionalRequestConflict (409) on ${tryNo} tries`);
+    }
+    await sleep(CLAIM_CONFLICT_DELAY_MS * tryNo, undefined, { signal });
+  }
+  // Read only after a 412, which proves the key exists: a missing key would be 403 here (no ListBucket on claims/).
+  let holder: Partial<ShardRef> | undefined;
+  try {
+    holder = JSON.parse(await getText(s3, config.inventoryBucket, key, signal)) as Partial<ShardRef>;
+  } catch (error) {
+    if (error instanceof SyntaxError) return false; // not a claim this code wrote: someone else's
+    throw error;
+  }
+  return holder?.pass === shard.pass && holder.index === shard.index;
+}
+
+async function putClaim(
+  s3: S3Client,
+  config: InventoryModeConfig,
+  key: string,
+  shard: ShardRef,
+  signal: AbortSignal,
+): Promise<'written' | 'exists' | 'conflict'> {
   try {
     await s3.send(
       new PutObjectCommand({
@@ -208,20 +244,12 @@ export async function claimDirectory(
       }),
       { abortSignal: signal },
     );
-    return true;
+    return 'written';
   } catch (error) {
-    // 409: another claim of the key is being written right now; that writer is not this attempt.
-    if (errorName(error) === 'ConditionalRequestConflict') return false;
-    if (errorName(error) !== 'PreconditionFailed') throw error;
-  }
-  let holder: Partial<ShardRef> | undefined;
-  try {
-    holder = JSON.parse(await getText(s3, config.inventoryBucket, key, signal)) as Partial<ShardRef>;
-  } catch (error) {
-    if (error instanceof SyntaxError) return false; // not a claim this code wrote: someone else's
+    if (errorName(error) === 'ConditionalRequestConflict') return 'conflict';
+    if (errorName(error) === 'PreconditionFailed') return 'exists';
     throw error;
   }
-  return holder?.pass === shard.pass && holder.index === shard.index;
 }
 
 /** An attempt of a shard that died before its report (SlowDown past the SDK's retries, a timeout…). */
