@@ -1,9 +1,9 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { GetObjectCommand, paginateListObjectsV2, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { GetObjectCommand, ListObjectsV2Command, paginateListObjectsV2, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import * as z from 'zod/mini';
 import { mapLimit } from '../../shared/concurrency.ts';
 import { formatDuration } from '../../shared/duration.ts';
-import { errorName, ValidationError } from '../../shared/errors.ts';
+import { describeError, errorName, ValidationError } from '../../shared/errors.ts';
 import { assembleReport, type PartReport, type Refusal, type Report, type ReportAction } from '../../shared/job.ts';
 import { repositoriesPrefix } from '../../shared/registry-layout.ts';
 import { asksForDryRun, toTrigger } from '../../shared/triggers.ts';
@@ -157,7 +157,7 @@ async function readManifest(s3: S3Client, config: InventoryModeConfig, key: stri
     );
   }
   const where = `s3://${config.inventoryBucket}/${key}`;
-  const manifest = parseManifest(await getText(s3, config.inventoryBucket, key, signal), config.bucket, where);
+  const manifest = parseManifest(await getTextOfNamed(s3, config.inventoryBucket, key, signal), config.bucket, where);
   const age = now.getTime() - manifest.createdAt;
   if (age > config.inventoryMaxAgeMs) {
     throw new ValidationError(
@@ -175,7 +175,7 @@ export async function readDescriptor(
   signal: AbortSignal,
 ): Promise<PassDescriptor> {
   const key = passKeys(config, pass).pass;
-  const d = JSON.parse(await getText(s3, config.inventoryBucket, key, signal)) as PassDescriptor;
+  const d = JSON.parse(await getTextOfNamed(s3, config.inventoryBucket, key, signal)) as PassDescriptor;
   if (d.version !== 1 || d.pass !== pass) throw new ValidationError(`${key}: not the descriptor of pass ${pass}`);
   return d;
 }
@@ -425,13 +425,38 @@ export function observeOptions(config: InventoryModeConfig, maxAgeMs: number, no
   };
 }
 
+/** The object's text, for a key that exists by construction (listed, written by an earlier step, or answered 412). */
 export async function getText(s3: S3Client, bucket: string, key: string, signal: AbortSignal): Promise<string> {
+  const res = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: key }), { abortSignal: signal });
+  return (await res.Body?.transformToString()) ?? '';
+}
+
+/**
+ * The object's text, for a key that may be missing (named in the input: a manifestKey, a pass). The role may list
+ * only a few prefixes (s3:prefix), so S3 answers a missing key 403, not NoSuchKey: only a listing of exactly the key
+ * makes it "missing" (a ValidationError naming it); a denial of an existing object stays an error.
+ */
+async function getTextOfNamed(s3: S3Client, bucket: string, key: string, signal: AbortSignal): Promise<string> {
   try {
-    const res = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: key }), { abortSignal: signal });
-    return (await res.Body?.transformToString()) ?? '';
+    return await getText(s3, bucket, key, signal);
   } catch (error) {
     if (errorName(error) === 'NoSuchKey') throw new ValidationError(`s3://${bucket}/${key} does not exist`);
-    throw error;
+    if (errorName(error) !== 'AccessDenied') throw error;
+    if (!(await objectListed(s3, bucket, key, signal))) throw new ValidationError(`s3://${bucket}/${key} does not exist`);
+    throw new Error(`s3://${bucket}/${key} exists but GetObject is denied: ${describeError(error)}`, { cause: error });
+  }
+}
+
+/** Whether the key exists, by a listing of exactly its prefix (the key sorts first among the keys it prefixes). */
+async function objectListed(s3: S3Client, bucket: string, key: string, signal: AbortSignal): Promise<boolean> {
+  try {
+    const res = await s3.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: key, MaxKeys: 1 }), { abortSignal: signal });
+    return (res.Contents ?? []).some((o) => o.Key === key);
+  } catch (error) {
+    throw new Error(
+      `cannot tell whether s3://${bucket}/${key} exists: GetObject is denied and ListObjectsV2 (Prefix ${key}) failed: ${describeError(error)}`,
+      { cause: error },
+    );
   }
 }
 
