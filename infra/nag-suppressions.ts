@@ -152,7 +152,7 @@ export function applyNagSuppressions(stack: Stack, o: { usersParameterPath: stri
       'AwsSolutions-SMG4',
       'the ACME account key is rotated by the ACME account itself (key rollover), not by Secrets Manager; rotate-certificates owns it',
     );
-  const pendingSecret = at(stack, 'ControlPlane').node.tryFindChild('AcmePendingSecret');
+  const pendingSecret = at(stack, 'ControlPlane').node.tryFindChild('AcmePendingSecretNoKeys');
   if (pendingSecret)
     ack(
       pendingSecret,

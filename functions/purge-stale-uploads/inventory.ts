@@ -123,7 +123,11 @@ export interface InventoryReadOptions {
   readonly signal: AbortSignal;
 }
 
-/** Every row of one data file whose key has an `_uploads` component, as the listing would have given it. */
+/**
+ * Every row of one data file whose key has an `_uploads` component, as the listing would have given it. The file is
+ * named by the pass's manifest and expires with it (the bucket's lifecycle), so it exists unless removed by hand; a
+ * missing one is a 403, not NoSuchKey (the role lists only a few prefixes): the shard fails, and the pass with it.
+ */
 export async function readInventoryFile(s3: S3Client, o: InventoryReadOptions, stats: InventoryReadStats): Promise<ListedObject[]> {
   const out: ListedObject[] = [];
   const keep: Keep = (key, size, lastModified) => {

@@ -1,8 +1,9 @@
-import { GetObjectCommand, paginateListObjectsV2, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { GetObjectCommand, ListObjectsV2Command, paginateListObjectsV2, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import * as z from 'zod/mini';
 import { mapLimit } from '../../shared/concurrency.ts';
 import { formatDuration } from '../../shared/duration.ts';
-import { errorName, ValidationError } from '../../shared/errors.ts';
+import { describeError, errorName, ValidationError } from '../../shared/errors.ts';
 import { assembleReport, type PartReport } from '../../shared/job.ts';
 import type { Refusal, Report, ReportAction } from '../../shared/report.ts';
 import { repositoriesPrefix } from '../../shared/registry-layout.ts';
@@ -157,7 +158,7 @@ async function readManifest(s3: S3Client, config: InventoryModeConfig, key: stri
     );
   }
   const where = `s3://${config.inventoryBucket}/${key}`;
-  const manifest = parseManifest(await getText(s3, config.inventoryBucket, key, signal), config.bucket, where);
+  const manifest = parseManifest(await getTextOfNamed(s3, config.inventoryBucket, key, signal), config.bucket, where);
   const age = now.getTime() - manifest.createdAt;
   if (age > config.inventoryMaxAgeMs) {
     throw new ValidationError(
@@ -175,7 +176,7 @@ export async function readDescriptor(
   signal: AbortSignal,
 ): Promise<PassDescriptor> {
   const key = passKeys(config, pass).pass;
-  const d = JSON.parse(await getText(s3, config.inventoryBucket, key, signal)) as PassDescriptor;
+  const d = JSON.parse(await getTextOfNamed(s3, config.inventoryBucket, key, signal)) as PassDescriptor;
   if (d.version !== 1 || d.pass !== pass) throw new ValidationError(`${key}: not the descriptor of pass ${pass}`);
   return d;
 }
@@ -186,9 +187,13 @@ export interface ShardRef {
   readonly index: number;
 }
 
+/** Tries of a claim that S3 answers 409 (a write of the key in flight), and the wait before each retry. */
+const CLAIM_CONFLICT_TRIES = 4;
+const CLAIM_CONFLICT_DELAY_MS = 250;
+
 /**
  * True if `shard` may act on `dir`: it is the first to claim it (S3 conditional write: If-None-Match: *), or the
- * claim is its own from an earlier attempt (re-read on 412). Any other holder, or a write in flight, keeps it out.
+ * claim is its own from an earlier attempt (re-read on 412). Any other holder keeps it out.
  */
 export async function claimDirectory(
   s3: S3Client,
@@ -198,6 +203,37 @@ export async function claimDirectory(
   signal: AbortSignal,
 ): Promise<boolean> {
   const key = passKeys(config, shard.pass).claim(dir);
+  for (let tryNo = 1; ; tryNo += 1) {
+    const answer = await putClaim(s3, config, key, shard, signal);
+    if (answer === 'written') return true;
+    if (answer === 'exists') break;
+    // 409: a write of the key is in flight, possibly this attempt's own first try that the SDK retried over. S3 says
+    // retry: once that write lands, the retry gets 412 and the holder decides (returning false here would leave the
+    // directory to nobody: every later claimant finds this shard as holder). Still 409 after the last try: the shard
+    // fails and Step Functions retries it, which finds its claim then.
+    if (tryNo >= CLAIM_CONFLICT_TRIES) {
+      throw new Error(`claim s3://${config.inventoryBucket}/${key}: ConditionalRequestConflict (409) on ${tryNo} tries`);
+    }
+    await sleep(CLAIM_CONFLICT_DELAY_MS * tryNo, undefined, { signal });
+  }
+  // Read only after a 412, which proves the key exists: a missing key would be 403 here (no ListBucket on claims/).
+  let holder: Partial<ShardRef> | undefined;
+  try {
+    holder = JSON.parse(await getText(s3, config.inventoryBucket, key, signal)) as Partial<ShardRef>;
+  } catch (error) {
+    if (error instanceof SyntaxError) return false; // not a claim this code wrote: someone else's
+    throw error;
+  }
+  return holder?.pass === shard.pass && holder.index === shard.index;
+}
+
+async function putClaim(
+  s3: S3Client,
+  config: InventoryModeConfig,
+  key: string,
+  shard: ShardRef,
+  signal: AbortSignal,
+): Promise<'written' | 'exists' | 'conflict'> {
   try {
     await s3.send(
       new PutObjectCommand({
@@ -209,20 +245,12 @@ export async function claimDirectory(
       }),
       { abortSignal: signal },
     );
-    return true;
+    return 'written';
   } catch (error) {
-    // 409: another claim of the key is being written right now; that writer is not this attempt.
-    if (errorName(error) === 'ConditionalRequestConflict') return false;
-    if (errorName(error) !== 'PreconditionFailed') throw error;
-  }
-  let holder: Partial<ShardRef> | undefined;
-  try {
-    holder = JSON.parse(await getText(s3, config.inventoryBucket, key, signal)) as Partial<ShardRef>;
-  } catch (error) {
-    if (error instanceof SyntaxError) return false; // not a claim this code wrote: someone else's
+    if (errorName(error) === 'ConditionalRequestConflict') return 'conflict';
+    if (errorName(error) === 'PreconditionFailed') return 'exists';
     throw error;
   }
-  return holder?.pass === shard.pass && holder.index === shard.index;
 }
 
 /** An attempt of a shard that died before its report (SlowDown past the SDK's retries, a timeout…). */
@@ -398,13 +426,38 @@ export function observeOptions(config: InventoryModeConfig, maxAgeMs: number, no
   };
 }
 
+/** The object's text, for a key that exists by construction (listed, written by an earlier step, or answered 412). */
 export async function getText(s3: S3Client, bucket: string, key: string, signal: AbortSignal): Promise<string> {
+  const res = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: key }), { abortSignal: signal });
+  return (await res.Body?.transformToString()) ?? '';
+}
+
+/**
+ * The object's text, for a key that may be missing (named in the input: a manifestKey, a pass). The role may list
+ * only a few prefixes (s3:prefix), so S3 answers a missing key 403, not NoSuchKey: only a listing of exactly the key
+ * makes it "missing" (a ValidationError naming it); a denial of an existing object stays an error.
+ */
+async function getTextOfNamed(s3: S3Client, bucket: string, key: string, signal: AbortSignal): Promise<string> {
   try {
-    const res = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: key }), { abortSignal: signal });
-    return (await res.Body?.transformToString()) ?? '';
+    return await getText(s3, bucket, key, signal);
   } catch (error) {
     if (errorName(error) === 'NoSuchKey') throw new ValidationError(`s3://${bucket}/${key} does not exist`);
-    throw error;
+    if (errorName(error) !== 'AccessDenied') throw error;
+    if (!(await objectListed(s3, bucket, key, signal))) throw new ValidationError(`s3://${bucket}/${key} does not exist`);
+    throw new Error(`s3://${bucket}/${key} exists but GetObject is denied: ${describeError(error)}`, { cause: error });
+  }
+}
+
+/** Whether the key exists, by a listing of exactly its prefix (the key sorts first among the keys it prefixes). */
+async function objectListed(s3: S3Client, bucket: string, key: string, signal: AbortSignal): Promise<boolean> {
+  try {
+    const res = await s3.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: key, MaxKeys: 1 }), { abortSignal: signal });
+    return (res.Contents ?? []).some((o) => o.Key === key);
+  } catch (error) {
+    throw new Error(
+      `cannot tell whether s3://${bucket}/${key} exists: GetObject is denied and ListObjectsV2 (Prefix ${key}) failed: ${describeError(error)}`,
+      { cause: error },
+    );
   }
 }
 

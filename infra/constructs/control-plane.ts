@@ -113,7 +113,10 @@ export class ControlPlane extends Construct {
         description: 'rotate-certificates: the ACME account key (written by the job on its first run)',
         secretStringValue: SecretValue.unsafePlainText('{}'),
       });
-      this.acmePendingSecret = new secretsmanager.Secret(this, 'AcmePendingSecret', {
+      // A new id (was `AcmePendingSecret`): the release before wrote the private key into the stages, and every old
+      // version stays readable by VersionId. On upgrade CloudFormation creates this secret ({}: an order in flight is
+      // placed again) and deletes the old one with all its versions, without a recovery window.
+      this.acmePendingSecret = new secretsmanager.Secret(this, 'AcmePendingSecretNoKeys', {
         description: 'rotate-certificates: the pending stage of an ACME rotation (written by the job; {} = nothing pending)',
         secretStringValue: SecretValue.unsafePlainText('{}'),
       });

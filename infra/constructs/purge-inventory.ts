@@ -207,6 +207,12 @@ export class PurgeInventory extends Construct {
     // Reads the inventory; writes only its own pass folders (items, reports, claims).
     allow(['s3:GetObject'], [b.arnForObjects(`${PURGE_INVENTORY_PREFIX}*`), b.arnForObjects(`${PURGE_PASSES_PREFIX}*`)]);
     allow(['s3:PutObject'], [b.arnForObjects(`${PURGE_PASSES_PREFIX}*`)]);
+    // Lists exactly what shard.ts lists: the deliveries (the newest manifest; whether a named one exists), a pass's
+    // shard attempts (the merge) and its pass.json (whether the pass exists). With only these prefixes S3 answers a
+    // GetObject of a missing key 403, never NoSuchKey: shard.ts decides "missing" by these listings.
+    allow(['s3:ListBucket'], [b.bucketArn], {
+      StringLike: { 's3:prefix': [`${PURGE_INVENTORY_PREFIX}*`, `${PURGE_PASSES_PREFIX}*/shards/`, `${PURGE_PASSES_PREFIX}*/pass.json`] },
+    });
     return fn;
   }
 

@@ -1,6 +1,6 @@
 // Directory claims of inventory shards (shard.ts claimDirectory): the first shard to write a claim acts on the
 // directory; a retry of the same pass and shard finds its own claim (412, then the claim's body) and keeps acting;
-// any other holder, a claim this code did not write, or a write in flight keeps the directory out.
+// any other holder, or a claim this code did not write, keeps the directory out; a write in flight (409) is waited out.
 import { GetObjectCommand, PutObjectCommand, S3Client, S3ServiceException } from '@aws-sdk/client-s3';
 import { mockClient } from 'aws-sdk-client-mock';
 import { beforeEach, describe, expect, it } from 'vitest';
@@ -39,9 +39,30 @@ describe('directory claims of inventory shards', () => {
     expect(await claimDirectory(new S3Client({}), config, shard, dir, signal)).toBe(owns);
   });
 
-  it('a claim being written by someone else right now (409) is not ours, and is not read', async () => {
-    s3mock.on(PutObjectCommand).rejects(failed('ConditionalRequestConflict', 409));
+  // 409 (ConditionalRequestConflict) is S3's "retry": a write of the key is in flight, which may be this attempt's own
+  // first try that the SDK retried over. The holder decides once the write has landed, as after 412.
+  it('after 409, its own overlapping write landed (the retry then gets 412 naming this shard): the directory is ours', async () => {
+    s3mock.on(PutObjectCommand).rejectsOnce(failed('ConditionalRequestConflict', 409)).rejects(failed('PreconditionFailed', 412));
+    s3mock.on(GetObjectCommand, { Key: claimKey }).resolves(body('{"pass":"nightly-1","index":3}') as never);
+    expect(await claimDirectory(new S3Client({}), config, shard, dir, signal)).toBe(true);
+    expect(s3mock.commandCalls(PutObjectCommand)).toHaveLength(2);
+  });
+
+  it("after 409, another shard's write landed: not ours", async () => {
+    s3mock.on(PutObjectCommand).rejectsOnce(failed('ConditionalRequestConflict', 409)).rejects(failed('PreconditionFailed', 412));
+    s3mock.on(GetObjectCommand, { Key: claimKey }).resolves(body('{"pass":"nightly-1","index":4}') as never);
     expect(await claimDirectory(new S3Client({}), config, shard, dir, signal)).toBe(false);
+  });
+
+  it('after 409, the conflicting write never landed: the retried claim is written, and the key is never read while missing', async () => {
+    s3mock.on(PutObjectCommand).rejectsOnce(failed('ConditionalRequestConflict', 409)).resolves({});
+    expect(await claimDirectory(new S3Client({}), config, shard, dir, signal)).toBe(true);
+    expect(s3mock.commandCalls(GetObjectCommand)).toHaveLength(0);
+  });
+
+  it('409 on every try fails the shard rather than dropping the directory for the pass', async () => {
+    s3mock.on(PutObjectCommand).rejects(failed('ConditionalRequestConflict', 409));
+    await expect(claimDirectory(new S3Client({}), config, shard, dir, signal)).rejects.toThrow(/ConditionalRequestConflict/);
     expect(s3mock.commandCalls(GetObjectCommand)).toHaveLength(0);
   });
 

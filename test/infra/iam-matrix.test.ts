@@ -18,7 +18,7 @@ import {
   TAG_ROTATION_OF,
   UNHEALTHY_SINCE_TAG,
 } from '../../shared/fleet-tags.ts';
-import { listingCheckpointKey, PURGE_INVENTORY_PREFIX, PURGE_PASSES_PREFIX } from '../../shared/purge-keys.ts';
+import { listingCheckpointKey, PURGE_INVENTORY_ID, PURGE_INVENTORY_PREFIX, PURGE_PASSES_PREFIX } from '../../shared/purge-keys.ts';
 import { ACCOUNT, REGION, StackIam, type CfnTemplate, type Decision, type Role } from '../support/iam-matrix.ts';
 import { fakeFunctionsDir, synthFleet } from './support.ts';
 
@@ -628,10 +628,52 @@ const ROWS: readonly Row[] = [
       },
       { why: "read the pass's items", action: 's3:GetObject', resource: (n) => `${n.inventory}/${PURGE_PASSES_PREFIX}p1/items.json` },
       { why: 'write a shard report', action: 's3:PutObject', resource: (n) => `${n.inventory}/${PURGE_PASSES_PREFIX}p1/shards/0.json` },
+      // The listings shard.ts makes (ListObjectsV2 on the inventory bucket), each with the s3:prefix it sends.
+      {
+        why: 'find the newest delivery (a pass started without manifestKey)',
+        action: 's3:ListBucket',
+        resource: (n) => n.inventory,
+        context: { 's3:prefix': `${PURGE_INVENTORY_PREFIX}registry/${PURGE_INVENTORY_ID}/` },
+      },
+      {
+        why: 'tell a missing manifestKey from a denied one (GetObject of a missing key is 403)',
+        action: 's3:ListBucket',
+        resource: (n) => n.inventory,
+        context: { 's3:prefix': `${PURGE_INVENTORY_PREFIX}registry/${PURGE_INVENTORY_ID}/2026-12-07T01-00Z/manifest.json` },
+      },
+      {
+        why: "the merge reads every attempt of the pass's shards",
+        action: 's3:ListBucket',
+        resource: (n) => n.inventory,
+        context: { 's3:prefix': `${PURGE_PASSES_PREFIX}p1/shards/` },
+      },
+      {
+        why: 'tell a pass never planned from a denied pass.json',
+        action: 's3:ListBucket',
+        resource: (n) => n.inventory,
+        context: { 's3:prefix': `${PURGE_PASSES_PREFIX}p1/pass.json` },
+      },
       { why: 'delete a stale upload', action: 's3:DeleteObject', resource: (n) => `${n.bucket}/${UPLOAD}/data` },
       { why: 'read its parts', action: 's3:ListMultipartUploadParts', resource: (n) => `${n.bucket}/${UPLOAD}/data` },
     ],
     deny: [
+      {
+        why: 'list the inventory bucket without a prefix',
+        action: 's3:ListBucket',
+        resource: (n) => n.inventory,
+      },
+      {
+        why: "list a pass's claims (nothing lists them)",
+        action: 's3:ListBucket',
+        resource: (n) => n.inventory,
+        context: { 's3:prefix': `${PURGE_PASSES_PREFIX}p1/claims/` },
+      },
+      {
+        why: 'list the inventory bucket outside its deliveries and passes',
+        action: 's3:ListBucket',
+        resource: (n) => n.inventory,
+        context: { 's3:prefix': 'control-plane/' },
+      },
       {
         why: 'forge an inventory delivery',
         action: 's3:PutObject',

@@ -325,11 +325,16 @@ describe('the inventory Lambda', () => {
       },
       { Action: 's3:GetObject', Resource: [objects(inv, `${PURGE_INVENTORY_PREFIX}*`), objects(inv, `${PURGE_PASSES_PREFIX}*`)] },
       { Action: 's3:PutObject', Resource: objects(inv, `${PURGE_PASSES_PREFIX}*`) },
+      // Only the prefixes shard.ts lists (its condition below; test/infra/iam-matrix.test.ts evaluates it).
+      { Action: 's3:ListBucket', Resource: { 'Fn::GetAtt': [inv, 'Arn'] } },
       // Every pass leaves its report in the run history and notifies, as every run of the job (issue 21 item 3).
       { Action: 's3:PutObject', Resource: objects(historyBucket(), 'reports/job=purge-stale-uploads/*') },
       { Action: 'sns:Publish', Resource: { Ref: topic() } },
     ]);
     expect(JSON.stringify(statements)).not.toContain(listingCheckpointKey(''));
+    expect(statements.find((s) => s.Action === 's3:ListBucket')?.Condition).toEqual({
+      StringLike: { 's3:prefix': [`${PURGE_INVENTORY_PREFIX}*`, `${PURGE_PASSES_PREFIX}*/shards/`, `${PURGE_PASSES_PREFIX}*/pass.json`] },
+    });
     expect(f.Properties).toMatchObject({
       Runtime: 'nodejs24.x',
       Architectures: ['arm64'],

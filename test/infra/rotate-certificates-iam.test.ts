@@ -6,6 +6,8 @@ import { fakeFunctionsDir, synthFleet } from './support.ts';
 // rotate-certificates' IAM and triggers (issue 13, items 3 and 4): the role can tag, import over and delete only
 // certificates that are the listener's or the fleet's; the expiry rule starts a run only for the listener's certificate.
 const fake = fakeFunctionsDir();
+/** The pending secret's logical id in the releases whose stages could hold privateKeyPem. */
+const PENDING_SECRET_BEFORE_NO_KEYS = 'ControlPlaneAcmePendingSecret5BA8900E';
 const CERT = 'arn:aws:acm:us-east-1:123456789012:certificate/11111111-2222-3333-4444-555555555555';
 let acme: Template;
 let acm: Template;
@@ -88,6 +90,18 @@ describe('rotate-certificates IAM: no certificate outside the listener and the f
       'secretsmanager:GetSecretValue',
       'secretsmanager:PutSecretValue',
     ]);
+  });
+
+  // Stacks from the release that wrote privateKeyPem into the pending stage (issue 21 item 7) keep those keys in the
+  // secret's old versions: a new logical id makes CloudFormation create a fresh secret and delete the old one with
+  // all its versions (its DeletionPolicy is Delete, and CloudFormation deletes a secret without a recovery window).
+  it('acme mode: the pending secret is a new resource on upgrade (the old one, with its version history, is deleted)', () => {
+    const secrets = acme.findResources('AWS::SecretsManager::Secret', {
+      Properties: { Description: Match.stringLikeRegexp('pending stage') },
+    });
+    expect(Object.keys(secrets)).toEqual([expect.stringMatching(/^ControlPlaneAcmePendingSecretNoKeys[0-9A-F]{8}$/)]);
+    expect(Object.keys(secrets)).not.toContain(PENDING_SECRET_BEFORE_NO_KEYS);
+    expect(Object.values(secrets)[0]).toMatchObject({ DeletionPolicy: 'Delete', UpdateReplacePolicy: 'Delete' });
   });
 
   it("acme mode: an order's key secret is created, read and deleted only under <pending secret ARN>/order-key-*", () => {
