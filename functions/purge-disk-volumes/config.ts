@@ -17,8 +17,8 @@ const shape = {
     .duration({ default: '20m', min: '5m', max: VOLUME_GRACE_FLOOR })
     .check(
       z.describe(
-        'How late CloudTrail may deliver an event (it delivers 5–15 minutes late): a volume is deleted only on a clean ' +
-          'attach history from its mark to this long before now, and a mark at least this old; otherwise the next run re-checks.',
+        'How late CloudTrail may deliver an event (it delivers 5–15 minutes late): a delete candidate with an AWS/EBS ' +
+          'datapoint (published only while attached) in this long plus 5 minutes before now is held; the next run re-checks.',
       ),
     ),
   SNAPSHOT_BEFORE_DELETE: env.bool(false),

@@ -26,6 +26,13 @@ export const MARK_EVENT_SLACK_MS = 60_000;
  * 1h) would decide on a history that cannot hold the attaches since the mark yet.
  */
 export const VOLUME_GRACE_FLOOR = '1h';
+/**
+ * How far before CLOUDTRAIL_LAG an AWS/EBS datapoint still holds a delete: EBS publishes a volume's metrics per 1 or
+ * 5 minutes (Nitro or not) and stamps a datapoint with the start of its period.
+ */
+export const EBS_METRIC_SLACK_MS = 5 * 60_000;
+/** The AWS/EBS metric whose datapoints mean "attached then": EBS sends it every period while attached, idle or not. */
+export const EBS_ATTACHED_METRIC = 'VolumeIdleTime';
 /** The CloudTrail events that mean a volume was in use: the only ways to attach an existing volume, or detach it. */
 export const USAGE_EVENTS: readonly string[] = ['AttachVolume', 'DetachVolume'];
 /** Where manual instance ids come from; names from a payload must be members (an alarm may outlive its instance). */
@@ -101,6 +108,11 @@ export interface State {
   readonly volumes?: readonly Volume[];
   /** The attach history of this run's delete candidates (see `deleteCandidates`), by volume id. */
   readonly usage?: Readonly<Record<string, VolumeUsage>>;
+  /**
+   * The newest AWS/EBS datapoint (EBS_ATTACHED_METRIC) of each delete candidate whose history was read, from
+   * CLOUDTRAIL_LAG + EBS_METRIC_SLACK_MS before now; a volume without one has no entry. Undefined when not read.
+   */
+  readonly attachedMetrics?: Readonly<Record<string, string>>;
   /** The Auto Scaling group's instances; undefined when the run does not prune. */
   readonly instances?: readonly FleetInstance[];
   /** Latest `disk_used_percent` per instance id (only instances with a datapoint in the window). */
@@ -113,8 +125,8 @@ export interface Policy {
   readonly fleetTag: { readonly key: string; readonly value: string };
   readonly volumeGraceMs: number;
   /**
-   * CLOUDTRAIL_LAG: how late CloudTrail may deliver an event. History younger than this is not trusted: a delete
-   * needs a clean history from the mark to at least this long before now, and a mark at least this old.
+   * CLOUDTRAIL_LAG: how late CloudTrail may deliver an event. The last this-long of a history is not trusted: a
+   * candidate with an AWS/EBS datapoint (EBS publishes them only while attached) in it is held for the next run.
    */
   readonly cloudTrailLagMs: number;
   readonly snapshotBeforeDelete: boolean;
@@ -140,9 +152,10 @@ export interface MarkVolume extends Action, VolumeFacts {
 }
 /**
  * Why a volume is not deleted this run (skipped entries only; the summary counts these, never the reason text):
- * `grace` marked but not for VOLUME_GRACE yet; `limit` over the per-run limit; `unread` its history was not read
- * this run; `partial` the history does not reach back to the mark; `lag` the history is too young to trust
- * (CLOUDTRAIL_LAG); `untouched` never touched (not the fleet's, kept, not available, not found).
+ * `grace` marked but not for VOLUME_GRACE yet; `limit` over the per-run limit; `unread` its history or its AWS/EBS
+ * metrics were not read this run; `partial` the history does not reach back to the mark; `lag` attached within
+ * CLOUDTRAIL_LAG (an AWS/EBS datapoint), where CloudTrail may not have delivered the events yet; `untouched` never
+ * touched (not the fleet's, kept, not available, not found).
  */
 export type Held = 'grace' | 'limit' | 'unread' | 'partial' | 'lag' | 'untouched';
 export interface UnmarkVolume extends Action, VolumeFacts {

@@ -8,6 +8,8 @@ import type { LoadedConfig } from './config.ts';
 import { deleteCandidates } from './plan.ts';
 import {
   DISK_READING_WINDOW_MS,
+  EBS_ATTACHED_METRIC,
+  EBS_METRIC_SLACK_MS,
   MARK_EVENT_SLACK_MS,
   USAGE_EVENTS,
   type DiskReading,
@@ -32,7 +34,8 @@ type ObserveContext = Pick<RunContext<LoadedConfig>, 'config' | 'now' | 'signal'
 
 /**
  * The volumes and disks the scope asks for, then the CloudTrail history of exactly the volumes plan will consider
- * deleting (`deleteCandidates`: the oldest marks past the grace, at most the per-run limit).
+ * deleting (`deleteCandidates`: the oldest marks past the grace, at most the per-run limit), then one
+ * GetMetricData for the disks and those candidates' AWS/EBS attachment metrics.
  */
 export async function observe(clients: ObserveClients, scope: Scope, ctx: ObserveContext): Promise<State> {
   const { config, signal } = ctx;
@@ -40,13 +43,18 @@ export async function observe(clients: ObserveClients, scope: Scope, ctx: Observ
   const usage = volumes ? await observeUsage(clients.cloudTrail, deleteCandidates(volumes, config.policy, ctx.now), ctx) : undefined;
   const instances = scope.prune ? await observeInstances(clients.autoScaling, config.asgName, signal) : undefined;
   const inService = (instances ?? []).filter((i) => i.lifecycleState === 'InService').map((i) => i.id);
-  const readings = inService.length > 0 ? await observeDiskReadings(clients.cloudWatch, inService, ctx.now, signal) : {};
+  // Only candidates with a history can be deleted: only they need the attachment evidence CloudTrail may lack yet.
+  const read = Object.entries(usage ?? {}).flatMap(([id, u]) => (u.kind === 'history' ? [id] : []));
+  const metrics =
+    inService.length > 0 || read.length > 0
+      ? await observeMetrics(clients.cloudWatch, { instanceIds: inService, volumeIds: read }, config.policy.cloudTrailLagMs, ctx)
+      : { readings: {}, attached: {} };
   return {
     scope,
     ...(volumes ? { volumes } : {}),
-    ...(usage ? { usage } : {}),
+    ...(usage ? { usage, attachedMetrics: metrics.attached } : {}),
     ...(instances ? { instances } : {}),
-    readings,
+    readings: metrics.readings,
     thresholdPercent: config.diskUsedPercentThreshold,
   };
 }
@@ -163,55 +171,89 @@ export async function observeInstances(autoScaling: AutoScalingClient, asgName: 
 /** GetMetricData accepts at most 500 queries per call: one call for any fleet up to that size. */
 const MAX_QUERIES = 500;
 
-/**
- * The latest `disk_used_percent` (CloudWatch agent, namespace CWAgent, dimensions InstanceId, path=/, fstype=xfs)
- * of each instance in the last DISK_READING_WINDOW_MS, with ONE GetMetricData call holding one query per instance.
- */
-export async function observeDiskReadings(
-  cloudWatch: CloudWatchClient,
-  instanceIds: readonly string[],
-  now: Date,
-  signal: AbortSignal,
-): Promise<Record<string, DiskReading>> {
-  const readings: Record<string, DiskReading> = {};
-  for (let start = 0; start < instanceIds.length; start += MAX_QUERIES) {
-    const chunk = instanceIds.slice(start, start + MAX_QUERIES);
-    const queries: MetricDataQuery[] = chunk.map((id, i) => ({
-      Id: `m${i}`,
+type MetricTarget = { readonly kind: 'disk' | 'volume'; readonly id: string };
+
+function metricQuery(target: MetricTarget, i: number): MetricDataQuery {
+  if (target.kind === 'volume') {
+    return {
+      Id: `v${i}`,
       ReturnData: true,
       MetricStat: {
-        Metric: {
-          Namespace: 'CWAgent',
-          MetricName: 'disk_used_percent',
-          Dimensions: [
-            { Name: 'InstanceId', Value: id },
-            { Name: 'path', Value: '/' },
-            { Name: 'fstype', Value: 'xfs' },
-          ],
-        },
+        Metric: { Namespace: 'AWS/EBS', MetricName: EBS_ATTACHED_METRIC, Dimensions: [{ Name: 'VolumeId', Value: target.id }] },
         Period: 60,
-        Stat: 'Maximum',
+        Stat: 'SampleCount',
       },
-    }));
+    };
+  }
+  return {
+    Id: `m${i}`,
+    ReturnData: true,
+    MetricStat: {
+      Metric: {
+        Namespace: 'CWAgent',
+        MetricName: 'disk_used_percent',
+        Dimensions: [
+          { Name: 'InstanceId', Value: target.id },
+          { Name: 'path', Value: '/' },
+          { Name: 'fstype', Value: 'xfs' },
+        ],
+      },
+      Period: 60,
+      Stat: 'Maximum',
+    },
+  };
+}
+
+/**
+ * In ONE GetMetricData call (per 500 queries): the latest `disk_used_percent` (CloudWatch agent, namespace CWAgent,
+ * dimensions InstanceId, path=/, fstype=xfs) of each instance in the last DISK_READING_WINDOW_MS, and the newest
+ * AWS/EBS datapoint of each volume since CLOUDTRAIL_LAG + EBS_METRIC_SLACK_MS before now. EBS publishes a
+ * volume's metrics only while it is attached, and at once, so they show an attach CloudTrail has not delivered.
+ */
+export async function observeMetrics(
+  cloudWatch: CloudWatchClient,
+  { instanceIds, volumeIds }: { readonly instanceIds: readonly string[]; readonly volumeIds: readonly string[] },
+  lagMs: number,
+  ctx: Pick<ObserveContext, 'now' | 'signal'>,
+): Promise<{ readings: Record<string, DiskReading>; attached: Record<string, string> }> {
+  const readings: Record<string, DiskReading> = {};
+  const attached: Record<string, string> = {};
+  const now = ctx.now.getTime();
+  const diskFrom = now - DISK_READING_WINDOW_MS;
+  const volumeFrom = now - lagMs - EBS_METRIC_SLACK_MS;
+  const targets: MetricTarget[] = [
+    ...instanceIds.map((id) => ({ kind: 'disk' as const, id })),
+    ...volumeIds.map((id) => ({ kind: 'volume' as const, id })),
+  ];
+  for (let start = 0; start < targets.length; start += MAX_QUERIES) {
+    const queries = targets.slice(start, start + MAX_QUERIES).map((target, i) => ({ target, query: metricQuery(target, i) }));
+    const byId = new Map(queries.map(({ target, query }) => [query.Id, target]));
     const input = {
-      MetricDataQueries: queries,
-      StartTime: new Date(now.getTime() - DISK_READING_WINDOW_MS),
-      EndTime: now,
+      MetricDataQueries: queries.map(({ query }) => query),
+      // One window for both kinds (a call has one); each kind keeps only the datapoints in its own window below.
+      StartTime: new Date(Math.min(diskFrom, volumeFrom)),
+      EndTime: ctx.now,
       ScanBy: 'TimestampDescending' as const,
     };
-    for await (const page of paginateGetMetricData({ client: cloudWatch }, input, { abortSignal: signal })) {
+    for await (const page of paginateGetMetricData({ client: cloudWatch }, input, { abortSignal: ctx.signal })) {
       for (const result of page.MetricDataResults ?? []) {
-        const id = chunk[Number(result.Id?.slice(1))];
-        if (id === undefined) continue;
+        const target = byId.get(result.Id);
+        if (target === undefined) continue;
         // Newest first (ScanBy TimestampDescending); keep the newest datapoint across pages.
         (result.Timestamps ?? []).forEach((at, k) => {
           const value = result.Values?.[k];
           if (value === undefined || !Number.isFinite(value)) return;
-          const previous = readings[id];
-          if (!previous || Date.parse(previous.at) < at.getTime()) readings[id] = { usedPercent: value, at: at.toISOString() };
+          if (target.kind === 'volume') {
+            const previous = attached[target.id];
+            if (at.getTime() >= volumeFrom && (!previous || Date.parse(previous) < at.getTime())) attached[target.id] = at.toISOString();
+            return;
+          }
+          const previous = readings[target.id];
+          if (at.getTime() >= diskFrom && (!previous || Date.parse(previous.at) < at.getTime()))
+            readings[target.id] = { usedPercent: value, at: at.toISOString() };
         });
       }
     }
   }
-  return readings;
+  return { readings, attached };
 }

@@ -5,6 +5,7 @@ import type { Refusal } from '../../shared/report.ts';
 import type { Trigger } from '../../shared/triggers.ts';
 import {
   DISK_READING_WINDOW_MS,
+  EBS_METRIC_SLACK_MS,
   estimateMonthlyUsd,
   MARK_EVENT_SLACK_MS,
   MARK_MAX_AGE_MS,
@@ -142,7 +143,9 @@ function allCandidates(volumes: readonly Volume[], policy: Policy, now: Date) {
 }
 
 export function plan(state: State, policy: Policy, now: Date): PurgePlan {
-  const volumes = state.volumes ? planVolumes(state.volumes, state.scope, policy, now, state.usage ?? {}) : { actions: [], skipped: [] };
+  const volumes = state.volumes
+    ? planVolumes(state.volumes, state.scope, policy, now, state.usage ?? {}, state.attachedMetrics)
+    : { actions: [], skipped: [] };
   const disks = state.instances ? planPrunes(state.instances, state.readings, state.scope, policy) : { actions: [], skipped: [] };
   const refusals = volumes.refusals ?? [];
   return {
@@ -158,6 +161,7 @@ export function planVolumes(
   policy: Policy,
   now: Date,
   usage: Readonly<Record<string, VolumeUsage>>,
+  attachedMetrics: State['attachedMetrics'],
 ): PurgePlan {
   const actions: PurgeAction[] = [];
   const skipped: PurgeAction[] = [];
@@ -192,7 +196,7 @@ export function planVolumes(
       return;
     }
     const history = usage[volume.id];
-    const held = holdBack(mark, markedMs, history, policy.cloudTrailLagMs, now);
+    const held = holdBack(mark, markedMs, history) ?? lagHold(attachedMetrics, volume.id, policy.cloudTrailLagMs, now);
     if (held?.kind === 'skip') skip(volume, held.held, held.reason);
     else if (held?.kind === 'refuse') refusals.push({ type: 'delete-volume', target: volume.id, reason: held.reason });
     else if (held?.kind === 'used') actions.push(markAction(volume, held.reason, now, mark, 'used'));
@@ -217,7 +221,7 @@ type HoldBack =
  * Why a delete candidate must not be deleted now, from its CloudTrail history; undefined = it may go. The history
  * must reach back to a minute before the mark, and any attach or detach in it means the volume was used.
  */
-function holdBack(mark: string, markedMs: number, history: VolumeUsage | undefined, lagMs: number, now: Date): HoldBack | undefined {
+function holdBack(mark: string, markedMs: number, history: VolumeUsage | undefined): HoldBack | undefined {
   if (!history)
     return { kind: 'skip', held: 'unread', reason: 'attach history since the mark not read in this run: not deleted (next run)' };
   if (history.kind === 'unreadable') {
@@ -236,31 +240,29 @@ function holdBack(mark: string, markedMs: number, history: VolumeUsage | undefin
       .join(', ');
     return { kind: 'used', reason: `used since its mark ${mark}: ${listed}: marked again` };
   }
-  return lagHold(mark, markedMs, history.until, lagMs, now);
+  return undefined;
 }
 
 /**
- * CloudTrail delivers events 5–15 minutes late, so a quiet lookup proves nothing about its last CLOUDTRAIL_LAG:
- * the clean part must end no earlier than the lag before now, and the volume's last known change (its mark; an
- * attach or detach since it re-marks it above) must be older than the lag, or an attach still in delivery would
- * go unseen. Held, not re-marked: the next run reads the history again.
+ * CloudTrail delivers events 5–15 minutes late, so a quiet lookup proves nothing about its last CLOUDTRAIL_LAG
+ * (the mark is far older: the grace's floor is above the lag's ceiling). EBS publishes a volume's AWS/EBS
+ * metrics only while it is attached, at once: a datapoint in the lag (plus one metric period) is an attach the
+ * history may not show yet. Held, not re-marked: the next run reads the history again, delivered by then.
  */
-function lagHold(mark: string, markedMs: number, until: string, lagMs: number, now: Date): HoldBack | undefined {
-  const lag = formatDuration(lagMs);
-  const trustedUntil = Date.parse(until) - lagMs;
-  if (!(trustedUntil >= now.getTime() - lagMs)) {
-    const reason =
-      `attach history read up to ${until} only, trusted up to CLOUDTRAIL_LAG ${lag} before that, not up to ` +
-      `now − ${lag}: not deleted (next run)`;
-    return { kind: 'skip', held: 'lag', reason };
-  }
-  if (now.getTime() - markedMs < lagMs) {
-    const reason =
-      `marked ${mark}, within CLOUDTRAIL_LAG ${lag} of now: CloudTrail may not have delivered its attaches yet: ` +
-      'not deleted (next run)';
-    return { kind: 'skip', held: 'lag', reason };
-  }
-  return undefined;
+function lagHold(
+  attachedMetrics: Readonly<Record<string, string>> | undefined,
+  volumeId: string,
+  lagMs: number,
+  now: Date,
+): HoldBack | undefined {
+  if (!attachedMetrics)
+    return { kind: 'skip', held: 'unread', reason: 'AWS/EBS attachment metrics not read in this run: not deleted (next run)' };
+  const seen = attachedMetrics[volumeId];
+  if (seen === undefined || Date.parse(seen) < now.getTime() - lagMs - EBS_METRIC_SLACK_MS) return undefined;
+  const reason =
+    `AWS/EBS datapoint at ${seen}: attached within CLOUDTRAIL_LAG ${formatDuration(lagMs)}, CloudTrail may not have ` +
+    'delivered the attach yet: not deleted (next run)';
+  return { kind: 'skip', held: 'lag', reason };
 }
 
 function markAction(v: Volume, reason: string, now: Date, previousMark: string | undefined, remark?: Remark): MarkVolume {

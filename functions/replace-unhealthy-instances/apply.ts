@@ -117,8 +117,10 @@ async function applyOne(action: ReplaceAction, ctx: ApplyRun, clients: ApplyClie
       // The plan saw exactly this job's raise in effect; a scale since then makes its absolute value stale.
       const changed = await desiredChanged(ctx, clients, action.desiredFrom);
       if (changed) return { status: 'skipped', reason: `${changed}: the raise is not undone (the next run decides afresh)` };
-      await setDesired(ctx, clients, action.desiredTo);
+      // Tag first: a run that dies between the two leaves one instance too many (the safe side), never a tag over
+      // desired = before, which a later unrelated +1 scale-out would make look like this job's raise.
       await clients.ec2.send(new DeleteTagsCommand({ Resources: [id], Tags: [{ Key: REPLACING_TAG }] }), opts);
+      await setDesired(ctx, clients, action.desiredTo);
       return { status: 'applied', detail: { desiredTo: action.desiredTo, tag: REPLACING_TAG } };
     }
     case 'expire-replacing':

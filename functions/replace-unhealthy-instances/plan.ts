@@ -344,7 +344,7 @@ function unmark(m: Member, policy: ReplacePolicy, now: Date, reason: string): Re
 // Step 5: the capacity-preserving path in progress — finish it before starting anything else.
 // Terminating with decrement is safe only while the raise this job made is exactly in effect (desired = the
 // desired before + 1), the tagged instance is still unhealthy and a replacement serves; a tag older than
-// REPLACEMENT_TIMEOUT never acts: it is reported and removed.
+// REPLACEMENT_TIMEOUT never acts: it is reported and removed; so is a tag whose raise is gone (desired ≤ before).
 
 function continueReplacements(fleet: Fleet, policy: ReplacePolicy, now: Date, scope: Reach, facts: Facts, b: Builder): Member[] {
   const replacing = fleet.members.filter((m) => m.replacingSince);
@@ -422,12 +422,14 @@ function replacementVerdict(
     };
   }
   if (group.desired < before + 1) {
-    return {
-      kind: 'stalled',
-      detail:
-        `desired capacity ${group.desired} is not above ${before}, the desired before the raise at ${since}: the raise is gone ` +
-        `(SetDesiredCapacity failed or a scale-in undid it), not terminating with decrement; ${untag}`,
-    };
+    // Expired at once, not left live: a later unrelated +1 scale-out would make desired = before + 1 and the job
+    // would take it back (terminate with decrement, or undo-raise) within REPLACEMENT_TIMEOUT.
+    const detail =
+      `desired capacity ${group.desired} is not above ${before}, the desired before the raise at ${since}: the raise is gone ` +
+      `(SetDesiredCapacity failed or a scale-in undid it), not terminating with decrement; the tag is removed (the job then ` +
+      `replaces ${x.id} afresh)`;
+    const reason = `the raise at ${since} is gone (desired ${group.desired}, not above ${before}): the tag expires unacted`;
+    return { kind: 'expire', stalled: detail, action: { type: 'expire-replacing', target: x.id, reason } };
   }
   if (group.desired !== before + 1) {
     return {

@@ -161,14 +161,17 @@ describe('purge-disk-volumes on a schedule', () => {
 
     expect(cw).toHaveReceivedCommandTimes(GetMetricDataCommand, 1);
     const queries = cw.commandCalls(GetMetricDataCommand)[0]!.args[0].input.MetricDataQueries!;
-    expect(queries.map((q) => q.MetricStat?.Metric?.Dimensions)).toEqual(
-      INSTANCES.map((id) => [
+    // The same call reads the delete candidate's AWS/EBS attachment metric (the CloudTrail-lag hold).
+    expect(queries.map((q) => q.MetricStat?.Metric?.Dimensions)).toEqual([
+      ...INSTANCES.map((id) => [
         { Name: 'InstanceId', Value: id },
         { Name: 'path', Value: '/' },
         { Name: 'fstype', Value: 'xfs' },
       ]),
-    );
+      [{ Name: 'VolumeId', Value: RIPE.VolumeId! }],
+    ]);
     expect(queries[0]!.MetricStat).toMatchObject({ Metric: { Namespace: 'CWAgent', MetricName: 'disk_used_percent' } });
+    expect(queries[3]!.MetricStat).toMatchObject({ Metric: { Namespace: 'AWS/EBS', MetricName: 'VolumeIdleTime' }, Stat: 'SampleCount' });
 
     expect(ssm).toHaveReceivedCommandExactlyOnceWith(SendCommandCommand, {
       DocumentName: 'prod-prune-docker',

@@ -1,4 +1,5 @@
 import { CloudTrailClient, LookupEventsCommand, type Event as TrailEvent, type LookupEventsCommandInput } from '@aws-sdk/client-cloudtrail';
+import { CloudWatchClient, GetMetricDataCommand } from '@aws-sdk/client-cloudwatch';
 import {
   CreateSnapshotCommand,
   CreateTagsCommand,
@@ -30,6 +31,8 @@ import { logger } from '../../shared/observability.ts';
 
 const ec2 = mockClient(EC2Client);
 const trail = mockClient(CloudTrailClient);
+// No AWS/EBS datapoint: nothing attached within CLOUDTRAIL_LAG of a run (that hold: purge-disk-volumes-lag.test.ts).
+const cw = mockClient(CloudWatchClient);
 
 const T0 = new Date('2026-11-23T03:00:00.000Z');
 const H = 3_600_000;
@@ -91,6 +94,8 @@ function lookup(input: LookupEventsCommandInput) {
 beforeEach(() => {
   ec2.reset();
   trail.reset();
+  cw.reset();
+  cw.on(GetMetricDataCommand).resolves({ MetricDataResults: [] });
   volumes = new Map();
   snapshots = [];
   events = [];

@@ -378,6 +378,56 @@ describe('fleet simulation: a raise and its tag (issue 21 item 5)', () => {
     expect(sim.desired).toBe(5);
   });
 
+  it('a run that dies between the two writes of an undo-raise, then an unrelated +1 scale-out: the scale-out is never taken back', async () => {
+    const { sim, run } = setup({ size: 4, maintenancePolicy: undefined }, { UNHEALTHY_CONFIRM: '0' });
+    // The job raised 4 → 5 for this instance, which is healthy again: the plan undoes the raise.
+    const recovered = sim.instances[0]!;
+    recovered.tags.set('registry-fleet:replacing', `${new Date(sim.now - 2 * MIN).toISOString()} desired-before=4`);
+    sim.desired = 5;
+    sim.advance(3 * MIN);
+    sim.crashAfter = (command, input) =>
+      command === 'SetDesiredCapacity' ||
+      (command === 'DeleteTags' && (input.Tags as { Key: string }[]).some((t) => t.Key === 'registry-fleet:replacing'));
+    await expect(run(schedule)).rejects.toThrow(/the run crashed/);
+    sim.recover();
+
+    // An unrelated scale-out, within REPLACEMENT_TIMEOUT of the tag: one more than the group has now.
+    sim.advance(2 * MIN);
+    const scaledTo = sim.desired + 1;
+    sim.desired = scaledTo;
+    for (let t = 0; t < 60 * MIN; t += 5 * MIN) {
+      sim.advance(5 * MIN);
+      await run(schedule);
+    }
+    expect(Math.min(...sim.samples.filter((x) => x.t > sim.now - 60 * MIN).map((x) => x.desired))).toBeGreaterThanOrEqual(scaledTo);
+    expect(sim.desired).toBeGreaterThanOrEqual(scaledTo);
+    expect(recovered.tags.has('registry-fleet:replacing')).toBe(false);
+  });
+
+  it('a tag whose raise is gone is removed at once: a later +1 scale-out never makes it look like the job raise', async () => {
+    const { sim, run, reports } = setup(
+      { size: 4, maintenancePolicy: undefined },
+      { UNHEALTHY_CONFIRM: '0', MAX_REPLACEMENTS_PER_RUN: '1' },
+    );
+    // A tag that says the job raised 4 → 5, but desired is 4: the raise failed or was undone without the tag.
+    const broken = sim.instances[0]!;
+    broken.targetFault = () => true;
+    broken.tags.set('registry-fleet:replacing', `${new Date(sim.now - 2 * MIN).toISOString()} desired-before=4`);
+    sim.advance(3 * MIN);
+    await run(schedule);
+    expect(reports[0]!.actions.find((a) => a.target === broken.id && a.type === 'expire-replacing')).toMatchObject({ status: 'applied' });
+
+    // An unrelated scale-out to 5 = the tag's desired-before + 1, before the job's own replacement runs.
+    const scaledTo = sim.desired + 1;
+    sim.desired = scaledTo;
+    for (let t = 0; t < 60 * MIN; t += 5 * MIN) {
+      sim.advance(5 * MIN);
+      await run(schedule);
+    }
+    expect(Math.min(...sim.samples.filter((x) => x.t > sim.now - 60 * MIN).map((x) => x.desired))).toBeGreaterThanOrEqual(scaledTo);
+    expect(sim.desired).toBeGreaterThanOrEqual(scaledTo);
+  });
+
   it('desired capacity is re-read right before an undo-raise: a scale-out after the observation is not taken back', async () => {
     const { sim, run, reports } = setup({ size: 4, maintenancePolicy: undefined }, { UNHEALTHY_CONFIRM: '0' });
     // The job raised 4 → 5 for this instance, which is healthy again: the plan undoes the raise.

@@ -210,7 +210,7 @@ describe('purge-disk-volumes on moto_server', () => {
     expect((await world())[used]).toBeUndefined();
   });
 
-  it('CloudTrail delivers late: a volume used minutes after its mark is never deleted on a history still arriving', async () => {
+  it("VOLUME_GRACE's floor: a volume used minutes after its mark is never deleted on a history still arriving", async () => {
     trail.setDelay(10 * 60_000); // CloudTrail: 5–15 minutes
     const host = await instance();
     const used = await volume(10, [FLEET]);
@@ -235,6 +235,58 @@ describe('purge-disk-volumes on moto_server', () => {
       state: 'available',
       tags: { 'registry-fleet': 'it-stack', [MARK_TAG]: scenarioNow.toISOString() },
     });
+  });
+
+  it('attached at now − 10m and detached at now − 2m, both still in CloudTrail delivery: held by its EBS metrics, re-marked next run', async () => {
+    trail.setDelay(15 * 60_000); // CloudTrail: 5–15 minutes late
+    const host = await instance();
+    const used = await volume(10, [FLEET]);
+    const unused = await volume(10, [FLEET]);
+    await at(T0)({ skipPrune: true });
+    const run2 = new Date(T0.getTime() + 25 * H);
+    scenarioNow = new Date(run2.getTime() - 10 * 60_000);
+    await attach(used, host, '/dev/sdf');
+    scenarioNow = new Date(run2.getTime() - 2 * 60_000);
+    await detach(used, host, '/dev/sdf');
+    // EBS publishes AWS/EBS metrics only while a volume is attached (moto emits none: the test puts them).
+    const cw = new CloudWatchClient({ endpoint: moto.endpoint, region: 'us-east-1' });
+    await cw.send(
+      new PutMetricDataCommand({
+        Namespace: 'AWS/EBS',
+        MetricData: [6, 5, 4, 3].map((minutes) => ({
+          MetricName: 'VolumeIdleTime',
+          Dimensions: [{ Name: 'VolumeId', Value: used }],
+          Timestamp: new Date(run2.getTime() - minutes * 60_000),
+          Value: 60,
+          Unit: 'Seconds',
+        })),
+      }),
+    );
+    cw.destroy();
+
+    scenarioNow = run2;
+    const second = await at(run2)({ skipPrune: true });
+    expect(trail.events().map((e) => e.eventName)).toEqual(['AttachVolume', 'DetachVolume']);
+    const w = await world();
+    expect(w[unused]).toBeUndefined();
+    expect(w[used]).toEqual({ state: 'available', tags: { 'registry-fleet': 'it-stack', [MARK_TAG]: T0.toISOString() } });
+    expect(second.actions.find((a) => a.target === used)).toMatchObject({
+      type: 'delete-volume',
+      status: 'skipped',
+      reason: expect.stringMatching(/AWS\/EBS datapoint .*CLOUDTRAIL_LAG 20m.*not deleted \(next run\)/),
+    });
+    expect(second.details).toMatchObject({ volumes: { heldForLag: 1, deleted: { count: 1 } } });
+
+    // The next run, the events delivered: the use is seen and the grace starts over.
+    const run3 = new Date(run2.getTime() + H);
+    scenarioNow = run3;
+    const third = await at(run3)({ skipPrune: true });
+    expect(third.actions.find((a) => a.target === used)).toMatchObject({
+      type: 'mark-volume',
+      status: 'applied',
+      reason: expect.stringMatching(/^used since its mark .*AttachVolume .*DetachVolume/),
+    });
+    expect((await world())[used]).toEqual({ state: 'available', tags: { 'registry-fleet': 'it-stack', [MARK_TAG]: run3.toISOString() } });
   });
 
   it('manual volumeIds limit the run to those volumes and never touch a non-fleet one', async () => {

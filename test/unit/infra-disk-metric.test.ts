@@ -1,6 +1,6 @@
 import { CloudWatchClient, type GetMetricDataCommandInput } from '@aws-sdk/client-cloudwatch';
 import { describe, expect, it } from 'vitest';
-import { observeDiskReadings } from '../../functions/purge-disk-volumes/observe.ts';
+import { observeMetrics } from '../../functions/purge-disk-volumes/observe.ts';
 import { diskQuery } from '../../infra/constructs/control-plane.ts';
 import { renderCloudWatchAgentConfig } from '../../infra/user-data.ts';
 
@@ -55,12 +55,10 @@ describe('the disk metric contract', () => {
       },
       { step: 'initialize' },
     );
-    await observeDiskReadings(
-      cloudWatch,
-      ['i-0000000000000000a', 'i-0000000000000000b'],
-      new Date('2026-11-23T03:00:00Z'),
-      new AbortController().signal,
-    );
+    await observeMetrics(cloudWatch, { instanceIds: ['i-0000000000000000a', 'i-0000000000000000b'], volumeIds: [] }, 20 * 60_000, {
+      now: new Date('2026-11-23T03:00:00Z'),
+      signal: new AbortController().signal,
+    });
     const queried = inputs.flatMap((i) => i.MetricDataQueries ?? []).map((q) => q.MetricStat?.Metric);
     expect(queried).toHaveLength(2);
     for (const metric of queried) {

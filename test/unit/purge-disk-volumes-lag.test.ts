@@ -2,12 +2,13 @@ import { describe, expect, it } from 'vitest';
 import { loadPurgeDiskVolumesConfig } from '../../functions/purge-disk-volumes/config.ts';
 import { summarize } from '../../functions/purge-disk-volumes/job.ts';
 import { RequestCounter } from '../../shared/requests.ts';
-import { MARK_TAG, type Policy, type Volume, type VolumeUsage } from '../../functions/purge-disk-volumes/model.ts';
+import { MARK_TAG, type Policy, type State, type Volume, type VolumeUsage } from '../../functions/purge-disk-volumes/model.ts';
 import { plan as planPurge } from '../../functions/purge-disk-volumes/plan.ts';
 
 /**
  * CloudTrail delivers management events 5–15 minutes late (issue 21 item 4): a lookup "up to now" is incomplete
- * for the last minutes, so only history older than CLOUDTRAIL_LAG is trusted for a delete.
+ * for the last minutes. EBS publishes a volume's AWS/EBS metrics only while it is attached: a datapoint within
+ * CLOUDTRAIL_LAG holds the delete until a run whose history holds the attach.
  */
 
 const now = new Date('2026-11-23T03:00:00.000Z');
@@ -34,39 +35,52 @@ const vol = (id: string, mark: string): Volume => ({
   attachedTo: [],
   tags: { 'registry-fleet': 'prod', [MARK_TAG]: mark },
 });
-const history = (since: string, until: string): VolumeUsage => ({ kind: 'history', since, until, events: [] });
+const quiet = (since: string): VolumeUsage => ({ kind: 'history', since, until: now.toISOString(), events: [] });
 
-function planOne(v: Volume, usage: VolumeUsage) {
-  const p = planPurge({ scope: { volumes: true, prune: false }, volumes: [v], readings: {}, usage: { [v.id]: usage } }, policy, now);
+/** Observe's state for one candidate: its history (quiet) and the newest AWS/EBS datapoint, if any. */
+function planOne(v: Volume, attachedMetrics: State['attachedMetrics']) {
+  const usage = { [v.id]: quiet(ago(26 * H)) };
+  const p = planPurge(
+    { scope: { volumes: true, prune: false }, volumes: [v], readings: {}, usage, ...(attachedMetrics ? { attachedMetrics } : {}) },
+    policy,
+    now,
+  );
   return {
     actions: p.actions.map((a) => [a.type, a.target]),
     skipped: p.skipped.map((a) => [a.target, a.type === 'delete-volume' ? a.held : undefined, a.reason]),
   };
 }
 
-describe('CloudTrail delivery lag: a delete trusts only history older than CLOUDTRAIL_LAG', () => {
-  it('a mark younger than the lag (past the grace): held, re-checked next run, never deleted on a history still arriving', () => {
-    const p = planOne(vol('vol-1', ago(15 * M)), history(ago(16 * M), now.toISOString()));
+describe('CloudTrail delivery lag: an AWS/EBS datapoint within CLOUDTRAIL_LAG holds a delete', () => {
+  it('mark 25h old, quiet history, a datapoint 3 minutes ago (attached then, events not delivered): held, next run', () => {
+    const p = planOne(vol('vol-1', ago(25 * H)), { 'vol-1': ago(3 * M) });
     expect(p.actions).toEqual([]);
-    expect(p.skipped).toEqual([['vol-1', 'lag', expect.stringMatching(/CLOUDTRAIL_LAG 20m.*not deleted \(next run\)/)]]);
+    expect(p.skipped).toEqual([
+      ['vol-1', 'lag', expect.stringMatching(/AWS\/EBS datapoint at .*CLOUDTRAIL_LAG 20m.*not deleted \(next run\)/)],
+    ]);
   });
 
-  it('a history read up to 30 minutes ago only: its trusted part ends 50 minutes ago, held', () => {
-    const p = planOne(vol('vol-1', ago(3 * H)), history(ago(4 * H), ago(30 * M)));
-    expect(p.actions).toEqual([]);
-    expect(p.skipped).toEqual([['vol-1', 'lag', expect.stringContaining('not deleted (next run)')]]);
+  it('a datapoint at the edge (lag + one 5-minute period ago) holds; one just before it does not', () => {
+    expect(planOne(vol('vol-1', ago(25 * H)), { 'vol-1': ago(25 * M) }).skipped).toEqual([['vol-1', 'lag', expect.any(String)]]);
+    expect(planOne(vol('vol-1', ago(25 * H)), { 'vol-1': ago(25 * M + 1000) }).actions).toEqual([['delete-volume', 'vol-1']]);
   });
 
-  it('a mark older than the lag with a clean history up to now: deleted', () => {
-    expect(planOne(vol('vol-1', ago(25 * M)), history(ago(26 * M), now.toISOString())).actions).toEqual([['delete-volume', 'vol-1']]);
+  it('no datapoint (not attached in the window): deleted', () => {
+    expect(planOne(vol('vol-1', ago(25 * H)), {}).actions).toEqual([['delete-volume', 'vol-1']]);
+  });
+
+  it('the metrics not read this run: held as unread, never deleted on CloudTrail alone', () => {
+    const p = planOne(vol('vol-1', ago(25 * H)), undefined);
+    expect(p.actions).toEqual([]);
+    expect(p.skipped).toEqual([['vol-1', 'unread', expect.stringContaining('AWS/EBS attachment metrics not read')]]);
   });
 });
 
 describe('the summary counts held volumes from the structured held field', () => {
   it('one waiting for the grace, one held for the lag, one deleted', () => {
-    const volumes = [vol('vol-1', ago(5 * M)), vol('vol-2', ago(15 * M)), vol('vol-3', ago(25 * M))];
-    const usage = Object.fromEntries(volumes.map((v) => [v.id, history(ago(30 * M), now.toISOString())]));
-    const state = { scope: { volumes: true, prune: false }, volumes, readings: {}, usage };
+    const volumes = [vol('vol-1', ago(5 * M)), vol('vol-2', ago(25 * H)), vol('vol-3', ago(25 * H))];
+    const usage = Object.fromEntries(volumes.map((v) => [v.id, quiet(ago(26 * H))]));
+    const state = { scope: { volumes: true, prune: false }, volumes, readings: {}, usage, attachedMetrics: { 'vol-2': ago(2 * M) } };
     const p = planPurge(state, policy, now);
     const summary = summarize(state, p, [], { dryRun: true, requests: new RequestCounter() });
     expect(summary.details?.volumes).toMatchObject({ waiting: 1, heldForLag: 1, deletePlanned: { count: 1 } });

@@ -35,7 +35,7 @@ const vol = (id: string, mark: string | undefined): Volume => ({
 const quiet = { kind: 'history', since: ago(400 * H), until: now.toISOString(), events: [] } as const;
 
 function planFor(volumes: Volume[], usage: State['usage'] = Object.fromEntries(volumes.map((v) => [v.id, quiet]))) {
-  return planPurge({ scope: { volumes: true, prune: false }, volumes, readings: {}, usage }, policy, now);
+  return planPurge({ scope: { volumes: true, prune: false }, volumes, readings: {}, usage, attachedMetrics: {} }, policy, now);
 }
 const typesOf = (p: ReturnType<typeof planFor>) => p.actions.map((a) => [a.type, a.target]);
 

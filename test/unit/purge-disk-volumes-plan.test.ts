@@ -27,7 +27,7 @@ const policy: Policy = {
 };
 const FLEET = { 'registry-fleet': 'prod' };
 
-/** These tables are about the mark rules: every volume's CloudTrail history was read and is quiet (see -marks.test.ts). */
+/** These tables are about the mark rules: every volume's CloudTrail history was read and is quiet (see -marks.test.ts), no AWS/EBS datapoint. */
 const planVolumes = (volumes: readonly Volume[], scope: { volumeIds?: string[] }, p: Policy, at: Date) =>
   planVolumesWithHistory(
     volumes,
@@ -37,6 +37,7 @@ const planVolumes = (volumes: readonly Volume[], scope: { volumeIds?: string[] }
     Object.fromEntries(
       volumes.map((v) => [v.id, { kind: 'history', since: '2000-01-01T00:00:00.000Z', until: at.toISOString(), events: [] }]),
     ),
+    {},
   );
 
 function vol(id: string, over: Partial<Volume> = {}): Volume {

@@ -197,7 +197,11 @@ describe('property: the volume plan never deletes a used, foreign or kept volume
         (gens, graceMs, maxDeletes) => {
           const { volumes, usage, truth } = toWorld(gens);
           const policy = policyWith(graceMs, maxDeletes);
-          const plan = planPurge({ scope: { volumes: true, prune: false }, volumes, readings: {}, usage }, policy, NOW);
+          const plan = planPurge(
+            { scope: { volumes: true, prune: false }, volumes, readings: {}, usage, attachedMetrics: {} },
+            policy,
+            NOW,
+          );
 
           const planned = plan.actions.filter((a) => a.type === 'delete-volume');
           deletes += planned.length;

@@ -249,21 +249,21 @@ describe('planReplacements', () => {
       skipped: [`replacement-in-progress ${id(2)}`],
     },
     {
-      name: 'capacity-preserving path, tag left behind but desired never raised (SetDesiredCapacity and the untag failed): stalled, no terminate',
+      name: 'capacity-preserving path, tag left behind but desired never raised (SetDesiredCapacity and the untag failed): stalled, the tag expires, no terminate',
       fleet: fleet(
         [member(1), sick(2, { replacingSince: ago(5 * MIN), desiredBeforeRaise: 3 }), member(3), member(4, { launchTime: ago(4 * MIN) })],
         { maintenancePolicy: undefined, desired: 3 },
       ),
-      actions: [],
+      actions: [`expire-replacing ${id(2)}`],
       skipped: [`replacement-stalled ${id(2)}`],
     },
     {
-      name: 'capacity-preserving path, a scale-in undid the raise: stalled, no terminate',
+      name: 'capacity-preserving path, a scale-in undid the raise: stalled, the tag expires, no terminate',
       fleet: fleet(
         [member(1), sick(2, { replacingSince: ago(5 * MIN), desiredBeforeRaise: 4 }), member(3), member(4, { launchTime: ago(4 * MIN) })],
         { maintenancePolicy: undefined, desired: 4 },
       ),
-      actions: [],
+      actions: [`expire-replacing ${id(2)}`],
       skipped: [`replacement-stalled ${id(2)}`],
     },
     {
@@ -433,8 +433,9 @@ describe('planReplacements', () => {
       { type: 'terminate-replaced', target: id(2), reason: `replacement ${id(4)} serves; 3 others InService, desired 4 → 3` },
     ]);
 
+    // The raise is gone: the tag is removed at once, so a later +1 scale-out can never look like this job's raise.
     const gone = plan(fleet([member(1), tagged(), member(3), fresh], { maintenancePolicy: undefined, desired: 3 }));
-    expect(gone.actions).toEqual([]);
+    expect(gone.actions).toMatchObject([{ type: 'expire-replacing', target: id(2) }]);
     expect(gone.skipped[0]?.reason).toMatch(
       /^replacement-stalled: desired capacity 3 is not above 3, the desired before the raise .*the raise is gone/,
     );
@@ -460,14 +461,15 @@ describe('planReplacements', () => {
     );
     expect(brief(sameSecond).actions).toEqual([`terminate-replaced ${id(2)}`]);
 
-    // Two tagged by an older run, one raise: after the first terminate (desired 5 → 4) the second is stalled, never a second decrement.
+    // Two tagged by an older run, one raise: after the first terminate (desired 5 → 4) the second is stalled and its tag expires,
+    // never a second decrement.
     const after = plan(
       fleet(
         [sick(2, { replacingSince: ago(5 * MIN), desiredBeforeRaise: 4 }), member(3), member(4), member(5, { launchTime: ago(4 * MIN) })],
         { maintenancePolicy: undefined, desired: 4 },
       ),
     );
-    expect(brief(after)).toEqual({ actions: [], skipped: [`replacement-stalled ${id(2)}`] });
+    expect(brief(after)).toEqual({ actions: [`expire-replacing ${id(2)}`], skipped: [`replacement-stalled ${id(2)}`] });
   });
 
   it('is idempotent on the capacity-preserving path: once tagged and raised, the next plan only waits', () => {
