@@ -3,9 +3,11 @@
  * their sections to test/bench/results.md. Each bench module default-exports an async function returning a
  * Markdown section; ratios are measured within one run, so the file compares like with like.
  */
+import { execFileSync } from 'node:child_process';
 import { readdirSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
 import { arch, cpus, totalmem } from 'node:os';
 import { join } from 'node:path';
+import * as prettier from 'prettier';
 
 const dir = import.meta.dirname;
 const wanted = process.argv.slice(2);
@@ -31,6 +33,18 @@ if (existsSync(resultsFile)) {
   }
 }
 
+// The commit a row measured, read before the benches start (a commit made during a long run is not the one measured);
+// changes not yet committed under the measured trees are said, so a row never names a commit it did not run.
+const git = (...args: string[]) => execFileSync('git', args, { cwd: dir, encoding: 'utf8' }).trim();
+const commit = (() => {
+  try {
+    const dirty = git('status', '--porcelain', '--', '../../functions', '../../shared', '../../infra', '.') !== '';
+    return `commit ${git('rev-parse', '--short', 'HEAD')}${dirty ? ' + uncommitted changes' : ''}`;
+  } catch {
+    return 'no git commit';
+  }
+})();
+
 let failed = false;
 for (const name of names) {
   console.log(`bench ${name} …`);
@@ -38,7 +52,7 @@ for (const name of names) {
   try {
     const mod = (await import(join(dir, `${name}.bench.ts`))) as { default: () => Promise<string> };
     const markdown = await mod.default();
-    const header = `_Run ${new Date().toISOString()} on ${cpus().length} × ${cpus()[0]?.model ?? arch()}, ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}; took ${((Date.now() - started) / 1000).toFixed(1)} s._`;
+    const header = `_Run ${new Date().toISOString()} on ${cpus().length} × ${cpus()[0]?.model ?? arch()}, ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}, ${commit}; took ${((Date.now() - started) / 1000).toFixed(1)} s._`;
     sections.set(name, `${header}\n\n${markdown.trim()}`);
     console.log(markdown);
   } catch (error) {
@@ -49,8 +63,11 @@ for (const name of names) {
 
 const body = [...sections.keys()]
   .sort()
-  .map((name) => `<!-- bench: ${name} -->\n${sections.get(name)}`)
+  .map((name) => `<!-- bench: ${name} -->\n\n${sections.get(name)}`)
   .join('\n\n');
-writeFileSync(resultsFile, `# Benchmark results\n\nWritten by \`npm run bench\` (test/bench/run.ts). Re-run to refresh.\n\n${body}\n`);
+const text = `# Benchmark results\n\nWritten by \`npm run bench\` (test/bench/run.ts). Re-run to refresh.\n\n${body}\n`;
+// Formatted as `npm run lint` checks it (prettier --check .), so a bench run never leaves the lint red.
+const options = { ...(await prettier.resolveConfig(resultsFile)), filepath: resultsFile };
+writeFileSync(resultsFile, await prettier.format(text, options));
 console.log(`wrote ${resultsFile}`);
 process.exit(failed ? 1 : 0);
