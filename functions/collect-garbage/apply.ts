@@ -35,13 +35,27 @@ export async function apply(plan: GcPlan, ctx: RunContext<Config>, { s3 }: GcCli
 
   const markStartedAt = plan.markStartedAt ?? 0;
   const expiries = of('expire-manifest');
-  const expired = await applyEach(expiries, ctx, (a) => expireManifest(r, a, markStartedAt), { concurrency: 8 });
-  put(expiries, expired);
   const links = of('delete-layer-link');
   const blobs = of('delete-blob');
-  if (expired.some((o) => o?.status !== 'applied')) {
-    // A manifest that stays references its blobs, and the plan counted them as free: nothing more this run.
-    const held: Outcome = { status: 'skipped', reason: 'an expiry did not apply this run: links and blobs wait for the next run' };
+  // Indexes first: a child goes only once every index expiry applied, so an index that stays keeps its children.
+  const indexes = expiries.filter((a) => a.children.length > 0);
+  const images = expiries.filter((a) => a.children.length === 0);
+  const expire = (list: typeof expiries) => applyEach(list, ctx, (a) => expireManifest(r, a, markStartedAt), { concurrency: 8 });
+  const wave1 = await expire(indexes);
+  put(indexes, wave1);
+  const rest = [...images, ...links, ...blobs];
+  // A manifest that stays references its blobs (and an index its children), which the plan counted as free.
+  const held: Outcome = { status: 'skipped', reason: 'an expiry did not apply this run: what it freed waits for the next run' };
+  if (wave1.some((o) => o?.status !== 'applied')) {
+    put(
+      rest,
+      rest.map(() => held),
+    );
+    return outcomes;
+  }
+  const wave2 = await expire(images);
+  put(images, wave2);
+  if (wave2.some((o) => o?.status !== 'applied')) {
     put(
       [...links, ...blobs],
       [...links, ...blobs].map(() => held),

@@ -138,3 +138,19 @@ export async function readManifests(r: Reader, digests: Iterable<Digest>): Promi
   });
   return Object.fromEntries(list.map((d, i) => [d, contents[i] as ManifestContent]));
 }
+
+/**
+ * Read manifests by digest, then the children they name (an index over images whose revisions may be gone), until
+ * none is unknown: the mark follows an index to its children's layers, so it must know the children's content.
+ */
+export async function readManifestClosure(r: Reader, digests: Iterable<Digest>): Promise<Record<string, ManifestContent>> {
+  const manifests: Record<string, ManifestContent> = {};
+  let unknown = [...new Set(digests)];
+  while (unknown.length > 0) {
+    Object.assign(manifests, await readManifests(r, unknown));
+    unknown = [...new Set(Object.values(manifests).flatMap((m) => (m.kind === 'manifest' ? m.children : [])))].filter(
+      (d) => !(d in manifests),
+    );
+  }
+  return manifests;
+}

@@ -130,6 +130,8 @@ export type GcAction =
       readonly keys: readonly string[];
       readonly tags: readonly string[];
       readonly revisionModified: number;
+      /** Its children when it is an index: they expire after it, never before. */
+      readonly children: readonly Digest[];
     })
   /** A `_layers` link that no manifest of its repository references (distribution #4406). */
   | (Base & {

@@ -5,7 +5,7 @@ import { ConfigError, errorName } from '../../shared/errors.ts';
 import type { RunContext } from '../../shared/job.ts';
 import type { Config } from './config.ts';
 import { blobDataKey, blobsPrefix, parseBlobKey } from './layout.ts';
-import { listPrefix, listRepositoryKeys, readManifests, readTagCurrents, repositoriesOf, type Reader } from './listing.ts';
+import { listPrefix, listRepositoryKeys, readManifestClosure, readTagCurrents, repositoriesOf, type Reader } from './listing.ts';
 import {
   CLOCK_SKEW_MS,
   type Blob,
@@ -54,7 +54,7 @@ async function observeMark(r: Reader, versioning: Versioning, scope: GcScope): P
     const digest = parseBlobKey(k.key, r.root);
     if (digest) blobs.push({ digest, size: k.size, lastModified: k.lastModified });
   }
-  const manifests = await readManifests(
+  const manifests = await readManifestClosure(
     r,
     repositories.flatMap((repo) => repo.revisions.map((rev) => rev.digest)),
   );

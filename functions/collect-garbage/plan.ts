@@ -92,6 +92,7 @@ function mark(state: GcState, policy: GcPolicy, now: number): Marked {
         keys,
         tags: tags.map((t) => t.name),
         revisionModified: r.lastModified,
+        children: childrenOf(r.digest),
         reason: why,
       });
     }
@@ -168,7 +169,10 @@ function refusalsOf(state: GcState): Refusal[] {
 function planSweep(state: GcState, policy: GcPolicy, now: number): GcPlan {
   const marked = mark(state, policy, now);
   const refusals = refusalsOf(state);
-  const wanted = [...marked.expire, ...marked.links, ...marked.blobs];
+  // Indexes expire before their children, and once an expiry waits every later one waits too: an index that
+  // stays never loses a child, whichever expiry the limit cuts.
+  const expire = [...marked.expire].sort((a, b) => Number(isIndex(b)) - Number(isIndex(a)));
+  const wanted = [...expire, ...marked.links, ...marked.blobs];
   const hold = (a: GcAction, held: Held, reason: string): GcAction => ({ ...a, held, reason: `${a.reason}; ${reason}` });
   if (refusals.length > 0) {
     const why: Held = state.versioning !== 'Enabled' ? 'unversioned' : 'unknown-references';
@@ -186,7 +190,7 @@ function planSweep(state: GcState, policy: GcPolicy, now: number): GcPlan {
   for (const a of wanted) {
     const n = deletesOf(a);
     // Blobs of an expiry that waits are still referenced by its manifest: no link or blob goes before it does.
-    if (expiryHeld && a.type !== 'expire-manifest') {
+    if (expiryHeld) {
       skipped.push(hold(a, 'limit', 'an expiry before it waits for the next run (MAX_DELETES_PER_RUN)'));
     } else if (n <= budget) {
       actions.push(a);
@@ -198,3 +202,5 @@ function planSweep(state: GcState, policy: GcPolicy, now: number): GcPlan {
   }
   return { actions, skipped: [...skipped, ...marked.held], markStartedAt: state.markStartedAt };
 }
+
+const isIndex = (a: GcAction): boolean => a.type === 'expire-manifest' && a.children.length > 0;

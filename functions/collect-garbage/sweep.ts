@@ -20,7 +20,7 @@ import type { Outcome, RunContext } from '../../shared/job.ts';
 import { repositoriesPrefix } from '../../shared/registry-layout.ts';
 import type { Config } from './config.ts';
 import { parseRepositoryKey } from './layout.ts';
-import { listPrefix, listRepositoryKeys, readLink, readManifests, type Listed, type Reader } from './listing.ts';
+import { listPrefix, listRepositoryKeys, readLink, readManifestClosure, type Listed, type Reader } from './listing.ts';
 import { referencedFrom } from './mark.ts';
 import { CLOCK_SKEW_MS, type Digest, type GcAction, type ManifestContent } from './model.ts';
 import { latestMarker } from './observe.ts';
@@ -56,15 +56,7 @@ async function writtenSince(r: Reader, since: number): Promise<Written> {
     if (p.kind === 'revision') revisions.set(p.repository, [...(revisions.get(p.repository) ?? []), p.digest]);
     else if (p.kind === 'layer') layers.add(linkId(p.repository, p.digest));
   }
-  // New manifests, then the children they name (an index pushed over existing images), until none is unknown.
-  const manifests: Record<string, ManifestContent> = {};
-  let unknown = [...new Set([...revisions.values()].flat())];
-  for (let depth = 0; unknown.length > 0 && depth < 4; depth++) {
-    Object.assign(manifests, await readManifests(r, unknown));
-    unknown = Object.values(manifests)
-      .flatMap((m) => (m.kind === 'manifest' ? m.children : []))
-      .filter((d) => !(d in manifests));
-  }
+  const manifests = await readManifestClosure(r, [...revisions.values()].flat());
   return { revisions, layers, manifests };
 }
 
