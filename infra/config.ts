@@ -84,7 +84,7 @@ const RetentionRule = z
         }
       })
       .optional(),
-    keepLast: z.number().int().min(0).max(100_000).optional(),
+    keepLast: z.number().int().min(1).max(100_000).optional(),
     expireAfterDays: days.optional(),
     untaggedAfterDays: days.optional(),
   })

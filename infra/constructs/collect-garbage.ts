@@ -8,6 +8,7 @@ import type * as lambda from 'aws-cdk-lib/aws-lambda';
 import type * as logs from 'aws-cdk-lib/aws-logs';
 import type * as sns from 'aws-cdk-lib/aws-sns';
 import { Construct } from 'constructs';
+import { leaseKey } from '../../shared/lease.ts';
 import { normalizeRoot, repositoriesPrefix, v2Prefix } from '../../shared/registry-layout.ts';
 import { GC_JOB } from '../config.ts';
 import type { GcMode } from '../config.ts';
@@ -19,12 +20,6 @@ import { OpsFunction } from './ops-function.ts';
 export function gcCheckpointKey(root: string | undefined): string {
   const r = normalizeRoot(root);
   return `control-plane/collect-garbage/${r ? `roots/${r}/` : ''}sweep-checkpoint.json.gz`;
-}
-
-/** The registry-storage lease collect-garbage and purge-stale-uploads take in turn (never both at once). */
-export function storageLeaseKey(root: string | undefined): string {
-  const r = normalizeRoot(root);
-  return `control-plane/leases/${r ? `roots/${r}/` : ''}registry-storage.json`;
 }
 
 export interface CollectGarbageProps {
@@ -59,7 +54,7 @@ export interface CollectGarbageProps {
 export class CollectGarbage extends Construct {
   readonly ops: OpsFunction;
   readonly alarms: cloudwatch.Alarm[] = [];
-  /** The lease key both collect-garbage and purge-stale-uploads read and write. */
+  /** The lease key (shared/lease.ts) both collect-garbage and purge-stale-uploads read and write. */
   readonly leaseKey: string;
   private readonly bucketArn: string;
   private readonly props: CollectGarbageProps;
@@ -70,7 +65,7 @@ export class CollectGarbage extends Construct {
       throw new Error(`CollectGarbage: maxDeletesPerRun must be a whole number ≥ 1 (got ${props.maxDeletesPerRun})`);
     }
     const root = normalizeRoot(props.registryRoot);
-    this.leaseKey = storageLeaseKey(root);
+    this.leaseKey = leaseKey(root);
     this.bucketArn = props.bucket.bucketArn;
     this.ops = new OpsFunction(this, 'Job', {
       job: GC_JOB,
@@ -216,11 +211,11 @@ export class CollectGarbage extends Construct {
   }
 }
 
-function leaseStatement(bucketArn: string, leaseKey: string): iam.PolicyStatement {
+function leaseStatement(bucketArn: string, key: string): iam.PolicyStatement {
   return new iam.PolicyStatement({
     sid: 'StorageLease',
     actions: ['s3:GetObject', 's3:PutObject'],
-    resources: [`${bucketArn}/${leaseKey}`],
+    resources: [`${bucketArn}/${key}`],
   });
 }
 
@@ -284,7 +279,7 @@ export function collectGarbageStatements(bucketArn: string, registryRoot: string
     // Restore = delete the delete marker's version. IAM cannot tell a marker from data, so only the keys it may delete.
     allow(['s3:DeleteObjectVersion'], deletable),
     allow(['s3:GetObject', 's3:PutObject', 's3:DeleteObject'], [obj(gcCheckpointKey(root))]),
-    leaseStatement(bucketArn, storageLeaseKey(root)),
+    leaseStatement(bucketArn, leaseKey(root)),
   ];
 }
 

@@ -7,8 +7,9 @@ import { Template } from 'aws-cdk-lib/assertions';
 import { afterAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { FleetConfigError, parseFleetConfig } from '../../infra/config.ts';
-import { collectGarbageStatements, gcCheckpointKey, storageLeaseKey } from '../../infra/constructs/collect-garbage.ts';
+import { collectGarbageStatements, gcCheckpointKey } from '../../infra/constructs/collect-garbage.ts';
 import { RegistryStorage } from '../../infra/constructs/storage.ts';
+import { leaseKey as storageLeaseKey } from '../../shared/lease.ts';
 import { fakeFunctionsDir, synthFleet } from './support.ts';
 
 interface Resource {
@@ -184,7 +185,7 @@ describe('context keys', () => {
     [{ gcUndoDays: '0' }, /context gcUndoDays: expected a whole number from 1 to 365/],
     [{ gcRetention: '{rules:' }, /context gcRetention: expected a retention policy .* not valid JSON/],
     [
-      { gcRetention: '{"rules":[{"repository":"*","keepLast":-1}]}' },
+      { gcRetention: '{"rules":[{"repository":"*","keepLast":0}]}' },
       /context gcRetention: expected a retention policy .*bad: rules\.0\.keepLast/,
     ],
     [
