@@ -9,7 +9,7 @@
  * key → bytes map). A small layout runs both against moto behind a counting proxy, for S3 requests like for like.
  * Every revision is tagged, so `--delete-untagged` and collect-garbage (retention off) must reclaim the same bytes.
  */
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -20,9 +20,9 @@ import { loadCollectGarbageConfig } from '../../functions/collect-garbage/config
 import { job } from '../../functions/collect-garbage/job.ts';
 import { startS3Proxy } from '../../local/s3-proxy.ts';
 import { createJob, type Report } from '../../shared/job.ts';
+import { logger } from '../../shared/observability.ts';
 import { startSeededMoto, type SeededMoto } from '../support/seeded-moto.ts';
 
-const H = 3_600_000;
 const V2 = 'docker/registry/v2';
 const LAYER_BYTES = 2048;
 const progress = (m: string): void => console.error(`  [collect-garbage] ${m}`);
@@ -128,43 +128,50 @@ function writeDir(dir: string, layout: Layout): void {
   }
 }
 
+/** The bytes of the blob data files (not the directories' own sizes: distribution removes a blob's whole directory). */
 function blobBytesOnDisk(dir: string): number {
-  const r = spawnSync('du', ['-sb', '--apparent-size', join(dir, V2, 'blobs')], { encoding: 'utf8' });
-  return Number(r.stdout.split('\t')[0]);
+  const r = spawnSync('find', [join(dir, V2, 'blobs'), '-type', 'f', '-name', 'data', '-printf', '%s\n'], {
+    encoding: 'utf8',
+    maxBuffer: 1 << 26,
+  });
+  return r.stdout.split('\n').reduce((s, l) => s + (Number(l) || 0), 0);
 }
 
-/** distribution's GC; `storage` is the config's storage section. Returns wall time and its exit. */
-function theirGc(dir: string, storage: Record<string, unknown>, env: NodeJS.ProcessEnv = {}): { ms: number; out: string } {
+/**
+ * distribution's GC; `storage` is the config's storage section. Spawned asynchronously: the counting proxy it may
+ * talk to runs in this process. Returns its wall time.
+ */
+async function theirGc(dir: string, storage: Record<string, unknown>): Promise<{ ms: number }> {
   const config = join(dir, 'gc-config.yml');
   writeFileSync(config, stringify({ version: 0.1, log: { level: 'error' }, storage }));
-  const e: NodeJS.ProcessEnv = { ...process.env, ...env };
-  delete e.AWS_CA_BUNDLE; // distribution 2.8 panics at start when it is set
+  const env: NodeJS.ProcessEnv = { ...process.env };
+  delete env.AWS_CA_BUNDLE; // distribution 2.8 panics at start when it is set
   const t = Date.now();
-  const r = spawnSync('docker-registry', ['garbage-collect', '--delete-untagged', config], { encoding: 'utf8', env: e, maxBuffer: 1 << 28 });
-  const ms = Date.now() - t;
-  if (r.status !== 0) throw new Error(`docker-registry garbage-collect failed (${r.status}): ${r.stderr.slice(-2000)}`);
-  return { ms, out: r.stdout };
+  const child = spawn('docker-registry', ['garbage-collect', '--delete-untagged', config], { env, stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  child.stderr.on('data', (c: Buffer) => (stderr = (stderr + c.toString()).slice(-4000)));
+  const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
+  if (code !== 0) throw new Error(`docker-registry garbage-collect failed (${code}): ${stderr}`);
+  return { ms: Date.now() - t };
 }
 
-async function ourGc(moto: SeededMoto, bucket: string, endpoint?: string): Promise<{ ms: number; report: Report }> {
+async function ourGc(bucket: string): Promise<{ ms: number; report: Report }> {
   const env = {
-    ...moto.env,
-    ...(endpoint ? { AWS_ENDPOINT_URL: endpoint } : {}),
+    ...(process.env as Record<string, string>),
     REGISTRY_BUCKET: bucket,
     GC_GRACE: '1h',
     GC_SETTLE: '0s',
     MAX_DELETES_PER_RUN: '1000000',
     LIST_CONCURRENCY: '8',
   };
-  // The job's clock 2 h ahead: every seeded blob is past the 1 h grace.
-  const clock = new Date(Date.now() + 2 * H);
+  // The seeded objects are 3 h old (moto-gc-seeded.py): past the 1 h grace and the mark's clock-skew margin.
   const t = Date.now();
-  const report = await createJob(job, loadCollectGarbageConfig(env), { clock: () => clock }).run({}, {});
+  const report = await createJob(job, loadCollectGarbageConfig(env)).run({}, {});
   return { ms: Date.now() - t, report };
 }
 
 const reclaimedOf = (r: Report): number => Number((r.details as { reclaimedBytes?: number } | undefined)?.reclaimedBytes ?? 0);
-const requestsOf = (r: Report): Record<string, number> => ((r.details as { requests?: Record<string, number> } | undefined)?.requests ?? {});
+const requestsOf = (r: Report): Record<string, number> => (r.details as { requests?: Record<string, number> } | undefined)?.requests ?? {};
 const totalOf = (c: Record<string, number>): number => Object.entries(c).reduce((s, [k, v]) => (k === 'total' ? s : s + v), 0);
 const byOp = (c: Record<string, number>): string =>
   Object.entries(c)
@@ -174,6 +181,7 @@ const byOp = (c: Record<string, number>): string =>
     .join(', ');
 
 export default async function bench(): Promise<string> {
+  logger.setLogLevel('SILENT'); // a job report of 10⁴ actions per run
   const work = mkdtempSync(join(tmpdir(), 'gc-bench-'));
   const moto = await startSeededMoto({ script: 'moto-gc-seeded.py' });
   const s3 = new S3Client({
@@ -187,11 +195,13 @@ export default async function bench(): Promise<string> {
     const small = generate(SMALL);
     await seedMoto(moto, s3, 'gc-small-ours', small);
     await seedMoto(moto, s3, 'gc-small-theirs', small);
+    // The job's S3 client is a process-wide singleton made from the environment: every run of ours goes through the proxy.
     const proxy = await startS3Proxy(moto.endpoint);
-    const oursSmall = await ourGc(moto, 'gc-small-ours', proxy.endpoint);
+    Object.assign(process.env, moto.env, { AWS_ENDPOINT_URL: proxy.endpoint });
+    const oursSmall = await ourGc('gc-small-ours');
     const oursSmallProxy = proxy.counts();
     proxy.reset();
-    const theirsSmall = theirGc(work, {
+    const theirsSmall = await theirGc(work, {
       s3: {
         region: 'us-east-1',
         bucket: 'gc-small-theirs',
@@ -203,7 +213,6 @@ export default async function bench(): Promise<string> {
       },
     });
     const theirsSmallProxy = proxy.counts();
-    await proxy.stop();
     progress(`small: ours ${totalOf(oursSmallProxy)} requests, theirs ${totalOf(theirsSmallProxy)}`);
 
     // Full layout: ours on moto, theirs on the filesystem driver.
@@ -217,11 +226,14 @@ export default async function bench(): Promise<string> {
     const writeMs = Date.now() - t;
     progress(`seeded ${n(full.objects.size)} keys (${n(full.blobs)} blobs) in moto in ${secs(seedMs)}, on disk in ${secs(writeMs)}`);
     const before = blobBytesOnDisk(fsDir);
-    const theirs = theirGc(work, { filesystem: { rootdirectory: fsDir } });
+    const theirs = await theirGc(work, { filesystem: { rootdirectory: fsDir } });
     const theirsReclaimed = before - blobBytesOnDisk(fsDir);
     progress(`theirs: ${secs(theirs.ms)}, ${n(theirsReclaimed)} bytes`);
-    const ours = await ourGc(moto, 'gc-full');
-    const second = await ourGc(moto, 'gc-full');
+    proxy.reset();
+    const ours = await ourGc('gc-full');
+    const oursProxy = proxy.counts();
+    const second = await ourGc('gc-full');
+    await proxy.stop();
     const ourRequests = requestsOf(ours.report);
     progress(`ours: ${secs(ours.ms)}, ${n(reclaimedOf(ours.report))} bytes, ${totalOf(ourRequests)} requests`);
 
@@ -230,39 +242,55 @@ export default async function bench(): Promise<string> {
     const ourTotal = totalOf(ourRequests);
     const theirPerBlob = totalOf(theirsSmallProxy) / small.blobs;
     const s3Price = (req: Record<string, number>, k = 1) =>
-      Object.entries(req).reduce((s, [op, v]) => (op === 'total' ? s : s + v * k * (op.startsWith('Get') || op.startsWith('Head') ? 0.0004 : 0.005)), 0) / 1000;
+      Object.entries(req).reduce(
+        (s, [op, v]) => (op === 'total' ? s : s + v * k * (op.startsWith('Get') || op.startsWith('Head') ? 0.0004 : 0.005)),
+        0,
+      ) / 1000;
     const inventoryUsd = (full.objects.size * scale * 0.0025) / 1e6;
     const listPages = (ourRequests.ListObjectsV2 ?? 0) * scale;
 
-    const row = (label: string, reqs: string, wall: string, bytes: string, ro: string) => `| ${label} | ${reqs} | ${wall} | ${bytes} | ${ro} |`;
+    const row = (label: string, reqs: string, wall: string, bytes: string, ro: string) =>
+      `| ${label} | ${reqs} | ${wall} | ${bytes} | ${ro} |`;
     return [
       '## collect-garbage beside `docker-registry garbage-collect --delete-untagged`',
       '',
-      `Generated layout: ${n(full.repositories)} repositories in ${FULL.namespaces} namespaces, ${n(full.blobs)} blobs, ${n(full.objects.size)} keys; per repository ${FULL.kept} tagged images and ${FULL.deleted} deleted through the API (revision and tag links gone) of 1 config + ${FULL.layersPerImage} own layers + 2 of ${FULL.baseLayers} base layers shared across repositories, and ${FULL.orphans} orphan layers of failed pushes. Unreferenced: ${n(full.unreferencedBlobs)} blobs, ${n(full.unreferencedBytes)} bytes. Every revision is tagged, so \`--delete-untagged\` and collect-garbage (retention off) must reclaim the same. Ours: moto S3, versioned bucket (deletes are delete markers), GC_GRACE=1h with the job's clock 2 h ahead, LIST_CONCURRENCY=8, one run. Theirs: distribution 2.8.2's own GC with the filesystem driver on the same layout written to local disk (its S3 walk against moto takes hours at this size: moto lists in O(bucket)); its S3 requests come from the small layout below.`,
+      `Generated layout: ${n(full.repositories)} repositories in ${FULL.namespaces} namespaces, ${n(full.blobs)} blobs, ${n(full.objects.size)} keys; per repository ${FULL.kept} tagged images and ${FULL.deleted} deleted through the API (revision and tag links gone) of 1 config + ${FULL.layersPerImage} own layers + 2 of ${FULL.baseLayers} base layers shared across repositories, and ${FULL.orphans} orphan layers of failed pushes. Unreferenced: ${n(full.unreferencedBlobs)} blobs, ${n(full.unreferencedBytes)} bytes. Every revision is tagged, so \`--delete-untagged\` and collect-garbage (retention off) must reclaim the same. Ours: moto S3, versioned bucket (deletes are delete markers), GC_GRACE=1h with every object seeded 3 h old, LIST_CONCURRENCY=8, one run. Theirs: distribution 2.8.2's own GC with the filesystem driver on the same layout written to local disk (its S3 walk against moto takes hours at this size: moto lists in O(bucket)); its S3 requests come from the small layout below.`,
       '',
       '| run | S3 requests | wall time | bytes reclaimed | registry read-only |',
       '| --- | --- | --- | --- | --- |',
       row(
         `collect-garbage, ${n(full.blobs)} blobs (moto)`,
-        n(ourTotal),
+        `${n(ourTotal)} (proxy ${n(totalOf(oursProxy))})`,
         secs(ours.ms),
         `${n(reclaimedOf(ours.report))} (${reclaimedOf(ours.report) === full.unreferencedBytes ? 'all unreferenced' : 'NOT all unreferenced'})`,
         '0 s (online)',
       ),
       row(
         `registry garbage-collect --delete-untagged, ${n(full.blobs)} blobs (filesystem)`,
-        `≈ ${n(Math.round(theirPerBlob * full.blobs))} on S3 (small layout × ${(full.blobs / small.blobs).toFixed(0)})`,
+        `≈ ${n(Math.round(theirPerBlob * full.blobs))} on S3 (the small layout's per-blob count × ${n(full.blobs)})`,
         secs(theirs.ms),
         `${n(theirsReclaimed)} (${theirsReclaimed === reclaimedOf(ours.report) ? 'equal' : 'DIFFERENT'})`,
         `${secs(theirs.ms)} (the whole run, on local disk; on S3 longer)`,
       ),
-      row(`collect-garbage, ${n(small.blobs)} blobs (moto, proxy count)`, `${n(totalOf(oursSmallProxy))} (job's own count ${n(totalOf(requestsOf(oursSmall.report)))})`, secs(oursSmall.ms), n(reclaimedOf(oursSmall.report)), '0 s'),
-      row(`registry garbage-collect, ${n(small.blobs)} blobs (moto S3, proxy count)`, n(totalOf(theirsSmallProxy)), secs(theirsSmall.ms), '—', secs(theirsSmall.ms)),
+      row(
+        `collect-garbage, ${n(small.blobs)} blobs (moto, proxy count)`,
+        `${n(totalOf(oursSmallProxy))} (job's own count ${n(totalOf(requestsOf(oursSmall.report)))})`,
+        secs(oursSmall.ms),
+        n(reclaimedOf(oursSmall.report)),
+        '0 s',
+      ),
+      row(
+        `registry garbage-collect, ${n(small.blobs)} blobs (moto S3, proxy count)`,
+        n(totalOf(theirsSmallProxy)),
+        secs(theirsSmall.ms),
+        '—',
+        secs(theirsSmall.ms),
+      ),
       '',
       `Requests by operation — ours (${n(full.blobs)} blobs): ${byOp(ourRequests)}. Theirs (${n(small.blobs)} blobs, S3): ${byOp(theirsSmallProxy)}; ours on the same: ${byOp(oursSmallProxy)}.`,
       `A second run of ours right after: ${n(totalOf(requestsOf(second.report)))} requests, ${n(reclaimedOf(second.report))} bytes (nothing left to reclaim).`,
       '',
-      `**Projection for 10⁷ blobs** (this shape × ${scale}, ${n(full.objects.size * scale)} keys): listing mode needs ≈ ${n(ourTotal * scale)} requests (${n(listPages)} list pages, ≈ $${s3Price(ourRequests, scale).toFixed(2)}) and at this run's rate ≈ ${(ours.ms * scale / 60_000).toFixed(0)} min of listing and reads — more than one 15-minute Lambda run, so the sweep resumes across runs like the purge listing; the registry never stops. An inventory-driven listing (as the purge's inventory mode, docs/benchmarks.md) replaces the ${n(listPages)} list pages with one daily S3 Inventory ($${inventoryUsd.toFixed(2)} per delivery at $0.0025 per million objects) and leaves the manifest GETs and the re-check of keys written since the inventory. distribution's GC at 10⁷ blobs keeps the registry read-only for its whole walk: ≈ ${n(Math.round(theirPerBlob * full.blobs * scale))} S3 requests serially.`,
+      `**Projection for 10⁷ blobs** (this shape × ${scale}, ${n(full.objects.size * scale)} keys, linear): collect-garbage's listing mode needs ≈ ${n(ourTotal * scale)} requests (${n(listPages)} list pages, ≈ $${s3Price(ourRequests, scale).toFixed(2)}) and, at this run's rate on moto, ≈ ${((ours.ms * scale) / 60_000).toFixed(0)} min of listing and manifest reads: more than one 15-minute Lambda run, and the mark is not resumable yet, so at that size the job needs an inventory-driven listing like the purge's inventory mode (docs/benchmarks.md): one daily S3 Inventory of the bucket ($${inventoryUsd.toFixed(2)} a delivery at $0.0025 per million objects) replaces the ${n(listPages)} list pages, shards read the manifests in parallel, and only keys written since the inventory are listed live for the re-check. The registry stays online either way. distribution's GC at 10⁷ blobs: ≈ ${n(Math.round(theirPerBlob * full.blobs * scale))} S3 requests (linear in the small layout's per-blob count), serial, with the registry read-only for all of it.`,
     ].join('\n');
   } finally {
     s3.destroy();
