@@ -266,10 +266,9 @@ export function collectGarbageStatements(bucketArn: string, registryRoot: string
     new iam.PolicyStatement({ actions, resources, ...(conditions ? { conditions } : {}) });
   const deletable = [obj(`${v2}blobs/sha256/*/*/data`), obj(`${repos}*/_layers/sha256/*/link`)];
   return [
-    // Without ListBucket on the control-plane prefixes a missing checkpoint or lease answers 403, not NoSuchKey.
-    allow(['s3:ListBucket'], [bucketArn], {
-      StringLike: { 's3:prefix': [`${repos}*`, `${v2}blobs/*`, 'control-plane/collect-garbage/*', 'control-plane/leases/*'] },
-    }),
+    // Unconditioned: S3 answers a GetObject of a missing key (the first lease, no checkpoint yet) with NoSuchKey only
+    // to a role that may list the bucket, and a GetObject request carries no s3:prefix for a condition to match.
+    allow(['s3:ListBucket'], [bucketArn]),
     // A restore finds the delete marker among a key's versions.
     allow(['s3:ListBucketVersions'], [bucketArn], { StringLike: { 's3:prefix': [`${repos}*`, `${v2}blobs/*`] } }),
     // The job refuses to sweep an unversioned bucket: its deletes would be final.
