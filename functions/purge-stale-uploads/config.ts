@@ -49,7 +49,9 @@ const shape = {
   MAX_DELETES_PER_RUN: env.int({ min: 1, max: 1_000_000, default: 10_000 }),
   LIST_CONCURRENCY: env.int({ min: 1, max: 64, default: 8 }),
   STARTEDAT_READ_WINDOW: env.duration({ default: '5m', max: '876000h' }),
-  STORAGE_LEASE: env.bool(false),
+  STORAGE_LEASE: env
+    .bool(false)
+    .check(z.describe('take the registry-storage lease shared with collect-garbage (true on a fleet that runs it)')),
 };
 
 export function loadPurgeStaleUploadsConfig(source: Readonly<Record<string, string | undefined>>) {
