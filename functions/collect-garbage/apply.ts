@@ -2,6 +2,8 @@ import type { Outcome, Outcomes, RunContext } from '../../shared/job.ts';
 import { applyEach } from '../../shared/job.ts';
 import type { Config } from './config.ts';
 import type { GcAction, GcPlan } from './model.ts';
+import { saveCheckpoint } from './checkpoint.ts';
+import type { Reader } from './listing.ts';
 import { readerOf, type GcClients } from './observe.ts';
 import { expireManifest, restoreKey, sweep } from './sweep.ts';
 
@@ -64,5 +66,24 @@ export async function apply(plan: GcPlan, ctx: RunContext<Config>, { s3 }: GcCli
   }
   if (links.length + blobs.length > 0)
     put([...links, ...blobs], await sweep(r, links, blobs, { markStartedAt, settleMs: ctx.config.settleMs }, ctx));
+  await keepWhatIsLeft(r, plan, outcomes, ctx);
   return outcomes;
+}
+
+/**
+ * Save the links and blobs this run did not reach (the limit, the time budget) for the next run, or clear the
+ * checkpoint when none are left. A held expiry means the next run must mark again: the checkpoint is cleared.
+ */
+async function keepWhatIsLeft(r: Reader, plan: GcPlan, outcomes: readonly (Outcome | undefined)[], ctx: RunContext<Config>): Promise<void> {
+  if (!plan.checkpoint || plan.markStartedAt === undefined) return;
+  const expiryHeld = plan.skipped.some((a) => a.type === 'expire-manifest' && a.held === 'limit');
+  const sweepable = (a: GcAction) => a.type === 'delete-blob' || a.type === 'delete-layer-link';
+  const left = expiryHeld
+    ? []
+    : [
+        ...plan.skipped.filter((a) => a.held === 'limit' && sweepable(a)),
+        ...plan.actions.filter((a, i) => sweepable(a) && outcomes[i] === undefined),
+      ];
+  if (left.length === 0 && !plan.checkpoint.found) return;
+  await saveCheckpoint(r, ctx.config.policy, plan.markStartedAt, plan.checkpoint.runs, left);
 }

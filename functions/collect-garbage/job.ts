@@ -107,6 +107,14 @@ export function summarizeGc(state: State, plan: GcPlan, outcomes: Outcomes, requ
       reclaimedBytes,
       restored: [...restored.map((r) => r.action.target), ...restoredByAsk.map((r) => r.action.target)],
       deferred: held('limit') > 0,
+      ...(state.kind === 'sweep'
+        ? {
+            checkpoint: {
+              ...state.checkpoint,
+              ...(state.resumed ? { resumedMark: new Date(state.resumed.markStartedAt).toISOString(), runs: state.resumed.runs + 1 } : {}),
+            },
+          }
+        : {}),
       requests,
     },
     metrics: {

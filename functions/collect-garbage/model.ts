@@ -75,6 +75,18 @@ export interface GcState {
   readonly manifests: Readonly<Record<string, ManifestContent>>;
   readonly keysListed: number;
   readonly manifestReads: number;
+  /** Resumed from the sweep checkpoint (checkpoint.ts): no mark this run, the candidates left by the last one. */
+  readonly resumed?: Resumed;
+  /** Whether a checkpoint was there, and why it was not used when it was not. */
+  readonly checkpoint: { readonly found: boolean; readonly discarded?: string };
+}
+
+export interface Resumed {
+  /** When the mark these candidates came from began (the re-check reads everything written since). */
+  readonly markStartedAt: number;
+  /** Runs this mark has taken before this one. */
+  readonly runs: number;
+  readonly candidates: readonly GcAction[];
 }
 
 /** A run asked to restore blobs (`{"restore": [...]}`): the delete markers found for each. */
@@ -147,6 +159,8 @@ export type GcAction =
 export interface GcPlan extends Plan<GcAction> {
   /** Carried to apply: the re-checks read what was written since. */
   readonly markStartedAt?: number;
+  /** Carried to apply, which saves what is left (sweep runs only): runs of this mark so far, and whether one is stored. */
+  readonly checkpoint?: { readonly runs: number; readonly found: boolean };
 }
 
 /** The number of S3 deletes an action makes (the MAX_DELETES_PER_RUN unit). */

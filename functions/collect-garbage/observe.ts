@@ -3,6 +3,7 @@ import { GetBucketVersioningCommand, ListObjectVersionsCommand, type S3Client } 
 import { mapLimit } from '../../shared/concurrency.ts';
 import { ConfigError, errorName } from '../../shared/errors.ts';
 import type { RunContext } from '../../shared/job.ts';
+import { loadCheckpoint } from './checkpoint.ts';
 import type { Config } from './config.ts';
 import { blobDataKey, blobsPrefix, parseBlobKey } from './layout.ts';
 import { listPrefix, listRepositoryKeys, readManifestClosure, readTagCurrents, repositoriesOf, type Reader } from './listing.ts';
@@ -46,6 +47,25 @@ async function readVersioning(r: Reader): Promise<Versioning> {
 async function observeMark(r: Reader, versioning: Versioning, scope: GcScope): Promise<GcState> {
   // Compared with S3's LastModified by the re-checks, so it is the wall clock (never a run's injected clock).
   const markStartedAt = Date.now() - CLOCK_SKEW_MS;
+  const loaded = await loadCheckpoint(r, scope.policy, Date.now());
+  const checkpoint = {
+    found: loaded.resumed !== undefined || loaded.discarded !== undefined,
+    ...(loaded.discarded ? { discarded: loaded.discarded } : {}),
+  };
+  if (loaded.resumed) {
+    const { resumed } = loaded;
+    const base = {
+      kind: 'sweep',
+      root: r.root,
+      versioning,
+      repositories: [],
+      blobs: [],
+      manifests: {},
+      keysListed: 0,
+      manifestReads: 0,
+    } as const;
+    return { ...base, markStartedAt: resumed.markStartedAt, resumed, checkpoint };
+  }
   const [keys, blobKeys] = await Promise.all([listRepositoryKeys(r), listPrefix(r, blobsPrefix(r.root))]);
   const built = repositoriesOf(keys, r.root);
   const repositories = scope.policy.retention ? await readTagCurrents(r, built.repositories, built.currentKeys) : built.repositories;
@@ -68,6 +88,7 @@ async function observeMark(r: Reader, versioning: Versioning, scope: GcScope): P
     manifests,
     keysListed: keys.length + blobKeys.length,
     manifestReads: Object.keys(manifests).length,
+    checkpoint,
   };
 }
 

@@ -166,8 +166,21 @@ function refusalsOf(state: GcState): Refusal[] {
   return refusals;
 }
 
+/** A resumed run: the candidates the last run left, as they were marked (the re-check in apply is what keeps them safe). */
+function resumedMark(state: GcState): Marked {
+  const at = new Date(state.resumed?.markStartedAt ?? 0).toISOString();
+  const candidates = (state.resumed?.candidates ?? []).map((a) => ({ ...a, reason: `unreferenced at the mark of ${at} (resumed)` }));
+  return {
+    expire: [],
+    links: candidates.filter((a) => a.type === 'delete-layer-link'),
+    blobs: candidates.filter((a) => a.type === 'delete-blob'),
+    held: [],
+  };
+}
+
 function planSweep(state: GcState, policy: GcPolicy, now: number): GcPlan {
-  const marked = mark(state, policy, now);
+  const marked = state.resumed ? resumedMark(state) : mark(state, policy, now);
+  const checkpoint = { runs: (state.resumed?.runs ?? 0) + 1, found: state.checkpoint.found };
   const refusals = refusalsOf(state);
   // Indexes expire before their children, and once an expiry waits every later one waits too: an index that
   // stays never loses a child, whichever expiry the limit cuts.
@@ -200,7 +213,7 @@ function planSweep(state: GcState, policy: GcPolicy, now: number): GcPlan {
       skipped.push(hold(a, 'limit', `over MAX_DELETES_PER_RUN (${policy.maxDeletes}): the next run continues`));
     }
   }
-  return { actions, skipped: [...skipped, ...marked.held], markStartedAt: state.markStartedAt };
+  return { actions, skipped: [...skipped, ...marked.held], markStartedAt: state.markStartedAt, checkpoint };
 }
 
 const isIndex = (a: GcAction): boolean => a.type === 'expire-manifest' && a.children.length > 0;

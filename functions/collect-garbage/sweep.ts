@@ -203,7 +203,8 @@ async function restoreRaced(
           ...(outcomes.get(a) as { detail?: object }).detail,
           bytesDeleted: 0,
           restored: true,
-          ...(marker ? { removedMarker: marker } : {}),
+          // No marker on top: the client wrote the key again itself (an upload after the delete), so it is back either way.
+          ...(marker ? { removedMarker: marker } : { rewrittenByClient: true }),
         },
       });
     } catch (error) {

@@ -24,6 +24,8 @@ export interface PurgeStaleUploadsConfig {
    * the object time decides (the registry writes the time and the object in one request). Covers clock skew.
    */
   readonly startedAtReadWindowMs: number;
+  /** Take the registry-storage lease (shared/lease.ts) so this job and collect-garbage never run at once. */
+  readonly storageLease?: true;
 }
 
 const ROOT_FORM = 'expected a key prefix such as /fleet/a (the registry\'s storage.s3.rootdirectory), without ".." or empty segments';
@@ -47,6 +49,9 @@ const shape = {
   MAX_DELETES_PER_RUN: env.int({ min: 1, max: 1_000_000, default: 10_000 }),
   LIST_CONCURRENCY: env.int({ min: 1, max: 64, default: 8 }),
   STARTEDAT_READ_WINDOW: env.duration({ default: '5m', max: '876000h' }),
+  STORAGE_LEASE: env
+    .bool(false)
+    .check(z.describe('take the registry-storage lease shared with collect-garbage (true on a fleet that runs it)')),
 };
 
 export function loadPurgeStaleUploadsConfig(source: Readonly<Record<string, string | undefined>>) {
@@ -56,6 +61,7 @@ export function loadPurgeStaleUploadsConfig(source: Readonly<Record<string, stri
     policy: Object.freeze({ maxAgeMs: v.UPLOAD_MAX_AGE, maxDeletes: v.MAX_DELETES_PER_RUN }),
     listConcurrency: v.LIST_CONCURRENCY,
     startedAtReadWindowMs: v.STARTEDAT_READ_WINDOW,
+    ...(v.STORAGE_LEASE ? { storageLease: true as const } : {}),
   }));
 }
 

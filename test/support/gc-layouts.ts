@@ -92,6 +92,7 @@ export function stateOf(layout: Layout): GcState {
     manifests,
     keysListed: 0,
     manifestReads: 0,
+    checkpoint: { found: false },
   };
 }
 

@@ -29,6 +29,7 @@ function state(
     blobs: blobs.map(([d, at]) => ({ digest: digestOf(d), size: 10, lastModified: at })),
     keysListed: 0,
     manifestReads: 0,
+    checkpoint: { found: false },
     ...extra,
   };
 }
