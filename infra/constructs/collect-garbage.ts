@@ -100,8 +100,9 @@ export class CollectGarbage extends Construct {
     return this.ops.fn;
   }
 
-  /** purge-stale-uploads takes the same lease: read and write of that one key. */
+  /** purge-stale-uploads takes the same lease (STORAGE_LEASE=true): read and write of that one key. */
   shareLease(fn: lambda.Function): void {
+    fn.addEnvironment('STORAGE_LEASE', 'true');
     fn.addToRolePolicy(leaseStatement(this.bucketArn, this.leaseKey));
   }
 

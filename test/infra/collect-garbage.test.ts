@@ -10,6 +10,7 @@ import { FleetConfigError, parseFleetConfig } from '../../infra/config.ts';
 import { collectGarbageStatements, gcCheckpointKey } from '../../infra/constructs/collect-garbage.ts';
 import { RegistryStorage } from '../../infra/constructs/storage.ts';
 import { leaseKey as storageLeaseKey } from '../../shared/lease.ts';
+import { sweepCheckpointKey } from '../../functions/collect-garbage/checkpoint.ts';
 import { fakeFunctionsDir, synthFleet } from './support.ts';
 
 interface Resource {
@@ -330,6 +331,17 @@ describe('least privilege (evaluated with @cloud-copilot/iam-simulate)', () => {
     expect(await decide(rooted, 's3:DeleteObject', `fleet/a/${v2}/blobs/sha256/ab/${HEX}/data`)).toBe('Allowed');
     expect(await decide(rooted, 's3:DeleteObject', `${v2}/blobs/sha256/ab/${HEX}/data`)).toBe('ImplicitlyDenied');
     expect(await decide(rooted, 's3:PutObject', 'control-plane/leases/roots/fleet/a/registry-storage.json')).toBe('Allowed');
+  });
+
+  it("names the job's own checkpoint key (infra cannot import functions/: the two must agree)", () => {
+    for (const root of ['', '/fleet/a', 'fleet/b/']) expect(gcCheckpointKey(root)).toBe(sweepCheckpointKey(root));
+  });
+
+  it('purge-stale-uploads takes the same lease: STORAGE_LEASE=true on its function', () => {
+    const purge = Object.values(
+      t.findResources('AWS::Lambda::Function', { Properties: { FunctionName: 'registry-fleet-purge-stale-uploads' } }) as Resources,
+    )[0] as Resource;
+    expect((purge.Properties.Environment as { Variables: Record<string, unknown> }).Variables.STORAGE_LEASE).toBe('true');
   });
 
   it('the stack gives these statements to the function, and the lease key to purge-stale-uploads too', () => {
