@@ -5,8 +5,10 @@
  *
  *   control-plane/leases/[roots/<root>/]registry-storage.json   {"holder":"<job>","token":"<uuid>","expiresAt":<ms>}
  *
- * - acquire: GET it; missing → PUT `If-None-Match: *`; expired or released → PUT `If-Match: <its ETag>`; live → held.
- *   A 412 (another writer won the race) or 409 (a conditional write in flight) means held, never an error.
+ * - acquire: PUT `If-None-Match: *` first (the first run after a deploy creates it); on a 412 GET it: expired or
+ *   released → PUT `If-Match: <its ETag>`; live → held. The create goes first because the roles' s3:ListBucket is
+ *   scoped by prefix, and S3 then answers a GET of a missing key with 403, not NoSuchKey: only an object that exists
+ *   is ever read. A 412 (another writer won the race) or 409 (a conditional write in flight) means held, never an error.
  * - release: PUT `If-Match` with `expiresAt: 0`, so only the holder's own lease is released.
  * - The TTL is longer than any Lambda run (15 min): a holder that crashed frees it by itself.
  *
@@ -78,31 +80,39 @@ async function read(
 export async function acquireLease(s3: S3Client, spec: LeaseSpec, holder: string, signal?: AbortSignal): Promise<LeaseResult> {
   const key = leaseKey(spec.root);
   const now = Date.now();
-  const current = await read(s3, spec.bucket, key, signal);
-  if (current?.body && current.body.expiresAt > now) {
-    return { acquired: false, heldBy: current.body.holder, until: new Date(current.body.expiresAt).toISOString() };
-  }
   const body: LeaseBody = { holder, token: randomUUID(), expiresAt: now + LEASE_TTL_MS };
+  const created = await write(s3, spec.bucket, key, body, { IfNoneMatch: '*' }, signal);
+  if (created !== undefined) return { acquired: true, lease: { ...body, bucket: spec.bucket, key, etag: created } };
+
+  const current = await read(s3, spec.bucket, key, signal);
+  if (current?.body && current.body.expiresAt > now) return held(current.body);
+  // Expired, released or unreadable: take it over, unless another run does so first (then its write wins the If-Match).
+  const taken = current ? await write(s3, spec.bucket, key, body, { IfMatch: current.etag }, signal) : undefined;
+  if (taken !== undefined) return { acquired: true, lease: { ...body, bucket: spec.bucket, key, etag: taken } };
+  const winner = await read(s3, spec.bucket, key, signal);
+  return held(winner?.body ?? { holder: 'another run', token: '', expiresAt: now + LEASE_TTL_MS });
+}
+
+const held = (body: LeaseBody): LeaseResult => ({ acquired: false, heldBy: body.holder, until: new Date(body.expiresAt).toISOString() });
+
+/** A conditional PUT of the lease: its ETag when written, undefined when the condition failed (someone else won). */
+async function write(
+  s3: S3Client,
+  bucket: string,
+  key: string,
+  body: LeaseBody,
+  condition: { IfNoneMatch: '*' } | { IfMatch: string },
+  signal?: AbortSignal,
+): Promise<string | undefined> {
   try {
     const res = await s3.send(
-      new PutObjectCommand({
-        Bucket: spec.bucket,
-        Key: key,
-        Body: JSON.stringify(body),
-        ContentType: 'application/json',
-        ...(current ? { IfMatch: current.etag } : { IfNoneMatch: '*' }),
-      }),
+      new PutObjectCommand({ Bucket: bucket, Key: key, Body: JSON.stringify(body), ContentType: 'application/json', ...condition }),
       { abortSignal: signal },
     );
-    return { acquired: true, lease: { ...body, bucket: spec.bucket, key, etag: res.ETag ?? '' } };
+    return res.ETag ?? '';
   } catch (error) {
-    if (!isConflict(error)) throw error;
-    const winner = await read(s3, spec.bucket, key, signal);
-    return {
-      acquired: false,
-      heldBy: winner?.body?.holder ?? 'another run',
-      until: new Date(winner?.body?.expiresAt ?? now + LEASE_TTL_MS).toISOString(),
-    };
+    if (isConflict(error)) return undefined;
+    throw error;
   }
 }
 
