@@ -65,7 +65,8 @@ function duration(def: string, min: string) {
 }
 
 const RETENTION_FORM =
-  'a retention policy {"rules":[{"repository":"team/*","tagPrefix":"pr-","keepLast":10,"expireAfterDays":30}]} (JSON; per rule repository, then tagPrefix or tagPattern, keepLast, expireAfterDays, untaggedAfterDays)';
+  'a retention policy {"rules":[{"repository":"team/*","tagPrefix":"pr-","keepLast":10,"expireAfterDays":30}]} ' +
+  '(JSON; per rule repository, then tagPrefix or tagPattern, keepLast, expireAfterDays, untaggedAfterDays)';
 
 const days = z.number().int().min(1).max(3650);
 const RetentionRule = z

@@ -153,7 +153,8 @@ export class CollectGarbage extends Construct {
     // A restore means a push re-used a blob the sweep had just deleted: the undo worked, but a person should look.
     alarm(
       'BlobsRestored',
-      `${GC_JOB}: a blob deleted by the sweep was referenced again and restored at once (a push raced the sweep): check the report (runbook)`,
+      `${GC_JOB}: a blob deleted by the sweep was referenced again and restored at once (a push raced the sweep): ` +
+        'check the report (runbook)',
       metric('BlobsRestored', 'false'),
     );
     // Dry runs refuse too (an unversioned bucket): the first real run would sweep nothing, so say it early.
