@@ -9,7 +9,14 @@ import { ECR_PREFIX } from './pull-through.ts';
  */
 
 // The job names are the control plane's contract (ARCHITECTURE §1): one list, shared with the functions.
-export { JOB_NAMES as JOBS, type JobName } from '../shared/job-names.ts';
+import { JOB_NAMES, type JobName as AnyJobName } from '../shared/job-names.ts';
+/** collect-garbage is built by a construct of its own (infra/constructs/collect-garbage.ts), not from ControlPlane's tables. */
+export const GC_JOB = 'collect-garbage' as const satisfies AnyJobName;
+/** Every job: one Lambda each, in the history, the log queries and the outputs. */
+export const ALL_JOBS: readonly AnyJobName[] = JOB_NAMES;
+/** The jobs ControlPlane builds from its tables (schedules, environments, policies): every job but collect-garbage. */
+export type JobName = Exclude<AnyJobName, typeof GC_JOB>;
+export const JOBS: readonly JobName[] = JOB_NAMES.filter((j): j is JobName => j !== GC_JOB);
 
 /** Retention periods CloudWatch Logs accepts. */
 const LOG_RETENTION_DAYS = [1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653];
@@ -56,6 +63,65 @@ function duration(def: string, min: string) {
   const form = `${DURATION_FORM}, at least ${min}`;
   return raw.default(def).pipe(z.string().refine((v) => (parseDuration(v) ?? -1) >= minMs, expected(form)));
 }
+
+const RETENTION_FORM =
+  'a retention policy {"rules":[{"repository":"team/*","tagPrefix":"pr-","keepLast":10,"expireAfterDays":30}]} ' +
+  '(JSON; per rule repository, then tagPrefix or tagPattern, keepLast, expireAfterDays, untaggedAfterDays)';
+
+const days = z.number().int().min(1).max(3650);
+const RetentionRule = z
+  .strictObject({
+    repository: z.string().min(1),
+    tagPrefix: z.string().min(1).optional(),
+    tagPattern: z
+      .string()
+      .min(1)
+      .refine((p) => {
+        try {
+          new RegExp(p);
+          return true;
+        } catch {
+          return false;
+        }
+      })
+      .optional(),
+    keepLast: z.number().int().min(1).max(100_000).optional(),
+    expireAfterDays: days.optional(),
+    untaggedAfterDays: days.optional(),
+  })
+  .refine((r) => !(r.tagPrefix !== undefined && r.tagPattern !== undefined))
+  .refine((r) => r.keepLast !== undefined || r.expireAfterDays !== undefined || r.untaggedAfterDays !== undefined);
+const RetentionPolicy = z.strictObject({ rules: z.array(RetentionRule).min(1) });
+
+/** collect-garbage's GC_RETENTION: JSON text from -c, an object from cdk.json; out as compact JSON, or undefined (off). */
+function gcRetention() {
+  return z
+    .union([z.string(), z.record(z.string(), z.unknown())], expected(RETENTION_FORM))
+    .optional()
+    .transform((v, ctx) => {
+      if (v === undefined || (typeof v === 'string' && v.trim() === '')) return undefined;
+      let value: unknown = v;
+      if (typeof v === 'string') {
+        try {
+          value = JSON.parse(v);
+        } catch {
+          ctx.addIssue({ code: 'custom', message: `expected ${RETENTION_FORM}, not valid JSON` });
+          return z.NEVER;
+        }
+      }
+      const r = RetentionPolicy.safeParse(value);
+      if (!r.success) {
+        const where = r.error.issues.map((i) => i.path.join('.') || '(policy)').join(', ');
+        ctx.addIssue({ code: 'custom', message: `expected ${RETENTION_FORM} (bad: ${where})` });
+        return z.NEVER;
+      }
+      return JSON.stringify(r.data);
+    });
+}
+
+/** collect-garbage: `off` (no schedule), `dryRun` (reports only: DRY_RUN=true), `on`. */
+export const GC_MODES = ['off', 'dryRun', 'on'] as const;
+export type GcMode = (typeof GC_MODES)[number];
 
 const SCHEDULE = /^(rate\(\d+ (minute|minutes|hour|hours|day|days)\)|cron\(\S+( \S+){5}\))$/;
 const schedule = (def: string) =>
@@ -158,6 +224,16 @@ const Context = z
     purgeDiskVolumesSchedule: schedule('cron(30 3 * * ? *)'),
     rotateCertificatesSchedule: schedule('cron(0 4 * * ? *)'),
     syncHtpasswdSchedule: schedule('rate(1 hour)'),
+    // collect-garbage (infra/constructs/collect-garbage.ts): dryRun until an operator has read a few reports.
+    gcMode: raw.default('dryRun').pipe(z.enum(GC_MODES, expected('off, dryRun or on'))),
+    // Weekly, Sunday 05:00 UTC: away from the nightly purge (03:00) and the disk job (03:30).
+    gcSchedule: schedule('cron(0 5 ? * SUN *)'),
+    gcGrace: duration('48h', '1h'),
+    gcMaxDeletesPerRun: int(1, 100_000, 10_000),
+    // GC_UNDO_DAYS: a collected blob stays restorable this long (the bucket's noncurrent-version expiry under blobs/).
+    gcUndoDays: int(1, 365, 7),
+    // Retention (opt-in): ECR-lifecycle-style rules; set, it also turns on the fleet's storage.delete.enabled.
+    gcRetention: gcRetention(),
     // Run history, pages and logs (infra/constructs/history.ts, monitoring.ts, log-queries.ts).
     historyRetentionDays: int(1, 3650, 90),
     historyGlueTable: bool(false),

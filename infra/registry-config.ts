@@ -108,6 +108,8 @@ function storageSection(o: RegistryConfigOptions): Record<string, unknown> {
     maintenance: { uploadpurging: { enabled: false } },
     ...(o.redirectDisable ? { redirect: { disable: true } } : {}),
     ...(o.deleteEnabled ? { delete: { enabled: true } } : {}),
+    // No `cache` section, ever: with `blobdescriptor: inmemory` a registry keeps answering that a blob
+    // collect-garbage deleted exists, and a re-push skips the upload (distribution #4569). Without one it stats S3.
   };
 }
 

@@ -4,7 +4,8 @@ import * as iam from 'aws-cdk-lib/aws-iam';
 import type * as logs from 'aws-cdk-lib/aws-logs';
 import type { Construct } from 'constructs';
 import { parseDuration } from '../shared/duration.ts';
-import { JOBS, type FleetConfig, type JobName } from './config.ts';
+import { ALL_JOBS, GC_JOB, type FleetConfig, type JobName } from './config.ts';
+import { CollectGarbage } from './constructs/collect-garbage.ts';
 import { ControlPlane } from './constructs/control-plane.ts';
 import { FleetDocuments } from './constructs/fleet-documents.ts';
 import { FleetBoot, RegistryFleet } from './constructs/fleet.ts';
@@ -57,6 +58,7 @@ export class RegistryFleetStack extends Stack {
     const storage = new RegistryStorage(this, 'Storage', {
       uploadMaxAgeMs: parseDuration(c.uploadMaxAge) ?? 0,
       serverAccessLogs: c.bucketAccessLogs,
+      undoDays: c.gcUndoDays,
     });
     const boot = new FleetBoot(this, 'Boot', { logRetention });
     // Optional: the registry image from this account's ECR pull-through cache of Docker Hub (digest pin kept).
@@ -79,6 +81,8 @@ export class RegistryFleetStack extends Stack {
       httpSecretArn: storage.httpSecret.secretArn,
       htpasswdSource: `s3://${storage.bucket.bucketName}/${HTPASSWD_OBJECT_KEY}`,
       drainTimeoutSeconds: c.drainTimeoutSeconds,
+      // Retention deletes tags and manifests the way distribution's DELETE does; only then may the registry delete too.
+      registryDeleteEnabled: c.gcRetention !== undefined,
       scripts,
     });
     const fleet = new RegistryFleet(this, 'Fleet', {
@@ -147,16 +151,33 @@ export class RegistryFleetStack extends Stack {
       },
       logLevel: c.logLevel,
     });
+    const gc = new CollectGarbage(this, 'CollectGarbage', {
+      namePrefix: this.stackName,
+      functionsDir: c.functionsDir,
+      bucket: storage.bucket,
+      dryRun: c.dryRun,
+      mode: c.gcMode,
+      schedule: c.gcSchedule,
+      grace: c.gcGrace,
+      maxDeletesPerRun: c.gcMaxDeletesPerRun,
+      ...(c.gcRetention ? { retention: c.gcRetention } : {}),
+      metricsNamespace: c.metricsNamespace,
+      logRetention,
+      logLevel: c.logLevel,
+      fleetName: controlPlane.fleetName,
+    });
+    gc.shareLease(controlPlane.functions['purge-stale-uploads'].fn);
     const history = new RunHistory(this, 'History', {
       retentionDays: c.historyRetentionDays,
-      jobs: JOBS,
+      jobs: ALL_JOBS,
       glueTable: c.historyGlueTable,
       namePrefix: this.stackName,
     });
     for (const [job, ops] of Object.entries(controlPlane.functions)) history.grantJob(job, ops.fn);
+    gc.recordTo(history);
     new LogQueries(this, 'LogQueries', {
       folder: this.stackName,
-      logGroups: Object.values(controlPlane.functions).map((ops) => ops.logGroup),
+      logGroups: [...Object.values(controlPlane.functions), gc.ops].map((ops) => ops.logGroup),
     });
     const monitoring = new Monitoring(this, 'Monitoring', {
       controlPlane,
@@ -169,6 +190,7 @@ export class RegistryFleetStack extends Stack {
       circuitOpenAlarmMinutes: c.circuitOpenAlarmMinutes,
       ...(c.alarmEmail ? { alarmEmail: c.alarmEmail } : {}),
     });
+    gc.alarmTo(monitoring.topic);
 
     if (c.purgeMode === 'inventory') {
       const purge = controlPlane.functions['purge-stale-uploads'];
@@ -233,7 +255,7 @@ export class RegistryFleetStack extends Stack {
       `every run's whole report (HISTORY_BUCKET for npm run history), kept ${c.historyRetentionDays} days`,
     );
     if (history.database) output('HistoryDatabase', `${history.database.ref}`, 'Glue database of the run history table "runs" (Athena)');
-    for (const [job, ops] of Object.entries(controlPlane.functions)) {
+    for (const [job, ops] of [...Object.entries(controlPlane.functions), [GC_JOB, gc.ops] as const]) {
       output(`${job.replace(/(^|-)([a-z])/g, (_, __, ch: string) => ch.toUpperCase())}FunctionName`, ops.fn.functionName, `${job} Lambda`);
     }
 

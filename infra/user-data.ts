@@ -89,10 +89,11 @@ export function readFleetScripts(dir: string = ASSETS_DIR): FleetScripts {
 }
 
 /** The registry configuration every instance runs (instance role credentials; the secret comes from the env). */
-export function fleetRegistryConfigOptions(o: { bucket: string; region: string }): RegistryConfigOptions {
+export function fleetRegistryConfigOptions(o: { bucket: string; region: string; deleteEnabled?: boolean }): RegistryConfigOptions {
   return {
     bucket: o.bucket,
     region: o.region,
+    ...(o.deleteEnabled ? { deleteEnabled: true } : {}),
     httpAddr: `:${REGISTRY_PORT}`,
     htpasswdPath: PATHS.containerHtpasswd,
     htpasswdRealm: 'registry',
@@ -238,6 +239,8 @@ export interface UserDataOptions {
   bootReportAfterSeconds?: number;
   /** How long a terminating instance waits for requests in flight (default DEFAULT_DRAIN_TIMEOUT_SECONDS). */
   drainTimeoutSeconds?: number;
+  /** `storage.delete.enabled` in the registry config: only with collect-garbage's retention on (gcRetention). */
+  registryDeleteEnabled?: boolean;
   scripts: FleetScripts;
 }
 
@@ -290,7 +293,9 @@ export function renderUserData(o: UserDataOptions): string {
   const reportAfter = o.bootReportAfterSeconds ?? 900;
   if (!Number.isInteger(reportAfter) || reportAfter < 60)
     throw new Error('user data: bootReportAfterSeconds must be a whole ' + 'number ≥ 60');
-  const config = renderRegistryConfig(fleetRegistryConfigOptions({ bucket: o.bucket, region: o.region }));
+  const config = renderRegistryConfig(
+    fleetRegistryConfigOptions({ bucket: o.bucket, region: o.region, deleteEnabled: o.registryDeleteEnabled ?? false }),
+  );
   const fleetEnv = envFile({
     AWS_REGION: o.region,
     REGISTRY_IMAGE: o.registryImage,

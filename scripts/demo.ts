@@ -29,7 +29,16 @@ import {
   DescribeTargetGroupsCommand,
   ElasticLoadBalancingV2Client,
 } from '@aws-sdk/client-elastic-load-balancing-v2';
-import { CreateBucketCommand, GetObjectCommand, ListMultipartUploadsCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
+import {
+  CreateBucketCommand,
+  DeleteObjectsCommand,
+  GetObjectCommand,
+  HeadObjectCommand,
+  ListMultipartUploadsCommand,
+  ListObjectsV2Command,
+  PutBucketVersioningCommand,
+  PutObjectCommand,
+} from '@aws-sdk/client-s3';
 import { PutParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import bcrypt from 'bcryptjs';
@@ -40,7 +49,9 @@ import {
   cancelUpload,
   completeUpload,
   patchUpload,
+  MEDIA_TYPES,
   pullBlob,
+  pushBlob,
   pushImage,
   sha256Digest,
   startUpload,
@@ -440,11 +451,22 @@ async function main(): Promise<void> {
       await invoke('rotate-certificates', 'schedule.json', env);
     });
 
+    await step('collect-garbage (an image deleted, a push racing the sweep)', async () => {
+      await collectGarbageStep(f, a, admin);
+    });
+
     await step(`4. What the jobs did, from the run history (s3://${HISTORY_BUCKET})`, async () => {
       say('  $ npm run history -- --since 1h');
       const table = await runHistory(['--since', '1h'], { ...jobEnv, AWS_ENDPOINT_URL: f.moto.endpoint });
       say(table.trimEnd());
-      const jobs = ['purge-stale-uploads', 'sync-htpasswd', 'replace-unhealthy-instances', 'purge-disk-volumes', 'rotate-certificates'];
+      const jobs = [
+        'purge-stale-uploads',
+        'sync-htpasswd',
+        'replace-unhealthy-instances',
+        'purge-disk-volumes',
+        'rotate-certificates',
+        'collect-garbage',
+      ];
       check(
         jobs.every((j) => table.includes(` ${j} `)),
         'every job run above left its report in the run history',
@@ -469,6 +491,116 @@ async function main(): Promise<void> {
     await cleanup();
   }
   process.exitCode = failures === 0 ? 0 : 1;
+}
+
+const V2 = 'docker/registry/v2';
+const blobKey = (digest: string): string => `${V2}/blobs/sha256/${digest.slice(7, 9)}/${digest.slice(7)}/data`;
+
+/** Every key under a repository's directory, with its content (links are tiny). */
+async function repositoryKeys(f: LocalFleet, repo: string): Promise<Map<string, Buffer>> {
+  const listed = await f.s3.send(new ListObjectsV2Command({ Bucket: f.bucket, Prefix: `${V2}/repositories/${repo}/` }));
+  const out = new Map<string, Buffer>();
+  for (const o of listed.Contents ?? []) {
+    const got = await f.s3.send(new GetObjectCommand({ Bucket: f.bucket, Key: o.Key as string }));
+    out.set(o.Key as string, Buffer.from(await (got.Body as { transformToByteArray(): Promise<Uint8Array> }).transformToByteArray()));
+  }
+  return out;
+}
+
+async function exists(f: LocalFleet, key: string): Promise<boolean> {
+  return f.s3.send(new HeadObjectCommand({ Bucket: f.bucket, Key: key })).then(
+    () => true,
+    () => false,
+  );
+}
+
+/**
+ * collect-garbage on the local fleet: gc/app:old and gc/app:new share a base layer; old is deleted the way the
+ * registry's DELETE deletes it; another client pushes gc/raced:v1 re-using old's first layer (mounted, HEAD says it
+ * exists, never re-uploaded), and its manifest lands right after the sweep deleted that layer. The job must reclaim
+ * old's unique blobs, keep the shared one and restore the raced one at once.
+ */
+async function collectGarbageStep(f: LocalFleet, a: LocalFleet['registries'][0], admin: BasicAuth): Promise<void> {
+  // As the stack's bucket: versioned, so every delete the job makes is a delete marker it (or you) can remove.
+  await f.s3.send(new PutBucketVersioningCommand({ Bucket: f.bucket, VersioningConfiguration: { Status: 'Enabled' } }));
+  const [shared, raced, unique] = [randomBytes(80_000), randomBytes(60_000), randomBytes(40_000)];
+  const old = await pushImage(a.url, 'gc/app', 'old', { layers: [shared, raced, unique], auth: admin });
+  const kept = await pushImage(a.url, 'gc/app', 'new', { layers: [shared, randomBytes(20_000)], auth: admin });
+  const [sharedDigest, racedDigest, uniqueDigest] = old.layers.map((l) => l.digest) as [string, string, string];
+  // DELETE /v2/gc/app/manifests/<old> as distribution does it: the revision link and the tag go, the blobs stay.
+  const hex = old.manifestDigest.slice(7);
+  await f.s3.send(
+    new DeleteObjectsCommand({
+      Bucket: f.bucket,
+      Delete: {
+        Objects: [
+          `${V2}/repositories/gc/app/_manifests/revisions/sha256/${hex}/link`,
+          `${V2}/repositories/gc/app/_manifests/tags/old/current/link`,
+          `${V2}/repositories/gc/app/_manifests/tags/old/index/sha256/${hex}/link`,
+        ].map((Key) => ({ Key })),
+      },
+    }),
+  );
+  say('  pushed gc/app:old (shared, raced, unique layers) and gc/app:new (shared + its own), then deleted gc/app:old');
+  const cut = new Date(Date.now() + 1);
+  await new Promise((r) => setTimeout(r, 1_100)); // LastModified has whole seconds: what follows is after the cut
+  // The racing client: mounts the raced layer from gc/app (HEAD says it exists: not re-uploaded), pushes its config and
+  // manifest. Its repository keys are held back and land only once the sweep has deleted the layer.
+  const mount = await fetch(`${a.url}/v2/gc/raced/blobs/uploads/?mount=${racedDigest}&from=gc/app`, {
+    method: 'POST',
+    headers: basic(admin.username, admin.password),
+  });
+  await mount.body?.cancel();
+  check(mount.status === 201, `gc/raced mounts ${racedDigest.slice(0, 19)}… from gc/app (201: the layer exists, no upload)`);
+  const config = Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [racedDigest] } }));
+  const configBlob = await pushBlob(a.url, 'gc/raced', config, { auth: admin });
+  const manifest = Buffer.from(
+    JSON.stringify({
+      schemaVersion: 2,
+      mediaType: MEDIA_TYPES.manifest,
+      config: { mediaType: MEDIA_TYPES.config, size: configBlob.size, digest: configBlob.digest },
+      layers: [{ mediaType: MEDIA_TYPES.layer, size: raced.length, digest: racedDigest }],
+    }),
+  );
+  const put = await fetch(`${a.url}/v2/gc/raced/manifests/v1`, {
+    method: 'PUT',
+    headers: { ...basic(admin.username, admin.password), 'content-type': MEDIA_TYPES.manifest },
+    body: new Uint8Array(manifest),
+  });
+  await put.body?.cancel();
+  check(put.status === 201, 'gc/raced:v1 accepted by the registry (its layer verified as present)');
+  const racedKeys = await repositoryKeys(f, 'gc/raced');
+  await f.s3.send(new DeleteObjectsCommand({ Bucket: f.bucket, Delete: { Objects: [...racedKeys.keys()].map((Key) => ({ Key })) } }));
+
+  // Everything written before the cut looks 2 h old to the job (past GC_GRACE=1h); the raced push is newer.
+  const aged = await startS3Proxy(f.moto.endpoint);
+  aged.shiftTimes({ byMs: LOOKS_OLDER_MS, before: cut });
+  let landed = false;
+  const race = (async () => {
+    const deadline = Date.now() + 120_000;
+    while (Date.now() < deadline && (await exists(f, blobKey(racedDigest)))) await new Promise((r) => setTimeout(r, 50));
+    for (const [Key, Body] of racedKeys) await f.s3.send(new PutObjectCommand({ Bucket: f.bucket, Key, Body }));
+    landed = true;
+  })();
+  const env = { REGISTRY_BUCKET: f.bucket, GC_GRACE: '1h', GC_SETTLE: '5s', AWS_ENDPOINT_URL: aged.endpoint };
+  const report = await invoke('collect-garbage', 'collect-garbage/manual.json', env).finally(() => aged.stop());
+  await race;
+  const restored = ((report.details?.restored as string[] | undefined) ?? []).filter((t) => t.includes(racedDigest));
+  check(landed, "gc/raced:v1's manifest and links landed right after the sweep deleted its layer");
+  check(report.summary.failed === 0, 'no action failed');
+  const gone = [uniqueDigest, old.config.digest, old.manifestDigest];
+  check(
+    !(await Promise.all(gone.map((d) => exists(f, blobKey(d))))).some(Boolean),
+    "gc/app:old's unique layer, config and manifest are reclaimed",
+  );
+  const pulled = await Promise.all(kept.layers.map((l) => pullBlob(a.url, 'gc/app', l.digest, { auth: admin })));
+  check(
+    pulled[0]?.equals(shared) === true && kept.layers[0]?.digest === sharedDigest,
+    'the shared layer is kept: gc/app:new pulls byte-identical',
+  );
+  check(restored.length > 0, `the raced layer is reported restored (${restored.length} action)`);
+  const back = await pullBlob(a.url, 'gc/raced', racedDigest, { auth: admin });
+  check(back.equals(raced), 'gc/raced:v1 pulls byte-identical: the delete marker was removed at once');
 }
 
 function basic(username: string, password: string): Record<string, string> {

@@ -30,6 +30,8 @@ export interface PurgeStaleUploadsConfig {
    * completes a listing still reads its candidates' parts and applies, instead of keeping them all unread.
    */
   readonly listingReserveMs: number;
+  /** Take the registry-storage lease (shared/lease.ts) so this job and collect-garbage never run at once. */
+  readonly storageLease?: true;
 }
 
 const ROOT_FORM = 'expected a key prefix such as /fleet/a (the registry\'s storage.s3.rootdirectory), without ".." or empty segments';
@@ -61,6 +63,9 @@ const shape = {
           'the listing stops once less than this (at most half the time the run starts with) plus the 15 s margin is left',
       ),
     ),
+  STORAGE_LEASE: env
+    .bool(false)
+    .check(z.describe('take the registry-storage lease shared with collect-garbage (true on a fleet that runs it)')),
 };
 
 export function loadPurgeStaleUploadsConfig(source: Readonly<Record<string, string | undefined>>) {
@@ -71,6 +76,7 @@ export function loadPurgeStaleUploadsConfig(source: Readonly<Record<string, stri
     listConcurrency: v.LIST_CONCURRENCY,
     startedAtReadWindowMs: v.STARTEDAT_READ_WINDOW,
     listingReserveMs: v.LISTING_RESERVE,
+    ...(v.STORAGE_LEASE ? { storageLease: true as const } : {}),
   }));
 }
 

@@ -455,7 +455,8 @@ async function objectListed(s3: S3Client, bucket: string, key: string, signal: A
     return (res.Contents ?? []).some((o) => o.Key === key);
   } catch (error) {
     throw new Error(
-      `cannot tell whether s3://${bucket}/${key} exists: GetObject is denied and ListObjectsV2 (Prefix ${key}) failed: ${describeError(error)}`,
+      `cannot tell whether s3://${bucket}/${key} exists: GetObject is denied ` +
+        `and ListObjectsV2 (Prefix ${key}) failed: ${describeError(error)}`,
       { cause: error },
     );
   }

@@ -3,6 +3,7 @@ import * as iam from 'aws-cdk-lib/aws-iam';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import { Construct } from 'constructs';
+import { repositoriesPrefix, v2Prefix } from '../../shared/registry-layout.ts';
 
 /** What every bucket of the stack is: S3-encrypted, private, owner-enforced, TLS only (cdk-nag's S1–S10 ask for it). */
 export const PRIVATE_BUCKET = {
@@ -13,7 +14,8 @@ export const PRIVATE_BUCKET = {
 } as const satisfies s3.BucketProps;
 
 /** Where sync-htpasswd publishes the rendered file (outside the registry's `docker/registry/v2/` tree). */
-export const HTPASSWD_OBJECT_KEY = 'control-plane/htpasswd';
+export const CONTROL_PLANE_PREFIX = 'control-plane/';
+export const HTPASSWD_OBJECT_KEY = `${CONTROL_PLANE_PREFIX}htpasswd`;
 
 /**
  * Every key the registry writes starts with this (`storage.s3.rootdirectory` is empty: `docker/registry/v2/...`).
@@ -36,6 +38,36 @@ export interface RegistryStorageProps {
   uploadMaxAgeMs: number;
   /** S3 server access logs of the image bucket into `logsBucket` (off by default: one log object per few requests costs). */
   serverAccessLogs?: boolean;
+  /** The registry's `storage.s3.rootdirectory` (default empty: keys start `docker/registry/v2/`). */
+  registryRoot?: string;
+  /** GC_UNDO_DAYS: how long a deleted blob stays restorable (a noncurrent version under `blobs/`), default 7. */
+  undoDays?: number;
+}
+
+/** Noncurrent versions under `repositories/` (links, upload data the registry moved at commit) expire after this. */
+export const REPOSITORIES_NONCURRENT_DAYS = 1;
+export const DEFAULT_UNDO_DAYS = 7;
+
+/**
+ * Noncurrent versions expire per prefix; the prefixes never overlap, because where two expirations apply S3
+ * takes the sooner one and the blobs' undo window would shrink to a day. Each rule also removes the delete
+ * marker left alone once its versions are gone, so a deleted key costs nothing after its undo window.
+ */
+function noncurrentRules(root: string | undefined, undoDays: number): s3.LifecycleRule[] {
+  const rule = (id: string, prefix: string, days: number): s3.LifecycleRule => ({
+    id,
+    prefix,
+    noncurrentVersionExpiration: Duration.days(days),
+    expiredObjectDeleteMarker: true,
+  });
+  return [
+    // Links, tags and the upload data the registry copies to blobs/ at commit: nothing to undo after a day.
+    rule('expire-noncurrent-repositories', repositoriesPrefix(root), REPOSITORIES_NONCURRENT_DAYS),
+    // A GC delete is undoable (remove the delete marker) for undoDays.
+    rule('expire-noncurrent-blobs', `${v2Prefix(root)}blobs/`, undoDays),
+    // The control plane's own keys (htpasswd, the purge's checkpoint): older copies are of no use.
+    rule('expire-noncurrent-control-plane', CONTROL_PLANE_PREFIX, REPOSITORIES_NONCURRENT_DAYS),
+  ];
 }
 
 /** The image bucket (encrypted, private, TLS-only, RETAIN) and the fleet's shared `http.secret`. */
@@ -44,6 +76,8 @@ export class RegistryStorage extends Construct {
   readonly httpSecret: secretsmanager.Secret;
   /** Days after which S3 aborts an incomplete multipart upload (a backstop behind purge-stale-uploads). */
   readonly abortIncompleteUploadDays: number;
+  /** Days a deleted or overwritten blob stays restorable (its noncurrent version under `blobs/`). */
+  readonly undoDays: number;
   private logs?: s3.Bucket;
 
   constructor(scope: Construct, id: string, props: RegistryStorageProps) {
@@ -51,12 +85,20 @@ export class RegistryStorage extends Construct {
     if (!(props.uploadMaxAgeMs > 0)) throw new Error('RegistryStorage: uploadMaxAgeMs must be positive');
     // One day beyond the purge age (rounded up), so the purge job always sees a stale upload first.
     this.abortIncompleteUploadDays = Math.ceil(props.uploadMaxAgeMs / 86_400_000) + 1;
+    this.undoDays = props.undoDays ?? DEFAULT_UNDO_DAYS;
+    if (!(Number.isInteger(this.undoDays) && this.undoDays >= 1)) {
+      throw new Error(`RegistryStorage: undoDays must be a whole number of days ≥ 1 (got ${this.undoDays})`);
+    }
 
     this.bucket = new s3.Bucket(this, 'Bucket', {
       ...PRIVATE_BUCKET,
       removalPolicy: RemovalPolicy.RETAIN,
+      // Every delete becomes a delete marker: a blob collect-garbage removed can be restored until its
+      // noncurrent version expires (issue 22 item 4).
+      versioned: true,
       lifecycleRules: [
         { id: 'abort-incomplete-multipart-uploads', abortIncompleteMultipartUploadAfter: Duration.days(this.abortIncompleteUploadDays) },
+        ...noncurrentRules(props.registryRoot, this.undoDays),
       ],
     });
     if (props.serverAccessLogs) this.logAccessTo(this.logsBucket);

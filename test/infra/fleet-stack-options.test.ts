@@ -85,9 +85,14 @@ describe('fleet stack with every option', () => {
       >,
     ).filter((f) => f.Properties.FunctionName !== undefined);
     expect(fns.map((f) => f.Properties.FunctionName).sort()).toEqual(
-      ['purge-disk-volumes', 'purge-stale-uploads', 'replace-unhealthy-instances', 'rotate-certificates', 'sync-htpasswd'].map(
-        (j) => `edge-registry-${j}`,
-      ),
+      [
+        'collect-garbage',
+        'purge-disk-volumes',
+        'purge-stale-uploads',
+        'replace-unhealthy-instances',
+        'rotate-certificates',
+        'sync-htpasswd',
+      ].map((j) => `edge-registry-${j}`),
     );
     for (const f of fns) expect(f.Properties.Environment.Variables.DRY_RUN).toBe('true');
     // The fleet dimension of every job metric is the stack name.
@@ -132,7 +137,9 @@ describe('fleet stack with every option', () => {
     });
     t.hasResourceProperties('AWS::Events::Rule', { ScheduleExpression: 'cron(15 1 * * ? *)' });
     t.hasResourceProperties('AWS::S3::Bucket', {
-      LifecycleConfiguration: { Rules: [Match.objectLike({ AbortIncompleteMultipartUpload: { DaysAfterInitiation: 15 } })] },
+      LifecycleConfiguration: {
+        Rules: Match.arrayWith([Match.objectLike({ AbortIncompleteMultipartUpload: { DaysAfterInitiation: 15 } })]),
+      },
     });
     t.hasResourceProperties('AWS::Lambda::Function', {
       FunctionName: 'edge-registry-purge-disk-volumes',

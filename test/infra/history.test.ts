@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Match } from 'aws-cdk-lib/assertions';
 import type { Template } from 'aws-cdk-lib/assertions';
 import { createApp } from '../../infra/app.ts';
-import { JOBS, type JobName } from '../../infra/config.ts';
+import { ALL_JOBS, JOBS, type JobName } from '../../infra/config.ts';
 import { LOG_QUERIES } from '../../infra/constructs/log-queries.ts';
 import { fakeFunctionsDir, synthFleet } from './support.ts';
 
@@ -154,7 +154,7 @@ describe('glue table (historyGlueTable)', () => {
         ],
         Parameters: Match.objectLike({
           'projection.enabled': 'true',
-          'projection.job.values': JOBS.join(','),
+          'projection.job.values': ALL_JOBS.join(','),
           'projection.date.range': 'NOW-30DAYS,NOW',
           'storage.location.template': { 'Fn::Join': ['', ['s3://', { Ref: bucketId }, '/reports/job=${job}/date=${date}/']] },
         }),
@@ -250,9 +250,9 @@ describe('pages for what needs a person', () => {
 describe('saved Logs Insights queries', () => {
   it("last runs per job, failed actions, deletions by target, replacements per instance: over every job's log group", () => {
     const logGroups = resources(t, 'AWS::Logs::LogGroup')
-      .filter(([id]) => id.startsWith('ControlPlane'))
+      .filter(([id]) => id.startsWith('ControlPlane') || id.startsWith('CollectGarbage'))
       .map(([id]) => ({ Ref: id }));
-    expect(logGroups).toHaveLength(JOBS.length);
+    expect(logGroups).toHaveLength(ALL_JOBS.length);
     const defs = resources(t, 'AWS::Logs::QueryDefinition').map(
       ([, r]) => r.Properties as { Name: string; QueryString: string; LogGroupNames: unknown[] },
     );

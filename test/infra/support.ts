@@ -2,14 +2,14 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Template } from 'aws-cdk-lib/assertions';
-import { JOBS } from '../../infra/config.ts';
+import { ALL_JOBS } from '../../infra/config.ts';
 import { createApp } from '../../infra/app.ts';
 import type { CreatedApp } from '../../infra/app.ts';
 
 /** A fake `dist/functions`: one tiny index.mjs per job (the job bundles may not exist yet). */
 export function fakeFunctionsDir(): { dir: string; remove: () => void } {
   const dir = mkdtempSync(join(tmpdir(), 'fake-dist-'));
-  for (const job of JOBS) {
+  for (const job of ALL_JOBS) {
     mkdirSync(join(dir, job));
     writeFileSync(join(dir, job, 'index.mjs'), `export const handler = async () => ({ job: '${job}' });\n`);
   }

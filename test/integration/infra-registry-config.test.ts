@@ -6,9 +6,9 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
+import { CreateBucketCommand, DeleteObjectCommand, PutBucketVersioningCommand, S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parse } from 'yaml';
+import { parse, stringify } from 'yaml';
 import { renderRegistryConfig } from '../../infra/registry-config.ts';
 import { fleetRegistryConfigOptions } from '../../infra/user-data.ts';
 import { startMoto } from '../../local/moto.ts';
@@ -30,17 +30,26 @@ interface Instance {
 
 let moto: Moto;
 let dir: string;
+let s3: S3Client;
 const instances: Instance[] = [];
 
-async function startInstance(name: string): Promise<Instance> {
+async function startInstance(
+  name: string,
+  o: { deleteEnabled?: boolean; edit?: (config: Record<string, Record<string, unknown>>) => void } = {},
+): Promise<Instance> {
   const [port, debugPort] = [await freePort(), await freePort()];
-  const text = renderRegistryConfig({
-    ...fleetRegistryConfigOptions({ bucket: BUCKET, region: 'us-east-1' }),
+  let text = renderRegistryConfig({
+    ...fleetRegistryConfigOptions({ bucket: BUCKET, region: 'us-east-1', ...(o.deleteEnabled ? { deleteEnabled: true } : {}) }),
     regionEndpoint: moto.endpoint,
     htpasswdPath: join(dir, 'auth', 'htpasswd'),
     httpAddr: `127.0.0.1:${port}`,
     debugAddr: `127.0.0.1:${debugPort}`,
   });
+  if (o.edit) {
+    const config = parse(text) as Record<string, Record<string, unknown>>;
+    o.edit(config);
+    text = stringify(config);
+  }
   const configPath = join(dir, `${name}.yml`);
   await writeFile(configPath, text);
   const env: NodeJS.ProcessEnv = { ...process.env, REGISTRY_HTTP_SECRET: HTTP_SECRET };
@@ -51,11 +60,12 @@ async function startInstance(name: string): Promise<Instance> {
   return { url, debugUrl: `http://127.0.0.1:${debugPort}`, proc };
 }
 
-async function status(url: string, auth?: typeof alice): Promise<number> {
+async function status(url: string, auth?: typeof alice, method = 'GET'): Promise<number> {
   const headers: Record<string, string> = auth
     ? { authorization: `Basic ${Buffer.from(`${auth.username}:${auth.password}`).toString('base64')}` }
     : {};
-  const res = await fetch(url, { headers, signal: AbortSignal.timeout(10_000) });
+  // The registry's own answer: a blob HEAD/GET is a 307 to a presigned S3 URL, which fetch would otherwise follow.
+  const res = await fetch(url, { method, headers, redirect: 'manual', signal: AbortSignal.timeout(10_000) });
   await res.body?.cancel();
   return res.status;
 }
@@ -63,14 +73,15 @@ async function status(url: string, auth?: typeof alice): Promise<number> {
 beforeAll(async () => {
   moto = await startMoto();
   dir = await mkdtemp(join(tmpdir(), 'fleet-config-'));
-  const s3 = new S3Client({
+  s3 = new S3Client({
     endpoint: moto.endpoint,
     forcePathStyle: true,
     region: 'us-east-1',
     credentials: { accessKeyId: 'test', secretAccessKey: 'test' },
   });
   await s3.send(new CreateBucketCommand({ Bucket: BUCKET }));
-  s3.destroy();
+  // As the stack's bucket: versioned, so a delete is a delete marker (collect-garbage's undo).
+  await s3.send(new PutBucketVersioningCommand({ Bucket: BUCKET, VersioningConfiguration: { Status: 'Enabled' } }));
   await mkdir(join(dir, 'auth'));
   const made = spawnSync('htpasswd', ['-B', '-b', '-c', join(dir, 'auth', 'htpasswd'), alice.username, alice.password], {
     encoding: 'utf8',
@@ -81,6 +92,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   for (const i of instances) await i.proc.stop();
+  s3?.destroy();
   await moto?.stop();
   if (dir) await rm(dir, { recursive: true, force: true });
 });
@@ -127,5 +139,46 @@ describe('the fleet registry config on the real registry', () => {
     const patched = await patchUpload(onB, bytes.subarray(100_000), { auth: alice });
     await completeUpload(patched.location.replace(b.url, a.url), new Uint8Array(0), digest, { auth: alice });
     expect((await pullBlob(b.url, 'team/app', digest, { auth: alice })).equals(bytes)).toBe(true);
+  });
+});
+
+/** What collect-garbage's sweep does to a blob: its data object gets a delete marker (the `_layers` link may stay). */
+async function collect(digest: string): Promise<void> {
+  const hex = digest.replace(/^sha256:/, '');
+  await s3.send(new DeleteObjectCommand({ Bucket: BUCKET, Key: `docker/registry/v2/blobs/sha256/${hex.slice(0, 2)}/${hex}/data` }));
+}
+
+describe('the fleet config after a garbage collection (issue 22 items 1 and 5)', () => {
+  it('a blob deleted under the registry is gone at once: no blob descriptor cache answers for it (distribution #4569)', async () => {
+    const [a] = instances as [Instance];
+    const bytes = randomBytes(30_000);
+    const { digest } = await pushBlob(a.url, 'team/gc', bytes, { auth: alice });
+    expect(await status(`${a.url}/v2/team/gc/blobs/${digest}`, alice, 'HEAD')).toBe(307);
+    await collect(digest);
+    // A 307 (or 200) here would tell a client to skip re-uploading a layer that no longer exists.
+    expect(await status(`${a.url}/v2/team/gc/blobs/${digest}`, alice, 'HEAD')).toBe(404);
+  });
+
+  it('the control: with cache.blobdescriptor inmemory the same registry keeps answering that the deleted blob exists', async () => {
+    const cached = await startInstance('cached', {
+      edit: (config) => {
+        config.storage = { ...config.storage, cache: { blobdescriptor: 'inmemory' } };
+      },
+    });
+    instances.push(cached);
+    const bytes = randomBytes(30_000);
+    const { digest } = await pushBlob(cached.url, 'team/gc-cached', bytes, { auth: alice });
+    expect(await status(`${cached.url}/v2/team/gc-cached/blobs/${digest}`, alice, 'HEAD')).toBe(307);
+    await collect(digest);
+    expect(await status(`${cached.url}/v2/team/gc-cached/blobs/${digest}`, alice, 'HEAD')).toBe(307);
+  });
+
+  it('storage.delete stays off without retention (405) and is on with it (202)', async () => {
+    const [a] = instances as [Instance];
+    const { digest } = await pushBlob(a.url, 'team/del', randomBytes(10_000), { auth: alice });
+    expect(await status(`${a.url}/v2/team/del/blobs/${digest}`, alice, 'DELETE')).toBe(405);
+    const withRetention = await startInstance('retention', { deleteEnabled: true });
+    instances.push(withRetention);
+    expect(await status(`${withRetention.url}/v2/team/del/blobs/${digest}`, alice, 'DELETE')).toBe(202);
   });
 });

@@ -37,9 +37,18 @@ describe('npm run demo', () => {
       'replace-unhealthy-instances',
       'purge-disk-volumes',
       'rotate-certificates',
+      'collect-garbage',
     ]) {
       expect(output).toMatch(new RegExp(`^  ${job} · trigger `, 'm'));
     }
+    // collect-garbage (issue 22): an image deleted, its unique layers reclaimed, a shared layer kept, a raced push restored.
+    for (const line of [
+      "gc/app:old's unique layer, config and manifest are reclaimed",
+      'the shared layer is kept: gc/app:new pulls byte-identical',
+      'the raced layer is reported restored',
+      'gc/raced:v1 pulls byte-identical: the delete marker was removed at once',
+    ])
+      expect(output).toContain(`✓ ${line}`);
     expect(output).not.toContain('✗');
     // It ends with `npm run history`: the runs it just made, read back from the run history bucket.
     expect(output).toMatch(

@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { renderRegistryConfig } from '../../infra/registry-config.ts';
 import type { RegistryConfigOptions } from '../../infra/registry-config.ts';
+import { fleetRegistryConfigOptions } from '../../infra/user-data.ts';
 
 const SECRET = 's'.repeat(32);
 const base: RegistryConfigOptions = { bucket: 'fleet-registry', region: 'eu-west-1', httpSecret: SECRET };
@@ -155,5 +156,28 @@ describe('renderRegistryConfig without http.secret', () => {
     const config = parse(renderRegistryConfig(rest)) as { http: Record<string, unknown> };
     expect(config.http).not.toHaveProperty('secret');
     expect(config.http.addr).toBe(':5000');
+  });
+});
+
+describe('the fleet registry config and collect-garbage (issue 22)', () => {
+  const fleet = (o: { deleteEnabled?: boolean } = {}) =>
+    parse(renderRegistryConfig(fleetRegistryConfigOptions({ bucket: 'fleet-registry', region: 'eu-west-1', ...o }))) as {
+      storage: Record<string, unknown>;
+    };
+
+  it('never has a blob descriptor cache, whatever else is set (distribution #4569)', () => {
+    for (const config of [
+      fleet(),
+      fleet({ deleteEnabled: true }),
+      render({ redirectDisable: true, deleteEnabled: true, storageHealthCheck: true }),
+    ]) {
+      expect(config.storage as Record<string, unknown>).not.toHaveProperty('cache');
+    }
+  });
+
+  it('storage.delete.enabled only when retention asks for it', () => {
+    expect(fleet().storage).not.toHaveProperty('delete');
+    expect(fleet({ deleteEnabled: false }).storage).not.toHaveProperty('delete');
+    expect(fleet({ deleteEnabled: true }).storage.delete).toEqual({ enabled: true });
   });
 });
