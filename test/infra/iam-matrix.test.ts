@@ -531,6 +531,13 @@ const ROWS: readonly Row[] = [
     allow: [
       { why: 'list the repositories', action: 's3:ListBucket', resource: (n) => n.bucket, context: { 's3:prefix': `${V2}repositories/` } },
       { why: 'list the blobs', action: 's3:ListBucket', resource: (n) => n.bucket, context: { 's3:prefix': `${V2}blobs/` } },
+      {
+        // Unconditioned on purpose: the job reads the whole layout anyway, and only a caller allowed ListBucket with
+        // no prefix gets NoSuchKey for a missing key (its first checkpoint, a revision whose blob is gone), not 403.
+        why: 'ListBucket without a prefix (the NoSuchKey answer of a GetObject of a missing key)',
+        action: 's3:ListBucket',
+        resource: (n) => n.bucket,
+      },
       { why: 'refuse an unversioned bucket', action: 's3:GetBucketVersioning', resource: (n) => n.bucket },
       { why: 'read a manifest', action: 's3:GetObject', resource: (n) => `${n.bucket}/${BLOB}` },
       { why: 'sweep blob data (a delete marker)', action: 's3:DeleteObject', resource: (n) => `${n.bucket}/${BLOB}` },
@@ -554,13 +561,7 @@ const ROWS: readonly Row[] = [
       { why: 'the lifecycle rules (the undo window)', action: 's3:PutLifecycleConfiguration', resource: (n) => n.bucket },
       { why: 'delete the published htpasswd', action: 's3:DeleteObject', resource: (n) => `${n.bucket}/${HTPASSWD_OBJECT_KEY}` },
       { why: "purge's checkpoint", action: 's3:DeleteObject', resource: (n) => `${n.bucket}/${listingCheckpointKey('')}` },
-      {
-        // As for sync-htpasswd: a GetObject of a missing checkpoint or lease then answers 403 AccessDenied, not
-        // NoSuchKey (S3 checks ListBucket with no prefix); the job must tell "missing" by listing its prefix.
-        why: 'ListBucket without a prefix (the NoSuchKey check of a GetObject)',
-        action: 's3:ListBucket',
-        resource: (n) => n.bucket,
-      },
+      { why: 'read the published htpasswd (the users)', action: 's3:GetObject', resource: (n) => `${n.bucket}/${HTPASSWD_OBJECT_KEY}` },
       { why: 'delete the bucket', action: 's3:DeleteBucket', resource: (n) => n.bucket },
       otherHistory,
       noUsers,
