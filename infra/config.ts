@@ -1,4 +1,5 @@
-import { z } from 'zod';
+import * as z from 'zod/mini';
+import en from 'zod/v4/locales/en.js';
 import { DURATION_FORM, parseDuration } from '../shared/duration.ts';
 import { ECR_PREFIX } from './pull-through.ts';
 
@@ -21,102 +22,123 @@ export const JOBS: readonly JobName[] = JOB_NAMES.filter((j): j is JobName => j 
 /** Retention periods CloudWatch Logs accepts. */
 const LOG_RETENTION_DAYS = [1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653];
 
+// zod/mini loads no locale: English, as shared/config.ts sets it, so an issue without our own message reads as it did
+// under classic zod whether or not a function's config module is loaded too.
+z.config(en());
+
 const expected = (form: string) => ({ error: `expected ${form}` });
 
 /** A string; context from cdk.json may arrive as a number or boolean, so those are accepted as text. */
-const raw = z.union([z.string(), z.number(), z.boolean()]).transform((v) => String(v).trim());
-const required = (form: string) => z.union([z.string(), z.number(), z.boolean()], expected(form)).transform((v) => String(v).trim());
+const asText = z.transform((v: string | number | boolean) => String(v).trim());
+const raw = z.pipe(z.union([z.string(), z.number(), z.boolean()]), asText);
+const required = (form: string) => z.pipe(z.union([z.string(), z.number(), z.boolean()], expected(form)), asText);
+const matching = (form: string, pattern: RegExp) => z.string().check(z.regex(pattern, expected(form)));
 
 function text(form: string, pattern: RegExp) {
-  return required(form).pipe(z.string().regex(pattern, expected(form)));
+  return z.pipe(required(form), matching(form, pattern));
 }
 
 function optionalText(form: string, pattern: RegExp) {
-  return raw
-    .optional()
-    .transform((v) => (v === '' ? undefined : v))
-    .pipe(z.string().regex(pattern, expected(form)).optional());
+  return z.pipe(
+    z.pipe(
+      z.optional(raw),
+      z.transform((v: string | undefined) => (v === '' ? undefined : v)),
+    ),
+    z.optional(matching(form, pattern)),
+  );
 }
 
 function int(min: number, max: number, def: number) {
   const form = `a whole number from ${min} to ${max}`;
-  return raw
-    .default(String(def))
-    .pipe(z.string().regex(/^\d+$/, expected(form)).transform(Number))
-    .pipe(z.number().min(min, expected(form)).max(max, expected(form)));
+  return z.pipe(
+    z.pipe(z._default(raw, String(def)), z.pipe(matching(form, /^\d+$/), z.transform(Number))),
+    z.number().check(z.gte(min, expected(form)), z.lte(max, expected(form))),
+  );
 }
 
 function bool(def: boolean) {
-  return raw.default(String(def)).pipe(z.enum(['true', 'false'], expected('true or false')).transform((v) => v === 'true'));
+  return z.pipe(
+    z._default(raw, String(def)),
+    z.pipe(
+      z.enum(['true', 'false'], expected('true or false')),
+      z.transform((v: 'true' | 'false') => v === 'true'),
+    ),
+  );
 }
 
 /** A list: a JSON array in cdk.json or a comma-separated string on the command line. */
 function list(form: string, pattern: RegExp) {
-  return z
-    .union([z.string(), z.array(z.string())], expected(`${form} (a list, or comma-separated)`))
-    .transform((v) => (Array.isArray(v) ? v : v.split(',')).map((s) => s.trim()).filter((s) => s.length > 0))
-    .pipe(z.array(z.string().regex(pattern, expected(form))));
+  return z.pipe(
+    z.pipe(
+      z.union([z.string(), z.array(z.string())], expected(`${form} (a list, or comma-separated)`)),
+      z.transform((v: string | string[]) => (Array.isArray(v) ? v : v.split(',')).map((s) => s.trim()).filter((s) => s.length > 0)),
+    ),
+    z.array(matching(form, pattern)),
+  );
 }
 
 function duration(def: string, min: string) {
   const minMs = parseDuration(min) ?? 0;
   const form = `${DURATION_FORM}, at least ${min}`;
-  return raw.default(def).pipe(z.string().refine((v) => (parseDuration(v) ?? -1) >= minMs, expected(form)));
+  return z.pipe(z._default(raw, def), z.string().check(z.refine((v) => (parseDuration(v) ?? -1) >= minMs, expected(form))));
 }
 
 const RETENTION_FORM =
   'a retention policy {"rules":[{"repository":"team/*","tagPrefix":"pr-","keepLast":10,"expireAfterDays":30}]} ' +
   '(JSON; per rule repository, then tagPrefix or tagPattern, keepLast, expireAfterDays, untaggedAfterDays)';
 
-const days = z.number().int().min(1).max(3650);
+const days = z.number().check(z.int(), z.gte(1), z.lte(3650));
 const RetentionRule = z
   .strictObject({
-    repository: z.string().min(1),
-    tagPrefix: z.string().min(1).optional(),
-    tagPattern: z
-      .string()
-      .min(1)
-      .refine((p) => {
-        try {
-          new RegExp(p);
-          return true;
-        } catch {
-          return false;
-        }
-      })
-      .optional(),
-    keepLast: z.number().int().min(1).max(100_000).optional(),
-    expireAfterDays: days.optional(),
-    untaggedAfterDays: days.optional(),
+    repository: z.string().check(z.minLength(1)),
+    tagPrefix: z.optional(z.string().check(z.minLength(1))),
+    tagPattern: z.optional(
+      z.string().check(
+        z.minLength(1),
+        z.refine((p) => {
+          try {
+            new RegExp(p);
+            return true;
+          } catch {
+            return false;
+          }
+        }),
+      ),
+    ),
+    keepLast: z.optional(z.number().check(z.int(), z.gte(1), z.lte(100_000))),
+    expireAfterDays: z.optional(days),
+    untaggedAfterDays: z.optional(days),
   })
-  .refine((r) => !(r.tagPrefix !== undefined && r.tagPattern !== undefined))
-  .refine((r) => r.keepLast !== undefined || r.expireAfterDays !== undefined || r.untaggedAfterDays !== undefined);
-const RetentionPolicy = z.strictObject({ rules: z.array(RetentionRule).min(1) });
+  .check(
+    z.refine((r) => !(r.tagPrefix !== undefined && r.tagPattern !== undefined)),
+    z.refine((r) => r.keepLast !== undefined || r.expireAfterDays !== undefined || r.untaggedAfterDays !== undefined),
+  );
+const RetentionPolicy = z.strictObject({ rules: z.array(RetentionRule).check(z.minLength(1)) });
 
 /** collect-garbage's GC_RETENTION: JSON text from -c, an object from cdk.json; out as compact JSON, or undefined (off). */
 function gcRetention() {
-  return z
-    .union([z.string(), z.record(z.string(), z.unknown())], expected(RETENTION_FORM))
-    .optional()
-    .transform((v, ctx) => {
+  return z.pipe(
+    z.optional(z.union([z.string(), z.record(z.string(), z.unknown())], expected(RETENTION_FORM))),
+    z.transform((v: string | Record<string, unknown> | undefined, ctx) => {
       if (v === undefined || (typeof v === 'string' && v.trim() === '')) return undefined;
       let value: unknown = v;
       if (typeof v === 'string') {
         try {
           value = JSON.parse(v);
         } catch {
-          ctx.addIssue({ code: 'custom', message: `expected ${RETENTION_FORM}, not valid JSON` });
+          ctx.issues.push({ code: 'custom', message: `expected ${RETENTION_FORM}, not valid JSON`, input: v });
           return z.NEVER;
         }
       }
       const r = RetentionPolicy.safeParse(value);
       if (!r.success) {
         const where = r.error.issues.map((i) => i.path.join('.') || '(policy)').join(', ');
-        ctx.addIssue({ code: 'custom', message: `expected ${RETENTION_FORM} (bad: ${where})` });
+        ctx.issues.push({ code: 'custom', message: `expected ${RETENTION_FORM} (bad: ${where})`, input: v });
         return z.NEVER;
       }
       return JSON.stringify(r.data);
-    });
+    }),
+  );
 }
 
 /** collect-garbage: `off` (no schedule), `dryRun` (reports only: DRY_RUN=true), `on`. */
@@ -125,7 +147,11 @@ export type GcMode = (typeof GC_MODES)[number];
 
 const SCHEDULE = /^(rate\(\d+ (minute|minutes|hour|hours|day|days)\)|cron\(\S+( \S+){5}\))$/;
 const schedule = (def: string) =>
-  raw.default(def).pipe(z.string().regex(SCHEDULE, expected('an EventBridge schedule: rate(5 minutes) or cron(0 3 * * ? *)')));
+  z.pipe(z._default(raw, def), matching('an EventBridge schedule: rate(5 minutes) or cron(0 3 * * ? *)', SCHEDULE));
+
+/** A key that names one of `values` (`form` says which), `def` when unset. */
+const oneOf = <const T extends readonly [string, ...string[]]>(def: T[number], values: T, form: string) =>
+  z.pipe(z._default(raw, def), z.enum(values, expected(form)));
 
 const DNS_NAME = /^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z][a-z0-9-]{0,61}[a-z0-9]$/;
 const IMAGE =
@@ -143,14 +169,15 @@ const CIDR = /^(\d{1,3}\.){3}\d{1,3}\/\d{1,2}$/;
 
 const Context = z
   .object({
-    stackName: raw.default('registry-fleet').pipe(
-      z
-        .string()
-        .regex(/^[A-Za-z][A-Za-z0-9-]{0,29}$/, expected('a stack name: a letter, then up to 29 letters, digits or hyphens'))
-        .refine(
+    stackName: z.pipe(
+      z._default(raw, 'registry-fleet'),
+      z.string().check(
+        z.regex(/^[A-Za-z][A-Za-z0-9-]{0,29}$/, expected('a stack name: a letter, then up to 29 letters, digits or hyphens')),
+        z.refine(
           (v) => !/^(aws|amazon|amzn)/i.test(v),
           expected('a stack name that does not start with aws, amazon or amzn (SSM document names)'),
         ),
+      ),
     ),
     account: optionalText('a 12-digit AWS account id', /^\d{12}$/),
     region: optionalText('an AWS region such as us-east-1', /^[a-z]{2}(-[a-z]+)+-\d+$/),
@@ -161,33 +188,33 @@ const Context = z
       'an ACM certificate ARN (arn:aws:acm:...)',
       /^arn:aws[a-z-]*:acm:[a-z0-9-]+:\d{12}:certificate\/[A-Za-z0-9-]+$/,
     ),
-    certificateMode: raw.default('acm').pipe(z.enum(['acm', 'acme'], expected('acm or acme'))),
+    certificateMode: oneOf('acm', ['acm', 'acme'], 'acm or acme'),
     acmeDirectoryUrl: optionalText('an https:// URL', /^https:\/\/\S+$/),
     acmeEmail: optionalText('an e-mail address', /^[^@\s]+@[^@\s]+\.[^@\s]+$/),
     vpcId: optionalText('a VPC id such as vpc-0123abcd', /^vpc-[0-9a-f]{8,17}$/),
-    availabilityZones: list('availability zone names such as us-east-1a', /^[a-z]{2}(-[a-z]+)+-\d+[a-z]$/).optional(),
-    publicSubnetIds: list('subnet ids such as subnet-0123abcd', /^subnet-[0-9a-f]{8,17}$/).optional(),
-    privateSubnetIds: list('subnet ids such as subnet-0123abcd', /^subnet-[0-9a-f]{8,17}$/).optional(),
-    privateRouteTableIds: list('route table ids such as rtb-0123abcd', /^rtb-[0-9a-f]{8,17}$/).optional(),
-    instanceType: text('an EC2 instance type such as t4g.small', /^[a-z][a-z0-9-]*\.[a-z0-9]+$/).default('t4g.small'),
+    availabilityZones: z.optional(list('availability zone names such as us-east-1a', /^[a-z]{2}(-[a-z]+)+-\d+[a-z]$/)),
+    publicSubnetIds: z.optional(list('subnet ids such as subnet-0123abcd', /^subnet-[0-9a-f]{8,17}$/)),
+    privateSubnetIds: z.optional(list('subnet ids such as subnet-0123abcd', /^subnet-[0-9a-f]{8,17}$/)),
+    privateRouteTableIds: z.optional(list('route table ids such as rtb-0123abcd', /^rtb-[0-9a-f]{8,17}$/)),
+    instanceType: z._default(text('an EC2 instance type such as t4g.small', /^[a-z][a-z0-9-]*\.[a-z0-9]+$/), 't4g.small'),
     minCapacity: int(1, 100, 2),
     desiredCapacity: int(1, 100, 2),
     maxCapacity: int(1, 100, 4),
     rootVolumeGiB: int(20, 1000, 30),
-    registryImage: text('a pinned image reference such as registry:2.8.3 (a tag other than latest, or @sha256:...)', IMAGE)
-      .refine((v) => !/:latest$/.test(v), expected('a pinned image reference, not :latest'))
-      .default(DEFAULT_REGISTRY_IMAGE),
-    ingressCidrs: list('IPv4 CIDR blocks such as 0.0.0.0/0', CIDR).default(['0.0.0.0/0']),
-    usersParameterPath: raw
-      .default('/registry/users/')
-      .pipe(
-        z
-          .string()
-          .regex(/^\/([A-Za-z0-9_.-]+\/)+$/, expected('an SSM parameter path that starts and ends with /, such as /registry/users/')),
+    registryImage: z._default(
+      text('a pinned image reference such as registry:2.8.3 (a tag other than latest, or @sha256:...)', IMAGE).check(
+        z.refine((v) => !/:latest$/.test(v), expected('a pinned image reference, not :latest')),
       ),
+      DEFAULT_REGISTRY_IMAGE,
+    ),
+    ingressCidrs: z._default(list('IPv4 CIDR blocks such as 0.0.0.0/0', CIDR), ['0.0.0.0/0']),
+    usersParameterPath: z.pipe(
+      z._default(raw, '/registry/users/'),
+      matching('an SSM parameter path that starts and ends with /, such as /registry/users/', /^\/([A-Za-z0-9_.-]+\/)+$/),
+    ),
     uploadMaxAge: duration('168h', '1h'),
-    purgeMode: raw.default('listing').pipe(z.enum(['listing', 'inventory'], expected('listing or inventory'))),
-    purgeInventoryFormat: raw.default('Parquet').pipe(z.enum(['Parquet', 'CSV'], expected('Parquet or CSV'))),
+    purgeMode: oneOf('listing', ['listing', 'inventory'], 'listing or inventory'),
+    purgeInventoryFormat: oneOf('Parquet', ['Parquet', 'CSV'], 'Parquet or CSV'),
     diskUsedPercentThreshold: int(50, 99, 85),
     dryRun: bool(false),
     bootTimeoutMinutes: int(10, 720, 30),
@@ -204,20 +231,23 @@ const Context = z
         '(arn:aws:secretsmanager:<region>:<account>:secret:ecr-pullthroughcache/<name>)',
       /^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:ecr-pullthroughcache\/[A-Za-z0-9/_+=.@-]+$/,
     ),
-    ecrPullThroughPrefix: raw
-      .default('docker-hub')
-      .pipe(
-        z
-          .string()
-          .regex(ECR_PREFIX, expected('an ECR repository prefix such as docker-hub (2-30 lower-case letters, digits, . _ - and /)')),
-      ),
+    ecrPullThroughPrefix: z.pipe(
+      z._default(raw, 'docker-hub'),
+      matching('an ECR repository prefix such as docker-hub (2-30 lower-case letters, digits, . _ - and /)', ECR_PREFIX),
+    ),
     alarmEmail: optionalText('an e-mail address', /^[^@\s]+@[^@\s]+\.[^@\s]+$/),
-    logRetentionDays: int(1, 3653, 30).refine((d) => LOG_RETENTION_DAYS.includes(d), expected(`one of ${LOG_RETENTION_DAYS.join(', ')}`)),
-    metricsNamespace: text('a CloudWatch namespace such as RegistryControlPlane', /^[A-Za-z0-9._/#:-]{1,255}$/).default(
+    logRetentionDays: int(1, 3653, 30).check(
+      z.refine((d) => LOG_RETENTION_DAYS.includes(d), expected(`one of ${LOG_RETENTION_DAYS.join(', ')}`)),
+    ),
+    metricsNamespace: z._default(
+      text('a CloudWatch namespace such as RegistryControlPlane', /^[A-Za-z0-9._/#:-]{1,255}$/),
       'RegistryControlPlane',
     ),
-    fleetTagKey: text('a tag key such as registry-fleet', /^[A-Za-z0-9_.:/=+@-]{1,128}$/).default('registry-fleet'),
-    functionsDir: raw.default('dist/functions').pipe(z.string().min(1, expected('a directory such as dist/functions'))),
+    fleetTagKey: z._default(text('a tag key such as registry-fleet', /^[A-Za-z0-9_.:/=+@-]{1,128}$/), 'registry-fleet'),
+    functionsDir: z.pipe(
+      z._default(raw, 'dist/functions'),
+      z.string().check(z.minLength(1, expected('a directory such as dist/functions'))),
+    ),
     replaceUnhealthyInstancesSchedule: schedule('rate(5 minutes)'),
     unhealthyAlarmDatapoints: int(1, 5, 2),
     purgeStaleUploadsSchedule: schedule('cron(0 3 * * ? *)'),
@@ -225,7 +255,7 @@ const Context = z
     rotateCertificatesSchedule: schedule('cron(0 4 * * ? *)'),
     syncHtpasswdSchedule: schedule('rate(1 hour)'),
     // collect-garbage (infra/constructs/collect-garbage.ts): dryRun until an operator has read a few reports.
-    gcMode: raw.default('dryRun').pipe(z.enum(GC_MODES, expected('off, dryRun or on'))),
+    gcMode: oneOf('dryRun', GC_MODES, 'off, dryRun or on'),
     // Weekly, Sunday 05:00 UTC: away from the nightly purge (03:00) and the disk job (03:30).
     gcSchedule: schedule('cron(0 5 ? * SUN *)'),
     gcGrace: duration('48h', '1h'),
@@ -238,56 +268,56 @@ const Context = z
     historyRetentionDays: int(1, 3650, 90),
     historyGlueTable: bool(false),
     circuitOpenAlarmMinutes: int(5, 1440, 30),
-    logLevel: raw
-      .default('INFO')
-      .pipe(z.enum(['TRACE', 'DEBUG', 'INFO', 'WARN', 'ERROR', 'CRITICAL'], expected('one of TRACE, DEBUG, INFO, WARN, ERROR, CRITICAL'))),
+    logLevel: oneOf('INFO', ['TRACE', 'DEBUG', 'INFO', 'WARN', 'ERROR', 'CRITICAL'], 'one of TRACE, DEBUG, INFO, WARN, ERROR, CRITICAL'),
   })
-  .superRefine((c, ctx) => {
-    const issue = (key: string, message: string) => ctx.addIssue({ code: 'custom', path: [key], message });
-    if (EXAMPLE_DOMAIN.test(c.domainName)) {
-      issue(
-        'domainName',
-        "expected your registry's own host name, not an example.* sample name (cdk.json ships one): set -c " +
-          'domainName=registry.<your domain>',
-      );
-    }
-    if (!(c.minCapacity <= c.desiredCapacity && c.desiredCapacity <= c.maxCapacity)) {
-      issue(
-        'desiredCapacity',
-        `expected minCapacity ≤ desiredCapacity ≤ maxCapacity (got ${c.minCapacity} / ${c.desiredCapacity} / ${c.maxCapacity})`,
-      );
-    }
-    if ((c.hostedZoneId === undefined) !== (c.hostedZoneName === undefined)) {
-      issue(c.hostedZoneId === undefined ? 'hostedZoneId' : 'hostedZoneName', 'expected hostedZoneId and hostedZoneName together');
-    }
-    if (c.hostedZoneName !== undefined && !(c.domainName === c.hostedZoneName || c.domainName.endsWith(`.${c.hostedZoneName}`))) {
-      issue('hostedZoneName', `expected a zone that contains domainName ${c.domainName}`);
-    }
-    if (c.vpcId !== undefined) {
-      for (const key of ['availabilityZones', 'publicSubnetIds', 'privateSubnetIds', 'privateRouteTableIds'] as const) {
-        if ((c[key]?.length ?? 0) < 2) issue(key, 'expected at least 2 entries (one per availability zone) when vpcId is set');
-        else if (c[key]?.length !== c.availabilityZones?.length) issue(key, 'expected one entry per availability zone');
+  .check(
+    z.superRefine((c, ctx) => {
+      const issue = (key: string, message: string) => ctx.addIssue({ code: 'custom', path: [key], message });
+      if (EXAMPLE_DOMAIN.test(c.domainName)) {
+        issue(
+          'domainName',
+          "expected your registry's own host name, not an example.* sample name (cdk.json ships one): set -c " +
+            'domainName=registry.<your domain>',
+        );
       }
-    }
-    if (c.albAccessLogs && c.region === undefined) {
-      issue(
-        'albAccessLogs',
-        "expected the region context too: the log bucket policy names the region's load balancer log delivery account",
-      );
-    }
-    if (c.ecrPullThroughCache && c.ecrPullThroughCredentialArn === undefined) {
-      issue(
-        'ecrPullThroughCredentialArn',
-        'expected the ARN of a Secrets Manager secret named ecr-pullthroughcache/<name> holding {"username": ..., "accessToken": ' +
-          '...} of a Docker Hub account when ecrPullThroughCache is true (ECR needs one for Docker Hub)',
-      );
-    }
-    if (c.certificateMode === 'acme') {
-      if (c.acmeDirectoryUrl === undefined) issue('acmeDirectoryUrl', 'expected an https:// URL when certificateMode is acme');
-      if (c.acmeEmail === undefined) issue('acmeEmail', 'expected an e-mail address when certificateMode is acme');
-      if (c.hostedZoneId === undefined) issue('hostedZoneId', 'expected a hosted zone (DNS-01 challenges) when certificateMode is acme');
-    }
-  });
+      if (!(c.minCapacity <= c.desiredCapacity && c.desiredCapacity <= c.maxCapacity)) {
+        issue(
+          'desiredCapacity',
+          `expected minCapacity ≤ desiredCapacity ≤ maxCapacity (got ${c.minCapacity} / ${c.desiredCapacity} / ${c.maxCapacity})`,
+        );
+      }
+      if ((c.hostedZoneId === undefined) !== (c.hostedZoneName === undefined)) {
+        issue(c.hostedZoneId === undefined ? 'hostedZoneId' : 'hostedZoneName', 'expected hostedZoneId and hostedZoneName together');
+      }
+      if (c.hostedZoneName !== undefined && !(c.domainName === c.hostedZoneName || c.domainName.endsWith(`.${c.hostedZoneName}`))) {
+        issue('hostedZoneName', `expected a zone that contains domainName ${c.domainName}`);
+      }
+      if (c.vpcId !== undefined) {
+        for (const key of ['availabilityZones', 'publicSubnetIds', 'privateSubnetIds', 'privateRouteTableIds'] as const) {
+          if ((c[key]?.length ?? 0) < 2) issue(key, 'expected at least 2 entries (one per availability zone) when vpcId is set');
+          else if (c[key]?.length !== c.availabilityZones?.length) issue(key, 'expected one entry per availability zone');
+        }
+      }
+      if (c.albAccessLogs && c.region === undefined) {
+        issue(
+          'albAccessLogs',
+          "expected the region context too: the log bucket policy names the region's load balancer log delivery account",
+        );
+      }
+      if (c.ecrPullThroughCache && c.ecrPullThroughCredentialArn === undefined) {
+        issue(
+          'ecrPullThroughCredentialArn',
+          'expected the ARN of a Secrets Manager secret named ecr-pullthroughcache/<name> holding {"username": ..., "accessToken": ' +
+            '...} of a Docker Hub account when ecrPullThroughCache is true (ECR needs one for Docker Hub)',
+        );
+      }
+      if (c.certificateMode === 'acme') {
+        if (c.acmeDirectoryUrl === undefined) issue('acmeDirectoryUrl', 'expected an https:// URL when certificateMode is acme');
+        if (c.acmeEmail === undefined) issue('acmeEmail', 'expected an e-mail address when certificateMode is acme');
+        if (c.hostedZoneId === undefined) issue('hostedZoneId', 'expected a hosted zone (DNS-01 challenges) when certificateMode is acme');
+      }
+    }),
+  );
 
 export type FleetConfig = Readonly<z.output<typeof Context>>;
 

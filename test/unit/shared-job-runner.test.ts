@@ -1,5 +1,5 @@
 import { beforeEach, describe, expect, it, vi } from 'vitest';
-import { z } from 'zod';
+import * as z from 'zod/mini';
 import { JobFailedError, UnsupportedEventError, ValidationError } from '../../shared/errors.ts';
 import { applyEach, REPORT_ACTION_CAP, runJob, type Action, type JobDefinition, type Plan } from '../../shared/job.ts';
 import { logger } from '../../shared/observability.ts';
@@ -28,7 +28,9 @@ interface DeleteWidget extends Action {
 let world: Map<string, Widget>;
 const failing = new Set<string>();
 
-const options = { maxAgeH: z.number({ error: 'expected a number of hours' }).int().min(1, { error: 'expected at least 1' }).optional() };
+const options = {
+  maxAgeH: z.optional(z.number({ error: 'expected a number of hours' }).check(z.int(), z.gte(1, { error: 'expected at least 1' }))),
+};
 
 function planWidgets(widgets: readonly Widget[], maxAgeH: number): Plan<DeleteWidget> {
   const actions: DeleteWidget[] = [];

@@ -118,6 +118,14 @@ describe('project structure', () => {
     expect(offending).toEqual([]);
   });
 
+  // One zod dialect (issue 23 §2): functions and infra share schemas and messages, so both use zod/mini's functional forms.
+  it('no file in functions/, shared/, infra/, scripts/ or local/ imports classic zod instead of zod/mini', () => {
+    const classic = ['functions', 'shared', 'infra', 'scripts', 'local'].flatMap((dir) =>
+      sources(dir).filter((file) => /(?:from\s+|import\s*\(\s*|import\s+)['"`]zod['"`]/.test(readFileSync(join(ROOT, file), 'utf8'))),
+    );
+    expect(classic).toEqual([]);
+  });
+
   // One token without a space to break at (a long regular expression) is the only line allowed past the limit.
   it.each(['functions', 'shared', 'infra'])('no line in %s/ is longer than 140 characters', (dir) => {
     const long = sources(dir).flatMap((file) =>

@@ -1,6 +1,6 @@
 import { readdirSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { z } from 'zod';
+import * as z from 'zod/mini';
 import { UnsupportedEventError, ValidationError } from '../../shared/errors.ts';
 import { toTrigger } from '../../shared/triggers.ts';
 import { EVENTS_DIR, loadEvent } from '../support/events.ts';
@@ -117,8 +117,8 @@ describe('toTrigger on every sample in events/', () => {
 
 describe('manual payloads', () => {
   const options = {
-    maxAge: z.string({ error: 'expected a duration like 24h' }).optional(),
-    repository: z.string({ error: 'expected a repository name' }).optional(),
+    maxAge: z.optional(z.string({ error: 'expected a duration like 24h' })),
+    repository: z.optional(z.string({ error: 'expected a repository name' })),
   };
 
   it('accepts an empty object as a plain run', () => {
