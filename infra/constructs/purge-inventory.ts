@@ -295,6 +295,13 @@ export class PurgeInventory extends Construct {
       sfn.TaskInput.fromObject({ step: 'merge', pass: sfn.JsonPath.executionName, mapError: sfn.JsonPath.objectAt('$.mapError') }),
     );
     shards.addCatch(mergeAfterFailure, { resultPath: '$.mapError' });
+    // A failed orphan shard still gets the pass its report and frees the lease at once, not after the 8 h TTL: the
+    // merge finds that shard failed or missing in its attempts (a refusal) and fails the execution after.
+    const mergeAfterOrphans = invoke(
+      'MergeAfterOrphansFailure',
+      sfn.TaskInput.fromObject({ step: 'merge', pass: sfn.JsonPath.executionName }),
+    );
+    orphans.addCatch(mergeAfterOrphans, { resultPath: '$.orphansError' });
 
     const logGroup = new logs.LogGroup(this, 'PassLogs', { retention: props.logRetention, removalPolicy: RemovalPolicy.DESTROY });
     /*

@@ -177,6 +177,20 @@ describe('the pass state machine', () => {
     });
   });
 
+  it('merges after a failed orphan shard too: the pass is reported and its lease released, then the execution fails', () => {
+    const d = definition();
+    expect(d.States.Orphans).toMatchObject({
+      Catch: [{ ErrorEquals: ['States.ALL'], ResultPath: '$.orphansError', Next: 'MergeAfterOrphansFailure' }],
+    });
+    // No mapError: the merge finds the orphan shard failed or missing in its attempts (a refusal) and fails the pass.
+    expect(d.States.MergeAfterOrphansFailure).toMatchObject({
+      Type: 'Task',
+      End: true,
+      Parameters: { step: 'merge', 'pass.$': '$$.Execution.Name' },
+    });
+    expect(d.States.MergeAfterOrphansFailure?.Parameters).not.toHaveProperty('mapError.$');
+  });
+
   it('retries the plan step while collect-garbage holds the registry-storage lease, for longer than a GC run, then fails the pass', () => {
     const retry = (definition().States.Plan?.Retry ?? []) as Record<string, unknown>[];
     const lease = retry.find((r) => (r.ErrorEquals as string[]).includes('LeaseHeldError'));
