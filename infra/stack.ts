@@ -208,6 +208,7 @@ export class RegistryFleetStack extends Stack {
         listingSchedule: purge.scheduleRule,
         history,
         logLevel: c.logLevel,
+        storageLease: gc,
       }).alarmTo(monitoring.topic);
     }
 

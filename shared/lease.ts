@@ -10,7 +10,8 @@
  *   scoped by prefix, and S3 then answers a GET of a missing key with 403, not NoSuchKey: only an object that exists
  *   is ever read. A 412 (another writer won the race) or 409 (a conditional write in flight) means held, never an error.
  * - release: PUT `If-Match` with `expiresAt: 0`, so only the holder's own lease is released.
- * - The TTL is longer than any Lambda run (15 min): a holder that crashed frees it by itself.
+ * - The TTL is longer than any Lambda run (15 min): a holder that crashed frees it by itself. A holder that spans
+ *   several Lambda runs (an inventory pass, up to its state machine's timeout) gives its own `ttlMs`.
  *
  * Times are the wall clock's, never a run's injected clock: the two jobs compare them across processes.
  */
@@ -77,20 +78,54 @@ async function read(
   }
 }
 
-export async function acquireLease(s3: S3Client, spec: LeaseSpec, holder: string, signal?: AbortSignal): Promise<LeaseResult> {
+export interface AcquireOptions {
+  /** How long the lease lives unless released (default LEASE_TTL_MS): a holder longer than a Lambda run gives its own. */
+  readonly ttlMs?: number;
+  /**
+   * The holder's own token instead of a random one: a retry of a step that died after taking the lease finds its
+   * live lease by it and gets it back, instead of waiting out its own TTL.
+   */
+  readonly token?: string;
+}
+
+export async function acquireLease(
+  s3: S3Client,
+  spec: LeaseSpec,
+  holder: string,
+  signal?: AbortSignal,
+  { ttlMs = LEASE_TTL_MS, token = randomUUID() }: AcquireOptions = {},
+): Promise<LeaseResult> {
   const key = leaseKey(spec.root);
   const now = Date.now();
-  const body: LeaseBody = { holder, token: randomUUID(), expiresAt: now + LEASE_TTL_MS };
+  const body: LeaseBody = { holder, token, expiresAt: now + ttlMs };
   const created = await write(s3, spec.bucket, key, body, { IfNoneMatch: '*' }, signal);
   if (created !== undefined) return { acquired: true, lease: { ...body, bucket: spec.bucket, key, etag: created } };
 
   const current = await read(s3, spec.bucket, key, signal);
-  if (current?.body && current.body.expiresAt > now) return held(current.body);
+  if (current?.body && current.body.expiresAt > now) {
+    if (current.body.token !== token) return held(current.body);
+    return { acquired: true, lease: { ...current.body, bucket: spec.bucket, key, etag: current.etag } };
+  }
   // Expired, released or unreadable: take it over, unless another run does so first (then its write wins the If-Match).
   const taken = current ? await write(s3, spec.bucket, key, body, { IfMatch: current.etag }, signal) : undefined;
   if (taken !== undefined) return { acquired: true, lease: { ...body, bucket: spec.bucket, key, etag: taken } };
   const winner = await read(s3, spec.bucket, key, signal);
   return held(winner?.body ?? { holder: 'another run', token: '', expiresAt: now + LEASE_TTL_MS });
+}
+
+/**
+ * The lease is held by another job: a step that must not start without it (an inventory pass's plan) throws this,
+ * and its state machine retries the step by this name (a Lambda's errorType is the error's name).
+ */
+export class LeaseHeldError extends Error {
+  override readonly name = 'LeaseHeldError';
+  constructor(
+    readonly key: string,
+    readonly heldBy: string,
+    readonly until: string,
+  ) {
+    super(`the registry-storage lease ${key} is held by ${heldBy} until ${until}: retried until it is free`);
+  }
 }
 
 const held = (body: LeaseBody): LeaseResult => ({ acquired: false, heldBy: body.holder, until: new Date(body.expiresAt).toISOString() });
@@ -194,8 +229,11 @@ export function withLease<T extends JobTypes>(
   };
 }
 
-/** Release the lease if it is still the one this run took (`token`); read first for the ETag the release needs. */
-async function releaseOwn(s3: S3Client, spec: LeaseSpec | undefined, token: string, signal: AbortSignal): Promise<void> {
+/**
+ * Release the lease if it is still the one this run took (`token`); read first for the ETag the release needs.
+ * For a holder whose release runs in another process than its acquire (an inventory pass's merge step).
+ */
+export async function releaseOwn(s3: S3Client, spec: LeaseSpec | undefined, token: string, signal: AbortSignal): Promise<void> {
   if (!spec) return;
   const key = leaseKey(spec.root);
   const current = await read(s3, spec.bucket, key, signal);

@@ -18,6 +18,12 @@ export interface InventoryModeConfig extends PurgeStaleUploadsConfig, CommonConf
   readonly inventoryMaxAgeMs: number;
 }
 
+/**
+ * The longest a pass may run (the state machine's timeout, infra/constructs/purge-inventory.ts): also the TTL of the
+ * registry-storage lease a pass holds, so a pass that never reaches its merge frees the lease by itself.
+ */
+export const PASS_TIMEOUT_MS = 8 * 3_600_000;
+
 const prefixVar = (def: string) =>
   z._default(env.text('a key prefix ending in / such as control-plane/purge-stale-uploads/inventory/', /^[A-Za-z0-9!_.*'()/-]+\/$/), def);
 

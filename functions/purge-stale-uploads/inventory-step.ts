@@ -10,7 +10,18 @@ import type { Report } from '../../shared/report.ts';
 import { logger } from '../../shared/observability.ts';
 import type { InventoryModeConfig } from './inventory-config.ts';
 import { inventoryJob, shardOptions } from './inventory-source.ts';
-import { checkPass, mergeShards, passKeys, planPass, putJson, readAttempts, readDescriptor, type AttemptError } from './shard.ts';
+import {
+  checkPass,
+  mergeShards,
+  passKeys,
+  planPass,
+  putJson,
+  readAttempts,
+  readDescriptor,
+  releasePassLease,
+  type AttemptError,
+  type PassDescriptor,
+} from './shard.ts';
 
 /**
  * The inventory Lambda's three steps, `{"step": "plan" | "shard" | "merge", …}` from the state machine (see
@@ -114,8 +125,26 @@ async function mergePass(
   clock: () => Date,
 ): Promise<PassResult> {
   checkPass(pass);
-  const keys = passKeys(config, pass);
   const descriptor = await readDescriptor(s3, config, pass, signal);
+  try {
+    return await finishPass(s3, config, descriptor, mapError, context, signal, clock);
+  } finally {
+    // Also after a failed pass: collect-garbage may run again as soon as this pass touches nothing any more.
+    await releasePassLease(s3, config, descriptor, signal);
+  }
+}
+
+async function finishPass(
+  s3: S3Client,
+  config: InventoryModeConfig,
+  descriptor: PassDescriptor,
+  mapError: unknown,
+  context: StepContext,
+  signal: AbortSignal,
+  clock: () => Date,
+): Promise<PassResult> {
+  const pass = descriptor.pass;
+  const keys = passKeys(config, pass);
   const merged = mergeShards(descriptor, await readAttempts(s3, config, pass, signal), mapError);
   logger.appendKeys({ job: inventoryJob.name, trigger: 'manual', dryRun: descriptor.dryRun, correlationId: pass });
   let report: Report;

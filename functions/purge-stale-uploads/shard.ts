@@ -5,10 +5,11 @@ import { mapLimit } from '../../shared/concurrency.ts';
 import { formatDuration } from '../../shared/duration.ts';
 import { describeError, errorName, ValidationError } from '../../shared/errors.ts';
 import { assembleReport, type PartReport } from '../../shared/job.ts';
+import { acquireLease, LeaseHeldError, leaseKey, releaseOwn } from '../../shared/lease.ts';
 import type { Refusal, Report, ReportAction } from '../../shared/report.ts';
 import { repositoriesPrefix } from '../../shared/registry-layout.ts';
 import { asksForDryRun, toTrigger } from '../../shared/triggers.ts';
-import type { InventoryModeConfig } from './inventory-config.ts';
+import { PASS_TIMEOUT_MS, type InventoryModeConfig } from './inventory-config.ts';
 import { parseManifest, type InventoryManifest } from './inventory.ts';
 import { job, options as purgeOptions, perRepositoryDetails } from './job.ts';
 import { listMultipartUploads, type ObserveOptions, type UploadDirRef } from './observe.ts';
@@ -19,15 +20,16 @@ import { listMultipartUploads, type ObserveOptions, type UploadDirRef } from './
  * inventory (inventory-source.ts) instead of a listing. This file holds what only a pass has:
  *
  * 1. **plan** (`planPass`): picks the manifest (the delivery event's, or the newest), checks it (bucket, format,
- *    fields, age), lists the open multipart uploads live (they are not in an inventory, and there are few), and
- *    writes the pass: `pass.json`, `multipart-uploads.json` and `items.json` (one item per data file), which the
- *    Distributed Map reads.
+ *    fields, age), takes the registry-storage lease for the whole pass (STORAGE_LEASE=true), lists the open
+ *    multipart uploads live (they are not in an inventory, and there are few), and writes the pass: `pass.json`,
+ *    `multipart-uploads.json` and `items.json` (one item per data file), which the Distributed Map reads.
  * 2. **claims** (`claimDirectory`): a directory whose rows fall in two data files is acted on by one shard only,
  *    the first to claim it; a retry of that shard (Step Functions retries an attempt that failed after claiming)
  *    knows its own claims by the pass and shard index written into them.
  * 3. **merge** (`mergeShards`): every attempt's part report (inventory-step.ts keeps them per attempt) becomes one
  *    run's report, finished by the runner's own `finishRun`: one history object, one notification, one
- *    `job report` line per pass. A failed or missing shard is a refusal: the pass fails after its report.
+ *    `job report` line per pass. A failed or missing shard is a refusal: the pass fails after its report. The
+ *    merge releases the pass's lease, also when the pass failed.
  *
  * The pass clock is the plan step's: every shard judges ages as of it (never later than its own clock).
  */
@@ -49,6 +51,15 @@ export interface PassDescriptor {
   readonly reason?: string;
   /** Shards: one per data file (the Distributed Map's items), then one for multipart uploads without a directory. */
   readonly shards: number;
+  /** The registry-storage lease the plan took for the whole pass (STORAGE_LEASE=true, not a dry run): merge releases it. */
+  readonly lease?: PassLease;
+}
+
+export interface PassLease {
+  readonly key: string;
+  readonly token: string;
+  /** ISO time: the lease frees itself then if the merge never runs (a pass that timed out). */
+  readonly until: string;
 }
 
 /** One Distributed Map item: exactly the shard's payload (a manual payload of the inventory job). */
@@ -105,6 +116,29 @@ export async function planPass(
   const dryRun = config.dryRun || asksForDryRun(input);
   const manifestKey = trigger.options.manifestKey ?? (await latestManifest(s3, config, signal));
   const manifest = await readManifest(s3, config, manifestKey, now, signal);
+  // Taken before anything of the registry is read, so the pass observes and deletes only while collect-garbage cannot run.
+  const lease = dryRun ? undefined : await takePassLease(s3, config, pass, signal);
+  try {
+    return await writePass(s3, config, { pass, manifestKey, manifest, now, dryRun, trigger, lease }, signal);
+  } catch (error) {
+    // Nothing of the pass exists for a merge to release it: give it back now (the plan's error is the one to report).
+    if (lease) await releaseOwn(s3, leaseSpec(config), lease.token, signal).catch(() => undefined);
+    throw error;
+  }
+}
+
+interface PassStart {
+  readonly pass: string;
+  readonly manifestKey: string;
+  readonly manifest: InventoryManifest;
+  readonly now: Date;
+  readonly dryRun: boolean;
+  readonly trigger: { readonly reason?: string; readonly options: { readonly maxAge?: number } };
+  readonly lease: PassLease | undefined;
+}
+
+async function writePass(s3: S3Client, config: InventoryModeConfig, start: PassStart, signal: AbortSignal): Promise<PlannedPass> {
+  const { pass, manifestKey, manifest, now, dryRun, trigger, lease } = start;
   const multipartUploads = await listMultipartUploads(
     s3,
     observeOptions(config, config.policy.maxAgeMs, now, signal),
@@ -121,6 +155,7 @@ export async function planPass(
     dryRun,
     ...(trigger.reason ? { reason: trigger.reason } : {}),
     shards: manifest.files.length + 1,
+    ...(lease ? { lease } : {}),
   };
   const item = (index: number): ShardItem => ({ step: 'shard', pass, index, ...(dryRun ? { dryRun: true as const } : {}) });
   const items = manifest.files.map((_, index) => item(index));
@@ -128,6 +163,29 @@ export async function planPass(
   await putJson(s3, config, keys.pass, descriptor, signal);
   await putJson(s3, config, keys.items, items, signal);
   return { pass, itemsKey: keys.items, shards: descriptor.shards, orphans: item(manifest.files.length), dryRun, manifestKey };
+}
+
+const leaseSpec = (config: InventoryModeConfig) => ({ bucket: config.bucket, root: config.root });
+
+/**
+ * The registry-storage lease for the whole pass (issue 22 §6: never a pass and collect-garbage at once), living as
+ * long as the pass may (PASS_TIMEOUT): the merge releases it, a pass that never reaches it frees it by time. Its
+ * token is the pass's own, so a retried plan step that died after taking it gets it back. Held by collect-garbage:
+ * LeaseHeldError, which the state machine retries for longer than a GC run before the pass fails.
+ */
+async function takePassLease(s3: S3Client, config: InventoryModeConfig, pass: string, signal: AbortSignal): Promise<PassLease | undefined> {
+  if (!config.storageLease) return undefined;
+  const got = await acquireLease(s3, leaseSpec(config), `${job.name} inventory pass ${pass}`, signal, {
+    ttlMs: PASS_TIMEOUT_MS,
+    token: `inventory-pass-${pass}`,
+  });
+  if (!got.acquired) throw new LeaseHeldError(leaseKey(config.root), got.heldBy, got.until);
+  return { key: got.lease.key, token: got.lease.token, until: new Date(got.lease.expiresAt).toISOString() };
+}
+
+/** The merge's release of the pass's lease (also after a failed pass); one taken over since (expired) is left alone. */
+export async function releasePassLease(s3: S3Client, config: InventoryModeConfig, d: PassDescriptor, signal: AbortSignal): Promise<void> {
+  if (d.lease) await releaseOwn(s3, leaseSpec(config), d.lease.token, signal);
 }
 
 /** The newest delivery under `<prefix><bucket>/<id>/`: its folders are named by the scan's start (`2026-11-23T01-00Z/`). */

@@ -13,7 +13,7 @@ import type * as sns from 'aws-cdk-lib/aws-sns';
 import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import * as tasks from 'aws-cdk-lib/aws-stepfunctions-tasks';
 import { Construct } from 'constructs';
-import { inventoryModeEnvironment } from '../../functions/purge-stale-uploads/inventory-config.ts';
+import { inventoryModeEnvironment, PASS_TIMEOUT_MS } from '../../functions/purge-stale-uploads/inventory-config.ts';
 import { PURGE_INVENTORY_ID, PURGE_INVENTORY_PREFIX, PURGE_PASSES_PREFIX } from '../../shared/purge-keys.ts';
 import { HISTORY_PREFIX, type RunHistory } from './history.ts';
 import { OpsFunction } from './ops-function.ts';
@@ -35,6 +35,19 @@ export const INVENTORY_MAP = {
     backoffRate: 2,
     maxAttempts: 6,
   },
+} as const;
+
+/**
+ * How the plan step waits for the registry-storage lease (LeaseHeldError: collect-garbage runs, shared/lease.ts):
+ * no jitter, so the waits add up to 2+3+4.5+6.75+10+10 ≈ 36 min, longer than a GC run (15 min) plus the TTL of the
+ * lease of one that crashed (16 min); then the pass fails visibly (PassFailed) and the next delivery starts another.
+ */
+export const PASS_LEASE_RETRY = {
+  errors: ['LeaseHeldError'],
+  intervalSeconds: 120,
+  backoffRate: 1.5,
+  maxDelaySeconds: 600,
+  maxAttempts: 6,
 } as const;
 
 /** The bundle of the inventory Lambda (functions/purge-stale-uploads/inventory-handler.ts). */
@@ -62,6 +75,11 @@ export interface PurgeInventoryProps {
   history: RunHistory;
   /** POWERTOOLS_LOG_LEVEL (default INFO), as the job functions'. */
   logLevel?: string;
+  /**
+   * collect-garbage's lease (a fleet that runs it): the pass takes it from plan to merge (STORAGE_LEASE=true and
+   * access to its one key), so a pass and a GC run never touch the storage at once.
+   */
+  storageLease?: { shareLease(fn: lambda.Function): void };
 }
 
 /**
@@ -93,6 +111,7 @@ export class PurgeInventory extends Construct {
     this.addInventory(props.bucket, repositories, props.format);
 
     this.fn = this.inventoryFunction(props);
+    props.storageLease?.shareLease(this.fn);
     props.history.grantJob('purge-stale-uploads', this.fn);
     this.stateMachine = this.passStateMachine(props, bucket);
 
@@ -243,6 +262,14 @@ export class PurgeInventory extends Construct {
         resultPath: '$.plan',
       },
     );
+    plan.addRetry({
+      errors: [...PASS_LEASE_RETRY.errors],
+      interval: Duration.seconds(PASS_LEASE_RETRY.intervalSeconds),
+      backoffRate: PASS_LEASE_RETRY.backoffRate,
+      maxDelay: Duration.seconds(PASS_LEASE_RETRY.maxDelaySeconds),
+      maxAttempts: PASS_LEASE_RETRY.maxAttempts,
+      jitterStrategy: sfn.JitterType.NONE,
+    });
 
     const shard = invoke('Shard', undefined); // the item is the shard's event
     const shards = new sfn.DistributedMap(this, 'Shards', {
@@ -268,6 +295,13 @@ export class PurgeInventory extends Construct {
       sfn.TaskInput.fromObject({ step: 'merge', pass: sfn.JsonPath.executionName, mapError: sfn.JsonPath.objectAt('$.mapError') }),
     );
     shards.addCatch(mergeAfterFailure, { resultPath: '$.mapError' });
+    // A failed orphan shard still gets the pass its report and frees the lease at once, not after the 8 h TTL: the
+    // merge finds that shard failed or missing in its attempts (a refusal) and fails the execution after.
+    const mergeAfterOrphans = invoke(
+      'MergeAfterOrphansFailure',
+      sfn.TaskInput.fromObject({ step: 'merge', pass: sfn.JsonPath.executionName }),
+    );
+    orphans.addCatch(mergeAfterOrphans, { resultPath: '$.orphansError' });
 
     const logGroup = new logs.LogGroup(this, 'PassLogs', { retention: props.logRetention, removalPolicy: RemovalPolicy.DESTROY });
     /*
@@ -283,7 +317,7 @@ export class PurgeInventory extends Construct {
       stateMachineName: `${props.namePrefix}-purge-stale-uploads`,
       comment: 'purge-stale-uploads inventory pass: plan → shards (Distributed Map) → orphan multipart uploads → merged report',
       definitionBody: sfn.DefinitionBody.fromChainable(plan.next(shards).next(orphans).next(merge)),
-      timeout: Duration.hours(8),
+      timeout: Duration.millis(PASS_TIMEOUT_MS), // also the TTL of the pass's lease
       tracingEnabled: true,
       logs: { destination: logGroup, level: sfn.LogLevel.ALL, includeExecutionData: false },
     });

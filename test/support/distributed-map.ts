@@ -77,3 +77,44 @@ export async function runDistributedMap<T, R>(
 function retriable(errors: readonly string[], name: string): boolean {
   return errors.includes(name) || errors.includes('States.ALL') || errors.includes('States.TaskFailed');
 }
+
+/** A Task state's Retry (test-only): the errors it names, the waits, an optional cap on each wait (`maxDelaySeconds`). */
+export interface TaskRetry {
+  readonly errors: readonly string[];
+  readonly intervalSeconds: number;
+  readonly backoffRate: number;
+  readonly maxAttempts: number;
+  readonly maxDelaySeconds?: number;
+}
+
+export interface TaskRun<R> {
+  readonly result?: R;
+  /** The error that failed the state (retries used up, or an error the Retry does not name). */
+  readonly error?: Error;
+  readonly attempts: number;
+  /** The waits between attempts, unscaled (no jitter: JitterStrategy NONE). */
+  readonly waitedSeconds: number[];
+}
+
+/**
+ * One Task state with its Retry, as Step Functions runs it: the invocation, and on an error the Retry names a wait
+ * of `intervalSeconds × backoffRate^(n-1)` (capped by `maxDelaySeconds`), at most `maxAttempts` retries.
+ */
+export async function runTask<R>(
+  retry: TaskRetry,
+  invoke: (attempt: number) => Promise<R>,
+  { timeScale = 1 }: { timeScale?: number } = {},
+): Promise<TaskRun<R>> {
+  const waitedSeconds: number[] = [];
+  for (let retries = 0; ; retries += 1) {
+    try {
+      return { result: await invoke(retries + 1), attempts: retries + 1, waitedSeconds };
+    } catch (error) {
+      const e = error instanceof Error ? error : new Error(String(error));
+      if (!retriable(retry.errors, e.name) || retries >= retry.maxAttempts) return { error: e, attempts: retries + 1, waitedSeconds };
+      const wait = Math.min(retry.intervalSeconds * retry.backoffRate ** retries, retry.maxDelaySeconds ?? Infinity);
+      waitedSeconds.push(wait);
+      await sleep(wait * 1000 * timeScale);
+    }
+  }
+}
