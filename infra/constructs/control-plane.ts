@@ -1,27 +1,21 @@
-import { ArnFormat, Duration, SecretValue, Stack } from 'aws-cdk-lib';
+import { SecretValue, Stack } from 'aws-cdk-lib';
 import type * as autoscaling from 'aws-cdk-lib/aws-autoscaling';
-import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
-import * as cwActions from 'aws-cdk-lib/aws-cloudwatch-actions';
+import type * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import type * as elbv2 from 'aws-cdk-lib/aws-elasticloadbalancingv2';
-import * as events from 'aws-cdk-lib/aws-events';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as scheduler from 'aws-cdk-lib/aws-scheduler';
-import * as targets from 'aws-cdk-lib/aws-events-targets';
 import type * as logs from 'aws-cdk-lib/aws-logs';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import { Construct } from 'constructs';
-import { purgeDiskVolumesEnvironment } from '../../functions/purge-disk-volumes/config.ts';
-import { purgeStaleUploadsEnvironment } from '../../functions/purge-stale-uploads/config.ts';
-import { replaceUnhealthyInstancesEnvironment } from '../../functions/replace-unhealthy-instances/config.ts';
-import { rotateCertificatesEnvironment } from '../../functions/rotate-certificates/config.ts';
-import { syncHtpasswdEnvironment } from '../../functions/sync-htpasswd/config.ts';
-import { JOBS } from '../config.ts';
 import type { JobName } from '../config.ts';
 import type { FleetDocuments } from './fleet-documents.ts';
-import { jobStatements } from './job-policies.ts';
-import { OpsFunction } from './ops-function.ts';
+import { PurgeDiskVolumes } from './jobs/purge-disk-volumes.ts';
+import { PurgeStaleUploads } from './jobs/purge-stale-uploads.ts';
+import { ReplaceUnhealthyInstances, replaceUnhealthyInstancesArn } from './jobs/replace-unhealthy-instances.ts';
+import { RotateCertificates } from './jobs/rotate-certificates.ts';
+import { SyncHtpasswd } from './jobs/sync-htpasswd.ts';
+import type { OpsFunction } from './ops-function.ts';
 import type { RegistryStorage } from './storage.ts';
-import { HTPASSWD_OBJECT_KEY, REGISTRY_KEY_PREFIX } from './storage.ts';
 
 export interface ControlPlaneProps {
   /** `<stackName>-<job>` names the functions; also the fleet tag value. */
@@ -55,37 +49,17 @@ export interface ControlPlaneProps {
   listenerCertificateArn?: string;
 }
 
-const TIMEOUTS: Record<JobName, Duration> = {
-  'replace-unhealthy-instances': Duration.minutes(5),
-  'purge-stale-uploads': Duration.minutes(15),
-  'purge-disk-volumes': Duration.minutes(5),
-  'rotate-certificates': Duration.minutes(15),
-  'sync-htpasswd': Duration.minutes(5),
-};
-
 /**
- * The root-disk reading of one fleet's instances: the CloudWatch agent appends InstanceId and AutoScalingGroupName
- * (and then drops `host`), so the series it publishes has exactly these dimensions (infra/user-data.ts). Naming the
- * group keeps fleet B's full disk from setting off (and pruning through) fleet A's alarm.
- */
-export function diskQuery(autoScalingGroupName: string): string {
-  return (
-    `SELECT MAX(disk_used_percent) FROM SCHEMA(CWAgent, AutoScalingGroupName, InstanceId, fstype, path) WHERE ` +
-    `AutoScalingGroupName = '${autoScalingGroupName}' AND path = '/'`
-  );
-}
-
-/**
- * The five jobs and what triggers them: schedules, the target group's UnHealthyHostCount alarm
- * (→ replace-unhealthy-instances), the disk alarm (→ purge-disk-volumes), SSM "Parameter Store Change"
- * under the users path (→ sync-htpasswd) and ACM's expiry event (→ rotate-certificates).
+ * The five jobs, one construct each (infra/constructs/jobs/<job>.ts: its environment builder, statements, timeout
+ * and trigger), and what they share: the ACME secrets and replace-unhealthy-instances' follow-up group and role.
+ * Triggers: schedules, the target group's UnHealthyHostCount alarm (→ replace-unhealthy-instances), the disk alarm
+ * (→ purge-disk-volumes), SSM "Parameter Store Change" under the users path (→ sync-htpasswd) and ACM's expiry
+ * event (→ rotate-certificates).
  */
 export class ControlPlane extends Construct {
   readonly functions: Record<JobName, OpsFunction>;
-  /** Each job's least-privilege statements (inventory mode gives its shards the purge job's `_uploads` ones). */
-  readonly statements: Record<JobName, iam.PolicyStatement[]>;
-  /** Each job's environment (inventory mode's shards plan with the purge job's). */
-  readonly environments: Record<JobName, Record<string, string>>;
+  /** purge-stale-uploads (inventory mode's shards plan with its environment and get its `_uploads` statements). */
+  readonly purgeStaleUploads: PurgeStaleUploads;
   readonly unhealthyHostsAlarm: cloudwatch.Alarm;
   readonly diskAlarm: cloudwatch.Alarm;
   readonly acmeAccountSecret?: secretsmanager.Secret;
@@ -123,15 +97,7 @@ export class ControlPlane extends Construct {
     }
 
     // replace-unhealthy-instances schedules its own confirming run: a dedicated group, and a role Scheduler
-    // assumes that may invoke this one function only. The function's ARN is formatted from its name (the
-    // function cannot reference itself in its own environment).
-    const replaceName = `${props.namePrefix}-replace-unhealthy-instances`;
-    const replaceArn = stack.formatArn({
-      service: 'lambda',
-      resource: 'function',
-      resourceName: replaceName,
-      arnFormat: ArnFormat.COLON_RESOURCE_NAME,
-    });
+    // assumes that may invoke this one function only.
     this.followUpGroup = new scheduler.CfnScheduleGroup(this, 'ReplaceFollowUps', { name: `${props.namePrefix}-replace-follow-ups` });
     this.followUpRole = new iam.Role(this, 'ReplaceFollowUpInvoke', {
       description: 'EventBridge Scheduler: invoke replace-unhealthy-instances for its follow-ups (nothing else)',
@@ -139,142 +105,74 @@ export class ControlPlane extends Construct {
         conditions: { StringEquals: { 'aws:SourceAccount': stack.account } },
       }),
     });
-    this.followUpRole.addToPolicy(new iam.PolicyStatement({ actions: ['lambda:InvokeFunction'], resources: [replaceArn] }));
-    const followUpGroupName = this.followUpGroup.name as string;
+    this.followUpRole.addToPolicy(
+      new iam.PolicyStatement({ actions: ['lambda:InvokeFunction'], resources: [replaceUnhealthyInstancesArn(stack, props.namePrefix)] }),
+    );
 
-    const asgName = props.autoScalingGroup.autoScalingGroupName;
     this.fleetName = props.namePrefix;
-    this.diskQuery = diskQuery(asgName);
-    const bucketName = props.storage.bucket.bucketName;
-    // Each job's variables through its own config module's builder: a name the function does not read, or a
-    // missing required one, fails the typecheck here instead of the function's cold start.
-    const environment: Record<JobName, Record<string, string>> = {
-      'purge-stale-uploads': purgeStaleUploadsEnvironment({ REGISTRY_BUCKET: bucketName, UPLOAD_MAX_AGE: props.uploadMaxAge }),
-      'replace-unhealthy-instances': replaceUnhealthyInstancesEnvironment({
-        ASG_NAME: asgName,
-        TARGET_GROUP_ARN: props.targetGroup.targetGroupArn,
-        FOLLOW_UP_GROUP: followUpGroupName,
-        FOLLOW_UP_ROLE_ARN: this.followUpRole.roleArn,
-        FOLLOW_UP_TARGET_ARN: replaceArn,
-      }),
-      'purge-disk-volumes': purgeDiskVolumesEnvironment({
-        FLEET_TAG_KEY: props.fleetTag.key,
-        FLEET_TAG_VALUE: props.fleetTag.value,
-        ASG_NAME: asgName,
-        DISK_USED_PERCENT_THRESHOLD: String(props.diskUsedPercentThreshold),
-        PRUNE_DOCUMENT_NAME: props.documents.pruneDockerName,
-      }),
-      'rotate-certificates': rotateCertificatesEnvironment({
-        LISTENER_ARN: props.httpsListener.listenerArn,
-        DOMAIN_NAME: props.domainName,
-        CERTIFICATE_MODE: props.certificate.mode,
-        FLEET_TAG_KEY: props.fleetTag.key,
-        FLEET_TAG_VALUE: props.fleetTag.value,
-        ...(props.hostedZoneId ? { HOSTED_ZONE_ID: props.hostedZoneId } : {}),
-        ...(this.acmeAccountSecret
-          ? {
-              ACME_DIRECTORY_URL: props.certificate.acmeDirectoryUrl ?? '',
-              ACME_EMAIL: props.certificate.acmeEmail ?? '',
-              ACME_ACCOUNT_SECRET_ARN: this.acmeAccountSecret.secretArn,
-              ...(this.acmePendingSecret ? { ACME_PENDING_SECRET_ARN: this.acmePendingSecret.secretArn } : {}),
-            }
-          : {}),
-      }),
-      'sync-htpasswd': syncHtpasswdEnvironment({
-        HTPASSWD_PARAMETER_PATH: props.usersParameterPath,
-        REGISTRY_BUCKET: bucketName,
-        HTPASSWD_OBJECT_KEY,
-        ASG_NAME: asgName,
-        SYNC_DOCUMENT_NAME: props.documents.syncHtpasswdName,
-      }),
-    };
-    const statements = jobStatements(stack, {
-      bucketArn: props.storage.bucket.bucketArn,
-      registryKeyPrefix: REGISTRY_KEY_PREFIX,
-      htpasswdObjectKey: HTPASSWD_OBJECT_KEY,
-      autoScalingGroupArn: props.autoScalingGroup.autoScalingGroupArn,
-      listenerArn: props.httpsListener.listenerArn,
-      syncDocumentName: props.documents.syncHtpasswdName,
+    // Each job's construct keeps the id its function had under this one (and creates its alarm or rule here), so
+    // every logical id stays what it was: a fixed-name function whose id changed would be replaced, and fail.
+    const common = (job: JobName) => ({
+      namePrefix: props.namePrefix,
+      functionsDir: props.functionsDir,
+      dryRun: props.dryRun,
+      metricsNamespace: props.metricsNamespace,
+      logRetention: props.logRetention,
+      ...(props.logLevel ? { logLevel: props.logLevel } : {}),
+      fleetName: this.fleetName,
+      schedule: props.schedules[job],
+    });
+    const bucket = props.storage.bucket;
+    const replace = new ReplaceUnhealthyInstances(this, 'ReplaceUnhealthyInstances', {
+      ...common('replace-unhealthy-instances'),
+      autoScalingGroup: props.autoScalingGroup,
+      targetGroup: props.targetGroup,
+      fleetTag: props.fleetTag,
+      followUp: { scheduleGroupName: this.followUpGroup.name as string, invokeRoleArn: this.followUpRole.roleArn },
+      ...(props.unhealthyAlarmDatapoints === undefined ? {} : { unhealthyAlarmDatapoints: props.unhealthyAlarmDatapoints }),
+    });
+    const purge = new PurgeStaleUploads(this, 'PurgeStaleUploads', {
+      ...common('purge-stale-uploads'),
+      bucket,
+      uploadMaxAge: props.uploadMaxAge,
+    });
+    const disk = new PurgeDiskVolumes(this, 'PurgeDiskVolumes', {
+      ...common('purge-disk-volumes'),
+      autoScalingGroup: props.autoScalingGroup,
+      fleetTag: props.fleetTag,
+      diskUsedPercentThreshold: props.diskUsedPercentThreshold,
       pruneDocumentName: props.documents.pruneDockerName,
-      usersParameterPath: props.usersParameterPath,
+    });
+    const rotate = new RotateCertificates(this, 'RotateCertificates', {
+      ...common('rotate-certificates'),
+      httpsListener: props.httpsListener,
+      domainName: props.domainName,
+      certificate: props.certificate,
       fleetTag: props.fleetTag,
       ...(props.hostedZoneId ? { hostedZoneId: props.hostedZoneId } : {}),
-      ...(this.acmeAccountSecret ? { acmeAccountSecretArn: this.acmeAccountSecret.secretArn } : {}),
-      followUp: { scheduleGroupName: followUpGroupName, invokeRoleArn: this.followUpRole.roleArn },
-      ...(this.acmePendingSecret ? { acmePendingSecretArn: this.acmePendingSecret.secretArn } : {}),
+      ...(this.acmeAccountSecret && this.acmePendingSecret
+        ? { acmeSecrets: { account: this.acmeAccountSecret, pending: this.acmePendingSecret } }
+        : {}),
       ...(props.listenerCertificateArn ? { listenerCertificateArn: props.listenerCertificateArn } : {}),
     });
-
-    const fns = {} as Record<JobName, OpsFunction>;
-    for (const job of JOBS) {
-      fns[job] = new OpsFunction(this, toId(job), {
-        job,
-        functionsDir: props.functionsDir,
-        functionName: `${props.namePrefix}-${job}`,
-        timeout: TIMEOUTS[job],
-        dryRun: props.dryRun,
-        metricsNamespace: props.metricsNamespace,
-        environment: environment[job],
-        statements: statements[job],
-        schedule: props.schedules[job],
-        logRetention: props.logRetention,
-        ...(props.logLevel ? { logLevel: props.logLevel } : {}),
-        fleetName: this.fleetName,
-      });
-    }
-    this.functions = fns;
-    this.statements = statements;
-    this.environments = environment;
-
-    // Target group health → replace-unhealthy-instances (the alarm action invokes the function directly).
-    this.unhealthyHostsAlarm = new cloudwatch.Alarm(this, 'UnhealthyHostsAlarm', {
-      alarmDescription: 'a registry instance fails the load balancer health check: invokes replace-unhealthy-instances',
-      metric: props.targetGroup.metrics.unhealthyHostCount({ period: Duration.minutes(1), statistic: 'Maximum' }),
-      threshold: 1,
-      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-      // Detection costs datapoints × 1 minute (+ CloudWatch's publication delay): 2 by default, 1 with the faster context.
-      evaluationPeriods: props.unhealthyAlarmDatapoints ?? 2,
-      datapointsToAlarm: props.unhealthyAlarmDatapoints ?? 2,
-      treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+    const sync = new SyncHtpasswd(this, 'SyncHtpasswd', {
+      ...common('sync-htpasswd'),
+      bucket,
+      autoScalingGroup: props.autoScalingGroup,
+      fleetTag: props.fleetTag,
+      usersParameterPath: props.usersParameterPath,
+      syncDocumentName: props.documents.syncHtpasswdName,
     });
-    this.unhealthyHostsAlarm.addAlarmAction(new cwActions.LambdaAction(fns['replace-unhealthy-instances'].fn));
-
-    // Any of this fleet's instances' root disk over the threshold → purge-disk-volumes (which prunes it over SSM).
-    this.diskAlarm = new cloudwatch.Alarm(this, 'DiskAlarm', {
-      alarmDescription: `a registry instance's root disk is over ${props.diskUsedPercentThreshold}% used: invokes purge-disk-volumes`,
-      metric: new cloudwatch.MathExpression({ expression: this.diskQuery, label: 'max disk_used_percent', period: Duration.minutes(5) }),
-      threshold: props.diskUsedPercentThreshold,
-      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-      evaluationPeriods: 1,
-      treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
-    });
-    this.diskAlarm.addAlarmAction(new cwActions.LambdaAction(fns['purge-disk-volumes'].fn));
-
-    new events.Rule(this, 'UsersChanged', {
-      description: 'a registry user parameter changed: invokes sync-htpasswd',
-      eventPattern: {
-        source: ['aws.ssm'],
-        detailType: ['Parameter Store Change'],
-        detail: { name: events.Match.prefix(props.usersParameterPath) },
-      },
-      targets: [new targets.LambdaFunction(fns['sync-htpasswd'].fn)],
-    });
-
-    new events.Rule(this, 'CertificateExpiring', {
-      description: 'an ACM certificate approaches expiry: invokes rotate-certificates',
-      // Only the listener's certificate: ACM sends this event daily for every expiring certificate in the account.
-      // After an acm-mode rotation the listener holds a new ARN; the daily schedule covers it (and the plan ignores
-      // an event for a certificate that is not the listener's).
-      eventPattern: {
-        source: ['aws.acm'],
-        detailType: ['ACM Certificate Approaching Expiration'],
-        ...(props.listenerCertificateArn ? { resources: [props.listenerCertificateArn] } : {}),
-      },
-      targets: [new targets.LambdaFunction(fns['rotate-certificates'].fn)],
-    });
+    this.functions = {
+      'replace-unhealthy-instances': replace,
+      'purge-stale-uploads': purge,
+      'purge-disk-volumes': disk,
+      'rotate-certificates': rotate,
+      'sync-htpasswd': sync,
+    };
+    this.purgeStaleUploads = purge;
+    this.unhealthyHostsAlarm = replace.unhealthyHostsAlarm;
+    this.diskAlarm = disk.diskAlarm;
+    this.diskQuery = disk.diskQuery;
   }
-}
-
-function toId(job: string): string {
-  return job.replace(/(^|-)([a-z])/g, (_, __, c: string) => c.toUpperCase());
 }

@@ -1,7 +1,7 @@
 import { CloudWatchClient, type GetMetricDataCommandInput } from '@aws-sdk/client-cloudwatch';
 import { describe, expect, it } from 'vitest';
 import { observeMetrics } from '../../functions/purge-disk-volumes/observe.ts';
-import { diskQuery } from '../../infra/constructs/control-plane.ts';
+import { diskQuery } from '../../infra/constructs/jobs/purge-disk-volumes.ts';
 import { renderCloudWatchAgentConfig } from '../../infra/user-data.ts';
 
 /**
