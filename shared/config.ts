@@ -153,7 +153,7 @@ export interface Environment<Shape extends z.core.$ZodShape> {
 
 /**
  * The one source of a job's variable names: the loader validates `shape` at cold start, and the builder made here
- * from the same shape is what the job's construct calls (infra/constructs/control-plane.ts) and what the
+ * from the same shape is what the job's construct calls (infra/constructs/jobs/<job>.ts) and what the
  * configuration docs are generated from (scripts/config-docs.ts). Left-out variables stay unset; order is kept.
  */
 export function defineEnvironment<Shape extends z.core.$ZodShape>(

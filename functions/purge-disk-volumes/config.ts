@@ -71,7 +71,7 @@ export function loadPurgeDiskVolumesConfig(source: Readonly<Record<string, strin
 export type LoadedConfig = ReturnType<typeof loadPurgeDiskVolumesConfig>;
 
 /**
- * The stack's side of this environment (infra/constructs/control-plane.ts): the same `shape`, so names cannot drift;
+ * The stack's side of this environment (infra/constructs/jobs/purge-disk-volumes.ts): the same `shape`, so names cannot drift;
  * what each variable means is what docs/configuration.md says (npm run docs:config).
  */
 export const purgeDiskVolumesEnvironment = defineEnvironment(shape, {

@@ -85,7 +85,7 @@ export type LoadedPurgeStaleUploadsConfig = ReturnType<typeof loadPurgeStaleUplo
 export type Config = LoadedPurgeStaleUploadsConfig;
 
 /**
- * The stack's side of this environment (infra/constructs/control-plane.ts): the same `shape`, so names cannot drift;
+ * The stack's side of this environment (infra/constructs/jobs/purge-stale-uploads.ts): the same `shape`, so names cannot drift;
  * what each variable means is what docs/configuration.md says (npm run docs:config).
  */
 export const purgeStaleUploadsEnvironment = defineEnvironment(shape, {

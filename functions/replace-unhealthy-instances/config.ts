@@ -74,7 +74,7 @@ function followUpOf(group?: string, roleArn?: string, targetArn?: string): Follo
 export type ReplaceUnhealthyInstancesConfig = ReturnType<typeof loadReplaceUnhealthyInstancesConfig>;
 
 /**
- * The stack's side of this environment (infra/constructs/control-plane.ts): the same `shape`, so names cannot drift;
+ * The stack's side of this environment (infra/constructs/jobs/replace-unhealthy-instances.ts): the same `shape`, so names cannot drift;
  * what each variable means is what docs/configuration.md says (npm run docs:config).
  */
 export const replaceUnhealthyInstancesEnvironment = defineEnvironment(shape, {

@@ -145,7 +145,7 @@ export function loadRotateCertificatesConfig(source: Readonly<Record<string, str
 export type LoadedRotateCertificatesConfig = ReturnType<typeof loadRotateCertificatesConfig>;
 
 /**
- * The stack's side of this environment (infra/constructs/control-plane.ts): the same `shape`, so names cannot drift;
+ * The stack's side of this environment (infra/constructs/jobs/rotate-certificates.ts): the same `shape`, so names cannot drift;
  * what each variable means is what docs/configuration.md says (npm run docs:config).
  */
 export const rotateCertificatesEnvironment = defineEnvironment(shape, {

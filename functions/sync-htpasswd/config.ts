@@ -82,7 +82,7 @@ function policyOf(v: {
 export type SyncHtpasswdConfig = ReturnType<typeof loadSyncHtpasswdConfig>;
 
 /**
- * The stack's side of this environment (infra/constructs/control-plane.ts): the same `shape`, so names cannot drift;
+ * The stack's side of this environment (infra/constructs/jobs/sync-htpasswd.ts): the same `shape`, so names cannot drift;
  * what each variable means is what docs/configuration.md says (npm run docs:config).
  */
 export const syncHtpasswdEnvironment = defineEnvironment(shape, {
