@@ -1,15 +1,26 @@
 /**
  * `npm run bench [-- NAME …]`: runs every test/bench/<name>.bench.ts (or the named ones) in turn and writes
  * their sections to test/bench/results.md. Each bench module default-exports an async function returning a
- * Markdown section; ratios are measured within one run, so the file compares like with like.
+ * Markdown section; ratios are measured within one run, so the file compares like with like. Each bench runs in
+ * its own Node process, as each Lambda does: the shared SDK clients (shared/aws.ts) are made once per process from
+ * the environment, so a bench that ran earlier in the same process would leave them pointing at its stopped moto.
  */
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { readdirSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
-import { arch, cpus, totalmem } from 'node:os';
+import { arch, cpus, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import * as prettier from 'prettier';
 
 const dir = import.meta.dirname;
+
+// The child's side: `run.ts --one <name> <out>` runs one bench and writes its Markdown section to <out>.
+if (process.argv[2] === '--one') {
+  const [, , , name, out] = process.argv;
+  const mod = (await import(join(dir, `${name}.bench.ts`))) as { default: () => Promise<string> };
+  writeFileSync(out as string, await mod.default());
+  process.exit(0);
+}
+
 const wanted = process.argv.slice(2);
 const names = readdirSync(dir)
   .filter((f) => f.endsWith('.bench.ts'))
@@ -38,7 +49,8 @@ if (existsSync(resultsFile)) {
 const git = (...args: string[]) => execFileSync('git', args, { cwd: dir, encoding: 'utf8' }).trim();
 const commit = (() => {
   try {
-    const dirty = git('status', '--porcelain', '--', '../../functions', '../../shared', '../../infra', '.') !== '';
+    const dirty =
+      git('status', '--porcelain', '--', '../../functions', '../../shared', '../../infra', '../../local', '../support', '.') !== '';
     return `commit ${git('rev-parse', '--short', 'HEAD')}${dirty ? ' + uncommitted changes' : ''}`;
   } catch {
     return 'no git commit';
@@ -50,8 +62,10 @@ for (const name of names) {
   console.log(`bench ${name} …`);
   const started = Date.now();
   try {
-    const mod = (await import(join(dir, `${name}.bench.ts`))) as { default: () => Promise<string> };
-    const markdown = await mod.default();
+    const out = join(tmpdir(), `bench-${name}-${process.pid}.md`);
+    const child = spawnSync(process.execPath, [...process.execArgv, import.meta.filename, '--one', name, out], { stdio: 'inherit' });
+    if (child.status !== 0) throw new Error(`exited with ${child.status ?? child.signal}`);
+    const markdown = readFileSync(out, 'utf8');
     const header = `_Run ${new Date().toISOString()} on ${cpus().length} × ${cpus()[0]?.model ?? arch()}, ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}, ${commit}; took ${((Date.now() - started) / 1000).toFixed(1)} s._`;
     sections.set(name, `${header}\n\n${markdown.trim()}`);
     console.log(markdown);
