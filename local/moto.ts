@@ -16,6 +16,19 @@ export interface Moto {
   logs(): string;
 }
 
+/**
+ * The SDK client configuration for a test's own client against a moto (or any local S3 stand-in at `endpoint`):
+ * path-style, the emulator's region and its dummy credentials. `new S3Client(motoClientConfig(moto))`.
+ */
+export function motoClientConfig(target: { readonly endpoint: string }) {
+  return {
+    endpoint: target.endpoint,
+    forcePathStyle: true,
+    region: 'us-east-1',
+    credentials: { accessKeyId: 'test', secretAccessKey: 'test' },
+  };
+}
+
 function motoCommand(): { command: string; args: string[] } {
   const found = spawnSync('sh', ['-c', 'command -v moto_server'], { encoding: 'utf8' });
   const path = found.status === 0 ? found.stdout.trim() : '';

@@ -4,7 +4,7 @@
 // STORAGE_LEASE=true does nothing while collect-garbage holds the lease, and deletes its stale upload after.
 import { CreateBucketCommand, GetObjectCommand, PutObjectCommand, S3Client, paginateListObjectsV2 } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startMoto, type Moto } from '../../local/moto.ts';
+import { startMoto, type Moto, motoClientConfig } from '../../local/moto.ts';
 import { startS3Proxy } from '../../local/s3-proxy.ts';
 import { acquireLease, LEASE_TTL_MS, leaseKey, releaseLease, type HeldLease } from '../../shared/lease.ts';
 
@@ -25,12 +25,7 @@ describe('registry-storage lease on moto', () => {
 
   beforeAll(async () => {
     moto = await startMoto();
-    s3 = new S3Client({
-      endpoint: moto.endpoint,
-      forcePathStyle: true,
-      region: 'us-east-1',
-      credentials: { accessKeyId: 'test', secretAccessKey: 'test' },
-    });
+    s3 = new S3Client(motoClientConfig(moto));
     await s3.send(new CreateBucketCommand({ Bucket: BUCKET }));
   });
   afterAll(async () => {

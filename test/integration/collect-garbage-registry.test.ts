@@ -20,7 +20,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadCollectGarbageConfig } from '../../functions/collect-garbage/config.ts';
 import { job } from '../../functions/collect-garbage/job.ts';
 import { renderRegistryConfig } from '../../infra/registry-config.ts';
-import { startMoto, type Moto } from '../../local/moto.ts';
+import { startMoto, type Moto, motoClientConfig } from '../../local/moto.ts';
 import { freePort } from '../../local/ports.ts';
 import { startS3Proxy, type S3Proxy } from '../../local/s3-proxy.ts';
 import { startRegistry, type Registry } from '../../local/registry.ts';
@@ -76,12 +76,7 @@ describe('collect-garbage on docker-registry 2.8 + moto (versioned) + skopeo', (
     proxy = await startS3Proxy(moto.endpoint);
     // The job's shared client (made on first use from the SDK's environment) goes through the proxy; the registry does not.
     Object.assign(process.env, { ...moto.env, AWS_ENDPOINT_URL: proxy.endpoint });
-    s3 = new S3Client({
-      endpoint: moto.endpoint,
-      forcePathStyle: true,
-      region: 'us-east-1',
-      credentials: { accessKeyId: 'test', secretAccessKey: 'test' },
-    });
+    s3 = new S3Client(motoClientConfig(moto));
     await s3.send(new CreateBucketCommand({ Bucket: BUCKET }));
     const port = await freePort();
     registry = await startRegistry({

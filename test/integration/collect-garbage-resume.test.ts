@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sweepCheckpointKey } from '../../functions/collect-garbage/checkpoint.ts';
 import { loadCollectGarbageConfig } from '../../functions/collect-garbage/config.ts';
 import { job } from '../../functions/collect-garbage/job.ts';
-import { startMoto, type Moto } from '../../local/moto.ts';
+import { startMoto, type Moto, motoClientConfig } from '../../local/moto.ts';
 import { startS3Proxy, type S3Proxy } from '../../local/s3-proxy.ts';
 import { createJob } from '../../shared/job.ts';
 import type { Report } from '../../shared/report.ts';
@@ -37,12 +37,7 @@ describe('collect-garbage: resumable sweep (checkpoint)', () => {
     moto = await startMoto();
     proxy = await startS3Proxy(moto.endpoint);
     Object.assign(process.env, { ...moto.env, AWS_ENDPOINT_URL: proxy.endpoint });
-    s3 = new S3Client({
-      endpoint: moto.endpoint,
-      forcePathStyle: true,
-      region: 'us-east-1',
-      credentials: { accessKeyId: 'test', secretAccessKey: 'test' },
-    });
+    s3 = new S3Client(motoClientConfig(moto));
     await s3.send(new CreateBucketCommand({ Bucket: BUCKET }));
     await s3.send(new PutBucketVersioningCommand({ Bucket: BUCKET, VersioningConfiguration: { Status: 'Enabled' } }));
     for (const g of garbage) await put(blobKey(g.digest), g.bytes);

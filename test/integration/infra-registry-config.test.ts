@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse, stringify } from 'yaml';
 import { renderRegistryConfig } from '../../infra/registry-config.ts';
 import { fleetRegistryConfigOptions } from '../../infra/user-data.ts';
-import { startMoto } from '../../local/moto.ts';
+import { startMoto, motoClientConfig } from '../../local/moto.ts';
 import type { Moto } from '../../local/moto.ts';
 import { freePort } from '../../local/ports.ts';
 import { answers, spawnManaged, waitUntilReady } from '../../local/process.ts';
@@ -73,12 +73,7 @@ async function status(url: string, auth?: typeof alice, method = 'GET'): Promise
 beforeAll(async () => {
   moto = await startMoto();
   dir = await mkdtemp(join(tmpdir(), 'fleet-config-'));
-  s3 = new S3Client({
-    endpoint: moto.endpoint,
-    forcePathStyle: true,
-    region: 'us-east-1',
-    credentials: { accessKeyId: 'test', secretAccessKey: 'test' },
-  });
+  s3 = new S3Client(motoClientConfig(moto));
   await s3.send(new CreateBucketCommand({ Bucket: BUCKET }));
   // As the stack's bucket: versioned, so a delete is a delete marker (collect-garbage's undo).
   await s3.send(new PutBucketVersioningCommand({ Bucket: BUCKET, VersioningConfiguration: { Status: 'Enabled' } }));

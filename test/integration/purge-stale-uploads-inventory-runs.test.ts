@@ -24,7 +24,7 @@ import { acquireLease, leaseKey, LEASE_TTL_MS, releaseLease } from '../../shared
 import type { Report } from '../../shared/report.ts';
 import { PURGE_PASSES_PREFIX } from '../../shared/purge-keys.ts';
 import { repositoriesPrefix, uploadDirPrefix } from '../../shared/registry-layout.ts';
-import { startMoto, type Moto } from '../../local/moto.ts';
+import { startMoto, type Moto, motoClientConfig } from '../../local/moto.ts';
 import { runDistributedMap, runTask } from '../support/distributed-map.ts';
 import { scanBucket, writeInventory } from '../support/inventory-writer.ts';
 
@@ -112,12 +112,7 @@ describe('purge-stale-uploads inventory passes are runs (moto)', () => {
 
   beforeAll(async () => {
     moto = await startMoto();
-    s3 = new S3Client({
-      endpoint: moto.endpoint,
-      forcePathStyle: true,
-      region: 'us-east-1',
-      credentials: { accessKeyId: 'test', secretAccessKey: 'test' },
-    });
+    s3 = new S3Client(motoClientConfig(moto));
     await s3.send(new CreateBucketCommand({ Bucket: BUCKET }));
     await s3.send(new CreateBucketCommand({ Bucket: HISTORY }));
     Object.assign(process.env, moto.env);

@@ -22,7 +22,7 @@ import { JobFailedError } from '../../shared/errors.ts';
 import type { Report } from '../../shared/report.ts';
 import { PURGE_PASSES_PREFIX } from '../../shared/purge-keys.ts';
 import { repositoriesPrefix } from '../../shared/registry-layout.ts';
-import { startMoto, type Moto } from '../../local/moto.ts';
+import { startMoto, type Moto, motoClientConfig } from '../../local/moto.ts';
 import { freePort } from '../../local/ports.ts';
 import {
   cancelUpload,
@@ -104,12 +104,7 @@ describe('purge-stale-uploads inventory mode on docker-registry 2.8 + moto', () 
 
   beforeAll(async () => {
     moto = await startMoto();
-    s3 = new S3Client({
-      endpoint: moto.endpoint,
-      forcePathStyle: true,
-      region: 'us-east-1',
-      credentials: { accessKeyId: 'test', secretAccessKey: 'test' },
-    });
+    s3 = new S3Client(motoClientConfig(moto));
     await s3.send(new CreateBucketCommand({ Bucket: BUCKET }));
     const port = await freePort();
     registry = await startRegistry({

@@ -15,7 +15,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { renderRegistryConfig } from '../../infra/registry-config.ts';
 import { JobFailedError } from '../../shared/errors.ts';
 import type { Report } from '../../shared/report.ts';
-import { startMoto, type Moto } from '../../local/moto.ts';
+import { startMoto, type Moto, motoClientConfig } from '../../local/moto.ts';
 import { freePort } from '../../local/ports.ts';
 import {
   cancelUpload,
@@ -82,12 +82,7 @@ describe('purge-stale-uploads on docker-registry 2.8 + moto', () => {
 
   beforeAll(async () => {
     moto = await startMoto();
-    s3 = new S3Client({
-      endpoint: moto.endpoint,
-      forcePathStyle: true,
-      region: 'us-east-1',
-      credentials: { accessKeyId: 'test', secretAccessKey: 'test' },
-    });
+    s3 = new S3Client(motoClientConfig(moto));
     await s3.send(new CreateBucketCommand({ Bucket: BUCKET }));
     const port = await freePort();
     registry = await startRegistry({

@@ -16,7 +16,7 @@ import { parse, stringify } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { renderRegistryConfig } from '../../infra/registry-config.ts';
 import type { Report } from '../../shared/report.ts';
-import { startMoto, type Moto } from '../../local/moto.ts';
+import { startMoto, type Moto, motoClientConfig } from '../../local/moto.ts';
 import { freePort } from '../../local/ports.ts';
 import { completeUpload, pullBlob, sha256Digest, startRegistry, startUpload, type Registry } from '../../local/registry.ts';
 import { startS3Proxy, type S3Proxy } from '../../local/s3-proxy.ts';
@@ -90,12 +90,7 @@ describe('purge-stale-uploads keeps a slow single-PATCH push that looks 2 h old'
   beforeAll(async () => {
     if (!existsSync(BUNDLE)) throw new Error(`${BUNDLE} is missing: run npm run build first`);
     moto = await startMoto();
-    s3 = new S3Client({
-      endpoint: moto.endpoint,
-      forcePathStyle: true,
-      region: 'us-east-1',
-      credentials: { accessKeyId: 'test', secretAccessKey: 'test' },
-    });
+    s3 = new S3Client(motoClientConfig(moto));
     await s3.send(new CreateBucketCommand({ Bucket: BUCKET }));
     const config = parse(
       renderRegistryConfig({

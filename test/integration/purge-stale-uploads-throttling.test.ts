@@ -11,7 +11,7 @@ import {
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ConfigError } from '../../shared/errors.ts';
 import type { Report } from '../../shared/report.ts';
-import { startMoto, type Moto } from '../../local/moto.ts';
+import { startMoto, type Moto, motoClientConfig } from '../../local/moto.ts';
 import { startS3Proxy, type S3Proxy } from '../../local/s3-proxy.ts';
 
 const BUCKET = 'purge-throttle';
@@ -28,12 +28,7 @@ describe('purge-stale-uploads under S3 throttling, and on a missing bucket', () 
   beforeAll(async () => {
     moto = await startMoto();
     proxy = await startS3Proxy(moto.endpoint);
-    s3 = new S3Client({
-      endpoint: moto.endpoint,
-      forcePathStyle: true,
-      region: 'us-east-1',
-      credentials: { accessKeyId: 'test', secretAccessKey: 'test' },
-    });
+    s3 = new S3Client(motoClientConfig(moto));
     await s3.send(new CreateBucketCommand({ Bucket: BUCKET }));
     for (let n = 1; n <= 30; n += 1) {
       const dir = `${R}app-${n % 3}/_uploads/${id(n)}/`;

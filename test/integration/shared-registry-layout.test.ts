@@ -5,7 +5,7 @@ import { randomBytes } from 'node:crypto';
 import { CreateBucketCommand, GetObjectCommand, ListMultipartUploadsCommand, S3Client, paginateListObjectsV2 } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { renderRegistryConfig } from '../../infra/registry-config.ts';
-import { startMoto } from '../../local/moto.ts';
+import { startMoto, motoClientConfig } from '../../local/moto.ts';
 import type { Moto } from '../../local/moto.ts';
 import { freePort } from '../../local/ports.ts';
 import { cancelUpload, getManifest, pullBlob, pushBlob, pushImage, startUpload, startRegistry } from '../../local/registry.ts';
@@ -90,12 +90,7 @@ describe('registry S3 layout (docker-registry 2.8 on moto)', () => {
 
   beforeAll(async () => {
     moto = await startMoto();
-    s3 = new S3Client({
-      endpoint: moto.endpoint,
-      forcePathStyle: true,
-      region: 'us-east-1',
-      credentials: { accessKeyId: 'test', secretAccessKey: 'test' },
-    });
+    s3 = new S3Client(motoClientConfig(moto));
   });
   afterAll(async () => {
     s3?.destroy();
