@@ -3,7 +3,7 @@
  * repositories, and reading manifests. The mark (observe.ts) and the re-checks (sweep.ts) read the layout the
  * same way, so a re-check can never see less than the mark did.
  */
-import { GetObjectCommand, ListObjectsV2Command, paginateListObjectsV2, type S3Client } from '@aws-sdk/client-s3';
+import { GetObjectCommand, paginateListObjectsV2, type S3Client } from '@aws-sdk/client-s3';
 import { mapLimit } from '../../shared/concurrency.ts';
 import { errorName } from '../../shared/errors.ts';
 import { repositoriesPrefix } from '../../shared/registry-layout.ts';
@@ -40,16 +40,12 @@ export async function listRepositoryKeys(r: Reader): Promise<Listed[]> {
   const base = repositoriesPrefix(r.root);
   const tops: string[] = [];
   const direct: Listed[] = [];
-  let token: string | undefined;
-  do {
-    const page = await r.s3.send(new ListObjectsV2Command({ Bucket: r.bucket, Prefix: base, Delimiter: '/', ContinuationToken: token }), {
-      abortSignal: r.signal,
-    });
+  const pages = paginateListObjectsV2({ client: r.s3 }, { Bucket: r.bucket, Prefix: base, Delimiter: '/' }, { abortSignal: r.signal });
+  for await (const page of pages) {
     for (const p of page.CommonPrefixes ?? []) if (p.Prefix) tops.push(p.Prefix);
     for (const o of page.Contents ?? [])
       if (o.Key) direct.push({ key: o.Key, size: o.Size ?? 0, lastModified: o.LastModified?.getTime() ?? 0 });
-    token = page.IsTruncated ? page.NextContinuationToken : undefined;
-  } while (token);
+  }
   const lists = await mapLimit(tops, r.concurrency, (prefix) => listPrefix(r, prefix));
   return [...direct, ...lists.flat()];
 }
